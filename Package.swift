@@ -1,0 +1,34 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "klife-swift",
+    products: [
+        .library(name: "Klife", targets: ["Klife"]),
+        .library(name: "KlifeProtocol", targets: ["KlifeProtocol"]),
+        .library(name: "KlifeTesting", targets: ["KlifeTesting"]),
+        .executable(name: "klife", targets: ["KlifeCLI"]),
+    ],
+    targets: [
+        // C shim: epoll/eventfd/timerfd constants, CPU affinity, CRC-32C (SSE4.2 when present).
+        .target(name: "CKlifeShim"),
+        // Wire codec: primitives, messages, RecordBatch v2, error table. No I/O.
+        .target(name: "KlifeProtocol", dependencies: ["CKlifeShim"], swiftSettings: strict),
+        // Reactor: epoll event loop, sockets, timers, lock-free rings. Uses the codec's buffers, knows no Kafka messages.
+        .target(name: "KlifeIO", dependencies: ["CKlifeShim", "KlifeProtocol"], swiftSettings: strict),
+        // Client: connections, metadata, producer, fetch, admin.
+        .target(name: "Klife", dependencies: ["KlifeProtocol", "KlifeIO"], swiftSettings: strict),
+        // Test utilities for users' own tests: embedded broker, record assertions.
+        .target(name: "KlifeTesting", dependencies: ["Klife"], swiftSettings: strict),
+        .executableTarget(name: "KlifeCLI", dependencies: ["Klife", "KlifeTesting"], swiftSettings: strict),
+        .testTarget(name: "KlifeProtocolTests", dependencies: ["KlifeProtocol"], swiftSettings: strict),
+        .testTarget(name: "KlifeIOTests", dependencies: ["KlifeIO"], swiftSettings: strict),
+        .testTarget(name: "KlifeTests", dependencies: ["Klife", "KlifeTesting"], swiftSettings: strict),
+    ],
+    swiftLanguageModes: [.v6]
+)

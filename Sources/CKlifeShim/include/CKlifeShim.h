@@ -1,0 +1,56 @@
+// Small C helpers for things Swift cannot reach directly: macro constants,
+// CPU_SET-based affinity, and a hardware CRC-32C.
+#ifndef CKLIFE_SHIM_H
+#define CKLIFE_SHIM_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <sys/uio.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <netdb.h>
+
+// ---- CRC-32C (Castagnoli), as used by Kafka RecordBatch v2 ----
+
+/// Continues a CRC-32C over `len` bytes. Start with crc = 0; the result is final
+/// (the pre/post inversion is handled inside). Uses SSE4.2 when the CPU has it.
+uint32_t klife_crc32c(uint32_t crc, const void *data, size_t len);
+
+/// 1 when the hardware (SSE4.2) path is in use, 0 for the table fallback.
+int klife_crc32c_is_hardware(void);
+
+/// The portable table-driven CRC-32C, exposed so tests can compare both paths.
+uint32_t klife_crc32c_software(uint32_t crc, const void *data, size_t len);
+
+// ---- epoll / eventfd / timerfd constants (some are enums or macros in glibc) ----
+static inline uint32_t klife_epollin(void) { return EPOLLIN; }
+static inline uint32_t klife_epollout(void) { return EPOLLOUT; }
+static inline uint32_t klife_epollerr(void) { return EPOLLERR; }
+static inline uint32_t klife_epollhup(void) { return EPOLLHUP; }
+static inline uint32_t klife_epollrdhup(void) { return EPOLLRDHUP; }
+static inline uint32_t klife_epollet(void) { return EPOLLET; }
+static inline int klife_efd_nonblock_cloexec(void) { return EFD_NONBLOCK | EFD_CLOEXEC; }
+static inline int klife_tfd_nonblock_cloexec(void) { return TFD_NONBLOCK | TFD_CLOEXEC; }
+static inline int klife_sock_nonblock_cloexec(void) { return SOCK_NONBLOCK | SOCK_CLOEXEC; }
+
+/// epoll_event is packed on x86_64, so Swift cannot always address its fields safely.
+static inline uint64_t klife_epoll_event_data(const struct epoll_event *ev) { return ev->data.u64; }
+static inline uint32_t klife_epoll_event_events(const struct epoll_event *ev) { return ev->events; }
+static inline void klife_epoll_event_set(struct epoll_event *ev, uint32_t events, uint64_t data) {
+    ev->events = events;
+    ev->data.u64 = data;
+}
+
+// ---- CPU affinity ----
+
+/// Pins the calling thread to the given CPU ids. Returns 0 or an errno value.
+int klife_pin_current_thread(const int *cpus, int count);
+
+/// Number of CPUs configured on this machine.
+int klife_cpu_count(void);
+
+#endif
