@@ -12,5 +12,5 @@ source scripts/env.sh
 echo "==> [2/3] swift build -c release --product klife"
 swift build -c release --product klife
 
-echo "==> [3/3] klife demo $*"
+echo "==> [3/3] klife demo${*:+ $*}"
 exec .build/release/klife demo "$@"

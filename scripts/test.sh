@@ -16,7 +16,7 @@ source scripts/env.sh
 echo "==> [2/3] swift build --build-tests"
 swift build --build-tests
 
-echo "==> [3/3] swift test --skip-build $*"
+echo "==> [3/3] swift test --skip-build${*:+ $*}"
 rc=0
 swift test --skip-build "$@" || rc=$?
 echo "==> swift test exit code: $rc"

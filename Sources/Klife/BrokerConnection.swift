@@ -1,0 +1,315 @@
+import KlifeIO
+import KlifeProtocol
+
+/// One TCP connection to one broker, confined to the reactor that owns it.
+///
+/// Requests are pipelined: each is encoded straight into the channel's outbound
+/// buffer and remembered in a FIFO of in-flight entries. Kafka answers requests
+/// on a connection strictly in order, so the head of the FIFO must match every
+/// response's correlation id; anything else is a protocol violation and fails the
+/// connection (and every request on it) with a typed error.
+///
+///     connect ──► ApiVersions v3 (v0 fallback) ──► ready ──► send / send / ... ──► close
+///
+/// Requests made before the handshake completes wait in `waiters` and go out once
+/// the negotiated version table is known. A request whose deadline passes fails the
+/// whole connection: after a timeout, later responses can no longer be trusted.
+final class BrokerConnection: ChannelHandler {
+    /// What the owner sees when a response arrives or the request fails.
+    /// The reader borrows the receive buffer: it is valid only during the call.
+    typealias ResponseHandler = (Result<ByteReader, KlifeError>) -> Void
+
+    private struct InFlight {
+        var correlationID: Int32
+        var apiKey: ApiKey
+        var responseHeaderVersion: Int16
+        var deadline: UInt64
+        var handler: ResponseHandler
+    }
+
+    private enum State {
+        case idle, connecting, handshaking, ready
+    }
+
+    let nodeID: Int32
+    let address: BrokerAddress
+    private unowned let context: ReactorContext
+    private var channel: TCPChannel?
+    private var state: State = .idle
+    private(set) var versions: ApiVersionTable?
+    private var inFlight: [InFlight] = []
+    private var inFlightHead = 0
+    private var waiters: [(Result<BrokerConnection, KlifeError>) -> Void] = []
+    private var nextCorrelationID: Int32 = 1
+    private var timeoutTimer: TimerHandle?
+    private var timeoutTimerDeadline: UInt64 = 0
+    /// Requests sent on this connection (all APIs), for tests and metrics.
+    private(set) var requestCounts: [ApiKey: Int] = [:]
+    /// Called after the connection closes, so owners can drop or replace it.
+    var onClose: ((BrokerConnection, KlifeError) -> Void)?
+
+    init(nodeID: Int32, address: BrokerAddress, context: ReactorContext) {
+        self.nodeID = nodeID
+        self.address = address
+        self.context = context
+    }
+
+    var isReady: Bool { state == .ready }
+    var inFlightCount: Int { inFlight.count - inFlightHead }
+
+    // MARK: Readiness
+
+    /// Calls `body` once the connection is ready (connecting if needed), or with the error that prevented it.
+    func whenReady(_ body: @escaping (Result<BrokerConnection, KlifeError>) -> Void) {
+        switch state {
+        case .ready:
+            body(.success(self))
+        case .idle:
+            waiters.append(body)
+            startConnect()
+        case .connecting, .handshaking:
+            waiters.append(body)
+        }
+    }
+
+    private func startConnect() {
+        state = .connecting
+        channel = TCPChannel.connect(host: address.host, port: address.port, on: context.reactor,
+                                     connectTimeoutNanoseconds: context.configuration.connectTimeout.nanoseconds,
+                                     handler: self)
+    }
+
+    func channelDidConnect(_ channel: TCPChannel) {
+        state = .handshaking
+        sendApiVersions(version: 3)
+    }
+
+    private func sendApiVersions(version: Int16) {
+        let request = ApiVersionsRequest()
+        sendFrame(apiKey: .apiVersions, version: version, flexible: ApiVersionsRequest.isFlexible(version),
+                  responseHeaderVersion: 0, expectsResponse: true,
+                  encodeBody: { request.encode(into: &$0, version: version) },
+                  handler: { [unowned self] result in handleApiVersions(result, sentVersion: version) })
+    }
+
+    private func handleApiVersions(_ result: Result<ByteReader, KlifeError>, sentVersion: Int16) {
+        switch result {
+        case .failure(let error):
+            fail(error)
+        case .success(var reader):
+            // A broker that does not know our version answers UNSUPPORTED_VERSION with a v0 body.
+            var peek = reader
+            let errorCode = KafkaErrorCode(rawValue: peek.readInt16())
+            let decodeVersion: Int16 = errorCode == .unsupportedVersion ? 0 : sentVersion
+            let response = ApiVersionsResponse(from: &reader, version: decodeVersion)
+            if let error = reader.error {
+                fail(.malformed(error, broker: address.description))
+                return
+            }
+            if errorCode == .unsupportedVersion && sentVersion > 0 {
+                let table = ApiVersionTable(response.apiKeys)
+                let retry = table.range(for: .apiVersions).map { min($0.upperBound, sentVersion - 1) } ?? 0
+                sendApiVersions(version: max(retry, 0))
+                return
+            }
+            guard errorCode == .none else {
+                fail(.broker(errorCode, "ApiVersions to \(address)"))
+                return
+            }
+            versions = ApiVersionTable(response.apiKeys)
+            state = .ready
+            let ready = waiters
+            waiters.removeAll()
+            for waiter in ready { waiter(.success(self)) }
+        }
+    }
+
+    // MARK: Sending
+
+    /// Negotiates a version for `R`, encodes `request` and calls `completion` with the decoded response.
+    /// Must be called on a ready connection (see ``whenReady(_:)``).
+    func send<R: KafkaRequest>(_ request: R, completion: @escaping (Result<R.Response, KlifeError>) -> Void) {
+        let version: Int16
+        do {
+            version = try negotiatedVersion(R.self)
+        } catch {
+            completion(.failure(error))
+            return
+        }
+        let broker = address.description
+        sendFrame(apiKey: R.apiKey, version: version, flexible: R.isFlexible(version),
+                  responseHeaderVersion: R.responseHeaderVersion(version), expectsResponse: true,
+                  encodeBody: { request.encode(into: &$0, version: version) },
+                  handler: { result in
+                      switch result {
+                      case .failure(let error):
+                          completion(.failure(error))
+                      case .success(var reader):
+                          let response = R.Response(from: &reader, version: version)
+                          if let error = reader.error {
+                              completion(.failure(.malformed(error, broker: broker)))
+                          } else {
+                              completion(.success(response))
+                          }
+                      }
+                  })
+    }
+
+    /// The highest version of `R` both sides support.
+    func negotiatedVersion<R: KafkaRequest>(_: R.Type) throws(KlifeError) -> Int16 {
+        guard let versions else { throw .unsupported("\(R.apiKey): connection to \(address) is not ready") }
+        do {
+            return try versions.negotiate(R.self)
+        } catch {
+            throw .unsupported("broker \(address): \(error)")
+        }
+    }
+
+    /// Writes one request frame into the outbound buffer and flushes.
+    /// - Parameter expectsResponse: false for Produce with acks=0, which the broker never answers.
+    func sendFrame(apiKey: ApiKey, version: Int16, flexible: Bool, responseHeaderVersion: Int16,
+                   expectsResponse: Bool, encodeBody: (inout ByteWriter) -> Void,
+                   handler: @escaping ResponseHandler) {
+        guard let channel, state == .ready || state == .handshaking else {
+            handler(.failure(.connection(IOError(.closedByUser), broker: address.description)))
+            return
+        }
+        let correlationID = nextCorrelationID
+        nextCorrelationID = nextCorrelationID == Int32.max ? 1 : nextCorrelationID + 1
+        let start = KafkaFrame.beginRequest(apiKey, version: version, correlationID: correlationID,
+                                            clientID: context.configuration.clientID, flexible: flexible,
+                                            into: &channel.outbound)
+        encodeBody(&channel.outbound)
+        KafkaFrame.endRequest(start: start, into: &channel.outbound)
+        requestCounts[apiKey, default: 0] += 1
+        if expectsResponse {
+            let deadline = Reactor.monotonicNanoseconds() &+ context.configuration.requestTimeout.nanoseconds
+            inFlight.append(InFlight(correlationID: correlationID, apiKey: apiKey,
+                                     responseHeaderVersion: responseHeaderVersion, deadline: deadline, handler: handler))
+            armTimeoutTimer()
+        }
+        channel.flush()
+        if !expectsResponse { handler(.success(ByteReader(UnsafeRawBufferPointer(start: nil, count: 0)))) }
+    }
+
+    // MARK: Receiving
+
+    func channelDidRead(_ channel: TCPChannel, _ bytes: UnsafeRawBufferPointer) -> Int {
+        var consumed = 0
+        while bytes.count - consumed >= 4 {
+            let size = Int(Int32(bigEndian: bytes.loadUnaligned(fromByteOffset: consumed, as: Int32.self)))
+            if size < 4 || size > context.configuration.maxResponseBytes {
+                fail(.malformed(DecodeError(.invalidLength, offset: 0, detail: "response size \(size)"),
+                                broker: address.description))
+                return bytes.count
+            }
+            guard bytes.count - consumed - 4 >= size else { break }
+            let frame = UnsafeRawBufferPointer(rebasing: bytes[(consumed + 4)..<(consumed + 4 + size)])
+            consumed += 4 + size
+            if !deliver(frame, on: channel) { return bytes.count }
+        }
+        return consumed
+    }
+
+    /// Hands one frame to the head in-flight request. Returns false when the connection failed.
+    private func deliver(_ frame: UnsafeRawBufferPointer, on source: TCPChannel) -> Bool {
+        guard inFlightHead < inFlight.count else {
+            fail(.malformed(DecodeError(.invalidValue, offset: 0, detail: "response with no request in flight"),
+                            broker: address.description))
+            return false
+        }
+        let entry = inFlight[inFlightHead]
+        var reader = ByteReader(frame)
+        let correlationID = KafkaFrame.decodeResponseHeader(from: &reader, headerVersion: entry.responseHeaderVersion)
+        if let error = reader.error {
+            fail(.malformed(error, broker: address.description))
+            return false
+        }
+        guard correlationID == entry.correlationID else {
+            fail(.malformed(DecodeError(.invalidValue, offset: 0,
+                                        detail: "correlation id \(correlationID), expected \(entry.correlationID)"),
+                            broker: address.description))
+            return false
+        }
+        popInFlight()
+        entry.handler(.success(reader))
+        return channel === source
+    }
+
+    private func popInFlight() {
+        inFlightHead += 1
+        if inFlightHead == inFlight.count {
+            inFlight.removeAll(keepingCapacity: true)
+            inFlightHead = 0
+        } else if inFlightHead >= 64 && inFlightHead * 2 >= inFlight.count {
+            inFlight.removeFirst(inFlightHead)
+            inFlightHead = 0
+        }
+    }
+
+    // MARK: Timeouts
+
+    private func armTimeoutTimer() {
+        guard inFlightHead < inFlight.count else { return }
+        let deadline = inFlight[inFlightHead].deadline
+        if timeoutTimer != nil && timeoutTimerDeadline <= deadline { return }
+        if let timer = timeoutTimer { context.reactor.cancelTimer(timer) }
+        let now = Reactor.monotonicNanoseconds()
+        timeoutTimerDeadline = deadline
+        timeoutTimer = context.reactor.scheduleTimer(afterNanoseconds: deadline > now ? deadline - now : 0) { [weak self] in
+            self?.timeoutTimerFired()
+        }
+    }
+
+    private func timeoutTimerFired() {
+        timeoutTimer = nil
+        guard inFlightHead < inFlight.count else { return }
+        let head = inFlight[inFlightHead]
+        if head.deadline <= Reactor.monotonicNanoseconds() {
+            fail(.timedOut("\(head.apiKey) request to \(address)"))
+        } else {
+            armTimeoutTimer()
+        }
+    }
+
+    // MARK: Closing
+
+    func channelDidClose(_ channel: TCPChannel, error: IOError?) {
+        // A channel we already abandoned (failed, then replaced) reports its close late: ignore it.
+        guard channel === self.channel else { return }
+        let reason: KlifeError = .connection(error ?? IOError(.peerClosed), broker: address.description)
+        finishClose(reason)
+    }
+
+    /// Fails the connection: every waiter and in-flight request gets `error`, once.
+    func fail(_ error: KlifeError) {
+        guard state != .idle else { return }
+        let channel = self.channel
+        finishClose(error)
+        channel?.close()
+    }
+
+    /// Closes deliberately (client shutdown).
+    func close() {
+        fail(.clientClosed)
+    }
+
+    private func finishClose(_ error: KlifeError) {
+        guard state != .idle else { return }
+        channel = nil
+        state = .idle
+        versions = nil
+        if let timer = timeoutTimer {
+            context.reactor.cancelTimer(timer)
+            timeoutTimer = nil
+        }
+        let pending = inFlight[inFlightHead...]
+        inFlight.removeAll()
+        inFlightHead = 0
+        let waiting = waiters
+        waiters.removeAll()
+        for entry in pending { entry.handler(.failure(error)) }
+        for waiter in waiting { waiter(.failure(error)) }
+        onClose?(self, error)
+    }
+}

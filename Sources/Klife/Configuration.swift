@@ -1,0 +1,181 @@
+/// How a client connects, how many reactors it runs, and how its producer batches.
+///
+/// Every field has a working default; only ``bootstrapServers`` is required.
+/// ``validate()`` runs when a client is created and names the first bad field.
+///
+/// ```swift
+/// var config = KlifeConfiguration(bootstrapServers: ["127.0.0.1:9092"])
+/// config.reactorCount = 2
+/// config.reactorCPUAffinity = [[0], [1]]
+/// config.producer.linger = .milliseconds(2)
+/// let client = try await KlifeClient.connect(config)
+/// ```
+public struct KlifeConfiguration: Sendable {
+    /// `host:port` entries used to discover the cluster (`[::1]:9092` for IPv6 literals).
+    public var bootstrapServers: [String]
+    /// The client id sent in every request header.
+    public var clientID: String = "klife-swift"
+    /// Number of reactor threads. Each broker connection belongs to exactly one reactor.
+    public var reactorCount: Int = 1
+    /// Optional CPU ids per reactor (index `i` pins reactor `i`). `nil` leaves threads unpinned.
+    public var reactorCPUAffinity: [[Int]]? = nil
+    /// Time allowed for a TCP connect (including name resolution).
+    public var connectTimeout: Duration = .seconds(10)
+    /// Time allowed for one request/response round trip before the connection is failed.
+    public var requestTimeout: Duration = .seconds(30)
+    /// How often cluster metadata is refreshed even when nothing went wrong.
+    public var metadataMaxAge: Duration = .seconds(300)
+    /// Largest response frame accepted from a broker; larger sizes fail the connection.
+    public var maxResponseBytes: Int = 256 << 20
+    /// Producer settings.
+    public var producer = ProducerConfiguration()
+
+    /// Creates a configuration for the given bootstrap servers.
+    public init(bootstrapServers: [String]) {
+        self.bootstrapServers = bootstrapServers
+    }
+
+    /// Checks every field; the error names the first invalid one.
+    /// - Throws: ``KlifeError`` with code ``KlifeError/Code/invalidConfiguration``.
+    public func validate() throws(KlifeError) {
+        if bootstrapServers.isEmpty { throw .invalidConfiguration("bootstrapServers", "must list at least one host:port") }
+        for server in bootstrapServers {
+            guard BrokerAddress(parsing: server) != nil else {
+                throw .invalidConfiguration("bootstrapServers", "'\(server)' is not host:port")
+            }
+        }
+        if reactorCount < 1 || reactorCount > 64 { throw .invalidConfiguration("reactorCount", "must be 1...64, got \(reactorCount)") }
+        if let affinity = reactorCPUAffinity {
+            if affinity.count != reactorCount {
+                throw .invalidConfiguration("reactorCPUAffinity", "needs one CPU list per reactor (\(reactorCount)), got \(affinity.count)")
+            }
+            for list in affinity where list.isEmpty || list.contains(where: { $0 < 0 }) {
+                throw .invalidConfiguration("reactorCPUAffinity", "each reactor needs a non-empty list of CPU ids >= 0")
+            }
+        }
+        if connectTimeout <= .zero { throw .invalidConfiguration("connectTimeout", "must be positive") }
+        if requestTimeout <= .zero { throw .invalidConfiguration("requestTimeout", "must be positive") }
+        if metadataMaxAge <= .zero { throw .invalidConfiguration("metadataMaxAge", "must be positive") }
+        if maxResponseBytes < 1024 { throw .invalidConfiguration("maxResponseBytes", "must be at least 1024") }
+        try producer.validate()
+    }
+}
+
+/// Acknowledgement level for produced records.
+public enum Acks: Int16, Sendable {
+    /// No acknowledgement; the broker sends no response (offsets are unknown, reported as -1).
+    case none = 0
+    /// The partition leader wrote the records.
+    case leader = 1
+    /// All in-sync replicas have the records (the default).
+    case all = -1
+}
+
+/// Producer batching and delivery settings.
+public struct ProducerConfiguration: Sendable {
+    /// Acknowledgement level (default: all in-sync replicas).
+    public var acks: Acks = .all
+    /// How long a partition's first buffered record may wait for more before its batch is sent.
+    /// Zero sends as soon as the reactor runs; records arriving while the broker's in-flight
+    /// limit is reached still accumulate into the next batch (dynamic batching).
+    public var linger: Duration = .zero
+    /// Largest RecordBatch per partition in one request, in bytes.
+    public var maxBatchBytes: Int = 1 << 20
+    /// Largest Produce request per broker, in bytes.
+    public var maxRequestBytes: Int = 8 << 20
+    /// Largest single record accepted (encoded size); larger records fail at once.
+    public var maxRecordBytes: Int = 1 << 20
+    /// Produce requests a broker connection may have awaiting responses at once.
+    public var maxInFlightPerBroker: Int = 5
+    /// Time from `produce` until a record must be acknowledged, retries included.
+    public var deliveryTimeout: Duration = .seconds(120)
+    /// Pause before retrying a partition whose batch failed with a retriable error.
+    public var retryBackoff: Duration = .milliseconds(100)
+    /// Broker-side time allowed to satisfy `acks` (the request's timeout field).
+    public var ackTimeout: Duration = .seconds(30)
+    /// Slots in each reactor's record ring (rounded up to a power of two). A full ring
+    /// makes `produce` wait (see ``maxBlock``) instead of growing memory.
+    public var queueCapacity: Int = 1 << 16
+    /// How long `produce` waits for ring space before failing with ``KlifeError/Code/queueFull``.
+    public var maxBlock: Duration = .seconds(30)
+
+    /// Creates default producer settings.
+    public init() {}
+
+    func validate() throws(KlifeError) {
+        if linger < .zero { throw .invalidConfiguration("producer.linger", "must not be negative") }
+        if maxBatchBytes < 1024 { throw .invalidConfiguration("producer.maxBatchBytes", "must be at least 1024") }
+        if maxRequestBytes < maxBatchBytes {
+            throw .invalidConfiguration("producer.maxRequestBytes", "must be >= producer.maxBatchBytes (\(maxBatchBytes))")
+        }
+        if maxRecordBytes < 64 || maxRecordBytes > maxBatchBytes {
+            throw .invalidConfiguration("producer.maxRecordBytes", "must be 64...producer.maxBatchBytes (\(maxBatchBytes))")
+        }
+        if maxInFlightPerBroker < 1 { throw .invalidConfiguration("producer.maxInFlightPerBroker", "must be at least 1") }
+        if deliveryTimeout <= .zero { throw .invalidConfiguration("producer.deliveryTimeout", "must be positive") }
+        if retryBackoff < .zero { throw .invalidConfiguration("producer.retryBackoff", "must not be negative") }
+        if ackTimeout <= .zero { throw .invalidConfiguration("producer.ackTimeout", "must be positive") }
+        if queueCapacity < 2 || queueCapacity > 1 << 24 {
+            throw .invalidConfiguration("producer.queueCapacity", "must be 2...16777216")
+        }
+        if maxBlock < .zero { throw .invalidConfiguration("producer.maxBlock", "must not be negative") }
+    }
+}
+
+/// A parsed `host:port`.
+public struct BrokerAddress: Hashable, Sendable, CustomStringConvertible {
+    /// Host name or IP literal (IPv6 without brackets).
+    public var host: String
+    /// TCP port.
+    public var port: Int
+
+    /// Creates an address.
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `host:port` or `[v6]:port`; `nil` when malformed.
+    public init?(parsing text: String) {
+        let text = text.trimmingWhitespace()
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else { return nil }
+            let host = String(text[text.index(after: text.startIndex)..<close])
+            let rest = text[text.index(after: close)...]
+            guard rest.hasPrefix(":"), let port = Int(rest.dropFirst()), (1...65535).contains(port), !host.isEmpty else { return nil }
+            self.init(host: host, port: port)
+        } else {
+            guard let colon = text.lastIndex(of: ":") else { return nil }
+            let host = String(text[..<colon])
+            guard !host.isEmpty, !host.contains(":"), let port = Int(text[text.index(after: colon)...]),
+                  (1...65535).contains(port) else { return nil }
+            self.init(host: host, port: port)
+        }
+    }
+
+    /// `host:port`, bracketing IPv6 literals.
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+extension String {
+    func trimmingWhitespace() -> String {
+        var s = Substring(self)
+        while let f = s.first, f.isWhitespace { s.removeFirst() }
+        while let l = s.last, l.isWhitespace { s.removeLast() }
+        return String(s)
+    }
+}
+
+extension Duration {
+    /// Whole nanoseconds, saturating at zero for negatives.
+    var nanoseconds: UInt64 {
+        let (seconds, attoseconds) = components
+        if seconds < 0 { return 0 }
+        return UInt64(seconds) &* 1_000_000_000 &+ UInt64(attoseconds / 1_000_000_000)
+    }
+
+    /// Whole milliseconds, clamped to Int32 for protocol fields.
+    var int32Milliseconds: Int32 {
+        Int32(clamping: nanoseconds / 1_000_000)
+    }
+}

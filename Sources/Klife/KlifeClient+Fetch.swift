@@ -1,0 +1,96 @@
+public import KlifeProtocol
+
+/// What one fetch of one partition returned.
+public struct FetchResult: Sendable {
+    /// Records at or after the requested offset, in offset order (control records removed).
+    public var records: [ConsumerRecord]
+    /// The partition's high watermark: the offset the next produced record will get.
+    public var highWatermark: Int64
+    /// The first offset still in the log.
+    public var logStartOffset: Int64
+    /// The offset to ask for next: one past the last record returned, or the requested
+    /// offset when nothing was returned.
+    public var nextOffset: Int64
+}
+
+/// Reading records and offsets.
+extension KlifeClient {
+    /// Reads records of one partition starting at `offset`.
+    ///
+    /// Returns what the leader has now, waiting at most `maxWait` for at least one byte.
+    /// - Parameters:
+    ///   - topic: Topic to read.
+    ///   - partition: Partition index.
+    ///   - offset: First offset wanted.
+    ///   - maxBytes: Soft size limit of the answer (the broker still returns at least one batch).
+    ///   - maxWait: How long the broker may wait for data before answering empty.
+    /// - Throws: ``KlifeError`` — `unknownTopicOrPartition`, `brokerError` (e.g. `OFFSET_OUT_OF_RANGE`),
+    ///   `malformedResponse` when the records fail their CRC.
+    public func fetch(topic: String, partition: Int32, offset: Int64, maxBytes: Int32 = 1 << 20,
+                      maxWait: Duration = .milliseconds(100)) async throws(KlifeError) -> FetchResult {
+        let node = try await leader(topic: topic, partition: partition)
+        let topicID = metadataStore.snapshot.metadata.topics[topic]?.topicID ?? .zero
+        let request = FetchRequest(
+            maxWaitMs: maxWait.int32Milliseconds, minBytes: 1, maxBytes: maxBytes,
+            topics: [.init(name: topic, topicID: topicID,
+                           partitions: [.init(partition: partition, fetchOffset: offset, partitionMaxBytes: maxBytes)])])
+        let response = try await roundTrip(request, node: node)
+        if response.errorCode != 0 {
+            throw .broker(KafkaErrorCode(rawValue: response.errorCode), "fetch \(topic)/\(partition)")
+        }
+        for t in response.responses where t.name == topic || (t.topicID == topicID && topicID != .zero) {
+            for p in t.partitions where p.partitionIndex == partition {
+                let code = KafkaErrorCode(rawValue: p.errorCode)
+                if code != .none {
+                    if code == .notLeaderOrFollower || code == .unknownTopicOrPartition { requestMetadataRefresh(topic: topic) }
+                    throw .broker(code, "fetch \(topic)/\(partition) at offset \(offset)")
+                }
+                let records = try decodeRecords(p.records, topic: topic, partition: partition, from: offset,
+                                                broker: "node \(node)")
+                return FetchResult(records: records, highWatermark: p.highWatermark, logStartOffset: p.logStartOffset,
+                                   nextOffset: records.last.map { $0.offset + 1 } ?? offset)
+            }
+        }
+        throw .malformed(DecodeError(.invalidValue, offset: 0, detail: "partition missing from Fetch response"),
+                         broker: "node \(node)")
+    }
+
+    /// Looks up an offset of one partition: the earliest, the latest (high watermark), or the
+    /// first at or after a timestamp.
+    /// - Returns: the offset, or -1 when no record has a timestamp at or after the one asked.
+    public func listOffset(topic: String, partition: Int32, _ spec: OffsetSpec) async throws(KlifeError) -> Int64 {
+        let node = try await leader(topic: topic, partition: partition)
+        let request = ListOffsetsRequest(topics: [.init(name: topic, partitions: [
+            .init(partitionIndex: partition, timestamp: spec.wireTimestamp),
+        ])])
+        let response = try await roundTrip(request, node: node)
+        for t in response.topics where t.name == topic {
+            for p in t.partitions where p.partitionIndex == partition {
+                let code = KafkaErrorCode(rawValue: p.errorCode)
+                if code != .none { throw .broker(code, "list offsets \(topic)/\(partition)") }
+                return p.offset
+            }
+        }
+        throw .malformed(DecodeError(.invalidValue, offset: 0, detail: "partition missing from ListOffsets response"),
+                         broker: "node \(node)")
+    }
+
+    private func decodeRecords(_ bytes: [UInt8], topic: String, partition: Int32, from offset: Int64,
+                               broker: String) throws(KlifeError) -> [ConsumerRecord] {
+        guard !bytes.isEmpty else { return [] }
+        let decoded: RecordBatchDecodeResult
+        do {
+            decoded = try RecordBatchDecoder.decode(bytes)
+        } catch {
+            throw .malformed(error, broker: broker)
+        }
+        var records: [ConsumerRecord] = []
+        for batch in decoded.batches where !batch.header.isControl {
+            for r in batch.records where r.offset >= offset {
+                records.append(ConsumerRecord(topic: topic, partition: partition, offset: r.offset, timestamp: r.timestamp,
+                                              timestampType: r.timestampType, key: r.key, value: r.value, headers: r.headers))
+            }
+        }
+        return records
+    }
+}

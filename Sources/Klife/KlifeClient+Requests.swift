@@ -1,0 +1,71 @@
+import KlifeProtocol
+import KlifeIO
+
+/// Request/response round trips for the control plane (metadata, admin, fetch, offsets).
+/// Each hops onto the reactor that owns the target connection and resumes the caller
+/// from that reactor when the response arrives.
+extension KlifeClient {
+    /// Sends `request` on the connection `pick` chooses on `context`'s reactor.
+    func roundTrip<R: KafkaRequest>(
+        _ request: R, via context: ReactorContext,
+        connection pick: @escaping @Sendable (ReactorContext) -> BrokerConnection?
+    ) async throws(KlifeError) -> R.Response {
+        if isClosed { throw .clientClosed }
+        let result: Result<R.Response, KlifeError> = await withCheckedContinuation { continuation in
+            let submitted = context.reactor.trySubmit {
+                guard let connection = pick(context) else {
+                    continuation.resume(returning: .failure(.unsupported("\(R.apiKey): broker unknown to metadata")))
+                    return
+                }
+                connection.whenReady { ready in
+                    switch ready {
+                    case .failure(let error): continuation.resume(returning: .failure(error))
+                    case .success(let c): c.send(request) { continuation.resume(returning: $0) }
+                    }
+                }
+            }
+            if !submitted { continuation.resume(returning: .failure(.queueFull)) }
+        }
+        return try result.get()
+    }
+
+    /// Sends `request` to broker `node`.
+    func roundTrip<R: KafkaRequest>(_ request: R, node: Int32) async throws(KlifeError) -> R.Response {
+        try await roundTrip(request, via: context(forNode: node)) { $0.connection(forNode: node) }
+    }
+
+    /// Sends `request` to the first known broker that answers, trying each in turn.
+    func roundTripAnyBroker<R: KafkaRequest>(_ request: R) async throws(KlifeError) -> R.Response {
+        let brokers = metadataStore.snapshot.metadata.brokers.keys.shuffled()
+        var lastError: KlifeError = .bootstrapUnreachable(configuration.bootstrapServers, lastError: "no broker known")
+        for node in brokers {
+            do {
+                return try await roundTrip(request, node: node)
+            } catch {
+                if !error.isRetriable { throw error }
+                lastError = error
+            }
+        }
+        throw lastError
+    }
+
+    /// Sends `request` to the leader of `topic`/`partition`, refreshing metadata once if it is unknown.
+    func roundTripToLeader<R: KafkaRequest>(_ request: R, topic: String, partition: Int32) async throws(KlifeError) -> R.Response {
+        try await roundTrip(request, node: leader(topic: topic, partition: partition))
+    }
+
+    /// The leader of a partition, from cached metadata or a fresh refresh.
+    func leader(topic: String, partition: Int32) async throws(KlifeError) -> Int32 {
+        noteTopicOfInterest(topic)
+        if let node = metadataStore.snapshot.metadata.leader(topic: topic, partition: partition) { return node }
+        let metadata = try await refreshMetadata(topics: [topic])
+        guard let t = metadata.topics[topic] else { throw .unknownTopicOrPartition(topic) }
+        guard partition >= 0, Int(partition) < t.partitions.count else {
+            throw .unknownTopicOrPartition(topic, partition: partition)
+        }
+        guard let node = metadata.leader(topic: topic, partition: partition) else {
+            throw .broker(.leaderNotAvailable, "leader of \(topic)/\(partition)")
+        }
+        return node
+    }
+}

@@ -1,0 +1,154 @@
+public import KlifeProtocol
+public import KlifeIO
+
+/// Every error the client reports.
+///
+/// A struct wrapping a private enum so new cases can be added without breaking
+/// callers. Match on ``code`` and read ``kafkaErrorCode`` for broker errors.
+public struct KlifeError: Error, Sendable, CustomStringConvertible {
+    /// A stable, comparable category for the error.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private let name: String
+        private init(_ name: String) { self.name = name }
+        /// No bootstrap server answered.
+        public static let bootstrapUnreachable = Code("bootstrapUnreachable")
+        /// The topic or partition does not exist on the cluster.
+        public static let unknownTopicOrPartition = Code("unknownTopicOrPartition")
+        /// A record (or request) is larger than the configured or broker limit.
+        public static let recordTooLarge = Code("recordTooLarge")
+        /// An operation did not finish within its time limit.
+        public static let timedOut = Code("timedOut")
+        /// The broker answered with a Kafka error code; see ``KlifeError/kafkaErrorCode``.
+        public static let brokerError = Code("brokerError")
+        /// The connection failed (refused, reset, closed by the peer).
+        public static let connectionFailed = Code("connectionFailed")
+        /// The broker sent bytes that do not decode: the connection was closed.
+        public static let malformedResponse = Code("malformedResponse")
+        /// The broker lacks an API or version this operation needs.
+        public static let unsupportedVersion = Code("unsupportedVersion")
+        /// A configuration value is invalid; the message names the field.
+        public static let invalidConfiguration = Code("invalidConfiguration")
+        /// An argument to a call is invalid.
+        public static let invalidArgument = Code("invalidArgument")
+        /// The client was closed before the operation completed.
+        public static let clientClosed = Code("clientClosed")
+        /// The submission queue stayed full for longer than the configured wait.
+        public static let queueFull = Code("queueFull")
+        /// The name of the code.
+        public var description: String { name }
+    }
+
+    private enum Kind: Sendable {
+        case bootstrapUnreachable(servers: [String], lastError: String)
+        case unknownTopicOrPartition(topic: String, partition: Int32?)
+        case recordTooLarge(size: Int, limit: Int, limitName: String)
+        case timedOut(operation: String)
+        case broker(KafkaErrorCode, context: String, message: String?)
+        case connection(IOError, broker: String)
+        case malformed(DecodeError, broker: String)
+        case unsupported(String)
+        case invalidConfiguration(field: String, reason: String)
+        case invalidArgument(String)
+        case clientClosed
+        case queueFull
+    }
+
+    private let kind: Kind
+
+    private init(_ kind: Kind) { self.kind = kind }
+
+    /// The category of this error.
+    public var code: Code {
+        switch kind {
+        case .bootstrapUnreachable: .bootstrapUnreachable
+        case .unknownTopicOrPartition: .unknownTopicOrPartition
+        case .recordTooLarge: .recordTooLarge
+        case .timedOut: .timedOut
+        case .broker(let code, _, _):
+            code == .unknownTopicOrPartition ? .unknownTopicOrPartition
+                : code == .messageTooLarge || code == .recordListTooLarge ? .recordTooLarge : .brokerError
+        case .connection: .connectionFailed
+        case .malformed: .malformedResponse
+        case .unsupported: .unsupportedVersion
+        case .invalidConfiguration: .invalidConfiguration
+        case .invalidArgument: .invalidArgument
+        case .clientClosed: .clientClosed
+        case .queueFull: .queueFull
+        }
+    }
+
+    /// The Kafka error code when the broker reported one.
+    public var kafkaErrorCode: KafkaErrorCode? {
+        if case .broker(let code, _, _) = kind { return code }
+        return nil
+    }
+
+    /// Whether retrying the same operation later may succeed.
+    public var isRetriable: Bool {
+        switch kind {
+        case .broker(let code, _, _): code.isRetriable
+        case .connection, .timedOut, .malformed, .queueFull: true
+        case .unknownTopicOrPartition: true
+        default: false
+        }
+    }
+
+    /// A one-line description that names what failed.
+    public var description: String {
+        switch kind {
+        case .bootstrapUnreachable(let servers, let last):
+            "no bootstrap server reachable (\(servers.joined(separator: ", "))): \(last)"
+        case .unknownTopicOrPartition(let topic, let partition):
+            partition.map { "unknown partition \(topic)/\($0)" } ?? "unknown topic \(topic)"
+        case .recordTooLarge(let size, let limit, let name):
+            "record of \(size) bytes exceeds \(name) (\(limit) bytes)"
+        case .timedOut(let operation):
+            "\(operation) timed out"
+        case .broker(let code, let context, let message):
+            "\(context): broker error \(code)" + (message.map { ": \($0)" } ?? "")
+        case .connection(let error, let broker):
+            "connection to \(broker) failed: \(error)"
+        case .malformed(let error, let broker):
+            "malformed response from \(broker): \(error)"
+        case .unsupported(let text):
+            text
+        case .invalidConfiguration(let field, let reason):
+            "invalid configuration \(field): \(reason)"
+        case .invalidArgument(let text):
+            "invalid argument: \(text)"
+        case .clientClosed:
+            "client is closed"
+        case .queueFull:
+            "submission queue is full"
+        }
+    }
+
+    // MARK: Constructors (internal)
+
+    static func bootstrapUnreachable(_ servers: [String], lastError: String) -> KlifeError {
+        KlifeError(.bootstrapUnreachable(servers: servers, lastError: lastError))
+    }
+    static func unknownTopicOrPartition(_ topic: String, partition: Int32? = nil) -> KlifeError {
+        KlifeError(.unknownTopicOrPartition(topic: topic, partition: partition))
+    }
+    static func recordTooLarge(size: Int, limit: Int, limitName: String) -> KlifeError {
+        KlifeError(.recordTooLarge(size: size, limit: limit, limitName: limitName))
+    }
+    static func timedOut(_ operation: String) -> KlifeError { KlifeError(.timedOut(operation: operation)) }
+    static func broker(_ code: KafkaErrorCode, _ context: String, message: String? = nil) -> KlifeError {
+        KlifeError(.broker(code, context: context, message: message))
+    }
+    static func connection(_ error: IOError, broker: String) -> KlifeError {
+        KlifeError(.connection(error, broker: broker))
+    }
+    static func malformed(_ error: DecodeError, broker: String) -> KlifeError {
+        KlifeError(.malformed(error, broker: broker))
+    }
+    static func unsupported(_ text: String) -> KlifeError { KlifeError(.unsupported(text)) }
+    static func invalidConfiguration(_ field: String, _ reason: String) -> KlifeError {
+        KlifeError(.invalidConfiguration(field: field, reason: reason))
+    }
+    static func invalidArgument(_ text: String) -> KlifeError { KlifeError(.invalidArgument(text)) }
+    static let clientClosed = KlifeError(.clientClosed)
+    static let queueFull = KlifeError(.queueFull)
+}

@@ -1,0 +1,99 @@
+import KlifeProtocol
+import Synchronization
+
+/// How a record's outcome reaches its producer.
+enum DeliveryCompletion: Sendable {
+    /// Nobody waits (fire and forget).
+    case none
+    /// An asynchronous-produce callback; runs on the reactor thread.
+    case callback(@Sendable (Result<RecordMetadata, KlifeError>) -> Void)
+    /// A suspended `produce` call.
+    case continuation(CheckedContinuation<Result<RecordMetadata, KlifeError>, Never>)
+    /// One slot of a batch produce.
+    case batch(BatchCollector, index: Int)
+
+    func complete(_ result: Result<RecordMetadata, KlifeError>) {
+        switch self {
+        case .none: break
+        case .callback(let body): body(result)
+        case .continuation(let continuation): continuation.resume(returning: result)
+        case .batch(let collector, let index): collector.complete(index, result)
+        }
+    }
+}
+
+/// Collects the outcomes of one `produceBatch` call, resuming its caller when all arrived.
+final class BatchCollector: Sendable {
+    private struct State {
+        var results: [Result<RecordMetadata, KlifeError>?]
+        var remaining: Int
+        var continuation: CheckedContinuation<[Result<RecordMetadata, KlifeError>], Never>?
+    }
+
+    private let state: Mutex<State>
+
+    init(count: Int) {
+        state = Mutex(State(results: Array(repeating: nil, count: count), remaining: count, continuation: nil))
+    }
+
+    func complete(_ index: Int, _ result: Result<RecordMetadata, KlifeError>) {
+        let finished: (CheckedContinuation<[Result<RecordMetadata, KlifeError>], Never>, [Result<RecordMetadata, KlifeError>])? =
+            state.withLock { s in
+                guard s.results[index] == nil else { return nil }
+                s.results[index] = result
+                s.remaining -= 1
+                guard s.remaining == 0, let c = s.continuation else { return nil }
+                s.continuation = nil
+                return (c, s.results.map { $0! })
+            }
+        if let (continuation, results) = finished { continuation.resume(returning: results) }
+    }
+
+    /// Suspends until every slot completed.
+    func wait() async -> [Result<RecordMetadata, KlifeError>] {
+        await withCheckedContinuation { continuation in
+            let ready: [Result<RecordMetadata, KlifeError>]? = state.withLock { s in
+                if s.remaining == 0 { return s.results.map { $0! } }
+                s.continuation = continuation
+                return nil
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
+    }
+}
+
+/// A record on its way from `produce` to a broker acknowledgement.
+///
+/// Travels through the reactor's ring, then sits in a partition buffer, then in an
+/// in-flight request, and is completed exactly once (success, or a typed error).
+struct PendingRecord: Sendable {
+    var topic: String
+    /// -1 until the partitioner ran (it needs the topic's partition count).
+    var partition: Int32
+    var key: [UInt8]?
+    var value: [UInt8]?
+    var headers: [RecordHeader]
+    var timestamp: Int64
+    /// Monotonic deadline (ns) for delivery, retries included.
+    var deadline: UInt64
+    var completion: DeliveryCompletion
+    /// Counts records not yet completed, for `flush()`. Unowned: the client outlives its records.
+    unowned(unsafe) let tracker: OutstandingCounter
+
+    /// Completes the record exactly once (callers guarantee a single call).
+    func complete(_ result: Result<RecordMetadata, KlifeError>) {
+        completion.complete(result)
+        tracker.decrement()
+    }
+
+    func fail(_ error: KlifeError) { complete(.failure(error)) }
+}
+
+/// Number of records accepted by `produce` and not yet completed.
+final class OutstandingCounter: Sendable {
+    private let count = Atomic<Int>(0)
+
+    func increment() { count.add(1, ordering: .relaxed) }
+    func decrement() { count.subtract(1, ordering: .releasing) }
+    var value: Int { count.load(ordering: .acquiring) }
+}

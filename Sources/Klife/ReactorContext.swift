@@ -1,0 +1,129 @@
+import KlifeIO
+import KlifeProtocol
+
+/// The state one reactor owns: its broker connections, its producer engine and its
+/// copy of the metadata snapshot.
+///
+/// Each broker connection belongs to exactly one reactor for its whole life
+/// (`nodeID mod reactorCount`), so no connection is ever touched by two threads.
+final class ReactorContext: @unchecked Sendable {
+    // Safe to share: `index`, `reactor`, `configuration`, `records` and `client` are
+    // immutable references to thread-safe objects. Every other property is read and
+    // written only on `reactor`'s thread (inside tasks, hooks, timers and channel
+    // callbacks it runs), which `assertOnReactor()` checks in debug builds.
+
+    let index: Int
+    let reactor: Reactor
+    let configuration: KlifeConfiguration
+    /// Records submitted by application threads, drained once per reactor iteration.
+    let records: MPSCRing<PendingRecord>
+    weak var client: KlifeClient?
+
+    private(set) var snapshot = MetadataSnapshot(.empty, version: 0)
+    private var connections: [Int32: BrokerConnection] = [:]
+    private var bootstrapConnections: [BrokerAddress: BrokerConnection] = [:]
+    private(set) lazy var producer = ProducerEngine(context: self)
+
+    init(index: Int, configuration: KlifeConfiguration) throws(KlifeError) {
+        self.index = index
+        self.configuration = configuration
+        self.records = MPSCRing(capacity: configuration.producer.queueCapacity)
+        do {
+            self.reactor = try Reactor(name: "klife-reactor-\(index)",
+                                       cpuAffinity: configuration.reactorCPUAffinity?[index])
+        } catch {
+            throw .invalidConfiguration("reactorCPUAffinity", "reactor \(index) could not start: \(error)")
+        }
+    }
+
+    func start() {
+        reactor.start()
+        reactor.submit { [self] in
+            reactor.addIterationHook { [unowned self] in producer.runIteration() }
+        }
+    }
+
+    func assertOnReactor() {
+        assert(reactor.isInReactorThread, "ReactorContext used off its reactor thread")
+    }
+
+    // MARK: Records from other threads
+
+    /// Accepts a record from any thread (or from another reactor forwarding it).
+    func accept(_ record: PendingRecord) {
+        if records.tryPush(record) {
+            reactor.wakeup()
+        } else {
+            reactor.submit { [self] in producer.route(record, now: Reactor.monotonicNanoseconds()) }
+        }
+    }
+
+    // MARK: Connections
+
+    /// The connection to `node`, created on first use; `nil` if the broker is not in metadata.
+    func connection(forNode node: Int32) -> BrokerConnection? {
+        assertOnReactor()
+        guard let broker = snapshot.metadata.brokers[node] else { return connections[node] }
+        if let existing = connections[node] {
+            if existing.address == broker.address { return existing }
+            existing.close()
+        }
+        let connection = BrokerConnection(nodeID: node, address: broker.address, context: self)
+        connections[node] = connection
+        return connection
+    }
+
+    /// A connection to a bootstrap address (node id unknown), reused until ``closeBootstrapConnections()``.
+    func bootstrapConnection(_ address: BrokerAddress) -> BrokerConnection {
+        assertOnReactor()
+        if let existing = bootstrapConnections[address] { return existing }
+        let connection = BrokerConnection(nodeID: -1, address: address, context: self)
+        bootstrapConnections[address] = connection
+        return connection
+    }
+
+    /// Drops bootstrap connections once real broker connections exist (one connection per broker).
+    func closeBootstrapConnections() {
+        for c in bootstrapConnections.values { c.close() }
+        bootstrapConnections.removeAll()
+    }
+
+    /// Requests sent per API over every connection of this reactor.
+    func requestCounts() -> [ApiKey: Int] {
+        var total: [ApiKey: Int] = [:]
+        for c in connections.values { total.merge(c.requestCounts, uniquingKeysWith: +) }
+        for c in bootstrapConnections.values { total.merge(c.requestCounts, uniquingKeysWith: +) }
+        return total
+    }
+
+    // MARK: Metadata
+
+    func apply(_ snapshot: MetadataSnapshot, unknownTopics: [String]) {
+        guard snapshot.version > self.snapshot.version else { return }
+        self.snapshot = snapshot
+        for topic in unknownTopics { producer.failUnknownTopic(topic) }
+        producer.metadataChanged()
+    }
+
+    func requestMetadataRefresh(topic: String?) {
+        client?.requestMetadataRefresh(topic: topic)
+    }
+
+    func owningContext(forNode node: Int32) -> ReactorContext {
+        client?.context(forNode: node) ?? self
+    }
+
+    func choosePartition(key: [UInt8]?, partitionCount: Int32) -> Int32 {
+        client?.choosePartition(key: key, partitionCount: partitionCount) ?? 0
+    }
+
+    // MARK: Shutdown
+
+    func closeAll(_ error: KlifeError) {
+        while let r = records.pop() { r.fail(error) }
+        producer.failAll(error)
+        for c in connections.values { c.close() }
+        connections.removeAll()
+        closeBootstrapConnections()
+    }
+}

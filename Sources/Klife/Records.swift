@@ -1,0 +1,151 @@
+public import KlifeProtocol
+import Glibc
+
+/// A record to produce.
+///
+/// ```swift
+/// let record = ProducerRecord(topic: "orders", key: "user-42", value: "paid",
+///                             headers: [RecordHeader(key: "trace", value: Array("abc".utf8))])
+/// ```
+public struct ProducerRecord: Sendable {
+    /// Destination topic.
+    public var topic: String
+    /// Destination partition; `nil` lets the partitioner choose (murmur2 of the key, or round robin).
+    public var partition: Int32?
+    /// Key bytes, or `nil` for a null key.
+    public var key: [UInt8]?
+    /// Value bytes, or `nil` for a null value (a tombstone on compacted topics).
+    public var value: [UInt8]?
+    /// Record headers, in order; names may repeat.
+    public var headers: [RecordHeader]
+    /// Create time in milliseconds since the Unix epoch; `nil` means "now" at `produce`.
+    public var timestamp: Int64?
+
+    /// Creates a record from bytes.
+    public init(topic: String, partition: Int32? = nil, key: [UInt8]? = nil, value: [UInt8]?,
+                headers: [RecordHeader] = [], timestamp: Int64? = nil) {
+        self.topic = topic
+        self.partition = partition
+        self.key = key
+        self.value = value
+        self.headers = headers
+        self.timestamp = timestamp
+    }
+
+    /// Creates a record from UTF-8 text.
+    public init(topic: String, partition: Int32? = nil, key: String? = nil, value: String,
+                headers: [RecordHeader] = [], timestamp: Int64? = nil) {
+        self.init(topic: topic, partition: partition, key: key.map { Array($0.utf8) }, value: Array(value.utf8),
+                  headers: headers, timestamp: timestamp)
+    }
+
+    /// Encoded size of this record inside a batch, used for limit checks before encoding.
+    var encodedSize: Int {
+        RecordBatchLayout.recordSize(offsetDelta: 0, timestampDelta: 0, keyCount: key?.count,
+                                     valueCount: value?.count, headers: headers)
+    }
+}
+
+/// Where a produced record landed.
+public struct RecordMetadata: Sendable, Hashable, CustomStringConvertible {
+    /// Topic written to.
+    public var topic: String
+    /// Partition written to.
+    public var partition: Int32
+    /// Offset assigned by the broker (-1 with `acks = .none`).
+    public var offset: Int64
+    /// The record's timestamp: its create time, or the broker's append time when the topic uses it.
+    public var timestamp: Int64
+
+    /// Creates metadata (mostly for tests).
+    public init(topic: String, partition: Int32, offset: Int64, timestamp: Int64) {
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.timestamp = timestamp
+    }
+
+    /// `topic/partition@offset`.
+    public var description: String { "\(topic)/\(partition)@\(offset)" }
+}
+
+/// A record read from a partition.
+public struct ConsumerRecord: Sendable, Equatable {
+    /// Topic read from.
+    public var topic: String
+    /// Partition read from.
+    public var partition: Int32
+    /// The record's offset.
+    public var offset: Int64
+    /// Milliseconds since the Unix epoch.
+    public var timestamp: Int64
+    /// Whether ``timestamp`` is the producer's create time or the broker's append time.
+    public var timestampType: TimestampType
+    /// Key bytes, `nil` for a null key.
+    public var key: [UInt8]?
+    /// Value bytes, `nil` for a null value.
+    public var value: [UInt8]?
+    /// Headers in wire order.
+    public var headers: [RecordHeader]
+
+    /// Creates a consumer record (mostly for tests).
+    public init(topic: String, partition: Int32, offset: Int64, timestamp: Int64, timestampType: TimestampType = .createTime,
+                key: [UInt8]?, value: [UInt8]?, headers: [RecordHeader]) {
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.timestamp = timestamp
+        self.timestampType = timestampType
+        self.key = key
+        self.value = value
+        self.headers = headers
+    }
+
+    /// The value as UTF-8 text, when it is valid UTF-8.
+    public var valueString: String? { value.flatMap { String(validating: $0, as: UTF8.self) } }
+    /// The key as UTF-8 text, when it is valid UTF-8.
+    public var keyString: String? { key.flatMap { String(validating: $0, as: UTF8.self) } }
+}
+
+/// A topic and partition.
+public struct TopicPartition: Hashable, Sendable, CustomStringConvertible {
+    /// Topic name.
+    public var topic: String
+    /// Partition index.
+    public var partition: Int32
+
+    /// Creates a topic-partition pair.
+    public init(topic: String, partition: Int32) {
+        self.topic = topic
+        self.partition = partition
+    }
+
+    /// `topic/partition`.
+    public var description: String { "\(topic)/\(partition)" }
+}
+
+/// Where to start reading a partition.
+public enum OffsetSpec: Sendable, Hashable {
+    /// The first offset still in the log.
+    case earliest
+    /// The offset the next produced record will get (the high watermark).
+    case latest
+    /// The first offset whose timestamp is at or after this time (ms since epoch).
+    case timestamp(Int64)
+
+    var wireTimestamp: Int64 {
+        switch self {
+        case .earliest: ListOffsetsRequest.earliestTimestamp
+        case .latest: ListOffsetsRequest.latestTimestamp
+        case .timestamp(let t): t
+        }
+    }
+}
+
+/// Wall-clock milliseconds since the Unix epoch (vDSO, no syscall on Linux).
+@inline(__always)
+func currentTimeMilliseconds() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+}

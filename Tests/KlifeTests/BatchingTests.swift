@@ -1,0 +1,62 @@
+import Klife
+import KlifeProtocol
+import KlifeTesting
+import XCTest
+
+final class BatchingTests: XCTestCase {
+    /// One produceBatch spanning many partitions of several topics leaves as ONE Produce
+    /// request to the (single) broker.
+    func testBatchForManyPartitionsIsOneProduceRequestPerBroker() async throws {
+        let client = try await Shared.client()
+        let a = try await Shared.topic(client, partitions: 6)
+        let b = try await Shared.topic(client, partitions: 2)
+        // Warm the connection so the count below measures only the batch.
+        _ = try await client.produce(ProducerRecord(topic: a, partition: 0, value: "warm"))
+        let before = await client.statistics().requestsSent[.produce] ?? 0
+        var records: [ProducerRecord] = []
+        for p in 0..<6 { for i in 0..<10 { records.append(ProducerRecord(topic: a, partition: Int32(p), value: "a\(p)-\(i)")) } }
+        for p in 0..<2 { records.append(ProducerRecord(topic: b, partition: Int32(p), value: "b\(p)")) }
+        let results = await client.produceBatch(records)
+        let after = await client.statistics().requestsSent[.produce] ?? 0
+        let metadata = client.cachedMetadata
+        XCTAssertEqual(metadata.brokers.count, 1)
+        XCTAssertEqual(after - before, 1, "all 8 partitions in one Produce request")
+        let offsets = try results.map { try $0.get() }
+        XCTAssertEqual(offsets.count, 62)
+        // Within each partition the batch's records got consecutive offsets in order.
+        for p in 0..<6 {
+            let inPartition = offsets.filter { $0.topic == a && $0.partition == Int32(p) }.map(\.offset)
+            let base: Int64 = p == 0 ? 1 : 0
+            XCTAssertEqual(inPartition, Array(base..<base + 10))
+        }
+        await client.close()
+    }
+
+    /// Records that arrive while a request is in flight accumulate and leave together.
+    func testDynamicBatchingUnderInFlightLimit() async throws {
+        let client = try await Shared.client { $0.producer.maxInFlightPerBroker = 1 }
+        let topic = try await Shared.topic(client, partitions: 3)
+        _ = try await client.produce(ProducerRecord(topic: topic, partition: 0, value: "warm"))
+        let before = await client.statistics().requestsSent[.produce] ?? 0
+        let n = 2000
+        for i in 0..<n {
+            client.produce(ProducerRecord(topic: topic, partition: Int32(i % 3), value: "r\(i)")) { _ in }
+        }
+        await client.flush()
+        let after = await client.statistics().requestsSent[.produce] ?? 0
+        XCTAssertLessThan(after - before, n / 10, "records were batched, not sent one per request")
+        let total = try await client.allRecords(topic: topic).count
+        XCTAssertEqual(total, n + 1)
+        await client.close()
+    }
+
+    func testLingerGroupsRecordsAndStillDelivers() async throws {
+        let client = try await Shared.client { $0.producer.linger = .milliseconds(20) }
+        let topic = try await Shared.topic(client, partitions: 1)
+        async let first = client.produce(ProducerRecord(topic: topic, partition: 0, value: "1"))
+        async let second = client.produce(ProducerRecord(topic: topic, partition: 0, value: "2"))
+        let offsets = try await [first.offset, second.offset].sorted()
+        XCTAssertEqual(offsets, [0, 1])
+        await client.close()
+    }
+}

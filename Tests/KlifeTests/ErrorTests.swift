@@ -1,0 +1,118 @@
+import Klife
+import KlifeProtocol
+import KlifeTesting
+import XCTest
+
+final class ErrorTests: XCTestCase {
+    func testUnreachableBootstrapIsTypedError() async throws {
+        // A port nobody listens on: bind to get a free port, then close it.
+        var config = KlifeConfiguration(bootstrapServers: ["127.0.0.1:1", "localhost:2"])
+        config.connectTimeout = .seconds(2)
+        do {
+            _ = try await KlifeClient.connect(config)
+            XCTFail("connect succeeded")
+        } catch {
+            XCTAssertEqual(error.code, .bootstrapUnreachable)
+            XCTAssertTrue(error.description.contains("127.0.0.1:1"), error.description)
+        }
+    }
+
+    func testInvalidConfigurationNamesTheField() async throws {
+        var config = KlifeConfiguration(bootstrapServers: ["127.0.0.1:9092"])
+        config.producer.maxInFlightPerBroker = 0
+        do {
+            _ = try await KlifeClient.connect(config)
+            XCTFail("accepted invalid configuration")
+        } catch {
+            XCTAssertEqual(error.code, .invalidConfiguration)
+            XCTAssertTrue(error.description.contains("producer.maxInFlightPerBroker"), error.description)
+        }
+        for bad in [[], ["nohost"], ["host:notaport"], ["host:70000"]] as [[String]] {
+            XCTAssertThrowsError(try KlifeConfiguration(bootstrapServers: bad).validate()) { error in
+                XCTAssertTrue("\(error)".contains("bootstrapServers"), "\(error)")
+            }
+        }
+        var affinity = KlifeConfiguration(bootstrapServers: ["h:1"])
+        affinity.reactorCount = 2
+        affinity.reactorCPUAffinity = [[0]]
+        XCTAssertThrowsError(try affinity.validate()) { XCTAssertTrue("\($0)".contains("reactorCPUAffinity")) }
+    }
+
+    func testUnknownTopicAndPartition() async throws {
+        let client = try await Shared.client()
+        do {
+            _ = try await client.produce(ProducerRecord(topic: TestCluster.uniqueTopicName("missing"), value: "x"))
+            XCTFail("produced to a missing topic")
+        } catch {
+            XCTAssertEqual(error.code, .unknownTopicOrPartition, error.description)
+        }
+        let topic = try await Shared.topic(client, partitions: 2)
+        do {
+            _ = try await client.produce(ProducerRecord(topic: topic, partition: 7, value: "x"))
+            XCTFail("produced to a missing partition")
+        } catch {
+            XCTAssertEqual(error.code, .unknownTopicOrPartition)
+            XCTAssertTrue(error.description.contains("/7"), error.description)
+        }
+        do {
+            _ = try await client.fetch(topic: topic, partition: 9, offset: 0)
+            XCTFail("fetched a missing partition")
+        } catch {
+            XCTAssertEqual(error.code, .unknownTopicOrPartition)
+        }
+        await client.close()
+    }
+
+    func testRecordLargerThanLimitFailsWithoutSending() async throws {
+        let client = try await Shared.client { $0.producer.maxRecordBytes = 10_000 }
+        let topic = try await Shared.topic(client, partitions: 1)
+        let before = await client.statistics().requestsSent[.produce] ?? 0
+        do {
+            _ = try await client.produce(ProducerRecord(topic: topic, value: [UInt8](repeating: 7, count: 20_000)))
+            XCTFail("oversized record accepted")
+        } catch {
+            XCTAssertEqual(error.code, .recordTooLarge)
+            XCTAssertTrue(error.description.contains("producer.maxRecordBytes"), error.description)
+        }
+        let after = await client.statistics().requestsSent[.produce] ?? 0
+        XCTAssertEqual(before, after)
+        // The async form reports through its callback, exactly once.
+        let failed = expectation(description: "callback")
+        client.produce(ProducerRecord(topic: topic, value: [UInt8](repeating: 7, count: 20_000))) { result in
+            if case .failure(let e) = result, e.code == .recordTooLarge { failed.fulfill() }
+        }
+        await fulfillment(of: [failed], timeout: 10)
+        await client.close()
+    }
+
+    func testBrokerErrorCodeIsReported() async throws {
+        let client = try await Shared.client()
+        let topic = try await Shared.topic(client, partitions: 1)
+        do {
+            try await client.createTopic(topic, partitions: 1)
+            XCTFail("created a topic twice")
+        } catch {
+            XCTAssertEqual(error.code, .brokerError)
+            XCTAssertEqual(error.kafkaErrorCode, .topicAlreadyExists)
+            XCTAssertFalse(error.isRetriable)
+        }
+        do {
+            _ = try await client.fetch(topic: topic, partition: 0, offset: 1_000)
+            XCTFail("fetched past the end")
+        } catch {
+            XCTAssertEqual(error.kafkaErrorCode, .offsetOutOfRange)
+        }
+        await client.close()
+    }
+
+    func testClosedClientRejectsWork() async throws {
+        let client = try await Shared.client()
+        await client.close()
+        do {
+            _ = try await client.produce(ProducerRecord(topic: "any", value: "x"))
+            XCTFail("closed client produced")
+        } catch {
+            XCTAssertEqual(error.code, .clientClosed)
+        }
+    }
+}

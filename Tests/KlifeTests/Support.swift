@@ -1,0 +1,76 @@
+import Foundation
+import Klife
+import KlifeTesting
+import XCTest
+
+/// One broker for the whole test process (started on first use, killed at exit).
+enum Shared {
+    static let cluster = Task { try await TestCluster.start() }
+
+    static func client(_ configure: @escaping (inout KlifeConfiguration) -> Void = { _ in }) async throws -> KlifeClient {
+        try await cluster.value.client(configure)
+    }
+
+    /// Creates a fresh topic and returns its name.
+    static func topic(_ client: KlifeClient, partitions: Int32, prefix: String = "t") async throws -> String {
+        let name = TestCluster.uniqueTopicName(prefix)
+        try await client.createTopic(name, partitions: partitions)
+        return name
+    }
+}
+
+/// The repository root, found from this file's path.
+let repositoryRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+/// The Python that has `confluent_kafka` (librdkafka): `KLIFE_PYTHON` or the project's `.venv`.
+func interopPython() throws -> String {
+    if let p = ProcessInfo.processInfo.environment["KLIFE_PYTHON"], !p.isEmpty { return p }
+    let venv = repositoryRoot.appendingPathComponent(".venv/bin/python").path
+    guard FileManager.default.isExecutableFile(atPath: venv) else {
+        throw XCTSkip("no .venv with confluent-kafka: run scripts/bootstrap.sh")
+    }
+    return venv
+}
+
+/// Runs a script from Tests/interop with `stdin`, returning stdout; fails on a non-zero exit.
+func runInterop(_ script: String, _ arguments: [String], stdin: String = "") throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: try interopPython())
+    process.arguments = [repositoryRoot.appendingPathComponent("Tests/interop/\(script)").path] + arguments
+    let input = Pipe(), output = Pipe(), errors = Pipe()
+    process.standardInput = input
+    process.standardOutput = output
+    process.standardError = errors
+    try process.run()
+    input.fileHandleForWriting.write(Data(stdin.utf8))
+    try input.fileHandleForWriting.close()
+    let out = output.fileHandleForReading.readDataToEndOfFile()
+    let err = errors.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else {
+        throw InteropError(description: "\(script) exited \(process.terminationStatus): \(String(decoding: err, as: UTF8.self))")
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
+func hex(_ bytes: [UInt8]?) -> String? {
+    bytes.map { $0.map { String(format: "%02x", $0) }.joined() }
+}
+
+func unhex(_ text: String?) -> [UInt8]? {
+    guard let text else { return nil }
+    var bytes: [UInt8] = []
+    var i = text.startIndex
+    while i < text.endIndex {
+        let j = text.index(i, offsetBy: 2)
+        bytes.append(UInt8(text[i..<j], radix: 16)!)
+        i = j
+    }
+    return bytes
+}
+
+func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
+
+struct InteropError: Error, CustomStringConvertible {
+    let description: String
+}
