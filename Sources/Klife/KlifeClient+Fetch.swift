@@ -1,4 +1,4 @@
-public import KlifeProtocol
+import KlifeProtocol
 
 /// What one fetch of one partition returned.
 public struct FetchResult: Sendable {

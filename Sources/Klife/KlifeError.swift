@@ -1,5 +1,5 @@
 public import KlifeProtocol
-public import KlifeIO
+import KlifeIO
 
 /// Every error the client reports.
 ///

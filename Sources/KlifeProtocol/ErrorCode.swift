@@ -50,6 +50,9 @@ public struct KafkaErrorCode: Hashable, Sendable, CustomStringConvertible {
     /// Whether this code is in the table of codes Kafka defines.
     public var isKnown: Bool { knownName.utf8CodeUnitCount != 0 }
 
+    /// Whether this is code 0, `NONE`.
+    public var isSuccess: Bool { rawValue == 0 }
+
     /// `NAME (code)`, e.g. `NOT_LEADER_OR_FOLLOWER (6)`.
     public var description: String { "\(name) (\(rawValue))" }
 

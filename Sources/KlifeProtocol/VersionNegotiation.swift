@@ -18,17 +18,46 @@ public struct ApiVersionTable: Sendable {
         self.ranges = table
     }
 
+    /// Builds the table from a whole ApiVersions response (its error code is not checked).
+    public init(_ response: ApiVersionsResponse) { self.init(response.apiKeys) }
+
     /// The versions the broker supports for `key`, or `nil` when it does not support the API.
     public func range(for key: ApiKey) -> ClosedRange<Int16>? { ranges[key.rawValue] }
 
     /// The highest version both the broker and this codec support for `R`.
     /// - Throws: ``UnsupportedVersionError`` when the broker lacks the API or the ranges are disjoint.
     public func negotiate<R: KafkaRequest>(_: R.Type) throws(UnsupportedVersionError) -> Int16 {
+        try negotiate(R.self, within: R.supportedVersions)
+    }
+
+    /// The highest version for `R` that the broker supports, this codec supports, and that
+    /// lies in `required`: for a feature that needs a minimum version, e.g.
+    /// `negotiate(ListOffsetsRequest.self, within: 7...Int16.max)` for ``ListOffsetsRequest/maxTimestamp``.
+    /// - Throws: ``UnsupportedVersionError`` (its client range narrowed to `required`) when no
+    ///   such version exists.
+    public func negotiate<R: KafkaRequest>(
+        _: R.Type, within required: ClosedRange<Int16>
+    ) throws(UnsupportedVersionError) -> Int16 {
         let ours = R.supportedVersions
-        guard let theirs = ranges[R.apiKey.rawValue], theirs.overlaps(ours) else {
-            throw UnsupportedVersionError(api: R.apiKey, brokerRange: ranges[R.apiKey.rawValue], clientRange: ours)
+        let broker = ranges[R.apiKey.rawValue]
+        guard ours.overlaps(required) else {
+            throw UnsupportedVersionError(api: R.apiKey, brokerRange: broker, clientRange: ours)
         }
-        return min(theirs.upperBound, ours.upperBound)
+        let usable = ours.clamped(to: required)
+        guard let broker, broker.overlaps(usable) else {
+            throw UnsupportedVersionError(api: R.apiKey, brokerRange: broker, clientRange: usable)
+        }
+        return min(broker.upperBound, usable.upperBound)
+    }
+}
+
+extension ApiVersionTable: CustomStringConvertible {
+    /// `Name vMin-vMax` for every API the broker lists, in key order (`key N` for keys this client does not know).
+    public var description: String {
+        ranges.sorted { $0.key < $1.key }.map { key, r in
+            let name = ApiKey(rawValue: key).map(String.init(describing:)) ?? "key \(key)"
+            return "\(name) v\(r.lowerBound)-\(r.upperBound)"
+        }.joined(separator: ", ")
     }
 }
 

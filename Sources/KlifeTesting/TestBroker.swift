@@ -1,4 +1,4 @@
-public import Klife
+import Klife
 import Foundation
 import Glibc
 import Synchronization
@@ -47,7 +47,7 @@ public final class TestBroker: Sendable {
         let binary = try locateBinary()
         let port = try port ?? freeLoopbackPort()
         let logURL = FileManager.default.temporaryDirectory.appendingPathComponent("klife-tansu-\(port)-\(getpid()).log")
-        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
         let log = try FileHandle(forWritingTo: logURL)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)

@@ -162,17 +162,19 @@ final class RecordBatchHostileTests: XCTestCase {
             let edits = Int.random(in: 1...4, using: &rng)
             for _ in 0..<edits {
                 switch Int.random(in: 0..<10, using: &rng) {
-                case 0..<6:   // overwrite a record-area byte (where the parser works hardest)
+                case 0..<6 where m.count > 21:  // overwrite a CRC-covered byte (where the parser works hardest)
                     let i = Int.random(in: 21..<m.count, using: &rng)
                     m[i] = UInt8.random(in: 0...255, using: &rng)
-                case 6:       // overwrite any byte
+                case 0...6 where !m.isEmpty:    // overwrite any byte
                     m[Int.random(in: 0..<m.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
+                case 0...6:
+                    m = [0]
                 case 7:       // delete a byte
                     if m.count > 1 { m.remove(at: Int.random(in: 0..<m.count, using: &rng)) }
                 case 8:       // insert a byte
                     m.insert(UInt8.random(in: 0...255, using: &rng), at: Int.random(in: 0...m.count, using: &rng))
                 default:      // truncate
-                    m.removeLast(Int.random(in: 0..<m.count, using: &rng))
+                    if !m.isEmpty { m.removeLast(Int.random(in: 0..<m.count, using: &rng)) }
                 }
             }
             // Re-sign both batches so most mutations get past the CRC into the record parser.

@@ -227,13 +227,14 @@ public struct ProduceResponse: KafkaResponse, Equatable {
         guard flexible else { return }
         var endpoints: [NodeEndpoint] = []
         Self.readTaggedFields(&reader) { tag, r in
-            guard tag == 0 else { return }
+            guard tag == 0 else { return false }
             endpoints = r.readArray(flexible: true) { r in
                 let endpoint = NodeEndpoint(nodeID: r.readInt32(), host: r.readCompactString(), port: r.readInt32(),
                                             rack: r.readCompactNullableString())
                 r.skipTaggedFields()
                 return endpoint
             }
+            return true
         }
         nodeEndpoints = endpoints
     }
@@ -253,18 +254,19 @@ public struct ProduceResponse: KafkaResponse, Equatable {
         if flexible {
             var leader: LeaderIDAndEpoch?
             readTaggedFields(&r) { tag, t in
-                guard tag == 0 else { return }
+                guard tag == 0 else { return false }
                 leader = LeaderIDAndEpoch(leaderID: t.readInt32(), leaderEpoch: t.readInt32())
                 t.skipTaggedFields()
+                return true
             }
             p.currentLeader = leader
         }
         return p
     }
 
-    /// Reads a tagged-field section, handing each field's bytes to `field`; unknown tags are skipped.
-    /// A field must consume exactly its declared size.
-    static func readTaggedFields(_ reader: inout ByteReader, _ field: (UInt32, inout ByteReader) -> Void) {
+    /// Reads a tagged-field section, handing each field's bytes to `field`, which returns
+    /// false for tags it does not know (skipped). A known field must consume exactly its size.
+    static func readTaggedFields(_ reader: inout ByteReader, _ field: (UInt32, inout ByteReader) -> Bool) {
         let count = Int(reader.readUnsignedVarint())
         if count > reader.remaining { reader.fail(.invalidLength, "tagged field count \(count)"); return }
         for _ in 0..<count {
@@ -273,12 +275,12 @@ public struct ProduceResponse: KafkaResponse, Equatable {
             let start = reader.offset
             var sub = reader.subReader(count: size)
             guard reader.error == nil else { return }
-            field(tag, &sub)
+            let known = field(tag, &sub)
             if let error = sub.error {
                 reader.fail(error.kind, "tagged field \(tag) at byte \(start + error.offset)")
                 return
             }
-            if !sub.isAtEnd { reader.fail(.invalidLength, "tagged field \(tag) size \(size)"); return }
+            if known && !sub.isAtEnd { reader.fail(.invalidLength, "tagged field \(tag) size \(size)"); return }
         }
     }
 

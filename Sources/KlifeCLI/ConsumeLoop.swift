@@ -1,0 +1,164 @@
+import Klife
+import KlifeProtocol
+
+/// Where `klife consume` starts reading each partition (`-o`).
+enum StartPosition: Equatable, Sendable {
+    case beginning
+    case end
+    /// An absolute offset.
+    case offset(Int64)
+    /// `-N`: N records before the end (clamped to the beginning).
+    case fromEnd(Int64)
+    /// `@MS` / `s@MS`: the first record at or after a timestamp (ms since epoch).
+    case timestamp(Int64)
+
+    /// Parses `beginning`, `end`, `N`, `-N`, `@MS` or `s@MS`; `nil` when malformed.
+    init?(parsing text: String) {
+        switch text {
+        case "beginning", "earliest", "start": self = .beginning
+        case "end", "latest": self = .end
+        default:
+            if text.hasPrefix("@") || text.hasPrefix("s@") {
+                guard let ms = Int64(text.drop { $0 != "@" }.dropFirst()), ms >= 0 else { return nil }
+                self = .timestamp(ms)
+            } else if text.hasPrefix("-") {
+                guard let n = Int64(text.dropFirst()), n >= 0 else { return nil }
+                self = .fromEnd(n)
+            } else {
+                guard let n = Int64(text), n >= 0 else { return nil }
+                self = .offset(n)
+            }
+        }
+    }
+}
+
+/// One partition's reading state in the fetch loop.
+struct PartitionCursor: Sendable {
+    let partition: Int32
+    /// The next offset to fetch.
+    var position: Int64
+    /// The high watermark from the latest answer (ListOffsets at start, then each Fetch).
+    var highWatermark: Int64
+    /// With `-e`: reached the end.
+    var done = false
+    /// Consecutive empty fetches below the high watermark (with `-e`).
+    var stalls = 0
+
+    /// Resolves `start` for `partition` against its earliest and latest offsets.
+    /// - Throws: ``CommandFailure`` when an absolute offset lies outside the partition.
+    static func resolve(_ start: StartPosition, topic: String, partition: Int32,
+                        client: KlifeClient) async throws -> PartitionCursor {
+        let earliest = try await client.listOffset(topic: topic, partition: partition, .earliest)
+        let latest = try await client.listOffset(topic: topic, partition: partition, .latest)
+        let position: Int64
+        switch start {
+        case .beginning: position = earliest
+        case .end: position = latest
+        case .fromEnd(let n): position = max(earliest, latest - n)
+        case .offset(let n):
+            guard (earliest...latest).contains(n) else {
+                throw CommandFailure("offset \(n) is outside \(topic)/\(partition), which holds offsets \(earliest)..<\(latest)")
+            }
+            position = n
+        case .timestamp(let ms):
+            let found = try await client.listOffset(topic: topic, partition: partition, .timestamp(ms))
+            position = found < 0 ? latest : found
+        }
+        return PartitionCursor(partition: partition, position: position, highWatermark: latest)
+    }
+}
+
+/// Why the fetch loop ended.
+enum ConsumeStop: Sendable {
+    /// `-e`: every partition reached its high watermark.
+    case reachedEnd
+    /// `-c`: the requested number of records was printed.
+    case countReached
+    /// SIGINT or SIGTERM.
+    case signal(Int32)
+}
+
+/// The fetch loop: visits the partitions round robin, each cursor tracking its own next
+/// offset, and prints records as they arrive.
+///
+/// While records flow, fetches ask the broker not to wait; after a round with no records
+/// (tailing), each fetch waits up to `idleWait / partitions` for new data, so an idle
+/// topic costs a few requests per second and new records appear within that time.
+struct ConsumeLoop {
+    let client: KlifeClient
+    let topic: String
+    let formatter: RecordFormatter
+    /// `-e`: stop once every partition is at its high watermark.
+    let exitAtEnd: Bool
+    /// `-c`: stop after this many records.
+    let limit: Int?
+    let signals: SignalWatcher
+    var maxBytes: Int32 = 1 << 20
+    var idleWait: Duration = .milliseconds(500)
+    /// Transient errors tolerated in a row before the loop gives up.
+    var retryLimit = 10
+
+    /// Runs until a stop condition; returns why it stopped and how many records it printed.
+    func run(_ cursors: inout [PartitionCursor], out: inout OutputBuffer) async throws -> (ConsumeStop, Int) {
+        var consumed = 0
+        if let limit, limit == 0 { return (.countReached, 0) }
+        if exitAtEnd {
+            for i in cursors.indices where cursors[i].position >= cursors[i].highWatermark { cursors[i].done = true }
+        }
+        let wait = max(.milliseconds(20), idleWait / max(1, cursors.count))
+        var previousRoundHadRecords = true
+        var failures = 0
+
+        while cursors.contains(where: { !$0.done }) {
+            var roundHadRecords = false
+            for i in cursors.indices where !cursors[i].done {
+                if let signal = signals.received { return (.signal(signal), consumed) }
+                let result: FetchResult
+                do {
+                    result = try await client.fetch(topic: topic, partition: cursors[i].partition, offset: cursors[i].position,
+                                                    maxBytes: maxBytes,
+                                                    maxWait: exitAtEnd || previousRoundHadRecords ? .zero : wait)
+                    failures = 0
+                } catch let error as KlifeError where error.isRetriable && failures < retryLimit {
+                    failures += 1
+                    reportWarning("fetch \(topic)/\(cursors[i].partition) failed, retrying: \(error)")
+                    try? await Task.sleep(for: .milliseconds(100 * failures))
+                    continue
+                }
+                for record in result.records {
+                    try formatter.write(record, to: &out)
+                    consumed += 1
+                    if let limit, consumed >= limit {
+                        try out.flush()
+                        return (.countReached, consumed)
+                    }
+                }
+                try out.flush()
+                roundHadRecords = roundHadRecords || !result.records.isEmpty
+                advance(&cursors[i], result)
+            }
+            previousRoundHadRecords = roundHadRecords
+        }
+        return (.reachedEnd, consumed)
+    }
+
+    private func advance(_ cursor: inout PartitionCursor, _ result: FetchResult) {
+        let moved = result.nextOffset > cursor.position
+        cursor.position = max(cursor.position, result.nextOffset)
+        cursor.highWatermark = result.highWatermark
+        guard exitAtEnd else { return }
+        if cursor.position >= cursor.highWatermark {
+            cursor.done = true
+        } else if moved {
+            cursor.stalls = 0
+        } else {
+            // Below the high watermark yet nothing returned (e.g. only control records): give up eventually.
+            cursor.stalls += 1
+            if cursor.stalls >= 20 {
+                reportWarning("\(topic)/\(cursor.partition) returns no records at offset \(cursor.position) "
+                    + "below its high watermark \(cursor.highWatermark); treating it as finished")
+                cursor.done = true
+            }
+        }
+    }
+}

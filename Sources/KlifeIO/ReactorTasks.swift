@@ -1,0 +1,107 @@
+import Glibc
+import Synchronization
+
+/// The reactor's task queues and its coalesced wakeup.
+///
+/// - Tasks from other threads go into a bounded ``MPSCRing`` (backpressure when full)
+///   and run on the reactor thread in FIFO order.
+/// - Tasks submitted on the reactor thread itself go into a plain array (`local`), so a
+///   reactor callback can never block on its own full ring; they run in the same drain,
+///   after the ring's tasks, FIFO among themselves.
+/// - Wakeups are coalesced by `wakeupPending`: only the submitter that flips it from
+///   `false` to `true` writes the eventfd. The reactor flips it back (an acquiring and
+///   releasing exchange) after it has read the eventfd and before it drains the ring,
+///   so a task pushed by a submitter that saw `true` is always seen by that drain or a
+///   later one: no wakeup is lost, and a burst of N submissions costs one `write(2)`.
+final class ReactorTasks: @unchecked Sendable {
+    // @unchecked Sendable is sound because: `ring` is itself thread-safe (MPSC, and only the
+    // reactor thread pops); `wakeupPending` and `eventfdWrites` are atomics; `selector` is
+    // only used through `wakeup()`, a single write(2) on an immutable descriptor; `local`
+    // and `running` are touched only on the reactor thread (callers assert it) or, after
+    // the reactor thread was joined, by the thread that joined it.
+    let ring: MPSCRing<@Sendable () -> Void>
+    private let selector: Selector
+    private let wakeupPending = Atomic<Bool>(false)
+    /// eventfd writes caused by submissions and explicit wakeups (tests check coalescing).
+    let eventfdWrites = Atomic<Int>(0)
+    private var local: [() -> Void] = []
+    private var running: [() -> Void] = []
+
+    init(capacity: Int, selector: Selector) {
+        ring = MPSCRing(capacity: capacity)
+        self.selector = selector
+    }
+
+    // MARK: Producers (any thread)
+
+    /// Pushes a task from a non-reactor thread and wakes the reactor if needed.
+    /// - Returns: `false` when the ring is full.
+    func tryEnqueue(_ task: @escaping @Sendable () -> Void) -> Bool {
+        guard ring.tryPush(task) else { return false }
+        wakeup()
+        return true
+    }
+
+    /// Pushes a task from a non-reactor thread, waiting while the ring is full: first
+    /// yielding the CPU a number of times, then sleeping 50 µs at a time.
+    /// - Parameter isStopped: Checked while waiting; when it turns `true` the task is dropped.
+    /// - Returns: `true` when queued, `false` when dropped.
+    func enqueueWaiting(_ task: @escaping @Sendable () -> Void, isStopped: () -> Bool) -> Bool {
+        var attempts = 0
+        while !tryEnqueue(task) {
+            if isStopped() { return false }
+            attempts += 1
+            if attempts < 128 {
+                sched_yield()
+            } else {
+                var pause = timespec(tv_sec: 0, tv_nsec: 50_000)
+                nanosleep(&pause, nil)
+            }
+        }
+        return true
+    }
+
+    /// Makes the reactor thread run its loop soon; a write to the eventfd happens only if
+    /// none is already pending.
+    func wakeup() {
+        if !wakeupPending.exchange(true, ordering: .acquiringAndReleasing) {
+            eventfdWrites.wrappingAdd(1, ordering: .relaxed)
+            selector.wakeup()
+        }
+    }
+
+    // MARK: Reactor thread
+
+    /// Queues a task from the reactor thread itself (never blocks, never fails).
+    func enqueueLocal(_ task: @escaping () -> Void) {
+        local.append(task)
+    }
+
+    /// Called when the eventfd fired: resets it, then re-arms coalescing. The exchange
+    /// synchronizes with every submitter that set the flag, so their pushes are visible
+    /// to the drain that follows.
+    func acknowledgeWakeup() {
+        selector.drainWakeup()
+        _ = wakeupPending.exchange(false, ordering: .acquiringAndReleasing)
+    }
+
+    /// Whether a drain now would run something (decides a zero `epoll_wait` timeout).
+    var hasRunnableWork: Bool { !local.isEmpty || ring.hasPoppableElement }
+
+    /// Runs up to one ring's worth of cross-thread tasks, then the local tasks that were
+    /// queued before this call (ones they queue run in the next iteration).
+    func runPending() {
+        ring.drain(maxCount: ring.capacity) { task in task() }
+        guard !local.isEmpty else { return }
+        swap(&local, &running)
+        for task in running { task() }
+        running.removeAll(keepingCapacity: true)
+    }
+
+    /// Drops every queued task without running it (after the reactor stopped).
+    func dropAll() {
+        while ring.pop() != nil {}
+        local.removeAll()
+        running.removeAll()
+    }
+}

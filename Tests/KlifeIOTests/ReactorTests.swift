@@ -1,0 +1,276 @@
+import Dispatch
+import Glibc
+@testable import KlifeIO
+import Synchronization
+import XCTest
+
+final class ReactorTests: XCTestCase {
+    func testTasksFromOneThreadRunInFIFOOrder() throws {
+        let reactor = try startedReactor(taskCapacity: 256)  // small ring: submit() must wait at times
+        defer { reactor.shutdown() }
+        let log = Mutex<[Int]>([])
+        let total = 20_000
+        let allRan = DispatchSemaphore(value: 0)
+        _ = waitOrFail(runThread {
+            for i in 0..<total {
+                reactor.submit {
+                    precondition(reactor.isInReactorThread)
+                    log.withLock { $0.append(i) }
+                    if i == total - 1 { allRan.signal() }
+                }
+            }
+        }, "submitter")
+        guard waitOrFail(allRan, "tasks") else { return }
+        XCTAssertEqual(log.withLock { $0 }, Array(0..<total))
+    }
+
+    func testTasksFromManyThreadsKeepPerThreadOrder() throws {
+        let reactor = try startedReactor(taskCapacity: 64)
+        defer { reactor.shutdown() }
+        let threads = 4, perThread = 5_000
+        let log = Mutex<[[Int]]>(Array(repeating: [], count: threads))
+        let remaining = Atomic<Int>(threads * perThread)
+        let allRan = DispatchSemaphore(value: 0)
+        for t in 0..<threads {
+            runThread {
+                for i in 0..<perThread {
+                    reactor.submit {
+                        log.withLock { $0[t].append(i) }
+                        if remaining.subtract(1, ordering: .relaxed).newValue == 0 { allRan.signal() }
+                    }
+                }
+            }
+        }
+        guard waitOrFail(allRan, "tasks") else { return }
+        XCTAssertEqual(log.withLock { $0 }, Array(repeating: Array(0..<perThread), count: threads))
+    }
+
+    func testIsInReactorThread() throws {
+        let reactor = try startedReactor()
+        defer { reactor.shutdown() }
+        XCTAssertFalse(reactor.isInReactorThread)
+        XCTAssertEqual(onReactor(reactor) { reactor.isInReactorThread }, true)
+    }
+
+    /// While the reactor is busy, N submissions cost one eventfd write, not N.
+    func testWakeupsAreCoalesced() throws {
+        let reactor = try startedReactor()
+        defer { reactor.shutdown() }
+        let busy = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
+        reactor.submit {
+            busy.signal()
+            release.wait()
+        }
+        guard waitOrFail(busy, "busy task") else { return }
+        let before = reactor.tasks.eventfdWrites.load(ordering: .relaxed)
+        let submissions = 1_000
+        let ran = Atomic<Int>(0)
+        let allRan = DispatchSemaphore(value: 0)
+        _ = waitOrFail(runThread {
+            for _ in 0..<submissions {
+                reactor.submit {
+                    if ran.add(1, ordering: .relaxed).newValue == submissions { allRan.signal() }
+                }
+                reactor.wakeup()  // explicit wakeups coalesce the same way
+            }
+        }, "submitter")
+        let writes = reactor.tasks.eventfdWrites.load(ordering: .relaxed) - before
+        release.signal()
+        _ = waitOrFail(allRan, "submitted tasks")
+        XCTAssertEqual(writes, 1, "\(2 * submissions) submissions/wakeups while busy should cost one eventfd write")
+    }
+
+    func testTrySubmitReportsFullRing() throws {
+        let reactor = try startedReactor(taskCapacity: 4)
+        defer { reactor.shutdown() }
+        let busy = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
+        reactor.submit {
+            busy.signal()
+            release.wait()
+        }
+        guard waitOrFail(busy, "busy task") else { return }
+        let ran = Atomic<Int>(0)
+        var accepted = 0
+        while reactor.trySubmit({ ran.add(1, ordering: .relaxed) }) { accepted += 1 }
+        XCTAssertEqual(accepted, 4)
+        release.signal()
+        let done = DispatchSemaphore(value: 0)
+        reactor.submit { done.signal() }
+        _ = waitOrFail(done, "drain")
+        XCTAssertEqual(ran.load(ordering: .relaxed), 4)
+        // From the reactor thread, submission never fails (local queue).
+        XCTAssertEqual(onReactor(reactor) { (0..<100).allSatisfy { _ in reactor.trySubmit {} } }, true)
+    }
+
+    func testTimersFireInDeadlineOrderAndCancelledOnesDoNot() throws {
+        let reactor = try startedReactor()
+        defer { reactor.shutdown() }
+        let fired = Mutex<[String]>([])
+        let last = DispatchSemaphore(value: 0)
+        reactor.submit {
+            func record(_ name: String) { fired.withLock { $0.append(name) } }
+            let ms: UInt64 = 1_000_000
+            _ = reactor.scheduleTimer(afterNanoseconds: 60 * ms) {
+                record("60")
+                last.signal()
+            }
+            let cancelledEarly = reactor.scheduleTimer(afterNanoseconds: 5 * ms) { record("cancelled-5") }
+            let cancelledLater = reactor.scheduleTimer(afterNanoseconds: 40 * ms) { record("cancelled-40") }
+            _ = reactor.scheduleTimer(afterNanoseconds: 20 * ms) {
+                record("20a")
+                reactor.cancelTimer(cancelledLater)  // cancelled from inside another timer
+            }
+            _ = reactor.scheduleTimer(afterNanoseconds: 50 * ms) { record("50") }
+            _ = reactor.scheduleTimer(afterNanoseconds: 20 * ms) { record("20b") }
+            _ = reactor.scheduleTimer(afterNanoseconds: 0) { record("0") }
+            reactor.cancelTimer(cancelledEarly)
+            reactor.cancelTimer(cancelledEarly)  // twice is harmless
+        }
+        guard waitOrFail(last, "last timer") else { return }
+        XCTAssertEqual(fired.withLock { $0 }, ["0", "20a", "20b", "50", "60"])
+    }
+
+    func testTimerHeapOrderWithRandomCancellation() {
+        var heap = TimerHeap()
+        var generator = SystemRandomNumberGenerator()
+        let order = Mutex<[UInt64]>([])
+        var expected: [(UInt64, UInt64)] = []  // (deadline, id)
+        var handles: [TimerHandle] = []
+        for _ in 0..<2_000 {
+            let deadline = UInt64.random(in: 0..<500, using: &generator)
+            let box = Mutex<UInt64>(0)
+            let handle = heap.schedule(deadline: deadline) { order.withLock { $0.append(box.withLock { $0 }) } }
+            box.withLock { $0 = handle.id }
+            handles.append(handle)
+            expected.append((deadline, handle.id))
+        }
+        var cancelled = Set<UInt64>()
+        for handle in handles where Bool.random(using: &generator) {
+            heap.cancel(handle)
+            cancelled.insert(handle.id)
+        }
+        XCTAssertEqual(heap.count, 2_000 - cancelled.count)
+        while let callback = heap.popExpired(now: .max, limitID: heap.lastAssignedID) { callback() }
+        let wanted = expected.filter { !cancelled.contains($0.1) }.sorted { $0 < $1 }.map(\.1)
+        XCTAssertEqual(order.withLock { $0 }, wanted)
+        XCTAssertNil(heap.nextDeadline())
+    }
+
+    func testIterationHookRunsAfterTasks() throws {
+        let reactor = try startedReactor()
+        defer { reactor.shutdown() }
+        let log = Mutex<[String]>([])
+        let sawHookAfterTask = DispatchSemaphore(value: 0)
+        reactor.submit {
+            reactor.addIterationHook {
+                let entries = log.withLock { log -> [String] in
+                    log.append("hook")
+                    return log
+                }
+                if entries.suffix(2) == ["task", "hook"] { sawHookAfterTask.signal() }
+            }
+        }
+        reactor.submit { log.withLock { $0.append("task") } }
+        _ = waitOrFail(sawHookAfterTask, "hook after task")
+    }
+
+    func testCPUPinningFromInsideATask() throws {
+        let reactor = try Reactor(name: "pinned", cpuAffinity: [0])
+        reactor.start()
+        defer { reactor.shutdown() }
+        let mask = onReactor(reactor) { ReactorTests.schedGetaffinity() }
+        XCTAssertEqual(mask, [0], "the loop thread must be pinned to CPU 0 (sched_getaffinity)")
+        XCTAssertEqual(onReactor(reactor) { OSThread.currentAffinity() }, [0])
+        XCTAssertNil(onReactor(reactor) { reactor.affinityError } ?? nil)
+        // The test thread itself is not affected.
+        XCTAssertEqual(OSThread.currentAffinity(), OSThread.allowedCPUs(statusFile: "/proc/self/status"))
+    }
+
+    func testInvalidCPUThrowsAtInit() {
+        for bad in [[100_000], [-1], []] {
+            XCTAssertThrowsError(try Reactor(name: "bad", cpuAffinity: bad)) { error in
+                let ioError = error as? IOError
+                XCTAssertEqual(ioError?.kind, .syscall(name: "sched_setaffinity", errno: EINVAL))
+                XCTAssertTrue(ioError?.description.contains("cpuAffinity") ?? false, "\(error)")
+            }
+        }
+    }
+
+    /// shutdown() while the reactor is busy, with a full ring and a submitter waiting for space.
+    func testShutdownWithPendingTasksDoesNotDeadlock() throws {
+        let reactor = try startedReactor(taskCapacity: 8)
+        let busy = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
+        reactor.submit {
+            busy.signal()
+            release.wait()
+        }
+        guard waitOrFail(busy, "busy task") else { return }
+        let counter = Counter()
+        while reactor.trySubmit({ counter.value.add(1, ordering: .relaxed) }) {}
+        let waitingSubmitter = runThread {
+            reactor.submit { counter.value.add(1000, ordering: .relaxed) }  // waits: ring is full
+        }
+        let shutdownDone = runThread { reactor.shutdown() }
+        // shutdown() cannot finish while the loop is blocked in a task; release it.
+        usleep(20_000)
+        release.signal()
+        _ = waitOrFail(shutdownDone, "shutdown")
+        _ = waitOrFail(waitingSubmitter, "waiting submitter")
+        XCTAssertEqual(counter.current % 1000, 8, "tasks queued before shutdown ran once")
+        // After shutdown: dropped.
+        XCTAssertFalse(reactor.trySubmit { counter.value.add(1, ordering: .relaxed) })
+        reactor.submit { counter.value.add(1, ordering: .relaxed) }
+        reactor.shutdown()  // idempotent
+        XCTAssertEqual(counter.current % 1000, 8)
+    }
+
+    func testShutdownFromReactorThreadAndBeforeStart() throws {
+        let idle = try Reactor(name: "idle")
+        let ran = Counter()
+        idle.submit { ran.value.add(1, ordering: .relaxed) }
+        idle.shutdown()
+        idle.start()  // no effect after shutdown
+        usleep(10_000)
+        XCTAssertEqual(ran.current, 0)
+
+        let reactor = try startedReactor()
+        let done = DispatchSemaphore(value: 0)
+        reactor.submit {
+            reactor.shutdown()  // only requests the stop
+            done.signal()
+        }
+        _ = waitOrFail(done, "task")
+        reactor.shutdown()  // joins
+        XCTAssertFalse(reactor.isInReactorThread)
+        XCTAssertFalse(reactor.trySubmit {})
+    }
+
+    func testReactorIsFreedAfterShutdown() throws {
+        weak var weakReactor: Reactor?
+        do {
+            let reactor = try startedReactor()
+            weakReactor = reactor
+            _ = onReactor(reactor) { reactor.scheduleTimer(afterNanoseconds: 1_000_000_000_000) {} }
+            reactor.shutdown()
+        }
+        XCTAssertNil(weakReactor, "the loop thread and timers must not keep the reactor alive after shutdown")
+    }
+
+    func testMonotonicClockAdvances() {
+        let a = Reactor.monotonicNanoseconds()
+        usleep(1_000)
+        XCTAssertGreaterThan(Reactor.monotonicNanoseconds(), a)
+    }
+
+    /// `sched_getaffinity(0, ...)` of the calling thread, looked up with dlsym because Swift's
+    /// Glibc module does not export this GNU function.
+    static func schedGetaffinity() -> [Int] {
+        typealias Fn = @convention(c) (pid_t, Int, UnsafeMutableRawPointer) -> Int32
+        guard let symbol = dlsym(nil, "sched_getaffinity") else { return [] }
+        let fn = unsafeBitCast(symbol, to: Fn.self)
+        var mask = [UInt64](repeating: 0, count: 16)  // 1024 CPUs
+        let rc = mask.withUnsafeMutableBytes { fn(0, $0.count, $0.baseAddress!) }
+        guard rc == 0 else { return [] }
+        return (0..<1024).filter { mask[$0 / 64] & (1 << UInt64($0 % 64)) != 0 }
+    }
+}

@@ -1,0 +1,194 @@
+import XCTest
+@testable import KlifeProtocol
+
+// MARK: - Shared helpers for the message tests (prefixed `Msg` to stay out of other test files' way)
+
+/// Encoding and decoding message bodies as byte arrays.
+enum MsgWire {
+    /// The body of `request` at `version`.
+    static func encode<R: KafkaRequest>(_ request: R, version: Int16) -> [UInt8] {
+        var writer = ByteWriter()
+        request.encode(into: &writer, version: version)
+        return writer.bytes
+    }
+
+    /// Bytes produced by `body`.
+    static func write(_ body: (inout ByteWriter) -> Void) -> [UInt8] {
+        var writer = ByteWriter()
+        body(&writer)
+        return writer.bytes
+    }
+
+    /// Decodes `bytes` as `T` at `version`, reporting the reader's final state.
+    static func decode<T: KafkaResponse>(_: T.Type, _ bytes: [UInt8], version: Int16)
+        -> (value: T, error: DecodeError?, atEnd: Bool) {
+        bytes.withUnsafeBytes { buffer in
+            var reader = ByteReader(buffer)
+            let value = T(from: &reader, version: version)
+            return (value, reader.error, reader.isAtEnd)
+        }
+    }
+}
+
+/// Decodes `bytes`, failing the test unless decoding is clean and consumes every byte.
+func msgDecode<T: KafkaResponse>(_ type: T.Type, _ bytes: [UInt8], version: Int16,
+                                 file: StaticString = #filePath, line: UInt = #line) -> T {
+    let (value, error, atEnd) = MsgWire.decode(type, bytes, version: version)
+    XCTAssertNil(error, "\(T.self) v\(version): \(error.map(String.init(describing:)) ?? "")", file: file, line: line)
+    XCTAssertTrue(atEnd, "\(T.self) v\(version): bytes left over", file: file, line: line)
+    return value
+}
+
+/// A test UUID whose bytes are 0x01...0x10.
+let msgUUID = KafkaUUID(high: 0x0102_0304_0506_0708, low: 0x090a_0b0c_0d0e_0f10)
+
+/// Deterministic xorshift64* generator, so fuzz failures reproduce.
+struct MsgXorShift: RandomNumberGenerator {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed == 0 ? 0x9e37_79b9_7f4a_7c15 : seed }
+    mutating func next() -> UInt64 {
+        state ^= state >> 12
+        state ^= state << 25
+        state ^= state >> 27
+        return state &* 0x2545_f491_4f6c_dd1d
+    }
+}
+
+/// One response type at one version, with a valid encoding to attack.
+struct MsgHostileCase: Sendable {
+    let label: String
+    let valid: [UInt8]
+    let decode: @Sendable ([UInt8]) -> (error: DecodeError?, atEnd: Bool)
+
+    static func make<T: KafkaResponse>(_: T.Type, _ version: Int16, _ valid: [UInt8]) -> MsgHostileCase {
+        MsgHostileCase(label: "\(T.self) v\(version)", valid: valid) { bytes in
+            let r = MsgWire.decode(T.self, bytes, version: version)
+            return (r.error, r.atEnd)
+        }
+    }
+}
+
+// MARK: - Hostile input
+
+final class HostileInputTests: XCTestCase {
+    /// Each response type at a non-flexible and a flexible version (and some in-between versions).
+    static let cases: [MsgHostileCase] = [
+        .make(ApiVersionsResponse.self, 0, ApiVersionsResponse.msgSample.msgEncoded(version: 0)),
+        .make(ApiVersionsResponse.self, 2, ApiVersionsResponse.msgSample.msgEncoded(version: 2)),
+        .make(ApiVersionsResponse.self, 3, ApiVersionsResponse.msgSample.msgEncoded(version: 3)),
+        .make(MetadataResponse.self, 1, MetadataResponse.msgSample.msgEncoded(version: 1)),
+        .make(MetadataResponse.self, 8, MetadataResponse.msgSample.msgEncoded(version: 8)),
+        .make(MetadataResponse.self, 9, MetadataResponse.msgSample.msgEncoded(version: 9)),
+        .make(MetadataResponse.self, 12, MetadataResponse.msgSample.msgEncoded(version: 12)),
+        .make(ListOffsetsResponse.self, 5, ListOffsetsResponse.msgSample.msgEncoded(version: 5)),
+        .make(ListOffsetsResponse.self, 9, ListOffsetsResponse.msgSample.msgEncoded(version: 9)),
+        .make(CreateTopicsResponse.self, 4, CreateTopicsResponse.msgSample.msgEncoded(version: 4)),
+        .make(CreateTopicsResponse.self, 7, CreateTopicsResponse.msgSample.msgEncoded(version: 7)),
+        .make(DeleteTopicsResponse.self, 3, DeleteTopicsResponse.msgSample.msgEncoded(version: 3)),
+        .make(DeleteTopicsResponse.self, 6, DeleteTopicsResponse.msgSample.msgEncoded(version: 6)),
+        .make(FindCoordinatorResponse.self, 2, FindCoordinatorResponse.msgSample.msgEncoded(version: 2)),
+        .make(FindCoordinatorResponse.self, 3, FindCoordinatorResponse.msgSample.msgEncoded(version: 3)),
+        .make(FindCoordinatorResponse.self, 6, FindCoordinatorResponse.msgSample.msgEncoded(version: 6)),
+        .make(FetchResponse.self, 11, FetchResponse.msgSample.msgEncoded(version: 11)),
+        .make(FetchResponse.self, 12, FetchResponse.msgSample.msgEncoded(version: 12)),
+        .make(FetchResponse.self, 17, FetchResponse.msgSample.msgEncoded(version: 17)),
+    ]
+
+    func testValidEncodingsDecodeCleanly() {
+        for c in Self.cases {
+            let (error, atEnd) = c.decode(c.valid)
+            XCTAssertNil(error, c.label)
+            XCTAssertTrue(atEnd, c.label)
+        }
+    }
+
+    func testEveryTruncationFailsWithoutTrapping() {
+        for c in Self.cases {
+            for length in 0..<c.valid.count {
+                let (error, atEnd) = c.decode(Array(c.valid.prefix(length)))
+                // A prefix may only decode cleanly if it is itself a complete message.
+                XCTAssertTrue(error != nil || atEnd, "\(c.label): prefix \(length) of \(c.valid.count)")
+            }
+        }
+    }
+
+    func testRandomBytesAndMutationsNeverTrap() {
+        var rng = MsgXorShift(seed: 0x6b6c_6966_6521)
+        var failures = 0
+        for i in 0..<2000 {
+            let c = Self.cases[i % Self.cases.count]
+            var bytes: [UInt8]
+            switch i % 4 {
+            case 0:  // pure noise of random length
+                bytes = (0..<Int.random(in: 0...256, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            case 1:  // flip 1–4 bytes of a valid encoding
+                bytes = c.valid
+                for _ in 0..<Int.random(in: 1...4, using: &rng) where !bytes.isEmpty {
+                    bytes[Int.random(in: 0..<bytes.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
+                }
+            case 2:  // set a byte to a boundary value (lengths and counts love these)
+                bytes = c.valid
+                let edges: [UInt8] = [0x00, 0x01, 0x7f, 0x80, 0xfe, 0xff]
+                bytes[Int.random(in: 0..<bytes.count, using: &rng)] = edges.randomElement(using: &rng)!
+            default:  // splice: valid prefix + noise
+                bytes = Array(c.valid.prefix(Int.random(in: 0...c.valid.count, using: &rng)))
+                bytes += (0..<Int.random(in: 0...32, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            }
+            let (error, _) = c.decode(bytes)
+            if error != nil { failures += 1 }
+        }
+        // Not an assertion about which inputs fail, only that none trapped and most noise is rejected.
+        XCTAssertGreaterThan(failures, 500)
+    }
+
+    func testHugeArrayCountIsRejectedBeforeAllocating() {
+        // INT32 0x7fffffff as an ARRAY count, and the same count as a COMPACT_ARRAY varint (N+1 = 0x80000000).
+        let int32Count: [UInt8] = [0x7f, 0xff, 0xff, 0xff]
+        let varintCount: [UInt8] = [0x80, 0x80, 0x80, 0x80, 0x08]
+        let zero32: [UInt8] = [0, 0, 0, 0]
+        let attacks: [(String, [UInt8], ([UInt8]) -> DecodeError?)] = [
+            ("ApiVersions v0 api_keys", [0, 0] + int32Count, { MsgWire.decode(ApiVersionsResponse.self, $0, version: 0).error }),
+            ("ApiVersions v3 api_keys", [0, 0] + varintCount, { MsgWire.decode(ApiVersionsResponse.self, $0, version: 3).error }),
+            ("Metadata v1 brokers", int32Count, { MsgWire.decode(MetadataResponse.self, $0, version: 1).error }),
+            ("Metadata v12 brokers", zero32 + varintCount, { MsgWire.decode(MetadataResponse.self, $0, version: 12).error }),
+            ("ListOffsets v5 topics", zero32 + int32Count, { MsgWire.decode(ListOffsetsResponse.self, $0, version: 5).error }),
+            ("ListOffsets v9 topics", zero32 + varintCount, { MsgWire.decode(ListOffsetsResponse.self, $0, version: 9).error }),
+            ("CreateTopics v4 topics", zero32 + int32Count, { MsgWire.decode(CreateTopicsResponse.self, $0, version: 4).error }),
+            ("CreateTopics v7 topics", zero32 + varintCount, { MsgWire.decode(CreateTopicsResponse.self, $0, version: 7).error }),
+            ("DeleteTopics v3 responses", zero32 + int32Count, { MsgWire.decode(DeleteTopicsResponse.self, $0, version: 3).error }),
+            ("DeleteTopics v6 responses", zero32 + varintCount, { MsgWire.decode(DeleteTopicsResponse.self, $0, version: 6).error }),
+            ("FindCoordinator v6 coordinators", zero32 + varintCount,
+             { MsgWire.decode(FindCoordinatorResponse.self, $0, version: 6).error }),
+            ("Fetch v11 responses", zero32 + [0, 0] + zero32 + int32Count,
+             { MsgWire.decode(FetchResponse.self, $0, version: 11).error }),
+            ("Fetch v17 responses", zero32 + [0, 0] + zero32 + varintCount,
+             { MsgWire.decode(FetchResponse.self, $0, version: 17).error }),
+        ]
+        for (label, bytes, decode) in attacks {
+            XCTAssertEqual(decode(bytes)?.kind, .invalidLength, label)
+        }
+    }
+
+    func testHugeNestedCountsAndLengthsAreRejected() {
+        // Metadata v1 with one broker whose host length claims 0x7fff bytes.
+        let hostLength: [UInt8] = [0, 0, 0, 1, /* node */ 0, 0, 0, 1, /* host len */ 0x7f, 0xff]
+        XCTAssertEqual(MsgWire.decode(MetadataResponse.self, hostLength, version: 1).error?.kind, .invalidLength)
+        // Fetch v4: a partition whose records claim 0x7fffffff bytes.
+        var fetch: [UInt8] = [0, 0, 0, 0, /* responses */ 0, 0, 0, 1, 0, 1, 0x74, /* partitions */ 0, 0, 0, 1]
+        fetch += [0, 0, 0, 0, /* error */ 0, 0] + [UInt8](repeating: 0, count: 16) + [0xff, 0xff, 0xff, 0xff]
+        fetch += [0x7f, 0xff, 0xff, 0xff]
+        XCTAssertEqual(MsgWire.decode(FetchResponse.self, fetch, version: 4).error?.kind, .invalidLength)
+        // Fetch v12: a top-level tagged field whose size runs past the end.
+        let tag: [UInt8] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* responses */ 0x01, /* 1 tag */ 0x01, 0x00, 0x7f]
+        XCTAssertNotNil(MsgWire.decode(FetchResponse.self, tag, version: 12).error)
+    }
+
+    func testMalformedTaggedPayloadIsReported() {
+        // Fetch v16: node_endpoints (tag 0) declares 2 bytes, but its array needs more.
+        let bytes: [UInt8] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x01, 0x00, 0x02, 0x02, 0x00]
+        XCTAssertNotNil(MsgWire.decode(FetchResponse.self, bytes, version: 16).error)
+        // The same payload under an unknown tag is simply skipped.
+        let unknown: [UInt8] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x01, 0x07, 0x02, 0x02, 0x00]
+        XCTAssertNil(MsgWire.decode(FetchResponse.self, unknown, version: 16).error)
+    }
+}
