@@ -85,6 +85,14 @@ public final class KlifeClient: Sendable {
 
     var isClosed: Bool { closed.load(ordering: .acquiring) }
 
+    deinit {
+        // Dropped without close(): the reactor threads must not outlive the contexts they call into.
+        refreshState.withLock { $0.periodic?.cancel() }
+        if !closed.exchange(true, ordering: .acquiringAndReleasing) {
+            for c in contexts { c.reactor.shutdown() }
+        }
+    }
+
     // MARK: Produce
 
     /// Produces one record and waits for the broker's acknowledgement.
@@ -290,6 +298,7 @@ public final class KlifeClient: Sendable {
 
     private func publish(_ response: MetadataResponse) -> ClusterMetadata {
         let (merged, unknown) = ClusterMetadata.merging(response, into: metadataStore.snapshot.metadata)
+        if !unknown.isEmpty { refreshState.withLock { $0.topicsOfInterest.subtract(unknown) } }
         let snapshot = metadataStore.publish(merged)
         for c in contexts { c.reactor.submit { c.apply(snapshot, unknownTopics: unknown) } }
         return merged

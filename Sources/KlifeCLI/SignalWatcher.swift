@@ -39,9 +39,13 @@ final class SignalWatcher: Sendable {
     static func install(_ signals: [Int32] = [SIGINT, SIGTERM]) -> SignalWatcher {
         let watcher = SignalWatcher()
         var fds: [Int32] = [-1, -1]
-        guard pipe2(&fds, O_CLOEXEC | O_NONBLOCK) == 0 else {
+        guard pipe(&fds) == 0 else {
             reportWarning("cannot create signal pipe: Ctrl-C will stop klife abruptly")
             return watcher
+        }
+        for fd in fds {
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         }
         _ = signalsReceived.load(ordering: .relaxed)  // initialise the global before any signal
         signalPipeWriteEnd = fds[1]

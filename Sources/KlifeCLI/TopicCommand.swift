@@ -115,12 +115,12 @@ enum TopicCommand: Subcommand {
 
     private static func list(_ parsed: ParsedArguments) async throws -> Int32 {
         let config = try ClientOptions.configuration(from: parsed)
-        let internal = parsed.has("--internal")
+        let includeInternal = parsed.has("--internal")
         let metadata = try await ClientOptions.withClient(config) { client in
             try await client.metadata(topics: nil)
         }
         var out = OutputBuffer()
-        for topic in metadata.topics.values.sorted(by: { $0.name < $1.name }) where internal || !topic.isInternal {
+        for topic in metadata.topics.values.sorted(by: { $0.name < $1.name }) where includeInternal || !topic.isInternal {
             try out.line("\(topic.name)\t\(topic.partitions.count)")
         }
         try out.flush()

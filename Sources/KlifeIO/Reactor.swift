@@ -270,7 +270,8 @@ public final class Reactor: @unchecked Sendable {
         return Int32(min(milliseconds, UInt64(Int32.max)))
     }
 
-    private func dispatch(_ event: ReadyEvent) {
+    /// Routes one event: the eventfd, a channel whose registration id matches, or nothing (stale).
+    func dispatch(_ event: ReadyEvent) {
         if event.token == Selector.wakeupToken {
             tasks.acknowledgeWakeup()
             return

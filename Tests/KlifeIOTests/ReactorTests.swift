@@ -8,7 +8,7 @@ final class ReactorTests: XCTestCase {
     func testTasksFromOneThreadRunInFIFOOrder() throws {
         let reactor = try startedReactor(taskCapacity: 256)  // small ring: submit() must wait at times
         defer { reactor.shutdown() }
-        let log = Mutex<[Int]>([])
+        let log = Locked<[Int]>([])
         let total = 20_000
         let allRan = DispatchSemaphore(value: 0)
         _ = waitOrFail(runThread {
@@ -28,15 +28,15 @@ final class ReactorTests: XCTestCase {
         let reactor = try startedReactor(taskCapacity: 64)
         defer { reactor.shutdown() }
         let threads = 4, perThread = 5_000
-        let log = Mutex<[[Int]]>(Array(repeating: [], count: threads))
-        let remaining = Atomic<Int>(threads * perThread)
+        let log = Locked<[[Int]]>(Array(repeating: [], count: threads))
+        let ran = Counter()
         let allRan = DispatchSemaphore(value: 0)
         for t in 0..<threads {
             runThread {
                 for i in 0..<perThread {
                     reactor.submit {
                         log.withLock { $0[t].append(i) }
-                        if remaining.subtract(1, ordering: .relaxed).newValue == 0 { allRan.signal() }
+                        if ran.value.add(1, ordering: .relaxed).newValue == threads * perThread { allRan.signal() }
                     }
                 }
             }
@@ -64,12 +64,12 @@ final class ReactorTests: XCTestCase {
         guard waitOrFail(busy, "busy task") else { return }
         let before = reactor.tasks.eventfdWrites.load(ordering: .relaxed)
         let submissions = 1_000
-        let ran = Atomic<Int>(0)
+        let ran = Counter()
         let allRan = DispatchSemaphore(value: 0)
         _ = waitOrFail(runThread {
             for _ in 0..<submissions {
                 reactor.submit {
-                    if ran.add(1, ordering: .relaxed).newValue == submissions { allRan.signal() }
+                    if ran.value.add(1, ordering: .relaxed).newValue == submissions { allRan.signal() }
                 }
                 reactor.wakeup()  // explicit wakeups coalesce the same way
             }
@@ -89,15 +89,15 @@ final class ReactorTests: XCTestCase {
             release.wait()
         }
         guard waitOrFail(busy, "busy task") else { return }
-        let ran = Atomic<Int>(0)
+        let ran = Counter()
         var accepted = 0
-        while reactor.trySubmit({ ran.add(1, ordering: .relaxed) }) { accepted += 1 }
+        while reactor.trySubmit({ _ = ran.value.add(1, ordering: .relaxed) }) { accepted += 1 }
         XCTAssertEqual(accepted, 4)
         release.signal()
         let done = DispatchSemaphore(value: 0)
         reactor.submit { done.signal() }
         _ = waitOrFail(done, "drain")
-        XCTAssertEqual(ran.load(ordering: .relaxed), 4)
+        XCTAssertEqual(ran.current, 4)
         // From the reactor thread, submission never fails (local queue).
         XCTAssertEqual(onReactor(reactor) { (0..<100).allSatisfy { _ in reactor.trySubmit {} } }, true)
     }
@@ -105,7 +105,7 @@ final class ReactorTests: XCTestCase {
     func testTimersFireInDeadlineOrderAndCancelledOnesDoNot() throws {
         let reactor = try startedReactor()
         defer { reactor.shutdown() }
-        let fired = Mutex<[String]>([])
+        let fired = Locked<[String]>([])
         let last = DispatchSemaphore(value: 0)
         reactor.submit {
             func record(_ name: String) { fired.withLock { $0.append(name) } }
@@ -133,12 +133,12 @@ final class ReactorTests: XCTestCase {
     func testTimerHeapOrderWithRandomCancellation() {
         var heap = TimerHeap()
         var generator = SystemRandomNumberGenerator()
-        let order = Mutex<[UInt64]>([])
+        let order = Locked<[UInt64]>([])
         var expected: [(UInt64, UInt64)] = []  // (deadline, id)
         var handles: [TimerHandle] = []
         for _ in 0..<2_000 {
             let deadline = UInt64.random(in: 0..<500, using: &generator)
-            let box = Mutex<UInt64>(0)
+            let box = Locked<UInt64>(0)
             let handle = heap.schedule(deadline: deadline) { order.withLock { $0.append(box.withLock { $0 }) } }
             box.withLock { $0 = handle.id }
             handles.append(handle)
@@ -159,7 +159,7 @@ final class ReactorTests: XCTestCase {
     func testIterationHookRunsAfterTasks() throws {
         let reactor = try startedReactor()
         defer { reactor.shutdown() }
-        let log = Mutex<[String]>([])
+        let log = Locked<[String]>([])
         let sawHookAfterTask = DispatchSemaphore(value: 0)
         reactor.submit {
             reactor.addIterationHook {

@@ -34,7 +34,7 @@ func runThread(_ body: @escaping @Sendable () -> Void) -> DispatchSemaphore {
 
 /// Runs `body` on the reactor thread and returns its result to the calling test thread.
 func onReactor<T: Sendable>(_ reactor: Reactor, _ body: @escaping @Sendable () -> T) -> T? {
-    let result = Mutex<T?>(nil)
+    let result = Locked<T?>(nil)
     let done = DispatchSemaphore(value: 0)
     reactor.submit {
         result.withLock { $0 = body() }
@@ -84,7 +84,7 @@ final class RecordingHandler: ChannelHandler, @unchecked Sendable {
         var remoteAfterConnect: String?
     }
 
-    let state = Mutex(State())
+    let state = Locked(State())
     let connectedSignal = DispatchSemaphore(value: 0)
     let closedSignal = DispatchSemaphore(value: 0)
     let frameSignal = DispatchSemaphore(value: 0)
@@ -131,19 +131,6 @@ final class RecordingHandler: ChannelHandler, @unchecked Sendable {
         }
         closedSignal.signal()
     }
-}
-
-/// Counts handler deinits (leak checks).
-final class DeinitCountingHandler: ChannelHandler, @unchecked Sendable {
-    // @unchecked Sendable: only `counter` (atomic) and `closed` (semaphore) are shared.
-    let counter: Counter
-    let closed = DispatchSemaphore(value: 0)
-    var channel: TCPChannel?  // deliberately strong: channel ↔ handler cycle until close
-    init(counter: Counter) { self.counter = counter }
-    deinit { counter.value.wrappingAdd(1, ordering: .relaxed) }
-    func channelDidConnect(_ channel: TCPChannel) {}
-    func channelDidRead(_ channel: TCPChannel, _ bytes: UnsafeRawBufferPointer) -> Int { bytes.count }
-    func channelDidClose(_ channel: TCPChannel, error: IOError?) { closed.signal() }
 }
 
 /// A shared atomic counter.
@@ -241,4 +228,12 @@ func startEchoServer(_ server: BlockingServer) -> DispatchSemaphore {
 func closedPort() -> Int {
     guard let server = BlockingServer(backlog: 1) else { return 1 }
     return server.port
+}
+
+/// A Mutex in a class, so test closures can share it.
+final class Locked<Value: Sendable>: Sendable {
+    private let mutex: Mutex<Value>
+    init(_ value: Value) { mutex = Mutex(value) }
+    func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
+    var value: Value { mutex.withLock { $0 } }
 }

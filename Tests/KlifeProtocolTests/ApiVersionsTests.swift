@@ -158,6 +158,26 @@ final class ApiVersionsTests: XCTestCase {
         }
     }
 
+    func testNegotiateWithinRequiredRange() throws {
+        // Broker ListOffsets v1-5: fine for v1+, too old for max-timestamp lookups (v7+).
+        XCTAssertEqual(try table.negotiate(ListOffsetsRequest.self, within: 1...4), 4)
+        XCTAssertEqual(try table.negotiate(MetadataRequest.self, within: 0...Int16.max), 12)
+        XCTAssertThrowsError(try table.negotiate(ListOffsetsRequest.self, within: 7...Int16.max)) { error in
+            XCTAssertEqual(String(describing: error), "ListOffsets (key 2): broker supports v1-5, klife supports v7-9")
+        }
+        // A required range outside what this codec implements reports the codec's full range.
+        XCTAssertThrowsError(try table.negotiate(MetadataRequest.self, within: 20...30)) { error in
+            XCTAssertEqual((error as? UnsupportedVersionError)?.clientRange, 1...12)
+        }
+    }
+
+    func testTableDescription() {
+        XCTAssertEqual(ApiVersionTable(ApiVersionsResponse.msgSample).description,
+                       "Produce v3-11, Fetch v4-17, ApiVersions v0-4")
+        XCTAssertEqual(ApiVersionTable([ApiVersionRange(apiKey: 1000, minVersion: 0, maxVersion: 1)]).description,
+                       "key 1000 v0-1")
+    }
+
     func testNegotiateMissingApiNamesTheApi() {
         XCTAssertThrowsError(try table.negotiate(DeleteTopicsRequest.self)) { error in
             XCTAssertEqual(String(describing: error),

@@ -70,6 +70,18 @@ final class ErrorCodeTests: XCTestCase {
         XCTAssertEqual(KafkaErrorCode.allKnown.filter(\.isRetriable).count, 32)
     }
 
+    func testRetriableSetMatchesKafka() {
+        // Codes whose Java exception extends RetriableException (directly or through
+        // InvalidMetadataException / NotLeaderForPartitionException), Kafka 4.x.
+        let retriable: Set<Int16> = [
+            2, 3, 5, 6, 7, 9, 13, 14, 15, 16, 19, 20, 41, 51, 56, 70, 71, 72, 74, 75, 78, 80, 83, 84, 88, 89,
+            100, 103, 106, 122, 123, 133,
+        ]
+        for code in KafkaErrorCode.allKnown {
+            XCTAssertEqual(code.isRetriable, retriable.contains(code.rawValue), code.description)
+        }
+    }
+
     func testUnknownCodes() {
         for raw: Int16 in [-2, 134, 999, .max, .min] {
             let code = KafkaErrorCode(rawValue: raw)

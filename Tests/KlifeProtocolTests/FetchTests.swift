@@ -107,7 +107,8 @@ final class FetchTests: XCTestCase {
     private func fullRequest() -> FetchRequest {
         FetchRequest(isolationLevel: 1, sessionID: 7, sessionEpoch: 1, topics: [
             .init(name: "t", topicID: msgUUID, partitions: [
-                .init(partition: 0, currentLeaderEpoch: 3, fetchOffset: 5, lastFetchedEpoch: 2, partitionMaxBytes: 1 << 20),
+                .init(partition: 0, currentLeaderEpoch: 3, fetchOffset: 5, lastFetchedEpoch: 2,
+                      partitionMaxBytes: 1 << 20),
             ]),
         ], forgottenTopics: [.init(name: "f", topicID: msgUUID, partitions: [1, 2])], rackID: "r")
     }

@@ -87,7 +87,9 @@ final class FindCoordinatorTests: XCTestCase {
         ]
         let r = msgDecode(FindCoordinatorResponse.self, bytes, version: 0)
         XCTAssertEqual(r.throttleTimeMs, 0)
-        XCTAssertEqual(r.coordinators, [.init(key: "", nodeID: -1, host: "", port: -1, errorCode: 15, errorMessage: nil)])
+        XCTAssertEqual(r.coordinators, [
+            .init(key: "", nodeID: -1, host: "", port: -1, errorCode: 15, errorMessage: nil),
+        ])
     }
 
     func testResponseV3() {
@@ -102,7 +104,9 @@ final class FindCoordinatorTests: XCTestCase {
         ]
         let r = msgDecode(FindCoordinatorResponse.self, bytes, version: 3)
         XCTAssertEqual(r.throttleTimeMs, 3)
-        XCTAssertEqual(r.coordinators, [.init(key: "", nodeID: 1, host: "h", port: 9092, errorCode: 0, errorMessage: nil)])
+        XCTAssertEqual(r.coordinators, [
+            .init(key: "", nodeID: 1, host: "h", port: 9092, errorCode: 0, errorMessage: nil),
+        ])
     }
 
     func testResponseV6() {

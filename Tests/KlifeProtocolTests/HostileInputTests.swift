@@ -146,23 +146,23 @@ final class HostileInputTests: XCTestCase {
         let int32Count: [UInt8] = [0x7f, 0xff, 0xff, 0xff]
         let varintCount: [UInt8] = [0x80, 0x80, 0x80, 0x80, 0x08]
         let zero32: [UInt8] = [0, 0, 0, 0]
+        func at<T: KafkaResponse>(_: T.Type, _ v: Int16) -> ([UInt8]) -> DecodeError? {
+            { MsgWire.decode(T.self, $0, version: v).error }
+        }
         let attacks: [(String, [UInt8], ([UInt8]) -> DecodeError?)] = [
-            ("ApiVersions v0 api_keys", [0, 0] + int32Count, { MsgWire.decode(ApiVersionsResponse.self, $0, version: 0).error }),
-            ("ApiVersions v3 api_keys", [0, 0] + varintCount, { MsgWire.decode(ApiVersionsResponse.self, $0, version: 3).error }),
-            ("Metadata v1 brokers", int32Count, { MsgWire.decode(MetadataResponse.self, $0, version: 1).error }),
-            ("Metadata v12 brokers", zero32 + varintCount, { MsgWire.decode(MetadataResponse.self, $0, version: 12).error }),
-            ("ListOffsets v5 topics", zero32 + int32Count, { MsgWire.decode(ListOffsetsResponse.self, $0, version: 5).error }),
-            ("ListOffsets v9 topics", zero32 + varintCount, { MsgWire.decode(ListOffsetsResponse.self, $0, version: 9).error }),
-            ("CreateTopics v4 topics", zero32 + int32Count, { MsgWire.decode(CreateTopicsResponse.self, $0, version: 4).error }),
-            ("CreateTopics v7 topics", zero32 + varintCount, { MsgWire.decode(CreateTopicsResponse.self, $0, version: 7).error }),
-            ("DeleteTopics v3 responses", zero32 + int32Count, { MsgWire.decode(DeleteTopicsResponse.self, $0, version: 3).error }),
-            ("DeleteTopics v6 responses", zero32 + varintCount, { MsgWire.decode(DeleteTopicsResponse.self, $0, version: 6).error }),
-            ("FindCoordinator v6 coordinators", zero32 + varintCount,
-             { MsgWire.decode(FindCoordinatorResponse.self, $0, version: 6).error }),
-            ("Fetch v11 responses", zero32 + [0, 0] + zero32 + int32Count,
-             { MsgWire.decode(FetchResponse.self, $0, version: 11).error }),
-            ("Fetch v17 responses", zero32 + [0, 0] + zero32 + varintCount,
-             { MsgWire.decode(FetchResponse.self, $0, version: 17).error }),
+            ("ApiVersions v0 api_keys", [0, 0] + int32Count, at(ApiVersionsResponse.self, 0)),
+            ("ApiVersions v3 api_keys", [0, 0] + varintCount, at(ApiVersionsResponse.self, 3)),
+            ("Metadata v1 brokers", int32Count, at(MetadataResponse.self, 1)),
+            ("Metadata v12 brokers", zero32 + varintCount, at(MetadataResponse.self, 12)),
+            ("ListOffsets v5 topics", zero32 + int32Count, at(ListOffsetsResponse.self, 5)),
+            ("ListOffsets v9 topics", zero32 + varintCount, at(ListOffsetsResponse.self, 9)),
+            ("CreateTopics v4 topics", zero32 + int32Count, at(CreateTopicsResponse.self, 4)),
+            ("CreateTopics v7 topics", zero32 + varintCount, at(CreateTopicsResponse.self, 7)),
+            ("DeleteTopics v3 responses", zero32 + int32Count, at(DeleteTopicsResponse.self, 3)),
+            ("DeleteTopics v6 responses", zero32 + varintCount, at(DeleteTopicsResponse.self, 6)),
+            ("FindCoordinator v6 coordinators", zero32 + varintCount, at(FindCoordinatorResponse.self, 6)),
+            ("Fetch v11 responses", zero32 + [0, 0] + zero32 + int32Count, at(FetchResponse.self, 11)),
+            ("Fetch v17 responses", zero32 + [0, 0] + zero32 + varintCount, at(FetchResponse.self, 17)),
         ]
         for (label, bytes, decode) in attacks {
             XCTAssertEqual(decode(bytes)?.kind, .invalidLength, label)

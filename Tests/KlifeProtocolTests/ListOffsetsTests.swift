@@ -79,9 +79,11 @@ final class ListOffsetsTests: XCTestCase {
     }
 
     func testRequestVersionedFields() {
-        let request = ListOffsetsRequest(topics: [.init(name: "t", partitions: [.init(partitionIndex: 0, timestamp: 0)])])
+        let partition = ListOffsetsRequest.Partition(partitionIndex: 0, timestamp: 0)
+        let request = ListOffsetsRequest(topics: [.init(name: "t", partitions: [partition])])
         let sizes = (1...9).map { MsgWire.encode(request, version: Int16($0)).count }
-        // v2: + isolation_level; v4: + current_leader_epoch; v6: compact counts and strings (-7), three tag sections (+3).
+        // v2: + isolation_level; v4: + current_leader_epoch;
+        // v6: compact counts and strings (-7), three tag sections (+3).
         XCTAssertEqual(sizes, [27, 28, 28, 32, 32, 28, 28, 28, 28])
     }
 

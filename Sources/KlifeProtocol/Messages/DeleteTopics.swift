@@ -4,6 +4,10 @@
 ///     v6:   topics:[name:COMPACT_NULLABLE_STRING topic_id:UUID <tags>] timeout_ms:INT32 <tags>
 ///
 /// Topics are deleted by name; in v6 each name is sent with the zero topic id.
+///
+/// Per-topic outcomes worth knowing: `REQUEST_TIMED_OUT` (7) means the deletion started but
+/// did not finish within ``timeoutMs`` (it normally completes later), and
+/// `TOPIC_DELETION_DISABLED` (73) means the cluster has `delete.topic.enable=false`.
 public struct DeleteTopicsRequest: KafkaRequest, Equatable {
     /// Answered by ``DeleteTopicsResponse``.
     public typealias Response = DeleteTopicsResponse

@@ -76,7 +76,11 @@ public struct FetchRequest: KafkaRequest, Equatable {
         }
         writer.writeArrayCount(topics.count, flexible: flexible)
         for topic in topics {
-            if version >= 13 { writer.writeUUID(topic.topicID) } else { writer.writeString(topic.name, flexible: flexible) }
+            if version >= 13 {
+                writer.writeUUID(topic.topicID)
+            } else {
+                writer.writeString(topic.name, flexible: flexible)
+            }
             writer.writeArrayCount(topic.partitions.count, flexible: flexible)
             for p in topic.partitions {
                 writer.writeInt32(p.partition)
@@ -92,7 +96,11 @@ public struct FetchRequest: KafkaRequest, Equatable {
         if version >= 7 {
             writer.writeArrayCount(forgottenTopics.count, flexible: flexible)
             for topic in forgottenTopics {
-                if version >= 13 { writer.writeUUID(topic.topicID) } else { writer.writeString(topic.name, flexible: flexible) }
+                if version >= 13 {
+                    writer.writeUUID(topic.topicID)
+                } else {
+                    writer.writeString(topic.name, flexible: flexible)
+                }
                 writer.writeArrayCount(topic.partitions.count, flexible: flexible)
                 for p in topic.partitions { writer.writeInt32(p) }
                 writer.writeEmptyTaggedFields(flexible: flexible)

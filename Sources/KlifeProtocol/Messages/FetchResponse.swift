@@ -66,7 +66,7 @@ public struct FetchResponse: KafkaResponse, Equatable {
 
     /// Reads a tagged-field section, handing each field's payload to `body` as a reader
     /// bounded by the declared size. Errors inside a payload are reported on `reader`.
-    static func readTaggedFields(_ reader: inout ByteReader, _ body: (UInt32, inout ByteReader) -> Void) {
+    private static func readTaggedFields(_ reader: inout ByteReader, _ body: (UInt32, inout ByteReader) -> Void) {
         let n = Int(reader.readUnsignedVarint())
         if n > reader.remaining { reader.fail(.invalidLength, "tagged field count \(n)"); return }
         for _ in 0..<n {

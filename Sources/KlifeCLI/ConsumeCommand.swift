@@ -1,0 +1,108 @@
+import Klife
+
+/// `klife consume`: prints the records of a topic (one partition or all of them) from a
+/// chosen offset, until the end (`-e`), a count (`-c`), or Ctrl-C.
+enum ConsumeCommand: Subcommand {
+    static let name = "consume"
+    static let summary = "Print records of a topic (one value per line by default)"
+
+    static let spec = CommandSpec(
+        path: "consume",
+        synopsis: "-b HOST:PORT -t TOPIC [-p PARTITION] [-o OFFSET] [-c COUNT] [-e] [-f FORMAT] [options]",
+        summary: """
+            Reads a topic with fetch requests and prints one record value per line. Without -p
+            every partition is read, round robin. Without -e or -c it keeps waiting for new
+            records until Ctrl-C.
+            """,
+        options: ClientOptions.specs + [
+            OptionSpec(["-t", "--topic"], value: "TOPIC", help: "Topic to read (required)"),
+            OptionSpec(["-p", "--partition"], value: "N", help: "Only this partition (default: all)"),
+            OptionSpec(["-o", "--offset"], value: "OFFSET",
+                       help: "Start: beginning, end (default), N, -N (N before end), @MS (timestamp)"),
+            OptionSpec(["-c", "--count"], value: "N", help: "Exit after printing N records"),
+            OptionSpec(["-e", "--exit"], help: "Exit when every partition reached its high watermark"),
+            OptionSpec(["-f", "--format"], value: "FORMAT", help: "Output format, kcat style (see below)"),
+            OptionSpec(["--print-key"], help: "Print the key before the value, separated by -K (default tab)"),
+            OptionSpec(["--print-headers"], help: "Print headers (name=value,...) before key and value"),
+            OptionSpec(["--print-meta"], help: "Print topic/partition@offset and timestamp first"),
+            OptionSpec(["-K", "--key-delimiter"], value: "DELIM", help: "Key/value separator for --print-key"),
+            OptionSpec(["-Z", "--print-null"], help: "Print NULL for null keys, values and header values"),
+            OptionSpec(["-v", "--verbose"], help: "Print a summary on stderr when done"),
+        ],
+        details: RecordFormatter.tokenHelp + "\n\n" + ClientOptions.propertiesHelp + """
+
+
+            Examples:
+              klife consume -b 127.0.0.1:9092 -t events -o beginning -e
+              klife consume -b 127.0.0.1:9092 -t events -p 0 -o -10 -e --print-meta
+              klife consume -b 127.0.0.1:9092 -t events -f '%t/%p@%o key=%k %s'
+            """)
+
+    static func main(_ arguments: [String]) async throws -> Int32 {
+        let parsed = try spec.parse(arguments)
+        let config = try ClientOptions.configuration(from: parsed)
+        let topic = try parsed.required("--topic")
+        let partition = try parsed.integer("--partition", as: Int32.self, in: 0...Int32.max)
+        let start = try parsed.value("--offset").map { text throws(UsageError) in
+            guard let position = StartPosition(parsing: text) else {
+                throw parsed.usageError("invalid offset '\(text)': expected beginning, end, N, -N or @TIMESTAMP_MS")
+            }
+            return position
+        } ?? .end
+        let count = try parsed.integer("--count", as: Int.self, in: 0...Int.max)
+        let formatter = try makeFormatter(parsed)
+        let exitAtEnd = parsed.has("--exit")
+        let verbose = parsed.has("--verbose")
+        let signals = SignalWatcher.install()
+
+        var out = OutputBuffer()
+        let started = ContinuousClock.now
+        let (stop, consumed, partitions) = try await ClientOptions.withClient(config) { client in
+            let metadata = try await ClientOptions.topicMetadata(client, topic)
+            let indices: [Int32]
+            if let partition {
+                guard Int(partition) < metadata.partitions.count else {
+                    throw CommandFailure("partition \(partition) does not exist: '\(topic)' has \(metadata.partitions.count) partitions")
+                }
+                indices = [partition]
+            } else {
+                indices = metadata.partitions.map(\.partition)
+            }
+            var cursors: [PartitionCursor] = []
+            for index in indices {
+                cursors.append(try await PartitionCursor.resolve(start, topic: topic, partition: index, client: client))
+            }
+            let loop = ConsumeLoop(client: client, topic: topic, formatter: formatter, exitAtEnd: exitAtEnd,
+                                   limit: count, signals: signals)
+            let (stop, consumed) = try await loop.run(&cursors, out: &out)
+            return (stop, consumed, cursors.count)
+        }
+        try out.flush()
+
+        if verbose {
+            let reason = switch stop {
+            case .reachedEnd: "reached the end"
+            case .countReached: "count reached"
+            case .signal(let signal): "\(SignalWatcher.name(signal)) received"
+            }
+            printError("klife: consumed \(Format.grouped(consumed)) records from \(partitions) partition\(partitions == 1 ? "" : "s") "
+                + "of \(topic) in \(Format.elapsed(ContinuousClock.now - started)) (\(reason))")
+        }
+        return ExitStatus.success
+    }
+
+    /// Builds the record formatter from `-f`, or from the `--print-*` flags when `-f` is absent.
+    private static func makeFormatter(_ parsed: ParsedArguments) throws(UsageError) -> RecordFormatter {
+        let nullText = parsed.has("--print-null") ? "NULL" : ""
+        if let format = parsed.value("--format") {
+            for flag in ["--print-key", "--print-headers", "--print-meta"] where parsed.has(flag) {
+                throw parsed.usageError("\(flag) cannot be combined with -f (use %k, %h, %p, %o in the format)")
+            }
+            return try RecordFormatter(format: format, nullText: nullText, command: parsed.command)
+        }
+        let format = RecordFormatter.defaultFormat(
+            meta: parsed.has("--print-meta"), headers: parsed.has("--print-headers"),
+            key: parsed.has("--print-key"), keyDelimiter: parsed.unescaped("--key-delimiter") ?? "\t")
+        return try RecordFormatter(format: format, nullText: nullText, command: parsed.command)
+    }
+}
