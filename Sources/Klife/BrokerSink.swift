@@ -34,11 +34,13 @@ struct PartitionBuffer {
     }
 
     /// Removes and returns the longest prefix whose estimated size fits `limit` (at least one record).
-    mutating func takePrefix(maxBytes limit: Int) -> [PendingRecord] {
+    /// When everything fits, the whole array moves out (no copy) and `spare` takes its place.
+    mutating func takePrefix(maxBytes limit: Int, spare: inout [PendingRecord]) -> [PendingRecord] {
         if estimatedBytes + RecordBatchLayout.headerSize <= limit {
             estimatedBytes = 0
-            let all = records
-            records.removeAll(keepingCapacity: true)
+            swap(&records, &spare)
+            let all = spare
+            spare = []
             return all
         }
         var size = RecordBatchLayout.headerSize

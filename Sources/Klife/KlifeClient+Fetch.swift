@@ -28,6 +28,17 @@ extension KlifeClient {
     ///   `malformedResponse` when the records fail their CRC.
     public func fetch(topic: String, partition: Int32, offset: Int64, maxBytes: Int32 = 1 << 20,
                       maxWait: Duration = .milliseconds(100)) async throws(KlifeError) -> FetchResult {
+        var maxBytes = maxBytes
+        while true {
+            let page = try await fetchOnce(topic: topic, partition: partition, offset: offset, maxBytes: maxBytes, maxWait: maxWait)
+            // Only the first batch was there and it did not fit (brokers before KIP-74): ask for more.
+            guard page.needsLargerLimit, maxBytes < Int32(clamping: configuration.maxResponseBytes / 2) else { return page.result }
+            maxBytes = maxBytes * 2
+        }
+    }
+
+    private func fetchOnce(topic: String, partition: Int32, offset: Int64, maxBytes: Int32,
+                           maxWait: Duration) async throws(KlifeError) -> (result: FetchResult, needsLargerLimit: Bool) {
         let node = try await leader(topic: topic, partition: partition)
         let topicID = metadataStore.snapshot.metadata.topics[topic]?.topicID ?? .zero
         let request = FetchRequest(
@@ -45,10 +56,11 @@ extension KlifeClient {
                     if code == .notLeaderOrFollower || code == .unknownTopicOrPartition { requestMetadataRefresh(topic: topic) }
                     throw .broker(code, "fetch \(topic)/\(partition) at offset \(offset)")
                 }
-                let records = try decodeRecords(p.records, topic: topic, partition: partition, from: offset,
-                                                broker: "node \(node)")
-                return FetchResult(records: records, highWatermark: p.highWatermark, logStartOffset: p.logStartOffset,
-                                   nextOffset: records.last.map { $0.offset + 1 } ?? offset)
+                let (records, truncatedOnly) = try decodeRecords(p.records, topic: topic, partition: partition, from: offset,
+                                                                 broker: "node \(node)")
+                let result = FetchResult(records: records, highWatermark: p.highWatermark, logStartOffset: p.logStartOffset,
+                                         nextOffset: records.last.map { $0.offset + 1 } ?? offset)
+                return (result, truncatedOnly)
             }
         }
         throw .malformed(DecodeError(.invalidValue, offset: 0, detail: "partition missing from Fetch response"),
@@ -75,9 +87,11 @@ extension KlifeClient {
                          broker: "node \(node)")
     }
 
+    /// Decodes a partition's record bytes. `truncatedOnly` is true when the bytes held only
+    /// the start of a batch that did not fit the size limit.
     private func decodeRecords(_ bytes: [UInt8], topic: String, partition: Int32, from offset: Int64,
-                               broker: String) throws(KlifeError) -> [ConsumerRecord] {
-        guard !bytes.isEmpty else { return [] }
+                               broker: String) throws(KlifeError) -> (records: [ConsumerRecord], truncatedOnly: Bool) {
+        guard !bytes.isEmpty else { return ([], false) }
         let decoded: RecordBatchDecodeResult
         do {
             decoded = try RecordBatchDecoder.decode(bytes)
@@ -91,6 +105,6 @@ extension KlifeClient {
                                               timestampType: r.timestampType, key: r.key, value: r.value, headers: r.headers))
             }
         }
-        return records
+        return (records, decoded.batches.isEmpty && decoded.truncatedTail)
     }
 }

@@ -61,6 +61,18 @@ final class ProduceBatch {
         }
     }
 
+    /// Empties the record arrays (keeping their memory) and hands them to `pool`, so the
+    /// next batches reuse them instead of allocating and faulting in fresh pages.
+    func recycle(into pool: inout [[PendingRecord]], maxPooled: Int, maxCapacity: Int) {
+        for i in partitions.indices {
+            var records: [PendingRecord] = []
+            swap(&records, &partitions[i].records)
+            guard pool.count < maxPooled, records.capacity <= maxCapacity else { continue }
+            records.removeAll(keepingCapacity: true)
+            pool.append(records)
+        }
+    }
+
     /// Fails every record with `error`.
     func failAll(_ error: KlifeError) {
         for entry in partitions { for r in entry.records { r.fail(error) } }

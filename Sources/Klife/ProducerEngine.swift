@@ -21,6 +21,8 @@ final class ProducerEngine {
     private var lingerTimer: TimerHandle?
     private var lingerTimerDeadline: UInt64 = .max
     private var housekeepingTimer: TimerHandle?
+    /// Emptied record arrays from answered requests, reused by the next batches.
+    private var arrayPool: [[PendingRecord]] = []
     private let lingerNanos: UInt64
     private let backoffNanos: UInt64
     private let ackTimeoutMs: Int32
@@ -161,7 +163,9 @@ final class ProducerEngine {
                 }
                 guard requestBytes + RecordBatchLayout.headerSize + 64 <= config.maxRequestBytes || batch.isEmpty else { break }
                 let budget = min(config.maxBatchBytes, max(config.maxRequestBytes - requestBytes, RecordBatchLayout.headerSize + 1))
-                let records = buffer.takePrefix(maxBytes: budget)
+                var spare = arrayPool.popLast() ?? []
+                let records = buffer.takePrefix(maxBytes: budget, spare: &spare)
+                if spare.capacity > 0 { arrayPool.append(spare) }
                 requestBytes += records.reduce(RecordBatchLayout.headerSize + 32) { $0 + PartitionBuffer.estimatedSize($1) }
                 sink.bufferedRecordCount -= records.count
                 batch.append(topic: topic, partition: index, records: records)
@@ -191,6 +195,7 @@ final class ProducerEngine {
             handler: { [unowned self] result in
                 sink.inFlightRequests -= 1
                 handleResponse(result, batch: batch, version: version, sink: sink, broker: connection.address.description)
+                batch.recycle(into: &arrayPool, maxPooled: 256, maxCapacity: 1 << 16)
                 flush(sink, now: Reactor.monotonicNanoseconds())
             })
     }

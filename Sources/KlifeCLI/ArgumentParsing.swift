@@ -73,7 +73,7 @@ struct CommandSpec: Sendable {
             let width = min(34, options.map(\.label.count).max() ?? 0)
             for option in options {
                 let label = option.label
-                let pad = label.count < width ? String(repeating: " ", count: width - label.count) : "\n  " + String(repeating: " ", count: width)
+                let pad = label.count <= width ? String(repeating: " ", count: width - label.count) : "\n  " + String(repeating: " ", count: width)
                 text += "  \(label)\(pad)  \(option.help)\n"
             }
             text += "  -h, --help" + String(repeating: " ", count: max(0, width - 10)) + "  Show this help\n"

@@ -49,7 +49,7 @@ struct PartitionCursor: Sendable {
     static func resolve(_ start: StartPosition, topic: String, partition: Int32,
                         client: KlifeClient) async throws -> PartitionCursor {
         let earliest = try await client.listOffset(topic: topic, partition: partition, .earliest)
-        let latest = try await client.listOffset(topic: topic, partition: partition, .latest)
+        let latest = try await highWatermark(topic: topic, partition: partition, earliest: earliest, client: client)
         let position: Int64
         switch start {
         case .beginning: position = earliest
@@ -65,6 +65,19 @@ struct PartitionCursor: Sendable {
             position = found < 0 ? latest : found
         }
         return PartitionCursor(partition: partition, position: position, highWatermark: latest)
+    }
+}
+
+extension PartitionCursor {
+    /// The partition's high watermark: the larger of ListOffsets(latest) and the high
+    /// watermark a Fetch reports. Tansu 0.6 answers ListOffsets(latest) with the base offset
+    /// of the last batch rather than the log end, so the Fetch answer is the reliable one.
+    static func highWatermark(topic: String, partition: Int32, earliest: Int64,
+                              client: KlifeClient) async throws -> Int64 {
+        let listed = try await client.listOffset(topic: topic, partition: partition, .latest)
+        let probe = try await client.fetch(topic: topic, partition: partition, offset: max(earliest, listed),
+                                           maxBytes: 1, maxWait: .milliseconds(1))
+        return max(listed, probe.highWatermark)
     }
 }
 
@@ -95,6 +108,9 @@ struct ConsumeLoop {
     let signals: SignalWatcher
     var maxBytes: Int32 = 1 << 20
     var idleWait: Duration = .milliseconds(500)
+    /// Wait used while records flow. Not zero: Tansu answers a zero-wait Fetch without the
+    /// partition, which the client reports as a malformed response.
+    var drainWait: Duration = .milliseconds(10)
     /// Transient errors tolerated in a row before the loop gives up.
     var retryLimit = 10
 
@@ -107,24 +123,12 @@ struct ConsumeLoop {
         }
         let wait = max(.milliseconds(20), idleWait / max(1, cursors.count))
         var previousRoundHadRecords = true
-        var failures = 0
 
         while cursors.contains(where: { !$0.done }) {
             var roundHadRecords = false
             for i in cursors.indices where !cursors[i].done {
                 if let signal = signals.received { return (.signal(signal), consumed) }
-                let result: FetchResult
-                do {
-                    result = try await client.fetch(topic: topic, partition: cursors[i].partition, offset: cursors[i].position,
-                                                    maxBytes: maxBytes,
-                                                    maxWait: exitAtEnd || previousRoundHadRecords ? .zero : wait)
-                    failures = 0
-                } catch let error as KlifeError where error.isRetriable && failures < retryLimit {
-                    failures += 1
-                    reportWarning("fetch \(topic)/\(cursors[i].partition) failed, retrying: \(error)")
-                    try? await Task.sleep(for: .milliseconds(100 * failures))
-                    continue
-                }
+                let result = try await fetch(cursors[i], maxWait: exitAtEnd || previousRoundHadRecords ? drainWait : wait)
                 for record in result.records {
                     try formatter.write(record, to: &out)
                     consumed += 1
@@ -140,6 +144,23 @@ struct ConsumeLoop {
             previousRoundHadRecords = roundHadRecords
         }
         return (.reachedEnd, consumed)
+    }
+
+    /// One fetch, retried with growing pauses while the error is transient (leader moved,
+    /// connection reset), up to ``retryLimit`` times.
+    private func fetch(_ cursor: PartitionCursor, maxWait: Duration) async throws(KlifeError) -> FetchResult {
+        var attempt = 0
+        while true {
+            do {
+                return try await client.fetch(topic: topic, partition: cursor.partition, offset: cursor.position,
+                                              maxBytes: maxBytes, maxWait: maxWait)
+            } catch {
+                attempt += 1
+                guard error.isRetriable, attempt <= retryLimit else { throw error }
+                reportWarning("fetch \(topic)/\(cursor.partition) at offset \(cursor.position) failed, retrying: \(error)")
+                try? await Task.sleep(for: .milliseconds(100 * attempt))
+            }
+        }
     }
 
     private func advance(_ cursor: inout PartitionCursor, _ result: FetchResult) {

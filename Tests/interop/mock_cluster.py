@@ -1,0 +1,246 @@
+#!/usr/bin/env python3
+"""Run a librdkafka mock cluster (real TCP brokers on 127.0.0.1) and drive it from stdin.
+
+Usage:
+  mock_cluster.py --brokers 3 --topic orders:6 [--topic logs:3:2 ...]
+
+Start-up: creates the cluster and the topics (NAME:PARTITIONS[:RF], RF defaults to 1,
+which spreads partition leaders over the brokers deterministically: partition p is led
+by broker p mod N + 1), then prints ONE JSON line and flushes:
+  {"bootstrap": "127.0.0.1:p1,127.0.0.1:p2,..."}
+Broker ids are 1..N, in the same order as the bootstrap list.
+
+Commands, one per line on stdin; each is answered with one JSON line,
+{"ok": true} or {"ok": false, "error": "..."}:
+  leader TOPIC PARTITION BROKER   move the partition's leadership (-1: no leader)
+  down BROKER                     close the broker's connections and stop accepting
+  up BROKER                       accept connections again (same port)
+  rtt BROKER MS                   delay every response of the broker by MS
+  errors APIKEY CODE [CODE...]    fail the next requests of that API key (any broker)
+                                  with these Kafka error codes, one code per request
+  quit                            exit
+
+The process exits when stdin closes or its parent process dies, so it never outlives
+the test that started it. It talks to librdkafka (bundled with confluent-kafka, or
+KLIFE_LIBRDKAFKA=/path/to/librdkafka.so.1) through ctypes; the mock API is part of
+librdkafka's exported ABI (rdkafka_mock.h), no header is needed at run time.
+"""
+import argparse
+import ctypes
+import ctypes.util
+import glob
+import importlib.util
+import json
+import os
+import sys
+import threading
+import time
+
+
+def find_librdkafka():
+    explicit = os.environ.get("KLIFE_LIBRDKAFKA")
+    if explicit:
+        return explicit
+    spec = importlib.util.find_spec("confluent_kafka")  # locates the package without importing it
+    if spec is not None and spec.submodule_search_locations:
+        package_dir = list(spec.submodule_search_locations)[0]
+        site = os.path.dirname(package_dir)
+        for pattern in ("confluent_kafka.libs/librdkafka*.so*", "confluent_kafka/.libs/librdkafka*.so*"):
+            found = sorted(glob.glob(os.path.join(site, pattern)))
+            if found:
+                return found[0]
+    system = ctypes.util.find_library("rdkafka")
+    if system:
+        return system
+    raise SystemExit("mock_cluster: librdkafka not found (install confluent-kafka or set KLIFE_LIBRDKAFKA)")
+
+
+def load(path):
+    lib = ctypes.CDLL(path)
+    P, I, I16, I32, SZ = ctypes.c_void_p, ctypes.c_int, ctypes.c_int16, ctypes.c_int32, ctypes.c_size_t
+
+    def fn(name, restype, *argtypes, required=True):
+        f = getattr(lib, name, None)
+        if f is None:
+            if required:
+                raise SystemExit(f"mock_cluster: {path} lacks {name}")
+            return None
+        f.restype = restype
+        f.argtypes = list(argtypes)
+        return f
+
+    api = argparse.Namespace()
+    api.version_str = fn("rd_kafka_version_str", ctypes.c_char_p)
+    api.conf_new = fn("rd_kafka_conf_new", P)
+    api.conf_set = fn("rd_kafka_conf_set", I, P, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, SZ)
+    api.new = fn("rd_kafka_new", P, I, P, ctypes.c_char_p, SZ)
+    api.destroy = fn("rd_kafka_destroy", None, P)
+    api.err2name = fn("rd_kafka_err2name", ctypes.c_char_p, I)
+    api.cluster_new = fn("rd_kafka_mock_cluster_new", P, P, I)
+    api.cluster_destroy = fn("rd_kafka_mock_cluster_destroy", None, P)
+    api.bootstraps = fn("rd_kafka_mock_cluster_bootstraps", ctypes.c_char_p, P)
+    api.topic_create = fn("rd_kafka_mock_topic_create", I, P, ctypes.c_char_p, I, I)
+    api.set_leader = fn("rd_kafka_mock_partition_set_leader", I, P, ctypes.c_char_p, I32, I32)
+    api.set_down = fn("rd_kafka_mock_broker_set_down", I, P, I32)
+    api.set_up = fn("rd_kafka_mock_broker_set_up", I, P, I32)
+    api.set_rtt = fn("rd_kafka_mock_broker_set_rtt", I, P, I32, I)
+    api.push_errors_array = fn("rd_kafka_mock_push_request_errors_array", None, P, I16, SZ,
+                               ctypes.POINTER(ctypes.c_int), required=False)
+    api.push_errors_va = fn("rd_kafka_mock_push_request_errors", None, required=True)
+    api.push_errors_va.argtypes = None  # variadic: arguments converted per call
+    return api
+
+
+class Mock:
+    RD_KAFKA_PRODUCER = 0
+
+    def __init__(self, api, brokers):
+        self.api = api
+        errstr = ctypes.create_string_buffer(512)
+        conf = api.conf_new()
+        # A plain producer handle with no bootstrap servers: it owns the mock cluster's
+        # thread but never connects to it, so it sends no requests that could consume
+        # injected errors (unlike `test.mock.num.brokers`, whose handle bootstraps to the mock).
+        for key, value in (("log_level", "3"),):
+            if api.conf_set(conf, key.encode(), value.encode(), errstr, len(errstr)) != 0:
+                raise SystemExit(f"mock_cluster: conf {key}: {errstr.value.decode()}")
+        self.rk = api.new(self.RD_KAFKA_PRODUCER, conf, errstr, len(errstr))
+        if not self.rk:
+            raise SystemExit(f"mock_cluster: rd_kafka_new: {errstr.value.decode()}")
+        self.mc = api.cluster_new(self.rk, brokers)
+        if not self.mc:
+            raise SystemExit("mock_cluster: rd_kafka_mock_cluster_new failed")
+        self.bootstrap = api.bootstraps(self.mc).decode()
+
+    def check(self, err, what):
+        if err != 0:
+            raise RuntimeError(f"{what}: {self.api.err2name(err).decode()} ({err})")
+
+    def create_topic(self, name, partitions, rf):
+        self.check(self.api.topic_create(self.mc, name.encode(), partitions, rf), f"create topic {name}")
+
+    def leader(self, topic, partition, broker):
+        self.check(self.api.set_leader(self.mc, topic.encode(), partition, broker), "set leader")
+
+    def down(self, broker):
+        self.check(self.api.set_down(self.mc, broker), f"broker {broker} down")
+
+    def up(self, broker):
+        self.check(self.api.set_up(self.mc, broker), f"broker {broker} up")
+
+    def rtt(self, broker, ms):
+        self.check(self.api.set_rtt(self.mc, broker, ms), f"broker {broker} rtt")
+
+    def push_errors(self, apikey, codes):
+        if self.api.push_errors_array is not None:
+            array = (ctypes.c_int * len(codes))(*codes)
+            self.api.push_errors_array(self.mc, apikey, len(codes), array)
+        else:
+            self.api.push_errors_va(ctypes.c_void_p(self.mc), ctypes.c_int(apikey), ctypes.c_size_t(len(codes)),
+                                    *[ctypes.c_int(c) for c in codes])
+
+    def close(self):
+        self.api.cluster_destroy(self.mc)
+        self.api.destroy(self.rk)
+
+
+def parse_topic(text):
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not parts[0]:
+        raise argparse.ArgumentTypeError(f"expected NAME:PARTITIONS[:RF], got {text!r}")
+    try:
+        partitions = int(parts[1])
+        rf = int(parts[2]) if len(parts) == 3 else 1
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected NAME:PARTITIONS[:RF], got {text!r}")
+    if partitions < 1 or rf < 1:
+        raise argparse.ArgumentTypeError(f"partitions and RF must be >= 1: {text!r}")
+    return parts[0], partitions, rf
+
+
+def watch_parent(parent):
+    """Exit at once if the process that started us goes away (it may not close our stdin)."""
+    while True:
+        if os.getppid() != parent:
+            os._exit(3)
+        time.sleep(0.5)
+
+
+def reply(ok, error=None):
+    sys.stdout.write(json.dumps({"ok": True} if ok else {"ok": False, "error": error}) + "\n")
+    sys.stdout.flush()
+
+
+def run_command(mock, words):
+    cmd, args = words[0], words[1:]
+
+    def ints(n_min, n_max=None):
+        n_max = n_min if n_max is None else n_max
+        if not (n_min <= len(args) <= n_max):
+            raise ValueError(f"{cmd}: expected {n_min} argument(s), got {len(args)}")
+        return [int(a) for a in args]
+
+    if cmd == "leader":
+        if len(args) != 3:
+            raise ValueError("usage: leader TOPIC PARTITION BROKER")
+        mock.leader(args[0], int(args[1]), int(args[2]))
+    elif cmd == "down":
+        mock.down(*ints(1))
+    elif cmd == "up":
+        mock.up(*ints(1))
+    elif cmd == "rtt":
+        broker, ms = ints(2)
+        if ms < 0:
+            raise ValueError("rtt must be >= 0")
+        mock.rtt(broker, ms)
+    elif cmd == "errors":
+        if len(args) < 2:
+            raise ValueError("usage: errors APIKEY CODE [CODE...]")
+        values = [int(a) for a in args]
+        mock.push_errors(values[0], values[1:])
+    else:
+        raise ValueError(f"unknown command {cmd!r}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--brokers", type=int, default=3)
+    ap.add_argument("--topic", type=parse_topic, action="append", default=[], metavar="NAME:PARTITIONS[:RF]")
+    args = ap.parse_args()
+    if args.brokers < 1:
+        ap.error("--brokers must be >= 1")
+
+    threading.Thread(target=watch_parent, args=(os.getppid(),), daemon=True).start()
+
+    api = load(find_librdkafka())
+    mock = Mock(api, args.brokers)
+    hosts = [entry.rsplit(":", 1)[0] for entry in mock.bootstrap.split(",")]
+    if len(hosts) != args.brokers or any(h != "127.0.0.1" for h in hosts):
+        raise SystemExit(f"mock_cluster: expected {args.brokers} loopback brokers, got {mock.bootstrap!r}")
+    for name, partitions, rf in args.topic:
+        mock.create_topic(name, partitions, rf)
+
+    sys.stdout.write(json.dumps({"bootstrap": mock.bootstrap}) + "\n")
+    sys.stdout.flush()
+
+    for line in sys.stdin:
+        words = line.split()
+        if not words:
+            continue
+        if words[0] == "quit":
+            reply(True)
+            break
+        try:
+            run_command(mock, words)
+            reply(True)
+        except Exception as e:  # report, keep serving
+            reply(False, str(e))
+
+    # Destroying the handle waits for its threads; never let that keep us alive.
+    threading.Timer(5.0, lambda: os._exit(0)).start()
+    mock.close()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
