@@ -51,8 +51,10 @@ enum BrokerCommand: Subcommand {
 
         switch await waitForSignalOrExit(broker, signals) {
         case .signal(let signal):
+            printError("klife: \(SignalWatcher.name(signal)) received, stopping the broker")
+            let stopping = ContinuousClock.now
             broker.stop()
-            printError("klife: \(SignalWatcher.name(signal)) received, broker stopped")
+            printError("klife: broker stopped in \(Format.elapsed(ContinuousClock.now - stopping))")
             return ExitStatus.success
         case .brokerExited:
             let tail = broker.log.split(separator: "\n", omittingEmptySubsequences: false).suffix(20)

@@ -94,9 +94,10 @@ enum ConsumeStop: Sendable {
 /// The fetch loop: visits the partitions round robin, each cursor tracking its own next
 /// offset, and prints records as they arrive.
 ///
-/// While records flow, fetches ask the broker not to wait; after a round with no records
-/// (tailing), each fetch waits up to `idleWait / partitions` for new data, so an idle
-/// topic costs a few requests per second and new records appear within that time.
+/// While records flow (and always with `-e`), fetches let the broker wait only `drainWait`;
+/// after a round with no records (tailing), each fetch waits up to `idleWait / partitions`
+/// for new data, so an idle topic costs a few requests per second and new records appear
+/// within about `idleWait`.
 struct ConsumeLoop {
     let client: KlifeClient
     let topic: String

@@ -89,9 +89,9 @@ enum DemoCommand: Subcommand {
             var fetchedCount = 0
             for p in 0..<partitions {
                 var offset = try await client.listOffset(topic: topic, partition: p, .earliest)
-                let end = try await client.listOffset(topic: topic, partition: p, .latest)
+                let end = try await PartitionCursor.highWatermark(topic: topic, partition: p, earliest: offset, client: client)
                 while offset < end {
-                    let result = try await client.fetch(topic: topic, partition: p, offset: offset, maxWait: .zero)
+                    let result = try await client.fetch(topic: topic, partition: p, offset: offset, maxWait: .milliseconds(10))
                     guard result.nextOffset > offset else {
                         throw CommandFailure("fetch of \(topic)/\(p) made no progress at offset \(offset) (end \(end))")
                     }
@@ -125,8 +125,9 @@ enum DemoCommand: Subcommand {
             throw error
         }
 
+        started = clock.now
         broker.stop()
-        try step(&out, "broker", "stopped")
+        try step(&out, "broker", "stopped in \(Format.elapsed(clock.now - started))")
         try out.line("\ndemo ok")
         try out.flush()
         return ExitStatus.success

@@ -21,7 +21,7 @@ struct LineReader {
     /// `shouldStop` returns `true` while waiting for input.
     mutating func next(shouldStop: () -> Bool = { false }) throws -> [UInt8]? {
         while true {
-            if let newline = buffer[scanned...].firstIndex(of: UInt8(ascii: "\n")) {
+            if let newline = findNewline() {
                 let line = Array(buffer[start..<newline])
                 start = newline + 1
                 scanned = start
@@ -35,6 +35,16 @@ struct LineReader {
                 return line
             }
             guard try fill(shouldStop: shouldStop) else { return nil }
+        }
+    }
+
+    /// Index of the first `\n` at or after `scanned` (memchr: fast even in debug builds).
+    private func findNewline() -> Int? {
+        guard scanned < buffer.count else { return nil }
+        return buffer.withUnsafeBufferPointer { bytes -> Int? in
+            guard let base = bytes.baseAddress,
+                  let hit = memchr(base + scanned, Int32(UInt8(ascii: "\n")), bytes.count - scanned) else { return nil }
+            return base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
         }
     }
 

@@ -28,8 +28,12 @@ enum MetadataCommand: Subcommand {
         let topics = parsed.all("--topic")
         let json = parsed.has("--json")
 
-        let metadata = try await ClientOptions.withClient(config) { client in
+        var metadata = try await ClientOptions.withClient(config) { client in
             try await client.metadata(topics: topics.isEmpty ? nil : topics)
+        }
+        if !topics.isEmpty {
+            // The client merges answers into what it knew; show only what was asked for.
+            metadata.topics = metadata.topics.filter { topics.contains($0.key) }
         }
         let missing = topics.filter { metadata.topics[$0] == nil }
 

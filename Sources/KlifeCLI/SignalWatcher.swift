@@ -4,14 +4,14 @@ import Synchronization
 
 /// Write end of the self-pipe the signal handler writes to (set once, before the handler is installed).
 nonisolated(unsafe) private var signalPipeWriteEnd: Int32 = -1
-/// Signals received so far; a second one means "stop now".
+/// Signals received so far.
 private let signalsReceived = Atomic<Int>(0)
 
 /// The process-wide handler: async-signal-safe work only (an atomic add and `write`).
 private func handleSignal(_ signal: Int32) {
     let (previous, _) = signalsReceived.add(1, ordering: .relaxed)
-    if previous >= 1 {
-        // Second Ctrl-C while shutting down: leave immediately, as a killed process would.
+    if previous >= 2 {
+        // Third signal: the dispatch queue did not get to handle the second; leave without cleanup.
         _exit(128 + signal)
     }
     var byte = UInt8(truncatingIfNeeded: signal)
@@ -23,8 +23,11 @@ private func handleSignal(_ signal: Int32) {
 ///
 /// Uses a `sigaction` handler that writes the signal number to a self-pipe, and a
 /// `DispatchSource` reading that pipe. Child processes start with default dispositions
-/// (a handler, unlike `SIG_IGN`, is not inherited across `exec`). A second signal exits
-/// at once with status 128+signal.
+/// (a handler, unlike `SIG_IGN`, is not inherited across `exec`).
+///
+/// The first signal is only recorded: the command notices it and shuts down. A second one
+/// calls `exit(128+signal)` from the dispatch queue, so `atexit` handlers still run (the
+/// embedded broker's reaper kills Tansu); a third `_exit`s from the handler itself.
 final class SignalWatcher: Sendable {
     private struct State {
         var received: Int32?
@@ -93,10 +96,15 @@ final class SignalWatcher: Sendable {
     }
 
     private func deliver(_ signal: Int32) {
-        let waiters = state.withLock { s -> [CheckedContinuation<Int32?, Never>] in
-            if s.received == nil { s.received = signal }
+        let (first, waiters) = state.withLock { s -> (Bool, [CheckedContinuation<Int32?, Never>]) in
+            let first = s.received == nil
+            if first { s.received = signal }
             defer { s.waiters.removeAll() }
-            return Array(s.waiters.values)
+            return (first, Array(s.waiters.values))
+        }
+        guard first else {
+            printError("klife: second \(Self.name(signal)), exiting now")
+            exit(128 + signal)
         }
         for waiter in waiters { waiter.resume(returning: signal) }
     }

@@ -1,4 +1,4 @@
-import Synchronization
+public import Synchronization
 
 /// A bounded lock-free multi-producer, single-consumer FIFO (Dmitry Vyukov's bounded
 /// queue with a sequence number per slot).
@@ -31,14 +31,14 @@ public final class MPSCRing<Element>: @unchecked Sendable {
     // reachable from the pushing thread while the consumer owns it. The one contract not
     // checked by the compiler is "single consumer": only one thread at a time may call
     // `pop`/`drain` (the reactor thread, for its task ring).
-    private let storage: RingStorage<Element>
-    private let sequences: UnsafeMutablePointer<Atomic<Int>>
+    @usableFromInline let storage: RingStorage<Element>
+    @usableFromInline let sequences: UnsafeMutablePointer<Atomic<Int>>
 
     /// The number of slots (the requested capacity rounded up to a power of two).
-    public var capacity: Int { storage.capacity }
+    @inlinable public var capacity: Int { storage.capacity }
 
     /// Elements queued now; exact only when no push or pop runs concurrently.
-    public var approximateCount: Int { storage.approximateCount }
+    @inlinable public var approximateCount: Int { storage.approximateCount }
 
     /// Creates an empty ring.
     /// - Parameter capacity: Minimum number of elements it holds (1...2^40); rounded up to a power of two.
@@ -71,11 +71,6 @@ public final class MPSCRing<Element>: @unchecked Sendable {
     /// - Returns: `false` when the ring is full (backpressure), `true` once queued.
     @inlinable
     public func tryPush(_ element: sending Element) -> Bool {
-        _tryPush(element)
-    }
-
-    @usableFromInline
-    func _tryPush(_ element: consuming Element) -> Bool {
         let producer = storage.producerPosition
         var position = producer.pointee.load(ordering: .relaxed)
         while true {
@@ -102,6 +97,7 @@ public final class MPSCRing<Element>: @unchecked Sendable {
     /// Removes the oldest element. Single consumer only.
     /// - Returns: The element, or `nil` when the ring is empty (or the oldest claimed
     ///   position is not yet published by its producer).
+    @inlinable
     public func pop() -> Element? {
         let consumer = storage.consumerPosition
         let position = consumer.pointee.load(ordering: .relaxed)
@@ -118,7 +114,7 @@ public final class MPSCRing<Element>: @unchecked Sendable {
     ///   - maxCount: Upper bound on elements taken in this call.
     ///   - body: Called with each element, in FIFO order.
     /// - Returns: How many elements were taken.
-    @discardableResult
+    @inlinable @discardableResult
     public func drain(maxCount: Int, _ body: (Element) -> Void) -> Int {
         var taken = 0
         while taken < maxCount, let element = pop() {

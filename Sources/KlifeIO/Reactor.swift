@@ -68,7 +68,9 @@ public final class Reactor: @unchecked Sendable {
     /// - Throws: ``IOError`` when epoll/eventfd cannot be created, or when `cpuAffinity` is
     ///   invalid: empty, naming a CPU that does not exist, or one this process may not run
     ///   on (kind `.syscall(name: "sched_setaffinity", errno: EINVAL)`, with the reason in
-    ///   the description). Validation happens here so ``start()`` cannot fail to pin.
+    ///   the description). Validating here means ``start()`` does not normally fail to
+    ///   pin; if it still does (the cpuset changed in between), the loop runs unpinned and
+    ///   the error is written to stderr.
     public init(name: String, cpuAffinity: [Int]? = nil, taskCapacity: Int = 4096) throws(IOError) {
         if let cpus = cpuAffinity, let problem = OSThread.affinityProblem(cpus) {
             throw IOError(.syscall(name: "sched_setaffinity", errno: EINVAL),
@@ -114,15 +116,17 @@ public final class Reactor: @unchecked Sendable {
     public func shutdown() {
         stopRequested.store(true, ordering: .releasing)
         if isInReactorThread { return }
-        enum Action { case join(pthread_t), wait, none }
+        enum Action { case join(pthread_t), wait, dropNeverStarted, none }
         let action: Action = lifecycle.withLock { state in
             switch state {
-            case .idle: state = .stopped; return .none
+            case .idle: state = .stopped; return .dropNeverStarted
             case .running(let thread): state = .joining; return .join(thread)
             case .joining: return .wait
             case .stopped: return .none
             }
         }
+        // Exactly one caller (the one that changed the state) drops queued tasks, so the
+        // ring never has two consumers.
         switch action {
         case .join(let thread):
             selector.wakeup()  // uncoalesced: the loop must see the stop request
@@ -134,8 +138,10 @@ public final class Reactor: @unchecked Sendable {
                 var pause = timespec(tv_sec: 0, tv_nsec: 1_000_000)
                 nanosleep(&pause, nil)
             }
-        case .none:
+        case .dropNeverStarted:
             tasks.dropAll()
+        case .none:
+            break
         }
     }
 

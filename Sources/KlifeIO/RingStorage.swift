@@ -1,4 +1,4 @@
-import Synchronization
+public import Synchronization
 
 /// The memory shared by ``MPSCRing`` and ``SPSCRing``: a power-of-two array of element
 /// slots plus two cursors, each on its own 128-byte block (a cache line and its
@@ -11,21 +11,22 @@ import Synchronization
 /// Positions grow without bound and wrap with `&+`; a position maps to slot `position & mask`.
 /// This type only allocates and frees; which slots hold initialized elements is the
 /// owning ring's knowledge, so the owner must deinitialize them before this is dropped.
+@usableFromInline
 struct RingStorage<Element>: ~Copyable {
     /// Number of slots, a power of two.
-    let capacity: Int
+    @usableFromInline let capacity: Int
     /// `capacity - 1`.
-    let mask: Int
+    @usableFromInline let mask: Int
     /// Slot memory; a slot is initialized only between a push and the matching pop.
-    let elements: UnsafeMutablePointer<Element>
+    @usableFromInline let elements: UnsafeMutablePointer<Element>
     /// Next position producers write.
-    let producerPosition: UnsafeMutablePointer<Atomic<Int>>
+    @usableFromInline let producerPosition: UnsafeMutablePointer<Atomic<Int>>
     /// Producer-private cache (SPSC: last consumer position seen).
-    let producerCache: UnsafeMutablePointer<Int>
+    @usableFromInline let producerCache: UnsafeMutablePointer<Int>
     /// Next position the consumer reads.
-    let consumerPosition: UnsafeMutablePointer<Atomic<Int>>
+    @usableFromInline let consumerPosition: UnsafeMutablePointer<Atomic<Int>>
     /// Consumer-private cache (SPSC: last producer position seen).
-    let consumerCache: UnsafeMutablePointer<Int>
+    @usableFromInline let consumerCache: UnsafeMutablePointer<Int>
     private let cursorBlock: UnsafeMutableRawPointer
 
     private static var lineSize: Int { 128 }
@@ -57,6 +58,7 @@ struct RingStorage<Element>: ~Copyable {
 
     /// Elements between consumer and producer positions, clamped to `0...capacity`
     /// (the two relaxed loads are not a snapshot, hence "approximate").
+    @inlinable
     var approximateCount: Int {
         let produced = producerPosition.pointee.load(ordering: .relaxed)
         let consumed = consumerPosition.pointee.load(ordering: .relaxed)

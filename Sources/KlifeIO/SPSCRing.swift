@@ -1,4 +1,4 @@
-import Synchronization
+public import Synchronization
 
 /// A bounded lock-free single-producer, single-consumer FIFO.
 ///
@@ -20,13 +20,13 @@ public final class SPSCRing<Element>: @unchecked Sendable {
     // only while it lies inside, with the position stores ordering the hand-over; and
     // elements arrive as `sending`. Not checked by the compiler: at most one thread
     // pushes and at most one thread pops at a time.
-    private let storage: RingStorage<Element>
+    @usableFromInline let storage: RingStorage<Element>
 
     /// The number of slots (the requested capacity rounded up to a power of two).
-    public var capacity: Int { storage.capacity }
+    @inlinable public var capacity: Int { storage.capacity }
 
     /// Elements queued now; exact only when no push or pop runs concurrently.
-    public var approximateCount: Int { storage.approximateCount }
+    @inlinable public var approximateCount: Int { storage.approximateCount }
 
     /// Creates an empty ring.
     /// - Parameter capacity: Minimum number of elements it holds (1...2^40); rounded up to a power of two.
@@ -48,11 +48,6 @@ public final class SPSCRing<Element>: @unchecked Sendable {
     /// - Returns: `false` when the ring is full (backpressure), `true` once queued.
     @inlinable
     public func tryPush(_ element: sending Element) -> Bool {
-        _tryPush(element)
-    }
-
-    @usableFromInline
-    func _tryPush(_ element: consuming Element) -> Bool {
         let position = storage.producerPosition.pointee.load(ordering: .relaxed)
         let cachedConsumer = storage.producerCache
         if position &- cachedConsumer.pointee == storage.capacity {
@@ -66,6 +61,7 @@ public final class SPSCRing<Element>: @unchecked Sendable {
 
     /// Removes the oldest element. Single consumer only.
     /// - Returns: The element, or `nil` when the ring is empty.
+    @inlinable
     public func pop() -> Element? {
         let position = storage.consumerPosition.pointee.load(ordering: .relaxed)
         let cachedProducer = storage.consumerCache
@@ -83,7 +79,7 @@ public final class SPSCRing<Element>: @unchecked Sendable {
     ///   - maxCount: Upper bound on elements taken in this call.
     ///   - body: Called with each element, in FIFO order.
     /// - Returns: How many elements were taken.
-    @discardableResult
+    @inlinable @discardableResult
     public func drain(maxCount: Int, _ body: (Element) -> Void) -> Int {
         var taken = 0
         while taken < maxCount, let element = pop() {

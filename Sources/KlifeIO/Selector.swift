@@ -51,7 +51,6 @@ struct ReadyEvent {
     var registrationID: UInt32 { UInt32(truncatingIfNeeded: token >> 32) }
     var isReadable: Bool { flags & (klife_epollin() | klife_epollrdhup() | klife_epollhup() | klife_epollerr()) != 0 }
     var isWritable: Bool { flags & klife_epollout() != 0 }
-    var isErrorOrHangup: Bool { flags & (klife_epollerr() | klife_epollhup()) != 0 }
 }
 
 /// The epoll instance, its event array, and the eventfd used to wake it.

@@ -116,11 +116,13 @@ extension TCPChannel {
         } catch {
             code = error.errno ?? EIO
         }
-        if code == 0 && event.isWritable && !event.isErrorOrHangup {
+        if code == 0 && event.isWritable {
+            // Established. A hang-up in the same event (the peer closed at once) is then
+            // reported by the read path as `.peerClosed` or a reset.
             didConnect()
             return
         }
-        if code == 0 { code = ECONNREFUSED }  // hang-up without a recorded error
+        if code == 0 { code = ECONNREFUSED }  // error/hang-up without a recorded error
         lastConnectError = IOError(.syscall(name: "connect", errno: code),
                                    context: "connect to \(currentAddress?.description ?? remoteDescription)")
         releaseSocket()

@@ -50,12 +50,19 @@ final class ReactorTests: XCTestCase {
         defer { reactor.shutdown() }
         XCTAssertFalse(reactor.isInReactorThread)
         XCTAssertEqual(onReactor(reactor) { reactor.isInReactorThread }, true)
+        let threadName = onReactor(reactor) { () -> String in
+            let fd = open("/proc/thread-self/comm", O_RDONLY)
+            defer { close(fd) }
+            return String(decoding: readFully(fd, count: 64), as: UTF8.self)
+        }
+        XCTAssertEqual(threadName, "test-io\n", "the loop thread carries the reactor's name")
     }
 
     /// While the reactor is busy, N submissions cost one eventfd write, not N.
     func testWakeupsAreCoalesced() throws {
         let reactor = try startedReactor()
         defer { reactor.shutdown() }
+        _ = onReactor(reactor) { true }  // the loop is up and idle in epoll_wait
         let busy = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
         reactor.submit {
             busy.signal()
@@ -77,7 +84,9 @@ final class ReactorTests: XCTestCase {
         let writes = reactor.tasks.eventfdWrites.load(ordering: .relaxed) - before
         release.signal()
         _ = waitOrFail(allRan, "submitted tasks")
-        XCTAssertEqual(writes, 1, "\(2 * submissions) submissions/wakeups while busy should cost one eventfd write")
+        // Normally exactly 1; 0 if the loop happened to pop the busy task before reading
+        // the eventfd that announced it (the flag then stayed set for the whole burst).
+        XCTAssertLessThanOrEqual(writes, 1, "\(2 * submissions) submissions/wakeups while busy should cost one eventfd write")
     }
 
     func testTrySubmitReportsFullRing() throws {
@@ -175,6 +184,9 @@ final class ReactorTests: XCTestCase {
     }
 
     func testCPUPinningFromInsideATask() throws {
+        guard OSThread.allowedCPUs(statusFile: "/proc/self/status")?.contains(0) == true else {
+            throw XCTSkip("this process may not run on CPU 0")
+        }
         let reactor = try Reactor(name: "pinned", cpuAffinity: [0])
         reactor.start()
         defer { reactor.shutdown() }

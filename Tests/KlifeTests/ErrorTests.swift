@@ -119,3 +119,21 @@ final class ErrorTests: XCTestCase {
         }
     }
 }
+
+final class BrokerLimitTests: XCTestCase {
+    /// A record within the client's limit but over the topic's `max.message.bytes` fails
+    /// with the broker's MESSAGE_TOO_LARGE, reported as `recordTooLarge`.
+    func testRecordOverBrokerLimitIsTyped() async throws {
+        let client = try await Shared.client()
+        let topic = TestCluster.uniqueTopicName("limit")
+        try await client.createTopic(topic, partitions: 1, configs: ["max.message.bytes": "2000"])
+        do {
+            let meta = try await client.produce(ProducerRecord(topic: topic, partition: 0, value: [UInt8](repeating: 1, count: 50_000)))
+            throw XCTSkip("broker accepted a 50 kB record over max.message.bytes=2000 (offset \(meta.offset)): it does not enforce the limit")
+        } catch let error as KlifeError {
+            XCTAssertEqual(error.code, .recordTooLarge, error.description)
+            XCTAssertEqual(error.kafkaErrorCode, .messageTooLarge)
+        }
+        await client.close()
+    }
+}

@@ -1,0 +1,216 @@
+import Foundation
+import Glibc
+import XCTest
+
+/// A librdkafka mock cluster (real TCP brokers on 127.0.0.1) running in a child process,
+/// `Tests/interop/mock_cluster.py`, with commands to move leaders, take brokers down,
+/// slow them and inject request errors.
+///
+/// Broker ids are `1...brokers`; ``bootstrap`` lists them in id order. Each command waits for
+/// the script's answer and throws when it reports an error. The child exits when ``stop()``
+/// runs (also from `deinit`), when its stdin closes, or when this process dies.
+///
+/// ```swift
+/// let mock = try MockCluster(brokers: 3, topics: [("orders", 6)])
+/// defer { mock.stop() }
+/// try mock.leader("orders", 0, broker: 2)
+/// try mock.pushErrors(apiKey: 0, codes: [6, 6])   // next two Produce requests: NOT_LEADER_OR_FOLLOWER
+/// ```
+final class MockCluster: @unchecked Sendable {
+    // @unchecked: every mutable property is guarded by `lock`; commands are serialized.
+
+    /// `127.0.0.1:port` per broker, broker 1 first.
+    let bootstrap: [String]
+    /// Number of brokers (ids 1...brokerCount).
+    let brokerCount: Int
+
+    private let process: Process
+    private let input: FileHandle
+    private let output: LineReader
+    private let logURL: URL
+    private let replyTimeout: TimeInterval
+    private let lock = NSLock()
+    private var stopped = false
+
+    /// Starts the cluster and creates `topics` (name, partition count; replication factor
+    /// `replicationFactor`, default 1, under which partition `p` is led by broker `p % brokers + 1`).
+    init(brokers: Int = 3, topics: [(String, Int32)], replicationFactor: Int = 1,
+         replyTimeout: TimeInterval = 15) throws {
+        MockCluster.ignoreSIGPIPE
+        let python = try interopPython()
+        let script = repositoryRoot.appendingPathComponent("Tests/interop/mock_cluster.py").path
+        var arguments = [script, "--brokers", "\(brokers)"]
+        for (name, partitions) in topics { arguments += ["--topic", "\(name):\(partitions):\(replicationFactor)"] }
+
+        let logURL = FileManager.default.temporaryDirectory.appendingPathComponent("klife-mock-\(UUID().uuidString).log")
+        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = arguments
+        let stdin = Pipe(), stdout = Pipe()
+        process.standardInput = stdin
+        process.standardOutput = stdout
+        process.standardError = try FileHandle(forWritingTo: logURL)
+        try process.run()
+
+        self.process = process
+        self.input = stdin.fileHandleForWriting
+        self.output = LineReader(stdout.fileHandleForReading)
+        self.logURL = logURL
+        self.replyTimeout = replyTimeout
+        self.brokerCount = brokers
+
+        guard let line = output.next(timeout: replyTimeout) else {
+            let log = Self.readLog(logURL)
+            Self.terminate(process)
+            throw MockClusterError(description: "mock_cluster.py did not start (status \(process.isRunning ? "running" : "\(process.terminationStatus)")): \(log)")
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+              let servers = object["bootstrap"] as? String else {
+            Self.terminate(process)
+            throw MockClusterError(description: "unexpected first line from mock_cluster.py: \(line)")
+        }
+        self.bootstrap = servers.split(separator: ",").map(String.init)
+    }
+
+    deinit { stop() }
+
+    /// Makes `broker` the leader of `topic`/`partition` (-1: leaderless). Data stays with the partition.
+    func leader(_ topic: String, _ partition: Int32, broker: Int32) throws {
+        try command("leader \(topic) \(partition) \(broker)")
+    }
+
+    /// Closes the broker's connections and refuses new ones (the port stays reserved).
+    func down(_ broker: Int32) throws { try command("down \(broker)") }
+
+    /// Accepts connections again on the same port.
+    func up(_ broker: Int32) throws { try command("up \(broker)") }
+
+    /// Delays every response of `broker` by `ms` milliseconds (0 removes the delay).
+    func rtt(_ broker: Int32, ms: Int) throws { try command("rtt \(broker) \(ms)") }
+
+    /// Fails the next `codes.count` requests with API key `apiKey` (on any broker), one code each, in order.
+    func pushErrors(apiKey: Int16, codes: [Int16]) throws {
+        precondition(!codes.isEmpty, "pushErrors needs at least one code")
+        try command("errors \(apiKey) " + codes.map { "\($0)" }.joined(separator: " "))
+    }
+
+    /// Asks the child to quit, closes its stdin and reaps it (SIGKILL if it lingers). Idempotent.
+    func stop() {
+        let first = lock.withLock { () -> Bool in
+            if stopped { return false }
+            stopped = true
+            return true
+        }
+        guard first else { return }
+        try? input.write(contentsOf: Data("quit\n".utf8))
+        try? input.close()
+        Self.terminate(process, grace: 5)
+        output.close()
+        try? FileManager.default.removeItem(at: logURL)
+    }
+
+    /// The child's stderr so far (librdkafka logs, Python tracebacks).
+    var log: String { Self.readLog(logURL) }
+
+    // MARK: Private
+
+    private func command(_ text: String) throws {
+        try lock.withLock {
+            guard !stopped else { throw MockClusterError(description: "mock cluster stopped; cannot run '\(text)'") }
+            do {
+                try input.write(contentsOf: Data((text + "\n").utf8))
+            } catch {
+                throw MockClusterError(description: "'\(text)': cannot write to mock_cluster.py (\(error)): \(log)")
+            }
+            guard let line = output.next(timeout: replyTimeout) else {
+                throw MockClusterError(description: "'\(text)': no answer from mock_cluster.py within \(replyTimeout) s: \(log)")
+            }
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+                throw MockClusterError(description: "'\(text)': unexpected answer \(line)")
+            }
+            if object["ok"] as? Bool != true {
+                throw MockClusterError(description: "'\(text)' failed: \(object["error"] as? String ?? line)")
+            }
+        }
+    }
+
+    private static func readLog(_ url: URL) -> String {
+        let text = (try? String(contentsOf: url, encoding: .utf8)) ?? ""
+        return String(text.suffix(4000))
+    }
+
+    /// Waits up to `grace` seconds for a voluntary exit, then SIGTERM, then SIGKILL.
+    private static func terminate(_ process: Process, grace: TimeInterval = 0) {
+        func wait(_ seconds: TimeInterval) -> Bool {
+            let deadline = Date().addingTimeInterval(seconds)
+            while process.isRunning && Date() < deadline { usleep(10_000) }
+            return !process.isRunning
+        }
+        if !wait(grace) {
+            process.terminate()
+            if !wait(2) { kill(process.processIdentifier, SIGKILL) }
+        }
+        process.waitUntilExit()
+    }
+
+    /// Writing a command to a child that already died must throw, not kill the test process.
+    private static let ignoreSIGPIPE: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
+}
+
+struct MockClusterError: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// Splits a pipe into lines on a background thread so reads can time out.
+private final class LineReader: @unchecked Sendable {
+    // @unchecked: `lines` and `finished` are guarded by `condition`.
+    private let condition = NSCondition()
+    private var lines: [String] = []
+    private var finished = false
+    private let handle: FileHandle
+
+    init(_ handle: FileHandle) {
+        self.handle = handle
+        let thread = Thread { [self] in run() }
+        thread.name = "mock-cluster-reader"
+        thread.start()
+    }
+
+    private func run() {
+        var buffer = Data()
+        while true {
+            let chunk = handle.availableData
+            if chunk.isEmpty { break }
+            buffer.append(chunk)
+            while let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = String(decoding: buffer[buffer.startIndex..<newline], as: UTF8.self)
+                buffer.removeSubrange(buffer.startIndex...newline)
+                condition.withLock {
+                    lines.append(line)
+                    condition.broadcast()
+                }
+            }
+        }
+        condition.withLock {
+            finished = true
+            condition.broadcast()
+        }
+    }
+
+    /// The next line, or `nil` at end of stream or after `timeout` seconds.
+    func next(timeout: TimeInterval) -> String? {
+        let deadline = Date().addingTimeInterval(timeout)
+        condition.lock()
+        defer { condition.unlock() }
+        while lines.isEmpty && !finished {
+            if !condition.wait(until: deadline) { break }
+        }
+        return lines.isEmpty ? nil : lines.removeFirst()
+    }
+
+    /// Called once the child exited (the reader thread then sees end of stream).
+    func close() {
+        condition.withLock { finished = true; condition.broadcast() }
+    }
+}
