@@ -4,7 +4,8 @@ import KlifeProtocol
 public struct FetchResult: Sendable {
     /// Records at or after the requested offset, in offset order (control records removed).
     public var records: [ConsumerRecord]
-    /// The partition's high watermark: the offset the next produced record will get.
+    /// The partition's high watermark: the offset the next produced record will get
+    /// (-1 when the broker left the partition out of an empty answer).
     public var highWatermark: Int64
     /// The first offset still in the log.
     public var logStartOffset: Int64
@@ -63,8 +64,9 @@ extension KlifeClient {
                 return (result, truncatedOnly)
             }
         }
-        throw .malformed(DecodeError(.invalidValue, offset: 0, detail: "partition missing from Fetch response"),
-                         broker: "node \(node)")
+        // Some brokers leave out a partition that has nothing to return (seen with maxWait 0):
+        // that is an empty page, not a protocol error.
+        return (FetchResult(records: [], highWatermark: -1, logStartOffset: -1, nextOffset: offset), false)
     }
 
     /// Looks up an offset of one partition: the earliest, the latest (high watermark), or the

@@ -25,15 +25,17 @@ extension KlifeClient {
     }
 
     /// Every record currently in one partition, in offset order.
+    ///
+    /// Reads from the earliest offset until the high watermark reported by the fetches
+    /// themselves (some brokers answer ListOffsets(latest) with a batch's base offset).
     public func allRecords(topic: String, partition: Int32) async throws(KlifeError) -> [ConsumerRecord] {
         var offset = try await listOffset(topic: topic, partition: partition, .earliest)
-        let end = try await listOffset(topic: topic, partition: partition, .latest)
         var records: [ConsumerRecord] = []
-        while offset < end {
-            let result = try await fetch(topic: topic, partition: partition, offset: offset)
-            if result.records.isEmpty { break }
-            records += result.records
-            offset = result.nextOffset
+        while true {
+            let page = try await fetch(topic: topic, partition: partition, offset: offset)
+            records += page.records
+            offset = page.nextOffset
+            if page.records.isEmpty || offset >= page.highWatermark { break }
         }
         return records
     }

@@ -28,13 +28,13 @@ public final class TestBroker: Sendable {
     public let bootstrapServers: String
     /// The loopback port the broker listens on.
     public let port: Int
-    private let process: Process
-    private let logURL: URL
+    private let process: BrokerProcess
+    private let logPath: String
 
-    private init(process: Process, port: Int, logURL: URL) {
+    private init(process: BrokerProcess, port: Int, logPath: String) {
         self.process = process
         self.port = port
-        self.logURL = logURL
+        self.logPath = logPath
         self.bootstrapServers = "127.0.0.1:\(port)"
     }
 
@@ -46,43 +46,30 @@ public final class TestBroker: Sendable {
     public static func start(port: Int? = nil, readyTimeout: Duration = .seconds(20)) async throws -> TestBroker {
         let binary = try locateBinary()
         let port = try port ?? freeLoopbackPort()
-        let logURL = FileManager.default.temporaryDirectory.appendingPathComponent("klife-tansu-\(port)-\(getpid()).log")
-        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
-        let log = try FileHandle(forWritingTo: logURL)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["broker",
-                             "--listener-url", "tcp://127.0.0.1:\(port)",
-                             "--advertised-listener-url", "tcp://127.0.0.1:\(port)"]
+        let logPath = FileManager.default.temporaryDirectory.appendingPathComponent("klife-tansu-\(port)-\(getpid()).log").path
         var environment = ProcessInfo.processInfo.environment
         environment["RUST_LOG"] = environment["KLIFE_TANSU_LOG"] ?? "warn"
-        process.environment = environment
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        BrokerReaper.shared.track(process)
-        let broker = TestBroker(process: process, port: port, logURL: logURL)
+        let process = try BrokerProcess.spawn(
+            binary,
+            arguments: ["broker",
+                        "--listener-url", "tcp://127.0.0.1:\(port)",
+                        "--advertised-listener-url", "tcp://127.0.0.1:\(port)"],
+            environment: environment, logPath: logPath)
+        let broker = TestBroker(process: process, port: port, logPath: logPath)
         try await broker.waitUntilReady(timeout: readyTimeout)
         return broker
     }
 
-    /// Stops the broker process (idempotent).
+    /// Stops the broker process (idempotent): SIGTERM, then SIGKILL after 3 s.
     public func stop() {
-        guard process.isRunning else { return }
-        process.terminate()
-        let deadline = Date().addingTimeInterval(3)
-        while process.isRunning && Date() < deadline { usleep(10_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-        BrokerReaper.shared.untrack(process)
+        process.stop()
     }
 
     /// Whether the broker process is still alive.
     public var isRunning: Bool { process.isRunning }
 
     /// The broker's log so far (useful when a test fails).
-    public var log: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
+    public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
     private func waitUntilReady(timeout: Duration) async throws {
         let clock = ContinuousClock()
@@ -90,7 +77,7 @@ public final class TestBroker: Sendable {
         var lastError = "not tried"
         while clock.now < deadline {
             guard process.isRunning else {
-                throw TestBrokerError(description: "broker exited with status \(process.terminationStatus): \(log)")
+                throw TestBrokerError(description: "broker exited before it was ready: \(log)")
             }
             var config = KlifeConfiguration(bootstrapServers: [bootstrapServers])
             config.connectTimeout = .seconds(1)
@@ -195,6 +182,6 @@ final class BrokerReaper: Sendable {
         }
     }
 
-    func track(_ process: Process) { _ = pids.withLock { $0.insert(process.processIdentifier) } }
-    func untrack(_ process: Process) { _ = pids.withLock { $0.remove(process.processIdentifier) } }
+    func track(_ pid: Int32) { _ = pids.withLock { $0.insert(pid) } }
+    func untrack(_ pid: Int32) { _ = pids.withLock { $0.remove(pid) } }
 }

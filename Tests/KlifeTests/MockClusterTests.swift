@@ -54,12 +54,22 @@ final class MockClusterTests: XCTestCase {
     /// reported exactly once, successfully, at a unique offset, and the new leaders serve
     /// exactly the delivered offsets (the mock keeps a partition's log across leader changes).
     func testLeaderMoveMidStreamDeliversEveryRecordExactlyOnce() async throws {
+        try await leaderMoveMidStream(reactors: 1)
+    }
+
+    /// The same with two reactors: partitions 0 and 1 move to brokers owned by the other
+    /// reactor, so their buffered and rejected records must be handed across reactors.
+    func testLeaderMoveAcrossReactorsDeliversEveryRecordExactlyOnce() async throws {
+        try await leaderMoveMidStream(reactors: 2)
+    }
+
+    private func leaderMoveMidStream(reactors: Int) async throws {
         let topic = "moving"
         let partitions: Int32 = 3
         let mock = try MockCluster(brokers: 3, topics: [(topic, partitions)])
         defer { mock.stop() }
         for p in 0..<partitions { try mock.leader(topic, p, broker: p + 1) }
-        let client = try await connect(mock)
+        let client = try await connect(mock) { $0.reactorCount = reactors }
         let initial = try leaderMap(try await client.metadata(topics: [topic]), topic, partitions: Int(partitions))
         XCTAssertEqual(initial, [0: 1, 1: 2, 2: 3])
 
