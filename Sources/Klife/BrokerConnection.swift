@@ -100,16 +100,18 @@ final class BrokerConnection: ChannelHandler {
             // A broker that does not know our version answers UNSUPPORTED_VERSION with a v0 body.
             var peek = reader
             let errorCode = KafkaErrorCode(rawValue: peek.readInt16())
-            let decodeVersion: Int16 = errorCode == .unsupportedVersion ? 0 : sentVersion
-            let response = ApiVersionsResponse(from: &reader, version: decodeVersion)
-            if let error = reader.error {
-                fail(.malformed(error, broker: address.description))
+            if errorCode == .unsupportedVersion && sentVersion > 0 {
+                // KIP-511 says the body is in v0 layout; some brokers send another layout.
+                // Use the advertised range when it decodes, else step down to v0, which every broker speaks.
+                let response = ApiVersionsResponse(from: &reader, version: 0)
+                let advertised = reader.error == nil ? ApiVersionTable(response.apiKeys).range(for: .apiVersions) : nil
+                let retry = advertised.map { min($0.upperBound, sentVersion - 1) } ?? 0
+                sendApiVersions(version: max(retry, 0))
                 return
             }
-            if errorCode == .unsupportedVersion && sentVersion > 0 {
-                let table = ApiVersionTable(response.apiKeys)
-                let retry = table.range(for: .apiVersions).map { min($0.upperBound, sentVersion - 1) } ?? 0
-                sendApiVersions(version: max(retry, 0))
+            let response = ApiVersionsResponse(from: &reader, version: sentVersion)
+            if let error = reader.error {
+                fail(.malformed(error, broker: address.description))
                 return
             }
             guard errorCode == .none else {

@@ -43,7 +43,7 @@ final class MockCluster: @unchecked Sendable {
         for (name, partitions) in topics { arguments += ["--topic", "\(name):\(partitions):\(replicationFactor)"] }
 
         let logURL = FileManager.default.temporaryDirectory.appendingPathComponent("klife-mock-\(UUID().uuidString).log")
-        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
         process.arguments = arguments
@@ -75,7 +75,7 @@ final class MockCluster: @unchecked Sendable {
 
     deinit { stop() }
 
-    /// Makes `broker` the leader of `topic`/`partition` (-1: leaderless). Data stays with the partition.
+    /// Makes `broker` (>= 1) the leader of `topic`/`partition`. The partition's log stays with it.
     func leader(_ topic: String, _ partition: Int32, broker: Int32) throws {
         try command("leader \(topic) \(partition) \(broker)")
     }

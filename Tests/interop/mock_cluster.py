@@ -12,22 +12,15 @@ Broker ids are 1..N, in the same order as the bootstrap list.
 
 Commands, one per line on stdin; each is answered with one JSON line,
 {"ok": true} or {"ok": false, "error": "..."}:
-  leader TOPIC PARTITION BROKER   move the partition's leadership (-1: no leader)
-  down BROKER                     close the broker's connections and stop accepting
-  up BROKER                       accept connections again (same port)
+  leader TOPIC PARTITION BROKER   move the partition's leadership to BROKER (>= 1);
+                                  TOPIC must be one created with --topic
+  down BROKER                     close the broker's connections; it stays out of
+                                  Metadata answers until `up`
+  up BROKER                       bring the broker back
   rtt BROKER MS                   delay every response of the broker by MS
   errors APIKEY CODE [CODE...]    fail the next requests of that API key (any broker)
                                   with these Kafka error codes, one code per request
   quit                            exit
-
-ApiVersions shim (default on, --no-shim turns it off): each broker is reached through a
-small relay on its own 127.0.0.1 port, advertised in Metadata instead of the mock's
-port. The relay passes bytes through unchanged except for one non-conformance of the
-mock: to an ApiVersions request newer than it supports (v3+; the mock stops at v2) it
-answers UNSUPPORTED_VERSION in a made-up flexible layout, where a Kafka broker answers
-with a v0 body so that the client can retry with an older version. The relay rewrites
-exactly that answer into the v0 layout. `down` also stops the relay accepting (connections
-are refused, as with a real broker that is down) and closes its relayed connections.
 
 The process exits when stdin closes or its parent process dies, so it never outlives
 the test that started it. It talks to librdkafka (bundled with confluent-kafka, or
@@ -123,16 +116,7 @@ class Mock:
         if not self.mc:
             raise SystemExit("mock_cluster: rd_kafka_mock_cluster_new failed")
         self.bootstrap = api.bootstraps(self.mc).decode()
-        self.relays = {}  # broker id -> Relay, when the ApiVersions shim is on
-
-    def add_relays(self):
-        """Puts a relay in front of every broker and advertises the relays instead."""
-        entries = self.bootstrap.split(",")
-        for broker_id, entry in enumerate(entries, start=1):
-            relay = Relay(int(entry.rsplit(":", 1)[1]))
-            self.api.set_host_port(self.mc, broker_id, b"127.0.0.1", relay.port)
-            self.relays[broker_id] = relay
-        self.bootstrap = ",".join(f"127.0.0.1:{self.relays[b].port}" for b in sorted(self.relays))
+        self.topics = set()
 
     def check(self, err, what):
         if err != 0:
@@ -140,19 +124,18 @@ class Mock:
 
     def create_topic(self, name, partitions, rf):
         self.check(self.api.topic_create(self.mc, name.encode(), partitions, rf), f"create topic {name}")
+        self.topics.add(name)
 
     def leader(self, topic, partition, broker):
+        if topic not in self.topics:  # the mock would silently auto-create it
+            raise ValueError(f"leader: unknown topic {topic!r}")
         self.check(self.api.set_leader(self.mc, topic.encode(), partition, broker), "set leader")
 
     def down(self, broker):
         self.check(self.api.set_down(self.mc, broker), f"broker {broker} down")
-        if broker in self.relays:
-            self.relays[broker].down()
 
     def up(self, broker):
         self.check(self.api.set_up(self.mc, broker), f"broker {broker} up")
-        if broker in self.relays:
-            self.relays[broker].up()
 
     def rtt(self, broker, ms):
         self.check(self.api.set_rtt(self.mc, broker, ms), f"broker {broker} rtt")
@@ -168,166 +151,6 @@ class Mock:
     def close(self):
         self.api.cluster_destroy(self.mc)
         self.api.destroy(self.rk)
-
-
-# ---------------------------------------------------------------------------------------
-# ApiVersions shim: a byte relay per broker that fixes the mock's UNSUPPORTED_VERSION answer.
-
-API_VERSIONS = 18
-UNSUPPORTED_VERSION = 35
-
-
-def v0_unsupported_apiversions(frame):
-    """Rewrites the mock's answer to an ApiVersions request it does not support.
-
-    The mock sends   corr_id | error i16 | count i8 (raw, not count+1) | count x (key, min, max i16) | throttle i32
-    A broker sends   corr_id | error i16 | count i32 | count x (key, min, max i16)              (the v0 layout)
-    Anything else is returned unchanged.
-    """
-    body = frame[4:]
-    if len(body) < 3 or struct.unpack_from(">h", body)[0] != UNSUPPORTED_VERSION:
-        return frame
-    count = body[2]
-    if len(body) != 3 + 6 * count + 4:
-        return frame
-    return frame[:4] + struct.pack(">hi", UNSUPPORTED_VERSION, count) + body[3:3 + 6 * count]
-
-
-class Link:
-    """One client connection relayed to its mock broker, frame by frame."""
-
-    def __init__(self, client, upstream, on_close):
-        self.client, self.upstream = client, upstream
-        self.apiversions = {}  # correlation id -> version, ApiVersions requests awaiting answers
-        self.on_close = on_close
-        self.lock = threading.Lock()
-        self.closed = False
-
-    def start(self):
-        for src, dst, transform in ((self.client, self.upstream, self.on_request),
-                                    (self.upstream, self.client, self.on_response)):
-            threading.Thread(target=self.pump, args=(src, dst, transform), daemon=True).start()
-
-    def pump(self, src, dst, transform):
-        buffer = bytearray()
-        try:
-            while True:
-                data = src.recv(1 << 16)
-                if not data:
-                    break
-                buffer += data
-                out = bytearray()
-                while len(buffer) >= 4:
-                    size = int.from_bytes(buffer[:4], "big", signed=True)
-                    if size < 0:
-                        raise OSError("negative frame size")
-                    if len(buffer) < 4 + size:
-                        break
-                    frame = transform(bytes(buffer[4:4 + size]))
-                    del buffer[:4 + size]
-                    out += len(frame).to_bytes(4, "big") + frame
-                if out:
-                    dst.sendall(out)
-        except OSError:
-            pass
-        finally:
-            self.close()
-
-    def on_request(self, frame):
-        if len(frame) >= 8:
-            api_key, version, correlation_id = struct.unpack_from(">hhi", frame)
-            if api_key == API_VERSIONS:
-                self.apiversions[correlation_id] = version
-        return frame
-
-    def on_response(self, frame):
-        if len(frame) >= 4 and self.apiversions:
-            version = self.apiversions.pop(struct.unpack_from(">i", frame)[0], None)
-            if version is not None and version >= 3:
-                return v0_unsupported_apiversions(frame)
-        return frame
-
-    def close(self):
-        with self.lock:
-            if self.closed:
-                return
-            self.closed = True
-        for s in (self.client, self.upstream):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
-        self.on_close(self)
-
-
-class Relay:
-    """Listens on its own loopback port and relays each connection to one mock broker."""
-
-    def __init__(self, upstream_port):
-        self.upstream_port = upstream_port
-        self.links = set()
-        self.lock = threading.Lock()
-        self.accepting = None  # (thread, stop event) while up
-        self.sock = self.bound_socket(0)
-        self.port = self.sock.getsockname()[1]
-        self.up()
-
-    @staticmethod
-    def bound_socket(port):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", port))
-        return s
-
-    def up(self):
-        if self.accepting:
-            return
-        self.sock.listen(64)
-        self.sock.settimeout(0.05)
-        stop = threading.Event()
-        thread = threading.Thread(target=self.accept_loop, args=(self.sock, stop), daemon=True)
-        self.accepting = (thread, stop)
-        thread.start()
-
-    def down(self):
-        """Refuses new connections (bound, not listening: the port stays ours) and drops the open ones."""
-        if self.accepting:
-            thread, stop = self.accepting
-            stop.set()
-            thread.join()
-            self.accepting = None
-            self.sock.close()
-            self.sock = self.bound_socket(self.port)
-        with self.lock:
-            links = list(self.links)
-        for link in links:
-            link.close()
-
-    def accept_loop(self, sock, stop):
-        while not stop.is_set():
-            try:
-                client, _ = sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            client.setblocking(True)
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
-            except OSError:
-                client.close()  # the broker is down: the client sees the connection end
-                continue
-            for s in (client, upstream):
-                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            link = Link(client, upstream, self.forget)
-            with self.lock:
-                self.links.add(link)
-            link.start()
-
-    def forget(self, link):
-        with self.lock:
-            self.links.discard(link)
 
 
 def parse_topic(text):
@@ -369,6 +192,10 @@ def run_command(mock, words):
     if cmd == "leader":
         if len(args) != 3:
             raise ValueError("usage: leader TOPIC PARTITION BROKER")
+        if int(args[2]) < 1:
+            # A leaderless partition crashes the mock: its Produce v10 NOT_LEADER answer
+            # writes the CurrentLeader tag from a NULL leader.
+            raise ValueError("leader: BROKER must be >= 1 (leaderless partitions crash librdkafka's mock)")
         mock.leader(args[0], int(args[1]), int(args[2]))
     elif cmd == "down":
         mock.down(*ints(1))
@@ -392,8 +219,6 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--brokers", type=int, default=3)
     ap.add_argument("--topic", type=parse_topic, action="append", default=[], metavar="NAME:PARTITIONS[:RF]")
-    ap.add_argument("--no-shim", action="store_true",
-                    help="expose the mock brokers directly (no ApiVersions relay)")
     args = ap.parse_args()
     if args.brokers < 1:
         ap.error("--brokers must be >= 1")
@@ -405,8 +230,6 @@ def main():
     hosts = [entry.rsplit(":", 1)[0] for entry in mock.bootstrap.split(",")]
     if len(hosts) != args.brokers or any(h != "127.0.0.1" for h in hosts):
         raise SystemExit(f"mock_cluster: expected {args.brokers} loopback brokers, got {mock.bootstrap!r}")
-    if not args.no_shim:
-        mock.add_relays()
     for name, partitions, rf in args.topic:
         mock.create_topic(name, partitions, rf)
 
