@@ -182,6 +182,23 @@ final class MockClusterTests: XCTestCase {
         await client.close()
     }
 
+    /// A broker refusing a record as larger than its limit (MESSAGE_TOO_LARGE) surfaces
+    /// as `recordTooLarge` carrying the broker's code, and is not retried.
+    func testBrokerMessageTooLargeIsRecordTooLarge() async throws {
+        let mock = try MockCluster(brokers: 1, topics: [("limit", 1)])
+        defer { mock.stop() }
+        let client = try await connect(mock)
+        try mock.pushErrors(apiKey: ApiKey.produce.rawValue, codes: [KafkaErrorCode.messageTooLarge.rawValue])
+        do {
+            let m = try await client.produce(ProducerRecord(topic: "limit", partition: 0, value: [UInt8](repeating: 1, count: 5000)))
+            XCTFail("produce succeeded despite MESSAGE_TOO_LARGE: \(m)")
+        } catch {
+            XCTAssertEqual(error.code, .recordTooLarge, error.description)
+            XCTAssertEqual(error.kafkaErrorCode, .messageTooLarge)
+        }
+        await client.close()
+    }
+
     // MARK: Broker failures
 
     /// The leader goes down with a record on its way; when it comes back the record is
