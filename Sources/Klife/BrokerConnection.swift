@@ -33,7 +33,8 @@ final class BrokerConnection: ChannelHandler {
 
     let nodeID: Int32
     let address: BrokerAddress
-    private unowned let context: ReactorContext
+    // unowned(unsafe): the context owns its connections and outlives them.
+    private unowned(unsafe) let context: ReactorContext
     private var channel: TCPChannel?
     private var state: State = .idle
     private(set) var versions: ApiVersionTable?

@@ -97,10 +97,34 @@ public struct ClusterMetadata: Sendable {
 final class MetadataSnapshot: Sendable {
     let metadata: ClusterMetadata
     let version: UInt64
+    /// Per-topic routing, precomputed so the produce path does one dictionary lookup
+    /// and no struct copies per record.
+    let routes: [String: TopicRoute]
 
     init(_ metadata: ClusterMetadata, version: UInt64) {
         self.metadata = metadata
         self.version = version
+        var routes: [String: TopicRoute] = [:]
+        for (name, topic) in metadata.topics where !topic.partitions.isEmpty {
+            let leaders = (0..<Int32(topic.partitions.count)).map { metadata.leader(topic: name, partition: $0) ?? -1 }
+            routes[name] = TopicRoute(leaders: leaders)
+        }
+        self.routes = routes
+    }
+}
+
+/// Where each partition of one topic is led (-1 when no leader is known).
+final class TopicRoute: Sendable {
+    let leaders: [Int32]
+    var partitionCount: Int32 { Int32(leaders.count) }
+
+    init(leaders: [Int32]) { self.leaders = leaders }
+
+    /// The leader of `partition`, or `nil` when unknown.
+    @inline(__always)
+    func leader(_ partition: Int32) -> Int32? {
+        let leader = leaders[Int(partition)]
+        return leader >= 0 ? leader : nil
     }
 }
 

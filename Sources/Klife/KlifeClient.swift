@@ -46,7 +46,11 @@ public final class KlifeClient: Sendable {
         self.maxBlockNanos = configuration.producer.maxBlock.nanoseconds
         self.deliveryTimeoutNanos = configuration.producer.deliveryTimeout.nanoseconds
         self.maxRecordBytes = configuration.producer.maxRecordBytes
-        for c in contexts { c.client = self }
+        for c in contexts {
+            c.client = self
+            c.siblings = contexts
+            c.roundRobin = roundRobin
+        }
     }
 
     /// Validates `configuration`, starts the reactors and loads cluster metadata from the
@@ -195,12 +199,11 @@ public final class KlifeClient: Sendable {
         var partition = record.partition ?? -1
         if let p = record.partition, p < 0 { return .failure(.unknownTopicOrPartition(record.topic, partition: p)) }
         var target = contexts[0]
-        let metadata = metadataStore.snapshot.metadata
-        if let topic = metadata.topics[record.topic], !topic.partitions.isEmpty {
-            let count = Int32(topic.partitions.count)
+        if let route = metadataStore.snapshot.routes[record.topic] {
+            let count = route.partitionCount
             if partition >= count { return .failure(.unknownTopicOrPartition(record.topic, partition: partition)) }
             if partition < 0 { partition = choosePartition(key: record.key, partitionCount: count) }
-            if let leader = metadata.leader(topic: record.topic, partition: partition) { target = context(forNode: leader) }
+            if let leader = route.leader(partition) { target = context(forNode: leader) }
         } else {
             noteTopicOfInterest(record.topic)
         }

@@ -13,7 +13,8 @@ import KlifeProtocol
 /// accumulating in its sink and leave together in the next request (dynamic batching).
 /// Confined to the reactor thread.
 final class ProducerEngine {
-    private unowned let context: ReactorContext
+    // unowned(unsafe): the context owns this engine and outlives it.
+    private unowned(unsafe) let context: ReactorContext
     private let config: ProducerConfiguration
     private var sinks: [Int32: BrokerSink] = [:]
     /// Records waiting for metadata (unknown topic, partition or leader).
@@ -55,19 +56,18 @@ final class ProducerEngine {
     /// or parks it until metadata knows where it goes.
     func route(_ record: PendingRecord, now: UInt64) {
         var record = record
-        let metadata = context.snapshot.metadata
-        guard let topic = metadata.topics[record.topic], !topic.partitions.isEmpty else {
+        guard let route = context.snapshot.routes[record.topic] else {
             park(record)
             return
         }
-        let count = Int32(topic.partitions.count)
+        let count = route.partitionCount
         if record.partition < 0 {
             record.partition = context.choosePartition(key: record.key, partitionCount: count)
         } else if record.partition >= count {
             record.fail(.unknownTopicOrPartition(record.topic, partition: record.partition))
             return
         }
-        guard let leader = metadata.leader(topic: record.topic, partition: record.partition) else {
+        guard let leader = route.leader(record.partition) else {
             park(record)
             return
         }

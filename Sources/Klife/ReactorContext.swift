@@ -18,6 +18,11 @@ final class ReactorContext: @unchecked Sendable {
     /// Records submitted by application threads, drained once per reactor iteration.
     let records: MPSCRing<PendingRecord>
     weak var client: KlifeClient?
+    /// Every context of the client, this one included (index = reactor index), for
+    /// forwarding records without touching the client. Emptied at close to break the cycle.
+    var siblings: [ReactorContext] = []
+    /// The client's shared partitioner state.
+    var roundRobin = RoundRobinCounter()
 
     private(set) var snapshot = MetadataSnapshot(.empty, version: 0)
     private var connections: [Int32: BrokerConnection] = [:]
@@ -39,7 +44,9 @@ final class ReactorContext: @unchecked Sendable {
     func start() {
         reactor.start()
         reactor.submit { [self] in
-            reactor.addIterationHook { [unowned self] in producer.runIteration() }
+            // A strong capture on purpose: the loop keeps its context (and everything that
+            // refers to it unowned) alive until shutdown removes the hook.
+            reactor.addIterationHook { [self] in producer.runIteration() }
         }
     }
 
@@ -110,16 +117,18 @@ final class ReactorContext: @unchecked Sendable {
     }
 
     func owningContext(forNode node: Int32) -> ReactorContext {
-        client?.context(forNode: node) ?? self
+        siblings.isEmpty ? self : siblings[Int(UInt32(bitPattern: node) % UInt32(siblings.count))]
     }
 
     func choosePartition(key: [UInt8]?, partitionCount: Int32) -> Int32 {
-        client?.choosePartition(key: key, partitionCount: partitionCount) ?? 0
+        if let key { return DefaultPartitioner.partition(forKey: key, partitionCount: partitionCount) }
+        return roundRobin.nextPartition(of: partitionCount)
     }
 
     // MARK: Shutdown
 
     func closeAll(_ error: KlifeError) {
+        siblings = []
         while let r = records.pop() { r.fail(error) }
         producer.failAll(error)
         for c in connections.values { c.close() }
