@@ -1,3 +1,5 @@
+public import KlifeProtocol
+
 /// How a client connects, how many reactors it runs, and how its producer batches.
 ///
 /// Every field has a working default; only ``bootstrapServers`` is required.
@@ -98,6 +100,23 @@ public struct ProducerConfiguration: Sendable {
     public var queueCapacity: Int = 1 << 16
     /// How long `produce` waits for ring space before failing with ``KlifeError/Code/queueFull``.
     public var maxBlock: Duration = .seconds(30)
+    /// Upper bound of the exponential, jittered retry backoff (which starts at ``retryBackoff``).
+    public var retryBackoffMax: Duration = .seconds(1)
+    /// Codec for produced batches.
+    public var compression: CompressionCodec = .none
+    /// Codec-specific level (`nil`: the codec's default).
+    public var compressionLevel: Int32? = nil
+    /// Idempotent production (on by default): the broker drops duplicates of retried
+    /// batches and keeps each partition in order. Needs `acks = .all` and at most 5 in flight.
+    public var idempotent: Bool = true
+    /// Records accepted but not yet acknowledged, at most; beyond it `produce` reports backpressure.
+    public var maxBufferedRecords: Int = 1_000_000
+    /// Bytes (keys, values and headers) accepted but not yet acknowledged, at most.
+    public var maxBufferedBytes: Int = 512 << 20
+    /// The partitioner for records without an explicit partition, unless the topic has its own.
+    public var partitioner: any Partitioner = DefaultPartitioner()
+    /// Partitioners for particular topics, overriding ``partitioner``.
+    public var topicPartitioners: [String: any Partitioner] = [:]
 
     /// Creates default producer settings.
     public init() {}
@@ -119,6 +138,19 @@ public struct ProducerConfiguration: Sendable {
             throw .invalidConfiguration("producer.queueCapacity", "must be 2...16777216")
         }
         if maxBlock < .zero { throw .invalidConfiguration("producer.maxBlock", "must not be negative") }
+        if retryBackoffMax < retryBackoff {
+            throw .invalidConfiguration("producer.retryBackoffMax", "must be >= producer.retryBackoff")
+        }
+        if idempotent && acks != .all {
+            throw .invalidConfiguration("producer.idempotent", "needs acks = .all (or set idempotent = false)")
+        }
+        if idempotent && maxInFlightPerBroker > 5 {
+            throw .invalidConfiguration("producer.maxInFlightPerBroker", "must be 1...5 with idempotence, got \(maxInFlightPerBroker)")
+        }
+        if maxBufferedRecords < 1 { throw .invalidConfiguration("producer.maxBufferedRecords", "must be at least 1") }
+        if maxBufferedBytes < maxRecordBytes {
+            throw .invalidConfiguration("producer.maxBufferedBytes", "must be >= producer.maxRecordBytes (\(maxRecordBytes))")
+        }
     }
 }
 

@@ -5,7 +5,18 @@ import Synchronization
 /// Keyed records go to `murmur2(key) & 0x7fffffff % partitionCount`, the same
 /// partition the Java client and librdkafka's `murmur2_random` partitioner choose,
 /// so mixed-language producers agree. Unkeyed records rotate round robin.
-public enum DefaultPartitioner {
+public struct DefaultPartitioner: Partitioner {
+    private let roundRobin = RoundRobinCounter()
+
+    /// Creates the default partitioner.
+    public init() {}
+
+    /// murmur2 of the key, or round robin for unkeyed records.
+    public func partition(topic: String, key: [UInt8]?, value: [UInt8]?, partitionCount: Int32) -> Int32 {
+        if let key { return Self.partition(forKey: key, partitionCount: partitionCount) }
+        return roundRobin.nextPartition(of: partitionCount)
+    }
+
     /// Kafka's murmur2 hash (seed 0x9747b28c), bit-exact with the Java client.
     public static func murmur2(_ data: [UInt8]) -> Int32 {
         data.withUnsafeBytes { murmur2(UnsafeRawBufferPointer($0)) }

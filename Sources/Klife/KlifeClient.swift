@@ -21,7 +21,6 @@ public final class KlifeClient: Sendable {
     let contexts: [ReactorContext]
     let metadataStore = MetadataStore()
     let outstanding = OutstandingCounter()
-    private let roundRobin = RoundRobinCounter()
     private let refreshState = Mutex(RefreshState())
     private let closed = Atomic<Bool>(false)
     private let maxBlockNanos: UInt64
@@ -49,7 +48,6 @@ public final class KlifeClient: Sendable {
         for c in contexts {
             c.client = self
             c.siblings = contexts
-            c.roundRobin = roundRobin
         }
     }
 
@@ -202,7 +200,13 @@ public final class KlifeClient: Sendable {
         if let route = metadataStore.snapshot.routes[record.topic] {
             let count = route.partitionCount
             if partition >= count { return .failure(.unknownTopicOrPartition(record.topic, partition: partition)) }
-            if partition < 0 { partition = choosePartition(key: record.key, partitionCount: count) }
+            if partition < 0 {
+                partition = contexts[0].choosePartition(topic: record.topic, key: record.key, value: record.value,
+                                                        partitionCount: count)
+                if partition < 0 || partition >= count {
+                    return .failure(.invalidArgument("the partitioner for \(record.topic) chose partition \(partition) of \(count)"))
+                }
+            }
             if let leader = route.leader(partition) { target = context(forNode: leader) }
         } else {
             noteTopicOfInterest(record.topic)
@@ -215,10 +219,6 @@ public final class KlifeClient: Sendable {
         return .success((pending, target))
     }
 
-    func choosePartition(key: [UInt8]?, partitionCount: Int32) -> Int32 {
-        if let key { return DefaultPartitioner.partition(forKey: key, partitionCount: partitionCount) }
-        return roundRobin.nextPartition(of: partitionCount)
-    }
 
     func context(forNode node: Int32) -> ReactorContext {
         contexts[Int(UInt32(bitPattern: node) % UInt32(contexts.count))]

@@ -1,11 +1,27 @@
 import KlifeProtocol
 
+/// How a Produce request's batches are encoded.
+struct BatchEncodingOptions {
+    var version: Int16
+    var acks: Int16
+    var timeoutMs: Int32
+    var transactionalID: String? = nil
+    /// Idempotence: the producer id and epoch from InitProducerId (-1 when not idempotent).
+    var producerID: Int64 = -1
+    var producerEpoch: Int16 = -1
+    var isTransactional = false
+    var compression: CompressionCodec = .none
+    var compressionLevel: Int32? = nil
+}
+
 /// The records of one Produce request, grouped by topic then partition, kept until
 /// the broker answers so each record can be completed with its offset.
 final class ProduceBatch {
     struct Entry {
         var tp: TopicPartition
         var records: [PendingRecord]
+        /// The first record's sequence number (idempotence), -1 when not idempotent.
+        var baseSequence: Int32 = -1
     }
 
     private(set) var partitions: [Entry] = []
@@ -14,16 +30,18 @@ final class ProduceBatch {
     var isEmpty: Bool { partitions.isEmpty }
 
     /// Adds a partition's records. Entries of one topic must be appended together.
-    func append(topic: String, partition: Int32, records: [PendingRecord]) {
+    func append(topic: String, partition: Int32, records: [PendingRecord], baseSequence: Int32 = -1) {
         if partitions.last?.tp.topic != topic { topicCount += 1 }
-        partitions.append(Entry(tp: TopicPartition(topic: topic, partition: partition), records: records))
+        partitions.append(Entry(tp: TopicPartition(topic: topic, partition: partition), records: records,
+                                baseSequence: baseSequence))
     }
 
     /// Writes the Produce request body: one RecordBatch per partition, encoded once,
-    /// straight into the connection's outbound buffer.
-    func encode(into writer: inout ByteWriter, version: Int16, acks: Int16, timeoutMs: Int32) {
-        var request = ProduceRequestWriter(writer: &writer, version: version, transactionalID: nil, acks: acks,
-                                           timeoutMs: timeoutMs, topicCount: topicCount)
+    /// straight into the connection's outbound buffer. Compressed batches are built in
+    /// `scratch` first, because the request needs their compressed size up front.
+    func encode(into writer: inout ByteWriter, scratch: inout ByteWriter, options: BatchEncodingOptions) {
+        var request = ProduceRequestWriter(writer: &writer, version: options.version, transactionalID: options.transactionalID,
+                                           acks: options.acks, timeoutMs: options.timeoutMs, topicCount: topicCount)
         var i = 0
         while i < partitions.count {
             let topic = partitions[i].tp.topic
@@ -31,25 +49,38 @@ final class ProduceBatch {
             while end < partitions.count && partitions[end].tp.topic == topic { end += 1 }
             request.beginTopic(into: &writer, name: topic, partitionCount: end - i)
             for entry in partitions[i..<end] {
-                let records = entry.records
-                let baseTimestamp = records[0].timestamp
-                var size = RecordBatchLayout.headerSize
-                for (delta, r) in records.enumerated() {
-                    size += RecordBatchLayout.recordSize(offsetDelta: Int32(delta), timestampDelta: r.timestamp - baseTimestamp,
-                                                         keyCount: r.key?.count, valueCount: r.value?.count, headers: r.headers)
+                if options.compression == .none {
+                    encodeUncompressed(entry, request: &request, into: &writer, options: options)
+                } else {
+                    encodeCompressed(entry, request: &request, into: &writer, scratch: &scratch, options: options)
                 }
-                request.beginPartition(into: &writer, index: entry.tp.partition, recordsByteCount: size)
-                var batch = RecordBatchEncoder(writer: &writer, baseTimestamp: baseTimestamp)
-                for r in records {
-                    batch.append(into: &writer, timestamp: r.timestamp, key: r.key, value: r.value, headers: r.headers)
-                }
-                batch.finish(into: &writer)
-                request.endPartition(into: &writer)
             }
             request.endTopic(into: &writer)
             i = end
         }
         request.finish(into: &writer)
+    }
+
+    /// One partition's batch written in place: its exact size is computed first (flexible
+    /// versions prefix it with a varint), then the records are encoded once.
+    private func encodeUncompressed(_ entry: Entry, request: inout ProduceRequestWriter, into writer: inout ByteWriter,
+                                    options: BatchEncodingOptions) {
+        let records = entry.records
+        let baseTimestamp = records[0].timestamp
+        var size = RecordBatchLayout.headerSize
+        for (delta, r) in records.enumerated() {
+            size += RecordBatchLayout.recordSize(offsetDelta: Int32(delta), timestampDelta: r.timestamp - baseTimestamp,
+                                                 keyCount: r.key?.count, valueCount: r.value?.count, headers: r.headers)
+        }
+        request.beginPartition(into: &writer, index: entry.tp.partition, recordsByteCount: size)
+        var batch = RecordBatchEncoder(writer: &writer, baseTimestamp: baseTimestamp, producerID: options.producerID,
+                                       producerEpoch: options.producerEpoch, baseSequence: entry.baseSequence,
+                                       isTransactional: options.isTransactional)
+        for r in records {
+            batch.append(into: &writer, timestamp: r.timestamp, key: r.key, value: r.value, headers: r.headers)
+        }
+        batch.finish(into: &writer)
+        request.endPartition(into: &writer)
     }
 
     /// Completes every record with offset -1 (acks = none: the broker sends no answer).

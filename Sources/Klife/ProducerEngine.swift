@@ -22,6 +22,8 @@ final class ProducerEngine {
     private var lingerTimer: TimerHandle?
     private var lingerTimerDeadline: UInt64 = .max
     private var housekeepingTimer: TimerHandle?
+    /// Where compressed batches are built before they are copied into a request.
+    private var scratch = ByteWriter(capacity: 64 << 10)
     /// Emptied record arrays from answered requests, reused by the next batches.
     private var arrayPool: [[PendingRecord]] = []
     private let lingerNanos: UInt64
@@ -62,7 +64,12 @@ final class ProducerEngine {
         }
         let count = route.partitionCount
         if record.partition < 0 {
-            record.partition = context.choosePartition(key: record.key, partitionCount: count)
+            record.partition = context.choosePartition(topic: record.topic, key: record.key, value: record.value,
+                                                       partitionCount: count)
+            if record.partition < 0 || record.partition >= count {
+                record.fail(.invalidArgument("the partitioner for \(record.topic) chose partition \(record.partition) of \(count)"))
+                return
+            }
         } else if record.partition >= count {
             record.fail(.unknownTopicOrPartition(record.topic, partition: record.partition))
             return
@@ -187,11 +194,13 @@ final class ProducerEngine {
             return
         }
         let acks = config.acks
+        let options = BatchEncodingOptions(version: version, acks: acks.rawValue, timeoutMs: ackTimeoutMs,
+                                           compression: config.compression, compressionLevel: config.compressionLevel)
         sink.inFlightRequests += 1
         connection.sendFrame(
             apiKey: .produce, version: version, flexible: ProduceRequest.isFlexible(version),
             responseHeaderVersion: ProduceRequest.responseHeaderVersion(version), expectsResponse: acks != .none,
-            encodeBody: { writer in batch.encode(into: &writer, version: version, acks: acks.rawValue, timeoutMs: ackTimeoutMs) },
+            encodeBody: { writer in batch.encode(into: &writer, scratch: &scratch, options: options) },
             handler: { [unowned self] result in
                 sink.inFlightRequests -= 1
                 handleResponse(result, batch: batch, version: version, sink: sink, broker: connection.address.description)

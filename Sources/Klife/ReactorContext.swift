@@ -21,8 +21,6 @@ final class ReactorContext: @unchecked Sendable {
     /// Every context of the client, this one included (index = reactor index), for
     /// forwarding records without touching the client. Emptied at close to break the cycle.
     var siblings: [ReactorContext] = []
-    /// The client's shared partitioner state.
-    var roundRobin = RoundRobinCounter()
 
     private(set) var snapshot = MetadataSnapshot(.empty, version: 0)
     private var connections: [Int32: BrokerConnection] = [:]
@@ -120,9 +118,12 @@ final class ReactorContext: @unchecked Sendable {
         siblings.isEmpty ? self : siblings[Int(UInt32(bitPattern: node) % UInt32(siblings.count))]
     }
 
-    func choosePartition(key: [UInt8]?, partitionCount: Int32) -> Int32 {
-        if let key { return DefaultPartitioner.partition(forKey: key, partitionCount: partitionCount) }
-        return roundRobin.nextPartition(of: partitionCount)
+    /// The configured partitioner's choice (the topic's own, else the client-wide one).
+    func choosePartition(topic: String, key: [UInt8]?, value: [UInt8]?, partitionCount: Int32) -> Int32 {
+        let producer = configuration.producer
+        let partitioner = producer.topicPartitioners.isEmpty ? producer.partitioner
+            : producer.topicPartitioners[topic] ?? producer.partitioner
+        return partitioner.partition(topic: topic, key: key, value: value, partitionCount: partitionCount)
     }
 
     // MARK: Shutdown
