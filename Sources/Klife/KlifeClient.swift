@@ -21,6 +21,8 @@ public final class KlifeClient: Sendable {
     let contexts: [ReactorContext]
     let metadataStore = MetadataStore()
     let outstanding = OutstandingCounter()
+    let identity = ProducerIdentity()
+    let sequences = SequenceRegistry()
     private let refreshState = Mutex(RefreshState())
     private let closed = Atomic<Bool>(false)
     private let maxBlockNanos: UInt64
@@ -48,6 +50,8 @@ public final class KlifeClient: Sendable {
         for c in contexts {
             c.client = self
             c.siblings = contexts
+            c.identity = identity
+            c.sequences = sequences
         }
     }
 
@@ -61,6 +65,7 @@ public final class KlifeClient: Sendable {
         for c in client.contexts { c.start() }
         do {
             try await client.bootstrap()
+            if configuration.producer.idempotent { try await client.initProducerIdentity() }
         } catch {
             await client.close()
             throw error

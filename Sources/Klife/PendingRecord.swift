@@ -77,6 +77,11 @@ struct PendingRecord: Sendable {
     /// Monotonic deadline (ns) for delivery, retries included.
     var deadline: UInt64
     var completion: DeliveryCompletion
+    /// Idempotence: the base sequence of the batch this record was first sent in (-1 when
+    /// never sent). Records sharing it form one sealed batch, resent with the same boundaries.
+    var batchBase: Int32 = -1
+    /// The producer epoch `batchBase` was assigned under; sequences of an older epoch are void.
+    var sequenceEpoch: Int16 = -1
     /// Counts records not yet completed, for `flush()`. Unowned: the client outlives its records.
     unowned(unsafe) let tracker: OutstandingCounter
 

@@ -26,7 +26,16 @@ final class ProducerEngine {
     private var scratch = ByteWriter(capacity: 64 << 10)
     /// Emptied record arrays from answered requests, reused by the next batches.
     private var arrayPool: [[PendingRecord]] = []
+    private let idempotent: Bool
+    /// The identity batches are stamped with; `identityReady` is false until InitProducerId
+    /// answered and during an epoch bump, and then nothing is sent.
+    private var producerID: Int64 = -1
+    private var epoch: Int16 = -1
+    private var identityReady = false
     private let lingerNanos: UInt64
+    private let backoffMaxNanos: UInt64
+    /// Consecutive retries per partition, for the exponential backoff; cleared on success.
+    private var retryAttempts: [TopicPartition: Int] = [:]
     private let backoffNanos: UInt64
     private let ackTimeoutMs: Int32
 
@@ -35,7 +44,9 @@ final class ProducerEngine {
         self.config = context.configuration.producer
         self.lingerNanos = config.linger.nanoseconds
         self.backoffNanos = max(config.retryBackoff.nanoseconds, 1_000_000)
+        self.backoffMaxNanos = config.retryBackoffMax.nanoseconds
         self.ackTimeoutMs = config.ackTimeout.int32Milliseconds
+        self.idempotent = config.idempotent
     }
 
     // MARK: Intake
@@ -83,7 +94,7 @@ final class ProducerEngine {
             owner.accept(record)
             return
         }
-        sink(for: leader).append(record, now: now)
+        sink(for: leader).append(record, now: now, epoch: epoch)
         ensureHousekeeping()
     }
 
@@ -113,6 +124,20 @@ final class ProducerEngine {
         let waiting = parked
         parked.removeAll()
         for r in moved + waiting { route(r, now: now) }
+    }
+
+    /// A new producer identity (after InitProducerId or an epoch bump), or a bump starting
+    /// (`bumping`): sends pause until a valid identity arrives. On a new epoch every sealed
+    /// batch loses its sequences.
+    func identityChanged(_ value: ProducerIdentity.Value) {
+        identityReady = value.isValid
+        guard value.isValid else { return }
+        if value.epoch != epoch || value.producerID != producerID {
+            producerID = value.producerID
+            epoch = value.epoch
+            for sink in sinks.values { sink.unsealAll() }
+        }
+        flushAll(now: Reactor.monotonicNanoseconds())
     }
 
     /// Fails every waiting record of a topic the cluster says does not exist.
@@ -154,30 +179,63 @@ final class ProducerEngine {
     }
 
     /// Removes the partitions that may be sent now, up to the request size limit.
+    ///
+    /// With idempotence a partition sends either its oldest sealed batch (a retry, only
+    /// when nothing else of it is in flight, so retries land in sequence order) or, when
+    /// it has none, new records under freshly reserved sequence numbers.
     private func takeReady(from sink: BrokerSink, now: UInt64) -> ProduceBatch? {
+        if idempotent && !identityReady { return nil }
         let batch = ProduceBatch()
         var requestBytes = 64
         var nextDeadline = UInt64.max
         for topic in sink.topics.keys.sorted() {
             var partitions = sink.topics[topic]!
             for (index, var buffer) in partitions {
-                let lingerDue = buffer.firstAppendNanos &+ lingerNanos
-                let ready = now >= buffer.retryNotBefore
-                    && (lingerNanos == 0 || now >= lingerDue || buffer.estimatedBytes >= config.maxBatchBytes)
-                guard ready else {
-                    nextDeadline = min(nextDeadline, max(lingerDue, buffer.retryNotBefore))
+                guard now >= buffer.retryNotBefore else {
+                    nextDeadline = min(nextDeadline, buffer.retryNotBefore)
                     continue
                 }
                 guard requestBytes + RecordBatchLayout.headerSize + 64 <= config.maxRequestBytes || batch.isEmpty else { break }
+                if idempotent && !buffer.sealed.isEmpty {
+                    let tp = TopicPartition(topic: topic, partition: index)
+                    guard context.sequences.beginRetry(tp) else { continue }
+                    let records = buffer.sealed.removeFirst()
+                    requestBytes += records.reduce(RecordBatchLayout.headerSize + 32) { $0 + PartitionBuffer.estimatedSize($1) }
+                    sink.bufferedRecordCount -= records.count
+                    batch.append(topic: topic, partition: index, records: records, baseSequence: records[0].batchBase)
+                    partitions[index] = buffer.recordCount == 0 ? nil : buffer
+                    continue
+                }
+                guard !buffer.records.isEmpty else { continue }
+                let lingerDue = buffer.firstAppendNanos &+ lingerNanos
+                guard lingerNanos == 0 || now >= lingerDue || buffer.estimatedBytes >= config.maxBatchBytes else {
+                    nextDeadline = min(nextDeadline, lingerDue)
+                    continue
+                }
                 let budget = min(config.maxBatchBytes, max(config.maxRequestBytes - requestBytes, RecordBatchLayout.headerSize + 1))
                 var spare = arrayPool.popLast() ?? []
-                let records = buffer.takePrefix(maxBytes: budget, spare: &spare)
+                var records = buffer.takePrefix(maxBytes: budget, spare: &spare)
                 if spare.capacity > 0 { arrayPool.append(spare) }
+                var baseSequence: Int32 = -1
+                if idempotent {
+                    let tp = TopicPartition(topic: topic, partition: index)
+                    guard let base = context.sequences.reserveNew(tp, count: records.count,
+                                                                  maxInFlight: config.maxInFlightPerBroker) else {
+                        buffer.putBack(records)
+                        partitions[index] = buffer
+                        continue
+                    }
+                    baseSequence = base
+                    for i in records.indices {
+                        records[i].batchBase = base
+                        records[i].sequenceEpoch = epoch
+                    }
+                }
                 requestBytes += records.reduce(RecordBatchLayout.headerSize + 32) { $0 + PartitionBuffer.estimatedSize($1) }
                 sink.bufferedRecordCount -= records.count
-                batch.append(topic: topic, partition: index, records: records)
+                batch.append(topic: topic, partition: index, records: records, baseSequence: baseSequence)
                 if !buffer.records.isEmpty { buffer.firstAppendNanos = now }
-                partitions[index] = buffer.records.isEmpty ? nil : buffer
+                partitions[index] = buffer.recordCount == 0 ? nil : buffer
             }
             sink.topics[topic] = partitions.isEmpty ? nil : partitions
         }
@@ -195,6 +253,7 @@ final class ProducerEngine {
         }
         let acks = config.acks
         let options = BatchEncodingOptions(version: version, acks: acks.rawValue, timeoutMs: ackTimeoutMs,
+                                           producerID: idempotent ? producerID : -1, producerEpoch: idempotent ? epoch : -1,
                                            compression: config.compression, compressionLevel: config.compressionLevel)
         sink.inFlightRequests += 1
         connection.sendFrame(
@@ -213,6 +272,9 @@ final class ProducerEngine {
 
     private func handleResponse(_ result: Result<ByteReader, KlifeError>, batch: ProduceBatch, version: Int16,
                                 sink: BrokerSink, broker: String) {
+        if idempotent {
+            for entry in batch.partitions where entry.baseSequence >= 0 { context.sequences.finished(entry.tp) }
+        }
         guard case .success(var reader) = result else {
             if case .failure(let error) = result { retryOrFail(batch.partitions, error: error, sink: sink, leadershipChanged: true) }
             return
@@ -231,24 +293,7 @@ final class ProducerEngine {
             for p in topic.partitions {
                 let tp = TopicPartition(topic: topic.name, partition: p.index)
                 guard let entry = batch.partitions.first(where: { $0.tp == tp }), answered.insert(tp).inserted else { continue }
-                let code = KafkaErrorCode(rawValue: p.errorCode)
-                if code == .none {
-                    for (i, r) in entry.records.enumerated() {
-                        let timestamp = p.logAppendTimeMs >= 0 ? p.logAppendTimeMs : r.timestamp
-                        r.complete(.success(RecordMetadata(topic: r.topic, partition: r.partition,
-                                                                      offset: p.baseOffset + Int64(i), timestamp: timestamp)))
-                    }
-                } else {
-                    let message = p.errorMessage ?? p.recordErrors.first?.message
-                    let error = KlifeError.broker(code, "produce to \(tp)", message: message)
-                    if code.isRetriable {
-                        let leadership = code == .notLeaderOrFollower || code == .leaderNotAvailable
-                            || code == .unknownTopicOrPartition || code == .fencedLeaderEpoch
-                        retryOrFail([entry], error: error, sink: sink, leadershipChanged: leadership)
-                    } else {
-                        for r in entry.records { r.fail(error) }
-                    }
-                }
+                handlePartition(p, entry: entry, sink: sink)
             }
         }
         let missing = batch.partitions.filter { !answered.contains($0.tp) }
@@ -259,27 +304,94 @@ final class ProducerEngine {
         }
     }
 
+    private func handlePartition(_ p: ProduceResponse.Partition, entry: ProduceBatch.Entry, sink: BrokerSink) {
+        let code = KafkaErrorCode(rawValue: p.errorCode)
+        let sequenced = entry.baseSequence >= 0
+        // DUPLICATE_SEQUENCE_NUMBER: the broker already has this batch (our earlier attempt
+        // was written but its answer lost), so the records are delivered.
+        if code == .none || (sequenced && code == .duplicateSequenceNumber) {
+            retryAttempts[entry.tp] = nil
+            if sequenced { context.sequences.acknowledged(entry.tp, base: entry.baseSequence, count: entry.records.count) }
+            let known = code == .none
+            for (i, r) in entry.records.enumerated() {
+                let timestamp = p.logAppendTimeMs >= 0 ? p.logAppendTimeMs : r.timestamp
+                r.complete(.success(RecordMetadata(topic: r.topic, partition: r.partition,
+                                                   offset: known ? p.baseOffset + Int64(i) : -1, timestamp: timestamp)))
+            }
+            return
+        }
+        let message = p.errorMessage ?? p.recordErrors.first?.message
+        let error = KlifeError.broker(code, "produce to \(entry.tp)", message: message)
+        if sequenced {
+            // The broker lost this producer's state, or a gap it cannot fill: start a new epoch,
+            // after which the batch is resent under fresh sequence numbers.
+            let lostState = code == .unknownProducerID
+                || (code == .outOfOrderSequenceNumber && context.sequences.isNextExpected(entry.tp, base: entry.baseSequence))
+            if lostState {
+                context.requestEpochBump()
+                retryOrFail([entry], error: error, sink: sink, leadershipChanged: false)
+                return
+            }
+            // An earlier batch of the partition failed and is being resent: this one follows it.
+            if code == .outOfOrderSequenceNumber {
+                retryOrFail([entry], error: error, sink: sink, leadershipChanged: false)
+                return
+            }
+        }
+        if code.isRetriable {
+            let leadership = code == .notLeaderOrFollower || code == .leaderNotAvailable
+                || code == .unknownTopicOrPartition || code == .fencedLeaderEpoch
+            retryOrFail([entry], error: error, sink: sink, leadershipChanged: leadership)
+        } else {
+            for r in entry.records { r.fail(error) }
+            // A sequenced batch that will never be written leaves a gap later batches cannot pass.
+            if sequenced { context.requestEpochBump() }
+        }
+    }
+
     /// Retries records still within their delivery deadline; fails the rest with `error`.
+    /// A sequenced batch is retried or failed whole, never split, so its boundaries hold.
     private func retryOrFail(_ entries: [ProduceBatch.Entry], error: KlifeError, sink: BrokerSink, leadershipChanged: Bool) {
         let now = Reactor.monotonicNanoseconds()
         for entry in entries {
             var retry: [PendingRecord] = []
-            for r in entry.records {
-                if r.deadline <= now { r.fail(error) } else { retry.append(r) }
+            if entry.baseSequence >= 0 {
+                if entry.records.contains(where: { $0.deadline <= now }) {
+                    for r in entry.records { r.fail(error) }
+                    context.requestEpochBump()
+                    continue
+                }
+                retry = entry.records
+            } else {
+                for r in entry.records {
+                    if r.deadline <= now { r.fail(error) } else { retry.append(r) }
+                }
             }
             guard !retry.isEmpty else { continue }
+            let backoff = nextBackoff(entry.tp)
             if leadershipChanged {
                 // Leadership may have moved: wait for fresh metadata, then route again.
                 parked.append(contentsOf: retry)
                 context.requestMetadataRefresh(topic: entry.tp.topic)
             } else {
                 sink.topics[entry.tp.topic, default: [:]][entry.tp.partition, default: PartitionBuffer()]
-                    .requeueFront(retry, notBefore: now &+ backoffNanos)
+                    .requeueFront(retry, notBefore: now &+ backoff, epoch: epoch)
                 sink.bufferedRecordCount += retry.count
-                armLingerTimer(at: now &+ backoffNanos)
+                armLingerTimer(at: now &+ backoff)
             }
         }
         ensureHousekeeping()
+    }
+
+    /// Exponential backoff per partition (retryBackoff doubling up to retryBackoffMax),
+    /// with ±20 % jitter so many producers do not retry in lockstep.
+    private func nextBackoff(_ tp: TopicPartition) -> UInt64 {
+        let attempt = retryAttempts[tp, default: 0]
+        retryAttempts[tp] = attempt + 1
+        let exponential = backoffNanos << UInt64(min(attempt, 20))
+        let capped = min(exponential, max(backoffMaxNanos, backoffNanos))
+        let jitter = Double.random(in: 0.8...1.2)
+        return UInt64(Double(capped) * jitter)
     }
 
     // MARK: Timers
@@ -308,7 +420,7 @@ final class ProducerEngine {
                 if r.deadline <= now { r.fail(.timedOut("delivery of record to \(r.topic) (waiting for metadata)")) } else { keep.append(r) }
             }
             parked = keep
-            for sink in sinks.values { sink.expire(now: now) }
+            for sink in sinks.values where sink.expire(now: now) { context.requestEpochBump() }
             if !parked.isEmpty { context.requestMetadataRefresh(topic: parked[0].topic) }
             flushAll(now: now)
             if !parked.isEmpty || sinks.values.contains(where: { $0.bufferedRecordCount > 0 || $0.inFlightRequests > 0 }) {

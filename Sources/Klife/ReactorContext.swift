@@ -18,6 +18,9 @@ final class ReactorContext: @unchecked Sendable {
     /// Records submitted by application threads, drained once per reactor iteration.
     let records: MPSCRing<PendingRecord>
     weak var client: KlifeClient?
+    /// The idempotent producer's identity and sequence numbers, shared by all reactors.
+    var identity = ProducerIdentity()
+    var sequences = SequenceRegistry()
     /// Every context of the client, this one included (index = reactor index), for
     /// forwarding records without touching the client. Emptied at close to break the cycle.
     var siblings: [ReactorContext] = []
@@ -108,6 +111,10 @@ final class ReactorContext: @unchecked Sendable {
         self.snapshot = snapshot
         for topic in unknownTopics { producer.failUnknownTopic(topic) }
         producer.metadataChanged()
+    }
+
+    func requestEpochBump() {
+        client?.requestEpochBump()
     }
 
     func requestMetadataRefresh(topic: String?) {
