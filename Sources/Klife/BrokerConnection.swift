@@ -311,6 +311,9 @@ final class BrokerConnection: ChannelHandler {
         inFlightHead = 0
         let waiting = waiters
         waiters.removeAll()
+        if error.code != .clientClosed {
+            context.log(.warning, "connection lost: \(error)", broker: address.description)
+        }
         for entry in pending { entry.handler(.failure(error)) }
         for waiter in waiting { waiter(.failure(error)) }
         onClose?(self, error)

@@ -27,10 +27,18 @@ public struct KlifeConfiguration: Sendable {
     public var requestTimeout: Duration = .seconds(30)
     /// How often cluster metadata is refreshed even when nothing went wrong.
     public var metadataMaxAge: Duration = .seconds(300)
+    /// Whether Metadata requests may create missing topics (on brokers that allow it).
+    /// Off by default: producing to a missing topic fails with `unknownTopicOrPartition`.
+    public var allowAutoTopicCreation = false
     /// Largest response frame accepted from a broker; larger sizes fail the connection.
     public var maxResponseBytes: Int = 256 << 20
     /// Producer settings.
     public var producer = ProducerConfiguration()
+    /// Receives the client's log events (connection losses, retries, epoch bumps, metadata
+    /// problems). Called on reactor threads and tasks: keep it quick and thread-safe.
+    public var logHandler: (@Sendable (LogEvent) -> Void)? = nil
+    /// Events below this level are not built at all.
+    public var logLevel: LogLevel = .info
 
     /// Creates a configuration for the given bootstrap servers.
     public init(bootstrapServers: [String]) {
@@ -100,6 +108,9 @@ public struct ProducerConfiguration: Sendable {
     public var queueCapacity: Int = 1 << 16
     /// How long `produce` waits for ring space before failing with ``KlifeError/Code/queueFull``.
     public var maxBlock: Duration = .seconds(30)
+    /// How long records for a topic the cluster does not know wait (for it to be created or
+    /// for metadata to catch up) before they fail with `unknownTopicOrPartition`.
+    public var unknownTopicTimeout: Duration = .seconds(1)
     /// Upper bound of the exponential, jittered retry backoff (which starts at ``retryBackoff``).
     public var retryBackoffMax: Duration = .seconds(1)
     /// Codec for produced batches.
@@ -138,6 +149,7 @@ public struct ProducerConfiguration: Sendable {
             throw .invalidConfiguration("producer.queueCapacity", "must be 2...16777216")
         }
         if maxBlock < .zero { throw .invalidConfiguration("producer.maxBlock", "must not be negative") }
+        if unknownTopicTimeout < .zero { throw .invalidConfiguration("producer.unknownTopicTimeout", "must not be negative") }
         if retryBackoffMax < retryBackoff {
             throw .invalidConfiguration("producer.retryBackoffMax", "must be >= producer.retryBackoff")
         }

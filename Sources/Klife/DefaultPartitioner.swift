@@ -1,20 +1,26 @@
-import Synchronization
-
-/// The partition choice used when a record names none.
+/// The partition choice used when a record names none, and the default of
+/// `producer.partitioner`: murmur2 for keyed records, sticky for unkeyed ones.
 ///
-/// Keyed records go to `murmur2(key) & 0x7fffffff % partitionCount`, the same
+/// Keyed records go to `(murmur2(key) & 0x7fffffff) % partitionCount`, the same
 /// partition the Java client and librdkafka's `murmur2_random` partitioner choose,
-/// so mixed-language producers agree. Unkeyed records rotate round robin.
+/// so mixed-language producers agree. A non-nil empty key is hashed like any other.
+///
+/// Unkeyed records stick to one partition per topic until about `batchBytes`
+/// (default 16384, the Java client's `batch.size`) were assigned to it, then move to
+/// another partition at random: the Java client's default since KIP-480 / KIP-794.
+/// See ``StickyPartitioner`` for the trade-offs, ``Murmur2Partitioner`` for librdkafka's
+/// per-record random spreading and ``RoundRobinPartitioner`` for strict rotation.
 public struct DefaultPartitioner: Partitioner {
-    private let roundRobin = RoundRobinCounter()
+    private let sticky: StickyPartitioner
 
-    /// Creates the default partitioner.
-    public init() {}
+    /// Creates the default partitioner; unkeyed records move on after `batchBytes`.
+    public init(batchBytes: Int = StickyPartitioner.defaultBatchBytes) {
+        sticky = StickyPartitioner(batchBytes: batchBytes)
+    }
 
-    /// murmur2 of the key, or round robin for unkeyed records.
+    /// murmur2 of the key, or the topic's sticky partition for unkeyed records.
     public func partition(topic: String, key: [UInt8]?, value: [UInt8]?, partitionCount: Int32) -> Int32 {
-        if let key { return Self.partition(forKey: key, partitionCount: partitionCount) }
-        return roundRobin.nextPartition(of: partitionCount)
+        sticky.partition(topic: topic, key: key, value: value, partitionCount: partitionCount)
     }
 
     /// Kafka's murmur2 hash (seed 0x9747b28c), bit-exact with the Java client.
@@ -60,18 +66,9 @@ public struct DefaultPartitioner: Partitioner {
         return Int32(bitPattern: h)
     }
 
-    /// The partition for `key` among `partitionCount` partitions.
+    /// The partition for `key` among `partitionCount` partitions (which must be positive):
+    /// `(murmur2(key) & 0x7fffffff) % partitionCount`, Java's `toPositive(murmur2(key)) % n`.
     public static func partition(forKey key: [UInt8], partitionCount: Int32) -> Int32 {
         (murmur2(key) & 0x7fff_ffff) % partitionCount
-    }
-}
-
-/// Round-robin counter shared by all producing threads.
-final class RoundRobinCounter: Sendable {
-    private let next = Atomic<UInt32>(0)
-
-    func nextPartition(of count: Int32) -> Int32 {
-        let n = next.add(1, ordering: .relaxed).oldValue
-        return Int32(n % UInt32(count))
     }
 }

@@ -16,6 +16,7 @@ extension KlifeClient {
     /// (or, from brokers before KIP-360, a new id), sequences restart at 0, sends resume.
     func requestEpochBump() {
         guard !isClosed, identity.beginBump() else { return }
+        contexts[0].log(.warning, "idempotent producer: bumping the epoch (sequence state lost or a sequenced batch failed)")
         announceIdentity()
         Task { await self.runEpochBump() }
     }

@@ -25,9 +25,11 @@ public final class KlifeClient: Sendable {
     let sequences = SequenceRegistry()
     private let refreshState = Mutex(RefreshState())
     private let closed = Atomic<Bool>(false)
-    private let maxBlockNanos: UInt64
-    private let deliveryTimeoutNanos: UInt64
-    private let maxRecordBytes: Int
+    /// Set when close starts: new records are refused while buffered ones drain.
+    private let closing = Atomic<Bool>(false)
+    let maxBlockNanos: UInt64
+    let deliveryTimeoutNanos: UInt64
+    let maxRecordBytes: Int
 
     private struct RefreshState {
         var wanted: Set<String> = []
@@ -74,9 +76,17 @@ public final class KlifeClient: Sendable {
         return client
     }
 
-    /// Fails every record not yet delivered with `clientClosed`, closes all connections and
-    /// stops the reactors. Call ``flush()`` first to deliver what is buffered.
-    public func close() async {
+    /// Shuts the client down gracefully: waits up to `timeout` for every buffered record to
+    /// be acknowledged (new records are refused meanwhile), then fails whatever is left
+    /// with `clientClosed`, closes all connections and stops the reactors.
+    /// - Parameter timeout: How long buffered records may take; `.zero` fails them at once.
+    public func close(timeout: Duration = .seconds(30)) async {
+        guard !closing.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while outstanding.value > 0 && clock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(1))
+        }
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         refreshState.withLock { $0.periodic?.cancel() }
         for c in contexts {
@@ -91,6 +101,8 @@ public final class KlifeClient: Sendable {
     }
 
     var isClosed: Bool { closed.load(ordering: .acquiring) }
+    /// True from the start of ``close(timeout:)``: new records are refused.
+    var isClosing: Bool { closing.load(ordering: .acquiring) }
 
     deinit {
         // Dropped without close(): the reactor threads must not outlive the contexts they call into.
@@ -100,155 +112,56 @@ public final class KlifeClient: Sendable {
         }
     }
 
-    // MARK: Produce
-
-    /// Produces one record and waits for the broker's acknowledgement.
-    /// - Returns: the partition, offset and timestamp the record got.
-    /// - Throws: ``KlifeError`` — for example `recordTooLarge`, `unknownTopicOrPartition`,
-    ///   `timedOut` (delivery timeout), or `brokerError` with the Kafka code.
-    public func produce(_ record: ProducerRecord) async throws(KlifeError) -> RecordMetadata {
-        let result: Result<RecordMetadata, KlifeError> = await withCheckedContinuation { continuation in
-            if let error = enqueue(record, completion: .continuation(continuation)) {
-                continuation.resume(returning: .failure(error))
-            }
-        }
-        return try result.get()
-    }
-
-    /// Produces one record without waiting; `onDelivery` is called exactly once with the
-    /// outcome — on a reactor thread, or on the calling thread when the record is
-    /// rejected before it is queued (too large, client closed, queue full after `maxBlock`).
-    public func produce(_ record: ProducerRecord,
-                        onDelivery: @escaping @Sendable (Result<RecordMetadata, KlifeError>) -> Void) {
-        if let error = enqueue(record, completion: .callback(onDelivery)) { onDelivery(.failure(error)) }
-    }
-
-    /// Produces many records, possibly to many topics and partitions, and waits for all.
-    ///
-    /// The records enter each reactor as one unit, so everything bound for one broker
-    /// leaves in a single Produce request (subject to the size limits).
-    /// - Returns: one result per record, in the order given.
-    public func produceBatch(_ records: [ProducerRecord]) async -> [Result<RecordMetadata, KlifeError>] {
-        guard !records.isEmpty else { return [] }
-        let collector = BatchCollector(count: records.count)
-        var perContext: [[PendingRecord]] = Array(repeating: [], count: contexts.count)
-        for (i, record) in records.enumerated() {
-            switch prepare(record, completion: .batch(collector, index: i)) {
-            case .failure(let error): collector.complete(i, .failure(error))
-            case .success(let (pending, target)): perContext[target.index].append(pending)
-            }
-        }
-        for (i, batch) in perContext.enumerated() where !batch.isEmpty {
-            let context = contexts[i]
-            for _ in batch { outstanding.increment() }
-            context.reactor.submit { context.producer.routeMany(batch) }
-        }
-        return await collector.wait()
-    }
-
-    /// Waits until every record produced before this call has been acknowledged or failed.
-    public func flush() async {
-        while outstanding.value > 0 && !isClosed {
-            try? await Task.sleep(for: .milliseconds(1))
-        }
-    }
-
-    /// Records accepted and not yet completed.
-    public var pendingRecordCount: Int { outstanding.value }
-
-    /// Validates and queues one record. Returns the error instead of queuing when it cannot.
-    private func enqueue(_ record: ProducerRecord, completion: DeliveryCompletion) -> KlifeError? {
-        let (pending, target): (PendingRecord, ReactorContext)
-        switch prepare(record, completion: completion) {
-        case .failure(let error): return error
-        case .success(let prepared): (pending, target) = prepared
-        }
-        outstanding.increment()
-        if target.records.tryPush(pending) {
-            target.reactor.wakeup()
-            return nil
-        }
-        return pushWaiting(pending, into: target)
-    }
-
-    /// The slow path when a ring is full: wait for space (backpressure), at most `maxBlock`.
-    @inline(never)
-    private func pushWaiting(_ pending: PendingRecord, into target: ReactorContext) -> KlifeError? {
-        let deadline = Reactor.monotonicNanoseconds() &+ maxBlockNanos
-        var spins = 0
-        while !isClosed {
-            target.reactor.wakeup()
-            if target.records.tryPush(pending) {
-                target.reactor.wakeup()
-                return nil
-            }
-            if Reactor.monotonicNanoseconds() >= deadline { break }
-            spins += 1
-            if spins < 64 { sched_yield() } else { usleep(100) }
-        }
-        outstanding.decrement()
-        return isClosed ? .clientClosed : .queueFull
-    }
-
-    /// Turns a user record into a pending one and picks the reactor that will own it.
-    private func prepare(_ record: ProducerRecord, completion: DeliveryCompletion)
-        -> Result<(PendingRecord, ReactorContext), KlifeError> {
-        if isClosed { return .failure(.clientClosed) }
-        if record.topic.isEmpty { return .failure(.invalidArgument("record topic is empty")) }
-        let size = record.encodedSize
-        if size > maxRecordBytes {
-            return .failure(.recordTooLarge(size: size, limit: maxRecordBytes, limitName: "producer.maxRecordBytes"))
-        }
-        var partition = record.partition ?? -1
-        if let p = record.partition, p < 0 { return .failure(.unknownTopicOrPartition(record.topic, partition: p)) }
-        var target = contexts[0]
-        if let route = metadataStore.snapshot.routes[record.topic] {
-            let count = route.partitionCount
-            if partition >= count { return .failure(.unknownTopicOrPartition(record.topic, partition: partition)) }
-            if partition < 0 {
-                partition = contexts[0].choosePartition(topic: record.topic, key: record.key, value: record.value,
-                                                        partitionCount: count)
-                if partition < 0 || partition >= count {
-                    return .failure(.invalidArgument("the partitioner for \(record.topic) chose partition \(partition) of \(count)"))
-                }
-            }
-            if let leader = route.leader(partition) { target = context(forNode: leader) }
-        } else {
-            noteTopicOfInterest(record.topic)
-        }
-        let pending = PendingRecord(
-            topic: record.topic, partition: partition, key: record.key, value: record.value, headers: record.headers,
-            timestamp: record.timestamp ?? currentTimeMilliseconds(),
-            deadline: Reactor.monotonicNanoseconds() &+ deliveryTimeoutNanos,
-            completion: completion, tracker: outstanding)
-        return .success((pending, target))
-    }
-
-
     func context(forNode node: Int32) -> ReactorContext {
         contexts[Int(UInt32(bitPattern: node) % UInt32(contexts.count))]
     }
 
     // MARK: Statistics
 
-    /// Counters useful for tests and monitoring.
+    /// A snapshot of the client's counters, for monitoring and tests.
     public struct Statistics: Sendable {
         /// Requests sent, by API, over all connections since the client started.
         public var requestsSent: [ApiKey: Int]
-        /// Records accepted and not yet completed.
+        /// Records accepted and not yet completed (buffer usage, records).
         public var pendingRecords: Int
+        /// Encoded bytes of those records (buffer usage, bytes).
+        public var pendingBytes: Int
+        /// Records acknowledged by a broker.
+        public var recordsDelivered: Int
+        /// Records completed with an error.
+        public var recordsFailed: Int
+        /// Produce requests sent.
+        public var produceRequests: Int
+        /// Record batches sent (one per partition per request).
+        public var batchesSent: Int
+        /// Bytes of Produce requests written to sockets.
+        public var bytesSent: Int
+        /// Batches put back for another attempt.
+        public var retries: Int
+        /// Failed Produce requests and partition errors, by broker node id.
+        public var errorsByBroker: [Int32: Int]
+        /// Produce round-trip latency (request written to response handled), microseconds.
+        public var produceLatency: LatencySummary
     }
 
     /// Current counters, gathered from every reactor.
     public func statistics() async -> Statistics {
         var total: [ApiKey: Int] = [:]
+        var counters = ProducerCounters()
         for c in contexts {
-            let counts: [ApiKey: Int] = await withCheckedContinuation { done in
-                c.reactor.submit { done.resume(returning: c.requestCounts()) }
+            let (requests, producer): ([ApiKey: Int], ProducerCounters) = await withCheckedContinuation { done in
+                if !c.reactor.trySubmit({ done.resume(returning: (c.requestCounts(), c.producer.counters)) }) {
+                    done.resume(returning: ([:], ProducerCounters()))
+                }
             }
-            total.merge(counts, uniquingKeysWith: +)
+            total.merge(requests, uniquingKeysWith: +)
+            counters.merge(producer)
         }
-        return Statistics(requestsSent: total, pendingRecords: outstanding.value)
+        return Statistics(requestsSent: total, pendingRecords: outstanding.value, pendingBytes: outstanding.byteCount,
+                          recordsDelivered: outstanding.deliveredCount, recordsFailed: outstanding.failedCount,
+                          produceRequests: counters.produceRequests, batchesSent: counters.batchesSent,
+                          bytesSent: counters.bytesSent, retries: counters.retries, errorsByBroker: counters.errorsByBroker,
+                          produceLatency: counters.latency.summary)
     }
 
     // MARK: Metadata refresh (control plane)
@@ -278,7 +191,11 @@ public final class KlifeClient: Sendable {
                 return topics
             }
             guard let topics else { return }
-            _ = try? await refreshMetadata(topics: topics)
+            do {
+                _ = try await refreshMetadata(topics: topics)
+            } catch {
+                contexts[0].log(.warning, "metadata refresh failed: \(error)")
+            }
             // Spaces refreshes so a burst of misrouted records costs one request, not hundreds.
             try? await Task.sleep(for: .milliseconds(50))
         }
@@ -300,7 +217,8 @@ public final class KlifeClient: Sendable {
     /// Fetches metadata for `topics` (all topics when `nil`), installs it and tells every reactor.
     @discardableResult
     func refreshMetadata(topics: [String]?) async throws(KlifeError) -> ClusterMetadata {
-        let response = try await roundTripAnyBroker(MetadataRequest(topics: topics, allowAutoTopicCreation: false))
+        let response = try await roundTripAnyBroker(
+            MetadataRequest(topics: topics, allowAutoTopicCreation: configuration.allowAutoTopicCreation))
         return publish(response)
     }
 

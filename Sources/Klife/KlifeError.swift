@@ -34,6 +34,9 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
         public static let clientClosed = Code("clientClosed")
         /// The submission queue stayed full for longer than the configured wait.
         public static let queueFull = Code("queueFull")
+        /// The producer already holds `maxBufferedRecords` or `maxBufferedBytes` of
+        /// unacknowledged records: back off, or use a suspending produce.
+        public static let bufferFull = Code("bufferFull")
         /// The name of the code.
         public var description: String { name }
     }
@@ -51,6 +54,7 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
         case invalidArgument(String)
         case clientClosed
         case queueFull
+        case bufferFull(records: Int, bytes: Int)
     }
 
     private let kind: Kind
@@ -74,6 +78,7 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
         case .invalidArgument: .invalidArgument
         case .clientClosed: .clientClosed
         case .queueFull: .queueFull
+        case .bufferFull: .bufferFull
         }
     }
 
@@ -87,7 +92,7 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
     public var isRetriable: Bool {
         switch kind {
         case .broker(let code, _, _): code.isRetriable
-        case .connection, .timedOut, .malformed, .queueFull: true
+        case .connection, .timedOut, .malformed, .queueFull, .bufferFull: true
         case .unknownTopicOrPartition: true
         default: false
         }
@@ -120,6 +125,8 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
             "client is closed"
         case .queueFull:
             "submission queue is full"
+        case .bufferFull(let records, let bytes):
+            "producer buffer is full (\(records) records, \(bytes) bytes unacknowledged)"
         }
     }
 
@@ -151,4 +158,5 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
     static func invalidArgument(_ text: String) -> KlifeError { KlifeError(.invalidArgument(text)) }
     static let clientClosed = KlifeError(.clientClosed)
     static let queueFull = KlifeError(.queueFull)
+    static func bufferFull(records: Int, bytes: Int) -> KlifeError { KlifeError(.bufferFull(records: records, bytes: bytes)) }
 }

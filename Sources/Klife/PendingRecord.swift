@@ -82,23 +82,61 @@ struct PendingRecord: Sendable {
     var batchBase: Int32 = -1
     /// The producer epoch `batchBase` was assigned under; sequences of an older epoch are void.
     var sequenceEpoch: Int16 = -1
+    /// Encoded size, counted against `maxBufferedBytes` until the record completes.
+    var size: Int32 = 0
     /// Counts records not yet completed, for `flush()`. Unowned: the client outlives its records.
     unowned(unsafe) let tracker: OutstandingCounter
 
     /// Completes the record exactly once (callers guarantee a single call).
     func complete(_ result: Result<RecordMetadata, KlifeError>) {
         completion.complete(result)
-        tracker.decrement()
+        tracker.completed(bytes: Int(size), success: (try? result.get()) != nil)
     }
 
     func fail(_ error: KlifeError) { complete(.failure(error)) }
 }
 
-/// Number of records accepted by `produce` and not yet completed.
+/// Records and bytes accepted by `produce` and not yet completed: the producer's
+/// buffer usage, bounded by `maxBufferedRecords` and `maxBufferedBytes`.
 final class OutstandingCounter: Sendable {
     private let count = Atomic<Int>(0)
+    private let bytes = Atomic<Int>(0)
 
-    func increment() { count.add(1, ordering: .relaxed) }
-    func decrement() { count.subtract(1, ordering: .releasing) }
+    /// Takes room for one record of `size` bytes unless that would pass a limit.
+    func tryReserve(bytes size: Int, maxRecords: Int, maxBytes: Int) -> Bool {
+        if count.load(ordering: .relaxed) >= maxRecords { return false }
+        let after = bytes.add(size, ordering: .relaxed).newValue
+        if after > maxBytes && after != size {
+            bytes.subtract(size, ordering: .relaxed)
+            return false
+        }
+        count.add(1, ordering: .relaxed)
+        return true
+    }
+
+    /// Takes room without checking limits (batches already admitted as a whole).
+    func reserve(bytes size: Int) {
+        count.add(1, ordering: .relaxed)
+        bytes.add(size, ordering: .relaxed)
+    }
+
+    private let delivered = Atomic<Int>(0)
+    private let failed = Atomic<Int>(0)
+
+    func decrement(bytes size: Int) {
+        bytes.subtract(size, ordering: .relaxed)
+        count.subtract(1, ordering: .releasing)
+    }
+
+    /// A record completed: frees its room and counts the outcome.
+    func completed(bytes size: Int, success: Bool) {
+        if success { delivered.add(1, ordering: .relaxed) } else { failed.add(1, ordering: .relaxed) }
+        decrement(bytes: size)
+    }
+
+    var deliveredCount: Int { delivered.load(ordering: .relaxed) }
+    var failedCount: Int { failed.load(ordering: .relaxed) }
+
     var value: Int { count.load(ordering: .acquiring) }
+    var byteCount: Int { bytes.load(ordering: .relaxed) }
 }

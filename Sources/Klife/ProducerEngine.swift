@@ -34,6 +34,8 @@ final class ProducerEngine {
     private var identityReady = false
     private let lingerNanos: UInt64
     private let backoffMaxNanos: UInt64
+    /// Counters for ``KlifeClient/statistics()``.
+    private(set) var counters = ProducerCounters()
     /// Consecutive retries per partition, for the exponential backoff; cleared on success.
     private var retryAttempts: [TopicPartition: Int] = [:]
     private let backoffNanos: UInt64
@@ -140,13 +142,26 @@ final class ProducerEngine {
         flushAll(now: Reactor.monotonicNanoseconds())
     }
 
-    /// Fails every waiting record of a topic the cluster says does not exist.
+    /// Fails the waiting records of a topic the cluster says does not exist, once they have
+    /// waited `unknownTopicTimeout` (a topic just created may not be in metadata yet).
     func failUnknownTopic(_ name: String) {
+        let now = Reactor.monotonicNanoseconds()
+        let deliveryTimeout = config.deliveryTimeout.nanoseconds
+        let wait = config.unknownTopicTimeout.nanoseconds
         var keep: [PendingRecord] = []
+        var failed = 0
         for r in parked {
-            if r.topic == name { r.fail(.unknownTopicOrPartition(name)) } else { keep.append(r) }
+            let enqueued = r.deadline &- deliveryTimeout
+            if r.topic == name && now &- enqueued >= wait {
+                r.fail(.unknownTopicOrPartition(name))
+                failed += 1
+            } else {
+                keep.append(r)
+            }
         }
         parked = keep
+        if failed > 0 { context.log(.error, "topic \(name) does not exist: failed \(failed) records") }
+        if !parked.isEmpty { ensureHousekeeping() }
     }
 
     // MARK: Flushing
@@ -256,16 +271,27 @@ final class ProducerEngine {
                                            producerID: idempotent ? producerID : -1, producerEpoch: idempotent ? epoch : -1,
                                            compression: config.compression, compressionLevel: config.compressionLevel)
         sink.inFlightRequests += 1
+        let sentAt = Reactor.monotonicNanoseconds()
+        var bytes = 0
         connection.sendFrame(
             apiKey: .produce, version: version, flexible: ProduceRequest.isFlexible(version),
             responseHeaderVersion: ProduceRequest.responseHeaderVersion(version), expectsResponse: acks != .none,
-            encodeBody: { writer in batch.encode(into: &writer, scratch: &scratch, options: options) },
+            encodeBody: { writer in
+                let start = writer.count
+                batch.encode(into: &writer, scratch: &scratch, options: options)
+                bytes = writer.count - start
+            },
             handler: { [unowned self] result in
                 sink.inFlightRequests -= 1
+                counters.latency.record(nanoseconds: Reactor.monotonicNanoseconds() &- sentAt)
+                if case .failure = result { counters.errorsByBroker[sink.nodeID, default: 0] += 1 }
                 handleResponse(result, batch: batch, version: version, sink: sink, broker: connection.address.description)
                 batch.recycle(into: &arrayPool, maxPooled: 256, maxCapacity: 1 << 16)
                 flush(sink, now: Reactor.monotonicNanoseconds())
             })
+        counters.produceRequests += 1
+        counters.batchesSent += batch.partitions.count
+        counters.bytesSent += bytes
     }
 
     // MARK: Responses
@@ -322,6 +348,7 @@ final class ProducerEngine {
         }
         let message = p.errorMessage ?? p.recordErrors.first?.message
         let error = KlifeError.broker(code, "produce to \(entry.tp)", message: message)
+        counters.errorsByBroker[sink.nodeID, default: 0] += 1
         if sequenced {
             // The broker lost this producer's state, or a gap it cannot fill: start a new epoch,
             // after which the batch is resent under fresh sequence numbers.
@@ -368,6 +395,8 @@ final class ProducerEngine {
                 }
             }
             guard !retry.isEmpty else { continue }
+            counters.retries += 1
+            context.log(.info, "retrying \(retry.count) records of \(entry.tp) after: \(error)")
             let backoff = nextBackoff(entry.tp)
             if leadershipChanged {
                 // Leadership may have moved: wait for fresh metadata, then route again.

@@ -113,6 +113,12 @@ final class ReactorContext: @unchecked Sendable {
         producer.metadataChanged()
     }
 
+    /// Sends an event to the configured log handler.
+    func log(_ level: LogLevel, _ message: @autoclosure () -> String, broker: String? = nil) {
+        guard let handler = configuration.logHandler, level >= configuration.logLevel else { return }
+        handler(LogEvent(level: level, message: message(), broker: broker))
+    }
+
     func requestEpochBump() {
         client?.requestEpochBump()
     }

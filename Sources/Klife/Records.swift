@@ -10,7 +10,7 @@ import Glibc
 public struct ProducerRecord: Sendable {
     /// Destination topic.
     public var topic: String
-    /// Destination partition; `nil` lets the partitioner choose (murmur2 of the key, or round robin).
+    /// Destination partition; `nil` lets the partitioner choose (by default murmur2 of the key, or sticky for unkeyed records).
     public var partition: Int32?
     /// Key bytes, or `nil` for a null key.
     public var key: [UInt8]?

@@ -1,4 +1,5 @@
 import Klife
+import KlifeProtocol
 import Glibc
 
 /// The options every broker-talking command shares (`-b`, `-X`) and the code that turns
@@ -16,7 +17,10 @@ enum ClientOptions {
     static let propertiesHelp = """
         Properties (-X KEY=VALUE):
           linger.ms=N             producer linger before a batch is sent (default 0)
-          acks=0|1|all            acknowledgement level (default all)
+          acks=0|1|all            acknowledgement level (default all; 0 or 1 turn idempotence off
+                                  unless enable.idempotence=true is given, which is then an error)
+          enable.idempotence=B    true|false: idempotent production (default true with acks=all)
+          compression.type=C      none|gzip|snappy|lz4|zstd (default none)
           reactors=N              reactor threads (default 1)
           client.id=NAME          client id sent to the broker (default klife-swift)
           request.timeout.ms=N    request round-trip limit (default 30000)
@@ -25,9 +29,23 @@ enum ClientOptions {
           max.in.flight=N         produce requests in flight per broker (default 5)
         """
 
-    /// Builds a validated configuration from `-b` (or `$KLIFE_BROKERS`) and `-X`.
+    /// Settings a command's own flags apply on top of `-X` (see ``configuration(from:adjust:)``).
+    struct Adjustments {
+        /// Idempotence asked for explicitly (`-X enable.idempotence`, `--no-idempotence`);
+        /// `nil` lets the acknowledgement level decide, as the Java client does.
+        var idempotence: Bool?
+    }
+
+    /// Builds a validated configuration from `-b` (or `$KLIFE_BROKERS`) and `-X`, then the
+    /// command's own flags (`adjust`, which overrides `-X`).
+    ///
+    /// Idempotence follows the Java client: on by default, turned off when `acks` is 0 or 1
+    /// unless it was asked for explicitly, in which case the combination is a usage error.
     /// - Throws: ``UsageError`` naming the bad option.
-    static func configuration(from arguments: ParsedArguments) throws(UsageError) -> KlifeConfiguration {
+    static func configuration(
+        from arguments: ParsedArguments,
+        adjust: (inout KlifeConfiguration, inout Adjustments) throws(UsageError) -> Void = { _, _ in }
+    ) throws(UsageError) -> KlifeConfiguration {
         let list: String
         if let given = arguments.value("--brokers") {
             list = given
@@ -41,8 +59,22 @@ enum ClientOptions {
             throw arguments.usageError("invalid broker address '\(server)': expected HOST:PORT")
         }
         var config = KlifeConfiguration(bootstrapServers: servers)
+        var adjustments = Adjustments()
         for (key, value) in try arguments.pairs("--property") {
-            try apply(key, value, to: &config, arguments)
+            try apply(key, value, to: &config, &adjustments, arguments)
+        }
+        try adjust(&config, &adjustments)
+        switch adjustments.idempotence {
+        case true?:
+            if config.producer.acks != .all {
+                throw arguments.usageError("idempotence (-X enable.idempotence=true) needs acks=all, "
+                    + "got acks=\(config.producer.acks.cliName)")
+            }
+            config.producer.idempotent = true
+        case false?:
+            config.producer.idempotent = false
+        case nil:
+            config.producer.idempotent = config.producer.acks == .all
         }
         do {
             try config.validate()
@@ -53,7 +85,7 @@ enum ClientOptions {
     }
 
     private static func apply(_ key: String, _ value: String, to config: inout KlifeConfiguration,
-                              _ arguments: ParsedArguments) throws(UsageError) {
+                              _ adjustments: inout Adjustments, _ arguments: ParsedArguments) throws(UsageError) {
         func number(_ range: ClosedRange<Int>) throws(UsageError) -> Int {
             guard let n = Int(value), range.contains(n) else {
                 throw arguments.usageError("invalid value '\(value)' for -X \(key): expected an integer in \(range.lowerBound)...\(range.upperBound)")
@@ -63,12 +95,21 @@ enum ClientOptions {
         switch key {
         case "linger.ms": config.producer.linger = .milliseconds(try number(0...600_000))
         case "acks":
-            switch value {
-            case "0": config.producer.acks = .none
-            case "1": config.producer.acks = .leader
-            case "all", "-1": config.producer.acks = .all
-            default: throw arguments.usageError("invalid value '\(value)' for -X acks: expected 0, 1 or all")
+            guard let acks = Acks(cliName: value) else {
+                throw arguments.usageError("invalid value '\(value)' for -X acks: expected 0, 1 or all")
             }
+            config.producer.acks = acks
+        case "enable.idempotence":
+            switch value {
+            case "true": adjustments.idempotence = true
+            case "false": adjustments.idempotence = false
+            default: throw arguments.usageError("invalid value '\(value)' for -X enable.idempotence: expected true or false")
+            }
+        case "compression.type", "compression.codec":
+            guard let codec = CompressionCodec(cliName: value) else {
+                throw arguments.usageError("invalid value '\(value)' for -X \(key): expected \(CompressionCodec.cliNames)")
+            }
+            config.producer.compression = codec
         case "reactors": config.reactorCount = try number(1...64)
         case "client.id":
             guard !value.isEmpty else { throw arguments.usageError("-X client.id must not be empty") }
@@ -78,8 +119,9 @@ enum ClientOptions {
         case "delivery.timeout.ms": config.producer.deliveryTimeout = .milliseconds(try number(1...86_400_000))
         case "max.in.flight": config.producer.maxInFlightPerBroker = try number(1...1000)
         default:
-            throw arguments.usageError("unknown property '\(key)' (known: linger.ms, acks, reactors, client.id, "
-                + "request.timeout.ms, connect.timeout.ms, delivery.timeout.ms, max.in.flight)")
+            throw arguments.usageError("unknown property '\(key)' (known: linger.ms, acks, enable.idempotence, "
+                + "compression.type, reactors, client.id, request.timeout.ms, connect.timeout.ms, "
+                + "delivery.timeout.ms, max.in.flight)")
         }
     }
 
@@ -104,5 +146,40 @@ enum ClientOptions {
             throw CommandFailure("topic '\(topic)' does not exist (create it with: klife topic create -b ... \(topic))")
         }
         return found
+    }
+}
+
+extension Acks {
+    /// Parses `0`, `1`, `all` (or `-1`), the spellings librdkafka and the Java client accept.
+    init?(cliName: String) {
+        switch cliName {
+        case "0": self = .none
+        case "1": self = .leader
+        case "all", "-1": self = .all
+        default: return nil
+        }
+    }
+
+    /// `0`, `1` or `all`.
+    var cliName: String {
+        switch self {
+        case .none: "0"
+        case .leader: "1"
+        case .all: "all"
+        }
+    }
+}
+
+extension CompressionCodec {
+    /// Every codec, in the order help lists them.
+    static let cliCodecs: [CompressionCodec] = [.none, .gzip, .snappy, .lz4, .zstd]
+
+    /// `none|gzip|snappy|lz4|zstd`, for help and error messages.
+    static var cliNames: String { cliCodecs.map(\.description).joined(separator: "|") }
+
+    /// Parses a codec by its Kafka name (`compression.type`).
+    init?(cliName: String) {
+        guard let codec = Self.cliCodecs.first(where: { $0.description == cliName }) else { return nil }
+        self = codec
     }
 }

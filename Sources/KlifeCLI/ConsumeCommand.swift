@@ -8,7 +8,7 @@ enum ConsumeCommand: Subcommand {
 
     static let spec = CommandSpec(
         path: "consume",
-        synopsis: "-b HOST:PORT -t TOPIC [-p PARTITION] [-o OFFSET] [-c COUNT] [-e] [-f FORMAT] [options]",
+        synopsis: "-b HOST:PORT -t TOPIC [-p PARTITION] [-o OFFSET] [-c COUNT] [-e] [-f FORMAT | --tsv] [options]",
         summary: """
             Reads a topic with fetch requests and prints one record value per line. Without -p
             every partition is read, round robin. Without -e or -c it keeps waiting for new
@@ -22,6 +22,7 @@ enum ConsumeCommand: Subcommand {
             OptionSpec(["-c", "--count"], value: "N", help: "Exit after printing N records"),
             OptionSpec(["-e", "--exit"], help: "Exit when every partition reached its high watermark"),
             OptionSpec(["-f", "--format"], value: "FORMAT", help: "Output format, kcat style (see below)"),
+            OptionSpec(["--tsv"], help: "Print partition<TAB>offset<TAB>key<TAB>value (same as -f '%p\\t%o\\t%k\\t%s')"),
             OptionSpec(["--print-key"], help: "Print the key before the value, separated by -K (default tab)"),
             OptionSpec(["--print-headers"], help: "Print headers (name=value,...) before key and value"),
             OptionSpec(["--print-meta"], help: "Print topic/partition@offset and timestamp first"),
@@ -36,6 +37,10 @@ enum ConsumeCommand: Subcommand {
               klife consume -b 127.0.0.1:9092 -t events -o beginning -e
               klife consume -b 127.0.0.1:9092 -t events -p 0 -o -10 -e --print-meta
               klife consume -b 127.0.0.1:9092 -t events -f '%t/%p@%o key=%k %s'
+              klife consume -b 127.0.0.1:9092 -t events -o beginning -e --tsv | cut -f1 | sort | uniq -c
+
+            --tsv prints keys and values as they are: a tab or newline inside one shifts the
+            columns. A null key or value prints as an empty field (NULL with -Z).
             """)
 
     static func main(_ arguments: [String]) async throws -> Int32 {
@@ -94,6 +99,12 @@ enum ConsumeCommand: Subcommand {
     /// Builds the record formatter from `-f`, or from the `--print-*` flags when `-f` is absent.
     private static func makeFormatter(_ parsed: ParsedArguments) throws(UsageError) -> RecordFormatter {
         let nullText = parsed.has("--print-null") ? "NULL" : ""
+        if parsed.has("--tsv") {
+            for flag in ["--format", "--print-key", "--print-headers", "--print-meta", "--key-delimiter"] where parsed.has(flag) {
+                throw parsed.usageError("\(flag) cannot be combined with --tsv")
+            }
+            return try RecordFormatter(format: RecordFormatter.tsvFormat, nullText: nullText, command: parsed.command)
+        }
         if let format = parsed.value("--format") {
             for flag in ["--print-key", "--print-headers", "--print-meta"] where parsed.has(flag) {
                 throw parsed.usageError("\(flag) cannot be combined with -f (use %k, %h, %p, %o in the format)")

@@ -10,7 +10,8 @@ enum ProduceCommand: Subcommand {
 
     static let spec = CommandSpec(
         path: "produce",
-        synopsis: "-b HOST:PORT -t TOPIC [-p PARTITION] [-K DELIM] [-H NAME=VALUE ...] [-v]",
+        synopsis: "-b HOST:PORT -t TOPIC [-p PARTITION] [-K DELIM] [-H NAME=VALUE ...] [-z CODEC] [--acks all|1|0] "
+            + "[--linger-ms N] [--no-idempotence] [--partitioner NAME] [-v]",
         summary: """
             Reads stdin and produces one record per line (the trailing newline is removed;
             an empty line is an empty value). Waits until every record is acknowledged, reports
@@ -18,11 +19,17 @@ enum ProduceCommand: Subcommand {
             """,
         options: ClientOptions.specs + [
             OptionSpec(["-t", "--topic"], value: "TOPIC", help: "Topic to produce to (required)"),
-            OptionSpec(["-p", "--partition"], value: "N", help: "Partition (default: by key hash, else round robin)"),
+            OptionSpec(["-p", "--partition"], value: "N", help: "Partition (default: chosen by --partitioner)"),
             OptionSpec(["-K", "--key-delimiter"], value: "DELIM",
                        help: "Split each line at the first DELIM into key and value (\\t allowed)"),
             OptionSpec(["-H", "--header"], value: "NAME=VALUE", help: "Header added to every record, repeatable",
                        repeatable: true),
+            OptionSpec(["-z", "--compression"], value: "CODEC", help: "Batch compression: \(CompressionCodec.cliNames) (default none)"),
+            OptionSpec(["--acks"], value: "all|1|0", help: "Acknowledgement level (default all); 1 and 0 imply --no-idempotence"),
+            OptionSpec(["--linger-ms"], value: "N", help: "Wait up to N ms for more records per partition (default 0)"),
+            OptionSpec(["--no-idempotence"], help: "Turn idempotent production off (retries may then duplicate)"),
+            OptionSpec(["--partitioner"], value: "NAME",
+                       help: "For records without -p: \(PartitionerName.cliNames) (default: default)"),
             OptionSpec(["-v", "--verbose"], help: "Print a summary (count, rate, partitions) on stderr"),
         ],
         details: ClientOptions.propertiesHelp + """
@@ -31,14 +38,30 @@ enum ProduceCommand: Subcommand {
             With -K, a line without the delimiter becomes a record with a null key.
             Ctrl-C stops reading; records already read are still delivered.
 
+            Partitioners (--partitioner), for records without -p:
+              default      keyed: murmur2 (same partition as the Java client and librdkafka's
+                           murmur2_random); unkeyed: sticky (16 KiB per partition, then another)
+              murmur2      keyed: murmur2; unkeyed: a random partition per record (librdkafka's
+                           murmur2_random)
+              sticky       the same as default
+              round-robin  every record, keyed or not, to the next partition in turn
+
+            Idempotence is on by default and needs acks=all. --acks 1 or --acks 0 turn it off
+            (as if --no-idempotence were given), like the Java client; asking for both
+            (-X enable.idempotence=true with acks 0 or 1) is a usage error. With acks=0 the
+            broker does not answer, so delivered records have no offsets. --acks, --linger-ms
+            and -z override -X acks, linger.ms and compression.type.
+
             Examples:
               seq 1 1000 | klife produce -b 127.0.0.1:9092 -t events
               printf 'user-1:paid\\nuser-2:refunded\\n' | klife produce -b 127.0.0.1:9092 -t events -K : -H source=cli
+              seq 1 100000 | klife produce -b 127.0.0.1:9092 -t events -z lz4 --linger-ms 5 -v
+              seq 1 1000 | klife produce -b 127.0.0.1:9092 -t events --acks 1 --partitioner round-robin
             """)
 
     static func main(_ arguments: [String]) async throws -> Int32 {
         let parsed = try spec.parse(arguments)
-        let config = try ClientOptions.configuration(from: parsed)
+        let config = try ClientOptions.configuration(from: parsed, adjust: applyProducerOptions(parsed))
         let topic = try parsed.required("--topic")
         let partition = try parsed.integer("--partition", as: Int32.self, in: 0...Int32.max)
         let delimiter = parsed.unescaped("--key-delimiter").map { Array($0.utf8) }
@@ -88,6 +111,40 @@ enum ProduceCommand: Subcommand {
         return ExitStatus.success
     }
 
+    /// Applies -z, --acks, --linger-ms, --no-idempotence and --partitioner (after -X, so they win).
+    static func applyProducerOptions(_ parsed: ParsedArguments)
+        -> (inout KlifeConfiguration, inout ClientOptions.Adjustments) throws(UsageError) -> Void {
+        { (config: inout KlifeConfiguration, adjustments: inout ClientOptions.Adjustments) throws(UsageError) in
+            if let text = parsed.value("--compression") {
+                guard let codec = CompressionCodec(cliName: text) else {
+                    throw parsed.usageError("invalid value '\(text)' for --compression: expected \(CompressionCodec.cliNames)")
+                }
+                config.producer.compression = codec
+            }
+            if let text = parsed.value("--acks") {
+                guard let acks = Acks(cliName: text) else {
+                    throw parsed.usageError("invalid value '\(text)' for --acks: expected all, 1 or 0")
+                }
+                config.producer.acks = acks
+            }
+            if let linger = try parsed.integer("--linger-ms", as: Int.self, in: 0...600_000) {
+                config.producer.linger = .milliseconds(linger)
+            }
+            if parsed.has("--no-idempotence") {
+                if adjustments.idempotence == true {
+                    throw parsed.usageError("--no-idempotence contradicts -X enable.idempotence=true")
+                }
+                adjustments.idempotence = false
+            }
+            if let text = parsed.value("--partitioner") {
+                guard let name = PartitionerName(rawValue: text) else {
+                    throw parsed.usageError("invalid value '\(text)' for --partitioner: expected \(PartitionerName.cliNames)")
+                }
+                config.producer.partitioner = name.partitioner
+            }
+        }
+    }
+
     /// Splits `line` at the first occurrence of `delimiter` into key and value;
     /// without a delimiter (or when it is absent from the line) the key is `nil`.
     static func split(_ line: [UInt8], at delimiter: [UInt8]?) -> (key: [UInt8]?, value: [UInt8]) {
@@ -101,6 +158,27 @@ enum ProduceCommand: Subcommand {
             i += 1
         }
         return (nil, line)
+    }
+}
+
+/// The partitioners `--partitioner` offers.
+enum PartitionerName: String, CaseIterable {
+    case `default` = "default"
+    case murmur2 = "murmur2"
+    case sticky = "sticky"
+    case roundRobin = "round-robin"
+
+    /// `default|murmur2|sticky|round-robin`.
+    static var cliNames: String { allCases.map(\.rawValue).joined(separator: "|") }
+
+    /// A fresh partitioner of this kind.
+    var partitioner: any Partitioner {
+        switch self {
+        case .default: DefaultPartitioner()
+        case .murmur2: Murmur2Partitioner()
+        case .sticky: StickyPartitioner()
+        case .roundRobin: RoundRobinPartitioner()
+        }
     }
 }
 

@@ -66,6 +66,9 @@ struct RecordFormatter {
         self.nullText = Array(nullText.utf8)
     }
 
+    /// `--tsv`: `partition<TAB>offset<TAB>key<TAB>value`.
+    static let tsvFormat = "%p\\t%o\\t%k\\t%s\\n"
+
     /// The default layout built from the `--print-*` flags:
     /// `[topic/partition@offset<TAB>timestamp<TAB>][headers<TAB>][key<DELIM>]value`.
     static func defaultFormat(meta: Bool, headers: Bool, key: Bool, keyDelimiter: String) -> String {

@@ -1,0 +1,180 @@
+import KlifeIO
+import KlifeProtocol
+import Glibc
+
+/// Producing: sync, callback, suspending and batch forms, bounded buffering, flush.
+///
+/// Buffer bounds: a record counts against `maxBufferedRecords` / `maxBufferedBytes` from
+/// the moment it is accepted until it completes. When they are reached, the non-blocking
+/// ``produce(_:onDelivery:)`` fails the record at once with ``KlifeError/Code/bufferFull``,
+/// while ``produce(_:)``, ``enqueue(_:onDelivery:)`` and ``produceBatch(_:)`` suspend until
+/// there is room.
+extension KlifeClient {
+    /// Produces one record and waits for the broker's acknowledgement (suspending first
+    /// while the producer's buffer is full).
+    /// - Returns: the partition, offset and timestamp the record got.
+    /// - Throws: ``KlifeError`` — for example `recordTooLarge`, `unknownTopicOrPartition`,
+    ///   `timedOut` (delivery timeout), or `brokerError` with the Kafka code.
+    public func produce(_ record: ProducerRecord) async throws(KlifeError) -> RecordMetadata {
+        let (pending, target) = try prepare(record, completion: .none).get()
+        try await waitForRoom(bytes: Int(pending.size))
+        let result: Result<RecordMetadata, KlifeError> = await withCheckedContinuation { continuation in
+            var admitted = pending
+            admitted.completion = .continuation(continuation)
+            if let error = push(admitted, into: target) { continuation.resume(returning: .failure(error)) }
+        }
+        return try result.get()
+    }
+
+    /// Produces one record without waiting; `onDelivery` is called exactly once with the
+    /// outcome — on a reactor thread, or on the calling thread when the record is refused
+    /// before it is queued: too large, client closed, or the buffer full
+    /// (``KlifeError/Code/bufferFull``: back off, or use ``enqueue(_:onDelivery:)``).
+    public func produce(_ record: ProducerRecord,
+                        onDelivery: @escaping @Sendable (Result<RecordMetadata, KlifeError>) -> Void) {
+        switch prepare(record, completion: .callback(onDelivery)) {
+        case .failure(let error):
+            onDelivery(.failure(error))
+        case .success(let (pending, target)):
+            guard admit(bytes: Int(pending.size)) else {
+                onDelivery(.failure(.bufferFull(records: outstanding.value, bytes: outstanding.byteCount)))
+                return
+            }
+            if let error = push(pending, into: target) { onDelivery(.failure(error)) }
+        }
+    }
+
+    /// Queues one record, suspending while the producer's buffer is full, and returns as
+    /// soon as it is queued; `onDelivery` reports the outcome later, exactly once.
+    /// - Throws: ``KlifeError`` when the record is refused before queuing (too large,
+    ///   unknown partition, client closed); then `onDelivery` is not called.
+    public func enqueue(_ record: ProducerRecord,
+                        onDelivery: @escaping @Sendable (Result<RecordMetadata, KlifeError>) -> Void) async throws(KlifeError) {
+        let (pending, target) = try prepare(record, completion: .callback(onDelivery)).get()
+        try await waitForRoom(bytes: Int(pending.size))
+        if let error = push(pending, into: target) { onDelivery(.failure(error)) }
+    }
+
+    /// Produces many records, possibly to many topics and partitions, and waits for all.
+    ///
+    /// The records enter each reactor as one unit, so everything bound for one broker
+    /// leaves in a single Produce request (subject to the size limits). Suspends first
+    /// until the buffer has room for the whole batch (or is empty, for a batch larger than it).
+    /// - Returns: one result per record, in the order given.
+    public func produceBatch(_ records: [ProducerRecord]) async -> [Result<RecordMetadata, KlifeError>] {
+        guard !records.isEmpty else { return [] }
+        let collector = BatchCollector(count: records.count)
+        var perContext: [[PendingRecord]] = Array(repeating: [], count: contexts.count)
+        var bytes = 0
+        for (i, record) in records.enumerated() {
+            switch prepare(record, completion: .batch(collector, index: i)) {
+            case .failure(let error): collector.complete(i, .failure(error))
+            case .success(let (pending, target)):
+                perContext[target.index].append(pending)
+                bytes += Int(pending.size)
+            }
+        }
+        let producer = configuration.producer
+        let count = perContext.reduce(0) { $0 + $1.count }
+        while !isClosed && outstanding.value > 0
+            && (outstanding.value + count > producer.maxBufferedRecords || outstanding.byteCount + bytes > producer.maxBufferedBytes) {
+            try? await Task.sleep(for: .microseconds(200))
+        }
+        for (i, batch) in perContext.enumerated() where !batch.isEmpty {
+            let context = contexts[i]
+            for r in batch { outstanding.reserve(bytes: Int(r.size)) }
+            if !context.reactor.trySubmit({ context.producer.routeMany(batch) }) {
+                context.reactor.submit { context.producer.routeMany(batch) }
+            }
+        }
+        return await collector.wait()
+    }
+
+    /// Waits until every record produced before this call has been acknowledged or failed.
+    public func flush() async {
+        while outstanding.value > 0 && !isClosed {
+            try? await Task.sleep(for: .milliseconds(1))
+        }
+    }
+
+    /// Records accepted and not yet completed.
+    public var pendingRecordCount: Int { outstanding.value }
+
+    // MARK: Admission
+
+    private func admit(bytes: Int) -> Bool {
+        let producer = configuration.producer
+        return outstanding.tryReserve(bytes: bytes, maxRecords: producer.maxBufferedRecords, maxBytes: producer.maxBufferedBytes)
+    }
+
+    /// Suspends until the buffer has room for a record of `bytes`, then takes it.
+    private func waitForRoom(bytes: Int) async throws(KlifeError) {
+        var delay = 50
+        while !admit(bytes: bytes) {
+            if isClosed { throw .clientClosed }
+            try? await Task.sleep(for: .microseconds(delay))
+            delay = min(delay * 2, 2000)
+        }
+    }
+
+    /// Hands an admitted record to its reactor's ring. Returns the error when it cannot.
+    private func push(_ pending: PendingRecord, into target: ReactorContext) -> KlifeError? {
+        if target.records.tryPush(pending) {
+            target.reactor.wakeup()
+            return nil
+        }
+        return pushWaiting(pending, into: target)
+    }
+
+    /// The slow path when a ring is full: wait for space (backpressure), at most `maxBlock`.
+    @inline(never)
+    private func pushWaiting(_ pending: PendingRecord, into target: ReactorContext) -> KlifeError? {
+        let deadline = Reactor.monotonicNanoseconds() &+ maxBlockNanos
+        var spins = 0
+        while !isClosed {
+            target.reactor.wakeup()
+            if target.records.tryPush(pending) {
+                target.reactor.wakeup()
+                return nil
+            }
+            if Reactor.monotonicNanoseconds() >= deadline { break }
+            spins += 1
+            if spins < 16 { sched_yield() } else { usleep(50) }
+        }
+        outstanding.decrement(bytes: Int(pending.size))
+        return isClosed ? .clientClosed : .queueFull
+    }
+
+    /// Turns a user record into a pending one and picks the reactor that will own it.
+    func prepare(_ record: ProducerRecord, completion: DeliveryCompletion) -> Result<(PendingRecord, ReactorContext), KlifeError> {
+        if isClosing { return .failure(.clientClosed) }
+        if record.topic.isEmpty { return .failure(.invalidArgument("record topic is empty")) }
+        let size = record.encodedSize
+        if size > maxRecordBytes {
+            return .failure(.recordTooLarge(size: size, limit: maxRecordBytes, limitName: "producer.maxRecordBytes"))
+        }
+        var partition = record.partition ?? -1
+        if let p = record.partition, p < 0 { return .failure(.unknownTopicOrPartition(record.topic, partition: p)) }
+        var target = contexts[0]
+        if let route = metadataStore.snapshot.routes[record.topic] {
+            let count = route.partitionCount
+            if partition >= count { return .failure(.unknownTopicOrPartition(record.topic, partition: partition)) }
+            if partition < 0 {
+                partition = contexts[0].choosePartition(topic: record.topic, key: record.key, value: record.value,
+                                                        partitionCount: count)
+                if partition < 0 || partition >= count {
+                    return .failure(.invalidArgument("the partitioner for \(record.topic) chose partition \(partition) of \(count)"))
+                }
+            }
+            if let leader = route.leader(partition) { target = context(forNode: leader) }
+        } else {
+            noteTopicOfInterest(record.topic)
+        }
+        let pending = PendingRecord(
+            topic: record.topic, partition: partition, key: record.key, value: record.value, headers: record.headers,
+            timestamp: record.timestamp ?? currentTimeMilliseconds(),
+            deadline: Reactor.monotonicNanoseconds() &+ deliveryTimeoutNanos,
+            completion: completion, size: Int32(size), tracker: outstanding)
+        return .success((pending, target))
+    }
+}

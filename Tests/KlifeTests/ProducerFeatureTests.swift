@@ -1,0 +1,132 @@
+import Klife
+import KlifeProtocol
+import KlifeTesting
+import Synchronization
+import XCTest
+
+/// Bounded buffering, graceful shutdown, statistics, logging and topic auto-creation.
+final class ProducerFeatureTests: XCTestCase {
+    /// With the buffer full, the non-blocking produce fails at once with `bufferFull`
+    /// (nothing is lost silently) and the suspending forms wait and then deliver.
+    func testFullBufferGivesTypedBackpressureAndSuspendingFormsWait() async throws {
+        let client = try await Shared.client {
+            $0.producer.maxBufferedRecords = 50
+            $0.producer.linger = .milliseconds(200)   // keeps records buffered long enough to fill
+        }
+        let topic = try await Shared.topic(client, partitions: 1)
+        let outcomes = Mutex<(ok: Int, full: Int, other: [String])>((0, 0, []))
+        for i in 0..<200 {
+            client.produce(ProducerRecord(topic: topic, partition: 0, value: "r\(i)")) { result in
+                outcomes.withLock { o in
+                    switch result {
+                    case .success: o.ok += 1
+                    case .failure(let e) where e.code == .bufferFull: o.full += 1
+                    case .failure(let e): o.other.append(e.description)
+                    }
+                }
+            }
+        }
+        await client.flush()
+        let o = outcomes.withLock { $0 }
+        XCTAssertEqual(o.other, [])
+        XCTAssertEqual(o.ok + o.full, 200, "every record reported exactly once")
+        XCTAssertGreaterThan(o.full, 0, "the 50-record bound was enforced")
+        XCTAssertLessThanOrEqual(o.ok, 200 - o.full)
+        let written = try await client.allRecords(topic: topic).count
+        XCTAssertEqual(written, o.ok, "exactly the accepted records were written")
+
+        // The suspending form never reports bufferFull: it waits for room.
+        let delivered = Atomic<Int>(0)
+        for i in 0..<200 {
+            try await client.enqueue(ProducerRecord(topic: topic, partition: 0, value: "s\(i)")) { result in
+                if case .success = result { delivered.add(1, ordering: .relaxed) }
+            }
+        }
+        await client.flush()
+        XCTAssertEqual(delivered.load(ordering: .relaxed), 200)
+        await client.close()
+    }
+
+    /// close() delivers what is buffered within its timeout; close(timeout: .zero) fails it.
+    func testGracefulCloseDeliversBufferedRecords() async throws {
+        let client = try await Shared.client { $0.producer.linger = .milliseconds(300) }
+        let topic = try await Shared.topic(client, partitions: 2)
+        let results = Mutex<[Bool]>([])
+        for i in 0..<100 {
+            client.produce(ProducerRecord(topic: topic, value: "g\(i)")) { r in
+                results.withLock { $0.append((try? r.get()) != nil) }
+            }
+        }
+        await client.close()
+        XCTAssertEqual(results.withLock { $0.count }, 100)
+        XCTAssertTrue(results.withLock { $0.allSatisfy { $0 } }, "all delivered before the client closed")
+
+        let reader = try await Shared.client()
+        let count = try await reader.allRecords(topic: topic).count
+        XCTAssertEqual(count, 100)
+
+        let hasty = try await Shared.client { $0.producer.linger = .seconds(5) }
+        let failed = Mutex<[KlifeError.Code]>([])
+        for i in 0..<10 {
+            hasty.produce(ProducerRecord(topic: topic, value: "h\(i)")) { r in
+                if case .failure(let e) = r { failed.withLock { $0.append(e.code) } }
+            }
+        }
+        await hasty.close(timeout: .zero)
+        XCTAssertEqual(failed.withLock { $0 }, Array(repeating: .clientClosed, count: 10))
+        await reader.close()
+    }
+
+    func testStatisticsCountRecordsBatchesBytesAndLatency() async throws {
+        let client = try await Shared.client()
+        let topic = try await Shared.topic(client, partitions: 3)
+        let results = await client.produceBatch((0..<30).map { ProducerRecord(topic: topic, partition: Int32($0 % 3), value: "x\($0)") })
+        XCTAssertEqual(try results.map { try $0.get() }.count, 30)
+        let stats = await client.statistics()
+        XCTAssertGreaterThanOrEqual(stats.recordsDelivered, 30)
+        XCTAssertEqual(stats.recordsFailed, 0)
+        XCTAssertGreaterThanOrEqual(stats.produceRequests, 1)
+        XCTAssertGreaterThanOrEqual(stats.batchesSent, 3)
+        XCTAssertGreaterThan(stats.bytesSent, 30 * 2)
+        XCTAssertEqual(stats.pendingRecords, 0)
+        XCTAssertEqual(stats.pendingBytes, 0)
+        XCTAssertEqual(stats.produceLatency.count, stats.produceRequests)
+        XCTAssertGreaterThan(stats.produceLatency.p50, 0)
+        XCTAssertLessThanOrEqual(stats.produceLatency.p50, stats.produceLatency.p99)
+        XCTAssertLessThanOrEqual(stats.produceLatency.p99, stats.produceLatency.max)
+        await client.close()
+    }
+
+    func testLogHandlerHearsAboutLostConnections() async throws {
+        let events = Mutex<[LogEvent]>([])
+        let broker = try await TestBroker.start()
+        var config = KlifeConfiguration(bootstrapServers: [broker.bootstrapServers])
+        config.logHandler = { event in events.withLock { $0.append(event) } }
+        config.producer.deliveryTimeout = .seconds(1)
+        let client = try await KlifeClient.connect(config)
+        try await client.createTopic("logged", partitions: 1)
+        _ = try await client.produce(ProducerRecord(topic: "logged", partition: 0, value: "before"))
+        broker.stop()
+        _ = try? await client.produce(ProducerRecord(topic: "logged", partition: 0, value: "after"))
+        await client.close(timeout: .zero)
+        let warnings = events.withLock { $0 }.filter { $0.level >= .warning }
+        XCTAssertTrue(warnings.contains { $0.message.contains("connection lost") }, "\(warnings)")
+    }
+
+    func testUnknownTopicFailsAfterBoundedWaitUnlessAutoCreated() async throws {
+        let strict = try await Shared.client { $0.producer.unknownTopicTimeout = .milliseconds(300) }
+        do {
+            _ = try await strict.produce(ProducerRecord(topic: TestCluster.uniqueTopicName("nope"), value: "x"))
+            XCTFail("produced to a missing topic")
+        } catch {
+            XCTAssertEqual(error.code, .unknownTopicOrPartition)
+        }
+        await strict.close()
+
+        let creating = try await Shared.client { $0.allowAutoTopicCreation = true }
+        let name = TestCluster.uniqueTopicName("auto")
+        let meta = try await creating.produce(ProducerRecord(topic: name, value: "created on demand"))
+        XCTAssertEqual(meta.offset, 0)
+        await creating.close()
+    }
+}
