@@ -158,7 +158,8 @@ extension KlifeClient {
         var target = contexts[0]
         if let route = metadataStore.snapshot.routes[record.topic] {
             let count = route.partitionCount
-            if partition >= count { return .failure(.unknownTopicOrPartition(record.topic, partition: partition)) }
+            // A partition past the known count may be new: the reactor waits for metadata
+            // (up to unknownTopicTimeout) before failing it.
             if partition < 0 {
                 partition = contexts[0].choosePartition(topic: record.topic, key: record.key, value: record.value,
                                                         partitionCount: count)
@@ -166,7 +167,7 @@ extension KlifeClient {
                     return .failure(.invalidArgument("the partitioner for \(record.topic) chose partition \(partition) of \(count)"))
                 }
             }
-            if let leader = route.leader(partition) { target = context(forNode: leader) }
+            if partition < count, let leader = route.leader(partition) { target = context(forNode: leader) }
         } else {
             noteTopicOfInterest(record.topic)
         }

@@ -84,7 +84,12 @@ final class ProducerEngine {
                 return
             }
         } else if record.partition >= count {
-            record.fail(.unknownTopicOrPartition(record.topic, partition: record.partition))
+            // Maybe partitions were added and metadata has not caught up: wait a bounded time.
+            if now &- (record.deadline &- config.deliveryTimeout.nanoseconds) >= config.unknownTopicTimeout.nanoseconds {
+                record.fail(.unknownTopicOrPartition(record.topic, partition: record.partition))
+            } else {
+                park(record)
+            }
             return
         }
         guard let leader = route.leader(record.partition) else {
