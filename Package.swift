@@ -17,8 +17,14 @@ let package = Package(
     targets: [
         // C shim: epoll/eventfd/timerfd constants, CPU affinity, CRC-32C (SSE4.2 when present).
         .target(name: "CKlifeShim"),
-        // Wire codec: primitives, messages, RecordBatch v2, error table. No I/O.
-        .target(name: "KlifeProtocol", dependencies: ["CKlifeShim"], swiftSettings: strict),
+        // System compression libraries for Kafka's codecs (Debian -dev packages; scripts/bootstrap.sh installs them).
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CLZ4", path: "Sources/CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
+        .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CSnappy", path: "Sources/CSnappy", pkgConfig: "snappy", providers: [.apt(["libsnappy-dev"])]),
+        // Wire codec: primitives, messages, RecordBatch v2 (with gzip/snappy/lz4/zstd), error table. No I/O.
+        .target(name: "KlifeProtocol", dependencies: ["CKlifeShim", "CZlib", "CLZ4", "CZstd", "CSnappy"],
+                swiftSettings: strict),
         // Reactor: epoll event loop, sockets, timers, lock-free rings. Uses the codec's buffers, knows no Kafka messages.
         .target(name: "KlifeIO", dependencies: ["CKlifeShim", "KlifeProtocol"], swiftSettings: strict),
         // Client: connections, metadata, producer, fetch, admin.

@@ -96,7 +96,7 @@ extension KlifeClient {
         guard !bytes.isEmpty else { return ([], false) }
         let decoded: RecordBatchDecodeResult
         do {
-            decoded = try RecordBatchDecoder.decode(bytes)
+            decoded = try RecordBatchDecoder.decode(bytes, maxUncompressedBytes: configuration.maxResponseBytes)
         } catch {
             throw .malformed(error, broker: broker)
         }

@@ -240,22 +240,6 @@ final class RecordBatchTests: XCTestCase {
         XCTAssertEqual(batch.records.count, 2, "control records are kept for the caller to filter")
     }
 
-    func testCompressedBatchIsUnsupportedForNow() {
-        for codec in [CompressionCodec.gzip, .snappy, .lz4, .zstd] {
-            var w = ByteWriter()
-            let enc = RecordBatchEncoder(writer: &w, baseTimestamp: 0, compression: codec)
-            enc.finish(into: &w)
-            var bytes = w.bytes
-            bytes += [1, 2, 3, 4, 5, 6, 7, 8]  // opaque "compressed" payload
-            bytes.replaceSubrange(8..<12, with: RBBytes.i32(Int32(bytes.count - 12)))
-            RBFixture.fixCRC(&bytes)
-            XCTAssertThrowsError(try RecordBatchDecoder.decode(bytes)) { error in
-                XCTAssertEqual((error as? DecodeError)?.kind, .unsupported)
-                XCTAssertEqual((error as? DecodeError)?.detail, "compression \(codec)")
-            }
-        }
-    }
-
     func testEmptyInputAndEmptyBatch() throws {
         let empty = try RecordBatchDecoder.decode([UInt8]())
         XCTAssertTrue(empty.batches.isEmpty)

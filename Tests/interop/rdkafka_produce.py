@@ -7,7 +7,8 @@ Input, one JSON object per line (all fields optional):
 Output, one JSON line per input record, in input order:
   {"index": i, "partition": p, "offset": o}           on success
   {"index": i, "error": "..."}                       on failure
-Producer: acks=all, linger.ms=5. Exit 1 if any delivery fails.
+Producer: acks=all, linger.ms=5 (--linger-ms), compression.type=none
+(--compression gzip|snappy|lz4|zstd). Exit 1 if any delivery fails.
 """
 import argparse
 import json
@@ -26,12 +27,17 @@ def main():
     ap.add_argument("--topic", required=True)
     ap.add_argument("--timeout-s", type=float, default=30.0)
     ap.add_argument("--debug", default=None, help="librdkafka debug contexts, e.g. protocol")
+    ap.add_argument("--compression", default="none", choices=["none", "gzip", "snappy", "lz4", "zstd"],
+                    help="compression.type of the produced batches")
+    ap.add_argument("--linger-ms", type=int, default=5,
+                    help="linger.ms: raise it so several records share one (compressed) batch")
     args = ap.parse_args()
 
     conf = {
         "bootstrap.servers": args.bootstrap,
         "acks": "all",
-        "linger.ms": 5,
+        "linger.ms": args.linger_ms,
+        "compression.type": args.compression,
         "message.timeout.ms": int(args.timeout_s * 1000),
     }
     if args.debug:

@@ -130,8 +130,9 @@ public struct RecordBatchDecodeResult: Sendable {
 
 /// Decodes RecordBatch v2 sequences, as found in a Fetch partition's records field.
 ///
-/// Hostile bytes never trap and never cause allocations larger than the input:
-/// every count is checked against the bytes that remain before anything is reserved.
+/// Hostile bytes never trap and never cause allocations larger than the input
+/// (for compressed batches: than the decompression bound): every count is checked
+/// against the bytes that remain before anything is reserved.
 public enum RecordBatchDecoder {
     /// Decodes every complete batch in `bytes`.
     ///
@@ -139,10 +140,21 @@ public enum RecordBatchDecoder {
     /// ``RecordBatchDecodeResult/truncatedTail``. Everything else wrong throws:
     /// a batch length below the header size (`.invalidLength`), magic other than 2
     /// (`.unsupported`), a CRC mismatch (`.crcMismatch`), records that run past the
-    /// batch or disagree with RecordCount (`.truncated` / `.invalidLength`), and
-    /// compressed batches (`.unsupported`, "compression gzip" etc.) until codecs land.
-    public static func decode(_ bytes: UnsafeRawBufferPointer, verifyCRC: Bool = true) throws(DecodeError) -> RecordBatchDecodeResult {
+    /// batch or disagree with RecordCount (`.truncated` / `.invalidLength`), an
+    /// unknown codec (`.unsupported`), compressed records that do not decompress
+    /// (`.invalidValue`, detail "compression lz4 corrupt: …"), and decompressed
+    /// output past `maxUncompressedBytes` (`.invalidLength`).
+    ///
+    /// Compressed batches (gzip, snappy raw or xerial-framed, lz4, zstd) are
+    /// decompressed and their records decoded from the result; the CRC is checked
+    /// on the compressed bytes, as written.
+    /// - Parameter maxUncompressedBytes: the most bytes decompression may produce in
+    ///   this call, summed over all compressed batches (a bound against hostile or
+    ///   "bomb" batches).
+    public static func decode(_ bytes: UnsafeRawBufferPointer, verifyCRC: Bool = true,
+                              maxUncompressedBytes: Int = defaultMaxUncompressedBytes) throws(DecodeError) -> RecordBatchDecodeResult {
         var batches: [DecodedBatch] = []
+        var budget = maxUncompressedBytes
         var offset = 0
         let total = bytes.count
         while offset < total {
@@ -156,16 +168,19 @@ public enum RecordBatchDecoder {
             let size = RecordBatchLayout.logOverhead + length
             if size > left { return RecordBatchDecodeResult(batches: batches, truncatedTail: true) }
             let batch = UnsafeRawBufferPointer(start: batchStart, count: size)
-            batches.append(try decodeBatch(batch, at: offset, verifyCRC: verifyCRC))
+            batches.append(try decodeBatch(batch, at: offset, verifyCRC: verifyCRC, budget: &budget))
             offset += size
         }
         return RecordBatchDecodeResult(batches: batches, truncatedTail: false)
     }
 
     /// Decodes every complete batch in a byte array (tests and slow paths).
-    public static func decode(_ bytes: [UInt8], verifyCRC: Bool = true) throws(DecodeError) -> RecordBatchDecodeResult {
+    public static func decode(_ bytes: [UInt8], verifyCRC: Bool = true,
+                              maxUncompressedBytes: Int = defaultMaxUncompressedBytes) throws(DecodeError) -> RecordBatchDecodeResult {
         let result = bytes.withUnsafeBytes { raw in
-            Result { () throws(DecodeError) in try decode(raw, verifyCRC: verifyCRC) }
+            Result { () throws(DecodeError) in
+                try decode(raw, verifyCRC: verifyCRC, maxUncompressedBytes: maxUncompressedBytes)
+            }
         }
         return try result.get()
     }
@@ -181,7 +196,9 @@ public enum RecordBatchDecoder {
     }
 
     /// Decodes one complete batch; `at` is its offset in the caller's buffer, for error offsets.
-    static func decodeBatch(_ batch: UnsafeRawBufferPointer, at base: Int, verifyCRC: Bool) throws(DecodeError) -> DecodedBatch {
+    /// A compressed batch is decompressed into a buffer of its own, spending its size from `budget`.
+    static func decodeBatch(_ batch: UnsafeRawBufferPointer, at base: Int, verifyCRC: Bool,
+                            budget: inout Int) throws(DecodeError) -> DecodedBatch {
         let header = readHeader(batch)
         if header.magic != 2 {
             throw DecodeError(.unsupported, offset: base + 16, detail: "magic \(header.magic)")
@@ -201,18 +218,8 @@ public enum RecordBatchDecoder {
         if codec == .none {
             return DecodedBatch(header: header, records: try decodeRecords(records, at: recordsBase, header: header))
         }
-        let plain = try decompress(codec, records, at: recordsBase)
-        let decoded = plain.withUnsafeBytes { raw in
-            Result { () throws(DecodeError) in try decodeRecords(raw, at: recordsBase, header: header) }
-        }
-        return DecodedBatch(header: header, records: try decoded.get())
-    }
-
-    /// Codec seam: returns the uncompressed records section of a compressed batch.
-    /// Offsets of errors inside decompressed data are reported as the section's start.
-    @inline(never)
-    static func decompress(_ codec: CompressionCodec, _ bytes: UnsafeRawBufferPointer, at base: Int) throws(DecodeError) -> [UInt8] {
-        throw DecodeError(.unsupported, offset: base - RecordBatchLayout.headerSize + 21, detail: "compression \(codec)")
+        return DecodedBatch(header: header,
+                            records: try decodeCompressedRecords(codec, records, at: recordsBase, header: header, budget: &budget))
     }
 
     @inline(never)

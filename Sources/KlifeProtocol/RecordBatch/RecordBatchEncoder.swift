@@ -54,8 +54,10 @@ public struct RecordBatchEncoder {
     ///   - baseTimestamp: usually the first record's timestamp (ms since epoch).
     ///   - producerID, producerEpoch, baseSequence: idempotence fields, -1 when unused.
     ///   - isTransactional: sets attributes bit 4.
-    ///   - compression: the codec flag in the attributes. The encoder does not
-    ///     compress; a codec writes the compressed records itself.
+    ///   - compression: the codec flag in the attributes only; `append` always writes
+    ///     plain records. To compress, leave it `.none` and end the batch with
+    ///     ``finishCompressed(into:codec:level:)`` or ``finishCompressedIfSmaller(into:codec:level:)``,
+    ///     which set the flag on the compressed copy.
     public init(
         writer: inout ByteWriter, baseOffset: Int64 = 0, partitionLeaderEpoch: Int32 = -1, baseTimestamp: Int64,
         producerID: Int64 = -1, producerEpoch: Int16 = -1, baseSequence: Int32 = -1,
@@ -165,18 +167,24 @@ public struct RecordBatchEncoder {
         let size = end - startOffset
         precondition(size >= RecordBatchLayout.headerSize && size - RecordBatchLayout.logOverhead <= Int(Int32.max),
                      "batch writer was rewound or batch too large")
-        let count = _recordCount
-        let maxTs = count == 0 ? -1 : maxTimestamp
         writer.withUnsafeMutableBytes(startOffset..<end) { batch in
             let p = batch.baseAddress!
-            _ = RawWire.put(Int32(size - RecordBatchLayout.logOverhead), at: p + 8)
-            _ = RawWire.put(count == 0 ? 0 : count - 1, at: p + 23)
-            _ = RawWire.put(maxTs, at: p + 35)
-            _ = RawWire.put(count, at: p + 57)
+            patchHeader(p, size: size)
             let crc = klife_crc32c(0, p + RecordBatchLayout.attributesOffset, size - RecordBatchLayout.attributesOffset)
             _ = RawWire.put(crc, at: p + RecordBatchLayout.crcOffset)
         }
         return size
+    }
+
+    /// Writes Length, LastOffsetDelta, MaxTimestamp and RecordCount into the header at `p`
+    /// of a batch of `size` bytes (everything ``finish(into:)`` patches but the CRC).
+    @inline(__always)
+    internal func patchHeader(_ p: UnsafeMutableRawPointer, size: Int) {
+        let count = _recordCount
+        _ = RawWire.put(Int32(size - RecordBatchLayout.logOverhead), at: p + 8)
+        _ = RawWire.put(count == 0 ? 0 : count - 1, at: p + 23)
+        _ = RawWire.put(count == 0 ? -1 : maxTimestamp, at: p + 35)
+        _ = RawWire.put(count, at: p + 57)
     }
 
     /// Number of bytes the batch has so far (header plus appended records).

@@ -23,11 +23,12 @@ public struct RecordHeader: Sendable, Hashable {
 public enum CompressionCodec: Int16, Sendable, CustomStringConvertible {
     /// No compression.
     case none = 0
-    /// GZIP.
+    /// GZIP (RFC 1952).
     case gzip = 1
-    /// Snappy (xerial framing in Kafka).
+    /// Snappy: written as one raw block (as librdkafka does); read as a raw block or in
+    /// the xerial/snappy-java framing Java clients write.
     case snappy = 2
-    /// LZ4 frame format.
+    /// LZ4 frame format, independent blocks.
     case lz4 = 3
     /// Zstandard (Produce v7+).
     case zstd = 4
