@@ -78,7 +78,8 @@ extension KlifeClient {
         let count = perContext.reduce(0) { $0 + $1.count }
         while !isClosed && outstanding.value > 0
             && (outstanding.value + count > producer.maxBufferedRecords || outstanding.byteCount + bytes > producer.maxBufferedBytes) {
-            try? await Task.sleep(for: .microseconds(200))
+            // On cancellation stop waiting for room: the batch goes in over the bound once.
+            do { try await Task.sleep(for: .microseconds(200)) } catch { break }
         }
         for (i, batch) in perContext.enumerated() where !batch.isEmpty {
             let context = contexts[i]
@@ -91,9 +92,10 @@ extension KlifeClient {
     }
 
     /// Waits until every record produced before this call has been acknowledged or failed.
+    /// Returns early (records still pending) when the calling task is cancelled.
     public func flush() async {
         while outstanding.value > 0 && !isClosed {
-            try? await Task.sleep(for: .milliseconds(1))
+            do { try await Task.sleep(for: .milliseconds(1)) } catch { return }
         }
     }
 
@@ -112,7 +114,7 @@ extension KlifeClient {
         var delay = 50
         while !admit(bytes: bytes) {
             if isClosed { throw .clientClosed }
-            try? await Task.sleep(for: .microseconds(delay))
+            do { try await Task.sleep(for: .microseconds(delay)) } catch { throw .cancelled }
             delay = min(delay * 2, 2000)
         }
     }

@@ -85,7 +85,7 @@ public final class KlifeClient: Sendable {
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
         while outstanding.value > 0 && clock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(1))
+            do { try await Task.sleep(for: .milliseconds(1)) } catch { break }
         }
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         refreshState.withLock { $0.periodic?.cancel() }

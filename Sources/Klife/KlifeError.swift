@@ -37,6 +37,8 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
         /// The producer already holds `maxBufferedRecords` or `maxBufferedBytes` of
         /// unacknowledged records: back off, or use a suspending produce.
         public static let bufferFull = Code("bufferFull")
+        /// The calling task was cancelled while waiting.
+        public static let cancelled = Code("cancelled")
         /// The name of the code.
         public var description: String { name }
     }
@@ -55,6 +57,7 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
         case clientClosed
         case queueFull
         case bufferFull(records: Int, bytes: Int)
+        case cancelled
     }
 
     private let kind: Kind
@@ -79,6 +82,7 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
         case .clientClosed: .clientClosed
         case .queueFull: .queueFull
         case .bufferFull: .bufferFull
+        case .cancelled: .cancelled
         }
     }
 
@@ -125,6 +129,8 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
             "client is closed"
         case .queueFull:
             "submission queue is full"
+        case .cancelled:
+            "cancelled while waiting"
         case .bufferFull(let records, let bytes):
             "producer buffer is full (\(records) records, \(bytes) bytes unacknowledged)"
         }
@@ -158,5 +164,6 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
     static func invalidArgument(_ text: String) -> KlifeError { KlifeError(.invalidArgument(text)) }
     static let clientClosed = KlifeError(.clientClosed)
     static let queueFull = KlifeError(.queueFull)
+    static let cancelled = KlifeError(.cancelled)
     static func bufferFull(records: Int, bytes: Int) -> KlifeError { KlifeError(.bufferFull(records: records, bytes: bytes)) }
 }

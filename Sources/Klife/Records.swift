@@ -32,6 +32,18 @@ public struct ProducerRecord: Sendable {
         self.timestamp = timestamp
     }
 
+    /// Creates a record from any contiguous or collection-shaped bytes the caller already
+    /// holds — `ArraySlice<UInt8>`, `Data`, `UnsafeRawBufferPointer`, a `ByteBuffer` view —
+    /// copying them once, straight into the record (no intermediate array to build first).
+    /// `[UInt8]` arguments use the non-generic initializer and are not copied at all.
+    public init<Key: Collection<UInt8>, Value: Collection<UInt8>>(
+        topic: String, partition: Int32? = nil, keyBytes: Key?, valueBytes: Value?,
+        headers: [RecordHeader] = [], timestamp: Int64? = nil
+    ) {
+        self.init(topic: topic, partition: partition, key: keyBytes.map(Array.init), value: valueBytes.map(Array.init),
+                  headers: headers, timestamp: timestamp)
+    }
+
     /// Creates a record from UTF-8 text.
     public init(topic: String, partition: Int32? = nil, key: String? = nil, value: String,
                 headers: [RecordHeader] = [], timestamp: Int64? = nil) {

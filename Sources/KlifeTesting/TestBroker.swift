@@ -41,9 +41,13 @@ public final class TestBroker: Sendable {
     deinit { stop() }
 
     /// Starts a broker and waits until it answers ApiVersions and Metadata.
-    /// - Parameter port: A fixed port, or `nil` for a free one.
+    /// - Parameters:
+    ///   - port: A fixed port, or `nil` for a free one.
+    ///   - advertisedPort: The loopback port the broker names in Metadata (where clients
+    ///     connect after bootstrap), when not `port`: e.g. a ``FaultProxy`` in front of it.
     /// - Throws: ``TestBrokerError`` when no binary is found or the broker never becomes ready.
-    public static func start(port: Int? = nil, readyTimeout: Duration = .seconds(20)) async throws -> TestBroker {
+    public static func start(port: Int? = nil, advertisedPort: Int? = nil,
+                             readyTimeout: Duration = .seconds(20)) async throws -> TestBroker {
         let binary = try locateBinary()
         let port = try port ?? freeLoopbackPort()
         let logPath = FileManager.default.temporaryDirectory.appendingPathComponent("klife-tansu-\(port)-\(getpid()).log").path
@@ -53,7 +57,7 @@ public final class TestBroker: Sendable {
             binary,
             arguments: ["broker",
                         "--listener-url", "tcp://127.0.0.1:\(port)",
-                        "--advertised-listener-url", "tcp://127.0.0.1:\(port)"],
+                        "--advertised-listener-url", "tcp://127.0.0.1:\(advertisedPort ?? port)"],
             environment: environment, logPath: logPath)
         let broker = TestBroker(process: process, port: port, logPath: logPath)
         try await broker.waitUntilReady(timeout: readyTimeout)

@@ -130,3 +130,22 @@ final class ProducerFeatureTests: XCTestCase {
         await creating.close()
     }
 }
+
+final class RecordBytesTests: XCTestCase {
+    func testRecordFromBorrowedBytesAndSlices() async throws {
+        let client = try await Shared.client()
+        let topic = try await Shared.topic(client, partitions: 1)
+        let storage: [UInt8] = Array("xxkeyvaluexx".utf8)
+        // The record copies the borrowed bytes once, so it outlives the buffer it came from.
+        let record = storage.withUnsafeBytes { raw in
+            ProducerRecord(topic: topic, partition: 0,
+                           keyBytes: UnsafeRawBufferPointer(rebasing: raw[2..<5]), valueBytes: storage[5..<10])
+        }
+        let meta = try await client.produce(record)
+        XCTAssertEqual(meta.offset, 0)
+        let stored = try await client.record(topic: topic, partition: 0, offset: 0)
+        XCTAssertEqual(stored?.keyString, "key")
+        XCTAssertEqual(stored?.valueString, "value")
+        await client.close()
+    }
+}
