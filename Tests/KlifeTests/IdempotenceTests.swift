@@ -58,8 +58,8 @@ final class IdempotenceTests: XCTestCase {
     }
 
     /// A numbered stream over 3 partitions with 5 requests in flight while retriable errors
-    /// are injected and every leader moves twice: afterwards each partition holds every
-    /// record of its share exactly once and in the order it was produced.
+    /// are injected, every leader moves twice and a broker goes down and up: afterwards each
+    /// partition holds every record of its share exactly once and in the order it was produced.
     func testNumberedStreamUnderFaultsIsExactlyOnceAndInOrder() async throws {
         let topic = "numbered"
         let partitions: Int32 = 3
@@ -90,7 +90,12 @@ final class IdempotenceTests: XCTestCase {
         for p in 0..<partitions { try mock.leader(topic, p, broker: (p + 1) % partitions + 1) }
         send(2000..<2500)
         for p in 0..<partitions { try mock.leader(topic, p, broker: (p + 2) % partitions + 1) }
-        send(2500..<n)
+        send(2500..<2800)
+        // A broker goes down with records on their way to it, and comes back.
+        try mock.down(2)
+        send(2800..<n)
+        try await Task.sleep(for: .milliseconds(500))
+        try mock.up(2)
         await client.flush()
         XCTAssertEqual(failures.withLock { $0 }, [])
         XCTAssertEqual(delivered.load(ordering: .relaxed), n)
