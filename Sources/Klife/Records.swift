@@ -40,8 +40,11 @@ public struct ProducerRecord: Sendable {
         topic: String, partition: Int32? = nil, keyBytes: Key?, valueBytes: Value?,
         headers: [RecordHeader] = [], timestamp: Int64? = nil
     ) {
-        self.init(topic: topic, partition: partition, key: keyBytes.map(Array.init), value: valueBytes.map(Array.init),
-                  headers: headers, timestamp: timestamp)
+        var key: [UInt8]? = nil
+        if let keyBytes { key = Array(keyBytes) }
+        var value: [UInt8]? = nil
+        if let valueBytes { value = Array(valueBytes) }
+        self.init(topic: topic, partition: partition, key: key, value: value, headers: headers, timestamp: timestamp)
     }
 
     /// Creates a record from UTF-8 text.

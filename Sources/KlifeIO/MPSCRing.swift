@@ -21,7 +21,7 @@ public import Synchronization
 /// Per-producer order is preserved (each producer's claims are increasing and the
 /// consumer pops in position order). A producer preempted between claim and publish
 /// delays the consumer (``pop()`` returns `nil` until it publishes) but loses nothing.
-public final class MPSCRing<Element>: @unchecked Sendable {
+public final class MPSCRing<Element>: ConsumableRing, @unchecked Sendable {
     // @unchecked Sendable is sound because: (1) the cursors and sequence numbers are
     // atomics, and every other stored property is immutable after init; (2) a slot's
     // element memory is touched by exactly one thread at a time: the producer that won
@@ -109,20 +109,6 @@ public final class MPSCRing<Element>: @unchecked Sendable {
         return element
     }
 
-    /// Pops up to `maxCount` elements, oldest first, calling `body` for each. Single consumer only.
-    /// - Parameters:
-    ///   - maxCount: Upper bound on elements taken in this call.
-    ///   - body: Called with each element, in FIFO order.
-    /// - Returns: How many elements were taken.
-    @inlinable @discardableResult
-    public func drain(maxCount: Int, _ body: (Element) -> Void) -> Int {
-        var taken = 0
-        while taken < maxCount, let element = pop() {
-            body(element)
-            taken &+= 1
-        }
-        return taken
-    }
 
     /// Whether the oldest element is published (the consumer could pop now). Consumer only.
     var hasPoppableElement: Bool {

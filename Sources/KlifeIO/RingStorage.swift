@@ -72,3 +72,28 @@ struct RingStorage<Element>: ~Copyable {
         elements.deallocate()
     }
 }
+
+/// What the bounded rings share: a single consumer pops elements in FIFO order.
+public protocol ConsumableRing: AnyObject {
+    /// The element type.
+    associatedtype Element
+    /// Removes the oldest element, or returns `nil` when empty. Single consumer only.
+    func pop() -> Element?
+}
+
+extension ConsumableRing {
+    /// Pops up to `maxCount` elements, oldest first, calling `body` for each. Single consumer only.
+    /// - Parameters:
+    ///   - maxCount: Upper bound on elements taken in this call.
+    ///   - body: Called with each element, in FIFO order.
+    /// - Returns: How many elements were taken.
+    @inlinable @discardableResult
+    public func drain(maxCount: Int, _ body: (Element) -> Void) -> Int {
+        var taken = 0
+        while taken < maxCount, let element = pop() {
+            body(element)
+            taken &+= 1
+        }
+        return taken
+    }
+}

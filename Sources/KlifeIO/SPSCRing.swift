@@ -12,7 +12,7 @@ public import Synchronization
 /// (see ``RingStorage``). Each side re-reads the other's position (acquiring) only when
 /// its cache says full/empty, and publishes its own with a releasing store after it has
 /// written (producer) or moved out (consumer) the element.
-public final class SPSCRing<Element>: @unchecked Sendable {
+public final class SPSCRing<Element>: ConsumableRing, @unchecked Sendable {
     // @unchecked Sendable is sound because: the two positions are atomics published with
     // release/acquire; each cache is read and written by one side only (the producer's
     // by the producer, the consumer's by the consumer); a slot is written by the
@@ -74,18 +74,4 @@ public final class SPSCRing<Element>: @unchecked Sendable {
         return element
     }
 
-    /// Pops up to `maxCount` elements, oldest first, calling `body` for each. Single consumer only.
-    /// - Parameters:
-    ///   - maxCount: Upper bound on elements taken in this call.
-    ///   - body: Called with each element, in FIFO order.
-    /// - Returns: How many elements were taken.
-    @inlinable @discardableResult
-    public func drain(maxCount: Int, _ body: (Element) -> Void) -> Int {
-        var taken = 0
-        while taken < maxCount, let element = pop() {
-            body(element)
-            taken &+= 1
-        }
-        return taken
-    }
 }
