@@ -149,3 +149,26 @@ final class RecordBytesTests: XCTestCase {
         await client.close()
     }
 }
+
+final class PartitionGrowthTests: XCTestCase {
+    /// A record for a partition beyond the known count waits for metadata instead of failing
+    /// at once, and is delivered when the topic grows. (The brokers here cannot add
+    /// partitions, so the topic is re-created with more: to the client it is the same change.)
+    func testRecordForNewPartitionWaitsForMetadataAndIsDelivered() async throws {
+        let admin = try await Shared.client()
+        let topic = TestCluster.uniqueTopicName("grow")
+        try await admin.createTopic(topic, partitions: 2)
+        let producer = try await Shared.client { $0.producer.unknownTopicTimeout = .seconds(10) }
+        _ = try await producer.produce(ProducerRecord(topic: topic, partition: 1, value: "known"))
+        async let late = producer.produce(ProducerRecord(topic: topic, partition: 3, value: "new partition"))
+        try await Task.sleep(for: .milliseconds(200))
+        try await admin.deleteTopic(topic)
+        try await admin.createTopic(topic, partitions: 4)
+        let meta = try await late
+        XCTAssertEqual(meta.partition, 3)
+        let stored = try await admin.record(topic: topic, partition: 3, offset: meta.offset)
+        XCTAssertEqual(stored?.valueString, "new partition")
+        await producer.close()
+        await admin.close()
+    }
+}
