@@ -1,0 +1,132 @@
+// The bounded lock-free rings records and tasks travel through to the reactor thread:
+// single-thread push+pop cost, and MPSC under two real producer threads.
+
+import Benchmark
+import Glibc
+import KlifeIO
+
+/// Stands in for `PendingRecord`: a class reference, so push/pop pay ARC, not malloc.
+final class Token: Sendable {}
+
+/// Starts a joinable pthread running `body` (KlifeIO's own thread helper is internal).
+func spawnThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
+    final class Start { let body: @Sendable () -> Void; init(_ body: @escaping @Sendable () -> Void) { self.body = body } }
+    let start = Unmanaged.passRetained(Start(body)).toOpaque()
+    var handle = pthread_t()
+    let rc = pthread_create(&handle, nil, { argument in
+        Unmanaged<Start>.fromOpaque(argument!).takeRetainedValue().body()
+        return nil
+    }, start)
+    precondition(rc == 0, "pthread_create failed: \(rc)")
+    return handle
+}
+
+let benchmarks: @Sendable () -> Void = {
+    let exactMallocs: [BenchmarkMetric: BenchmarkThresholds] = [.mallocCountTotal: .init(absolute: [.p90: 0])]
+    let metrics: [BenchmarkMetric] = [.wallClock, .throughput, .mallocCountTotal]
+
+    // MARK: Single thread (1,000 operations per measured iteration: `*` = per push+pop)
+
+    Benchmark(
+        "SPSCRing.pushPop.Int",
+        configuration: .init(metrics: metrics, scalingFactor: .kilo, thresholds: exactMallocs)
+    ) { benchmark, ring in
+        benchmark.startMeasurement()
+        var sum = 0
+        for i in benchmark.scaledIterations {
+            _ = ring.tryPush(i)
+            sum &+= ring.pop()!
+        }
+        benchmark.stopMeasurement()
+        blackHole(sum)
+    } setup: {
+        SPSCRing<Int>(capacity: 1024)
+    }
+
+    Benchmark(
+        "MPSCRing.pushPop.Int",
+        configuration: .init(metrics: metrics, scalingFactor: .kilo, thresholds: exactMallocs)
+    ) { benchmark, ring in
+        benchmark.startMeasurement()
+        var sum = 0
+        for i in benchmark.scaledIterations {
+            _ = ring.tryPush(i)
+            sum &+= ring.pop()!
+        }
+        benchmark.stopMeasurement()
+        blackHole(sum)
+    } setup: {
+        MPSCRing<Int>(capacity: 1024)
+    }
+
+    Benchmark(
+        "MPSCRing.pushPop.Object",
+        configuration: .init(metrics: metrics, scalingFactor: .kilo, thresholds: exactMallocs)
+    ) { benchmark, ring in
+        let token = Token()
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            _ = ring.tryPush(token)
+            blackHole(ring.pop())
+        }
+        benchmark.stopMeasurement()
+    } setup: {
+        MPSCRing<Token>(capacity: 1024)
+    }
+
+    // A burst: the producer fills 1,000 slots, the consumer drains them in one call,
+    // as the reactor does once per loop turn.
+    Benchmark(
+        "MPSCRing.burst1000.drain.Int",
+        configuration: .init(metrics: metrics, scalingFactor: .kilo, thresholds: exactMallocs)
+    ) { benchmark, ring in
+        benchmark.startMeasurement()
+        for i in benchmark.scaledIterations { _ = ring.tryPush(i) }
+        var sum = 0
+        let drained = ring.drain(maxCount: .max) { sum &+= $0 }
+        benchmark.stopMeasurement()
+        precondition(drained == benchmark.scaledIterations.count)
+        blackHole(sum)
+    } setup: {
+        MPSCRing<Int>(capacity: 1024)
+    }
+
+    // MARK: Two producer threads, one consumer (1,000,000 elements per iteration)
+
+    // Two threads push 500,000 each into a 65,536-slot ring (the producer's default
+    // queue capacity), spinning with sched_yield while it is full; this thread pops all
+    // of them. On a 2-core machine three busy threads share two cores, so this measures
+    // contention and scheduling as much as the ring. Thread creation is in the measured
+    // region (a fixed handful of mallocs per iteration, independent of the element count).
+    Benchmark(
+        "MPSCRing.2producers.Int",
+        configuration: .init(metrics: metrics + [.cpuTotal], scalingFactor: .mega, maxDuration: .seconds(3),
+                             thresholds: exactMallocs)
+    ) { benchmark, ring in
+        let perProducer = benchmark.scaledIterations.count / 2
+        benchmark.startMeasurement()
+        let producers = (0..<2).map { p in
+            spawnThread {
+                var i = 0
+                while i < perProducer {
+                    if ring.tryPush(p &* perProducer &+ i) { i &+= 1 } else { sched_yield() }
+                }
+            }
+        }
+        var popped = 0
+        var sum = 0
+        while popped < 2 * perProducer {
+            if let v = ring.pop() {
+                sum &+= v
+                popped &+= 1
+            } else {
+                sched_yield()
+            }
+        }
+        for t in producers { pthread_join(t, nil) }
+        benchmark.stopMeasurement()
+        precondition(sum == (2 * perProducer) * (2 * perProducer - 1) / 2, "lost or duplicated elements")
+    } setup: {
+        MPSCRing<Int>(capacity: 1 << 16)
+    }
+}
