@@ -6,7 +6,14 @@ import KlifeProtocol
 /// wait in `sealed`, ordered by base sequence; they go out again with exactly the same
 /// boundaries and before any record that was never sent.
 struct PartitionBuffer {
-    var records: [PendingRecord] = []
+    /// Records never sent are `storage[head...]`: taking a batch from the front only moves
+    /// `head`, so a deep backlog is never shifted per batch (that was quadratic).
+    private var storage: [PendingRecord] = []
+    private var head = 0
+    /// The records never sent, oldest first.
+    var records: ArraySlice<PendingRecord> { storage[head...] }
+    /// Whether any record was never sent.
+    var hasUnsent: Bool { head < storage.count }
     /// Sequenced batches waiting to be resent, by base sequence.
     var sealed: [[PendingRecord]] = []
     /// Upper bound of the encoded size of `records` (deltas counted at their widest).
@@ -23,7 +30,14 @@ struct PartitionBuffer {
                                      valueCount: r.value?.count, headers: r.headers) + 14
     }
 
-    var recordCount: Int { records.count + sealed.reduce(0) { $0 + $1.count } }
+    var recordCount: Int { (storage.count - head) + sealed.reduce(0) { $0 + $1.count } }
+
+    /// Replaces the unsent records (slow paths: requeue, expiry, epoch bump).
+    private mutating func setUnsent(_ records: [PendingRecord]) {
+        storage = records
+        head = 0
+        estimatedBytes = records.reduce(0) { $0 + Self.estimatedSize($1) }
+    }
 
     /// Adds a record: to its sealed batch when it carries a sequence of the current `epoch`,
     /// else to the records never sent (clearing a void sequence).
@@ -37,9 +51,9 @@ struct PartitionBuffer {
             record.batchBase = -1
             record.sequenceEpoch = -1
         }
-        if records.isEmpty { firstAppendNanos = now }
+        if !hasUnsent { firstAppendNanos = now }
         estimatedBytes += Self.estimatedSize(record)
-        records.append(record)
+        storage.append(record)
     }
 
     private mutating func addSealed(_ record: PendingRecord) {
@@ -67,8 +81,7 @@ struct PartitionBuffer {
         }
         if !unsequenced.isEmpty {
             unsequenced.append(contentsOf: records)
-            records = unsequenced
-            estimatedBytes = records.reduce(0) { $0 + Self.estimatedSize($1) }
+            setUnsent(unsequenced)
         }
         firstAppendNanos = 0
         retryNotBefore = notBefore
@@ -88,16 +101,22 @@ struct PartitionBuffer {
         }
         sealed.removeAll()
         merged.append(contentsOf: records)
-        records = merged
-        estimatedBytes = records.reduce(0) { $0 + Self.estimatedSize($1) }
+        setUnsent(merged)
     }
 
     /// Puts back records taken for a batch that could not be sent after all.
     mutating func putBack(_ taken: [PendingRecord]) {
         var merged = taken
         merged.append(contentsOf: records)
-        records = merged
-        estimatedBytes = records.reduce(0) { $0 + Self.estimatedSize($1) }
+        setUnsent(merged)
+    }
+
+    /// Removes and returns the unsent records whose deadline passed.
+    mutating func removeExpiredUnsent(now: UInt64) -> [PendingRecord] {
+        guard records.contains(where: { $0.deadline <= now }) else { return [] }
+        let expired = records.filter { $0.deadline <= now }
+        setUnsent(records.filter { $0.deadline > now })
+        return expired
     }
 
     /// Removes and returns the longest prefix whose estimated size fits `limit` (at least one record).
@@ -105,22 +124,36 @@ struct PartitionBuffer {
     mutating func takePrefix(maxBytes limit: Int, spare: inout [PendingRecord]) -> [PendingRecord] {
         if estimatedBytes + RecordBatchLayout.headerSize <= limit {
             estimatedBytes = 0
-            swap(&records, &spare)
-            let all = spare
-            spare = []
+            if head == 0 {
+                swap(&storage, &spare)
+                let all = spare
+                spare = []
+                return all
+            }
+            let all = Array(storage[head...])
+            storage.removeAll(keepingCapacity: true)
+            head = 0
             return all
         }
         var size = RecordBatchLayout.headerSize
-        var n = 0
-        while n < records.count {
-            let s = Self.estimatedSize(records[n])
-            if n > 0 && size + s > limit { break }
+        var end = head
+        while end < storage.count {
+            let s = Self.estimatedSize(storage[end])
+            if end > head && size + s > limit { break }
             size += s
-            n += 1
+            end += 1
         }
-        let prefix = Array(records[..<n])
-        records.removeFirst(n)
+        let prefix = Array(storage[head..<end])
+        head = end
         estimatedBytes -= size - RecordBatchLayout.headerSize
+        // Compact once the consumed front outweighs the rest: amortized O(1) per record.
+        if head == storage.count {
+            storage.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head >= 1024 && head * 2 >= storage.count {
+            storage.removeFirst(head)
+            head = 0
+        }
         return prefix
     }
 }
@@ -181,9 +214,8 @@ final class BrokerSink {
         for (topic, partitions) in topics {
             for (partition, var buffer) in partitions {
                 let sealedExpired = buffer.sealed.contains { $0.contains { $0.deadline <= now } }
-                guard sealedExpired || buffer.records.contains(where: { $0.deadline <= now }) else { continue }
-                var expired = buffer.records.filter { $0.deadline <= now }
-                buffer.records.removeAll { $0.deadline <= now }
+                var expired = buffer.removeExpiredUnsent(now: now)
+                guard sealedExpired || !expired.isEmpty else { continue }
                 if sealedExpired {
                     // A sealed batch goes whole: resending part of it would break its boundaries.
                     let gone = buffer.sealed.filter { $0.contains { $0.deadline <= now } }
@@ -191,7 +223,6 @@ final class BrokerSink {
                     for batch in gone { expired.append(contentsOf: batch) }
                     sequencedExpired = true
                 }
-                buffer.estimatedBytes = buffer.records.reduce(0) { $0 + PartitionBuffer.estimatedSize($1) }
                 bufferedRecordCount -= expired.count
                 topics[topic]![partition] = buffer.recordCount == 0 ? nil : buffer
                 for r in expired { r.fail(.timedOut("delivery of record to \(topic)/\(partition)")) }

@@ -226,7 +226,7 @@ final class ProducerEngine {
                     partitions[index] = buffer.recordCount == 0 ? nil : buffer
                     continue
                 }
-                guard !buffer.records.isEmpty else { continue }
+                guard buffer.hasUnsent else { continue }
                 let lingerDue = buffer.firstAppendNanos &+ lingerNanos
                 guard lingerNanos == 0 || now >= lingerDue || buffer.estimatedBytes >= config.maxBatchBytes else {
                     nextDeadline = min(nextDeadline, lingerDue)
@@ -254,7 +254,7 @@ final class ProducerEngine {
                 requestBytes += records.reduce(RecordBatchLayout.headerSize + 32) { $0 + PartitionBuffer.estimatedSize($1) }
                 sink.bufferedRecordCount -= records.count
                 batch.append(topic: topic, partition: index, records: records, baseSequence: baseSequence)
-                if !buffer.records.isEmpty { buffer.firstAppendNanos = now }
+                if buffer.hasUnsent { buffer.firstAppendNanos = now }
                 partitions[index] = buffer.recordCount == 0 ? nil : buffer
             }
             sink.topics[topic] = partitions.isEmpty ? nil : partitions
