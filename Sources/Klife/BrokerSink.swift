@@ -41,7 +41,7 @@ struct PartitionBuffer {
 
     /// Adds a record: to its sealed batch when it carries a sequence of the current `epoch`,
     /// else to the records never sent (clearing a void sequence).
-    mutating func append(_ record: PendingRecord, now: UInt64, epoch: Int16) {
+    mutating func append(_ record: consuming PendingRecord, now: UInt64, epoch: Int16) {
         var record = record
         if record.batchBase >= 0 {
             if record.sequenceEpoch == epoch {
@@ -172,7 +172,7 @@ final class BrokerSink {
 
     init(nodeID: Int32) { self.nodeID = nodeID }
 
-    func append(_ record: PendingRecord, now: UInt64, epoch: Int16) {
+    func append(_ record: consuming PendingRecord, now: UInt64, epoch: Int16) {
         topics[record.topic, default: [:]][record.partition, default: PartitionBuffer()].append(record, now: now, epoch: epoch)
         bufferedRecordCount += 1
     }

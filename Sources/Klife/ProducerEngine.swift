@@ -69,7 +69,7 @@ final class ProducerEngine {
 
     /// Puts a record in its leader's sink, forwards it to the reactor owning that leader,
     /// or parks it until metadata knows where it goes.
-    func route(_ record: PendingRecord, now: UInt64) {
+    func route(_ record: consuming PendingRecord, now: UInt64) {
         var record = record
         guard let route = context.snapshot.routes[record.topic] else {
             park(record)
@@ -105,9 +105,10 @@ final class ProducerEngine {
         ensureHousekeeping()
     }
 
-    private func park(_ record: PendingRecord) {
+    private func park(_ record: consuming PendingRecord) {
+        let topic = record.topic
         parked.append(record)
-        context.requestMetadataRefresh(topic: record.topic)
+        context.requestMetadataRefresh(topic: topic)
         ensureHousekeeping()
     }
 
@@ -344,10 +345,16 @@ final class ProducerEngine {
             retryAttempts[entry.tp] = nil
             if sequenced { context.sequences.acknowledged(entry.tp, base: entry.baseSequence, count: entry.records.count) }
             let known = code == .none
-            for (i, r) in entry.records.enumerated() {
-                let timestamp = p.logAppendTimeMs >= 0 ? p.logAppendTimeMs : r.timestamp
-                r.complete(.success(RecordMetadata(topic: r.topic, partition: r.partition,
-                                                   offset: known ? p.baseOffset + Int64(i) : -1, timestamp: timestamp)))
+            let topic = entry.tp.topic
+            let partition = entry.tp.partition
+            // Borrow each record where it lies: iterating the array would copy every record.
+            entry.records.withUnsafeBufferPointer { records in
+                for i in records.indices {
+                    let timestamp = p.logAppendTimeMs >= 0 ? p.logAppendTimeMs : records[i].timestamp
+                    records[i].complete(.success(RecordMetadata(topic: topic, partition: partition,
+                                                                offset: known ? p.baseOffset + Int64(i) : -1,
+                                                                timestamp: timestamp)))
+                }
             }
             return
         }

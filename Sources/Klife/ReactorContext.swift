@@ -58,11 +58,12 @@ final class ReactorContext: @unchecked Sendable {
     // MARK: Records from other threads
 
     /// Accepts a record from any thread (or from another reactor forwarding it).
-    func accept(_ record: PendingRecord) {
-        if records.tryPush(record) {
+    func accept(_ record: consuming PendingRecord) {
+        let forwarded = record
+        if records.tryPush(forwarded) {
             reactor.wakeup()
         } else {
-            reactor.submit { [self] in producer.route(record, now: Reactor.monotonicNanoseconds()) }
+            reactor.submit { [self] in producer.route(forwarded, now: Reactor.monotonicNanoseconds()) }
         }
     }
 

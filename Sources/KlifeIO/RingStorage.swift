@@ -85,10 +85,10 @@ extension ConsumableRing {
     /// Pops up to `maxCount` elements, oldest first, calling `body` for each. Single consumer only.
     /// - Parameters:
     ///   - maxCount: Upper bound on elements taken in this call.
-    ///   - body: Called with each element, in FIFO order.
+    ///   - body: Called with each element, in FIFO order; it owns the element (no copy).
     /// - Returns: How many elements were taken.
     @inlinable @discardableResult
-    public func drain(maxCount: Int, _ body: (Element) -> Void) -> Int {
+    public func drain(maxCount: Int, _ body: (consuming Element) -> Void) -> Int {
         var taken = 0
         while taken < maxCount, let element = pop() {
             body(element)
