@@ -1,0 +1,576 @@
+#!/usr/bin/env bash
+# compare.sh — klife vs librdkafka on identical workloads against one fresh Tansu broker.
+#
+#   Benchmarks/compare.sh [--runs N] [--quick | --full] [--scale F] [--no-profile]
+#                         [--no-install] [--out FILE] [--keep-raw FILE] [--idle-wait S]
+#
+# Installs what it needs (scripts/bootstrap.sh, Debian librdkafka-dev for the headers),
+# builds `klife` (release, scratch path .build-bench) and Benchmarks/peers/rdkafka_bench.c
+# (linked against the librdkafka inside the confluent-kafka wheel), starts ONE Tansu
+# broker on a free loopback port, and runs every case of the matrix --runs times,
+# alternating which client goes first, each produce run on a fresh topic. Consume cases
+# read one topic filled beforehand. Medians and ratios (klife / librdkafka) go into
+# docs/benchmarks.md between the "compare.sh results" markers; with perf available a
+# profile of `klife bench produce` goes between the "compare.sh profile" markers.
+#
+#   --runs N      runs per client and case (default 3; --quick: 1)
+#   --quick       6 cases, 1 run, a fifth of the records (~30 s plus the profile)
+#   --full        the default matrix plus acks 1/0, linger 0, 1 KiB codecs and more consume
+#                 cases (~10 minutes; the default matrix takes ~4 on an idle 2-core machine)
+#   --scale F     multiply every record count by F (e.g. 0.2)
+#   --no-profile  skip the perf profile
+#   --no-install  do not run bootstrap / apt-get / builds (use what is there)
+#   --out FILE    markdown file to update (default docs/benchmarks.md)
+#   --keep-raw F  also copy the raw JSON lines to F
+#   --idle-wait S before each run, wait up to S seconds (default 120) for the machine to be
+#                 idle (< 15 % CPU busy over half a second): other processes skew the numbers
+#
+# Needs: bash, python3, gcc, swift; apt-get (as root) for librdkafka-dev when missing.
+# Only loopback traffic; the broker is killed on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+ARGS_TEXT="Benchmarks/compare.sh${*:+ $*}"
+
+RUNS=""
+MATRIX=default
+SCALE=1
+PROFILE=1
+INSTALL=1
+OUT=docs/benchmarks.md
+KEEP_RAW=""
+IDLE_WAIT=120
+while (($#)); do
+  case "$1" in
+    --runs) RUNS="$2"; shift 2 ;;
+    --runs=*) RUNS="${1#*=}"; shift ;;
+    --quick) MATRIX=quick; shift ;;
+    --full) MATRIX=full; shift ;;
+    --scale) SCALE="$2"; shift 2 ;;
+    --scale=*) SCALE="${1#*=}"; shift ;;
+    --no-profile) PROFILE=0; shift ;;
+    --no-install) INSTALL=0; shift ;;
+    --out) OUT="$2"; shift 2 ;;
+    --keep-raw) KEEP_RAW="$2"; shift 2 ;;
+    --idle-wait) IDLE_WAIT="$2"; shift 2 ;;
+    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "compare.sh: unknown option '$1' (see --help)" >&2; exit 64 ;;
+  esac
+done
+if [[ -z "$RUNS" ]]; then RUNS=3; [[ $MATRIX == quick ]] && RUNS=1; fi
+[[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: --runs needs a positive integer" >&2; exit 64; }
+
+log() { printf '[compare %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+SCRATCH="$ROOT/.build-bench"
+KLIFE="$SCRATCH/release/klife"
+PEER="$SCRATCH/rdkafka_bench"
+WORK="$(mktemp -d /tmp/klife-compare.XXXXXX)"
+RAW="$WORK/results.tsv"
+: > "$RAW"
+BROKER_PID=""
+PROBES_ADDED=0
+
+cleanup() {
+  if [[ $PROBES_ADDED == 1 ]]; then perf probe -q -d 'klifebench:*' >/dev/null 2>&1 || true; fi
+  rm -f "$WORK"/perf*.data
+  if [[ -n "$BROKER_PID" ]] && kill -0 "$BROKER_PID" 2>/dev/null; then
+    kill "$BROKER_PID" 2>/dev/null || true
+    for _ in $(seq 1 30); do kill -0 "$BROKER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$BROKER_PID" 2>/dev/null || true
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- install and build
+if ((INSTALL)); then
+  log "bootstrap (Tansu, confluent-kafka wheel, compression libraries)"
+  bash scripts/bootstrap.sh
+  if [[ ! -r /usr/include/librdkafka/rdkafka.h ]]; then
+    log "installing librdkafka-dev (headers)"
+    sudo=""; [[ $(id -u) -ne 0 ]] && sudo="sudo -n"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get update -qq </dev/null >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends librdkafka-dev </dev/null >/dev/null
+  fi
+fi
+# shellcheck source=/dev/null
+source scripts/env.sh
+LIBRDKAFKA="$(ls "$ROOT"/.venv/lib/python3*/site-packages/confluent_kafka.libs/librdkafka-*.so.1 2>/dev/null | head -n1 || true)"
+[[ -n "$LIBRDKAFKA" ]] || { echo "compare.sh: librdkafka from the confluent-kafka wheel not found (run scripts/bootstrap.sh)" >&2; exit 1; }
+if ((INSTALL)); then
+  log "building klife (release, $SCRATCH)"
+  swift build -c release --scratch-path "$SCRATCH" --product klife 2>&1 | grep -E "error|warning: unre|Compiling|Build" >&2 || true
+  log "compiling the librdkafka peer against $(basename "$LIBRDKAFKA")"
+  mkdir -p "$SCRATCH"
+  gcc -O2 -Wall -o "$PEER" Benchmarks/peers/rdkafka_bench.c "$LIBRDKAFKA" -Wl,-rpath,"$(dirname "$LIBRDKAFKA")"
+fi
+[[ -x "$KLIFE" ]] || { echo "compare.sh: $KLIFE missing (build failed?)" >&2; exit 1; }
+[[ -x "$PEER" ]] || { echo "compare.sh: $PEER missing" >&2; exit 1; }
+RDK_VERSION="$("$PEER" version)"
+case "$RDK_VERSION" in
+  2.1[6-9]*|2.[2-9]*|[3-9]*) ;;
+  *) log "warning: the peer runs librdkafka $RDK_VERSION (expected the wheel's 2.16+)" ;;
+esac
+log "librdkafka $RDK_VERSION ($(ldd "$PEER" | awk '/librdkafka/ {print $3}'))"
+
+# ---------------------------------------------------------------- broker
+TANSU="${KLIFE_TANSU_BIN:-$(cat .klife/tansu-path)}"
+PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+BROKER="127.0.0.1:$PORT"
+log "starting Tansu on $BROKER ($(basename "$TANSU"))"
+RUST_LOG=warn "$TANSU" broker --listener-url "tcp://$BROKER" --advertised-listener-url "tcp://$BROKER" \
+  >"$WORK/tansu.log" 2>&1 &
+BROKER_PID=$!
+for i in $(seq 1 100); do
+  if "$KLIFE" topic list -b "$BROKER" -X connect.timeout.ms=500 >/dev/null 2>&1; then break; fi
+  kill -0 "$BROKER_PID" 2>/dev/null || { cat "$WORK/tansu.log" >&2; echo "compare.sh: broker exited" >&2; exit 1; }
+  ((i == 100)) && { echo "compare.sh: broker not ready after 10 s" >&2; exit 1; }
+  sleep 0.1
+done
+
+# ---------------------------------------------------------------- matrix
+# One case a line:  ID|MODE|RECORD_SIZE|PARTITIONS|RECORDS|FLAGS
+# FLAGS are passed unchanged to both `klife bench` and `rdkafka_bench` (same spellings).
+# Consume cases fill their topic once (klife, linger 5 ms, the case's -z) and then read it.
+DEFAULT_CASES='
+p-100-1p|produce|100|1|1000000|--acks all --idempotent true --linger-ms 5
+p-100-6p|produce|100|6|1000000|--acks all --idempotent true --linger-ms 5
+p-100-6p-l0|produce|100|6|1000000|--acks all --idempotent true --linger-ms 0
+p-100-6p-noidem|produce|100|6|1000000|--acks all --idempotent false --linger-ms 5
+p-1k-1p|produce|1024|1|200000|--acks all --idempotent true --linger-ms 5
+p-1k-6p|produce|1024|6|200000|--acks all --idempotent true --linger-ms 5
+p-100-6p-gzip|produce|100|6|500000|--acks all --idempotent true --linger-ms 5 -z gzip
+p-100-6p-snappy|produce|100|6|500000|--acks all --idempotent true --linger-ms 5 -z snappy
+p-100-6p-lz4|produce|100|6|500000|--acks all --idempotent true --linger-ms 5 -z lz4
+p-100-6p-zstd|produce|100|6|500000|--acks all --idempotent true --linger-ms 5 -z zstd
+p-100-1p-sync|produce|100|1|2000|--acks all --idempotent true --linger-ms 0 --sync
+p-100-1p-buf20k|produce|100|1|1000000|--acks all --idempotent true --linger-ms 5 --max-buffered 20000
+p-100-6p-buf20k|produce|100|6|1000000|--acks all --idempotent true --linger-ms 5 --max-buffered 20000
+c-100-1p|consume|100|1|1000000|
+c-100-6p|consume|100|6|1000000|
+c-1k-6p|consume|1024|6|200000|
+c-100-6p-lz4|consume|100|6|1000000|-z lz4
+'
+QUICK_CASES='
+p-100-6p|produce|100|6|200000|--acks all --idempotent true --linger-ms 5
+p-100-6p-l0|produce|100|6|200000|--acks all --idempotent true --linger-ms 0
+p-1k-6p|produce|1024|6|50000|--acks all --idempotent true --linger-ms 5
+p-100-6p-lz4|produce|100|6|200000|--acks all --idempotent true --linger-ms 5 -z lz4
+p-100-1p-sync|produce|100|1|500|--acks all --idempotent true --linger-ms 0 --sync
+c-100-6p|consume|100|6|200000|
+'
+FULL_EXTRA='
+p-100-6p-acks1|produce|100|6|1000000|--acks 1 --linger-ms 5
+p-100-6p-acks0|produce|100|6|1000000|--acks 0 --linger-ms 5
+p-100-1p-l0|produce|100|1|1000000|--acks all --idempotent true --linger-ms 0
+p-1k-6p-l0|produce|1024|6|200000|--acks all --idempotent true --linger-ms 0
+p-1k-6p-noidem|produce|1024|6|200000|--acks all --idempotent false --linger-ms 5
+p-1k-6p-gzip|produce|1024|6|100000|--acks all --idempotent true --linger-ms 5 -z gzip
+p-1k-6p-snappy|produce|1024|6|200000|--acks all --idempotent true --linger-ms 5 -z snappy
+p-1k-6p-lz4|produce|1024|6|200000|--acks all --idempotent true --linger-ms 5 -z lz4
+p-1k-6p-zstd|produce|1024|6|200000|--acks all --idempotent true --linger-ms 5 -z zstd
+p-1k-1p-sync|produce|1024|1|2000|--acks all --idempotent true --linger-ms 0 --sync
+p-100-1p-sync-acks1|produce|100|1|2000|--acks 1 --linger-ms 0 --sync
+c-1k-1p|consume|1024|1|200000|
+c-100-6p-gzip|consume|100|6|500000|-z gzip
+c-100-6p-snappy|consume|100|6|1000000|-z snappy
+c-100-6p-zstd|consume|100|6|1000000|-z zstd
+'
+case $MATRIX in
+  quick) CASES="$QUICK_CASES" ;;
+  full) CASES="$DEFAULT_CASES$FULL_EXTRA" ;;
+  *) CASES="$DEFAULT_CASES" ;;
+esac
+
+client_cmd() { # client -> executable
+  if [[ $1 == klife ]]; then echo "$KLIFE bench"; else echo "$PEER"; fi
+}
+
+# Percentage of CPU time busy (all cores) over half a second, from /proc/stat.
+busy_percent() {
+  local a b
+  read -r -a a < <(grep '^cpu ' /proc/stat)
+  sleep 0.5
+  read -r -a b < <(grep '^cpu ' /proc/stat)
+  local total=0 idle i
+  for i in 1 2 3 4 5 6 7 8; do total=$(( total + b[i] - a[i] )); done
+  idle=$(( (b[4] - a[4]) + (b[5] - a[5]) ))
+  (( total > 0 )) && echo $(( 100 * (total - idle) / total )) || echo 0
+}
+
+BUSY_STARTS=0
+# Waits (up to --idle-wait seconds) until nothing else is using the CPU.
+wait_idle() {
+  local waited=0 busy
+  while :; do
+    busy="$(busy_percent)"
+    (( busy < 15 )) && return 0
+    if (( waited >= IDLE_WAIT )); then
+      BUSY_STARTS=$((BUSY_STARTS + 1))
+      log "  machine still ${busy}% busy after ${waited} s: running anyway"
+      return 0
+    fi
+    (( waited == 0 )) && log "  machine ${busy}% busy (other processes): waiting for it to be idle"
+    sleep 2; waited=$((waited + 3))
+  done
+}
+
+delete_topic() { "$KLIFE" topic delete -b "$BROKER" "$1" >/dev/null 2>&1 || true; }
+
+# run_one CLIENT CASE RUN MODE TOPIC ARGS... : appends "case<TAB>run<TAB>json" to $RAW.
+run_one() {
+  local client=$1 id=$2 run=$3 mode=$4 topic=$5; shift 5
+  local out err rc=0
+  err="$WORK/$id-$client-$run.err"
+  wait_idle
+  # shellcheck disable=SC2046
+  out="$(timeout 600 $(client_cmd "$client") "$mode" -b "$BROKER" -t "$topic" "$@" 2>"$err")" || rc=$?
+  local line; line="$(printf '%s\n' "$out" | grep '^{' | tail -n1 || true)"
+  if ((rc != 0)) || [[ -z "$line" ]]; then
+    log "  $client run $run FAILED (exit $rc): $(tail -n 2 "$err" | tr '\n' ' ')"
+    printf '%s\t%s\t{"client":"%s","failed":true,"exit":%d}\n' "$id" "$run" "$client" "$rc" >> "$RAW"
+    return 0
+  fi
+  printf '%s\t%s\t%s\n' "$id" "$run" "$line" >> "$RAW"
+  python3 - "$line" <<'EOF' >&2
+import json, sys
+r = json.loads(sys.argv[1])
+lat = f"  p50 {r['p50_us']:.0f} µs p99 {r['p99_us']:.0f} µs" if "p50_us" in r else ""
+print(f"[compare]   {r['client']:<10} {r['records_per_sec']:>12,.0f} rec/s {r['mb_per_sec']:>8.1f} MB/s "
+      f"{r['cpu_ns_per_record']:>8.1f} CPU ns/rec{lat}")
+EOF
+}
+
+scaled() { python3 -c "import sys; print(max(1, int(round(int(sys.argv[1]) * float(sys.argv[2])))))" "$1" "$SCALE"; }
+
+LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
+if python3 -c "import sys; sys.exit(0 if float(open('/proc/loadavg').read().split()[0]) > 0.7 else 1)"; then
+  log "warning: load average $LOAD_BEFORE before the matrix: other work on this machine will skew the numbers"
+fi
+STARTED=$(date +%s)
+SEQ=0
+while IFS='|' read -r id mode size parts records flags; do
+  [[ -z "$id" ]] && continue
+  records="$(scaled "$records")"
+  # shellcheck disable=SC2206
+  flag_words=($flags)
+  log "case $id: $mode, $records x $size B, $parts partition(s) $flags"
+  if [[ $mode == produce ]]; then
+    warm=()
+    [[ " $flags " == *" --sync "* ]] || warm=(--warmup "$(( records / 20 ))")
+    for run in $(seq 1 "$RUNS"); do
+      if ((run % 2)); then order=(klife librdkafka); else order=(librdkafka klife); fi
+      for client in "${order[@]}"; do
+        SEQ=$((SEQ + 1))
+        topic="bench-$id-$client-$run-$SEQ"
+        run_one "$client" "$id" "$run" produce "$topic" -n "$records" -s "$size" -P "$parts" "${warm[@]}" "${flag_words[@]}"
+        delete_topic "$topic"
+      done
+    done
+  else
+    SEQ=$((SEQ + 1))
+    topic="bench-$id-$SEQ"
+    if ! "$KLIFE" bench produce -b "$BROKER" -t "$topic" -n "$records" -s "$size" -P "$parts" --linger-ms 5 \
+        --latency-every 0 "${flag_words[@]}" >/dev/null 2>"$WORK/$id-fill.err"; then
+      log "  filling $topic failed: $(tail -n 2 "$WORK/$id-fill.err" | tr '\n' ' ')"
+      continue
+    fi
+    for run in $(seq 1 "$RUNS"); do
+      if ((run % 2)); then order=(klife librdkafka); else order=(librdkafka klife); fi
+      for client in "${order[@]}"; do
+        run_one "$client" "$id" "$run" consume "$topic" -n "$records"
+      done
+    done
+    delete_topic "$topic"
+  fi
+done <<< "$CASES"
+ELAPSED=$(( $(date +%s) - STARTED ))
+LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
+log "matrix done in ${ELAPSED} s"
+
+# ---------------------------------------------------------------- profile
+PROFILE_MD="$WORK/profile.md"
+: > "$PROFILE_MD"
+if ((PROFILE)); then
+  if command -v perf >/dev/null && perf record -e cpu-clock -o "$WORK/perf-probe.data" -- true >/dev/null 2>&1; then
+    PRECORDS="$(scaled 1000000)"
+    PFLAGS="-n $PRECORDS -s 100 -P 6 --acks all --idempotent true --linger-ms 5 --warmup $((PRECORDS / 20))"
+    wait_idle
+    log "profiling: perf record -g klife bench produce $PFLAGS"
+    # shellcheck disable=SC2086
+    perf record -F 4000 -e cpu-clock -g -o "$WORK/perf.data" -- \
+      "$KLIFE" bench produce -b "$BROKER" -t bench-profile-klife $PFLAGS --threads \
+      >"$WORK/profile-klife.json" 2>"$WORK/profile-klife.err" || log "perf run of klife failed"
+    delete_topic bench-profile-klife
+    # shellcheck disable=SC2086
+    perf record -F 4000 -e cpu-clock -g -o "$WORK/perf-rdk.data" -- \
+      "$PEER" produce -b "$BROKER" -t bench-profile-rdk $PFLAGS --threads \
+      >"$WORK/profile-rdk.json" 2>"$WORK/profile-rdk.err" || log "perf run of librdkafka failed"
+    delete_topic bench-profile-rdk
+    DEMANGLE=(cat)
+    command -v swift-demangle >/dev/null && DEMANGLE=(swift-demangle --simplified)
+    cpu_of() { python3 -c 'import json,sys
+for l in open(sys.argv[1]):
+    if l.startswith("{"): print(json.loads(l)["cpu_ns_per_record"])' "$1" 2>/dev/null || true; }
+    KCPU="$(cpu_of "$WORK/profile-klife.json")"; RCPU="$(cpu_of "$WORK/profile-rdk.json")"
+    perf script -i "$WORK/perf.data" -F comm,tid,period,ip,sym,dso 2>/dev/null | "${DEMANGLE[@]}" \
+      | python3 Benchmarks/peers/perf_summary.py --title klife ${KCPU:+--cpu-ns-per-record "$KCPU"} > "$WORK/klife-summary.md" || true
+    perf script -i "$WORK/perf-rdk.data" -F comm,tid,period,ip,sym,dso 2>/dev/null \
+      | python3 Benchmarks/peers/perf_summary.py --title librdkafka ${RCPU:+--cpu-ns-per-record "$RCPU"} > "$WORK/rdk-summary.md" || true
+    rm -f "$WORK"/perf*.data
+
+    # Reference-counting calls per record, counted exactly with uprobes on libswiftCore
+    # (slow: every call traps), as the difference between two run sizes.
+    RC_MD="$WORK/refcounts.md"; : > "$RC_MD"
+    SWIFTCORE="$(ldd "$KLIFE" | awk '/libswiftCore/ {print $3}')"
+    if [[ -n "$SWIFTCORE" ]] && perf probe -q -x "$SWIFTCORE" -a 'klifebench:retain=swift_retain' \
+        -a 'klifebench:release=swift_release' >/dev/null 2>&1; then
+      PROBES_ADDED=1
+      count_rc() { # mode topic n [flags...] -> "retains releases"
+        local mode=$1 topic=$2 n=$3; shift 3
+        perf stat -x, -e klifebench:retain,klifebench:release -- \
+          "$KLIFE" bench "$mode" -b "$BROKER" -t "$topic" -n "$n" "$@" 2>&1 >/dev/null \
+          | awk -F, '/klifebench:retain/ {r=$1} /klifebench:release/ {l=$1} END {print r+0, l+0}'
+      }
+      log "counting swift_retain/release per record with uprobes (slow)"
+      P=(-P 6 --linger-ms 5 --latency-every 0)
+      read -r pr1 pl1 < <(count_rc produce bench-rc-small 20000 "${P[@]}")
+      read -r pr2 pl2 < <(count_rc produce bench-rc-large 120000 "${P[@]}")
+      read -r cr1 cl1 < <(count_rc consume bench-rc-small 20000)
+      read -r cr2 cl2 < <(count_rc consume bench-rc-large 120000)
+      delete_topic bench-rc-small; delete_topic bench-rc-large
+      perf probe -q -d 'klifebench:*' >/dev/null 2>&1 || true
+      PROBES_ADDED=0
+      python3 - "$pr1" "$pl1" "$pr2" "$pl2" "$cr1" "$cl1" "$cr2" "$cl2" > "$RC_MD" <<'EOF'
+import sys
+pr1, pl1, pr2, pl2, cr1, cl1, cr2, cl2 = map(int, sys.argv[1:])
+per = lambda a, b: (b - a) / 100000
+print("**klife: reference-counting calls per record** (uprobes on `swift_retain` / `swift_release` in libswiftCore, "
+      "difference between 120,000- and 20,000-record runs, 100 B, 6 partitions; librdkafka has none)\n")
+print("| | swift_retain / record | swift_release / record |")
+print("| --- | ---: | ---: |")
+print(f"| produce (linger 5, idempotent) | {per(pr1, pr2):.1f} | {per(pl1, pl2):.1f} |")
+print(f"| consume (fetch + decode) | {per(cr1, cr2):.1f} | {per(cl1, cl2):.1f} |")
+print()
+EOF
+    fi
+
+    python3 - "$WORK" "$PFLAGS" "$PROFILE_MD" <<'EOF'
+import json, os, sys
+work, flags, out = sys.argv[1:]
+def read(name):
+    p = os.path.join(work, name)
+    return open(p, encoding="utf-8", errors="replace").read() if os.path.exists(p) else ""
+def result(name):
+    for line in read(name).splitlines():
+        if line.startswith("{"):
+            return json.loads(line)
+    return None
+md = []
+k, r = result("profile-klife.json"), result("profile-rdk.json")
+md.append(f"Workload: `bench produce {flags}` (both clients), each under "
+          "`perf record -F 4000 -e cpu-clock -g` (software clock: this VM exposes no hardware counters). "
+          "Shares are of all samples of that process, start-up and warm-up included; the ≈ ns/record "
+          "column spreads the run's measured CPU/record over them.\n")
+if k and r:
+    md.append(f"- klife under perf: {k['records_per_sec']:,.0f} records/s, {k['cpu_ns_per_record']:,.0f} CPU ns/record")
+    md.append(f"- librdkafka under perf: {r['records_per_sec']:,.0f} records/s, {r['cpu_ns_per_record']:,.0f} CPU ns/record\n")
+for which, title in (("klife", "klife"), ("rdk", "librdkafka")):
+    threads = [l for l in read(f"profile-{which}.err").splitlines() if l.startswith("  ")]
+    md.append(f"**{title}: CPU per thread over the measured section** (`--threads`: /proc/self/task, 10 ms ticks)\n")
+    md.append("```")
+    md.extend(threads or ["(not available)"])
+    md.append("```\n")
+    md.append(read(f"{which}-summary.md").rstrip() + "\n")
+md.append(read("refcounts.md").rstrip() + "\n")
+open(out, "w").write("\n".join(md) + "\n")
+EOF
+  else
+    log "perf unavailable: profile skipped"
+    echo "perf was not available on this machine; run with --threads for per-thread CPU instead." > "$PROFILE_MD"
+  fi
+fi
+
+# ---------------------------------------------------------------- report
+CPU_MODEL="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+SWIFT_VERSION="$(swift --version 2>/dev/null | grep -m1 -i 'swift version' | sed 's/^ *//')"
+[[ -n "$KEEP_RAW" ]] && cp "$RAW" "$KEEP_RAW"
+export CMP_NPROC="$(nproc)" CMP_CPU="$CPU_MODEL" CMP_KERNEL="$(uname -srm)" CMP_SWIFT="$SWIFT_VERSION" \
+  CMP_RDK="$RDK_VERSION (confluent-kafka wheel: $(basename "$LIBRDKAFKA"))" \
+  CMP_BROKER="$(basename "$TANSU") (memory storage), same machine" CMP_DATE="$(date -u '+%Y-%m-%d %H:%M UTC')" \
+  CMP_COMMAND="$ARGS_TEXT" CMP_RUNS="$RUNS" CMP_MATRIX="$MATRIX" CMP_ELAPSED="$ELAPSED" CMP_CASES="$CASES" \
+  CMP_COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- Sources Package.swift 2>/dev/null || echo ' + uncommitted changes under Sources/')" \
+  CMP_LOAD="$LOAD_BEFORE before the matrix, $LOAD_AFTER after (1, 5, 15 min); $BUSY_STARTS run(s) started while other processes kept the machine busy"
+python3 - "$RAW" "$OUT" "$PROFILE_MD" "$PROFILE" <<'EOF'
+import json, statistics, sys, os
+raw, out, profile_md, profile_on = sys.argv[1:]
+E = os.environ
+machine = {
+    "nproc": E["CMP_NPROC"], "cpu": E["CMP_CPU"], "kernel": E["CMP_KERNEL"], "swift": E["CMP_SWIFT"],
+    "librdkafka": E["CMP_RDK"], "broker": E["CMP_BROKER"], "date": E["CMP_DATE"], "command": E["CMP_COMMAND"],
+    "runs": E["CMP_RUNS"], "matrix": E["CMP_MATRIX"], "elapsed": E["CMP_ELAPSED"], "load": E["CMP_LOAD"],
+    "commit": E["CMP_COMMIT"],
+}
+cases_text = E["CMP_CASES"]
+cases = []
+for line in cases_text.strip().splitlines():
+    parts = line.split("|")
+    if len(parts) >= 6:
+        cases.append(dict(id=parts[0], mode=parts[1], size=int(parts[2]), parts=int(parts[3]),
+                          records=parts[4], flags=parts[5]))
+results = {}
+for line in open(raw):
+    cid, run, js = line.rstrip("\n").split("\t", 2)
+    r = json.loads(js)
+    results.setdefault((cid, r["client"]), []).append(r)
+
+def med(rs, key):
+    vals = [r[key] for r in rs if not r.get("failed") and key in r]
+    return statistics.median(vals) if vals else None
+
+def fmt(v, digits=0, grouped=True):
+    if v is None: return "—"
+    return f"{v:,.{digits}f}" if grouped else f"{v:.{digits}f}"
+
+def ratio(a, b, digits=2):
+    if a is None or b in (None, 0): return "—"
+    return f"{a / b:.{digits}f}×"
+
+def describe(c):
+    f = c["flags"].split()
+    opts = {}
+    i = 0
+    while i < len(f):
+        if f[i] == "--sync": opts["sync"] = True; i += 1; continue
+        if i + 1 < len(f): opts[f[i].lstrip("-")] = f[i + 1]
+        i += 2
+    size = "1 KiB" if c["size"] == 1024 else f"{c['size']} B"
+    bits = [size, f"{c['parts']} p"]
+    if c["mode"] == "produce":
+        bits.append("acks " + opts.get("acks", "all"))
+        idem = opts.get("idempotent", "true" if opts.get("acks", "all") == "all" else "false")
+        bits.append("idem " + ("on" if idem == "true" else "off"))
+        bits.append(f"linger {opts.get('linger-ms', '0')}")
+    bits.append(opts.get("z", "none"))
+    if "max-buffered" in opts: bits.append(f"**buffer {int(opts['max-buffered']):,} records**")
+    if opts.get("sync"): bits.append("**sync**")
+    return ", ".join(bits)
+
+lines = []
+lines.append("<!-- BEGIN compare.sh results (generated: do not edit by hand; rerun Benchmarks/compare.sh) -->")
+lines.append("")
+lines.append(f"Generated {machine['date']} by `{machine['command']}` "
+             f"({machine['matrix']} matrix, {machine['runs']} run(s) per client and case, "
+             f"alternating which client goes first; matrix took {machine['elapsed']} s).")
+lines.append("")
+lines.append("| machine | |")
+lines.append("| --- | --- |")
+for k, label in (("commit", "klife commit"), ("nproc", "cores (nproc)"), ("cpu", "CPU"), ("kernel", "kernel"), ("swift", "Swift"),
+                 ("librdkafka", "librdkafka"), ("broker", "broker"), ("load", "load average")):
+    lines.append(f"| {label} | {machine[k]} |")
+lines.append("")
+lines.append("Medians. *Ratio* is klife / librdkafka: above 1 is better for throughput, below 1 is better "
+             "for CPU. CPU is the client process's user + system time (all threads) per record. "
+             "Latency: enqueue → acknowledgement of every 64th record in the asynchronous runs "
+             "(mostly time spent queued behind earlier records), produce → acknowledgement of every "
+             "record in the sync runs.")
+lines.append("")
+for mode in ("produce", "consume"):
+    sel = [c for c in cases if c["mode"] == mode]
+    if not sel: continue
+    lines.append(f"### {mode.capitalize()}")
+    lines.append("")
+    if mode == "produce":
+        lines.append("| case | records | klife rec/s | librdkafka rec/s | ratio | klife MB/s | klife CPU ns/rec | librdkafka CPU ns/rec | ratio | klife p50 / p99 µs | librdkafka p50 / p99 µs |")
+        lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    else:
+        lines.append("| case | records | klife rec/s | librdkafka rec/s | ratio | klife MB/s | klife CPU ns/rec | librdkafka CPU ns/rec | ratio |")
+        lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for c in sel:
+        k = results.get((c["id"], "klife"), [])
+        r = results.get((c["id"], "librdkafka"), [])
+        kr, rr = med(k, "records_per_sec"), med(r, "records_per_sec")
+        kc, rc = med(k, "cpu_ns_per_record"), med(r, "cpu_ns_per_record")
+        km = med(k, "mb_per_sec")
+        fails = sum(1 for x in k + r if x.get("failed"))
+        n = next((x["records"] for x in k + r if not x.get("failed")), c["records"])
+        name = f"`{c['id']}` {describe(c)}" + (f" ({fails} failed runs)" if fails else "")
+        row = [name, fmt(int(n)), fmt(kr), fmt(rr), ratio(kr, rr), fmt(km, 1), fmt(kc), fmt(rc), ratio(kc, rc)]
+        if mode == "produce":
+            lat = lambda rs: "—" if med(rs, "p50_us") is None else f"{fmt(med(rs, 'p50_us'))} / {fmt(med(rs, 'p99_us'))}"
+            row += [lat(k), lat(r)]
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+
+# Target check over the throughput cases (async produce; consume).
+def geo(vals):
+    vals = [v for v in vals if v and v > 0]
+    if not vals: return None
+    p = 1.0
+    for v in vals: p *= v
+    return p ** (1 / len(vals))
+summary = []
+for mode, tput_target, cpu_target in (("produce", 3.0, 0.2), ("consume", 2.0, 1 / 3)):
+    tr, cr = [], []
+    for c in cases:
+        if c["mode"] != mode or "--sync" in c["flags"]: continue
+        k = results.get((c["id"], "klife"), []); r = results.get((c["id"], "librdkafka"), [])
+        kr, rr = med(k, "records_per_sec"), med(r, "records_per_sec")
+        kc, rc = med(k, "cpu_ns_per_record"), med(r, "cpu_ns_per_record")
+        if kr and rr: tr.append(kr / rr)
+        if kc and rc: cr.append(kc / rc)
+    if not tr: continue
+    gt, gc = geo(tr), geo(cr)
+    ok_t = "met" if gt >= tput_target else "**missed**"
+    ok_c = "met" if gc is not None and gc <= cpu_target else "**missed**"
+    summary.append(f"| {mode} | ≥ {tput_target:g}× | {gt:.2f}× (range {min(tr):.2f}–{max(tr):.2f}) | {ok_t} | "
+                   f"≤ {cpu_target:.2f}× | {gc:.2f}× (range {min(cr):.2f}–{max(cr):.2f}) | {ok_c} |")
+if summary:
+    lines.append("### Targets (geometric mean of the per-case median ratios; sync case excluded)")
+    lines.append("")
+    lines.append("| | throughput target | measured | | CPU/record target | measured | |")
+    lines.append("| --- | ---: | ---: | --- | ---: | ---: | --- |")
+    lines.extend(summary)
+    lines.append("")
+lines.append("<details><summary>Raw results (one JSON line per run)</summary>")
+lines.append("")
+lines.append("```")
+for line in open(raw):
+    cid, run, js = line.rstrip("\n").split("\t", 2)
+    lines.append(f"{cid}\trun {run}\t{js}")
+lines.append("```")
+lines.append("")
+lines.append("</details>")
+lines.append("")
+lines.append("<!-- END compare.sh results -->")
+block = "\n".join(lines)
+
+prof = None
+if profile_on == "1" and os.path.exists(profile_md) and os.path.getsize(profile_md) > 0:
+    prof = ("<!-- BEGIN compare.sh profile (generated: do not edit by hand; rerun Benchmarks/compare.sh) -->\n\n"
+            + open(profile_md).read().rstrip() + "\n\n<!-- END compare.sh profile -->")
+
+def replace(doc, begin, end, new):
+    b, e = doc.find(begin), doc.find(end)
+    if b < 0 or e < 0:
+        return None
+    e = doc.find("-->", e) + 3
+    return doc[:b] + new + doc[e:]
+
+if os.path.exists(out):
+    doc = open(out).read()
+else:
+    doc = ("# Benchmarks\n\n## Results\n\n<!-- BEGIN compare.sh results -->\n<!-- END compare.sh results -->\n\n"
+           "## Profile of the producer\n\n<!-- BEGIN compare.sh profile -->\n<!-- END compare.sh profile -->\n")
+new = replace(doc, "<!-- BEGIN compare.sh results", "<!-- END compare.sh results", block)
+if new is None:
+    new = doc.rstrip() + "\n\n" + block + "\n"
+doc = new
+if prof:
+    new = replace(doc, "<!-- BEGIN compare.sh profile", "<!-- END compare.sh profile", prof)
+    doc = new if new is not None else doc.rstrip() + "\n\n" + prof + "\n"
+open(out, "w").write(doc)
+print(f"[compare] wrote {out}", file=sys.stderr)
+EOF
+log "done; raw results in $RAW"

@@ -1,0 +1,164 @@
+import Klife
+import KlifeProtocol
+import Synchronization
+
+/// `klife bench consume`: reads N records from the beginning of every partition of a topic
+/// with `fetch` (one cursor per partition, the partitions read concurrently, the next fetch
+/// of a partition already in flight while the current answer is consumed), touching every
+/// record's value, and reports throughput and CPU per record as one JSON line.
+enum BenchConsume {
+    static let spec = CommandSpec(
+        path: "bench consume",
+        synopsis: "-b HOST:PORT -t TOPIC [-n N] [--fetch-max-bytes N] [--max-wait-ms N]",
+        summary: """
+            Reads N records from the beginning of every partition of TOPIC (which must hold at
+            least N, e.g. written by 'klife bench produce') and prints one JSON line.
+            """,
+        options: BenchSupport.commonSpecs + [
+            OptionSpec(["--fetch-max-bytes"], value: "N", help: "maxBytes of each fetch (default 8388608)"),
+            OptionSpec(["--max-wait-ms"], value: "N", help: "Broker wait when a partition has no data (default 100)"),
+        ],
+        details: """
+            The measured section starts after the start offsets and high watermarks are known
+            (ListOffsets) and ends when N records were decoded. --record-size and --partitions
+            are accepted for symmetry with produce and otherwise ignored: the JSON reports the
+            topic's partition count and the mean value size read.
+
+            Example:
+              klife bench consume -b 127.0.0.1:9092 -t bench-1 -n 1000000
+            """)
+
+    static func main(_ arguments: [String]) async throws -> Int32 {
+        let parsed = try spec.parse(arguments)
+        let config = try ClientOptions.configuration(from: parsed)
+        let topic = try parsed.required("--topic")
+        let threads = parsed.has("--threads")
+        let count = try parsed.integer("--records", as: Int.self, in: 1...1_000_000_000) ?? 1_000_000
+        let maxBytes = try parsed.integer("--fetch-max-bytes", as: Int32.self, in: 1024...(256 << 20)) ?? (8 << 20)
+        let maxWait = try parsed.integer("--max-wait-ms", as: Int.self, in: 1...60_000) ?? 100
+
+        let result = try await ClientOptions.withClient(config) { client -> BenchResult in
+            let metadata = try await ClientOptions.topicMetadata(client, topic)
+            var starts: [(partition: Int32, offset: Int64, end: Int64)] = []
+            for p in metadata.partitions {
+                let earliest = try await client.listOffset(topic: topic, partition: p.partition, .earliest)
+                let end = try await PartitionCursor.highWatermark(topic: topic, partition: p.partition,
+                                                                 earliest: earliest, client: client)
+                starts.append((p.partition, earliest, end))
+            }
+            let available = starts.reduce(0) { $0 + Int($1.end - $1.offset) }
+            if available < count {
+                throw CommandFailure("topic '\(topic)' holds \(available) records, fewer than the \(count) asked for")
+            }
+            let progress = ConsumeProgress(target: count)
+            let reader = PartitionReader(client: client, topic: topic, maxBytes: maxBytes, maxWait: .milliseconds(maxWait),
+                                         progress: progress)
+
+            let threadsBefore = BenchSupport.threadCPU()
+            let started = BenchSupport.monotonicNanoseconds()
+            let cpuStarted = BenchSupport.processCPUNanoseconds()
+            let touched = try await withThrowingTaskGroup(of: UInt64.self) { group in
+                for start in starts where start.end > start.offset {
+                    group.addTask { try await reader.read(partition: start.partition, from: start.offset, to: start.end) }
+                }
+                var sum: UInt64 = 0
+                for try await partial in group { sum &+= partial }
+                return sum
+            }
+            let cpu = BenchSupport.processCPUNanoseconds() - cpuStarted
+            let elapsed = BenchSupport.monotonicNanoseconds() - started
+            if threads { BenchSupport.printThreadCPU(BenchSupport.threadCPUDelta(threadsBefore, BenchSupport.threadCPU()), records: count) }
+
+            let records = progress.records.load(ordering: .acquiring)
+            let bytes = progress.bytes.load(ordering: .acquiring)
+            if records < count { throw CommandFailure("read \(records) of \(count) records") }
+            printError("klife bench: read \(records) records, \(bytes) value bytes, checksum \(touched)")
+            return BenchResult(mode: "consume", records: records, recordSize: records > 0 ? bytes / records : 0,
+                               partitions: metadata.partitions.count, nanoseconds: elapsed, cpuNanoseconds: cpu, bytes: bytes)
+        }
+        try result.emit()
+        return ExitStatus.success
+    }
+}
+
+/// How many records all partition readers together have consumed.
+final class ConsumeProgress: Sendable {
+    let target: Int
+    let records = Atomic<Int>(0)
+    let bytes = Atomic<Int>(0)
+
+    init(target: Int) { self.target = target }
+
+    /// Counts up to `n` records (never beyond the target); returns how many were counted.
+    func take(_ n: Int) -> Int {
+        var current = records.load(ordering: .relaxed)
+        while true {
+            let granted = min(n, target - current)
+            if granted <= 0 { return 0 }
+            let (exchanged, original) = records.compareExchange(expected: current, desired: current + granted,
+                                                                 ordering: .acquiringAndReleasing)
+            if exchanged { return granted }
+            current = original
+        }
+    }
+
+    var done: Bool { records.load(ordering: .relaxed) >= target }
+}
+
+/// Reads one partition from an offset to an end offset, keeping one fetch ahead.
+struct PartitionReader: Sendable {
+    let client: KlifeClient
+    let topic: String
+    let maxBytes: Int32
+    let maxWait: Duration
+    let progress: ConsumeProgress
+
+    /// Reads `partition` from `start` until `end` (exclusive) or until the shared target is
+    /// reached. Returns a checksum of the values (lengths, first and last bytes).
+    func read(partition: Int32, from start: Int64, to end: Int64) async throws -> UInt64 {
+        var sum: UInt64 = 0
+        var current = try await fetch(partition, start)
+        while true {
+            let next = current.nextOffset
+            if next >= end || progress.done {
+                sum &+= consume(current, end: end)
+                return sum
+            }
+            // The next page is requested before this one is consumed.
+            async let ahead = fetch(partition, next)
+            sum &+= consume(current, end: end)
+            current = try await ahead
+        }
+    }
+
+    private func fetch(_ partition: Int32, _ offset: Int64) async throws -> FetchResult {
+        var attempt = 0
+        while true {
+            do {
+                return try await client.fetch(topic: topic, partition: partition, offset: offset,
+                                              maxBytes: maxBytes, maxWait: maxWait)
+            } catch {
+                attempt += 1
+                guard error.isRetriable, attempt <= 5 else { throw error }
+                try await Task.sleep(for: .milliseconds(50 * attempt))
+            }
+        }
+    }
+
+    /// Touches every record's value below `end` and counts them against the target.
+    private func consume(_ page: FetchResult, end: Int64) -> UInt64 {
+        var sum: UInt64 = 0
+        var n = 0
+        var bytes = 0
+        for record in page.records where record.offset < end {
+            if let value = record.value, let first = value.first, let last = value.last {
+                sum &+= UInt64(value.count) &+ UInt64(first) &+ UInt64(last)
+                bytes += value.count
+            }
+            n += 1
+        }
+        let counted = progress.take(n)
+        progress.bytes.wrappingAdd(counted == n ? bytes : (n > 0 ? bytes / n * counted : 0), ordering: .relaxed)
+        return sum
+    }
+}
