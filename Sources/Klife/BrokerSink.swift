@@ -112,10 +112,19 @@ struct PartitionBuffer {
     }
 
     /// Removes and returns the unsent records whose deadline passed.
+    /// Deadlines grow from front to back (records are kept oldest first), so only a prefix
+    /// can have expired: checking the front keeps the periodic sweep O(1) per partition.
     mutating func removeExpiredUnsent(now: UInt64) -> [PendingRecord] {
-        guard records.contains(where: { $0.deadline <= now }) else { return [] }
-        let expired = records.filter { $0.deadline <= now }
-        setUnsent(records.filter { $0.deadline > now })
+        guard let first = records.first, first.deadline <= now else { return [] }
+        var end = head
+        while end < storage.count && storage[end].deadline <= now { end += 1 }
+        let expired = Array(storage[head..<end])
+        for r in expired { estimatedBytes -= Self.estimatedSize(r) }
+        head = end
+        if head == storage.count {
+            storage.removeAll(keepingCapacity: true)
+            head = 0
+        }
         return expired
     }
 
@@ -211,12 +220,13 @@ final class BrokerSink {
     /// - Returns: whether a sequenced record expired (a sequence gap the epoch bump must heal).
     func expire(now: UInt64) -> Bool {
         var sequencedExpired = false
-        for (topic, partitions) in topics {
-            for (partition, var buffer) in partitions {
-                let sealedExpired = buffer.sealed.contains { $0.contains { $0.deadline <= now } }
+        for topic in Array(topics.keys) {
+            guard var partitions = topics.removeValue(forKey: topic) else { continue }
+            for partition in Array(partitions.keys) {
+                // Moved out while changed, so nothing copies the backlog (see takeReady).
+                var buffer = partitions.removeValue(forKey: partition)!
                 var expired = buffer.removeExpiredUnsent(now: now)
-                guard sealedExpired || !expired.isEmpty else { continue }
-                if sealedExpired {
+                if buffer.sealed.contains(where: { $0.contains { $0.deadline <= now } }) {
                     // A sealed batch goes whole: resending part of it would break its boundaries.
                     let gone = buffer.sealed.filter { $0.contains { $0.deadline <= now } }
                     buffer.sealed.removeAll { $0.contains { $0.deadline <= now } }
@@ -224,10 +234,10 @@ final class BrokerSink {
                     sequencedExpired = true
                 }
                 bufferedRecordCount -= expired.count
-                topics[topic]![partition] = buffer.recordCount == 0 ? nil : buffer
+                if buffer.recordCount > 0 { partitions[partition] = buffer }
                 for r in expired { r.fail(.timedOut("delivery of record to \(topic)/\(partition)")) }
             }
-            if topics[topic]!.isEmpty { topics[topic] = nil }
+            if !partitions.isEmpty { topics[topic] = partitions }
         }
         return sequencedExpired
     }

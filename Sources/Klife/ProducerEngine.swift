@@ -209,59 +209,71 @@ final class ProducerEngine {
         let batch = ProduceBatch()
         var requestBytes = 64
         var nextDeadline = UInt64.max
-        for topic in sink.topics.keys.sorted() {
-            var partitions = sink.topics[topic]!
-            for (index, var buffer) in partitions {
-                guard now >= buffer.retryNotBefore else {
-                    nextDeadline = min(nextDeadline, buffer.retryNotBefore)
-                    continue
-                }
-                guard requestBytes + RecordBatchLayout.headerSize + 64 <= config.maxRequestBytes || batch.isEmpty else { break }
-                if idempotent && !buffer.sealed.isEmpty {
-                    let tp = TopicPartition(topic: topic, partition: index)
-                    guard context.sequences.beginRetry(tp) else { continue }
-                    let records = buffer.sealed.removeFirst()
-                    requestBytes += records.reduce(RecordBatchLayout.headerSize + 32) { $0 + PartitionBuffer.estimatedSize($1) }
-                    sink.bufferedRecordCount -= records.count
-                    batch.append(topic: topic, partition: index, records: records, baseSequence: records[0].batchBase)
-                    partitions[index] = buffer.recordCount == 0 ? nil : buffer
-                    continue
-                }
-                guard buffer.hasUnsent else { continue }
-                let lingerDue = buffer.firstAppendNanos &+ lingerNanos
-                guard lingerNanos == 0 || now >= lingerDue || buffer.estimatedBytes >= config.maxBatchBytes else {
-                    nextDeadline = min(nextDeadline, lingerDue)
-                    continue
-                }
-                let budget = min(config.maxBatchBytes, max(config.maxRequestBytes - requestBytes, RecordBatchLayout.headerSize + 1))
-                var spare = arrayPool.popLast() ?? []
-                var records = buffer.takePrefix(maxBytes: budget, spare: &spare)
-                if spare.capacity > 0 { arrayPool.append(spare) }
-                var baseSequence: Int32 = -1
-                if idempotent {
-                    let tp = TopicPartition(topic: topic, partition: index)
-                    guard let base = context.sequences.reserveNew(tp, count: records.count,
-                                                                  maxInFlight: config.maxInFlightPerBroker) else {
-                        buffer.putBack(records)
-                        partitions[index] = buffer
-                        continue
-                    }
-                    baseSequence = base
-                    for i in records.indices {
-                        records[i].batchBase = base
-                        records[i].sequenceEpoch = epoch
-                    }
-                }
-                requestBytes += records.reduce(RecordBatchLayout.headerSize + 32) { $0 + PartitionBuffer.estimatedSize($1) }
-                sink.bufferedRecordCount -= records.count
-                batch.append(topic: topic, partition: index, records: records, baseSequence: baseSequence)
-                if buffer.hasUnsent { buffer.firstAppendNanos = now }
-                partitions[index] = buffer.recordCount == 0 ? nil : buffer
+        var full = false
+        for topic in sink.topics.keys.sorted() where !full {
+            // Buffers are moved out of the dictionaries while they are changed: a copy left
+            // behind would make the first mutation copy the whole backlog (and retain every
+            // record in it) on every batch taken.
+            guard var partitions = sink.topics.removeValue(forKey: topic) else { continue }
+            for index in Array(partitions.keys) where !full {
+                var buffer = partitions.removeValue(forKey: index)!
+                full = !take(from: &buffer, topic: topic, index: index, into: batch, sink: sink,
+                             requestBytes: &requestBytes, nextDeadline: &nextDeadline, now: now)
+                if buffer.recordCount > 0 { partitions[index] = buffer }
             }
-            sink.topics[topic] = partitions.isEmpty ? nil : partitions
+            if !partitions.isEmpty { sink.topics[topic] = partitions }
         }
         if nextDeadline != .max { armLingerTimer(at: nextDeadline) }
         return batch.isEmpty ? nil : batch
+    }
+
+    /// Moves what one partition may send now into `batch`.
+    /// - Returns: false when the request is full and no other partition should be tried.
+    private func take(from buffer: inout PartitionBuffer, topic: String, index: Int32, into batch: ProduceBatch,
+                      sink: BrokerSink, requestBytes: inout Int, nextDeadline: inout UInt64, now: UInt64) -> Bool {
+        guard now >= buffer.retryNotBefore else {
+            nextDeadline = min(nextDeadline, buffer.retryNotBefore)
+            return true
+        }
+        guard requestBytes + RecordBatchLayout.headerSize + 64 <= config.maxRequestBytes || batch.isEmpty else { return false }
+        if idempotent && !buffer.sealed.isEmpty {
+            let tp = TopicPartition(topic: topic, partition: index)
+            guard context.sequences.beginRetry(tp) else { return true }
+            let records = buffer.sealed.removeFirst()
+            requestBytes += records.reduce(RecordBatchLayout.headerSize + 32) { $0 + PartitionBuffer.estimatedSize($1) }
+            sink.bufferedRecordCount -= records.count
+            batch.append(topic: topic, partition: index, records: records, baseSequence: records[0].batchBase)
+            return true
+        }
+        guard buffer.hasUnsent else { return true }
+        let lingerDue = buffer.firstAppendNanos &+ lingerNanos
+        guard lingerNanos == 0 || now >= lingerDue || buffer.estimatedBytes >= config.maxBatchBytes else {
+            nextDeadline = min(nextDeadline, lingerDue)
+            return true
+        }
+        let budget = min(config.maxBatchBytes, max(config.maxRequestBytes - requestBytes, RecordBatchLayout.headerSize + 1))
+        var spare = arrayPool.popLast() ?? []
+        var records = buffer.takePrefix(maxBytes: budget, spare: &spare)
+        if spare.capacity > 0 { arrayPool.append(spare) }
+        var baseSequence: Int32 = -1
+        if idempotent {
+            let tp = TopicPartition(topic: topic, partition: index)
+            guard let base = context.sequences.reserveNew(tp, count: records.count,
+                                                          maxInFlight: config.maxInFlightPerBroker) else {
+                buffer.putBack(records)
+                return true
+            }
+            baseSequence = base
+            for i in records.indices {
+                records[i].batchBase = base
+                records[i].sequenceEpoch = epoch
+            }
+        }
+        requestBytes += records.reduce(RecordBatchLayout.headerSize + 32) { $0 + PartitionBuffer.estimatedSize($1) }
+        sink.bufferedRecordCount -= records.count
+        batch.append(topic: topic, partition: index, records: records, baseSequence: baseSequence)
+        if buffer.hasUnsent { buffer.firstAppendNanos = now }
+        return true
     }
 
     private func send(_ batch: ProduceBatch, to sink: BrokerSink, on connection: BrokerConnection) {
