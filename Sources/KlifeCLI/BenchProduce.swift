@@ -48,21 +48,7 @@ enum BenchProduce {
     static func main(_ arguments: [String]) async throws -> Int32 {
         let parsed = try spec.parse(arguments)
         let config = try ClientOptions.configuration(from: parsed) { (config: inout KlifeConfiguration, adjust: inout ClientOptions.Adjustments) throws(UsageError) in
-            if let text = parsed.value("--compression") {
-                guard let codec = CompressionCodec(cliName: text) else {
-                    throw parsed.usageError("invalid value '\(text)' for --compression: expected \(CompressionCodec.cliNames)")
-                }
-                config.producer.compression = codec
-            }
-            if let text = parsed.value("--acks") {
-                guard let acks = Acks(cliName: text) else {
-                    throw parsed.usageError("invalid value '\(text)' for --acks: expected all, 1 or 0")
-                }
-                config.producer.acks = acks
-            }
-            if let linger = try parsed.integer("--linger-ms", as: Int.self, in: 0...600_000) {
-                config.producer.linger = .milliseconds(linger)
-            }
+            try ProduceCommand.applyCodecAcksLinger(parsed, to: &config)
             if let batch = try parsed.integer("--batch-bytes", as: Int.self, in: 1024...(64 << 20)) {
                 config.producer.maxBatchBytes = batch
                 config.producer.maxRequestBytes = max(config.producer.maxRequestBytes, batch)

@@ -111,25 +111,30 @@ enum ProduceCommand: Subcommand {
         return ExitStatus.success
     }
 
+    /// Applies `-z/--compression`, `--acks` and `--linger-ms` (shared with `bench produce`).
+    static func applyCodecAcksLinger(_ parsed: ParsedArguments, to config: inout KlifeConfiguration) throws(UsageError) {
+        if let text = parsed.value("--compression") {
+            guard let codec = CompressionCodec(cliName: text) else {
+                throw parsed.usageError("invalid value '\(text)' for --compression: expected \(CompressionCodec.cliNames)")
+            }
+            config.producer.compression = codec
+        }
+        if let text = parsed.value("--acks") {
+            guard let acks = Acks(cliName: text) else {
+                throw parsed.usageError("invalid value '\(text)' for --acks: expected all, 1 or 0")
+            }
+            config.producer.acks = acks
+        }
+        if let linger = try parsed.integer("--linger-ms", as: Int.self, in: 0...600_000) {
+            config.producer.linger = .milliseconds(linger)
+        }
+    }
+
     /// Applies -z, --acks, --linger-ms, --no-idempotence and --partitioner (after -X, so they win).
     static func applyProducerOptions(_ parsed: ParsedArguments)
         -> (inout KlifeConfiguration, inout ClientOptions.Adjustments) throws(UsageError) -> Void {
         { (config: inout KlifeConfiguration, adjustments: inout ClientOptions.Adjustments) throws(UsageError) in
-            if let text = parsed.value("--compression") {
-                guard let codec = CompressionCodec(cliName: text) else {
-                    throw parsed.usageError("invalid value '\(text)' for --compression: expected \(CompressionCodec.cliNames)")
-                }
-                config.producer.compression = codec
-            }
-            if let text = parsed.value("--acks") {
-                guard let acks = Acks(cliName: text) else {
-                    throw parsed.usageError("invalid value '\(text)' for --acks: expected all, 1 or 0")
-                }
-                config.producer.acks = acks
-            }
-            if let linger = try parsed.integer("--linger-ms", as: Int.self, in: 0...600_000) {
-                config.producer.linger = .milliseconds(linger)
-            }
+            try ProduceCommand.applyCodecAcksLinger(parsed, to: &config)
             if parsed.has("--no-idempotence") {
                 if adjustments.idempotence == true {
                     throw parsed.usageError("--no-idempotence contradicts -X enable.idempotence=true")
