@@ -1,0 +1,107 @@
+import KlifeProtocol
+
+/// Which records a fetch may see when producers write in transactions.
+public enum IsolationLevel: Int8, Sendable {
+    /// Every record in the log up to the high watermark, including those of open and aborted
+    /// transactions (control records, the commit/abort markers, are still dropped).
+    case readUncommitted = 0
+    /// Only records of committed transactions and non-transactional records, and nothing at or
+    /// after the last stable offset (the first offset of the oldest still-open transaction).
+    case readCommitted = 1
+}
+
+/// The type of a transaction control record (the marker a coordinator writes at commit/abort).
+enum ControlRecordType: Int16 {
+    case abort = 0
+    case commit = 1
+
+    /// Reads the control record key: version INT16, type INT16 (big-endian). `nil` when the key is
+    /// too short or the type is unknown.
+    init?(key: [UInt8]?) {
+        guard let key, key.count >= 4 else { return nil }
+        let type = Int16(bitPattern: UInt16(key[2]) << 8 | UInt16(key[3]))
+        self.init(rawValue: type)
+    }
+}
+
+/// Applies Kafka's visibility rules (the Java consumer's `CompletedFetch` logic) to the batches
+/// of one partition's fetch answer: with read committed, batches of aborted transactions are
+/// skipped (from the broker's aborted-transaction list, or from an ABORT marker of the same
+/// producer later in the answer), control batches are always dropped, and nothing at or after
+/// the last stable offset is returned.
+struct TransactionFilter {
+    /// The kept batches and the offset to fetch next.
+    struct Output {
+        /// Records visible at the isolation level, at or after the requested offset, in order.
+        var records: [DecodedRecord]
+        /// One past the last batch examined (returned or skipped), never below the requested
+        /// offset and, for read committed, never beyond the last stable offset.
+        var nextOffset: Int64
+    }
+
+    let isolation: IsolationLevel
+    /// The broker's last stable offset; negative when the broker did not say.
+    let lastStableOffset: Int64
+    /// Aborted transactions overlapping the answer (only sent for read committed).
+    let abortedTransactions: [FetchResponse.AbortedTransaction]
+
+    /// Filters `batches` (in offset order) for a fetch that started at `offset`.
+    func apply(_ batches: [DecodedBatch], from offset: Int64) -> Output {
+        var records: [DecodedRecord] = []
+        var next = offset
+        // Aborted transactions not yet reached, oldest first; producers whose aborted
+        // transaction has started and whose ABORT marker has not been seen yet.
+        var pending = abortedTransactions.sorted { $0.firstOffset < $1.firstOffset }[...]
+        var abortedProducers: Set<Int64> = []
+        let committedOnly = isolation == .readCommitted
+        let stable = committedOnly && lastStableOffset >= 0 ? lastStableOffset : Int64.max
+
+        // For each batch, the outcome of the next marker its producer wrote later in this answer
+        // (a marker closes the producer's transaction, so it decides every batch before it).
+        var decided: [ControlRecordType?] = Array(repeating: nil, count: batches.count)
+        if committedOnly {
+            var nextMarker: [Int64: ControlRecordType] = [:]
+            for i in batches.indices.reversed() {
+                let header = batches[i].header
+                guard header.producerID >= 0 else { continue }
+                if header.isControl {
+                    if let type = ControlRecordType(key: batches[i].records.first?.key) { nextMarker[header.producerID] = type }
+                } else {
+                    decided[i] = nextMarker[header.producerID]
+                }
+            }
+        }
+
+        for (i, batch) in batches.enumerated() {
+            let header = batch.header
+            // Past the last stable offset: not decided yet, so neither returned nor skipped.
+            if header.baseOffset >= stable { break }
+            next = max(next, header.lastOffset &+ 1)
+            if committedOnly && header.producerID >= 0 {
+                while let first = pending.first, first.firstOffset <= header.lastOffset {
+                    abortedProducers.insert(first.producerID)
+                    pending.removeFirst()
+                }
+                if header.isControl {
+                    if ControlRecordType(key: batch.records.first?.key) == .abort {
+                        abortedProducers.remove(header.producerID)
+                    }
+                } else if header.isTransactional {
+                    // Kafka's rule uses the broker's aborted-transaction list; the marker seen later
+                    // in the same answer, when there is one, is the same fact read from the log
+                    // (and covers brokers that leave the list empty, e.g. Tansu 0.6).
+                    switch decided[i] {
+                    case .abort?: continue
+                    case .commit?: break
+                    case nil: if abortedProducers.contains(header.producerID) { continue }
+                    }
+                }
+            }
+            if header.isControl { continue }
+            for r in batch.records where r.offset >= offset && r.offset < stable {
+                records.append(r)
+            }
+        }
+        return Output(records: records, nextOffset: min(next, max(stable, offset)))
+    }
+}
