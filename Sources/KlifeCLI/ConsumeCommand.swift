@@ -28,6 +28,8 @@ enum ConsumeCommand: Subcommand {
             OptionSpec(["--print-meta"], help: "Print topic/partition@offset and timestamp first"),
             OptionSpec(["-K", "--key-delimiter"], value: "DELIM", help: "Key/value separator for --print-key"),
             OptionSpec(["-Z", "--print-null"], help: "Print NULL for null keys, values and header values"),
+            OptionSpec(["--isolation"], value: "LEVEL",
+                       help: "read_uncommitted (default) or read_committed: hide aborted transactions"),
             OptionSpec(["-v", "--verbose"], help: "Print a summary on stderr when done"),
         ],
         details: RecordFormatter.tokenHelp + "\n\n" + ClientOptions.propertiesHelp + """
@@ -58,6 +60,13 @@ enum ConsumeCommand: Subcommand {
         let formatter = try makeFormatter(parsed)
         let exitAtEnd = parsed.has("--exit")
         let verbose = parsed.has("--verbose")
+        let isolation: IsolationLevel
+        switch parsed.value("--isolation") {
+        case nil, "read_uncommitted": isolation = .readUncommitted
+        case "read_committed": isolation = .readCommitted
+        case let other?:
+            throw parsed.usageError("invalid value '\(other)' for --isolation: expected read_committed or read_uncommitted")
+        }
         let signals = SignalWatcher.install()
 
         var out = OutputBuffer()
@@ -77,8 +86,9 @@ enum ConsumeCommand: Subcommand {
             for index in indices {
                 cursors.append(try await PartitionCursor.resolve(start, topic: topic, partition: index, client: client))
             }
-            let loop = ConsumeLoop(client: client, topic: topic, formatter: formatter, exitAtEnd: exitAtEnd,
+            var loop = ConsumeLoop(client: client, topic: topic, formatter: formatter, exitAtEnd: exitAtEnd,
                                    limit: count, signals: signals)
+            loop.isolation = isolation
             let (stop, consumed) = try await loop.run(&cursors, out: &out)
             return (stop, consumed, cursors.count)
         }

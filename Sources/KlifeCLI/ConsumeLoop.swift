@@ -114,6 +114,8 @@ struct ConsumeLoop {
     var drainWait: Duration = .milliseconds(10)
     /// Transient errors tolerated in a row before the loop gives up.
     var retryLimit = 10
+    /// `--isolation`: read_committed hides aborted transactions and ends at the last stable offset.
+    var isolation: IsolationLevel = .readUncommitted
 
     /// Runs until a stop condition; returns why it stopped and how many records it printed.
     func run(_ cursors: inout [PartitionCursor], out: inout OutputBuffer) async throws -> (ConsumeStop, Int) {
@@ -154,7 +156,7 @@ struct ConsumeLoop {
         while true {
             do {
                 return try await client.fetch(topic: topic, partition: cursor.partition, offset: cursor.position,
-                                              maxBytes: maxBytes, maxWait: maxWait)
+                                              maxBytes: maxBytes, maxWait: maxWait, isolation: isolation)
             } catch {
                 attempt += 1
                 guard error.isRetriable, attempt <= retryLimit else { throw error }
@@ -167,7 +169,9 @@ struct ConsumeLoop {
     private func advance(_ cursor: inout PartitionCursor, _ result: FetchResult) {
         let moved = result.nextOffset > cursor.position
         cursor.position = max(cursor.position, result.nextOffset)
-        cursor.highWatermark = result.highWatermark
+        // With read_committed the end is the last stable offset: nothing past it can be read yet.
+        let end = isolation == .readCommitted && result.lastStableOffset >= 0 ? result.lastStableOffset : result.highWatermark
+        if end >= 0 { cursor.highWatermark = end }
         guard exitAtEnd else { return }
         if cursor.position >= cursor.highWatermark {
             cursor.done = true
