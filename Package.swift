@@ -30,16 +30,16 @@ let package = Package(
                 swiftSettings: strict),
         // Reactor: epoll event loop, sockets, timers, lock-free rings. Uses the codec's buffers, knows no Kafka messages.
         .target(name: "KlifeIO", dependencies: ["CKlifeShim", "KlifeProtocol"], swiftSettings: strict),
-        // SASL mechanisms (PLAIN, SCRAM-SHA-256/512). Not yet wired into connections.
+        // SASL mechanisms (PLAIN, SCRAM-SHA-256/512), used by connections when configured.
         .target(name: "KlifeSecurity", dependencies: ["CCrypto", "KlifeProtocol"], swiftSettings: strict),
         // Client: connections, metadata, producer, fetch, admin.
-        .target(name: "Klife", dependencies: ["KlifeProtocol", "KlifeIO"], swiftSettings: strict),
+        .target(name: "Klife", dependencies: ["KlifeProtocol", "KlifeIO", "KlifeSecurity"], swiftSettings: strict),
         // Test utilities for users' own tests: embedded broker, record assertions.
         .target(name: "KlifeTesting", dependencies: ["Klife"], swiftSettings: strict),
         .executableTarget(name: "KlifeCLI", dependencies: ["Klife", "KlifeTesting"], swiftSettings: strict),
         .testTarget(name: "KlifeProtocolTests", dependencies: ["KlifeProtocol"], swiftSettings: strict),
         .testTarget(name: "KlifeIOTests", dependencies: ["KlifeIO"], swiftSettings: strict),
-        .testTarget(name: "KlifeTests", dependencies: ["Klife", "KlifeTesting"], swiftSettings: strict),
+        .testTarget(name: "KlifeTests", dependencies: ["Klife", "KlifeTesting", "KlifeProtocol", "KlifeSecurity"], swiftSettings: strict),
         .testTarget(name: "KlifeSecurityTests", dependencies: ["KlifeSecurity", "KlifeProtocol"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]

@@ -9,7 +9,10 @@ import KlifeProtocol
 /// response's correlation id; anything else is a protocol violation and fails the
 /// connection (and every request on it) with a typed error.
 ///
-///     connect ──► ApiVersions v3 (v0 fallback) ──► ready ──► send / send / ... ──► close
+///     connect ──► ApiVersions v3 (v0 fallback) ──► [SASL] ──► ready ──► send / send / ... ──► close
+///
+/// With ``KlifeConfiguration/sasl`` set, SaslHandshake and SaslAuthenticate run between
+/// ApiVersions and ready (see `BrokerConnection+SASL.swift`).
 ///
 /// Requests made before the handshake completes wait in `waiters` and go out once
 /// the negotiated version table is known. A request whose deadline passes fails the
@@ -46,6 +49,9 @@ final class BrokerConnection: ChannelHandler {
     private var timeoutTimerDeadline: UInt64 = 0
     /// Requests sent on this connection (all APIs), for tests and metrics.
     private(set) var requestCounts: [ApiKey: Int] = [:]
+    /// The SASL session lifetime the broker granted (KIP-368), 0 for none or before SASL.
+    /// Recorded only: re-authentication is not implemented yet.
+    var saslSessionLifetimeMs: Int64 = 0
     /// Called after the connection closes, so owners can drop or replace it.
     var onClose: ((BrokerConnection, KlifeError) -> Void)?
 
@@ -120,11 +126,21 @@ final class BrokerConnection: ChannelHandler {
                 return
             }
             versions = ApiVersionTable(response.apiKeys)
-            state = .ready
-            let ready = waiters
-            waiters.removeAll()
-            for waiter in ready { waiter(.success(self)) }
+            if let sasl = context.configuration.sasl {
+                authenticate(sasl)   // BrokerConnection+SASL.swift; calls becomeReady() when done
+            } else {
+                becomeReady()
+            }
         }
+    }
+
+    /// Ends the handshake: the connection is usable and every waiter is released.
+    func becomeReady() {
+        guard state == .handshaking else { return }
+        state = .ready
+        let ready = waiters
+        waiters.removeAll()
+        for waiter in ready { waiter(.success(self)) }
     }
 
     // MARK: Sending
@@ -302,6 +318,7 @@ final class BrokerConnection: ChannelHandler {
         channel = nil
         state = .idle
         versions = nil
+        saslSessionLifetimeMs = 0
         if let timer = timeoutTimer {
             context.reactor.cancelTimer(timer)
             timeoutTimer = nil

@@ -39,6 +39,9 @@ public struct KlifeConfiguration: Sendable {
     public var logHandler: (@Sendable (LogEvent) -> Void)? = nil
     /// Events below this level are not built at all.
     public var logLevel: LogLevel = .info
+    /// SASL authentication for every connection (`nil`: none). See ``SASLConfiguration``:
+    /// without TLS (not implemented yet), `.plain` sends the password in clear text.
+    public var sasl: SASLConfiguration? = nil
 
     /// Creates a configuration for the given bootstrap servers.
     public init(bootstrapServers: [String]) {
@@ -67,6 +70,7 @@ public struct KlifeConfiguration: Sendable {
         if requestTimeout <= .zero { throw .invalidConfiguration("requestTimeout", "must be positive") }
         if metadataMaxAge <= .zero { throw .invalidConfiguration("metadataMaxAge", "must be positive") }
         if maxResponseBytes < 1024 { throw .invalidConfiguration("maxResponseBytes", "must be at least 1024") }
+        try sasl?.validate()
         try producer.validate()
     }
 }

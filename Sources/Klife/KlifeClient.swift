@@ -243,6 +243,8 @@ public final class KlifeClient: Sendable {
                 context.reactor.submit { context.closeBootstrapConnections() }
                 return
             } catch {
+                // Rejected credentials or mechanism: another bootstrap server would say the same.
+                if error.code == .authenticationFailed || error.kafkaErrorCode == .unsupportedSaslMechanism { throw error }
                 lastError = error.description
             }
         }

@@ -39,6 +39,10 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
         public static let bufferFull = Code("bufferFull")
         /// The calling task was cancelled while waiting.
         public static let cancelled = Code("cancelled")
+        /// SASL authentication failed: the broker rejected the credentials
+        /// (`SASL_AUTHENTICATION_FAILED`), or the broker could not prove it knows them
+        /// (bad SCRAM server signature). Not retriable: fix the credentials.
+        public static let authenticationFailed = Code("authenticationFailed")
         /// The name of the code.
         public var description: String { name }
     }
@@ -58,6 +62,7 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
         case queueFull
         case bufferFull(records: Int, bytes: Int)
         case cancelled
+        case authenticationFailed(broker: String, detail: String)
     }
 
     private let kind: Kind
@@ -83,6 +88,7 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
         case .queueFull: .queueFull
         case .bufferFull: .bufferFull
         case .cancelled: .cancelled
+        case .authenticationFailed: .authenticationFailed
         }
     }
 
@@ -133,6 +139,8 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
             "cancelled while waiting"
         case .bufferFull(let records, let bytes):
             "producer buffer is full (\(records) records, \(bytes) bytes unacknowledged)"
+        case .authenticationFailed(let broker, let detail):
+            "SASL authentication to \(broker) failed: \(detail)"
         }
     }
 
@@ -166,4 +174,7 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
     static let queueFull = KlifeError(.queueFull)
     static let cancelled = KlifeError(.cancelled)
     static func bufferFull(records: Int, bytes: Int) -> KlifeError { KlifeError(.bufferFull(records: records, bytes: bytes)) }
+    static func authenticationFailed(_ detail: String, broker: String) -> KlifeError {
+        KlifeError(.authenticationFailed(broker: broker, detail: detail))
+    }
 }

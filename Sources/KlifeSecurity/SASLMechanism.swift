@@ -3,7 +3,7 @@ public import KlifeProtocol
 /// A client-side SASL mechanism: a small state machine that produces the client's tokens
 /// and checks the server's.
 ///
-/// The exchange, as a connection will drive it once SASL is wired in:
+/// The exchange, as a connection drives it (`BrokerConnection+SASL.swift`):
 ///
 ///     send SaslHandshake(mechanismName)
 ///     var token = try mechanism.initialResponse()

@@ -1,0 +1,72 @@
+/// SASL authentication for every broker connection (``KlifeConfiguration/sasl``).
+///
+/// When set, each connection authenticates right after the ApiVersions handshake and
+/// before any other request: SaslHandshake v1 names the mechanism, then the SASL tokens
+/// travel in SaslAuthenticate requests (KIP-152). A connection is not used until the
+/// exchange has completed (for SCRAM: until the broker's server signature verified).
+///
+/// ```swift
+/// var config = KlifeConfiguration(bootstrapServers: ["broker:9092"])
+/// config.sasl = SASLConfiguration(mechanism: .scramSHA512, username: "alice", password: secret)
+/// let client = try await KlifeClient.connect(config)
+/// ```
+///
+/// - Important: TLS is not implemented yet, so every connection is plain TCP. With
+///   ``Mechanism/plain`` the **password travels in clear text** and anyone on the network
+///   path can read it. SCRAM never sends the password (only a proof), but the session that
+///   follows is still unencrypted and unauthenticated at the transport level.
+/// - Note: The password is held in memory, as a `String`, for the life of the client
+///   (every new connection needs it). It is never logged: ``description`` redacts it.
+/// - Note: Re-authentication (KIP-368) is not implemented yet. The broker's
+///   `session_lifetime_ms` is recorded, but a broker configured with
+///   `connections.max.reauth.ms` will close connections when their session expires;
+///   the client then reconnects and authenticates again.
+public struct SASLConfiguration: Sendable, Equatable, CustomStringConvertible {
+    /// The SASL mechanism.
+    public enum Mechanism: Sendable, Equatable, CaseIterable, CustomStringConvertible {
+        /// SASL PLAIN (RFC 4616): username and password in one message, **in clear text**
+        /// until TLS is supported.
+        case plain
+        /// SCRAM-SHA-256 (RFC 5802, RFC 7677).
+        case scramSHA256
+        /// SCRAM-SHA-512.
+        case scramSHA512
+
+        /// The IANA name sent in SaslHandshake (`PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`).
+        public var name: String {
+            switch self {
+            case .plain: "PLAIN"
+            case .scramSHA256: "SCRAM-SHA-256"
+            case .scramSHA512: "SCRAM-SHA-512"
+            }
+        }
+
+        /// ``name``.
+        public var description: String { name }
+    }
+
+    /// The mechanism to negotiate.
+    public var mechanism: Mechanism
+    /// The authentication identity.
+    public var username: String
+    /// The password, kept in memory for as long as the configuration lives.
+    public var password: String
+
+    /// Creates a SASL configuration.
+    public init(mechanism: Mechanism, username: String, password: String) {
+        self.mechanism = mechanism
+        self.username = username
+        self.password = password
+    }
+
+    /// The mechanism and username; the password is redacted.
+    public var description: String { "SASL \(mechanism.name) as \(username) (password redacted)" }
+
+    /// Checks the fields; called by ``KlifeConfiguration/validate()``.
+    func validate() throws(KlifeError) {
+        if username.isEmpty { throw .invalidConfiguration("sasl.username", "must not be empty") }
+        if password.isEmpty { throw .invalidConfiguration("sasl.password", "must not be empty") }
+        if username.utf8.contains(0) { throw .invalidConfiguration("sasl.username", "must not contain NUL") }
+        if password.utf8.contains(0) { throw .invalidConfiguration("sasl.password", "must not contain NUL") }
+    }
+}
