@@ -11,6 +11,9 @@ enum ClientOptions {
                    help: "Bootstrap servers (default: $KLIFE_BROKERS)"),
         OptionSpec(["-X", "--property"], value: "KEY=VALUE",
                    help: "Client setting, repeatable (see 'Properties' below)", repeatable: true),
+        OptionSpec(["--sasl-mechanism"], value: "M", help: "SASL: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),
+        OptionSpec(["--sasl-username"], value: "USER", help: "SASL user name"),
+        OptionSpec(["--sasl-password"], value: "PASS", help: "SASL password (default: $KLIFE_SASL_PASSWORD)"),
     ]
 
     /// Help paragraph listing the `-X` keys.
@@ -64,6 +67,7 @@ enum ClientOptions {
             try apply(key, value, to: &config, &adjustments, arguments)
         }
         try adjust(&config, &adjustments)
+        config.sasl = try sasl(from: arguments)
         switch adjustments.idempotence {
         case true?:
             if config.producer.acks != .all {
@@ -82,6 +86,23 @@ enum ClientOptions {
             throw arguments.usageError(error.description)
         }
         return config
+    }
+
+    /// `--sasl-mechanism`, `--sasl-username`, `--sasl-password` (or `$KLIFE_SASL_PASSWORD`,
+    /// which keeps the password out of the process list); all or nothing.
+    private static func sasl(from arguments: ParsedArguments) throws(UsageError) -> SASLConfiguration? {
+        let mechanismName = arguments.value("--sasl-mechanism")
+        let username = arguments.value("--sasl-username")
+        var password = arguments.value("--sasl-password")
+        if password == nil, let env = getenv("KLIFE_SASL_PASSWORD") { password = String(cString: env) }
+        if mechanismName == nil && username == nil && arguments.value("--sasl-password") == nil { return nil }
+        guard let mechanismName else { throw arguments.usageError("--sasl-username/--sasl-password need --sasl-mechanism") }
+        guard let mechanism = SASLConfiguration.Mechanism.allCases.first(where: { $0.description == mechanismName.uppercased() }) else {
+            throw arguments.usageError("invalid value '\(mechanismName)' for --sasl-mechanism: expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+        }
+        guard let username else { throw arguments.usageError("--sasl-mechanism needs --sasl-username") }
+        guard let password else { throw arguments.usageError("--sasl-mechanism needs --sasl-password or KLIFE_SASL_PASSWORD") }
+        return SASLConfiguration(mechanism: mechanism, username: username, password: password)
     }
 
     private static func apply(_ key: String, _ value: String, to config: inout KlifeConfiguration,
