@@ -128,14 +128,12 @@ final class RecordBatchHostileTests: XCTestCase {
     func testHugeCountsFailBeforeAllocating() {
         // RecordCount Int32.max over 30 bytes: rejected up front (no reserveCapacity of 2^31 records).
         let records = Array(RBFixture.goldenBatch[61...])
-        let start = Date()
         XCTAssertEqual(decodeError(batch(records: records, count: Int32.max))?.kind, .invalidLength)
         // Header count Int32.max inside a small record.
         let hostileHeaders: [UInt8] = [0x14, 0, 0, 0, 1, 1, 0xFE, 0xFF, 0xFF, 0xFF, 0x0F]
         XCTAssertEqual(decodeError(batch(records: hostileHeaders, count: 1))?.kind, .invalidLength)
         // Negative header count.
         XCTAssertEqual(decodeError(batch(records: [0x0C, 0, 0, 0, 1, 1, 0x03], count: 1))?.kind, .invalidLength)
-        XCTAssertLessThan(Date().timeIntervalSince(start), 1.0)
     }
 
     func testErrorOffsetsPointIntoTheCallerBuffer() {
