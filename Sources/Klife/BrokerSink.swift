@@ -23,11 +23,12 @@ struct PartitionBuffer {
     /// Retries wait until this monotonic time.
     var retryNotBefore: UInt64 = 0
 
-    /// Worst-case encoded size of one record: its size with zero deltas plus the widest
-    /// timestamp-delta (10) and offset-delta (5) varints minus the one byte each already counted.
+    /// Worst-case encoded size of one record: its size with zero deltas (`PendingRecord.size`,
+    /// computed once when it was produced) plus the widest timestamp-delta (10) and
+    /// offset-delta (5) varints minus the one byte each already counted.
+    @inline(__always)
     static func estimatedSize(_ r: PendingRecord) -> Int {
-        RecordBatchLayout.recordSize(offsetDelta: 0, timestampDelta: 0, keyCount: r.key?.count,
-                                     valueCount: r.value?.count, headers: r.headers) + 14
+        Int(r.size) + 14
     }
 
     var recordCount: Int { (storage.count - head) + sealed.reduce(0) { $0 + $1.count } }
@@ -128,21 +129,23 @@ struct PartitionBuffer {
         return expired
     }
 
-    /// Removes and returns the longest prefix whose estimated size fits `limit` (at least one record).
-    /// When everything fits, the whole array moves out (no copy) and `spare` takes its place.
-    mutating func takePrefix(maxBytes limit: Int, spare: inout [PendingRecord]) -> [PendingRecord] {
+    /// Removes and returns the longest prefix whose estimated size fits `limit` (at least one
+    /// record), with that estimated size. When everything fits, the whole array moves out
+    /// (no copy) and `spare` takes its place.
+    mutating func takePrefix(maxBytes limit: Int, spare: inout [PendingRecord]) -> (records: [PendingRecord], estimatedBytes: Int) {
         if estimatedBytes + RecordBatchLayout.headerSize <= limit {
+            let bytes = estimatedBytes
             estimatedBytes = 0
             if head == 0 {
                 swap(&storage, &spare)
                 let all = spare
                 spare = []
-                return all
+                return (all, bytes)
             }
             let all = Array(storage[head...])
             storage.removeAll(keepingCapacity: true)
             head = 0
-            return all
+            return (all, bytes)
         }
         var size = RecordBatchLayout.headerSize
         var end = head
@@ -153,8 +156,9 @@ struct PartitionBuffer {
             end += 1
         }
         let prefix = Array(storage[head..<end])
+        let bytes = size - RecordBatchLayout.headerSize
         head = end
-        estimatedBytes -= size - RecordBatchLayout.headerSize
+        estimatedBytes -= bytes
         // Compact once the consumed front outweighs the rest: amortized O(1) per record.
         if head == storage.count {
             storage.removeAll(keepingCapacity: true)
@@ -163,7 +167,7 @@ struct PartitionBuffer {
             storage.removeFirst(head)
             head = 0
         }
-        return prefix
+        return (prefix, bytes)
     }
 }
 

@@ -113,7 +113,7 @@ public final class KlifeClient: Sendable {
     }
 
     func context(forNode node: Int32) -> ReactorContext {
-        contexts[Int(UInt32(bitPattern: node) % UInt32(contexts.count))]
+        contexts[ReactorContext.index(forNode: node, reactorCount: contexts.count)]
     }
 
     // MARK: Statistics

@@ -82,7 +82,8 @@ struct PendingRecord: Sendable {
     var batchBase: Int32 = -1
     /// The producer epoch `batchBase` was assigned under; sequences of an older epoch are void.
     var sequenceEpoch: Int16 = -1
-    /// Encoded size, counted against `maxBufferedBytes` until the record completes.
+    /// Encoded size with zero deltas (`RecordBatchLayout.recordSize`), computed once in
+    /// `prepare`: counted against `maxBufferedBytes` and used for batch size estimates.
     var size: Int32 = 0
     /// Counts records not yet completed, for `flush()`. Unowned: the client outlives its records.
     unowned(unsafe) let tracker: OutstandingCounter

@@ -253,7 +253,7 @@ final class ProducerEngine {
         }
         let budget = min(config.maxBatchBytes, max(config.maxRequestBytes - requestBytes, RecordBatchLayout.headerSize + 1))
         var spare = arrayPool.popLast() ?? []
-        var records = buffer.takePrefix(maxBytes: budget, spare: &spare)
+        var (records, recordBytes) = buffer.takePrefix(maxBytes: budget, spare: &spare)
         if spare.capacity > 0 { arrayPool.append(spare) }
         var baseSequence: Int32 = -1
         if idempotent {
@@ -269,7 +269,7 @@ final class ProducerEngine {
                 records[i].sequenceEpoch = epoch
             }
         }
-        requestBytes += records.reduce(RecordBatchLayout.headerSize + 32) { $0 + PartitionBuffer.estimatedSize($1) }
+        requestBytes += RecordBatchLayout.headerSize + 32 + recordBytes
         sink.bufferedRecordCount -= records.count
         batch.append(topic: topic, partition: index, records: records, baseSequence: baseSequence)
         if buffer.hasUnsent { buffer.firstAppendNanos = now }

@@ -129,7 +129,12 @@ final class ReactorContext: @unchecked Sendable {
     }
 
     func owningContext(forNode node: Int32) -> ReactorContext {
-        siblings.isEmpty ? self : siblings[Int(UInt32(bitPattern: node) % UInt32(siblings.count))]
+        siblings.isEmpty ? self : siblings[Self.index(forNode: node, reactorCount: siblings.count)]
+    }
+
+    /// The reactor that owns broker `node`'s connection: the one rule every router uses.
+    static func index(forNode node: Int32, reactorCount: Int) -> Int {
+        Int(UInt32(bitPattern: node) % UInt32(reactorCount))
     }
 
     /// The configured partitioner's choice (the topic's own, else the client-wide one).
