@@ -137,3 +137,34 @@ final class BrokerLimitTests: XCTestCase {
         await client.close()
     }
 }
+
+final class BadInputIsolationTests: XCTestCase {
+    /// Bad records in one batch fail with typed errors naming their cause; every good
+    /// record of the same batch is delivered and readable.
+    func testBadRecordsFailAloneAndGoodOnesLand() async throws {
+        let client = try await Shared.client {
+            $0.producer.maxRecordBytes = 10_000
+            $0.producer.unknownTopicTimeout = .milliseconds(300)
+        }
+        let topic = try await Shared.topic(client, partitions: 2)
+        let missing = TestCluster.uniqueTopicName("absent")
+        var records: [ProducerRecord] = []
+        for i in 0..<20 { records.append(ProducerRecord(topic: topic, value: "good-\(i)")) }
+        records.insert(ProducerRecord(topic: topic, value: [UInt8](repeating: 1, count: 20_000)), at: 5)
+        records.insert(ProducerRecord(topic: missing, value: "lost topic"), at: 12)
+        let results = await client.produceBatch(records)
+
+        guard case .failure(let tooLarge) = results[5] else { return XCTFail("oversize record accepted") }
+        XCTAssertEqual(tooLarge.code, .recordTooLarge)
+        XCTAssertTrue(tooLarge.description.contains("producer.maxRecordBytes"), tooLarge.description)
+        guard case .failure(let unknown) = results[12] else { return XCTFail("record for a missing topic accepted") }
+        XCTAssertEqual(unknown.code, .unknownTopicOrPartition)
+        XCTAssertTrue(unknown.description.contains(missing), unknown.description)
+
+        let good = results.enumerated().filter { $0.offset != 5 && $0.offset != 12 }
+        XCTAssertEqual(good.filter { (try? $0.element.get()) != nil }.count, 20)
+        let stored = try await client.allRecords(topic: topic).compactMap(\.valueString).sorted()
+        XCTAssertEqual(stored, (0..<20).map { "good-\($0)" }.sorted())
+        await client.close()
+    }
+}
