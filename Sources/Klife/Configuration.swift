@@ -42,6 +42,8 @@ public struct KlifeConfiguration: Sendable {
     /// SASL authentication for every connection (`nil`: none). See ``SASLConfiguration``:
     /// without TLS (not implemented yet), `.plain` sends the password in clear text.
     public var sasl: SASLConfiguration? = nil
+    /// The transactional producer pool (`nil`: no transactions). See ``TransactionConfiguration``.
+    public var transactions: TransactionConfiguration? = nil
 
     /// Creates a configuration for the given bootstrap servers.
     public init(bootstrapServers: [String]) {
@@ -72,6 +74,7 @@ public struct KlifeConfiguration: Sendable {
         if maxResponseBytes < 1024 { throw .invalidConfiguration("maxResponseBytes", "must be at least 1024") }
         try sasl?.validate()
         try producer.validate()
+        try transactions?.validate(producer: producer)
     }
 }
 

@@ -7,22 +7,24 @@ extension KlifeClient {
     /// hands it to every reactor. Retries briefly while the broker is still loading.
     func initProducerIdentity() async throws(KlifeError) {
         let response = try await requestProducerID(InitProducerIdRequest())
-        identity.set(producerID: response.producerID, epoch: response.producerEpoch)
-        announceIdentity()
+        defaultSession.identity.set(producerID: response.producerID, epoch: response.producerEpoch)
+        announceIdentity(defaultSession)
     }
 
     /// Starts an epoch bump unless one is under way: sends pause everywhere, in-flight
     /// batches drain, InitProducerId with the current id and epoch returns the next epoch
     /// (or, from brokers before KIP-360, a new id), sequences restart at 0, sends resume.
     func requestEpochBump() {
-        guard !isClosed, identity.beginBump() else { return }
+        guard !isClosed, defaultSession.identity.beginBump() else { return }
         contexts[0].log(.warning, "idempotent producer: bumping the epoch (sequence state lost or a sequenced batch failed)")
-        announceIdentity()
+        announceIdentity(defaultSession)
         Task { await self.runEpochBump() }
     }
 
     private func runEpochBump() async {
         let limit = Reactor.monotonicNanoseconds() &+ configuration.requestTimeout.nanoseconds
+        let identity = defaultSession.identity
+        let sequences = defaultSession.sequences
         while sequences.totalInFlight > 0 && Reactor.monotonicNanoseconds() < limit && !isClosed {
             try? await Task.sleep(for: .milliseconds(1))
         }
@@ -45,10 +47,10 @@ extension KlifeClient {
             requestEpochBump()
             return
         }
-        announceIdentity()
+        announceIdentity(defaultSession)
     }
 
-    private func requestProducerID(_ request: InitProducerIdRequest) async throws(KlifeError) -> InitProducerIdResponse {
+    func requestProducerID(_ request: InitProducerIdRequest) async throws(KlifeError) -> InitProducerIdResponse {
         var attempt = 0
         while true {
             let response: InitProducerIdResponse
@@ -65,9 +67,14 @@ extension KlifeClient {
         }
     }
 
-    /// Tells every reactor the current identity (or that a bump paused sending).
-    private func announceIdentity() {
-        let value = identity.current
-        for c in contexts { c.reactor.submit { c.producer.identityChanged(value) } }
+    /// Tells every reactor the session's current identity (or that a bump paused sending).
+    func announceIdentity(_ session: ProducerSession) {
+        let value = session.identity.current
+        let slot = Int(session.slot)
+        for c in contexts {
+            c.reactor.submit {
+                if slot < c.engines.count, let engine = c.engines[slot] { engine.identityChanged(value) }
+            }
+        }
     }
 }

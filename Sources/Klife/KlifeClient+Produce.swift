@@ -16,8 +16,13 @@ extension KlifeClient {
     /// - Throws: ``KlifeError`` — for example `recordTooLarge`, `unknownTopicOrPartition`,
     ///   `timedOut` (delivery timeout), or `brokerError` with the Kafka code.
     public func produce(_ record: ProducerRecord) async throws(KlifeError) -> RecordMetadata {
-        let (pending, target) = try prepare(record, completion: .none).get()
-        try await waitForRoom(bytes: Int(pending.size))
+        try await produce(record, session: defaultSession)
+    }
+
+    /// ``produce(_:)`` for a given producer session (the idempotent one or a transactional one).
+    func produce(_ record: ProducerRecord, session: ProducerSession) async throws(KlifeError) -> RecordMetadata {
+        let (pending, target) = try prepare(record, completion: .none, session: session).get()
+        try await waitForRoom(bytes: Int(pending.size), counter: session.outstanding)
         let result: Result<RecordMetadata, KlifeError> = await withCheckedContinuation { continuation in
             var admitted = pending
             admitted.completion = .continuation(continuation)
@@ -32,11 +37,11 @@ extension KlifeClient {
     /// (``KlifeError/Code/bufferFull``: back off, or use ``enqueue(_:onDelivery:)``).
     public func produce(_ record: ProducerRecord,
                         onDelivery: @escaping @Sendable (Result<RecordMetadata, KlifeError>) -> Void) {
-        switch prepare(record, completion: .callback(onDelivery)) {
+        switch prepare(record, completion: .callback(onDelivery), session: defaultSession) {
         case .failure(let error):
             onDelivery(.failure(error))
         case .success(let (pending, target)):
-            guard admit(bytes: Int(pending.size)) else {
+            guard admit(bytes: Int(pending.size), counter: outstanding) else {
                 onDelivery(.failure(.bufferFull(records: outstanding.value, bytes: outstanding.byteCount)))
                 return
             }
@@ -50,8 +55,14 @@ extension KlifeClient {
     ///   unknown partition, client closed); then `onDelivery` is not called.
     public func enqueue(_ record: ProducerRecord,
                         onDelivery: @escaping @Sendable (Result<RecordMetadata, KlifeError>) -> Void) async throws(KlifeError) {
-        let (pending, target) = try prepare(record, completion: .callback(onDelivery)).get()
-        try await waitForRoom(bytes: Int(pending.size))
+        try await enqueue(record, session: defaultSession, onDelivery: onDelivery)
+    }
+
+    /// ``enqueue(_:onDelivery:)`` for a given producer session.
+    func enqueue(_ record: ProducerRecord, session: ProducerSession,
+                 onDelivery: @escaping @Sendable (Result<RecordMetadata, KlifeError>) -> Void) async throws(KlifeError) {
+        let (pending, target) = try prepare(record, completion: .callback(onDelivery), session: session).get()
+        try await waitForRoom(bytes: Int(pending.size), counter: session.outstanding)
         if let error = push(pending, into: target) { onDelivery(.failure(error)) }
     }
 
@@ -62,12 +73,17 @@ extension KlifeClient {
     /// until the buffer has room for the whole batch (or is empty, for a batch larger than it).
     /// - Returns: one result per record, in the order given.
     public func produceBatch(_ records: [ProducerRecord]) async -> [Result<RecordMetadata, KlifeError>] {
+        await produceBatch(records, session: defaultSession)
+    }
+
+    /// ``produceBatch(_:)`` for a given producer session.
+    func produceBatch(_ records: [ProducerRecord], session: ProducerSession) async -> [Result<RecordMetadata, KlifeError>] {
         guard !records.isEmpty else { return [] }
         let collector = BatchCollector(count: records.count)
         var perContext: [[PendingRecord]] = Array(repeating: [], count: contexts.count)
         var bytes = 0
         for (i, record) in records.enumerated() {
-            switch prepare(record, completion: .batch(collector, index: i)) {
+            switch prepare(record, completion: .batch(collector, index: i), session: session) {
             case .failure(let error): collector.complete(i, .failure(error))
             case .success(let (pending, target)):
                 perContext[target.index].append(pending)
@@ -83,9 +99,9 @@ extension KlifeClient {
         }
         for (i, batch) in perContext.enumerated() where !batch.isEmpty {
             let context = contexts[i]
-            for r in batch { outstanding.reserve(bytes: Int(r.size)) }
-            if !context.reactor.trySubmit({ context.producer.routeMany(batch) }) {
-                context.reactor.submit { context.producer.routeMany(batch) }
+            for r in batch { session.outstanding.reserve(bytes: Int(r.size)) }
+            if !context.reactor.trySubmit({ context.routeMany(batch) }) {
+                context.reactor.submit { context.routeMany(batch) }
             }
         }
         return await collector.wait()
@@ -104,15 +120,15 @@ extension KlifeClient {
 
     // MARK: Admission
 
-    private func admit(bytes: Int) -> Bool {
+    private func admit(bytes: Int, counter: OutstandingCounter) -> Bool {
         let producer = configuration.producer
-        return outstanding.tryReserve(bytes: bytes, maxRecords: producer.maxBufferedRecords, maxBytes: producer.maxBufferedBytes)
+        return counter.tryReserve(bytes: bytes, maxRecords: producer.maxBufferedRecords, maxBytes: producer.maxBufferedBytes)
     }
 
     /// Suspends until the buffer has room for a record of `bytes`, then takes it.
-    private func waitForRoom(bytes: Int) async throws(KlifeError) {
+    private func waitForRoom(bytes: Int, counter: OutstandingCounter) async throws(KlifeError) {
         var delay = 50
-        while !admit(bytes: bytes) {
+        while !admit(bytes: bytes, counter: counter) {
             if isClosed { throw .clientClosed }
             do { try await Task.sleep(for: .microseconds(delay)) } catch { throw .cancelled }
             delay = min(delay * 2, 2000)
@@ -143,12 +159,13 @@ extension KlifeClient {
             spins += 1
             if spins < 16 { sched_yield() } else { usleep(50) }
         }
-        outstanding.decrement(bytes: Int(pending.size))
+        pending.tracker.decrement(bytes: Int(pending.size))
         return isClosed ? .clientClosed : .queueFull
     }
 
     /// Turns a user record into a pending one and picks the reactor that will own it.
-    func prepare(_ record: ProducerRecord, completion: DeliveryCompletion) -> Result<(PendingRecord, ReactorContext), KlifeError> {
+    func prepare(_ record: ProducerRecord, completion: DeliveryCompletion,
+                 session: ProducerSession) -> Result<(PendingRecord, ReactorContext), KlifeError> {
         if isClosing { return .failure(.clientClosed) }
         if record.topic.isEmpty { return .failure(.invalidArgument("record topic is empty")) }
         let size = record.encodedSize
@@ -177,7 +194,7 @@ extension KlifeClient {
             topic: record.topic, partition: partition, key: record.key, value: record.value, headers: record.headers,
             timestamp: record.timestamp ?? currentTimeMilliseconds(),
             deadline: Reactor.monotonicNanoseconds() &+ deliveryTimeoutNanos,
-            completion: completion, size: Int32(size), tracker: outstanding)
+            completion: completion, size: Int32(size), slot: session.slot, tracker: session.outstanding)
         return .success((pending, target))
     }
 }

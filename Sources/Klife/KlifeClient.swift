@@ -21,8 +21,11 @@ public final class KlifeClient: Sendable {
     let contexts: [ReactorContext]
     let metadataStore = MetadataStore()
     let outstanding = OutstandingCounter()
-    let identity = ProducerIdentity()
-    let sequences = SequenceRegistry()
+    /// Producer sessions by slot: 0 is the idempotent producer used by `produce`, then one
+    /// per member of the transactional pool.
+    let sessions: [ProducerSession]
+    /// Members of the transactional pool (empty without ``KlifeConfiguration/transactions``).
+    let transactionPool: TransactionPool
     private let refreshState = Mutex(RefreshState())
     private let closed = Atomic<Bool>(false)
     /// Set when close starts: new records are refused while buffered ones drain.
@@ -46,14 +49,23 @@ public final class KlifeClient: Sendable {
             contexts.append(try ReactorContext(index: i, configuration: configuration))
         }
         self.contexts = contexts
+        var sessions = [ProducerSession(defaultWith: outstanding, idempotent: configuration.producer.idempotent)]
+        if let transactions = configuration.transactions {
+            for member in 0..<transactions.poolSize {
+                sessions.append(ProducerSession(slot: UInt8(member + 1), transactionalID: transactions.transactionalID(member: member),
+                                                idempotent: true, clientCounter: outstanding))
+            }
+        }
+        self.sessions = sessions
+        self.transactionPool = TransactionPool(sessions: Array(sessions.dropFirst()),
+                                               timeout: configuration.transactions?.timeout ?? .seconds(60))
         self.maxBlockNanos = configuration.producer.maxBlock.nanoseconds
         self.deliveryTimeoutNanos = configuration.producer.deliveryTimeout.nanoseconds
         self.maxRecordBytes = configuration.producer.maxRecordBytes
         for c in contexts {
             c.client = self
             c.siblings = contexts
-            c.identity = identity
-            c.sequences = sequences
+            c.sessions = sessions
         }
     }
 
@@ -68,6 +80,7 @@ public final class KlifeClient: Sendable {
         do {
             try await client.bootstrap()
             if configuration.producer.idempotent { try await client.initProducerIdentity() }
+            try await client.initTransactionalProducers()
         } catch {
             await client.close()
             throw error
@@ -99,6 +112,9 @@ public final class KlifeClient: Sendable {
         }
         for c in contexts { c.reactor.shutdown() }
     }
+
+    /// The idempotent producer's session (slot 0).
+    var defaultSession: ProducerSession { sessions[0] }
 
     var isClosed: Bool { closed.load(ordering: .acquiring) }
     /// True from the start of ``close(timeout:)``: new records are refused.
@@ -150,7 +166,7 @@ public final class KlifeClient: Sendable {
         var counters = ProducerCounters()
         for c in contexts {
             let (requests, producer): ([ApiKey: Int], ProducerCounters) = await withCheckedContinuation { done in
-                if !c.reactor.trySubmit({ done.resume(returning: (c.requestCounts(), c.producer.counters)) }) {
+                if !c.reactor.trySubmit({ done.resume(returning: (c.requestCounts(), c.producerCounters)) }) {
                     done.resume(returning: ([:], ProducerCounters()))
                 }
             }

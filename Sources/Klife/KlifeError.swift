@@ -43,6 +43,14 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
         /// (`SASL_AUTHENTICATION_FAILED`), or the broker could not prove it knows them
         /// (bad SCRAM server signature). Not retriable: fix the credentials.
         public static let authenticationFailed = Code("authenticationFailed")
+        /// Another producer instance took over this producer's transactional id (it called
+        /// InitProducerId with the same id later), so this one may never write again
+        /// (`PRODUCER_FENCED`, `INVALID_PRODUCER_EPOCH`, or an authorization failure on the id).
+        /// Fatal for that transactional producer; see ``KlifeError/kafkaErrorCode``.
+        public static let producerFenced = Code("producerFenced")
+        /// The transaction could not commit and was aborted (a record failed, the
+        /// transaction outlived its timeout, or the coordinator refused); the message says why.
+        public static let transactionAborted = Code("transactionAborted")
         /// The name of the code.
         public var description: String { name }
     }
@@ -63,6 +71,8 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
         case bufferFull(records: Int, bytes: Int)
         case cancelled
         case authenticationFailed(broker: String, detail: String)
+        case producerFenced(transactionalID: String, code: KafkaErrorCode)
+        case transactionAborted(transactionalID: String, reason: String)
     }
 
     private let kind: Kind
@@ -89,13 +99,18 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
         case .bufferFull: .bufferFull
         case .cancelled: .cancelled
         case .authenticationFailed: .authenticationFailed
+        case .producerFenced: .producerFenced
+        case .transactionAborted: .transactionAborted
         }
     }
 
     /// The Kafka error code when the broker reported one.
     public var kafkaErrorCode: KafkaErrorCode? {
-        if case .broker(let code, _, _) = kind { return code }
-        return nil
+        switch kind {
+        case .broker(let code, _, _): code
+        case .producerFenced(_, let code): code
+        default: nil
+        }
     }
 
     /// Whether retrying the same operation later may succeed.
@@ -141,6 +156,10 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
             "producer buffer is full (\(records) records, \(bytes) bytes unacknowledged)"
         case .authenticationFailed(let broker, let detail):
             "SASL authentication to \(broker) failed: \(detail)"
+        case .producerFenced(let id, let code):
+            "transactional producer '\(id)' is fenced (\(code)): another instance with the same transactional id took over; this producer can no longer write"
+        case .transactionAborted(let id, let reason):
+            "transaction of '\(id)' aborted: \(reason)"
         }
     }
 
@@ -174,6 +193,12 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
     static let queueFull = KlifeError(.queueFull)
     static let cancelled = KlifeError(.cancelled)
     static func bufferFull(records: Int, bytes: Int) -> KlifeError { KlifeError(.bufferFull(records: records, bytes: bytes)) }
+    static func producerFenced(_ transactionalID: String, code: KafkaErrorCode) -> KlifeError {
+        KlifeError(.producerFenced(transactionalID: transactionalID, code: code))
+    }
+    static func transactionAborted(_ transactionalID: String, reason: String) -> KlifeError {
+        KlifeError(.transactionAborted(transactionalID: transactionalID, reason: reason))
+    }
     static func authenticationFailed(_ detail: String, broker: String) -> KlifeError {
         KlifeError(.authenticationFailed(broker: broker, detail: detail))
     }

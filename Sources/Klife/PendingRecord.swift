@@ -85,6 +85,9 @@ struct PendingRecord: Sendable {
     /// Encoded size with zero deltas (`RecordBatchLayout.recordSize`), computed once in
     /// `prepare`: counted against `maxBufferedBytes` and used for batch size estimates.
     var size: Int32 = 0
+    /// The ``ProducerSession`` (and so the engine) the record belongs to: 0 for the
+    /// idempotent producer, 1... for members of the transactional pool.
+    var slot: UInt8 = 0
     /// Counts records not yet completed, for `flush()`. Unowned: the client outlives its records.
     unowned(unsafe) let tracker: OutstandingCounter
 
@@ -99,12 +102,30 @@ struct PendingRecord: Sendable {
 
 /// Records and bytes accepted by `produce` and not yet completed: the producer's
 /// buffer usage, bounded by `maxBufferedRecords` and `maxBufferedBytes`.
+///
+/// A transactional session's counter has the client's counter as `parent`: every change
+/// is applied to both, so the client's limits and `flush()` see transactional records
+/// while a transaction can wait for exactly its own.
 final class OutstandingCounter: Sendable {
     private let count = Atomic<Int>(0)
     private let bytes = Atomic<Int>(0)
+    private let delivered = Atomic<Int>(0)
+    private let failed = Atomic<Int>(0)
+    let parent: OutstandingCounter?
 
-    /// Takes room for one record of `size` bytes unless that would pass a limit.
+    init(parent: OutstandingCounter? = nil) {
+        self.parent = parent
+    }
+
+    /// Takes room for one record of `size` bytes unless that would pass a limit (the
+    /// limits apply to the root counter, the client's).
     func tryReserve(bytes size: Int, maxRecords: Int, maxBytes: Int) -> Bool {
+        if let parent {
+            guard parent.tryReserve(bytes: size, maxRecords: maxRecords, maxBytes: maxBytes) else { return false }
+            count.add(1, ordering: .relaxed)
+            bytes.add(size, ordering: .relaxed)
+            return true
+        }
         if count.load(ordering: .relaxed) >= maxRecords { return false }
         let after = bytes.add(size, ordering: .relaxed).newValue
         if after > maxBytes && after != size {
@@ -117,26 +138,27 @@ final class OutstandingCounter: Sendable {
 
     /// Takes room without checking limits (batches already admitted as a whole).
     func reserve(bytes size: Int) {
+        parent?.reserve(bytes: size)
         count.add(1, ordering: .relaxed)
         bytes.add(size, ordering: .relaxed)
     }
 
-    private let delivered = Atomic<Int>(0)
-    private let failed = Atomic<Int>(0)
-
     func decrement(bytes size: Int) {
         bytes.subtract(size, ordering: .relaxed)
         count.subtract(1, ordering: .releasing)
+        parent?.decrement(bytes: size)
     }
 
     /// A record completed: frees its room and counts the outcome.
     func completed(bytes size: Int, success: Bool) {
         if success { delivered.add(1, ordering: .relaxed) } else { failed.add(1, ordering: .relaxed) }
-        decrement(bytes: size)
+        bytes.subtract(size, ordering: .relaxed)
+        count.subtract(1, ordering: .releasing)
+        parent?.completed(bytes: size, success: success)
     }
 
     var deliveredCount: Int { delivered.load(ordering: .relaxed) }
-    var failedCount: Int { failed.load(ordering: .relaxed) }
+    var failedCount: Int { failed.load(ordering: .acquiring) }
 
     var value: Int { count.load(ordering: .acquiring) }
     var byteCount: Int { bytes.load(ordering: .relaxed) }

@@ -1,8 +1,8 @@
 import KlifeIO
 import KlifeProtocol
 
-/// The producer half of one reactor: routes records to broker sinks and turns
-/// each sink's buffers into one Produce request per broker.
+/// The producer half of one reactor for one ``ProducerSession``: routes the session's
+/// records to broker sinks and turns each sink's buffers into one Produce request per broker.
 ///
 ///     app threads ──push──► MPSCRing ──drain (iteration hook)──► route ──► BrokerSink(leader)
 ///                                                                           │ flush: every ready partition
@@ -15,6 +15,8 @@ import KlifeProtocol
 final class ProducerEngine {
     // unowned(unsafe): the context owns this engine and outlives it.
     private unowned(unsafe) let context: ReactorContext
+    /// The identity, sequences and failure state this engine's batches are stamped with.
+    let session: ProducerSession
     private let config: ProducerConfiguration
     private var sinks: [Int32: BrokerSink] = [:]
     /// Records waiting for metadata (unknown topic, partition or leader).
@@ -41,31 +43,27 @@ final class ProducerEngine {
     private let backoffNanos: UInt64
     private let ackTimeoutMs: Int32
 
-    init(context: ReactorContext) {
+    init(context: ReactorContext, session: ProducerSession) {
         self.context = context
+        self.session = session
         self.config = context.configuration.producer
         self.lingerNanos = config.linger.nanoseconds
         self.backoffNanos = max(config.retryBackoff.nanoseconds, 1_000_000)
         self.backoffMaxNanos = config.retryBackoffMax.nanoseconds
         self.ackTimeoutMs = config.ackTimeout.int32Milliseconds
-        self.idempotent = config.idempotent
+        self.idempotent = session.idempotent
+        self.transactionalID = session.transactionalID
+        let identity = session.identity.current
+        if identity.isValid {
+            producerID = identity.producerID
+            epoch = identity.epoch
+            identityReady = true
+        }
     }
+
+    private let transactionalID: String?
 
     // MARK: Intake
-
-    /// Drains the record ring and flushes ready sinks. Runs once per reactor iteration.
-    func runIteration() {
-        let ring = context.records
-        let now = Reactor.monotonicNanoseconds()
-        while ring.drain(maxCount: 4096, { self.route($0, now: now) }) == 4096 {}
-        flushAll(now: now)
-    }
-
-    /// Routes records submitted as one batch (they are flushed together by the next iteration).
-    func routeMany(_ records: [PendingRecord]) {
-        let now = Reactor.monotonicNanoseconds()
-        for r in records { route(r, now: now) }
-    }
 
     /// Puts a record in its leader's sink, forwards it to the reactor owning that leader,
     /// or parks it until metadata knows where it goes.
@@ -172,7 +170,7 @@ final class ProducerEngine {
 
     // MARK: Flushing
 
-    private func flushAll(now: UInt64) {
+    func flushAll(now: UInt64) {
         for sink in sinks.values where sink.bufferedRecordCount > 0 {
             flush(sink, now: now)
         }
@@ -238,7 +236,7 @@ final class ProducerEngine {
         guard requestBytes + RecordBatchLayout.headerSize + 64 <= config.maxRequestBytes || batch.isEmpty else { return false }
         if idempotent && !buffer.sealed.isEmpty {
             let tp = TopicPartition(topic: topic, partition: index)
-            guard context.sequences.beginRetry(tp) else { return true }
+            guard session.sequences.beginRetry(tp) else { return true }
             let records = buffer.sealed.removeFirst()
             requestBytes += records.reduce(RecordBatchLayout.headerSize + 32) { $0 + PartitionBuffer.estimatedSize($1) }
             sink.bufferedRecordCount -= records.count
@@ -258,7 +256,7 @@ final class ProducerEngine {
         var baseSequence: Int32 = -1
         if idempotent {
             let tp = TopicPartition(topic: topic, partition: index)
-            guard let base = context.sequences.reserveNew(tp, count: records.count,
+            guard let base = session.sequences.reserveNew(tp, count: records.count,
                                                           maxInFlight: config.maxInFlightPerBroker) else {
                 buffer.putBack(records)
                 return true
@@ -286,7 +284,9 @@ final class ProducerEngine {
         }
         let acks = config.acks
         let options = BatchEncodingOptions(version: version, acks: acks.rawValue, timeoutMs: ackTimeoutMs,
+                                           transactionalID: transactionalID,
                                            producerID: idempotent ? producerID : -1, producerEpoch: idempotent ? epoch : -1,
+                                           isTransactional: transactionalID != nil,
                                            compression: config.compression, compressionLevel: config.compressionLevel)
         sink.inFlightRequests += 1
         let sentAt = Reactor.monotonicNanoseconds()
@@ -317,7 +317,7 @@ final class ProducerEngine {
     private func handleResponse(_ result: Result<ByteReader, KlifeError>, batch: ProduceBatch, version: Int16,
                                 sink: BrokerSink, broker: String) {
         if idempotent {
-            for entry in batch.partitions where entry.baseSequence >= 0 { context.sequences.finished(entry.tp) }
+            for entry in batch.partitions where entry.baseSequence >= 0 { session.sequences.finished(entry.tp) }
         }
         guard case .success(var reader) = result else {
             if case .failure(let error) = result { retryOrFail(batch.partitions, error: error, sink: sink, leadershipChanged: true) }
@@ -355,7 +355,7 @@ final class ProducerEngine {
         // was written but its answer lost), so the records are delivered.
         if code == .none || (sequenced && code == .duplicateSequenceNumber) {
             retryAttempts[entry.tp] = nil
-            if sequenced { context.sequences.acknowledged(entry.tp, base: entry.baseSequence, count: entry.records.count) }
+            if sequenced { session.sequences.acknowledged(entry.tp, base: entry.baseSequence, count: entry.records.count) }
             let known = code == .none
             let topic = entry.tp.topic
             let partition = entry.tp.partition
@@ -373,13 +373,22 @@ final class ProducerEngine {
         let message = p.errorMessage ?? p.recordErrors.first?.message
         let error = KlifeError.broker(code, "produce to \(entry.tp)", message: message)
         counters.errorsByBroker[sink.nodeID, default: 0] += 1
+        if transactionalID != nil && (ProducerSession.isFencing(code) || code == .unknownProducerID
+                                      || code == .outOfOrderSequenceNumber) {
+            // A transactional producer never bumps its own epoch mid-transaction: fenced is
+            // fatal, lost sequence state makes the transaction abort (and re-initialise).
+            let failure: KlifeError = ProducerSession.isFencing(code) ? .producerFenced(session.transactionalID ?? "", code: code) : error
+            for r in entry.records { r.fail(failure) }
+            if ProducerSession.isFencing(code) { session.markFatal(failure) } else { session.markAbortable(failure) }
+            return
+        }
         if sequenced {
             // The broker lost this producer's state, or a gap it cannot fill: start a new epoch,
             // after which the batch is resent under fresh sequence numbers.
             let lostState = code == .unknownProducerID
-                || (code == .outOfOrderSequenceNumber && context.sequences.isNextExpected(entry.tp, base: entry.baseSequence))
+                || (code == .outOfOrderSequenceNumber && session.sequences.isNextExpected(entry.tp, base: entry.baseSequence))
             if lostState {
-                context.requestEpochBump()
+                recoverSequences(after: error)
                 retryOrFail([entry], error: error, sink: sink, leadershipChanged: false)
                 return
             }
@@ -396,7 +405,7 @@ final class ProducerEngine {
         } else {
             for r in entry.records { r.fail(error) }
             // A sequenced batch that will never be written leaves a gap later batches cannot pass.
-            if sequenced { context.requestEpochBump() }
+            if sequenced { recoverSequences(after: error) }
         }
     }
 
@@ -409,7 +418,7 @@ final class ProducerEngine {
             if entry.baseSequence >= 0 {
                 if entry.records.contains(where: { $0.deadline <= now }) {
                     for r in entry.records { r.fail(error) }
-                    context.requestEpochBump()
+                    recoverSequences(after: error)
                     continue
                 }
                 retry = entry.records
@@ -434,6 +443,17 @@ final class ProducerEngine {
             }
         }
         ensureHousekeeping()
+    }
+
+    /// A sequenced batch failed for good or the broker lost this producer's sequence state:
+    /// the idempotent producer bumps its epoch; a transactional one must abort the
+    /// transaction (its next transaction starts under a new epoch).
+    private func recoverSequences(after error: KlifeError) {
+        if session.isTransactional {
+            session.markAbortable(error)
+        } else {
+            context.client?.requestEpochBump()
+        }
     }
 
     /// Exponential backoff per partition (retryBackoff doubling up to retryBackoffMax),
@@ -473,7 +493,9 @@ final class ProducerEngine {
                 if r.deadline <= now { r.fail(.timedOut("delivery of record to \(r.topic) (waiting for metadata)")) } else { keep.append(r) }
             }
             parked = keep
-            for sink in sinks.values where sink.expire(now: now) { context.requestEpochBump() }
+            for sink in sinks.values where sink.expire(now: now) {
+                recoverSequences(after: .timedOut("delivery of a sequenced batch"))
+            }
             if !parked.isEmpty { context.requestMetadataRefresh(topic: parked[0].topic) }
             flushAll(now: now)
             if !parked.isEmpty || sinks.values.contains(where: { $0.bufferedRecordCount > 0 || $0.inFlightRequests > 0 }) {

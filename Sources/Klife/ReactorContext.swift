@@ -18,9 +18,9 @@ final class ReactorContext: @unchecked Sendable {
     /// Records submitted by application threads, drained once per reactor iteration.
     let records: MPSCRing<PendingRecord>
     weak var client: KlifeClient?
-    /// The idempotent producer's identity and sequence numbers, shared by all reactors.
-    var identity = ProducerIdentity()
-    var sequences = SequenceRegistry()
+    /// The client's producer sessions (index = slot): the idempotent producer, then the
+    /// transactional pool. Shared by all reactors; set before the reactor starts.
+    var sessions: [ProducerSession] = []
     /// Every context of the client, this one included (index = reactor index), for
     /// forwarding records without touching the client. Emptied at close to break the cycle.
     var siblings: [ReactorContext] = []
@@ -28,7 +28,8 @@ final class ReactorContext: @unchecked Sendable {
     private(set) var snapshot = MetadataSnapshot(.empty, version: 0)
     private var connections: [Int32: BrokerConnection] = [:]
     private var bootstrapConnections: [BrokerAddress: BrokerConnection] = [:]
-    private(set) lazy var producer = ProducerEngine(context: self)
+    /// One engine per producer session that sent records through this reactor (index = slot).
+    private(set) var engines: [ProducerEngine?] = []
 
     init(index: Int, configuration: KlifeConfiguration) throws(KlifeError) {
         self.index = index
@@ -47,12 +48,53 @@ final class ReactorContext: @unchecked Sendable {
         reactor.submit { [self] in
             // A strong capture on purpose: the loop keeps its context (and everything that
             // refers to it unowned) alive until shutdown removes the hook.
-            reactor.addIterationHook { [self] in producer.runIteration() }
+            reactor.addIterationHook { [self] in runProducerIteration() }
         }
     }
 
     func assertOnReactor() {
         assert(reactor.isInReactorThread, "ReactorContext used off its reactor thread")
+    }
+
+    // MARK: Producer engines
+
+    /// The engine of session `slot`, created on first use.
+    func engine(slot: UInt8) -> ProducerEngine {
+        let index = Int(slot)
+        if index < engines.count, let engine = engines[index] { return engine }
+        if engines.count <= index { engines += Array(repeating: nil, count: index + 1 - engines.count) }
+        let engine = ProducerEngine(context: self, session: sessions[index])
+        engines[index] = engine
+        return engine
+    }
+
+    /// Engines that exist, in slot order.
+    var activeEngines: [ProducerEngine] { engines.compactMap { $0 } }
+
+    /// Drains the record ring into the engines, then flushes them. Runs once per reactor iteration.
+    private func runProducerIteration() {
+        let now = Reactor.monotonicNanoseconds()
+        while records.drain(maxCount: 4096, { self.route($0, now: now) }) == 4096 {}
+        for engine in engines { engine?.flushAll(now: now) }
+    }
+
+    /// Hands a record to its session's engine.
+    func route(_ record: consuming PendingRecord, now: UInt64) {
+        let slot = record.slot
+        engine(slot: slot).route(record, now: now)
+    }
+
+    /// Routes records submitted as one batch (they are flushed together by the next iteration).
+    func routeMany(_ records: [PendingRecord]) {
+        let now = Reactor.monotonicNanoseconds()
+        for r in records { route(r, now: now) }
+    }
+
+    /// Producer counters summed over this reactor's engines.
+    var producerCounters: ProducerCounters {
+        var total = ProducerCounters()
+        for engine in engines { if let engine { total.merge(engine.counters) } }
+        return total
     }
 
     // MARK: Records from other threads
@@ -63,7 +105,7 @@ final class ReactorContext: @unchecked Sendable {
         if records.tryPush(forwarded) {
             reactor.wakeup()
         } else {
-            reactor.submit { [self] in producer.route(forwarded, now: Reactor.monotonicNanoseconds()) }
+            reactor.submit { [self] in route(forwarded, now: Reactor.monotonicNanoseconds()) }
         }
     }
 
@@ -110,18 +152,16 @@ final class ReactorContext: @unchecked Sendable {
     func apply(_ snapshot: MetadataSnapshot, unknownTopics: [String]) {
         guard snapshot.version > self.snapshot.version else { return }
         self.snapshot = snapshot
-        for topic in unknownTopics { producer.failUnknownTopic(topic) }
-        producer.metadataChanged()
+        for engine in activeEngines {
+            for topic in unknownTopics { engine.failUnknownTopic(topic) }
+            engine.metadataChanged()
+        }
     }
 
     /// Sends an event to the configured log handler.
     func log(_ level: LogLevel, _ message: @autoclosure () -> String, broker: String? = nil) {
         guard let handler = configuration.logHandler, level >= configuration.logLevel else { return }
         handler(LogEvent(level: level, message: message(), broker: broker))
-    }
-
-    func requestEpochBump() {
-        client?.requestEpochBump()
     }
 
     func requestMetadataRefresh(topic: String?) {
@@ -150,7 +190,7 @@ final class ReactorContext: @unchecked Sendable {
     func closeAll(_ error: KlifeError) {
         siblings = []
         while let r = records.pop() { r.fail(error) }
-        producer.failAll(error)
+        for engine in activeEngines { engine.failAll(error) }
         for c in connections.values { c.close() }
         connections.removeAll()
         closeBootstrapConnections()

@@ -19,6 +19,9 @@ Witness mode (no transactions): --consume read_committed|read_uncommitted --coun
 reads --partition from the beginning with a librdkafka consumer at that isolation
 level for up to --timeout-s (or until N records) and prints
   {"offset": o, "value": "..."} per record.
+
+Offsets witness: --committed-group G prints the offset group G has committed for
+--topic/--partition, as {"committed": o} (-1001 when none).
 """
 import argparse
 import json
@@ -57,6 +60,20 @@ def consume(args):
     return 0
 
 
+def committed(args):
+    c = Consumer({
+        "bootstrap.servers": args.bootstrap,
+        "group.id": args.committed_group,
+        "enable.auto.commit": False,
+    })
+    try:
+        tps = c.committed([TopicPartition(args.topic, args.partition)], timeout=args.timeout_s)
+        print(json.dumps({"committed": tps[0].offset}))
+    finally:
+        c.close()
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bootstrap", required=True, help="HOST:PORT")
@@ -69,12 +86,15 @@ def main():
     ap.add_argument("--start-at", type=int, default=0, help="Unix ms to begin the first transaction at")
     ap.add_argument("--consume", choices=["read_committed", "read_uncommitted"], default=None)
     ap.add_argument("--count", type=int, default=0)
+    ap.add_argument("--committed-group", default=None)
     ap.add_argument("--open-end", default="abort", choices=["abort", "commit"])
     ap.add_argument("--timeout-s", type=float, default=30.0)
     ap.add_argument("--debug", default=None)
     args = ap.parse_args()
     if args.consume:
         return consume(args)
+    if args.committed_group:
+        return committed(args)
     if not args.transactional_id or not args.plan:
         ap.error("--transactional-id and --plan are required")
 

@@ -1,0 +1,217 @@
+import KlifeIO
+import KlifeProtocol
+import Synchronization
+
+/// The transaction protocol's round trips, each with its retry rules:
+///
+/// - `NOT_COORDINATOR`, `COORDINATOR_NOT_AVAILABLE` and lost connections: find the
+///   coordinator again, then retry;
+/// - `COORDINATOR_LOAD_IN_PROGRESS` and `CONCURRENT_TRANSACTIONS` (the previous transaction
+///   of this id is still completing): retry after a short, growing backoff;
+/// - `PRODUCER_FENCED`, `INVALID_PRODUCER_EPOCH`, `TRANSACTIONAL_ID_AUTHORIZATION_FAILED`:
+///   fatal for the producer (``KlifeError/Code/producerFenced``), never retried;
+/// - anything else: a typed broker error naming the call.
+///
+/// Retries stop at the client's `requestTimeout`, measured from the first attempt.
+extension KlifeClient {
+    /// Finds the broker coordinating `key` (a transactional id or a group id).
+    func findCoordinator(key: String, keyType: Int8) async throws(KlifeError) -> Int32 {
+        let deadline = Reactor.monotonicNanoseconds() &+ configuration.requestTimeout.nanoseconds
+        var attempt = 0
+        while true {
+            let response = try await roundTripAnyBroker(FindCoordinatorRequest(key: key, keyType: keyType))
+            guard let coordinator = response.coordinators.first else {
+                throw .malformed(DecodeError(.invalidValue, offset: 0, detail: "FindCoordinator answered no coordinator"),
+                                 broker: "FindCoordinator")
+            }
+            let code = KafkaErrorCode(rawValue: coordinator.errorCode)
+            if code == .none {
+                if metadataStore.snapshot.metadata.brokers[coordinator.nodeID] == nil {
+                    // A broker the cached metadata lacks: learn its address before connecting.
+                    try await refreshMetadata(topics: [])
+                }
+                return coordinator.nodeID
+            }
+            attempt += 1
+            guard code.isRetriable, Reactor.monotonicNanoseconds() < deadline else {
+                throw .broker(code, "FindCoordinator(\(key))", message: coordinator.errorMessage)
+            }
+            await coordinatorBackoff(attempt)
+        }
+    }
+
+    /// Sends `request` to `member`'s transaction coordinator, applying the retry rules above.
+    /// - Parameter errorCode: the error the response reports (the first failing entry for
+    ///   per-partition responses), `.none` on success.
+    func transactionCoordinatorCall<R: KafkaRequest>(
+        _ request: R, member: TransactionalMember, name: String,
+        errorCode: (R.Response) -> (KafkaErrorCode, String?)
+    ) async throws(KlifeError) -> R.Response {
+        try await coordinatorCall(request, name: name, transactionalID: member.transactionalID,
+                                  cache: member.coordinator, key: member.transactionalID,
+                                  keyType: FindCoordinatorRequest.transactionKeyType, errorCode: errorCode,
+                                  onFenced: { member.session.markFatal($0) })
+    }
+
+    /// The shared loop behind every coordinator call; `cache` remembers the coordinator.
+    func coordinatorCall<R: KafkaRequest>(
+        _ request: R, name: String, transactionalID: String, cache: CoordinatorCache, key: String, keyType: Int8,
+        errorCode: (R.Response) -> (KafkaErrorCode, String?), onFenced: (KlifeError) -> Void
+    ) async throws(KlifeError) -> R.Response {
+        let deadline = Reactor.monotonicNanoseconds() &+ configuration.requestTimeout.nanoseconds
+        var attempt = 0
+        while true {
+            attempt += 1
+            let node: Int32
+            if let cached = cache.node {
+                node = cached
+            } else {
+                node = try await findCoordinator(key: key, keyType: keyType)
+                cache.node = node
+            }
+            let response: R.Response
+            do {
+                response = try await roundTrip(request, node: node)
+            } catch {
+                guard error.isRetriable, Reactor.monotonicNanoseconds() < deadline else { throw error }
+                cache.node = nil
+                await coordinatorBackoff(attempt)
+                continue
+            }
+            let (code, message) = errorCode(response)
+            if code == .none { return response }
+            if ProducerSession.isFencing(code) {
+                let fenced = KlifeError.producerFenced(transactionalID, code: code)
+                onFenced(fenced)
+                throw fenced
+            }
+            let findAgain = code == .notCoordinator || code == .coordinatorNotAvailable
+            let wait = code == .coordinatorLoadInProgress || code == .concurrentTransactions
+            guard findAgain || wait || code.isRetriable, Reactor.monotonicNanoseconds() < deadline else {
+                throw .broker(code, "\(name) for '\(transactionalID)'", message: message)
+            }
+            if findAgain { cache.node = nil }
+            await coordinatorBackoff(attempt)
+        }
+    }
+
+    /// 10 ms doubling to 500 ms: CONCURRENT_TRANSACTIONS usually clears within milliseconds.
+    private func coordinatorBackoff(_ attempt: Int) async {
+        let ms = min(10 << min(attempt - 1, 6), 500)
+        try? await Task.sleep(for: .milliseconds(ms))
+    }
+
+    // MARK: The calls
+
+    /// InitProducerId for a pool member: a new epoch for its transactional id, which fences
+    /// any older holder of the id and aborts a transaction it left open. When the member
+    /// already has an id (re-initialising after a failed transaction), the current id and
+    /// epoch go along (KIP-360), so a member that was itself fenced meanwhile learns it
+    /// instead of fencing its successor. Brokers that refuse that form get the plain one.
+    func initTransactionalProducer(_ member: TransactionalMember) async throws(KlifeError) {
+        let session = member.session
+        let current = session.identity.current
+        var request = InitProducerIdRequest(transactionalID: member.transactionalID, transactionTimeoutMs: member.timeoutMs,
+                                            producerID: current.producerID, producerEpoch: current.epoch)
+        let response: InitProducerIdResponse
+        do {
+            response = try await transactionCoordinatorCall(request, member: member, name: "InitProducerId") {
+                (KafkaErrorCode(rawValue: $0.errorCode), nil)
+            }
+        } catch where current.producerID >= 0 && error.code == .brokerError && error.kafkaErrorCode != .concurrentTransactions {
+            contexts[0].log(.warning, "InitProducerId with the current epoch refused for '\(member.transactionalID)' (\(error)); taking a new epoch without it")
+            request.producerID = -1
+            request.producerEpoch = -1
+            response = try await transactionCoordinatorCall(request, member: member, name: "InitProducerId") {
+                (KafkaErrorCode(rawValue: $0.errorCode), nil)
+            }
+        }
+        session.sequences.resetSequences()
+        session.identity.set(producerID: response.producerID, epoch: response.producerEpoch)
+        announceIdentity(session)
+    }
+
+    /// Initialises every member of the transactional pool (at connect).
+    func initTransactionalProducers() async throws(KlifeError) {
+        for member in transactionPool.members { try await initTransactionalProducer(member) }
+    }
+
+    /// AddPartitionsToTxn: the partitions must be part of the transaction before any of
+    /// their records is produced.
+    func addPartitionsToTransaction(_ partitions: [TopicPartition], member: TransactionalMember) async throws(KlifeError) {
+        let identity = member.session.identity.current
+        var byTopic: [String: [Int32]] = [:]
+        for tp in partitions { byTopic[tp.topic, default: []].append(tp.partition) }
+        let request = AddPartitionsToTxnRequest(
+            transactionalID: member.transactionalID, producerID: identity.producerID, producerEpoch: identity.epoch,
+            topics: byTopic.sorted { $0.key < $1.key }.map { .init(name: $0.key, partitions: $0.value.sorted()) })
+        _ = try await transactionCoordinatorCall(request, member: member, name: "AddPartitionsToTxn") { response in
+            Self.firstError(response.results.flatMap { t in t.partitions.map { $0.errorCode } })
+        }
+    }
+
+    /// AddOffsetsToTxn then TxnOffsetCommit: the group's offsets commit or abort with the transaction.
+    func sendOffsetsToTransaction(_ offsets: [TopicPartition: Int64], groupID: String,
+                                  member: TransactionalMember) async throws(KlifeError) {
+        let identity = member.session.identity.current
+        let add = AddOffsetsToTxnRequest(transactionalID: member.transactionalID, producerID: identity.producerID,
+                                         producerEpoch: identity.epoch, groupID: groupID)
+        _ = try await transactionCoordinatorCall(add, member: member, name: "AddOffsetsToTxn") {
+            (KafkaErrorCode(rawValue: $0.errorCode), nil)
+        }
+        var byTopic: [String: [TxnOffsetCommitRequest.Partition]] = [:]
+        for (tp, offset) in offsets {
+            byTopic[tp.topic, default: []].append(.init(partitionIndex: tp.partition, committedOffset: offset))
+        }
+        let commit = TxnOffsetCommitRequest(
+            transactionalID: member.transactionalID, groupID: groupID, producerID: identity.producerID,
+            producerEpoch: identity.epoch,
+            topics: byTopic.sorted { $0.key < $1.key }.map { t in
+                .init(name: t.key, partitions: t.value.sorted { $0.partitionIndex < $1.partitionIndex })
+            })
+        let cache = member.groupCoordinator(groupID)
+        _ = try await coordinatorCall(commit, name: "TxnOffsetCommit", transactionalID: member.transactionalID,
+                                      cache: cache, key: groupID, keyType: FindCoordinatorRequest.groupKeyType,
+                                      errorCode: { response in
+                                          Self.firstError(response.topics.flatMap { t in t.partitions.map { $0.errorCode } })
+                                      },
+                                      onFenced: { member.session.markFatal($0) })
+    }
+
+    /// EndTxn: commits or aborts everything the transaction wrote and the offsets it sent.
+    /// - Parameter fencingIsFatal: false when aborting a transaction that outlived its
+    ///   timeout: the coordinator has aborted it already and bumped the epoch, which looks
+    ///   like fencing but is recovered from by re-initialising (KIP-588).
+    func endTransaction(member: TransactionalMember, commit: Bool, fencingIsFatal: Bool = true) async throws(KlifeError) {
+        let identity = member.session.identity.current
+        let request = EndTxnRequest(transactionalID: member.transactionalID, producerID: identity.producerID,
+                                    producerEpoch: identity.epoch, committed: commit)
+        _ = try await coordinatorCall(request, name: commit ? "EndTxn(commit)" : "EndTxn(abort)",
+                                      transactionalID: member.transactionalID, cache: member.coordinator,
+                                      key: member.transactionalID, keyType: FindCoordinatorRequest.transactionKeyType,
+                                      errorCode: { (KafkaErrorCode(rawValue: $0.errorCode), nil) },
+                                      onFenced: { if fencingIsFatal { member.session.markFatal($0) } })
+    }
+
+    /// The first real error among per-partition codes (`OPERATION_NOT_ATTEMPTED` only
+    /// accompanies another partition's error, so it is reported last).
+    private static func firstError(_ codes: [Int16]) -> (KafkaErrorCode, String?) {
+        var notAttempted = false
+        for raw in codes where raw != 0 {
+            let code = KafkaErrorCode(rawValue: raw)
+            if code == .operationNotAttempted { notAttempted = true; continue }
+            return (code, nil)
+        }
+        return (notAttempted ? .operationNotAttempted : .none, nil)
+    }
+}
+
+/// The last known coordinator of a transactional id or group; cleared when it moves.
+final class CoordinatorCache: Sendable {
+    private let cached = Mutex<Int32?>(nil)
+
+    var node: Int32? {
+        get { cached.withLock { $0 } }
+        set { cached.withLock { $0 = newValue } }
+    }
+}
