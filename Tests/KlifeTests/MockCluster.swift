@@ -95,6 +95,11 @@ final class MockCluster: @unchecked Sendable {
         try command("errors \(apiKey) " + codes.map { "\($0)" }.joined(separator: " "))
     }
 
+    /// Makes `broker` the coordinator of a transactional id (`type` "transaction") or a group ("group").
+    func coordinator(_ type: String, key: String, broker: Int32) throws {
+        try command("coordinator \(type) \(key) \(broker)")
+    }
+
     /// Asks the child to quit, closes its stdin and reaps it (SIGKILL if it lingers). Idempotent.
     func stop() {
         let first = lock.withLock { () -> Bool in

@@ -20,6 +20,8 @@ Commands, one per line on stdin; each is answered with one JSON line,
   rtt BROKER MS                   delay every response of the broker by MS
   errors APIKEY CODE [CODE...]    fail the next requests of that API key (any broker)
                                   with these Kafka error codes, one code per request
+  coordinator TYPE KEY BROKER     make BROKER the coordinator of KEY, TYPE being
+                                  "transaction" (a transactional id) or "group"
   quit                            exit
 
 The process exits when stdin closes or its parent process dies, so it never outlives
@@ -90,6 +92,7 @@ def load(path):
     api.set_rtt = fn("rd_kafka_mock_broker_set_rtt", I, P, I32, I)
     api.push_errors_array = fn("rd_kafka_mock_push_request_errors_array", None, P, I16, SZ,
                                ctypes.POINTER(ctypes.c_int), required=False)
+    api.coordinator_set = fn("rd_kafka_mock_coordinator_set", I, P, ctypes.c_char_p, ctypes.c_char_p, I32)
     api.set_host_port = fn("rd_kafka_mock_broker_set_host_port", None, P, I32, ctypes.c_char_p, I)
     api.push_errors_va = fn("rd_kafka_mock_push_request_errors", None, required=True)
     api.push_errors_va.argtypes = None  # variadic: arguments converted per call
@@ -139,6 +142,9 @@ class Mock:
 
     def rtt(self, broker, ms):
         self.check(self.api.set_rtt(self.mc, broker, ms), f"broker {broker} rtt")
+
+    def coordinator(self, key_type, key, broker):
+        self.check(self.api.coordinator_set(self.mc, key_type.encode(), key.encode(), broker), "set coordinator")
 
     def push_errors(self, apikey, codes):
         if self.api.push_errors_array is not None:
@@ -211,6 +217,10 @@ def run_command(mock, words):
             raise ValueError("usage: errors APIKEY CODE [CODE...]")
         values = [int(a) for a in args]
         mock.push_errors(values[0], values[1:])
+    elif cmd == "coordinator":
+        if len(args) != 3 or args[0] not in ("transaction", "group"):
+            raise ValueError("usage: coordinator transaction|group KEY BROKER")
+        mock.coordinator(args[0], args[1], int(args[2]))
     else:
         raise ValueError(f"unknown command {cmd!r}")
 
