@@ -11,7 +11,7 @@ enum ProduceCommand: Subcommand {
     static let spec = CommandSpec(
         path: "produce",
         synopsis: "-b HOST:PORT -t TOPIC [-p PARTITION] [-K DELIM] [-H NAME=VALUE ...] [-z CODEC] [--acks all|1|0] "
-            + "[--linger-ms N] [--no-idempotence] [--partitioner NAME] [-v]",
+            + "[--linger-ms N] [--no-idempotence] [--partitioner NAME] [--transactional-id ID [--abort]] [-v]",
         summary: """
             Reads stdin and produces one record per line (the trailing newline is removed;
             an empty line is an empty value). Waits until every record is acknowledged, reports
@@ -30,6 +30,10 @@ enum ProduceCommand: Subcommand {
             OptionSpec(["--no-idempotence"], help: "Turn idempotent production off (retries may then duplicate)"),
             OptionSpec(["--partitioner"], value: "NAME",
                        help: "For records without -p: \(PartitionerName.cliNames) (default: default)"),
+            OptionSpec(["--transactional-id"], value: "ID",
+                       help: "Send all lines in one transaction (transactional id ID-0) and commit it"),
+            OptionSpec(["--abort"], help: "With --transactional-id: abort the transaction instead of committing"),
+            OptionSpec(["--transaction-timeout-ms"], value: "N", help: "Transaction timeout (default 60000)"),
             OptionSpec(["-v", "--verbose"], help: "Print a summary (count, rate, partitions) on stderr"),
         ],
         details: ClientOptions.propertiesHelp + """
@@ -57,6 +61,14 @@ enum ProduceCommand: Subcommand {
               printf 'user-1:paid\\nuser-2:refunded\\n' | klife produce -b 127.0.0.1:9092 -t events -K : -H source=cli
               seq 1 100000 | klife produce -b 127.0.0.1:9092 -t events -z lz4 --linger-ms 5 -v
               seq 1 1000 | klife produce -b 127.0.0.1:9092 -t events --acks 1 --partitioner round-robin
+              seq 1 10 | klife produce -b 127.0.0.1:9092 -t events --transactional-id loader
+
+            Transactions: with --transactional-id every line joins one transaction, committed
+            after all were acknowledged (read_committed consumers see all of them or none);
+            --abort aborts it instead (the records are written, then hidden). The producer's
+            transactional id is ID-0 (member 0 of the client's transactional pool): a later
+            run with the same ID fences this one. A failed record aborts the whole transaction
+            and the command exits 1.
             """)
 
     static func main(_ arguments: [String]) async throws -> Int32 {
@@ -68,12 +80,21 @@ enum ProduceCommand: Subcommand {
         if delimiter?.isEmpty == true { throw parsed.usageError("-K needs a non-empty delimiter") }
         let headers = try parsed.pairs("--header").map { RecordHeader(key: $0.0, value: Array($0.1.utf8)) }
         let verbose = parsed.has("--verbose")
+        let transactional = parsed.value("--transactional-id") != nil
+        if parsed.has("--abort") && !transactional { throw parsed.usageError("--abort needs --transactional-id") }
+        if parsed.value("--transaction-timeout-ms") != nil && !transactional {
+            throw parsed.usageError("--transaction-timeout-ms needs --transactional-id")
+        }
         let signals = SignalWatcher.install()
 
         let outcome = try await ClientOptions.withClient(config) { client in
             let metadata = try await ClientOptions.topicMetadata(client, topic)
             if let partition, Int(partition) >= metadata.partitions.count {
                 throw CommandFailure("partition \(partition) does not exist: '\(topic)' has \(metadata.partitions.count) partitions")
+            }
+            if transactional {
+                return try await produceInTransaction(client, topic: topic, partition: partition, delimiter: delimiter,
+                                                      headers: headers, abort: parsed.has("--abort"), signals: signals)
             }
             let tracker = DeliveryTracker()
             var reader = LineReader()
@@ -111,6 +132,43 @@ enum ProduceCommand: Subcommand {
         return ExitStatus.success
     }
 
+    /// Thrown out of the transaction block to abort it on `--abort`.
+    private struct AbortRequested: Error {}
+
+    /// Reads every line into one transaction, then commits it (or aborts it with `--abort`).
+    private static func produceInTransaction(_ client: KlifeClient, topic: String, partition: Int32?, delimiter: [UInt8]?,
+                                             headers: [RecordHeader], abort: Bool, signals: SignalWatcher)
+        async throws -> (DeliveryTracker.State, Duration, Int) {
+        let tracker = DeliveryTracker()
+        var reader = LineReader()
+        var submitted = 0
+        let started = ContinuousClock.now
+        var transactionalID = ""
+        do {
+            try await client.transaction { txn in
+                transactionalID = txn.transactionalID
+                while let line = try reader.next(shouldStop: { signals.received != nil }) {
+                    submitted += 1
+                    let lineNumber = submitted
+                    let (key, value) = split(line, at: delimiter)
+                    let record = ProducerRecord(topic: topic, partition: partition, key: key, value: value, headers: headers)
+                    try await txn.enqueue(record) { tracker.complete(line: lineNumber, $0) }
+                }
+                if let signal = signals.received {
+                    printError("klife: \(SignalWatcher.name(signal)) received: aborting the transaction")
+                    throw AbortRequested()
+                }
+                if abort { throw AbortRequested() }
+            }
+        } catch is AbortRequested {
+            await tracker.waitForCompletions(submitted)
+            printError("klife: aborted the transaction of '\(transactionalID)' (\(submitted) records, none visible to read_committed)")
+            return (DeliveryTracker.State(), ContinuousClock.now - started, submitted)
+        }
+        await tracker.waitForCompletions(submitted)
+        return (tracker.snapshot, ContinuousClock.now - started, submitted)
+    }
+
     /// Applies `-z/--compression`, `--acks` and `--linger-ms` (shared with `bench produce`).
     static func applyCodecAcksLinger(_ parsed: ParsedArguments, to config: inout KlifeConfiguration) throws(UsageError) {
         if let text = parsed.value("--compression") {
@@ -140,6 +198,14 @@ enum ProduceCommand: Subcommand {
                     throw parsed.usageError("--no-idempotence contradicts -X enable.idempotence=true")
                 }
                 adjustments.idempotence = false
+            }
+            if let id = parsed.value("--transactional-id") {
+                if id.isEmpty { throw parsed.usageError("--transactional-id needs a non-empty id") }
+                var transactions = TransactionConfiguration(baseTransactionalID: id)
+                if let ms = try parsed.integer("--transaction-timeout-ms", as: Int.self, in: 1...900_000) {
+                    transactions.timeout = .milliseconds(ms)
+                }
+                config.transactions = transactions
             }
             if let text = parsed.value("--partitioner") {
                 guard let name = PartitionerName(rawValue: text) else {

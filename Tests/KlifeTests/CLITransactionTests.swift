@@ -1,0 +1,68 @@
+import Foundation
+import Klife
+import XCTest
+
+/// `klife produce --transactional-id` and `klife consume --isolation`, run as the built
+/// binary against the shared Tansu broker.
+final class CLITransactionTests: XCTestCase {
+    func testTransactionalProduceCommitsAndAbortsAndConsumeHonoursIsolation() async throws {
+        let client = try await Shared.client()
+        let topic = try await Shared.topic(client, partitions: 1, prefix: "clitxn")
+        await client.close()
+        let bootstrap = try await Shared.cluster.value.bootstrapServers[0]
+        let id = "cli-\(UUID().uuidString.prefix(8))"
+
+        let commit = try runKlife(["produce", "-b", bootstrap, "-t", topic, "--transactional-id", id], stdin: "a\nb\n")
+        XCTAssertEqual(commit.status, 0, commit.errors)
+        let abort = try runKlife(["produce", "-b", bootstrap, "-t", topic, "--transactional-id", id, "--abort"], stdin: "c\n")
+        XCTAssertEqual(abort.status, 0, abort.errors)
+        XCTAssertTrue(abort.errors.contains("aborted the transaction of '\(id)-0'"), abort.errors)
+
+        let committed = try runKlife(["consume", "-b", bootstrap, "-t", topic, "-o", "beginning", "-e",
+                                      "--isolation", "read_committed"])
+        XCTAssertEqual(committed.output, "a\nb\n", committed.errors)
+        let everything = try runKlife(["consume", "-b", bootstrap, "-t", topic, "-o", "beginning", "-e",
+                                       "--isolation", "read_uncommitted"])
+        XCTAssertEqual(everything.output, "a\nb\nc\n", everything.errors)
+    }
+
+    func testAbortWithoutTransactionalIDIsAUsageError() throws {
+        let result = try runKlife(["produce", "-b", "127.0.0.1:9", "-t", "x", "--abort"])
+        XCTAssertEqual(result.status, 64)
+        XCTAssertTrue(result.errors.contains("--abort needs --transactional-id"), result.errors)
+    }
+
+    private struct Run {
+        var status: Int32
+        var output: String
+        var errors: String
+    }
+
+    /// Runs the `klife` executable built next to the test bundle.
+    private func runKlife(_ arguments: [String], stdin: String = "") throws -> Run {
+        let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        var binary = directory.appendingPathComponent("klife")
+        if !FileManager.default.isExecutableFile(atPath: binary.path) {
+            // The test bundle may sit one level deeper (…/x.xctest/…): look upwards once.
+            binary = directory.deletingLastPathComponent().appendingPathComponent("klife")
+        }
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
+            throw XCTSkip("klife binary not built next to the tests (\(directory.path)): run swift build --build-tests")
+        }
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        let input = Pipe(), output = Pipe(), errors = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        input.fileHandleForWriting.write(Data(stdin.utf8))
+        try input.fileHandleForWriting.close()
+        let out = output.fileHandleForReading.readDataToEndOfFile()
+        let err = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Run(status: process.terminationStatus, output: String(decoding: out, as: UTF8.self),
+                   errors: String(decoding: err, as: UTF8.self))
+    }
+}
