@@ -13,7 +13,11 @@ import KlifeSecurity
 ///   naming the mechanism and the broker's enabled ones;
 /// - `SASL_AUTHENTICATION_FAILED`, a SCRAM `e=` reply or a bad server signature → `authenticationFailed`.
 ///
-/// Re-authentication (KIP-368) is not implemented: `session_lifetime_ms` is only recorded.
+/// Re-authentication (KIP-368): when the broker grants a session lifetime
+/// (`session_lifetime_ms` > 0, SaslAuthenticate v1+), the connection re-runs SaslHandshake
+/// and SaslAuthenticate on the same socket at a random 85–95 % of that lifetime, before the
+/// broker would close it. Meanwhile new requests wait (they are released when it completes);
+/// a failed re-authentication fails the connection like a failed first one.
 extension BrokerConnection {
     /// The mechanism's state across the rounds (closures capture it; one per attempt).
     private final class SASLSession {
@@ -109,11 +113,39 @@ extension BrokerConnection {
                 if let next {
                     saslRound(next, session: session)
                 } else if session.mechanism.isComplete {
+                    if reauthenticating { reauthenticationCount += 1 }
+                    reauthenticating = false
                     becomeReady()
                 } else {
                     fail(.authenticationFailed("\(name): exchange ended before the server was verified", broker: broker))
                 }
             }
         }
+    }
+
+    // MARK: Re-authentication (KIP-368)
+
+    /// Arms the re-authentication timer for the lifetime the broker granted, if any.
+    func scheduleReauthentication() {
+        if let timer = reauthenticationTimer {
+            context.reactor.cancelTimer(timer)
+            reauthenticationTimer = nil
+        }
+        guard saslSessionLifetimeMs > 0, context.configuration.sasl != nil else { return }
+        // A random 85–95 % of the lifetime, so a fleet of connections does not re-authenticate at once.
+        let delayMs = Double(saslSessionLifetimeMs) * Double.random(in: 0.85...0.95)
+        let delayNanos = UInt64(max(delayMs, 1) * 1_000_000)
+        reauthenticationTimer = context.reactor.scheduleTimer(afterNanoseconds: delayNanos) { [weak self] in
+            guard let self else { return }
+            reauthenticationTimer = nil
+            reauthenticate()
+        }
+    }
+
+    private func reauthenticate() {
+        guard let sasl = context.configuration.sasl, beginReauthentication() else { return }
+        reauthenticating = true
+        context.log(.debug, "SASL session expires in \(saslSessionLifetimeMs) ms: re-authenticating", broker: address.description)
+        authenticate(sasl)
     }
 }

@@ -37,7 +37,7 @@ final class BrokerConnection: ChannelHandler {
     let nodeID: Int32
     let address: BrokerAddress
     // unowned(unsafe): the context owns its connections and outlives them.
-    private unowned(unsafe) let context: ReactorContext
+    unowned(unsafe) let context: ReactorContext
     private var channel: TCPChannel?
     private var state: State = .idle
     private(set) var versions: ApiVersionTable?
@@ -50,8 +50,13 @@ final class BrokerConnection: ChannelHandler {
     /// Requests sent on this connection (all APIs), for tests and metrics.
     private(set) var requestCounts: [ApiKey: Int] = [:]
     /// The SASL session lifetime the broker granted (KIP-368), 0 for none or before SASL.
-    /// Recorded only: re-authentication is not implemented yet.
     var saslSessionLifetimeMs: Int64 = 0
+    /// Fires before the SASL session expires, to re-authenticate on this connection.
+    var reauthenticationTimer: TimerHandle?
+    /// Completed SASL re-authentications on this connection (KIP-368), for tests and metrics.
+    var reauthenticationCount = 0
+    /// True while a re-authentication (not the first authentication) runs.
+    var reauthenticating = false
     /// Called after the connection closes, so owners can drop or replace it.
     var onClose: ((BrokerConnection, KlifeError) -> Void)?
 
@@ -62,6 +67,15 @@ final class BrokerConnection: ChannelHandler {
     }
 
     var isReady: Bool { state == .ready }
+
+    /// Leaves `ready` for a SASL re-authentication on the open connection: requests already
+    /// sent are answered first (in order), new ones wait in `waiters` until it completes.
+    /// Returns false when the connection is not ready.
+    func beginReauthentication() -> Bool {
+        guard state == .ready else { return false }
+        state = .handshaking
+        return true
+    }
     var inFlightCount: Int { inFlight.count - inFlightHead }
 
     // MARK: Readiness
@@ -138,6 +152,7 @@ final class BrokerConnection: ChannelHandler {
     func becomeReady() {
         guard state == .handshaking else { return }
         state = .ready
+        scheduleReauthentication()
         let ready = waiters
         waiters.removeAll()
         for waiter in ready { waiter(.success(self)) }
@@ -319,6 +334,11 @@ final class BrokerConnection: ChannelHandler {
         state = .idle
         versions = nil
         saslSessionLifetimeMs = 0
+        reauthenticating = false
+        if let timer = reauthenticationTimer {
+            context.reactor.cancelTimer(timer)
+            reauthenticationTimer = nil
+        }
         if let timer = timeoutTimer {
             context.reactor.cancelTimer(timer)
             timeoutTimer = nil

@@ -19,7 +19,20 @@ final class SASLConnectionTests: XCTestCase {
         let password: String
         /// Impostor mode: accept any proof and answer with a signature made without the password.
         let forgeServerSignature: Bool
+        /// The session lifetime granted in SaslAuthenticate v1+ (KIP-368). Like a broker, the
+        /// peer closes a connection whose session expired when it sends anything but SASL.
+        let sessionLifetimeMs: Int64
         private let listener: Int32
+        private var _reauthentications = 0
+        private var _acceptedConnections = 0
+        private var _requestsAfterExpiry = 0
+
+        /// Successful authentications on connections that were already authenticated.
+        var reauthentications: Int { lock.withLock { _reauthentications } }
+        /// TCP connections accepted.
+        var acceptedConnections: Int { lock.withLock { _acceptedConnections } }
+        /// Non-SASL requests that arrived after their connection's session expired (each closed it).
+        var requestsAfterExpiry: Int { lock.withLock { _requestsAfterExpiry } }
         private let lock = NSLock()
         private var _plainMessages: [[UInt8]] = []
         private var _metadataBeforeAuth = 0
@@ -32,8 +45,10 @@ final class SASLConnectionTests: XCTestCase {
         /// Connections that completed SASL.
         var authenticatedConnections: Int { lock.withLock { _authenticatedConnections } }
 
-        init(enabled: [String], username: String, password: String, forgeServerSignature: Bool = false) throws {
+        init(enabled: [String], username: String, password: String, forgeServerSignature: Bool = false,
+             sessionLifetimeMs: Int64 = 3_600_000) throws {
             self.forgeServerSignature = forgeServerSignature
+            self.sessionLifetimeMs = sessionLifetimeMs
             self.enabled = enabled
             self.username = username
             self.password = password
@@ -53,6 +68,7 @@ final class SASLConnectionTests: XCTestCase {
                 while true {
                     let conn = accept(fd, nil, nil)
                     if conn < 0 { return }
+                    lock.withLock { _acceptedConnections += 1 }
                     Thread.detachNewThread { [self] in serve(conn) }
                 }
             }
@@ -69,6 +85,8 @@ final class SASLConnectionTests: XCTestCase {
             var mechanism: String?
             var authenticated = false
             var scram: ServerSCRAM?
+            /// When the current session expires (monotonic seconds).
+            var expiresAt: Double = .infinity
         }
 
         private func serve(_ conn: Int32) {
@@ -124,6 +142,11 @@ final class SASLConnectionTests: XCTestCase {
 
         private func handle(_ bytes: [UInt8], _ state: inout ConnectionState) -> [UInt8]? {
             guard let request = Self.parseHeader(bytes) else { return nil }
+            if request.apiKey != 17 && request.apiKey != 36 && state.authenticated
+                && ProcessInfo.processInfo.systemUptime > state.expiresAt {
+                lock.withLock { _requestsAfterExpiry += 1 }
+                return nil
+            }
             switch request.apiKey {
             case 18:   // ApiVersions: answer at v3 only (the client's first try), v0 layout on error
                 guard request.version == 3 else { return nil }
@@ -161,7 +184,7 @@ final class SASLConnectionTests: XCTestCase {
                     w.writeInt16(error)
                     w.writeNullableString(message, flexible: flexible)
                     w.writeSizedBytes(reply, flexible: flexible)
-                    if request.version >= 1 { w.writeInt64(error == 0 ? 3_600_000 : 0) }
+                    if request.version >= 1 { w.writeInt64(error == 0 ? sessionLifetimeMs : 0) }
                     w.writeEmptyTaggedFields(flexible: flexible)
                 }
             case 3:   // Metadata v1: this peer as broker 0, no topics
@@ -223,8 +246,10 @@ final class SASLConnectionTests: XCTestCase {
         }
 
         private func markAuthenticated(_ state: inout ConnectionState) {
+            let again = state.authenticated
             state.authenticated = true
-            lock.withLock { _authenticatedConnections += 1 }
+            state.expiresAt = ProcessInfo.processInfo.systemUptime + Double(sessionLifetimeMs) / 1000
+            lock.withLock { if again { _reauthentications += 1 } else { _authenticatedConnections += 1 } }
         }
     }
 
@@ -298,6 +323,28 @@ final class SASLConnectionTests: XCTestCase {
         XCTAssertEqual(metadata.brokers[0]?.address.port, peer.port)
         XCTAssertGreaterThanOrEqual(peer.authenticatedConnections, 1)
         XCTAssertEqual(peer.metadataBeforeAuth, 0)
+    }
+
+    /// KIP-368: with a short session lifetime the client re-authenticates on the same
+    /// connection before each expiry, and requests keep working throughout.
+    func testReauthenticatesBeforeTheSessionExpires() async throws {
+        let peer = try SASLPeer(enabled: ["SCRAM-SHA-256"], username: "bob", password: "pw", sessionLifetimeMs: 400)
+        defer { peer.stop() }
+        let client = try await KlifeClient.connect(configuration(peer, SASLConfiguration(mechanism: .scramSHA256,
+                                                                                          username: "bob", password: "pw")))
+        _ = try await client.metadata()   // opens the broker's own connection (after the bootstrap one)
+        let connectionsAfterConnect = peer.acceptedConnections
+        // Keep using the connection across several lifetimes: until 3 re-authentications happened.
+        var calls = 0
+        while peer.reauthentications < 3 && calls < 400 {
+            _ = try await client.metadata()
+            calls += 1
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        await client.close(timeout: .seconds(2))
+        XCTAssertGreaterThanOrEqual(peer.reauthentications, 3, "re-authentications before the session expired")
+        XCTAssertEqual(peer.requestsAfterExpiry, 0, "no request may reach the broker on an expired session")
+        XCTAssertEqual(peer.acceptedConnections, connectionsAfterConnect, "re-authentication keeps the connection")
     }
 
     func testSCRAMSHA256Authenticates() async throws {
