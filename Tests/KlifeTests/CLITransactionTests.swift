@@ -32,14 +32,8 @@ final class CLITransactionTests: XCTestCase {
         XCTAssertTrue(result.errors.contains("--abort needs --transactional-id"), result.errors)
     }
 
-    private struct Run {
-        var status: Int32
-        var output: String
-        var errors: String
-    }
-
     /// Runs the `klife` executable built next to the test bundle.
-    private func runKlife(_ arguments: [String], stdin: String = "") throws -> Run {
+    private func runKlife(_ arguments: [String], stdin: String = "") throws -> ProcessRun {
         let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         var binary = directory.appendingPathComponent("klife")
         if !FileManager.default.isExecutableFile(atPath: binary.path) {
@@ -49,20 +43,6 @@ final class CLITransactionTests: XCTestCase {
         guard FileManager.default.isExecutableFile(atPath: binary.path) else {
             throw XCTSkip("klife binary not built next to the tests (\(directory.path)): run swift build --build-tests")
         }
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
-        let input = Pipe(), output = Pipe(), errors = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        input.fileHandleForWriting.write(Data(stdin.utf8))
-        try input.fileHandleForWriting.close()
-        let out = output.fileHandleForReading.readDataToEndOfFile()
-        let err = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Run(status: process.terminationStatus, output: String(decoding: out, as: UTF8.self),
-                   errors: String(decoding: err, as: UTF8.self))
+        return try runProcess(binary, arguments, stdin: stdin)
     }
 }

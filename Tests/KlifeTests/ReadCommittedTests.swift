@@ -42,7 +42,7 @@ final class ReadCommittedTests: XCTestCase {
         let committed = try await readAll(client, topic: topic, isolation: .readCommitted, maxBytes: 1)
         if committed.records.map(\.text).contains("A-1-0") {
             // Is it the broker? librdkafka's read_committed consumer relies on the same list.
-            let witness = try await librdkafkaValues(topic: topic, isolation: "read_committed", count: 5)
+            let witness = try await librdkafkaValues(topic: topic, isolation: "read_committed", count: 5, timeoutSeconds: 5)
             if witness.contains("A-1-0") {
                 throw XCTSkip("""
                     broker sends no AbortedTransactions in read_committed FetchResponses (Tansu 0.6.0): \
@@ -251,15 +251,6 @@ private func produceTransactions(topic: String, id: String, label: String, plan:
                                        recordDelayMs: recordDelayMs)
 }
 
-/// The values a librdkafka consumer at `isolation` reads from partition 0 (an independent witness).
-private func librdkafkaValues(topic: String, isolation: String, count: Int) async throws -> [String] {
-    let bootstrap = try await Shared.cluster.value.bootstrapServers[0]
-    let out = try runInterop("rdkafka_txn_produce.py", ["--bootstrap", bootstrap, "--topic", topic, "--consume", isolation,
-                                                        "--count", "\(count)", "--timeout-s", "5"])
-    return try out.split(separator: "\n").compactMap { line in
-        (try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["value"] as? String
-    }
-}
 
 /// A transaction left open by rdkafka_txn_produce.py (plan ending in `open:N`) until ``finish()``.
 private final class OpenTransaction {

@@ -32,11 +32,18 @@ func interopPython() throws -> String {
     return venv
 }
 
-/// Runs a script from Tests/interop with `stdin`, returning stdout; fails on a non-zero exit.
-func runInterop(_ script: String, _ arguments: [String], stdin: String = "") throws -> String {
+/// What a child process printed and how it exited.
+struct ProcessRun {
+    var status: Int32
+    var output: String
+    var errors: String
+}
+
+/// Runs `executable` with `arguments`, feeding it `stdin`, and waits for it to exit.
+func runProcess(_ executable: URL, _ arguments: [String], stdin: String = "") throws -> ProcessRun {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: try interopPython())
-    process.arguments = [repositoryRoot.appendingPathComponent("Tests/interop/\(script)").path] + arguments
+    process.executableURL = executable
+    process.arguments = arguments
     let input = Pipe(), output = Pipe(), errors = Pipe()
     process.standardInput = input
     process.standardOutput = output
@@ -47,10 +54,28 @@ func runInterop(_ script: String, _ arguments: [String], stdin: String = "") thr
     let out = output.fileHandleForReading.readDataToEndOfFile()
     let err = errors.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-        throw InteropError(description: "\(script) exited \(process.terminationStatus): \(String(decoding: err, as: UTF8.self))")
+    return ProcessRun(status: process.terminationStatus, output: String(decoding: out, as: UTF8.self),
+                      errors: String(decoding: err, as: UTF8.self))
+}
+
+/// Runs a script from Tests/interop with `stdin`, returning stdout; fails on a non-zero exit.
+func runInterop(_ script: String, _ arguments: [String], stdin: String = "") throws -> String {
+    let run = try runProcess(URL(fileURLWithPath: try interopPython()),
+                             [repositoryRoot.appendingPathComponent("Tests/interop/\(script)").path] + arguments, stdin: stdin)
+    guard run.status == 0 else { throw InteropError(description: "\(script) exited \(run.status): \(run.errors)") }
+    return run.output
+}
+
+/// The values a librdkafka consumer at `isolation` ("read_committed" or "read_uncommitted")
+/// reads from partition 0 of `topic`: up to `count`, waiting at most `timeoutSeconds` for more
+/// (an independent witness of what a transaction made visible).
+func librdkafkaValues(topic: String, isolation: String, count: Int, timeoutSeconds: Int = 4) async throws -> [String] {
+    let bootstrap = try await Shared.cluster.value.bootstrapServers[0]
+    let out = try runInterop("rdkafka_txn_produce.py", ["--bootstrap", bootstrap, "--topic", topic, "--consume", isolation,
+                                                        "--count", "\(count)", "--timeout-s", "\(timeoutSeconds)"])
+    return try out.split(separator: "\n").compactMap { line in
+        (try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["value"] as? String
     }
-    return String(decoding: out, as: UTF8.self)
 }
 
 func hex(_ bytes: [UInt8]?) -> String? {

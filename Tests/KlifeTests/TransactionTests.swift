@@ -292,16 +292,6 @@ private func assertLibrdkafkaReadCommitted(topic: String, equals committed: [Str
     }
 }
 
-/// The values a librdkafka consumer at `isolation` reads from partition 0 of `topic`
-/// (up to `count`, waiting at most a few seconds for more).
-private func librdkafkaValues(topic: String, isolation: String, count: Int) async throws -> [String] {
-    let bootstrap = try await Shared.cluster.value.bootstrapServers[0]
-    let out = try runInterop("rdkafka_txn_produce.py", ["--bootstrap", bootstrap, "--topic", topic, "--consume", isolation,
-                                                        "--count", "\(count)", "--timeout-s", "4"])
-    return try out.split(separator: "\n").compactMap { line in
-        (try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["value"] as? String
-    }
-}
 
 /// The offset `group` has committed for partition 0 of `topic`, as librdkafka reads it.
 private func committedOffset(group: String, topic: String) async throws -> Int64? {
