@@ -19,6 +19,8 @@ extension KlifeClient {
     /// ```
     ///
     /// Waits for a free pool member first (``TransactionConfiguration/acquireTimeout``).
+    /// The block runs on the caller's actor (`isolation` defaults to it), so it may use that
+    /// actor's state directly; it need not be `Sendable`.
     /// - Returns: what `body` returned.
     /// - Throws: the error `body` threw (the transaction was aborted); or ``KlifeError``:
     ///   `transactionAborted` when a record failed or the transaction outlived
@@ -26,7 +28,8 @@ extension KlifeClient {
     ///   `producerFenced` when another instance took over the transactional id (fatal for
     ///   that pool member), `invalidConfiguration` without ``KlifeConfiguration/transactions``,
     ///   or a broker/connection error from the commit itself.
-    public func transaction<T>(_ body: (Transaction) async throws -> T) async throws -> T {
+    public func transaction<T>(isolation: isolated (any Actor)? = #isolation,
+                               _ body: (Transaction) async throws -> T) async throws -> T {
         let member = try await transactionPool.acquire(timeout: configuration.transactions?.acquireTimeout ?? .zero)
         defer { transactionPool.release(member) }
         let transaction = try await beginTransaction(on: member)

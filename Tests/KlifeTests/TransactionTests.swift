@@ -213,6 +213,28 @@ final class TransactionTests: XCTestCase {
         await client.close()
     }
 
+    /// The block runs on the caller's actor: an actor can mutate its own state inside it.
+    func testBlockRunsOnTheCallersActor() async throws {
+        actor Ledger {
+            var written: [Int64] = []
+            func record(_ client: KlifeClient, topic: String) async throws -> Int {
+                try await client.transaction { txn in
+                    written.append(try await txn.produce(ProducerRecord(topic: topic, partition: 0, value: "l")).offset)
+                    written.append(try await txn.produce(ProducerRecord(topic: topic, partition: 0, value: "m")).offset)
+                    return written.count
+                }
+            }
+        }
+        let client = try await transactionalClient(base: "actor")
+        let topic = try await Shared.topic(client, partitions: 1, prefix: "txactor")
+        let ledger = Ledger()
+        let count = try await ledger.record(client, topic: topic)
+        XCTAssertEqual(count, 2)
+        let written = await ledger.written
+        XCTAssertEqual(written, [0, 1])
+        await client.close()
+    }
+
     func testTransactionHandleIsUnusableAfterItsBlock() async throws {
         let client = try await transactionalClient(base: "escape")
         let topic = try await Shared.topic(client, partitions: 1, prefix: "txe")
