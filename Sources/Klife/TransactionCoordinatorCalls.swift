@@ -145,9 +145,11 @@ extension KlifeClient {
         let request = AddPartitionsToTxnRequest(
             transactionalID: member.transactionalID, producerID: identity.producerID, producerEpoch: identity.epoch,
             topics: byTopic.sorted { $0.key < $1.key }.map { .init(name: $0.key, partitions: $0.value.sorted()) })
-        _ = try await transactionCoordinatorCall(request, member: member, name: "AddPartitionsToTxn") { response in
+        let response = try await transactionCoordinatorCall(request, member: member, name: "AddPartitionsToTxn") { response in
             Self.firstError(response.results.flatMap { t in t.partitions.map { $0.errorCode } })
         }
+        let answered = Set(response.results.flatMap { t in t.partitions.map { TopicPartition(topic: t.name, partition: $0.partitionIndex) } })
+        try Self.requireAnswers(for: partitions, in: answered, call: "AddPartitionsToTxn")
     }
 
     /// AddOffsetsToTxn then TxnOffsetCommit: the group's offsets commit or abort with the transaction.
@@ -170,12 +172,23 @@ extension KlifeClient {
                 .init(name: t.key, partitions: t.value.sorted { $0.partitionIndex < $1.partitionIndex })
             })
         let cache = member.groupCoordinator(groupID)
-        _ = try await coordinatorCall(commit, name: "TxnOffsetCommit", transactionalID: member.transactionalID,
+        let response = try await coordinatorCall(commit, name: "TxnOffsetCommit", transactionalID: member.transactionalID,
                                       cache: cache, key: groupID, keyType: FindCoordinatorRequest.groupKeyType,
                                       errorCode: { response in
                                           Self.firstError(response.topics.flatMap { t in t.partitions.map { $0.errorCode } })
                                       },
                                       onFenced: { member.session.markFatal($0) })
+        let answered = Set(response.topics.flatMap { t in t.partitions.map { TopicPartition(topic: t.name, partition: $0.partitionIndex) } })
+        try Self.requireAnswers(for: Array(offsets.keys), in: answered, call: "TxnOffsetCommit")
+    }
+
+    /// A success answer that leaves out a partition asked about is malformed: that partition's
+    /// state is unknown, so the transaction must not go on as if it had joined.
+    private static func requireAnswers(for asked: [TopicPartition], in answered: Set<TopicPartition>,
+                                       call: String) throws(KlifeError) {
+        guard let missing = asked.first(where: { !answered.contains($0) }) else { return }
+        throw .malformed(DecodeError(.invalidValue, offset: 0, detail: "\(call) answer lacks partition \(missing)"),
+                         broker: "transaction coordinator")
     }
 
     /// EndTxn: commits or aborts everything the transaction wrote and the offsets it sent.
