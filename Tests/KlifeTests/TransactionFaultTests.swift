@@ -122,7 +122,29 @@ final class TransactionFaultTests: XCTestCase {
         await client.close()
     }
 
-    private func connect(_ mock: MockCluster) async throws -> KlifeClient {
+    /// Three leaders owned by two reactors: a transaction's records cross reactors with
+    /// their session, and each lands once, in order, under one commit.
+    func testTransactionAcrossBrokersAndReactors() async throws {
+        let topic = "txspread"
+        let mock = try MockCluster(brokers: 3, topics: [(topic, 6)])
+        defer { mock.stop() }
+        let client = try await connect(mock) { $0.reactorCount = 2 }
+        var records: [ProducerRecord] = []
+        for i in 0..<60 { records.append(ProducerRecord(topic: topic, partition: Int32(i % 6), value: "r-\(i)")) }
+        let metadata = try await client.produceBatchInTransaction(records)
+        XCTAssertEqual(metadata.map(\.partition), records.map { $0.partition! })
+        for p in Int32(0)..<6 {
+            XCTAssertEqual(metadata.filter { $0.partition == p }.map(\.offset), Array(0..<10), "partition \(p)")
+        }
+        let stats = await client.statistics()
+        XCTAssertEqual(stats.requestsSent[.addPartitionsToTxn], 1, "all six partitions joined in one call")
+        XCTAssertEqual(stats.requestsSent[.endTxn], 1)
+        XCTAssertEqual(stats.recordsFailed, 0)
+        await client.close()
+    }
+
+    private func connect(_ mock: MockCluster,
+                         _ configure: (inout KlifeConfiguration) -> Void = { _ in }) async throws -> KlifeClient {
         var config = KlifeConfiguration(bootstrapServers: mock.bootstrap)
         config.clientID = "klife-txn-fault-tests"
         config.connectTimeout = .seconds(3)
@@ -133,6 +155,7 @@ final class TransactionFaultTests: XCTestCase {
         // errors reach them.
         config.producer.idempotent = false
         config.transactions = TransactionConfiguration(baseTransactionalID: "fault")
+        configure(&config)
         return try await KlifeClient.connect(config)
     }
 }
