@@ -23,13 +23,14 @@ let package = Package(
         .systemLibrary(name: "CLZ4", path: "Sources/CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CSnappy", path: "Sources/CSnappy", pkgConfig: "snappy", providers: [.apt(["libsnappy-dev"])]),
-        // OpenSSL's libcrypto (Debian: libssl-dev) for SASL/SCRAM: HMAC, PBKDF2, digests, RAND_bytes.
-        .systemLibrary(name: "CCrypto", path: "Sources/CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // OpenSSL (Debian: libssl-dev): libcrypto for SASL/SCRAM (HMAC, PBKDF2, digests, RAND_bytes), libssl for TLS.
+        .systemLibrary(name: "CCrypto", path: "Sources/CCrypto", pkgConfig: "libssl", providers: [.apt(["libssl-dev"])]),
         // Wire codec: primitives, messages, RecordBatch v2 (with gzip/snappy/lz4/zstd), error table. No I/O.
         .target(name: "KlifeProtocol", dependencies: ["CKlifeShim", "CZlib", "CLZ4", "CZstd", "CSnappy"],
                 swiftSettings: strict),
-        // Reactor: epoll event loop, sockets, timers, lock-free rings. Uses the codec's buffers, knows no Kafka messages.
-        .target(name: "KlifeIO", dependencies: ["CKlifeShim", "KlifeProtocol"], swiftSettings: strict),
+        // Reactor: epoll event loop, sockets (plain or TLS over OpenSSL memory BIOs), timers, lock-free rings.
+        // Uses the codec's buffers, knows no Kafka messages.
+        .target(name: "KlifeIO", dependencies: ["CKlifeShim", "CCrypto", "KlifeProtocol"], swiftSettings: strict),
         // SASL mechanisms (PLAIN, SCRAM-SHA-256/512), used by connections when configured.
         .target(name: "KlifeSecurity", dependencies: ["CCrypto", "KlifeProtocol"], swiftSettings: strict),
         // Client: connections, metadata, producer, fetch, admin.

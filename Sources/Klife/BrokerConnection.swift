@@ -9,7 +9,11 @@ import KlifeProtocol
 /// response's correlation id; anything else is a protocol violation and fails the
 /// connection (and every request on it) with a typed error.
 ///
-///     connect ──► ApiVersions v3 (v0 fallback) ──► [SASL] ──► ready ──► send / send / ... ──► close
+///     connect [+ TLS handshake] ──► ApiVersions v3 (v0 fallback) ──► [SASL] ──► ready ──► send / ... ──► close
+///
+/// With ``KlifeConfiguration/tls`` set the channel runs TLS and reports connected only
+/// after the handshake and certificate checks; everything here sees plaintext either way.
+/// A TLS failure while establishing the session fails the connection with `tlsHandshakeFailed`.
 ///
 /// With ``KlifeConfiguration/sasl`` set, SaslHandshake and SaslAuthenticate run between
 /// ApiVersions and ready (see `BrokerConnection+SASL.swift`).
@@ -97,7 +101,7 @@ final class BrokerConnection: ChannelHandler {
         state = .connecting
         channel = TCPChannel.connect(host: address.host, port: address.port, on: context.reactor,
                                      connectTimeoutNanoseconds: context.configuration.connectTimeout.nanoseconds,
-                                     handler: self)
+                                     tls: context.tls, handler: self)
     }
 
     func channelDidConnect(_ channel: TCPChannel) {

@@ -40,10 +40,13 @@ public struct KlifeConfiguration: Sendable {
     /// Events below this level are not built at all.
     public var logLevel: LogLevel = .info
     /// SASL authentication for every connection (`nil`: none). See ``SASLConfiguration``:
-    /// without TLS (not implemented yet), `.plain` sends the password in clear text.
+    /// without ``tls``, `.plain` sends the password in clear text.
     public var sasl: SASLConfiguration? = nil
     /// The transactional producer pool (`nil`: no transactions). See ``TransactionConfiguration``.
     public var transactions: TransactionConfiguration? = nil
+    /// TLS for every connection (`nil`: plain TCP). With ``sasl`` as well this is Kafka's
+    /// `SASL_SSL`: SASL runs inside the TLS session. See ``TLSConfiguration``.
+    public var tls: TLSConfiguration? = nil
 
     /// Creates a configuration for the given bootstrap servers.
     public init(bootstrapServers: [String]) {
@@ -73,6 +76,7 @@ public struct KlifeConfiguration: Sendable {
         if metadataMaxAge <= .zero { throw .invalidConfiguration("metadataMaxAge", "must be positive") }
         if maxResponseBytes < 1024 { throw .invalidConfiguration("maxResponseBytes", "must be at least 1024") }
         try sasl?.validate()
+        try tls?.validate()
         try producer.validate()
         try transactions?.validate(producer: producer)
     }

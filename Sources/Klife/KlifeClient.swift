@@ -44,9 +44,10 @@ public final class KlifeClient: Sendable {
 
     private init(_ configuration: KlifeConfiguration) throws(KlifeError) {
         self.configuration = configuration
+        let tls = try configuration.tls?.makeContext()
         var contexts: [ReactorContext] = []
         for i in 0..<configuration.reactorCount {
-            contexts.append(try ReactorContext(index: i, configuration: configuration))
+            contexts.append(try ReactorContext(index: i, configuration: configuration, tls: tls))
         }
         self.contexts = contexts
         var sessions = [ProducerSession(defaultWith: outstanding, idempotent: configuration.producer.idempotent)]
@@ -71,8 +72,10 @@ public final class KlifeClient: Sendable {
 
     /// Validates `configuration`, starts the reactors and loads cluster metadata from the
     /// first bootstrap server that answers.
-    /// - Throws: ``KlifeError`` — `invalidConfiguration` naming the bad field, or
-    ///   `bootstrapUnreachable` when no bootstrap server answers.
+    /// - Throws: ``KlifeError`` — `invalidConfiguration` naming the bad field (TLS files
+    ///   are read here), `bootstrapUnreachable` when no bootstrap server answers, or as they
+    ///   are: `tlsHandshakeFailed` and SASL `authenticationFailed` (another bootstrap server
+    ///   would say the same).
     public static func connect(_ configuration: KlifeConfiguration) async throws(KlifeError) -> KlifeClient {
         try configuration.validate()
         let client = try KlifeClient(configuration)
@@ -259,8 +262,9 @@ public final class KlifeClient: Sendable {
                 context.reactor.submit { context.closeBootstrapConnections() }
                 return
             } catch {
-                // Rejected credentials or mechanism: another bootstrap server would say the same.
-                if error.code == .authenticationFailed || error.kafkaErrorCode == .unsupportedSaslMechanism { throw error }
+                // Rejected credentials, mechanism or certificate: another bootstrap server would say the same.
+                if error.code == .authenticationFailed || error.code == .tlsHandshakeFailed
+                    || error.kafkaErrorCode == .unsupportedSaslMechanism { throw error }
                 lastError = error.description
             }
         }

@@ -51,6 +51,12 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
         /// The transaction could not commit and was aborted (a record failed, the
         /// transaction outlived its timeout, or the coordinator refused); the message says why.
         public static let transactionAborted = Code("transactionAborted")
+        /// TLS could not be established with a broker: its certificate did not verify
+        /// (`certificate verify failed: unable to get local issuer certificate`, `…: hostname
+        /// mismatch`), it rejected ours (`tlsv13 alert certificate required`), the two sides
+        /// share no protocol version or cipher, or it closed the connection during the
+        /// handshake (a port that does not speak TLS). Not retriable: fix the configuration.
+        public static let tlsHandshakeFailed = Code("tlsHandshakeFailed")
         /// The name of the code.
         public var description: String { name }
     }
@@ -73,6 +79,7 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
         case authenticationFailed(broker: String, detail: String)
         case producerFenced(transactionalID: String, code: KafkaErrorCode)
         case transactionAborted(transactionalID: String, reason: String)
+        case tlsHandshakeFailed(broker: String, failure: TLSFailure)
     }
 
     private let kind: Kind
@@ -101,6 +108,7 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
         case .authenticationFailed: .authenticationFailed
         case .producerFenced: .producerFenced
         case .transactionAborted: .transactionAborted
+        case .tlsHandshakeFailed: .tlsHandshakeFailed
         }
     }
 
@@ -160,6 +168,8 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
             "transactional producer '\(id)' is fenced (\(code)): another instance with the same transactional id took over; this producer can no longer write"
         case .transactionAborted(let id, let reason):
             "transaction of '\(id)' aborted: \(reason)"
+        case .tlsHandshakeFailed(let broker, let failure):
+            "TLS handshake with \(broker) failed: \(failure)"
         }
     }
 
@@ -178,8 +188,13 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
     static func broker(_ code: KafkaErrorCode, _ context: String, message: String? = nil) -> KlifeError {
         KlifeError(.broker(code, context: context, message: message))
     }
+    /// A closed channel's error: TLS failures while establishing the session become
+    /// `tlsHandshakeFailed`, everything else `connectionFailed`.
     static func connection(_ error: IOError, broker: String) -> KlifeError {
-        KlifeError(.connection(error, broker: broker))
+        if case .tls(let failure) = error.kind, failure.stage == .handshake {
+            return KlifeError(.tlsHandshakeFailed(broker: broker, failure: failure))
+        }
+        return KlifeError(.connection(error, broker: broker))
     }
     static func malformed(_ error: DecodeError, broker: String) -> KlifeError {
         KlifeError(.malformed(error, broker: broker))

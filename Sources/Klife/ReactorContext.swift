@@ -7,7 +7,7 @@ import KlifeProtocol
 /// Each broker connection belongs to exactly one reactor for its whole life
 /// (`nodeID mod reactorCount`), so no connection is ever touched by two threads.
 final class ReactorContext: @unchecked Sendable {
-    // Safe to share: `index`, `reactor`, `configuration`, `records` and `client` are
+    // Safe to share: `index`, `reactor`, `configuration`, `tls`, `records` and `client` are
     // immutable references to thread-safe objects. Every other property is read and
     // written only on `reactor`'s thread (inside tasks, hooks, timers and channel
     // callbacks it runs), which `assertOnReactor()` checks in debug builds.
@@ -15,6 +15,8 @@ final class ReactorContext: @unchecked Sendable {
     let index: Int
     let reactor: Reactor
     let configuration: KlifeConfiguration
+    /// The client's TLS context (shared by all reactors), `nil` for plain TCP.
+    let tls: TLSContext?
     /// Records submitted by application threads, drained once per reactor iteration.
     let records: MPSCRing<PendingRecord>
     weak var client: KlifeClient?
@@ -31,9 +33,10 @@ final class ReactorContext: @unchecked Sendable {
     /// One engine per producer session that sent records through this reactor (index = slot).
     private(set) var engines: [ProducerEngine?] = []
 
-    init(index: Int, configuration: KlifeConfiguration) throws(KlifeError) {
+    init(index: Int, configuration: KlifeConfiguration, tls: TLSContext?) throws(KlifeError) {
         self.index = index
         self.configuration = configuration
+        self.tls = tls
         self.records = MPSCRing(capacity: configuration.producer.queueCapacity)
         do {
             self.reactor = try Reactor(name: "klife-reactor-\(index)",

@@ -1,7 +1,7 @@
 import Glibc
 
 /// An error from the I/O layer: a failed system call, a connect timeout, a closed
-/// connection, a failed name resolution, or a channel closed by shutdown.
+/// connection, a failed name resolution, a failed TLS session, or a channel closed by shutdown.
 ///
 /// ``kind`` is what code should switch on; ``description`` is for people and logs,
 /// for example `connect to 127.0.0.1:9092 failed: Connection refused (errno 111)`.
@@ -23,6 +23,8 @@ public struct IOError: Error, Sendable, CustomStringConvertible {
         case closedByUser
         /// The reactor shut down while the channel was open.
         case reactorShutdown
+        /// TLS failed: the handshake (including certificate verification) or a record.
+        case tls(TLSFailure)
     }
 
     /// What went wrong.
@@ -62,6 +64,8 @@ public struct IOError: Error, Sendable, CustomStringConvertible {
             return "\(context ?? "channel"): closed by user"
         case .reactorShutdown:
             return "\(context ?? "channel"): reactor shut down"
+        case .tls(let failure):
+            return "\(context ?? "TLS") failed: \(failure)"
         }
     }
 

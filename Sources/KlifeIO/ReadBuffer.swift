@@ -68,6 +68,16 @@ struct ReadBuffer: ~Copyable {
         return result
     }
 
+    /// Lets `body` write into the free tail (call ``prepareForRead()`` first): it returns how
+    /// many bytes it wrote, with its own result. Used for decrypted TLS data.
+    mutating func fill<R>(_ body: (UnsafeMutableRawBufferPointer) -> (written: Int, result: R)) -> R {
+        let space = UnsafeMutableRawBufferPointer(start: base + end, count: capacity - end)
+        let (written, result) = body(space)
+        precondition(written >= 0 && written <= space.count, "fill wrote outside the free space")
+        end += written
+        return result
+    }
+
     /// Calls `body` with the unread bytes. The pointer is valid only inside `body`.
     func withUnreadBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
         body(UnsafeRawBufferPointer(start: base + start, count: end - start))

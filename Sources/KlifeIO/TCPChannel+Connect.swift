@@ -1,10 +1,12 @@
 import Glibc
 
-// Establishing a connection: resolve → try each address → connected, all under one timer.
+// Establishing a connection: resolve → try each address → [TLS handshake] → connected,
+// all under one timer.
 //
-//   resolving ──addresses──▶ connecting ──SO_ERROR 0──▶ connected
-//       │                      │  ▲ refused/unreachable: next address
-//       └──────────────────────┴──┴──▶ closed (error: last connect error, timeout, resolve failure)
+//   resolving ──addresses──▶ connecting ──SO_ERROR 0──▶ [handshaking ──verified──▶] connected
+//       │                      │  ▲ refused/unreachable: next address    │
+//       └──────────────────────┴──┴───────────────────────────────────────┴──▶ closed (error: last
+//                                          connect error, timeout, resolve failure, TLS failure)
 //
 // No handler callback ever runs inside `connect(...)`: numeric hosts are started from
 // the reactor's local task queue, names from the resolver's posted result.
@@ -23,23 +25,26 @@ extension TCPChannel {
     ///   - port: TCP port.
     ///   - reactor: The reactor the channel lives on (the caller must be on its thread).
     ///   - connectTimeoutNanoseconds: Budget for resolving plus connecting, all addresses
-    ///     together; when it runs out the handler gets `.connectTimeout`.
+    ///     together, plus the TLS handshake; when it runs out the handler gets `.connectTimeout`.
+    ///   - tls: Run TLS with this context (`nil`: plain TCP). The handler's
+    ///     `channelDidConnect` then comes after the handshake and certificate verification;
+    ///     a failure closes the channel with a `.tls` error.
     ///   - handler: Receives connect, read and close events; held until `channelDidClose`.
     /// - Returns: The channel, not yet connected. Frames appended to ``outbound`` and
     ///   flushed meanwhile are sent once connected. On a reactor that is shutting down the
     ///   channel closes with `.reactorShutdown` right after.
-    public static func connect(host: String, port: Int, on reactor: Reactor,
-                               connectTimeoutNanoseconds: UInt64, handler: any ChannelHandler) -> TCPChannel {
+    public static func connect(host: String, port: Int, on reactor: Reactor, connectTimeoutNanoseconds: UInt64,
+                               tls: TLSContext? = nil, handler: any ChannelHandler) -> TCPChannel {
         connect(host: host, port: port, on: reactor, connectTimeoutNanoseconds: connectTimeoutNanoseconds,
-                handler: handler, addresses: nil)
+                tls: tls, handler: handler, addresses: nil)
     }
 
-    /// ``connect(host:port:on:connectTimeoutNanoseconds:handler:)`` with the resolution
+    /// ``connect(host:port:on:connectTimeoutNanoseconds:tls:handler:)`` with the resolution
     /// already done when `addresses` is given (tests use it for multi-address fallback).
     static func connect(host: String, port: Int, on reactor: Reactor, connectTimeoutNanoseconds: UInt64,
-                        handler: any ChannelHandler, addresses: [SocketAddress]?) -> TCPChannel {
+                        tls: TLSContext? = nil, handler: any ChannelHandler, addresses: [SocketAddress]?) -> TCPChannel {
         precondition(reactor.isInReactorThread, "TCPChannel.connect must be called on the reactor thread")
-        let channel = TCPChannel(host: host, port: port, reactor: reactor, handler: handler)
+        let channel = TCPChannel(host: host, port: port, reactor: reactor, tls: tls, handler: handler)
         reactor.channelOpened(channel)
         if reactor.isShuttingDown {
             reactor.runSoon {
@@ -65,8 +70,14 @@ extension TCPChannel {
 
     private func connectTimedOut() {
         connectTimer = nil
-        guard state == .resolving || state == .connecting else { return }
-        close(error: IOError(.connectTimeout, context: "connect to \(remoteDescription)"))
+        switch state {
+        case .resolving, .connecting:
+            close(error: IOError(.connectTimeout, context: "connect to \(remoteDescription)"))
+        case .handshaking:
+            close(error: IOError(.connectTimeout, context: "TLS handshake with \(remoteDescription)"))
+        case .connected, .closed:
+            break
+        }
     }
 
     private func resolved(_ result: Result<[SocketAddress], IOError>) {
@@ -130,8 +141,13 @@ extension TCPChannel {
     }
 
     /// Marks the channel connected, switches interest to reading, tells the handler,
-    /// then sends whatever was queued before and during `channelDidConnect`.
+    /// then sends whatever was queued before and during `channelDidConnect`. With TLS the
+    /// handshake starts instead, still under the connect timer.
     private func didConnect() {
+        if let tlsContext {
+            startHandshake(tlsContext)
+            return
+        }
         state = .connected
         if let timer = connectTimer {
             reactor.cancelTimer(timer)

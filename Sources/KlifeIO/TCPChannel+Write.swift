@@ -13,13 +13,18 @@ import Glibc
 // Would-block turns EPOLLOUT interest on (writeBlocked); the EPOLLOUT event resumes the
 // flush and, once everything is sent, interest drops back to EPOLLIN only, so
 // level-triggered epoll never reports writability we do not need.
+//
+// With TLS, `outbound` is plaintext: a flush first encrypts it onto `sealed`, then swaps
+// `sealed` into `outbound`'s place for the loop below, so ciphertext takes exactly the
+// path plaintext takes without TLS, and back (TCPChannel+TLS.swift).
 
 extension TCPChannel {
     /// Sends as much of ``outbound`` (and of earlier unsent bytes) as the socket takes now,
     /// one `writev` at a time, up to 16 calls or until the kernel would block. What is left
     /// is sent when the socket becomes writable again. Before the connection is established
     /// this does nothing: queued bytes are sent on connect. Reactor thread only. A write
-    /// error closes the channel (the handler gets `channelDidClose` with it).
+    /// error closes the channel (the handler gets `channelDidClose` with it). With TLS the
+    /// bytes are encrypted first (after the handshake, never before).
     public func flush() {
         assert(reactor.isInReactorThread, "TCPChannel.flush must be called on the reactor thread")
         guard state == .connected, !writeBlocked else { return }
@@ -36,7 +41,21 @@ extension TCPChannel {
         writePending()
     }
 
-    private func writePending() {
+    /// Sends what is pending: plaintext as it is, or with TLS everything OpenSSL produced
+    /// (handshake flights, alerts) and, once connected, `outbound` encrypted.
+    func writePending() {
+        guard let session = tls else {
+            sendWireBytes()
+            return
+        }
+        guard seal(with: session) else { return }
+        swap(&outbound, &sealed)
+        sendWireBytes()
+        swap(&outbound, &sealed)
+    }
+
+    /// The writev loop over `flushing` and `outbound` (ciphertext with TLS, swapped in).
+    private func sendWireBytes() {
         for _ in 0..<Self.writesPerFlush {
             if flushOffset == flushing.count {
                 guard outbound.count > 0 else {
@@ -63,7 +82,7 @@ extension TCPChannel {
                 advance(by: written)
             }
         }
-        if pendingOutboundBytes > 0 {
+        if flushing.count - flushOffset + outbound.count > 0 {
             blockUntilWritable()  // write limit reached: yield to the loop, EPOLLOUT resumes
         } else {
             _ = setInterest(.read)

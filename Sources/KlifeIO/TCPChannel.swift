@@ -5,14 +5,15 @@ public import KlifeProtocol
 /// The channel holds its handler strongly until it has delivered ``channelDidClose(_:error:)``
 /// and then drops it, so a handler may hold its channel strongly without leaking.
 public protocol ChannelHandler: AnyObject {
-    /// The connection is established; writes queued in `outbound` are about to be sent.
+    /// The connection is established (with TLS: the handshake completed and the peer's
+    /// certificate verified); writes queued in `outbound` are about to be sent.
     /// - Parameter channel: The connected channel.
     func channelDidConnect(_ channel: TCPChannel)
 
     /// Bytes arrived.
     /// - Parameters:
     ///   - channel: The channel they arrived on.
-    ///   - bytes: All unread bytes buffered so far, valid only during this call.
+    ///   - bytes: All unread bytes buffered so far (decrypted, with TLS), valid only during this call.
     /// - Returns: How many leading bytes were consumed (whole frames). The rest is kept and
     ///   presented again, followed by new data; when the buffer is full and nothing was
     ///   consumed it grows.
@@ -23,8 +24,9 @@ public protocol ChannelHandler: AnyObject {
     /// - Parameters:
     ///   - channel: The closed channel.
     ///   - error: `nil` after ``TCPChannel/close()``; otherwise why it closed: `.peerClosed`,
-    ///     `.connectTimeout`, `.reactorShutdown`, `.resolveFailed`, `.noAddresses`, or a
-    ///     failed system call (e.g. `connect` with ECONNREFUSED, `read` with ECONNRESET).
+    ///     `.connectTimeout`, `.reactorShutdown`, `.resolveFailed`, `.noAddresses`, `.tls`
+    ///     (handshake, certificate or record failure), or a failed system call (e.g.
+    ///     `connect` with ECONNREFUSED, `read` with ECONNRESET).
     func channelDidClose(_ channel: TCPChannel, error: IOError?)
 }
 
@@ -32,9 +34,12 @@ public protocol ChannelHandler: AnyObject {
 ///
 /// Writing: encode frames straight into ``outbound``, then call ``flush()``. Reading:
 /// the handler's ``ChannelHandler/channelDidRead(_:_:)`` sees all unread bytes and
-/// reports how many it consumed.
+/// reports how many it consumed. With a ``TLSContext`` the handler still sees only
+/// plaintext: ``outbound`` is encrypted on flush and reads are decrypted first
+/// (`TCPChannel+TLS.swift`).
 public final class TCPChannel {
-    enum State { case resolving, connecting, connected, closed }
+    /// `handshaking` is the TLS handshake after TCP connected (TLS channels only).
+    enum State { case resolving, connecting, handshaking, connected, closed }
 
     /// `host:port` as given to ``connect(host:port:on:connectTimeoutNanoseconds:handler:)``
     /// (IPv6 literals in brackets: `[::1]:9092`).
@@ -71,6 +76,14 @@ public final class TCPChannel {
     /// A write hit EAGAIN (or the per-flush write limit) and EPOLLOUT interest is on.
     var writeBlocked = false
 
+    // TLS (plain TCP when `tlsContext` is nil). The session is made once TCP connects;
+    // `outbound` then holds plaintext and `sealed` the ciphertext waiting for the socket.
+    let tlsContext: TLSContext?
+    var tls: TLSSession?
+    var sealed: ByteWriter
+    /// Decrypted bytes the handler has not consumed yet (`readBuffer` holds ciphertext).
+    var decrypted: ReadBuffer
+
     // Counters for tests and diagnostics.
     var writevCount = 0
     var wouldBlockCount = 0
@@ -83,7 +96,7 @@ public final class TCPChannel {
     /// Initial size of the receive buffer.
     static let initialReadCapacity = 64 * 1024
 
-    init(host: String, port: Int, reactor: Reactor, handler: any ChannelHandler) {
+    init(host: String, port: Int, reactor: Reactor, tls: TLSContext?, handler: any ChannelHandler) {
         self.host = host
         self.port = port
         self.reactor = reactor
@@ -92,6 +105,9 @@ public final class TCPChannel {
         self.readBuffer = ReadBuffer(capacity: Self.initialReadCapacity)
         self.outbound = ByteWriter(capacity: 16 * 1024)
         self.flushing = ByteWriter(capacity: 16 * 1024)
+        self.tlsContext = tls
+        self.sealed = ByteWriter(capacity: tls == nil ? 0 : 16 * 1024)
+        self.decrypted = ReadBuffer(capacity: tls == nil ? 0 : Self.initialReadCapacity)
     }
 
     deinit {
@@ -103,8 +119,8 @@ public final class TCPChannel {
     public var isConnected: Bool { state == .connected }
 
     /// Bytes appended and not yet accepted by the kernel (`outbound` plus the unsent part
-    /// of the previous flush).
-    public var pendingOutboundBytes: Int { flushing.count - flushOffset + outbound.count }
+    /// of the previous flush, and with TLS the ciphertext not yet sent).
+    public var pendingOutboundBytes: Int { flushing.count - flushOffset + outbound.count + sealed.count }
 
     /// Closes the channel; the handler gets `channelDidClose(error: nil)` unless the
     /// channel was already closed. Idempotent. Unsent bytes are discarded.
@@ -131,6 +147,7 @@ public final class TCPChannel {
         // buffer is being read from. It is freed with the channel.
         outbound.removeAll()
         flushing.removeAll()
+        sealed.removeAll()
         flushOffset = 0
     }
 
@@ -165,9 +182,9 @@ public final class TCPChannel {
         switch state {
         case .connecting:
             finishConnect(event)
-        case .connected:
+        case .handshaking, .connected:
             if event.isReadable { readAvailable() }
-            if state == .connected && event.isWritable { writable() }
+            if state != .closed && event.isWritable { writable() }
         case .resolving, .closed:
             break
         }
@@ -176,7 +193,9 @@ public final class TCPChannel {
     // MARK: Reading
 
     /// Reads up to ``readsPerEvent`` times, handing all unread bytes to the handler after
-    /// each read. End of stream closes with `.peerClosed`, read errors with the error.
+    /// each read (with TLS: to the session, which decrypts them for the handler). End of
+    /// stream closes with `.peerClosed` (a `.tls` failure during the handshake), read
+    /// errors with the error.
     private func readAvailable() {
         for _ in 0..<Self.readsPerEvent {
             readBuffer.prepareForRead()
@@ -191,14 +210,19 @@ public final class TCPChannel {
             case .wouldBlock:
                 return
             case .processed(0):
-                close(error: IOError(.peerClosed, context: "connection to \(remoteDescription)"))
+                close(error: state == .handshaking ? Self.closedDuringHandshake(remoteDescription)
+                                                   : IOError(.peerClosed, context: "connection to \(remoteDescription)"))
                 return
             case .processed:
                 readCount += 1
-                guard let handler else { return }
-                let consumed = readBuffer.withUnreadBytes { handler.channelDidRead(self, $0) }
-                guard state == .connected else { return }
-                readBuffer.consume(consumed)
+                if tls != nil {
+                    guard receiveCiphertext() else { return }
+                } else {
+                    guard let handler else { return }
+                    let consumed = readBuffer.withUnreadBytes { handler.channelDidRead(self, $0) }
+                    guard state == .connected else { return }
+                    readBuffer.consume(consumed)
+                }
                 if !readBuffer.lastReadFilledSpace { return }
             }
         }

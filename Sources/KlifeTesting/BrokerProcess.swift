@@ -8,15 +8,25 @@ import Synchronization
 /// a Swift concurrency worker that mask blocks SIGTERM, and the broker then ignores a
 /// polite stop. Spawning with `POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF` makes
 /// SIGTERM work no matter which thread starts the broker.
+///
+/// With `ownProcessGroup` the child leads a new process group and signals go to the whole
+/// group, so children it forks (socat's per-connection processes) stop with it.
 final class BrokerProcess: Sendable {
     let pid: Int32
+    private let ownProcessGroup: Bool
     private let exited = Mutex(false)
 
-    private init(pid: Int32) { self.pid = pid }
+    private init(pid: Int32, ownProcessGroup: Bool) {
+        self.pid = pid
+        self.ownProcessGroup = ownProcessGroup
+    }
+
+    /// The `kill` target: the child, or its whole process group.
+    private var signalTarget: Int32 { ownProcessGroup ? -pid : pid }
 
     /// Starts `path` with `arguments`, stdout and stderr appended to `logPath`, stdin from /dev/null.
     static func spawn(_ path: String, arguments: [String], environment: [String: String],
-                      logPath: String) throws -> BrokerProcess {
+                      logPath: String, ownProcessGroup: Bool = false) throws -> BrokerProcess {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -34,7 +44,12 @@ final class BrokerProcess: Sendable {
         sigemptyset(&defaults)
         for signal in [SIGTERM, SIGINT, SIGPIPE, SIGHUP] { sigaddset(&defaults, signal) }
         posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF
+        if ownProcessGroup {
+            posix_spawnattr_setpgroup(&attributes, 0)
+            flags |= POSIX_SPAWN_SETPGROUP
+        }
+        posix_spawnattr_setflags(&attributes, Int16(flags))
 
         let argv = ([path] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -47,8 +62,9 @@ final class BrokerProcess: Sendable {
         guard code == 0 else {
             throw TestBrokerError(description: "starting \(path) failed: \(String(cString: strerror(code)))")
         }
-        BrokerReaper.shared.track(pid)
-        return BrokerProcess(pid: pid)
+        let process = BrokerProcess(pid: pid, ownProcessGroup: ownProcessGroup)
+        BrokerReaper.shared.track(process.signalTarget)
+        return process
     }
 
     /// Whether the child is still alive (reaps it if it has exited).
@@ -64,18 +80,18 @@ final class BrokerProcess: Sendable {
     /// SIGTERM, wait up to 3 s, then SIGKILL; reaps the child. Idempotent.
     func stop() {
         guard isRunning else { return }
-        kill(pid, SIGTERM)
+        kill(signalTarget, SIGTERM)
         for _ in 0..<300 {
             if !isRunning { break }
             usleep(10_000)
         }
         exited.withLock { done in
             guard !done else { return }
-            kill(pid, SIGKILL)
+            kill(signalTarget, SIGKILL)
             var status: Int32 = 0
             waitpid(pid, &status, 0)
             done = true
         }
-        BrokerReaper.shared.untrack(pid)
+        BrokerReaper.shared.untrack(signalTarget)
     }
 }

@@ -48,6 +48,13 @@ public final class TestBroker: Sendable {
     /// - Throws: ``TestBrokerError`` when no binary is found or the broker never becomes ready.
     public static func start(port: Int? = nil, advertisedPort: Int? = nil,
                              readyTimeout: Duration = .seconds(20)) async throws -> TestBroker {
+        try await start(port: port, advertisedPort: advertisedPort, readyTimeout: readyTimeout, advertisedTLS: nil)
+    }
+
+    /// ``start(port:advertisedPort:readyTimeout:)``; with `advertisedTLS` the readiness check
+    /// bootstraps through the advertised port with that TLS configuration (a TLS front).
+    static func start(port: Int?, advertisedPort: Int?, readyTimeout: Duration,
+                      advertisedTLS: TLSConfiguration?) async throws -> TestBroker {
         let binary = try locateBinary()
         let port = try port ?? freeLoopbackPort()
         let logPath = FileManager.default.temporaryDirectory.appendingPathComponent("klife-tansu-\(port)-\(getpid()).log").path
@@ -60,7 +67,11 @@ public final class TestBroker: Sendable {
                         "--advertised-listener-url", "tcp://127.0.0.1:\(advertisedPort ?? port)"],
             environment: environment, logPath: logPath)
         let broker = TestBroker(process: process, port: port, logPath: logPath)
-        try await broker.waitUntilReady(timeout: readyTimeout)
+        if let advertisedTLS, let advertisedPort {
+            try await broker.waitUntilReady(timeout: readyTimeout, via: "127.0.0.1:\(advertisedPort)", tls: advertisedTLS)
+        } else {
+            try await broker.waitUntilReady(timeout: readyTimeout, via: broker.bootstrapServers, tls: nil)
+        }
         return broker
     }
 
@@ -75,7 +86,9 @@ public final class TestBroker: Sendable {
     /// The broker's log so far (useful when a test fails).
     public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
-    private func waitUntilReady(timeout: Duration) async throws {
+    /// Connects a client (which also fetches a producer id from the advertised address)
+    /// until it succeeds.
+    private func waitUntilReady(timeout: Duration, via bootstrap: String, tls: TLSConfiguration?) async throws {
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
         var lastError = "not tried"
@@ -83,7 +96,8 @@ public final class TestBroker: Sendable {
             guard process.isRunning else {
                 throw TestBrokerError(description: "broker exited before it was ready: \(log)")
             }
-            var config = KlifeConfiguration(bootstrapServers: [bootstrapServers])
+            var config = KlifeConfiguration(bootstrapServers: [bootstrap])
+            config.tls = tls
             config.connectTimeout = .seconds(1)
             config.requestTimeout = .seconds(2)
             do {
@@ -175,7 +189,8 @@ public final class TestBroker: Sendable {
     }
 }
 
-/// Kills brokers still running when the test process exits, even after a failed test.
+/// Kills brokers (and other helper processes) still running when the test process exits,
+/// even after a failed test. Targets are `kill` arguments: a pid, or minus a process group.
 final class BrokerReaper: Sendable {
     static let shared = BrokerReaper()
     private let pids = Mutex<Set<Int32>>([])
