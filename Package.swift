@@ -39,7 +39,8 @@ let package = Package(
         .target(name: "KlifeTesting", dependencies: ["Klife"], swiftSettings: strict),
         .executableTarget(name: "KlifeCLI", dependencies: ["Klife", "KlifeTesting"], swiftSettings: strict),
         .testTarget(name: "KlifeProtocolTests", dependencies: ["KlifeProtocol"], swiftSettings: strict),
-        .testTarget(name: "KlifeIOTests", dependencies: ["KlifeIO"], swiftSettings: strict),
+        // TLS tests run an OpenSSL server (CCrypto) with certificates from KlifeTesting.
+        .testTarget(name: "KlifeIOTests", dependencies: ["KlifeIO", "CCrypto", "KlifeTesting"], swiftSettings: strict),
         .testTarget(name: "KlifeTests", dependencies: ["Klife", "KlifeTesting", "KlifeProtocol", "KlifeSecurity"], swiftSettings: strict),
         .testTarget(name: "KlifeSecurityTests", dependencies: ["KlifeSecurity", "KlifeProtocol"], swiftSettings: strict),
     ],

@@ -152,6 +152,29 @@ extension TCPChannel {
         return false
     }
 
+    /// A write failed (a reset) before any application data arrived: a peer that rejected
+    /// the handshake sends an alert and closes, and our next write meets the reset while
+    /// the alert still waits in the socket. Reads it (into scratch: the channel is closing)
+    /// so the error names the peer's reason; `nil` when there is no such alert.
+    func peerAlert(explaining error: IOError) -> IOError? {
+        guard let session = tls, !session.hasReceivedApplicationData, fd >= 0 else { return nil }
+        var scratch = [UInt8](repeating: 0, count: 16 * 1024)
+        for _ in 0..<Self.readsPerEvent {
+            let result = try? scratch.withUnsafeMutableBytes { (space) throws(IOError) in try Posix.read(fd, into: space) }
+            guard case .processed(let count)? = result, count > 0 else { break }
+            guard scratch.withUnsafeBytes({ session.receive(UnsafeRawBufferPointer(rebasing: $0.prefix(count))) }) else { break }
+        }
+        let outcome: TLSSession.ReadOutcome
+        if state == .handshaking {
+            guard case .failed(let failure) = session.handshake() else { return nil }
+            outcome = .failed(failure)
+        } else {
+            outcome = scratch.withUnsafeMutableBytes { session.decrypt(into: $0) }
+        }
+        guard case .failed(let failure) = outcome else { return nil }
+        return IOError(.tls(failure), context: "TLS handshake with \(remoteDescription)")
+    }
+
     /// The error for an end of stream before the handshake completed: typically a peer that
     /// does not speak TLS on this port, or one that rejected us without an alert.
     static func closedDuringHandshake(_ remote: String) -> IOError {

@@ -70,7 +70,7 @@ extension TCPChannel {
             do {
                 result = try writeOnce()
             } catch {
-                close(error: error.with(context: "write to \(remoteDescription)"))
+                close(error: peerAlert(explaining: error) ?? error.with(context: "write to \(remoteDescription)"))
                 return
             }
             switch result {
