@@ -11,10 +11,11 @@
 /// let client = try await KlifeClient.connect(config)
 /// ```
 ///
-/// - Important: TLS is not implemented yet, so every connection is plain TCP. With
-///   ``Mechanism/plain`` the **password travels in clear text** and anyone on the network
-///   path can read it. SCRAM never sends the password (only a proof), but the session that
-///   follows is still unencrypted and unauthenticated at the transport level.
+/// - Important: Set ``KlifeConfiguration/tls`` as well (Kafka's `SASL_SSL`): SASL then runs
+///   inside the TLS session. Without TLS, ``Mechanism/plain`` sends the **password in clear
+///   text** and anyone on the network path can read it; SCRAM never sends the password (only
+///   a proof), but the session that follows is unencrypted and the broker unauthenticated
+///   at the transport level.
 /// - Note: The password is held in memory, as a `String`, for the life of the client
 ///   (every new connection needs it). It is never logged: ``description`` redacts it.
 /// - Note: Re-authentication (KIP-368) is not implemented yet. The broker's
@@ -25,7 +26,7 @@ public struct SASLConfiguration: Sendable, Equatable, CustomStringConvertible {
     /// The SASL mechanism.
     public enum Mechanism: Sendable, Equatable, CaseIterable, CustomStringConvertible {
         /// SASL PLAIN (RFC 4616): username and password in one message, **in clear text**
-        /// until TLS is supported.
+        /// unless ``KlifeConfiguration/tls`` is set.
         case plain
         /// SCRAM-SHA-256 (RFC 5802, RFC 7677).
         case scramSHA256

@@ -6,7 +6,7 @@ import Glibc
 /// Shared pieces of `klife bench produce` and `klife bench consume`: options, the process
 /// CPU clock, latency percentiles, per-thread CPU and the one-line JSON result.
 enum BenchSupport {
-    /// Options both modes accept (besides `-b` and `-X`).
+    /// Options both modes accept (`-b`, `-X`, the workload, SASL and TLS).
     static let commonSpecs: [OptionSpec] = [
         OptionSpec(["-b", "--bootstrap", "--brokers"], value: "HOST:PORT[,...]",
                    help: "Bootstrap servers (default: $KLIFE_BROKERS)"),
@@ -18,7 +18,7 @@ enum BenchSupport {
         OptionSpec(["-P", "--partitions"], value: "P",
                    help: "Partitions; produce creates the topic with P partitions if missing (default 1)"),
         OptionSpec(["--threads"], help: "Print CPU time per thread over the measured section on stderr (/proc/self/task)"),
-    ]
+    ] + ClientOptions.securitySpecs
 
     /// `true`/`false` for `--idempotent`, or a usage error.
     static func bool(_ parsed: ParsedArguments, _ key: String) throws(UsageError) -> Bool? {

@@ -2,18 +2,30 @@ import Klife
 import KlifeProtocol
 import Glibc
 
-/// The options every broker-talking command shares (`-b`, `-X`) and the code that turns
-/// them into a ``KlifeConfiguration`` and a connected client.
+/// The options every broker-talking command shares (`-b`, `-X`, SASL, TLS) and the code
+/// that turns them into a ``KlifeConfiguration`` and a connected client.
 enum ClientOptions {
-    /// `-b` and `-X`, for inclusion in a command's option table.
+    /// `-b`, `-X` and the security options, for inclusion in a command's option table.
     static let specs: [OptionSpec] = [
         OptionSpec(["-b", "--brokers"], value: "HOST:PORT[,...]",
                    help: "Bootstrap servers (default: $KLIFE_BROKERS)"),
         OptionSpec(["-X", "--property"], value: "KEY=VALUE",
                    help: "Client setting, repeatable (see 'Properties' below)", repeatable: true),
+    ] + securitySpecs
+
+    /// SASL and TLS options (bench commands add them to their own table).
+    static let securitySpecs: [OptionSpec] = [
         OptionSpec(["--sasl-mechanism"], value: "M", help: "SASL: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),
         OptionSpec(["--sasl-username"], value: "USER", help: "SASL user name"),
         OptionSpec(["--sasl-password"], value: "PASS", help: "SASL password (default: $KLIFE_SASL_PASSWORD)"),
+        OptionSpec(["--tls"], help: "Connect with TLS, trusting the system CA store (any --tls-* option implies it)"),
+        OptionSpec(["--tls-ca"], value: "FILE", help: "Trust the CA certificates in this PEM file instead"),
+        OptionSpec(["--tls-ca-dir"], value: "DIR", help: "Trust the hashed CA certificates in this directory instead"),
+        OptionSpec(["--tls-cert"], value: "FILE", help: "Client certificate PEM, for mutual TLS (needs --tls-key)"),
+        OptionSpec(["--tls-key"], value: "FILE",
+                   help: "Client private key PEM (an encrypted key's password: $KLIFE_TLS_KEY_PASSWORD)"),
+        OptionSpec(["--tls-server-name"], value: "NAME", help: "Name to send in SNI and verify instead of each broker's host"),
+        OptionSpec(["--tls-no-verify-hostname"], help: "Accept a certificate that does not name the broker (unsafe)"),
     ]
 
     /// Help paragraph listing the `-X` keys.
@@ -68,6 +80,7 @@ enum ClientOptions {
         }
         try adjust(&config, &adjustments)
         config.sasl = try sasl(from: arguments)
+        config.tls = try tls(from: arguments)
         switch adjustments.idempotence {
         case true?:
             if config.producer.acks != .all {
@@ -103,6 +116,23 @@ enum ClientOptions {
         guard let username else { throw arguments.usageError("--sasl-mechanism needs --sasl-username") }
         guard let password else { throw arguments.usageError("--sasl-mechanism needs --sasl-password or KLIFE_SASL_PASSWORD") }
         return SASLConfiguration(mechanism: mechanism, username: username, password: password)
+    }
+
+    /// `--tls` and the `--tls-*` options (any of them turns TLS on); an encrypted key's
+    /// password comes from `$KLIFE_TLS_KEY_PASSWORD`, so it stays out of the process list.
+    private static func tls(from arguments: ParsedArguments) throws(UsageError) -> TLSConfiguration? {
+        let keys = ["--tls", "--tls-ca", "--tls-ca-dir", "--tls-cert", "--tls-key", "--tls-server-name", "--tls-no-verify-hostname"]
+        guard keys.contains(where: { arguments.has($0) }) else { return nil }
+        var tls = TLSConfiguration(caFile: arguments.value("--tls-ca"), caDirectory: arguments.value("--tls-ca-dir"),
+                                   certificateFile: arguments.value("--tls-cert"), privateKeyFile: arguments.value("--tls-key"),
+                                   serverName: arguments.value("--tls-server-name"),
+                                   verifyHostname: !arguments.has("--tls-no-verify-hostname"))
+        if tls.certificateFile != nil && tls.privateKeyFile == nil { throw arguments.usageError("--tls-cert needs --tls-key") }
+        if tls.privateKeyFile != nil && tls.certificateFile == nil { throw arguments.usageError("--tls-key needs --tls-cert") }
+        if tls.privateKeyFile != nil, let env = getenv("KLIFE_TLS_KEY_PASSWORD"), env.pointee != 0 {
+            tls.privateKeyPassword = String(cString: env)
+        }
+        return tls
     }
 
     private static func apply(_ key: String, _ value: String, to config: inout KlifeConfiguration,

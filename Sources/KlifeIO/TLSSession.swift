@@ -126,6 +126,9 @@ final class TLSSession {
         return true
     }
 
+    /// The negotiated protocol, such as `TLSv1.3` (diagnostics and tests).
+    var protocolVersion: String { String(cString: SSL_get_version(ssl)) }
+
     /// Whether OpenSSL produced ciphertext that is not taken yet.
     var hasCiphertext: Bool { BIO_ctrl_pending(networkOut) > 0 }
 

@@ -7,20 +7,6 @@ import XCTest
 final class TCPChannelTests: XCTestCase {
     static let second: UInt64 = 1_000_000_000
 
-    /// Connects on the reactor thread and returns the channel (for later inspection).
-    private func connect(_ reactor: Reactor, host: String, port: Int, handler: RecordingHandler,
-                         timeout: UInt64 = 10 * second, sendBufferSize: Int32? = nil,
-                         addresses: [SocketAddress]? = nil,
-                         beforeConnect: (@Sendable (TCPChannel) -> Void)? = nil) -> ChannelRef? {
-        onReactor(reactor) {
-            let channel = TCPChannel.connect(host: host, port: port, on: reactor, connectTimeoutNanoseconds: timeout,
-                                             handler: handler, addresses: addresses)
-            channel.sendBufferSize = sendBufferSize
-            beforeConnect?(channel)
-            return ChannelRef(channel: channel)
-        }
-    }
-
     // MARK: Connect outcomes
 
     func testConnectToClosedPortIsRefused() throws {

@@ -1,3 +1,4 @@
+import CCrypto
 import Dispatch
 import Glibc
 @testable import KlifeIO
@@ -8,7 +9,6 @@ import XCTest
 /// plain sockets: the handler sees plaintext only after the handshake, every failure closes
 /// the channel with a typed error, nothing traps.
 final class TLSChannelTests: XCTestCase {
-    static let second: UInt64 = 1_000_000_000
     private var certificates: TestCertificates!
 
     override func setUpWithError() throws {
@@ -30,18 +30,6 @@ final class TLSChannelTests: XCTestCase {
                        serverName: serverName)
     }
 
-    private func connect(_ reactor: Reactor, port: Int, tls: TLSContext, handler: RecordingHandler,
-                         host: String = "127.0.0.1", timeout: UInt64 = 10 * second, sendBufferSize: Int32? = nil,
-                         beforeConnect: (@Sendable (TCPChannel) -> Void)? = nil) -> ChannelRef? {
-        onReactor(reactor) {
-            let channel = TCPChannel.connect(host: host, port: port, on: reactor, connectTimeoutNanoseconds: timeout,
-                                             tls: tls, handler: handler)
-            channel.sendBufferSize = sendBufferSize
-            beforeConnect?(channel)
-            return ChannelRef(channel: channel)
-        }
-    }
-
     /// Waits for the close and returns the TLS failure it carried (failing the test otherwise).
     private func tlsFailure(_ handler: RecordingHandler, file: StaticString = #filePath, line: UInt = #line) -> TLSFailure? {
         guard waitOrFail(handler.closedSignal, "close", file: file, line: line) else { return nil }
@@ -55,6 +43,19 @@ final class TLSChannelTests: XCTestCase {
         XCTAssertEqual(failure.stage, .handshake, file: file, line: line)
         XCTAssertTrue(state.closeError?.description.hasPrefix("TLS handshake with 127.0.0.1:") ?? false,
                       state.closeError?.description ?? "", file: file, line: line)
+        return failure
+    }
+
+    /// Connects to a peer serving one echo session and returns the handshake failure.
+    private func handshakeFailure(_ peer: TLSTestPeer, _ tls: TLSContext,
+                                  file: StaticString = #filePath, line: UInt = #line) throws -> TLSFailure? {
+        let reactor = try startedReactor()
+        defer { reactor.shutdown() }
+        let serverDone = peer.serveEcho()
+        let handler = RecordingHandler()
+        _ = connect(reactor, port: peer.port, tls: tls, handler: handler)
+        let failure = tlsFailure(handler, file: file, line: line)
+        _ = waitOrFail(serverDone, "TLS server", file: file, line: line)
         return failure
     }
 
@@ -84,6 +85,7 @@ final class TLSChannelTests: XCTestCase {
             XCTAssertEqual(frames[i], framePayload(size: size, seed: i), "frame \(i)")
         }
         XCTAssertEqual(handler.state.withLock { $0.events.first }, "connect")
+        XCTAssertEqual(onReactor(reactor) { ref!.channel.tls?.protocolVersion }, "TLSv1.3")
         XCTAssertEqual(onReactor(reactor) { ref!.channel.pendingOutboundBytes }, 0)
         _ = onReactor(reactor) { ref!.channel.close() }
         _ = waitOrFail(handler.closedSignal, "close")
@@ -118,21 +120,50 @@ final class TLSChannelTests: XCTestCase {
         _ = waitOrFail(serverDone, "TLS server")
     }
 
-    func testMutualTLSPresentsTheClientCertificate() throws {
-        let peer = try TLSTestPeer(certificates: certificates, requireClientCertificate: true)
+    /// Sends one frame of `size` bytes to a peer serving one echo session, checks the echo,
+    /// and returns the negotiated protocol.
+    private func echoOneFrame(_ peer: TLSTestPeer, _ tls: TLSContext, size: Int,
+                              file: StaticString = #filePath, line: UInt = #line) throws -> String? {
         let reactor = try startedReactor()
         defer { reactor.shutdown() }
         let serverDone = peer.serveEcho()
         let handler = RecordingHandler()
         handler.onConnect = { channel in
-            appendFrame(to: channel, size: 64, seed: 7)
+            appendFrame(to: channel, size: size, seed: 5)
             channel.flush()
         }
-        let ref = connect(reactor, port: peer.port, tls: try context(certificate: true), handler: handler)
-        guard waitOrFail(handler.frameSignal, "echo over mutual TLS") else { return }
-        XCTAssertEqual(handler.state.withLock { $0.frames }, [framePayload(size: 64, seed: 7)])
+        let ref = connect(reactor, port: peer.port, tls: tls, handler: handler)
+        guard waitOrFail(handler.frameSignal, "echo", file: file, line: line) else { return nil }
+        XCTAssertEqual(handler.state.withLock { $0.frames }, [framePayload(size: size, seed: 5)], file: file, line: line)
+        let version = onReactor(reactor) { ref!.channel.tls?.protocolVersion }
         _ = onReactor(reactor) { ref!.channel.close() }
-        _ = waitOrFail(serverDone, "TLS server")
+        _ = waitOrFail(serverDone, "TLS server", file: file, line: line)
+        return version ?? nil
+    }
+
+    func testTLS12SessionWorks() throws {
+        let peer = try TLSTestPeer(certificates: certificates, maximumVersion: TLS1_2_VERSION)
+        XCTAssertEqual(try echoOneFrame(peer, try context(), size: 100_000), "TLSv1.2")
+    }
+
+    func testServerLimitedToTLS11IsRefused() throws {
+        let peer = try TLSTestPeer(certificates: certificates, maximumVersion: TLS1_1_VERSION)
+        let failure = try handshakeFailure(peer, try context())
+        XCTAssertTrue(failure?.reason.contains("protocol version") ?? false, failure?.reason ?? "")
+        XCTAssertFalse(failure?.isCertificateVerificationFailure ?? true)
+    }
+
+    /// Under TLS 1.2 a missing client certificate fails inside the handshake itself.
+    func testMissingClientCertificateUnderTLS12() throws {
+        let peer = try TLSTestPeer(certificates: certificates, requireClientCertificate: true,
+                                   maximumVersion: TLS1_2_VERSION)
+        let failure = try handshakeFailure(peer, try context())
+        XCTAssertTrue(failure?.reason.contains("handshake failure") ?? false, failure?.reason ?? "")
+    }
+
+    func testMutualTLSPresentsTheClientCertificate() throws {
+        let peer = try TLSTestPeer(certificates: certificates, requireClientCertificate: true)
+        XCTAssertEqual(try echoOneFrame(peer, try context(certificate: true), size: 64), "TLSv1.3")
     }
 
     func testCloseNotifyFromThePeerIsAnOrderlyClose() throws {
@@ -157,27 +188,16 @@ final class TLSChannelTests: XCTestCase {
 
     func testUntrustedCertificateFailsVerification() throws {
         let peer = try TLSTestPeer(certificates: certificates)
-        let reactor = try startedReactor()
-        defer { reactor.shutdown() }
-        let serverDone = peer.serveEcho()
-        let handler = RecordingHandler()
-        _ = connect(reactor, port: peer.port, tls: try context(caFile: certificates.unrelatedCAFile), handler: handler)
-        let failure = tlsFailure(handler)
+        let failure = try handshakeFailure(peer, try context(caFile: certificates.unrelatedCAFile))
         XCTAssertTrue(failure?.isCertificateVerificationFailure ?? false)
         XCTAssertEqual(failure?.description, "certificate verify failed: unable to get local issuer certificate")
         XCTAssertEqual(failure?.verificationCode, 20)   // X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY
-        _ = waitOrFail(serverDone, "TLS server")
     }
 
     func testServerNameMismatchFailsVerification() throws {
         let peer = try TLSTestPeer(certificates: certificates)
-        let reactor = try startedReactor()
-        defer { reactor.shutdown() }
-        let serverDone = peer.serveEcho()
-        let handler = RecordingHandler()
-        _ = connect(reactor, port: peer.port, tls: try context(serverName: "wrong.example"), handler: handler)
-        XCTAssertEqual(tlsFailure(handler)?.description, "certificate verify failed: hostname mismatch")
-        _ = waitOrFail(serverDone, "TLS server")
+        let failure = try handshakeFailure(peer, try context(serverName: "wrong.example"))
+        XCTAssertEqual(failure?.description, "certificate verify failed: hostname mismatch")
     }
 
     /// TLS 1.3 servers reject a missing client certificate after the client finished: the

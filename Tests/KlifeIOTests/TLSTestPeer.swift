@@ -15,14 +15,21 @@ final class TLSTestPeer: @unchecked Sendable {
     private let context: OpaquePointer
     var port: Int { server.port }
 
-    /// - Parameter requireClientCertificate: Demand a client certificate signed by the test CA.
-    init(certificates: TestCertificates, requireClientCertificate: Bool = false) throws {
+    /// - Parameters:
+    ///   - requireClientCertificate: Demand a client certificate signed by the test CA.
+    ///   - maximumVersion: The newest protocol offered (`TLS1_2_VERSION`, …); protocols
+    ///     older than TLS 1.2 also lower OpenSSL's security level so they can be offered at all.
+    init(certificates: TestCertificates, requireClientCertificate: Bool = false, maximumVersion: Int32? = nil) throws {
         guard let server = BlockingServer() else { throw XCTSkip("cannot listen on 127.0.0.1") }
         guard let context = SSL_CTX_new(TLS_server_method()) else { throw TLSPeerError("SSL_CTX_new") }
         guard SSL_CTX_use_certificate_chain_file(context, certificates.serverCertificateFile) == 1,
               SSL_CTX_use_PrivateKey_file(context, certificates.serverKeyFile, SSL_FILETYPE_PEM) == 1 else {
             SSL_CTX_free(context)
             throw TLSPeerError("server certificate or key")
+        }
+        if let maximumVersion {
+            SSL_CTX_ctrl(context, SSL_CTRL_SET_MAX_PROTO_VERSION, Int(maximumVersion), nil)
+            if maximumVersion < TLS1_2_VERSION { SSL_CTX_set_security_level(context, 0) }
         }
         if requireClientCertificate {
             SSL_CTX_load_verify_locations(context, certificates.caFile, nil)

@@ -47,6 +47,20 @@ func onReactor<T: Sendable>(_ reactor: Reactor, _ body: @escaping @Sendable () -
     return result.withLock { $0 }
 }
 
+/// Connects on the reactor thread and returns the channel (for later inspection).
+/// `beforeConnect` runs right after `connect` returns, before any event can arrive.
+func connect(_ reactor: Reactor, host: String = "127.0.0.1", port: Int, tls: TLSContext? = nil,
+             handler: RecordingHandler, timeout: UInt64 = 10_000_000_000, sendBufferSize: Int32? = nil,
+             addresses: [SocketAddress]? = nil, beforeConnect: (@Sendable (TCPChannel) -> Void)? = nil) -> ChannelRef? {
+    onReactor(reactor) {
+        let channel = TCPChannel.connect(host: host, port: port, on: reactor, connectTimeoutNanoseconds: timeout,
+                                         tls: tls, handler: handler, addresses: addresses)
+        channel.sendBufferSize = sendBufferSize
+        beforeConnect?(channel)
+        return ChannelRef(channel: channel)
+    }
+}
+
 /// Creates and starts a reactor for a test; shut it down with `defer { reactor.shutdown() }`.
 func startedReactor(_ name: String = "test-io", taskCapacity: Int = 4096) throws -> Reactor {
     let reactor = try Reactor(name: name, taskCapacity: taskCapacity)
