@@ -31,18 +31,4 @@ final class CLITransactionTests: XCTestCase {
         XCTAssertEqual(result.status, 64)
         XCTAssertTrue(result.errors.contains("--abort needs --transactional-id"), result.errors)
     }
-
-    /// Runs the `klife` executable built next to the test bundle.
-    private func runKlife(_ arguments: [String], stdin: String = "") throws -> ProcessRun {
-        let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        var binary = directory.appendingPathComponent("klife")
-        if !FileManager.default.isExecutableFile(atPath: binary.path) {
-            // The test bundle may sit one level deeper (…/x.xctest/…): look upwards once.
-            binary = directory.deletingLastPathComponent().appendingPathComponent("klife")
-        }
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
-            throw XCTSkip("klife binary not built next to the tests (\(directory.path)): run swift build --build-tests")
-        }
-        return try runProcess(binary, arguments, stdin: stdin)
-    }
 }

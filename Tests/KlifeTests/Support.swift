@@ -39,6 +39,20 @@ struct ProcessRun {
     var errors: String
 }
 
+/// Runs the `klife` executable built next to the test bundle.
+func runKlife(_ arguments: [String], stdin: String = "") throws -> ProcessRun {
+    let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    var binary = directory.appendingPathComponent("klife")
+    if !FileManager.default.isExecutableFile(atPath: binary.path) {
+        // The test bundle may sit one level deeper (…/x.xctest/…): look upwards once.
+        binary = directory.deletingLastPathComponent().appendingPathComponent("klife")
+    }
+    guard FileManager.default.isExecutableFile(atPath: binary.path) else {
+        throw XCTSkip("klife binary not built next to the tests (\(directory.path)): run swift build --build-tests")
+    }
+    return try runProcess(binary, arguments, stdin: stdin)
+}
+
 /// Runs `executable` with `arguments`, feeding it `stdin`, and waits for it to exit.
 func runProcess(_ executable: URL, _ arguments: [String], stdin: String = "") throws -> ProcessRun {
     let process = Process()

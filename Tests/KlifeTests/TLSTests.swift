@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Klife
 import KlifeTesting
 import XCTest
@@ -91,7 +92,9 @@ final class TLSTests: XCTestCase {
         let directory = proxy.certificates.directory + "/ca-dir"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         // OpenSSL looks certificates up by subject hash: <hash>.0.
-        let hash = try runCommand("/usr/bin/env", ["openssl", "x509", "-noout", "-subject_hash", "-in", proxy.certificates.caFile])
+        let hash = try runProcess(URL(fileURLWithPath: "/usr/bin/env"),
+                                  ["openssl", "x509", "-noout", "-subject_hash", "-in", proxy.certificates.caFile])
+            .output.trimmingCharacters(in: .whitespacesAndNewlines)
         try? FileManager.default.removeItem(atPath: "\(directory)/\(hash).0")
         try FileManager.default.copyItem(atPath: proxy.certificates.caFile, toPath: "\(directory)/\(hash).0")
         let client = try await KlifeClient.connect(configuration(proxy, TLSConfiguration(caDirectory: directory)))
@@ -234,6 +237,55 @@ final class TLSTests: XCTestCase {
         XCTAssertFalse(redacted.description.contains("hunter2"))
     }
 
+    // MARK: Command line
+
+    func testCommandLineTLSOptions() async throws {
+        let (_, proxy) = try await Fixture.serverAuth.value
+        let ca = proxy.certificates.caFile
+        let topic = TestCluster.uniqueTopicName("tls-cli")
+        let create = try runKlife(["topic", "create", "-b", proxy.address, "--tls-ca", ca, topic])
+        XCTAssertEqual(create.status, 0, create.errors)
+        let produce = try runKlife(["produce", "-b", proxy.address, "--tls-ca", ca, "-t", topic, "-K", ":"],
+                                   stdin: "a:1\nb:2\n")
+        XCTAssertEqual(produce.status, 0, produce.errors)
+        let consume = try runKlife(["consume", "-b", "localhost:\(proxy.port)", "--tls-ca", ca, "-t", topic,
+                                    "-o", "beginning", "-e"])
+        XCTAssertEqual(consume.output, "1\n2\n", consume.errors)
+
+        let untrusted = try runKlife(["metadata", "-b", proxy.address, "--tls"])
+        XCTAssertEqual(untrusted.status, 1)
+        XCTAssertTrue(untrusted.errors.contains("certificate verify failed: unable to get local issuer certificate"),
+                      untrusted.errors)
+        let wrongName = try runKlife(["metadata", "-b", proxy.address, "--tls-ca", ca, "--tls-server-name", "wrong.example"])
+        XCTAssertTrue(wrongName.errors.contains("hostname mismatch"), wrongName.errors)
+        let unchecked = try runKlife(["metadata", "-b", proxy.address, "--tls-ca", ca, "--tls-server-name", "wrong.example",
+                                      "--tls-no-verify-hostname"])
+        XCTAssertEqual(unchecked.status, 0, unchecked.errors)
+        let missing = try runKlife(["metadata", "-b", proxy.address, "--tls-ca", proxy.certificates.directory + "/nope.pem"])
+        XCTAssertTrue(missing.errors.contains("invalid configuration tls.caFile"), missing.errors)
+        let halfPair = try runKlife(["metadata", "-b", proxy.address, "--tls-cert", proxy.certificates.clientCertificateFile])
+        XCTAssertEqual(halfPair.status, 64)
+        XCTAssertTrue(halfPair.errors.contains("--tls-cert needs --tls-key"), halfPair.errors)
+    }
+
+    func testCommandLineMutualTLS() async throws {
+        let (_, proxy) = try await Fixture.mutual.value
+        let certificates = proxy.certificates
+        let withCertificate = try runKlife(["metadata", "-b", proxy.address, "--tls-ca", certificates.caFile,
+                                            "--tls-cert", certificates.clientCertificateFile,
+                                            "--tls-key", certificates.clientKeyFile])
+        XCTAssertEqual(withCertificate.status, 0, withCertificate.errors)
+        setenv("KLIFE_TLS_KEY_PASSWORD", certificates.clientKeyPassword, 1)
+        defer { unsetenv("KLIFE_TLS_KEY_PASSWORD") }
+        let encryptedKey = try runKlife(["metadata", "-b", proxy.address, "--tls-ca", certificates.caFile,
+                                         "--tls-cert", certificates.clientCertificateFile,
+                                         "--tls-key", certificates.encryptedClientKeyFile])
+        XCTAssertEqual(encryptedKey.status, 0, encryptedKey.errors)
+        let without = try runKlife(["metadata", "-b", proxy.address, "--tls-ca", certificates.caFile])
+        XCTAssertEqual(without.status, 1)
+        XCTAssertTrue(without.errors.contains("certificate required"), without.errors)
+    }
+
     // MARK: SASL_SSL
 
     func testSASLRunsInsideTheTLSSession() async throws {
@@ -252,17 +304,4 @@ final class TLSTests: XCTestCase {
             XCTAssertTrue(error.description.contains("SaslHandshake"), error.description)
         }
     }
-}
-
-/// Runs a command and returns its trimmed standard output.
-private func runCommand(_ executable: String, _ arguments: [String]) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let output = Pipe()
-    process.standardOutput = output
-    try process.run()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
 }
