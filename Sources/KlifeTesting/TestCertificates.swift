@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Synchronization
 
 /// A throwaway PKI for TLS tests, made with the `openssl` command in a fresh temporary
 /// directory: a CA, a server certificate it signed, a client certificate it signed (also as
@@ -12,7 +13,8 @@ import Glibc
 /// ```
 ///
 /// Keys are ECDSA P-256; certificates are valid for two days. The directory is removed by
-/// ``remove()`` or when the object is released.
+/// ``remove()``, when the object is released, or at process exit (for fixtures kept in
+/// statics, which are never released).
 public final class TestCertificates: Sendable {
     /// The temporary directory holding every file.
     public let directory: String
@@ -66,6 +68,7 @@ public final class TestCertificates: Sendable {
         }
         let path = String(decoding: pattern.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let certificates = TestCertificates(directory: path)
+        DirectoryReaper.shared.track(path)
         let d = certificates.directory
         func run(_ arguments: [String]) throws { try runOpenSSL(openssl, arguments, in: d) }
         let newKey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
@@ -102,6 +105,7 @@ public final class TestCertificates: Sendable {
     /// Deletes the directory and its files (idempotent).
     public func remove() {
         try? FileManager.default.removeItem(atPath: directory)
+        DirectoryReaper.shared.untrack(directory)
     }
 
     private static func runOpenSSL(_ openssl: String, _ arguments: [String], in directory: String) throws {
@@ -131,4 +135,19 @@ public final class TestCertificates: Sendable {
         }
         return nil
     }
+}
+
+/// Removes temporary directories still present when the process exits.
+final class DirectoryReaper: Sendable {
+    static let shared = DirectoryReaper()
+    private let paths = Mutex<Set<String>>([])
+
+    private init() {
+        atexit {
+            for path in DirectoryReaper.shared.paths.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: path) }
+        }
+    }
+
+    func track(_ path: String) { _ = paths.withLock { $0.insert(path) } }
+    func untrack(_ path: String) { _ = paths.withLock { $0.remove(path) } }
 }
