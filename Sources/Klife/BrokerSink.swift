@@ -46,18 +46,18 @@ struct PartitionBuffer {
         var record = record
         if record.batchBase >= 0 {
             if record.sequenceEpoch == epoch {
-                addSealed(record)
+                addSealed(consume record)
                 return
             }
             record.batchBase = -1
             record.sequenceEpoch = -1
         }
         if !hasUnsent { firstAppendNanos = now }
-        estimatedBytes += Self.estimatedSize(record)
-        storage.append(record)
+        estimatedBytes += Int(record.size) + 14
+        storage.append(consume record)
     }
 
-    private mutating func addSealed(_ record: PendingRecord) {
+    private mutating func addSealed(_ record: consuming PendingRecord) {
         if let i = sealed.lastIndex(where: { $0[0].batchBase == record.batchBase }) {
             sealed[i].append(record)
             return

@@ -21,10 +21,13 @@ extension KlifeClient {
 
     /// ``produce(_:)`` for a given producer session (the idempotent one or a transactional one).
     func produce(_ record: ProducerRecord, session: ProducerSession) async throws(KlifeError) -> RecordMetadata {
-        let (pending, target) = try prepare(record, completion: .none, session: session).get()
+        let (pending, target) = try prepare(record, completion: .none, session: session)
         try await waitForRoom(bytes: Int(pending.size), counter: session.outstanding)
+        // Moved into the continuation's closure through an optional: capturing the record
+        // itself would copy it (a retain and release of each of its references).
+        var waiting = Optional(consume pending)
         let result: Result<RecordMetadata, KlifeError> = await withCheckedContinuation { continuation in
-            var admitted = pending
+            var admitted = waiting.take()!
             admitted.completion = .continuation(continuation)
             if let error = push(admitted, into: target) { continuation.resume(returning: .failure(error)) }
         }
@@ -37,16 +40,18 @@ extension KlifeClient {
     /// (``KlifeError/Code/bufferFull``: back off, or use ``enqueue(_:onDelivery:)``).
     public func produce(_ record: ProducerRecord,
                         onDelivery: @escaping @Sendable (Result<RecordMetadata, KlifeError>) -> Void) {
-        switch prepare(record, completion: .callback(onDelivery), session: defaultSession) {
-        case .failure(let error):
+        let pending: PendingRecord, target: ReactorContext
+        do {
+            (pending, target) = try prepare(record, completion: .callback(onDelivery), session: defaultSession)
+        } catch {
             onDelivery(.failure(error))
-        case .success(let (pending, target)):
-            guard admit(bytes: Int(pending.size), counter: outstanding) else {
-                onDelivery(.failure(.bufferFull(records: outstanding.value, bytes: outstanding.byteCount)))
-                return
-            }
-            if let error = push(pending, into: target) { onDelivery(.failure(error)) }
+            return
         }
+        guard admit(bytes: Int(pending.size), counter: outstanding) else {
+            onDelivery(.failure(.bufferFull(records: outstanding.value, bytes: outstanding.byteCount)))
+            return
+        }
+        if let error = push(consume pending, into: target) { onDelivery(.failure(error)) }
     }
 
     /// Queues one record, suspending while the producer's buffer is full, and returns as
@@ -61,9 +66,9 @@ extension KlifeClient {
     /// ``enqueue(_:onDelivery:)`` for a given producer session.
     func enqueue(_ record: ProducerRecord, session: ProducerSession,
                  onDelivery: @escaping @Sendable (Result<RecordMetadata, KlifeError>) -> Void) async throws(KlifeError) {
-        let (pending, target) = try prepare(record, completion: .callback(onDelivery), session: session).get()
+        let (pending, target) = try prepare(record, completion: .callback(onDelivery), session: session)
         try await waitForRoom(bytes: Int(pending.size), counter: session.outstanding)
-        if let error = push(pending, into: target) { onDelivery(.failure(error)) }
+        if let error = push(consume pending, into: target) { onDelivery(.failure(error)) }
     }
 
     /// Produces many records, possibly to many topics and partitions, and waits for all.
@@ -83,11 +88,12 @@ extension KlifeClient {
         var perContext: [[PendingRecord]] = Array(repeating: [], count: contexts.count)
         var bytes = 0
         for (i, record) in records.enumerated() {
-            switch prepare(record, completion: .batch(collector, index: i), session: session) {
-            case .failure(let error): collector.complete(i, .failure(error))
-            case .success(let (pending, target)):
-                perContext[target.index].append(pending)
+            do {
+                let (pending, target) = try prepare(record, completion: .batch(collector, index: i), session: session)
                 bytes += Int(pending.size)
+                perContext[target.index].append(pending)
+            } catch {
+                collector.complete(i, .failure(error))
             }
         }
         let producer = configuration.producer
@@ -135,26 +141,29 @@ extension KlifeClient {
         }
     }
 
-    /// Hands an admitted record to its reactor's ring. Returns the error when it cannot.
-    private func push(_ pending: PendingRecord, into target: ReactorContext) -> KlifeError? {
-        if target.records.tryPush(pending) {
+    /// Hands an admitted record to its reactor's ring (moving it, not copying it). Returns
+    /// the error when it cannot.
+    private func push(_ pending: consuming PendingRecord, into target: ReactorContext) -> KlifeError? {
+        guard let refused = target.records.offer(pending) else {
             target.reactor.wakeup()
             return nil
         }
-        return pushWaiting(pending, into: target)
+        return pushWaiting(refused, into: target)
     }
 
     /// The slow path when a ring is full: wait for space (backpressure), at most `maxBlock`.
     @inline(never)
-    private func pushWaiting(_ pending: PendingRecord, into target: ReactorContext) -> KlifeError? {
+    private func pushWaiting(_ refused: consuming PendingRecord, into target: ReactorContext) -> KlifeError? {
         let deadline = Reactor.monotonicNanoseconds() &+ maxBlockNanos
+        var pending = refused
         var spins = 0
         while !isClosed {
             target.reactor.wakeup()
-            if target.records.tryPush(pending) {
+            guard let again = target.records.offer(pending) else {
                 target.reactor.wakeup()
                 return nil
             }
+            pending = again
             if Reactor.monotonicNanoseconds() >= deadline { break }
             spins += 1
             if spins < 16 { sched_yield() } else { usleep(50) }
@@ -164,29 +173,30 @@ extension KlifeClient {
     }
 
     /// Turns a user record into a pending one and picks the reactor that will own it.
-    func prepare(_ record: ProducerRecord, completion: DeliveryCompletion,
-                 session: ProducerSession) -> Result<(PendingRecord, ReactorContext), KlifeError> {
-        if isClosing { return .failure(.clientClosed) }
-        if record.topic.isEmpty { return .failure(.invalidArgument("record topic is empty")) }
+    func prepare(_ record: ProducerRecord, completion: consuming DeliveryCompletion,
+                 session: ProducerSession) throws(KlifeError) -> (PendingRecord, ReactorContext) {
+        if isClosing { throw .clientClosed }
+        if record.topic.isEmpty { throw .invalidArgument("record topic is empty") }
         let size = record.encodedSize
         if size > maxRecordBytes {
-            return .failure(.recordTooLarge(size: size, limit: maxRecordBytes, limitName: "producer.maxRecordBytes"))
+            throw .recordTooLarge(size: size, limit: maxRecordBytes, limitName: "producer.maxRecordBytes")
         }
         var partition = record.partition ?? -1
-        if let p = record.partition, p < 0 { return .failure(.unknownTopicOrPartition(record.topic, partition: p)) }
-        var target = contexts[0]
+        if let p = record.partition, p < 0 { throw .unknownTopicOrPartition(record.topic, partition: p) }
+        var owner = 0
         if let route = metadataStore.snapshot.routes[record.topic] {
             let count = route.partitionCount
             // A partition past the known count may be new: the reactor waits for metadata
             // (up to unknownTopicTimeout) before failing it.
             if partition < 0 {
-                partition = contexts[0].choosePartition(topic: record.topic, key: record.key, value: record.value,
-                                                        partitionCount: count)
+                partition = partitions.choose(topic: record.topic, key: record.key, value: record.value, partitionCount: count)
                 if partition < 0 || partition >= count {
-                    return .failure(.invalidArgument("the partitioner for \(record.topic) chose partition \(partition) of \(count)"))
+                    throw .invalidArgument("the partitioner for \(record.topic) chose partition \(partition) of \(count)")
                 }
             }
-            if partition < count, let leader = route.leader(partition) { target = context(forNode: leader) }
+            if partition < count, let leader = route.leader(partition) {
+                owner = ReactorContext.index(forNode: leader, reactorCount: contexts.count)
+            }
         } else {
             noteTopicOfInterest(record.topic)
         }
@@ -195,6 +205,6 @@ extension KlifeClient {
             timestamp: record.timestamp ?? currentTimeMilliseconds(),
             deadline: Reactor.monotonicNanoseconds() &+ deliveryTimeoutNanos,
             completion: completion, size: Int32(size), slot: session.slot, tracker: session.outstanding)
-        return .success((pending, target))
+        return (pending, contexts[owner])
     }
 }

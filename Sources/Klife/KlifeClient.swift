@@ -30,6 +30,8 @@ public final class KlifeClient: Sendable {
     private let closed = Atomic<Bool>(false)
     /// Set when close starts: new records are refused while buffered ones drain.
     private let closing = Atomic<Bool>(false)
+    /// The producer's partitioners (also held by every reactor).
+    let partitions: PartitionChooser
     let maxBlockNanos: UInt64
     let deliveryTimeoutNanos: UInt64
     let maxRecordBytes: Int
@@ -60,6 +62,7 @@ public final class KlifeClient: Sendable {
         self.sessions = sessions
         self.transactionPool = TransactionPool(sessions: Array(sessions.dropFirst()),
                                                timeout: configuration.transactions?.timeout ?? .seconds(60))
+        self.partitions = PartitionChooser(configuration.producer)
         self.maxBlockNanos = configuration.producer.maxBlock.nanoseconds
         self.deliveryTimeoutNanos = configuration.producer.deliveryTimeout.nanoseconds
         self.maxRecordBytes = configuration.producer.maxRecordBytes

@@ -12,6 +12,9 @@ enum DeliveryCompletion: Sendable {
     /// One slot of a batch produce.
     case batch(BatchCollector, index: Int)
 
+    // Not inlined: inlined into a caller holding a whole `PendingRecord`, the switch made
+    // the optimizer copy the entire record (five retains and releases) to project this enum.
+    @inline(never)
     func complete(_ result: Result<RecordMetadata, KlifeError>) {
         switch self {
         case .none: break
@@ -94,7 +97,19 @@ struct PendingRecord: Sendable {
     /// Completes the record exactly once (callers guarantee a single call).
     func complete(_ result: Result<RecordMetadata, KlifeError>) {
         completion.complete(result)
-        tracker.completed(bytes: Int(size), success: (try? result.get()) != nil)
+        let success = if case .success = result { true } else { false }
+        tracker.completed(bytes: Int(size), success: success)
+    }
+
+    /// Completes the record stored at `record` without copying it: borrowing a record
+    /// from unsafe memory across a call makes the compiler copy the whole record first
+    /// (a retain and release of each reference), so only the completion is copied here.
+    static func complete(at record: UnsafePointer<PendingRecord>, _ result: Result<RecordMetadata, KlifeError>) {
+        let completion = record.pointee.completion
+        completion.complete(result)
+        let success = if case .success = result { true } else { false }
+        let size = Int(record.pointee.size)
+        Unmanaged.passUnretained(record.pointee.tracker)._withUnsafeGuaranteedRef { $0.completed(bytes: size, success: success) }
     }
 
     func fail(_ error: KlifeError) { complete(.failure(error)) }

@@ -65,21 +65,26 @@ final class ProduceBatch {
     /// versions prefix it with a varint), then the records are encoded once.
     private func encodeUncompressed(_ entry: Entry, request: inout ProduceRequestWriter, into writer: inout ByteWriter,
                                     options: BatchEncodingOptions) {
-        let records = entry.records
-        let baseTimestamp = records[0].timestamp
-        var size = RecordBatchLayout.headerSize
-        for (delta, r) in records.enumerated() {
-            size += RecordBatchLayout.recordSize(offsetDelta: Int32(delta), timestampDelta: r.timestamp - baseTimestamp,
-                                                 keyCount: r.key?.count, valueCount: r.value?.count, headers: r.headers)
+        // Records are borrowed where they lie: iterating the array would copy each one
+        // (a retain and release of every reference it holds).
+        entry.records.withUnsafeBufferPointer { records in
+            let baseTimestamp = records[0].timestamp
+            var size = RecordBatchLayout.headerSize
+            for i in records.indices {
+                size += RecordBatchLayout.recordSize(offsetDelta: Int32(i), timestampDelta: records[i].timestamp - baseTimestamp,
+                                                     keyCount: records[i].key?.count, valueCount: records[i].value?.count,
+                                                     headers: records[i].headers)
+            }
+            request.beginPartition(into: &writer, index: entry.tp.partition, recordsByteCount: size)
+            var batch = RecordBatchEncoder(writer: &writer, baseTimestamp: baseTimestamp, producerID: options.producerID,
+                                           producerEpoch: options.producerEpoch, baseSequence: entry.baseSequence,
+                                           isTransactional: options.isTransactional)
+            for i in records.indices {
+                batch.append(into: &writer, timestamp: records[i].timestamp, key: records[i].key, value: records[i].value,
+                             headers: records[i].headers)
+            }
+            batch.finish(into: &writer)
         }
-        request.beginPartition(into: &writer, index: entry.tp.partition, recordsByteCount: size)
-        var batch = RecordBatchEncoder(writer: &writer, baseTimestamp: baseTimestamp, producerID: options.producerID,
-                                       producerEpoch: options.producerEpoch, baseSequence: entry.baseSequence,
-                                       isTransactional: options.isTransactional)
-        for r in records {
-            batch.append(into: &writer, timestamp: r.timestamp, key: r.key, value: r.value, headers: r.headers)
-        }
-        batch.finish(into: &writer)
         request.endPartition(into: &writer)
     }
 

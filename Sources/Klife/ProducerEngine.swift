@@ -70,7 +70,7 @@ final class ProducerEngine {
     func route(_ record: consuming PendingRecord, now: UInt64) {
         var record = record
         guard let route = context.snapshot.routes[record.topic] else {
-            park(record)
+            park(consume record)
             return
         }
         let count = route.partitionCount
@@ -86,26 +86,26 @@ final class ProducerEngine {
             if now &- (record.deadline &- config.deliveryTimeout.nanoseconds) >= config.unknownTopicTimeout.nanoseconds {
                 record.fail(.unknownTopicOrPartition(record.topic, partition: record.partition))
             } else {
-                park(record)
+                park(consume record)
             }
             return
         }
         guard let leader = route.leader(record.partition) else {
-            park(record)
+            park(consume record)
             return
         }
         let owner = context.owningContext(forNode: leader)
         if owner !== context {
-            owner.accept(record)
+            owner.accept(consume record)
             return
         }
-        sink(for: leader).append(record, now: now, epoch: epoch)
+        sink(for: leader).append(consume record, now: now, epoch: epoch)
         ensureHousekeeping()
     }
 
     private func park(_ record: consuming PendingRecord) {
         let topic = record.topic
-        parked.append(record)
+        parked.append(consume record)
         context.requestMetadataRefresh(topic: topic)
         ensureHousekeeping()
     }
@@ -361,11 +361,13 @@ final class ProducerEngine {
             let partition = entry.tp.partition
             // Borrow each record where it lies: iterating the array would copy every record.
             entry.records.withUnsafeBufferPointer { records in
+                guard let base = records.baseAddress else { return }
                 for i in records.indices {
-                    let timestamp = p.logAppendTimeMs >= 0 ? p.logAppendTimeMs : records[i].timestamp
-                    records[i].complete(.success(RecordMetadata(topic: topic, partition: partition,
-                                                                offset: known ? p.baseOffset + Int64(i) : -1,
-                                                                timestamp: timestamp)))
+                    let record = base + i
+                    let timestamp = p.logAppendTimeMs >= 0 ? p.logAppendTimeMs : record.pointee.timestamp
+                    PendingRecord.complete(at: record, .success(RecordMetadata(topic: topic, partition: partition,
+                                                                               offset: known ? p.baseOffset + Int64(i) : -1,
+                                                                               timestamp: timestamp)))
                 }
             }
             return

@@ -19,6 +19,8 @@ final class ReactorContext: @unchecked Sendable {
     let tls: TLSContext?
     /// Records submitted by application threads, drained once per reactor iteration.
     let records: MPSCRing<PendingRecord>
+    /// The producer's partitioners.
+    let partitions: PartitionChooser
     weak var client: KlifeClient?
     /// The client's producer sessions (index = slot): the idempotent producer, then the
     /// transactional pool. Shared by all reactors; set before the reactor starts.
@@ -38,6 +40,7 @@ final class ReactorContext: @unchecked Sendable {
         self.configuration = configuration
         self.tls = tls
         self.records = MPSCRing(capacity: configuration.producer.queueCapacity)
+        self.partitions = PartitionChooser(configuration.producer)
         do {
             self.reactor = try Reactor(name: "klife-reactor-\(index)",
                                        cpuAffinity: configuration.reactorCPUAffinity?[index])
@@ -77,14 +80,14 @@ final class ReactorContext: @unchecked Sendable {
     /// Drains the record ring into the engines, then flushes them. Runs once per reactor iteration.
     private func runProducerIteration() {
         let now = Reactor.monotonicNanoseconds()
-        while records.drain(maxCount: 4096, { self.route($0, now: now) }) == 4096 {}
+        while records.drain(maxCount: 4096, { record in self.route(consume record, now: now) }) == 4096 {}
         for engine in engines { engine?.flushAll(now: now) }
     }
 
     /// Hands a record to its session's engine.
     func route(_ record: consuming PendingRecord, now: UInt64) {
         let slot = record.slot
-        engine(slot: slot).route(record, now: now)
+        engine(slot: slot).route(consume record, now: now)
     }
 
     /// Routes records submitted as one batch (they are flushed together by the next iteration).
@@ -104,11 +107,10 @@ final class ReactorContext: @unchecked Sendable {
 
     /// Accepts a record from any thread (or from another reactor forwarding it).
     func accept(_ record: consuming PendingRecord) {
-        let forwarded = record
-        if records.tryPush(forwarded) {
-            reactor.wakeup()
+        if let refused = records.offer(record) {
+            reactor.submit { [self] in route(refused, now: Reactor.monotonicNanoseconds()) }
         } else {
-            reactor.submit { [self] in route(forwarded, now: Reactor.monotonicNanoseconds()) }
+            reactor.wakeup()
         }
     }
 
@@ -181,11 +183,9 @@ final class ReactorContext: @unchecked Sendable {
     }
 
     /// The configured partitioner's choice (the topic's own, else the client-wide one).
+    @inline(__always)
     func choosePartition(topic: String, key: [UInt8]?, value: [UInt8]?, partitionCount: Int32) -> Int32 {
-        let producer = configuration.producer
-        let partitioner = producer.topicPartitioners.isEmpty ? producer.partitioner
-            : producer.topicPartitioners[topic] ?? producer.partitioner
-        return partitioner.partition(topic: topic, key: key, value: value, partitionCount: partitionCount)
+        partitions.choose(topic: topic, key: key, value: value, partitionCount: partitionCount)
     }
 
     // MARK: Shutdown

@@ -110,7 +110,7 @@ public final class Transaction: Sendable {
             if let p = placed[i].partition {
                 guard p >= 0 && p < count else { throw .unknownTopicOrPartition(topic, partition: p) }
             } else {
-                let p = client.contexts[0].choosePartition(topic: topic, key: placed[i].key, value: placed[i].value,
+                let p = client.partitions.choose(topic: topic, key: placed[i].key, value: placed[i].value,
                                                            partitionCount: count)
                 guard p >= 0 && p < count else {
                     throw .invalidArgument("the partitioner for \(topic) chose partition \(p) of \(count)")

@@ -71,6 +71,16 @@ public final class MPSCRing<Element>: ConsumableRing, @unchecked Sendable {
     /// - Returns: `false` when the ring is full (backpressure), `true` once queued.
     @inlinable
     public func tryPush(_ element: sending Element) -> Bool {
+        guard let position = claimPosition() else { return false }
+        (storage.elements + (position & storage.mask)).initialize(to: element)
+        publish(position)
+        return true
+    }
+
+    /// Claims the next free position for one push, or returns `nil` when the ring is full.
+    /// The caller must initialize the position's slot and then ``publish(_:)`` it.
+    @inlinable
+    func claimPosition() -> Int? {
         let producer = storage.producerPosition
         var position = producer.pointee.load(ordering: .relaxed)
         while true {
@@ -80,18 +90,20 @@ public final class MPSCRing<Element>: ConsumableRing, @unchecked Sendable {
             if difference == 0 {
                 let (won, current) = producer.pointee.compareExchange(
                     expected: position, desired: position &+ 1, ordering: .relaxed)
-                if won {
-                    (storage.elements + slot).initialize(to: element)
-                    sequences[slot].store(position &* 2 &+ 1, ordering: .releasing)
-                    return true
-                }
+                if won { return position }
                 position = current
             } else if difference < 0 {
-                return false  // the slot still holds the element from one lap ago: full
+                return nil  // the slot still holds the element from one lap ago: full
             } else {
                 position = producer.pointee.load(ordering: .relaxed)  // another producer took it
             }
         }
+    }
+
+    /// Hands a claimed, initialized slot to the consumer.
+    @inlinable
+    func publish(_ position: Int) {
+        sequences[position & storage.mask].store(position &* 2 &+ 1, ordering: .releasing)
     }
 
     /// Removes the oldest element. Single consumer only.
@@ -114,5 +126,19 @@ public final class MPSCRing<Element>: ConsumableRing, @unchecked Sendable {
     var hasPoppableElement: Bool {
         let position = storage.consumerPosition.pointee.load(ordering: .relaxed)
         return sequences[position & storage.mask].load(ordering: .acquiring) == position &* 2 &+ 1
+    }
+}
+
+extension MPSCRing where Element: Sendable {
+    /// Appends `element` unless the ring is full, taking ownership only on success: the
+    /// element moves into its slot without a copy, and a refused element comes back to
+    /// the caller intact (to retry, or to fail it).
+    /// - Returns: `nil` once queued; the element itself when the ring is full.
+    @inlinable
+    public func offer(_ element: consuming Element) -> Element? {
+        guard let position = claimPosition() else { return element }
+        (storage.elements + (position & storage.mask)).initialize(to: element)
+        publish(position)
+        return nil
     }
 }

@@ -91,7 +91,7 @@ extension ConsumableRing {
     public func drain(maxCount: Int, _ body: (consuming Element) -> Void) -> Int {
         var taken = 0
         while taken < maxCount, let element = pop() {
-            body(element)
+            body(consume element)
             taken &+= 1
         }
         return taken
