@@ -18,10 +18,8 @@
 ///   at the transport level.
 /// - Note: The password is held in memory, as a `String`, for the life of the client
 ///   (every new connection needs it). It is never logged: ``description`` redacts it.
-/// - Note: Re-authentication (KIP-368) is not implemented yet. The broker's
-///   `session_lifetime_ms` is recorded, but a broker configured with
-///   `connections.max.reauth.ms` will close connections when their session expires;
-///   the client then reconnects and authenticates again.
+/// - Note: When the broker grants a session lifetime (`connections.max.reauth.ms`,
+///   KIP-368), every connection re-authenticates on the same socket at 85–95 % of it.
 public struct SASLConfiguration: Sendable, Equatable, CustomStringConvertible {
     /// The SASL mechanism.
     public enum Mechanism: Sendable, Equatable, CaseIterable, CustomStringConvertible {
