@@ -42,19 +42,26 @@ struct PartitionBuffer {
 
     /// Adds a record: to its sealed batch when it carries a sequence of the current `epoch`,
     /// else to the records never sent (clearing a void sequence).
-    mutating func append(_ record: consuming PendingRecord, now: UInt64, epoch: Int16) {
+    /// - Returns: the earliest time this record may make the partition sendable: `now` for a
+    ///   sealed batch or a full batch, `now + lingerNanos` for the first unsent record,
+    ///   `.max` when it joins records already waiting (their time stands).
+    mutating func append(_ record: consuming PendingRecord, now: UInt64, epoch: Int16,
+                         lingerNanos: UInt64, maxBatchBytes: Int) -> UInt64 {
         var record = record
         if record.batchBase >= 0 {
             if record.sequenceEpoch == epoch {
                 addSealed(consume record)
-                return
+                return now
             }
             record.batchBase = -1
             record.sequenceEpoch = -1
         }
-        if !hasUnsent { firstAppendNanos = now }
+        let first = !hasUnsent
+        if first { firstAppendNanos = now }
         estimatedBytes += Int(record.size) + 14
         storage.append(consume record)
+        if estimatedBytes >= maxBatchBytes { return now }
+        return first ? now &+ lingerNanos : .max
     }
 
     private mutating func addSealed(_ record: consuming PendingRecord) {
@@ -180,13 +187,26 @@ final class BrokerSink {
     var inFlightRequests = 0
     /// Set while a connect is under way, so the flush loop does not start another.
     var awaitingConnection = false
+    /// No partition can become sendable before this monotonic time, so flushing skips the
+    /// walk over every buffer until then (with linger, most reactor iterations have nothing
+    /// due). Lowered by every change that can make a partition sendable sooner; 0 = look now.
+    var nothingDueBefore: UInt64 = 0
+    private let lingerNanos: UInt64
+    private let maxBatchBytes: Int
     /// After a failed connect, wait until this monotonic time before trying again.
     var reconnectNotBefore: UInt64 = 0
 
-    init(nodeID: Int32) { self.nodeID = nodeID }
+    init(nodeID: Int32, lingerNanos: UInt64, maxBatchBytes: Int) {
+        self.nodeID = nodeID
+        self.lingerNanos = lingerNanos
+        self.maxBatchBytes = maxBatchBytes
+    }
 
     func append(_ record: consuming PendingRecord, now: UInt64, epoch: Int16) {
-        topics[record.topic, default: [:]][record.partition, default: PartitionBuffer()].append(record, now: now, epoch: epoch)
+        let topic = record.topic, partition = record.partition
+        let due = topics[topic, default: [:]][partition, default: PartitionBuffer()]
+            .append(consume record, now: now, epoch: epoch, lingerNanos: lingerNanos, maxBatchBytes: maxBatchBytes)
+        if due < nothingDueBefore { nothingDueBefore = due }
         bufferedRecordCount += 1
     }
 
@@ -248,6 +268,7 @@ final class BrokerSink {
 
     /// After an epoch bump: every sealed batch loses its sequences.
     func unsealAll() {
+        nothingDueBefore = 0
         for (topic, partitions) in topics {
             for (partition, _) in partitions { topics[topic]![partition]!.unsealAll() }
         }

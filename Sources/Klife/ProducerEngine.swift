@@ -112,7 +112,7 @@ final class ProducerEngine {
 
     private func sink(for node: Int32) -> BrokerSink {
         if let s = sinks[node] { return s }
-        let s = BrokerSink(nodeID: node)
+        let s = BrokerSink(nodeID: node, lingerNanos: lingerNanos, maxBatchBytes: config.maxBatchBytes)
         sinks[node] = s
         return s
     }
@@ -143,6 +143,7 @@ final class ProducerEngine {
             epoch = value.epoch
             for sink in sinks.values { sink.unsealAll() }
         }
+        for sink in sinks.values { sink.nothingDueBefore = 0 }
         flushAll(now: Reactor.monotonicNanoseconds())
     }
 
@@ -192,6 +193,10 @@ final class ProducerEngine {
                 }
                 return
             }
+            if now < sink.nothingDueBefore {
+                armLingerTimer(at: sink.nothingDueBefore)
+                return
+            }
             guard let batch = takeReady(from: sink, now: now) else { return }
             send(batch, to: sink, on: connection)
         }
@@ -208,6 +213,9 @@ final class ProducerEngine {
         var requestBytes = 64
         var nextDeadline = UInt64.max
         var full = false
+        // Whatever takes no decision below (blocked on sequences in flight, or a request
+        // that filled up) is looked at again when a response arrives or on the next pass.
+        var recheckNow = false
         for topic in sink.topics.keys.sorted() where !full {
             // Buffers are moved out of the dictionaries while they are changed: a copy left
             // behind would make the first mutation copy the whole backlog (and retain every
@@ -217,11 +225,13 @@ final class ProducerEngine {
                 var buffer = partitions.removeValue(forKey: index)!
                 full = !take(from: &buffer, topic: topic, index: index, into: batch, sink: sink,
                              requestBytes: &requestBytes, nextDeadline: &nextDeadline, now: now)
+                if full { recheckNow = true }
                 if buffer.recordCount > 0 { partitions[index] = buffer }
             }
             if !partitions.isEmpty { sink.topics[topic] = partitions }
         }
         if nextDeadline != .max { armLingerTimer(at: nextDeadline) }
+        sink.nothingDueBefore = recheckNow ? 0 : nextDeadline
         return batch.isEmpty ? nil : batch
     }
 
@@ -270,7 +280,10 @@ final class ProducerEngine {
         requestBytes += RecordBatchLayout.headerSize + 32 + recordBytes
         sink.bufferedRecordCount -= records.count
         batch.append(topic: topic, partition: index, records: records, baseSequence: baseSequence)
-        if buffer.hasUnsent { buffer.firstAppendNanos = now }
+        if buffer.hasUnsent {
+            buffer.firstAppendNanos = now
+            nextDeadline = min(nextDeadline, buffer.estimatedBytes >= config.maxBatchBytes ? now : now &+ lingerNanos)
+        }
         return true
     }
 
@@ -301,6 +314,8 @@ final class ProducerEngine {
             },
             handler: { [unowned self] result in
                 sink.inFlightRequests -= 1
+                // Sequences and in-flight slots were freed: partitions held back may go now.
+                sink.nothingDueBefore = 0
                 counters.latency.record(nanoseconds: Reactor.monotonicNanoseconds() &- sentAt)
                 if case .failure = result { counters.errorsByBroker[sink.nodeID, default: 0] += 1 }
                 handleResponse(result, batch: batch, version: version, sink: sink, broker: connection.address.description)
@@ -441,6 +456,7 @@ final class ProducerEngine {
                 sink.topics[entry.tp.topic, default: [:]][entry.tp.partition, default: PartitionBuffer()]
                     .requeueFront(retry, notBefore: now &+ backoff, epoch: epoch)
                 sink.bufferedRecordCount += retry.count
+                sink.nothingDueBefore = min(sink.nothingDueBefore, now &+ backoff)
                 armLingerTimer(at: now &+ backoff)
             }
         }
