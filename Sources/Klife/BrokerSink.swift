@@ -136,6 +136,22 @@ struct PartitionBuffer {
         return expired
     }
 
+    /// Moves `range` of `storage` into a new array without copying the records (a copy
+    /// would retain and later release every reference each one holds); the vacated slots
+    /// get ``PendingRecord/vacated``, which holds no references, until `head` passes them.
+    private mutating func moveOut(_ range: Range<Int>) -> [PendingRecord] {
+        let count = range.count
+        guard count > 0 else { return [] }
+        return storage.withUnsafeMutableBufferPointer { source in
+            let start = source.baseAddress! + range.lowerBound
+            return [PendingRecord](unsafeUninitializedCapacity: count) { target, initialized in
+                target.baseAddress!.moveInitialize(from: start, count: count)
+                start.initialize(repeating: .vacated, count: count)
+                initialized = count
+            }
+        }
+    }
+
     /// Removes and returns the longest prefix whose estimated size fits `limit` (at least one
     /// record), with that estimated size. When everything fits, the whole array moves out
     /// (no copy) and `spare` takes its place.
@@ -149,7 +165,7 @@ struct PartitionBuffer {
                 spare = []
                 return (all, bytes)
             }
-            let all = Array(storage[head...])
+            let all = moveOut(head..<storage.count)
             storage.removeAll(keepingCapacity: true)
             head = 0
             return (all, bytes)
@@ -162,7 +178,7 @@ struct PartitionBuffer {
             size += s
             end += 1
         }
-        let prefix = Array(storage[head..<end])
+        let prefix = moveOut(head..<end)
         let bytes = size - RecordBatchLayout.headerSize
         head = end
         estimatedBytes -= bytes

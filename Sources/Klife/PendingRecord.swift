@@ -113,6 +113,10 @@ struct PendingRecord: Sendable {
     }
 
     func fail(_ error: KlifeError) { complete(.failure(error)) }
+
+    /// Fills a buffer slot whose record was moved out; holds no references, is never completed.
+    static let vacated = PendingRecord(topic: "", partition: -1, key: nil, value: nil, headers: [], timestamp: 0,
+                                       deadline: 0, completion: .none, tracker: OutstandingCounter.vacated)
 }
 
 /// Records and bytes accepted by `produce` and not yet completed: the producer's
@@ -177,4 +181,7 @@ final class OutstandingCounter: Sendable {
 
     var value: Int { count.load(ordering: .acquiring) }
     var byteCount: Int { bytes.load(ordering: .relaxed) }
+
+    /// The counter of ``PendingRecord/vacated`` slots (never used: those are never completed).
+    static let vacated = OutstandingCounter()
 }
