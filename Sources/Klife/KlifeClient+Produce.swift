@@ -202,8 +202,8 @@ extension KlifeClient {
         }
         let pending = PendingRecord(
             topic: record.topic, partition: partition, key: record.key, value: record.value, headers: record.headers,
-            timestamp: record.timestamp ?? currentTimeMilliseconds(),
-            deadline: Reactor.monotonicNanoseconds() &+ deliveryTimeoutNanos,
+            // The reactor stamps the CreateTime and the delivery deadline when it takes the record.
+            timestamp: record.timestamp ?? PendingRecord.unsetTimestamp, deadline: 0,
             completion: completion, size: Int32(size), slot: session.slot, tracker: session.outstanding)
         return (pending, contexts[owner])
     }

@@ -33,7 +33,6 @@ public final class KlifeClient: Sendable {
     /// The producer's partitioners (also held by every reactor).
     let partitions: PartitionChooser
     let maxBlockNanos: UInt64
-    let deliveryTimeoutNanos: UInt64
     let maxRecordBytes: Int
 
     private struct RefreshState {
@@ -64,7 +63,6 @@ public final class KlifeClient: Sendable {
                                                timeout: configuration.transactions?.timeout ?? .seconds(60))
         self.partitions = PartitionChooser(configuration.producer)
         self.maxBlockNanos = configuration.producer.maxBlock.nanoseconds
-        self.deliveryTimeoutNanos = configuration.producer.deliveryTimeout.nanoseconds
         self.maxRecordBytes = configuration.producer.maxRecordBytes
         for c in contexts {
             c.client = self

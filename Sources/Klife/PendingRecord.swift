@@ -76,8 +76,10 @@ struct PendingRecord: Sendable {
     var key: [UInt8]?
     var value: [UInt8]?
     var headers: [RecordHeader]
+    /// CreateTime in ms; ``unsetTimestamp`` until the reactor stamps it.
     var timestamp: Int64
-    /// Monotonic deadline (ns) for delivery, retries included.
+    /// Monotonic deadline (ns) for delivery, retries included; 0 until the reactor sets it
+    /// (when it takes the record from its ring).
     var deadline: UInt64
     var completion: DeliveryCompletion
     /// Idempotence: the base sequence of the batch this record was first sent in (-1 when
@@ -113,6 +115,9 @@ struct PendingRecord: Sendable {
     }
 
     func fail(_ error: KlifeError) { complete(.failure(error)) }
+
+    /// `timestamp` of a record the reactor has not stamped yet (the user gave none).
+    static let unsetTimestamp = Int64.min
 
     /// Fills a buffer slot whose record was moved out; holds no references, is never completed.
     static let vacated = PendingRecord(topic: "", partition: -1, key: nil, value: nil, headers: [], timestamp: 0,

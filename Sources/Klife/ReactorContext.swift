@@ -34,6 +34,9 @@ final class ReactorContext: @unchecked Sendable {
     private var bootstrapConnections: [BrokerAddress: BrokerConnection] = [:]
     /// One engine per producer session that sent records through this reactor (index = slot).
     private(set) var engines: [ProducerEngine?] = []
+    private let deliveryTimeoutNanos: UInt64
+    private var cachedWallClockMs: Int64 = 0
+    private var wallClockReadAt: UInt64 = 0
 
     init(index: Int, configuration: KlifeConfiguration, tls: TLSContext?) throws(KlifeError) {
         self.index = index
@@ -41,6 +44,7 @@ final class ReactorContext: @unchecked Sendable {
         self.tls = tls
         self.records = MPSCRing(capacity: configuration.producer.queueCapacity)
         self.partitions = PartitionChooser(configuration.producer)
+        self.deliveryTimeoutNanos = configuration.producer.deliveryTimeout.nanoseconds
         do {
             self.reactor = try Reactor(name: "klife-reactor-\(index)",
                                        cpuAffinity: configuration.reactorCPUAffinity?[index])
@@ -84,10 +88,25 @@ final class ReactorContext: @unchecked Sendable {
         for engine in engines { engine?.flushAll(now: now) }
     }
 
-    /// Hands a record to its session's engine.
+    /// Hands a record to its session's engine, first stamping what `produce` left for the
+    /// reactor: the delivery deadline and, unless the user set one, the CreateTime
+    /// timestamp (two clock reads per record saved on the producing thread; the wall clock
+    /// is read at most once per millisecond here).
     func route(_ record: consuming PendingRecord, now: UInt64) {
+        var record = record
+        if record.deadline == 0 { record.deadline = now &+ deliveryTimeoutNanos }
+        if record.timestamp == PendingRecord.unsetTimestamp { record.timestamp = wallClockMilliseconds(now: now) }
         let slot = record.slot
         engine(slot: slot).route(consume record, now: now)
+    }
+
+    /// The wall clock in milliseconds, re-read when `now` (monotonic) moved by 1 ms or more.
+    private func wallClockMilliseconds(now: UInt64) -> Int64 {
+        if now &- wallClockReadAt >= 1_000_000 || wallClockReadAt == 0 {
+            cachedWallClockMs = currentTimeMilliseconds()
+            wallClockReadAt = now
+        }
+        return cachedWallClockMs
     }
 
     /// Routes records submitted as one batch (they are flushed together by the next iteration).
