@@ -58,16 +58,24 @@ extension KlifeClient {
     /// soon as it is queued; `onDelivery` reports the outcome later, exactly once.
     /// - Throws: ``KlifeError`` when the record is refused before queuing (too large,
     ///   unknown partition, client closed); then `onDelivery` is not called.
-    public func enqueue(_ record: ProducerRecord,
-                        onDelivery: @escaping @Sendable (Result<RecordMetadata, KlifeError>) -> Void) async throws(KlifeError) {
+    ///
+    /// Runs on the caller's executor (`nonisolated(nonsending)`): when there is room it
+    /// never suspends, so a loop of `enqueue` calls costs no executor hops.
+    public nonisolated(nonsending) func enqueue(
+        _ record: ProducerRecord, onDelivery: @escaping @Sendable (Result<RecordMetadata, KlifeError>) -> Void
+    ) async throws(KlifeError) {
         try await enqueue(record, session: defaultSession, onDelivery: onDelivery)
     }
 
     /// ``enqueue(_:onDelivery:)`` for a given producer session.
-    func enqueue(_ record: ProducerRecord, session: ProducerSession,
-                 onDelivery: @escaping @Sendable (Result<RecordMetadata, KlifeError>) -> Void) async throws(KlifeError) {
+    nonisolated(nonsending) func enqueue(
+        _ record: ProducerRecord, session: ProducerSession,
+        onDelivery: @escaping @Sendable (Result<RecordMetadata, KlifeError>) -> Void
+    ) async throws(KlifeError) {
         let (pending, target) = try prepare(record, completion: .callback(onDelivery), session: session)
-        try await waitForRoom(bytes: Int(pending.size), counter: session.outstanding)
+        if !admit(bytes: Int(pending.size), counter: session.outstanding) {
+            try await waitForRoom(bytes: Int(pending.size), counter: session.outstanding)
+        }
         if let error = push(consume pending, into: target) { onDelivery(.failure(error)) }
     }
 
