@@ -15,13 +15,13 @@ extension KlifeClient {
     /// - Returns: the partition, offset and timestamp the record got.
     /// - Throws: ``KlifeError`` — for example `recordTooLarge`, `unknownTopicOrPartition`,
     ///   `timedOut` (delivery timeout), or `brokerError` with the Kafka code.
-    public func produce(_ record: ProducerRecord) async throws(KlifeError) -> RecordMetadata {
-        try await produce(record, session: defaultSession)
+    public func produce(_ record: consuming ProducerRecord) async throws(KlifeError) -> RecordMetadata {
+        try await produce(consume record, session: defaultSession)
     }
 
     /// ``produce(_:)`` for a given producer session (the idempotent one or a transactional one).
-    func produce(_ record: ProducerRecord, session: ProducerSession) async throws(KlifeError) -> RecordMetadata {
-        let (pending, target) = try prepare(record, completion: .none, session: session)
+    func produce(_ record: consuming ProducerRecord, session: ProducerSession) async throws(KlifeError) -> RecordMetadata {
+        let (pending, target) = try prepare(consume record, completion: .none, session: session)
         try await waitForRoom(bytes: Int(pending.size), counter: session.outstanding)
         // Moved into the continuation's closure through an optional: capturing the record
         // itself would copy it (a retain and release of each of its references).
@@ -38,11 +38,11 @@ extension KlifeClient {
     /// outcome — on a reactor thread, or on the calling thread when the record is refused
     /// before it is queued: too large, client closed, or the buffer full
     /// (``KlifeError/Code/bufferFull``: back off, or use ``enqueue(_:onDelivery:)``).
-    public func produce(_ record: ProducerRecord,
+    public func produce(_ record: consuming ProducerRecord,
                         onDelivery: @escaping @Sendable (Result<RecordMetadata, KlifeError>) -> Void) {
         let pending: PendingRecord, target: ReactorContext
         do {
-            (pending, target) = try prepare(record, completion: .callback(onDelivery), session: defaultSession)
+            (pending, target) = try prepare(consume record, completion: .callback(onDelivery), session: defaultSession)
         } catch {
             onDelivery(.failure(error))
             return
@@ -62,17 +62,17 @@ extension KlifeClient {
     /// Runs on the caller's executor (`nonisolated(nonsending)`): when there is room it
     /// never suspends, so a loop of `enqueue` calls costs no executor hops.
     public nonisolated(nonsending) func enqueue(
-        _ record: ProducerRecord, onDelivery: @escaping @Sendable (Result<RecordMetadata, KlifeError>) -> Void
+        _ record: consuming ProducerRecord, onDelivery: @escaping @Sendable (Result<RecordMetadata, KlifeError>) -> Void
     ) async throws(KlifeError) {
-        try await enqueue(record, session: defaultSession, onDelivery: onDelivery)
+        try await enqueue(consume record, session: defaultSession, onDelivery: onDelivery)
     }
 
     /// ``enqueue(_:onDelivery:)`` for a given producer session.
     nonisolated(nonsending) func enqueue(
-        _ record: ProducerRecord, session: ProducerSession,
+        _ record: consuming ProducerRecord, session: ProducerSession,
         onDelivery: @escaping @Sendable (Result<RecordMetadata, KlifeError>) -> Void
     ) async throws(KlifeError) {
-        let (pending, target) = try prepare(record, completion: .callback(onDelivery), session: session)
+        let (pending, target) = try prepare(consume record, completion: .callback(onDelivery), session: session)
         if !admit(bytes: Int(pending.size), counter: session.outstanding) {
             try await waitForRoom(bytes: Int(pending.size), counter: session.outstanding)
         }
@@ -181,7 +181,7 @@ extension KlifeClient {
     }
 
     /// Turns a user record into a pending one and picks the reactor that will own it.
-    func prepare(_ record: ProducerRecord, completion: consuming DeliveryCompletion,
+    func prepare(_ record: consuming ProducerRecord, completion: consuming DeliveryCompletion,
                  session: ProducerSession) throws(KlifeError) -> (PendingRecord, ReactorContext) {
         if isClosing { throw .clientClosed }
         if record.topic.isEmpty { throw .invalidArgument("record topic is empty") }
@@ -208,10 +208,13 @@ extension KlifeClient {
         } else {
             noteTopicOfInterest(record.topic)
         }
+        let timestamp = record.timestamp ?? PendingRecord.unsetTimestamp
+        // The record's references move into the pending record (no retain per field).
+        let (topic, key, value, headers) = record.takeParts()
         let pending = PendingRecord(
-            topic: record.topic, partition: partition, key: record.key, value: record.value, headers: record.headers,
+            topic: topic, partition: partition, key: key, value: value, headers: headers,
             // The reactor stamps the CreateTime and the delivery deadline when it takes the record.
-            timestamp: record.timestamp ?? PendingRecord.unsetTimestamp, deadline: 0,
+            timestamp: timestamp, deadline: 0,
             completion: completion, size: Int32(size), slot: session.slot, tracker: session.outstanding)
         return (pending, contexts[owner])
     }

@@ -47,6 +47,12 @@ public struct ProducerRecord: Sendable {
         self.init(topic: topic, partition: partition, key: key, value: value, headers: headers, timestamp: timestamp)
     }
 
+    /// Gives up the record's references (for the producer, which moves them into its own
+    /// record instead of retaining each).
+    consuming func takeParts() -> (topic: String, key: [UInt8]?, value: [UInt8]?, headers: [RecordHeader]) {
+        (topic, key, value, headers)
+    }
+
     /// Creates a record from UTF-8 text.
     public init(topic: String, partition: Int32? = nil, key: String? = nil, value: String,
                 headers: [RecordHeader] = [], timestamp: Int64? = nil) {
