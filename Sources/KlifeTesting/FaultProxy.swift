@@ -95,13 +95,35 @@ public final class FaultProxy: Sendable {
             if let every {
                 let low = max(every.lowerBound.proxyNanoseconds, 1_000_000)
                 let high = max(every.upperBound.proxyNanoseconds, low)
-                s.randomKills = RandomKillSpec(lowNanos: low, highNanos: high, seed: seed)
+                s.randomKills = RandomKillSpec(lowNanos: low, highNanos: high, seed: seed, garble: false)
             } else {
                 s.randomKills = nil
             }
             s.randomGeneration &+= 1
         }
     }
+
+    /// Starts (or, with `nil`, stops) random corruption of what the broker sends: after each
+    /// interval drawn uniformly from `every`, every open connection gets 1–16 bytes of the
+    /// broker's next bytes (a random distance into them) overwritten with random ones, and
+    /// keeps forwarding. A client sees frames whose size, correlation id or contents are
+    /// garbage — hostile input mid-stream, with requests in flight. Replaces a schedule of
+    /// random kills (and vice versa). Bytes towards the broker are never changed.
+    public func setRandomGarbling(every: ClosedRange<Duration>?, seed: UInt64) {
+        core.command { s in
+            if let every {
+                let low = max(every.lowerBound.proxyNanoseconds, 1_000_000)
+                let high = max(every.upperBound.proxyNanoseconds, low)
+                s.randomKills = RandomKillSpec(lowNanos: low, highNanos: high, seed: seed, garble: true)
+            } else {
+                s.randomKills = nil
+            }
+            s.randomGeneration &+= 1
+        }
+    }
+
+    /// Bytes from the broker overwritten by random garbling so far.
+    public var bytesGarbled: Int { core.state.withLock { $0.garbled } }
 
     /// Stops forwarding bytes and accepting connections; every socket stays open, so peers
     /// see a stall rather than a failure. Bytes sent meanwhile wait in socket buffers.
@@ -144,6 +166,8 @@ struct RandomKillSpec: Sendable {
     var lowNanos: UInt64
     var highNanos: UInt64
     var seed: UInt64
+    /// Corrupt bytes towards the client instead of resetting the connection.
+    var garble: Bool
 }
 
 /// State shared between the API (any thread) and the proxy thread.
@@ -165,6 +189,7 @@ struct ProxyState: Sendable {
     var killedMidTransfer = 0
     var active = 0
     var bytesForwarded = 0
+    var garbled = 0
 }
 
 /// A resolved socket address, copied as bytes so it is `Sendable`.
@@ -358,6 +383,17 @@ struct ByteQueue {
 
     mutating func append(_ bytes: UnsafeRawBufferPointer) { storage.append(contentsOf: bytes) }
 
+    /// Overwrites queued bytes from `offset` (counted from the next byte to send) on; bytes
+    /// past the end are ignored. Returns how many were overwritten.
+    mutating func overwrite(at offset: Int, with bytes: [UInt8]) -> Int {
+        var written = 0
+        for (i, byte) in bytes.enumerated() where offset + i < count {
+            storage[head + offset + i] = byte
+            written += 1
+        }
+        return written
+    }
+
     /// Sends at most `limit` bytes to `fd`; returns bytes sent, 0 on EAGAIN, -1 on error.
     mutating func send(to fd: Int32, limit: Int) -> Int {
         let n = min(count, limit)
@@ -392,6 +428,8 @@ final class ProxyConnection {
     /// Armed by a random kill: bytes still to forward before the reset, and the latest time for it.
     var killBudget: Int?
     var killDeadline: UInt64 = 0
+    /// Armed by random garbling: how far into the next bytes towards the client to corrupt.
+    var garbleOffset: Int?
     var closed = false
 
     init(client: Int32, upstream: Int32) {
@@ -423,6 +461,7 @@ struct ProxyLoop {
     var killed = 0
     var killedMidTransfer = 0
     var forwarded = 0
+    var garbled = 0
 
     init(core: ProxyCore, listener: Int32) {
         self.core = core
@@ -471,7 +510,10 @@ struct ProxyLoop {
                 nextRandomKill = ProxySocket.now() &+ random.next(in: spec.lowNanos, spec.highNanos)
             } else {
                 nextRandomKill = nil
-                for c in connections { c.killBudget = nil }
+                for c in connections {
+                    c.killBudget = nil
+                    c.garbleOffset = nil
+                }
             }
         }
         if s.refusing && listener >= 0 {
@@ -486,22 +528,30 @@ struct ProxyLoop {
 
     private mutating func publish(applied: UInt64?) {
         let active = connections.lazy.filter { !$0.closed }.count
-        let (a, k, m, f) = (accepted, killed, killedMidTransfer, forwarded)
+        let (a, k, m, f, g) = (accepted, killed, killedMidTransfer, forwarded, garbled)
         accepted = 0
         killed = 0
         killedMidTransfer = 0
         forwarded = 0
+        garbled = 0
         core.state.withLock { s in
             if let applied { s.commandsApplied = max(s.commandsApplied, applied) }
             s.accepted += a
             s.killed += k
             s.killedMidTransfer += m
             s.bytesForwarded += f
+            s.garbled += g
             s.active = active
         }
     }
 
     private mutating func armRandomKill(now: UInt64) {
+        if randomSpec?.garble == true {
+            for c in connections where !c.closed && c.garbleOffset == nil {
+                c.garbleOffset = Int(random.next(in: 0, 255))
+            }
+            return
+        }
         for c in connections where !c.closed && c.killBudget == nil {
             // Log-uniform scale (16 B ... 32 KiB), then uniform below it: small frames get cut too.
             let scale = UInt64(1) << random.next(in: 4, 15)
@@ -653,12 +703,27 @@ struct ProxyLoop {
                 let chunk = UnsafeRawBufferPointer(rebasing: raw[0..<n])
                 if fromClient { c.toUpstream.append(chunk) } else { c.toClient.append(chunk) }
             }
+            if !fromClient { garbleArrived(c, count: n) }
         } else if n == 0 {
             if fromClient { c.clientEOF = true } else { c.upstreamEOF = true }
         } else if errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR {
             // A peer reset: pass the reset on to the other side.
             kill(c, counted: false)
         }
+    }
+
+    /// An armed garbling counts down over the bytes arriving from the broker and corrupts
+    /// 1–16 of them where it reaches zero (they are still queued, not yet forwarded).
+    private mutating func garbleArrived(_ c: ProxyConnection, count: Int) {
+        guard let distance = c.garbleOffset else { return }
+        guard distance < count else {
+            c.garbleOffset = distance - count
+            return
+        }
+        let length = Int(random.next(in: 1, 16))
+        let start = c.toClient.count - count + distance
+        garbled += c.toClient.overwrite(at: start, with: (0..<length).map { _ in UInt8(truncatingIfNeeded: random.next()) })
+        c.garbleOffset = nil
     }
 
     /// Writes what can be written both ways, honouring an armed kill's byte budget,

@@ -37,6 +37,31 @@ final class ChaosTests: XCTestCase {
         report.assertExactlyOnceInOrder(settings)
     }
 
+    /// (d) Idempotent producer, hostile bytes mid-stream: the proxy overwrites a few bytes of
+    /// the broker's answers at random while requests are in flight. Each connection that
+    /// receives garbage fails with a typed error (bad frame size, wrong correlation id,
+    /// undecodable body, or a timeout waiting for a frame that never completes) and its
+    /// records are retried on a new connection. The process never traps; nothing
+    /// acknowledged is lost, nothing is written twice, every callback runs exactly once.
+    /// A garbled answer can still decode (Kafka responses carry no checksum): a corrupted
+    /// error code fails records explicitly and a corrupted offset misreports one, so those
+    /// are counted, not forbidden.
+    func testIdempotentProducerUnderGarbledResponsesLosesAndDuplicatesNothing() async throws {
+        let settings = ChaosSettings.current(test: "garbling")
+        let report = try await ChaosRun(settings: settings, idempotent: true, fault: .garbling).run()
+        report.print()
+        let replay = settings.replay
+        XCTAssertGreaterThan(report.bytesGarbled, 0, "nothing was garbled \(replay)")
+        XCTAssertGreaterThan(report.connectionsAccepted, 2, "no connection failed on garbage \(replay)")
+        XCTAssertTrue(report.drained, "not every record completed \(replay)")
+        XCTAssertEqual(report.lost, [], "acknowledged but missing \(replay)")
+        XCTAssertEqual(report.duplicates, [:], "written twice \(replay)")
+        XCTAssertEqual(report.badCallbackCounts, [:], "callbacks not exactly once \(replay)")
+        XCTAssertEqual(report.foreign, [], "unexpected values in the topic \(replay)")
+        XCTAssertEqual(report.logSize, report.records - report.failures.count + report.failedButWritten.count,
+                       "log size disagrees with the outcomes \(replay)")
+    }
+
     /// (c) Documentation, not a contract: without idempotence (random kills plus one stall),
     /// a request whose answer was lost is resent and written twice, and retries overtake
     /// later batches. Only at-least-once is asserted (nothing acknowledged is missing, every
@@ -165,7 +190,7 @@ final class DeliveryLedger: Sendable {
 }
 
 final class ChaosRun: Sendable {
-    enum Fault { case randomKills, stalls, randomKillsAndStall }
+    enum Fault { case randomKills, stalls, randomKillsAndStall, garbling }
 
     let settings: ChaosSettings
     let idempotent: Bool
@@ -251,6 +276,7 @@ final class ChaosRun: Sendable {
                            log: log, drained: drained, connectionsKilled: proxy.connectionsKilled,
                            connectionsKilledMidTransfer: proxy.connectionsKilledMidTransfer,
                            connectionsAccepted: proxy.connectionsAccepted, stalls: stallCount.load(ordering: .relaxed),
+                           bytesGarbled: proxy.bytesGarbled,
                            retriesRequests: stats.requestsSent, elapsed: ContinuousClock.now - started)
     }
 
@@ -268,6 +294,8 @@ final class ChaosRun: Sendable {
         switch fault {
         case .randomKills:
             proxy.setRandomKills(every: .milliseconds(40) ... .milliseconds(300), seed: settings.seed)
+        case .garbling:
+            proxy.setRandomGarbling(every: .milliseconds(40) ... .milliseconds(300), seed: settings.seed)
         case .randomKillsAndStall:
             proxy.setRandomKills(every: .milliseconds(40) ... .milliseconds(300), seed: settings.seed)
             try? await Task.sleep(for: random.milliseconds(800...1500))
@@ -314,6 +342,8 @@ struct ChaosReport {
     let connectionsKilledMidTransfer: Int
     let connectionsAccepted: Int
     let stalls: Int
+    /// Bytes from the broker the proxy overwrote with garbage.
+    let bytesGarbled: Int
     let elapsed: Duration
     let requestsSent: [ApiKey: Int]
 
@@ -340,7 +370,7 @@ struct ChaosReport {
 
     init(settings: ChaosSettings, idempotent: Bool, ledger: DeliveryLedger.State, log: [Int32: [ConsumerRecord]],
          drained: Bool, connectionsKilled: Int, connectionsKilledMidTransfer: Int, connectionsAccepted: Int, stalls: Int,
-         retriesRequests: [ApiKey: Int], elapsed: Duration) {
+         bytesGarbled: Int = 0, retriesRequests: [ApiKey: Int], elapsed: Duration) {
         self.settings = settings
         self.idempotent = idempotent
         self.records = settings.records
@@ -349,6 +379,7 @@ struct ChaosReport {
         self.connectionsKilledMidTransfer = connectionsKilledMidTransfer
         self.connectionsAccepted = connectionsAccepted
         self.stalls = stalls
+        self.bytesGarbled = bytesGarbled
         self.elapsed = elapsed
         self.requestsSent = retriesRequests
         let n = settings.records
@@ -398,7 +429,7 @@ struct ChaosReport {
             reordered=\(reorderings.count) failed=\(failures.count)\(failedCodes.isEmpty ? "" : " \(failedCodes)") \
             failedButWritten=\(failedButWritten.count) unknownOffsetAcks=\(unknownOffsetAcks) \
             offsetMismatches=\(offsetMismatches.count) badCallbacks=\(badCallbackCounts.count) drained=\(drained) \
-            kills=\(connectionsKilled) (mid-transfer \(connectionsKilledMidTransfer)) connections=\(connectionsAccepted) stalls=\(stalls) \
+            kills=\(connectionsKilled) (mid-transfer \(connectionsKilledMidTransfer)) connections=\(connectionsAccepted) stalls=\(stalls) garbled=\(bytesGarbled) \
             produceRequests=\(requestsSent[.produce] ?? 0) initProducerId=\(requestsSent[.initProducerId] ?? 0) \
             elapsed=\(elapsed)
             """)
