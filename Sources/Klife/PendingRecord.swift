@@ -106,12 +106,11 @@ struct PendingRecord: Sendable {
     /// Completes the record stored at `record` without copying it: borrowing a record
     /// from unsafe memory across a call makes the compiler copy the whole record first
     /// (a retain and release of each reference), so only the completion is copied here.
-    static func complete(at record: UnsafePointer<PendingRecord>, _ result: Result<RecordMetadata, KlifeError>) {
+    /// The caller accounts the record in its tracker afterwards (batched: see
+    /// ``OutstandingCounter/completed(count:bytes:success:)``).
+    static func deliver(at record: UnsafePointer<PendingRecord>, _ result: Result<RecordMetadata, KlifeError>) {
         let completion = record.pointee.completion
         completion.complete(result)
-        let success = if case .success = result { true } else { false }
-        let size = Int(record.pointee.size)
-        Unmanaged.passUnretained(record.pointee.tracker)._withUnsafeGuaranteedRef { $0.completed(bytes: size, success: success) }
     }
 
     func fail(_ error: KlifeError) { complete(.failure(error)) }
@@ -171,6 +170,14 @@ final class OutstandingCounter: Sendable {
         bytes.subtract(size, ordering: .relaxed)
         count.subtract(1, ordering: .releasing)
         parent?.decrement(bytes: size)
+    }
+
+    /// `count` records of `size` bytes in all completed alike: one update for a whole batch.
+    func completed(count n: Int, bytes size: Int, success: Bool) {
+        if success { delivered.add(n, ordering: .relaxed) } else { failed.add(n, ordering: .relaxed) }
+        bytes.subtract(size, ordering: .relaxed)
+        count.subtract(n, ordering: .releasing)
+        parent?.completed(count: n, bytes: size, success: success)
     }
 
     /// A record completed: frees its room and counts the outcome.

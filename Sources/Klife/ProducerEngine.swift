@@ -377,13 +377,17 @@ final class ProducerEngine {
             // Borrow each record where it lies: iterating the array would copy every record.
             entry.records.withUnsafeBufferPointer { records in
                 guard let base = records.baseAddress else { return }
+                var bytes = 0
                 for i in records.indices {
                     let record = base + i
                     let timestamp = p.logAppendTimeMs >= 0 ? p.logAppendTimeMs : record.pointee.timestamp
-                    PendingRecord.complete(at: record, .success(RecordMetadata(topic: topic, partition: partition,
-                                                                               offset: known ? p.baseOffset + Int64(i) : -1,
-                                                                               timestamp: timestamp)))
+                    bytes += Int(record.pointee.size)
+                    PendingRecord.deliver(at: record, .success(RecordMetadata(topic: topic, partition: partition,
+                                                                              offset: known ? p.baseOffset + Int64(i) : -1,
+                                                                              timestamp: timestamp)))
                 }
+                // Every record of a batch belongs to this engine's session: one counter update.
+                session.outstanding.completed(count: records.count, bytes: bytes, success: true)
             }
             return
         }
