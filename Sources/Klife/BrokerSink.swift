@@ -152,6 +152,28 @@ struct PartitionBuffer {
         }
     }
 
+    /// Empties the buffer, returning its records: sealed batches first (they are older),
+    /// then the records never sent. Timing state is reset as for a new buffer.
+    mutating func removeAll() -> [PendingRecord] {
+        var all: [PendingRecord] = []
+        for batch in sealed { all.append(contentsOf: batch) }
+        all.append(contentsOf: records)
+        self = PartitionBuffer()
+        return all
+    }
+
+    /// Removes the records whose delivery deadline passed: an expired prefix of the unsent
+    /// records, and whole sealed batches holding an expired record (resending part of a
+    /// sealed batch would break its boundaries).
+    /// - Returns: the removed records, and whether any of them was sequenced.
+    mutating func removeExpired(now: UInt64) -> (records: [PendingRecord], sequenced: Bool) {
+        var expired = removeExpiredUnsent(now: now)
+        guard sealed.contains(where: { $0.contains { $0.deadline <= now } }) else { return (expired, false) }
+        for batch in sealed where batch.contains(where: { $0.deadline <= now }) { expired.append(contentsOf: batch) }
+        sealed.removeAll { $0.contains { $0.deadline <= now } }
+        return (expired, true)
+    }
+
     /// Removes and returns the longest prefix whose estimated size fits `limit` (at least one
     /// record), with that estimated size. When everything fits, the whole array moves out
     /// (no copy) and `spare` takes its place.
@@ -194,11 +216,31 @@ struct PartitionBuffer {
     }
 }
 
+/// One topic's partition buffers within a sink, indexed by partition number (grown on
+/// demand). A class, so a buffer is changed in place through it and the sink can keep the
+/// last topic's buffers at hand without hashing the topic name per record.
+final class TopicBuffers {
+    var partitions: [PartitionBuffer] = []
+
+    /// Makes `partitions[index]` exist.
+    @inline(__always)
+    func ensure(_ index: Int) {
+        if index >= partitions.count {
+            partitions.append(contentsOf: repeatElement(PartitionBuffer(), count: index + 1 - partitions.count))
+        }
+    }
+}
+
 /// Everything buffered for one broker: one Produce request drains every partition it leads.
 final class BrokerSink {
     let nodeID: Int32
-    /// Buffers by topic, then partition. Topic order is kept stable for request layout.
-    var topics: [String: [Int32: PartitionBuffer]] = [:]
+    /// Buffers by topic. Entries are never removed (an emptied buffer stays, empty), so the
+    /// one-entry cache below stays valid.
+    private(set) var topics: [String: TopicBuffers] = [:]
+    /// Topic names in request order (sorted), kept as topics are added.
+    private(set) var topicOrder: [String] = []
+    private var lastTopic = ""
+    private var lastBuffers: TopicBuffers?
     var bufferedRecordCount = 0
     var inFlightRequests = 0
     /// Set while a connect is under way, so the flush loop does not start another.
@@ -218,25 +260,55 @@ final class BrokerSink {
         self.maxBatchBytes = maxBatchBytes
     }
 
+    /// The buffers of `topic`, created on first use. Records usually come in runs of one
+    /// topic, so the last topic's buffers are kept (comparing the name is far cheaper than
+    /// hashing it).
+    @inline(__always)
+    func buffers(for topic: String) -> TopicBuffers {
+        if topic == lastTopic, let cached = lastBuffers { return cached }
+        let found: TopicBuffers
+        if let existing = topics[topic] {
+            found = existing
+        } else {
+            found = TopicBuffers()
+            topics[topic] = found
+            topicOrder.insert(topic, at: topicOrder.firstIndex { $0 > topic } ?? topicOrder.count)
+        }
+        lastTopic = topic
+        lastBuffers = found
+        return found
+    }
+
     func append(_ record: consuming PendingRecord, now: UInt64, epoch: Int16) {
-        let topic = record.topic, partition = record.partition
-        let due = topics[topic, default: [:]][partition, default: PartitionBuffer()]
-            .append(consume record, now: now, epoch: epoch, lingerNanos: lingerNanos, maxBatchBytes: maxBatchBytes)
+        let buffers = buffers(for: record.topic)
+        let index = Int(record.partition)
+        buffers.ensure(index)
+        let due = buffers.partitions[index].append(consume record, now: now, epoch: epoch, lingerNanos: lingerNanos,
+                                                   maxBatchBytes: maxBatchBytes)
         if due < nothingDueBefore { nothingDueBefore = due }
         bufferedRecordCount += 1
+    }
+
+    /// Puts retried records back in front of their partition's buffer (see
+    /// ``PartitionBuffer/requeueFront(_:notBefore:epoch:)``).
+    func requeueFront(_ records: [PendingRecord], tp: TopicPartition, notBefore: UInt64, epoch: Int16) {
+        let buffers = buffers(for: tp.topic)
+        let index = Int(tp.partition)
+        buffers.ensure(index)
+        buffers.partitions[index].requeueFront(records, notBefore: notBefore, epoch: epoch)
+        bufferedRecordCount += records.count
+        nothingDueBefore = min(nothingDueBefore, notBefore)
     }
 
     /// Removes every buffered record (to re-route or fail them), oldest first per partition.
     func removeAll() -> [PendingRecord] {
         var all: [PendingRecord] = []
         all.reserveCapacity(bufferedRecordCount)
-        for (_, partitions) in topics {
-            for (_, buffer) in partitions {
-                for batch in buffer.sealed { all.append(contentsOf: batch) }
-                all.append(contentsOf: buffer.records)
+        for buffers in topics.values {
+            for index in buffers.partitions.indices where buffers.partitions[index].recordCount > 0 {
+                all.append(contentsOf: buffers.partitions[index].removeAll())
             }
         }
-        topics.removeAll()
         bufferedRecordCount = 0
         return all
     }
@@ -244,14 +316,13 @@ final class BrokerSink {
     /// Removes the records of partitions whose leader is no longer this broker.
     func removeMisplaced(isLeader: (String, Int32) -> Bool) -> [PendingRecord] {
         var moved: [PendingRecord] = []
-        for (topic, partitions) in topics {
-            for (partition, buffer) in partitions where !isLeader(topic, partition) {
-                for batch in buffer.sealed { moved.append(contentsOf: batch) }
-                moved.append(contentsOf: buffer.records)
-                bufferedRecordCount -= buffer.recordCount
-                topics[topic]![partition] = nil
+        for (topic, buffers) in topics {
+            for index in buffers.partitions.indices where buffers.partitions[index].recordCount > 0 {
+                guard !isLeader(topic, Int32(index)) else { continue }
+                let records = buffers.partitions[index].removeAll()
+                bufferedRecordCount -= records.count
+                moved.append(contentsOf: records)
             }
-            if topics[topic]!.isEmpty { topics[topic] = nil }
         }
         return moved
     }
@@ -260,24 +331,13 @@ final class BrokerSink {
     /// - Returns: whether a sequenced record expired (a sequence gap the epoch bump must heal).
     func expire(now: UInt64) -> Bool {
         var sequencedExpired = false
-        for topic in Array(topics.keys) {
-            guard var partitions = topics.removeValue(forKey: topic) else { continue }
-            for partition in Array(partitions.keys) {
-                // Moved out while changed, so nothing copies the backlog (see takeReady).
-                var buffer = partitions.removeValue(forKey: partition)!
-                var expired = buffer.removeExpiredUnsent(now: now)
-                if buffer.sealed.contains(where: { $0.contains { $0.deadline <= now } }) {
-                    // A sealed batch goes whole: resending part of it would break its boundaries.
-                    let gone = buffer.sealed.filter { $0.contains { $0.deadline <= now } }
-                    buffer.sealed.removeAll { $0.contains { $0.deadline <= now } }
-                    for batch in gone { expired.append(contentsOf: batch) }
-                    sequencedExpired = true
-                }
+        for (topic, buffers) in topics {
+            for index in buffers.partitions.indices where buffers.partitions[index].recordCount > 0 {
+                let (expired, sequenced) = buffers.partitions[index].removeExpired(now: now)
+                if sequenced { sequencedExpired = true }
                 bufferedRecordCount -= expired.count
-                if buffer.recordCount > 0 { partitions[partition] = buffer }
-                for r in expired { r.fail(.timedOut("delivery of record to \(topic)/\(partition)")) }
+                for r in expired { r.fail(.timedOut("delivery of record to \(topic)/\(index)")) }
             }
-            if !partitions.isEmpty { topics[topic] = partitions }
         }
         return sequencedExpired
     }
@@ -285,8 +345,8 @@ final class BrokerSink {
     /// After an epoch bump: every sealed batch loses its sequences.
     func unsealAll() {
         nothingDueBefore = 0
-        for (topic, partitions) in topics {
-            for (partition, _) in partitions { topics[topic]![partition]!.unsealAll() }
+        for buffers in topics.values {
+            for index in buffers.partitions.indices { buffers.partitions[index].unsealAll() }
         }
     }
 }

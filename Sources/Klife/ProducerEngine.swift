@@ -62,6 +62,9 @@ final class ProducerEngine {
     }
 
     private let transactionalID: String?
+    private var routeCacheTopic = ""
+    private var routeCacheVersion: UInt64 = .max
+    private var routeCache: TopicRoute?
 
     // MARK: Intake
 
@@ -69,7 +72,7 @@ final class ProducerEngine {
     /// or parks it until metadata knows where it goes.
     func route(_ record: consuming PendingRecord, now: UInt64) {
         var record = record
-        guard let route = context.snapshot.routes[record.topic] else {
+        guard let route = cachedRoute(record.topic) else {
             park(consume record)
             return
         }
@@ -101,6 +104,20 @@ final class ProducerEngine {
         }
         sink(for: leader).append(consume record, now: now, epoch: epoch)
         ensureHousekeeping()
+    }
+
+    /// The route of `topic` in the current snapshot. The last topic's route is kept for as
+    /// long as the snapshot stays: records come in runs of one topic, and comparing the name
+    /// is far cheaper than hashing it.
+    @inline(__always)
+    private func cachedRoute(_ topic: String) -> TopicRoute? {
+        let snapshot = context.snapshot
+        if snapshot.version == routeCacheVersion && topic == routeCacheTopic { return routeCache }
+        let route = snapshot.routes[topic]
+        routeCacheVersion = snapshot.version
+        routeCacheTopic = topic
+        routeCache = route
+        return route
     }
 
     private func park(_ record: consuming PendingRecord) {
@@ -216,19 +233,15 @@ final class ProducerEngine {
         // Whatever takes no decision below (blocked on sequences in flight, or a request
         // that filled up) is looked at again when a response arrives or on the next pass.
         var recheckNow = false
-        for topic in sink.topics.keys.sorted() where !full {
-            // Buffers are moved out of the dictionaries while they are changed: a copy left
-            // behind would make the first mutation copy the whole backlog (and retain every
-            // record in it) on every batch taken.
-            guard var partitions = sink.topics.removeValue(forKey: topic) else { continue }
-            for index in Array(partitions.keys) where !full {
-                var buffer = partitions.removeValue(forKey: index)!
-                full = !take(from: &buffer, topic: topic, index: index, into: batch, sink: sink,
+        for topic in sink.topicOrder where !full {
+            // Buffers are changed in place through their topic's class instance: a copy would
+            // make the first mutation copy the whole backlog (and retain every record in it).
+            let buffers = sink.buffers(for: topic)
+            for index in buffers.partitions.indices where !full && buffers.partitions[index].recordCount > 0 {
+                full = !take(from: &buffers.partitions[index], topic: topic, index: Int32(index), into: batch, sink: sink,
                              requestBytes: &requestBytes, nextDeadline: &nextDeadline, now: now)
                 if full { recheckNow = true }
-                if buffer.recordCount > 0 { partitions[index] = buffer }
             }
-            if !partitions.isEmpty { sink.topics[topic] = partitions }
         }
         if nextDeadline != .max { armLingerTimer(at: nextDeadline) }
         sink.nothingDueBefore = recheckNow ? 0 : nextDeadline
@@ -457,10 +470,7 @@ final class ProducerEngine {
                 parked.append(contentsOf: retry)
                 context.requestMetadataRefresh(topic: entry.tp.topic)
             } else {
-                sink.topics[entry.tp.topic, default: [:]][entry.tp.partition, default: PartitionBuffer()]
-                    .requeueFront(retry, notBefore: now &+ backoff, epoch: epoch)
-                sink.bufferedRecordCount += retry.count
-                sink.nothingDueBefore = min(sink.nothingDueBefore, now &+ backoff)
+                sink.requeueFront(retry, tp: entry.tp, notBefore: now &+ backoff, epoch: epoch)
                 armLingerTimer(at: now &+ backoff)
             }
         }
