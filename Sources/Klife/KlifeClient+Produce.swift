@@ -192,21 +192,25 @@ extension KlifeClient {
         var partition = record.partition ?? -1
         if let p = record.partition, p < 0 { throw .unknownTopicOrPartition(record.topic, partition: p) }
         var owner = 0
-        if let route = metadataStore.snapshot.routes[record.topic] {
-            let count = route.partitionCount
-            // A partition past the known count may be new: the reactor waits for metadata
-            // (up to unknownTopicTimeout) before failing it.
-            if partition < 0 {
-                partition = partitions.choose(topic: record.topic, key: record.key, value: record.value, partitionCount: count)
-                if partition < 0 || partition >= count {
-                    throw .invalidArgument("the partitioner for \(record.topic) chose partition \(partition) of \(count)")
+        // With one reactor there is no owner to find: that reactor runs the partitioner when
+        // it routes the record, and the producing thread skips the metadata lookup.
+        if contexts.count > 1 {
+            if let route = metadataStore.snapshot.routes[record.topic] {
+                let count = route.partitionCount
+                // A partition past the known count may be new: the reactor waits for metadata
+                // (up to unknownTopicTimeout) before failing it.
+                if partition < 0 {
+                    partition = partitions.choose(topic: record.topic, key: record.key, value: record.value, partitionCount: count)
+                    if partition < 0 || partition >= count {
+                        throw .invalidArgument("the partitioner for \(record.topic) chose partition \(partition) of \(count)")
+                    }
                 }
+                if partition < count, let leader = route.leader(partition) {
+                    owner = ReactorContext.index(forNode: leader, reactorCount: contexts.count)
+                }
+            } else {
+                noteTopicOfInterest(record.topic)
             }
-            if partition < count, let leader = route.leader(partition) {
-                owner = ReactorContext.index(forNode: leader, reactorCount: contexts.count)
-            }
-        } else {
-            noteTopicOfInterest(record.topic)
         }
         let timestamp = record.timestamp ?? PendingRecord.unsetTimestamp
         // The record's references move into the pending record (no retain per field).

@@ -332,8 +332,9 @@ final class PartitionerTests: XCTestCase {
         let good = try await Shared.topic(admin, partitions: 3, prefix: "good")
         let bad = TestCluster.uniqueTopicName("bad")
         let client = try await Shared.client { $0.producer.topicPartitioners[bad] = OutOfRangePartitioner() }
-        // Created after the client loaded its metadata: the first record is routed on the reactor
-        // once metadata arrives; later ones are checked before they are queued.
+        // Created after the client loaded its metadata: the first record waits on the reactor for
+        // metadata; later ones find it (the partitioner runs on the reactor with one reactor, on
+        // the producing thread with several).
         try await admin.createTopic(bad, partitions: 3)
 
         func expectInvalidArgument(_ record: ProducerRecord, _ label: String) async {
