@@ -91,16 +91,7 @@ public final class FaultProxy: Sendable {
     /// `every`, every open connection is armed and reset a random number of bytes later.
     /// Calling it again restarts the schedule from `seed`.
     public func setRandomKills(every: ClosedRange<Duration>?, seed: UInt64) {
-        core.command { s in
-            if let every {
-                let low = max(every.lowerBound.proxyNanoseconds, 1_000_000)
-                let high = max(every.upperBound.proxyNanoseconds, low)
-                s.randomKills = RandomKillSpec(lowNanos: low, highNanos: high, seed: seed, garble: false)
-            } else {
-                s.randomKills = nil
-            }
-            s.randomGeneration &+= 1
-        }
+        setRandomFaults(every: every, seed: seed, garble: false)
     }
 
     /// Starts (or, with `nil`, stops) random corruption of what the broker sends: after each
@@ -110,11 +101,16 @@ public final class FaultProxy: Sendable {
     /// garbage — hostile input mid-stream, with requests in flight. Replaces a schedule of
     /// random kills (and vice versa). Bytes towards the broker are never changed.
     public func setRandomGarbling(every: ClosedRange<Duration>?, seed: UInt64) {
+        setRandomFaults(every: every, seed: seed, garble: true)
+    }
+
+    /// Installs (or clears) the one random-fault schedule: kills or garbling.
+    private func setRandomFaults(every: ClosedRange<Duration>?, seed: UInt64, garble: Bool) {
         core.command { s in
             if let every {
                 let low = max(every.lowerBound.proxyNanoseconds, 1_000_000)
                 let high = max(every.upperBound.proxyNanoseconds, low)
-                s.randomKills = RandomKillSpec(lowNanos: low, highNanos: high, seed: seed, garble: true)
+                s.randomKills = RandomKillSpec(lowNanos: low, highNanos: high, seed: seed, garble: garble)
             } else {
                 s.randomKills = nil
             }
