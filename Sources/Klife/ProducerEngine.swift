@@ -62,6 +62,8 @@ final class ProducerEngine {
     }
 
     private let transactionalID: String?
+    private var lastSinkNode: Int32 = -1
+    private var lastSink: BrokerSink?
     private var routeCacheTopic = ""
     private var routeCacheVersion: UInt64 = .max
     private var routeCache: TopicRoute?
@@ -97,9 +99,8 @@ final class ProducerEngine {
             park(consume record)
             return
         }
-        let owner = context.owningContext(forNode: leader)
-        if owner !== context {
-            owner.accept(consume record)
+        if !context.ownsConnection(toNode: leader) {
+            context.owningContext(forNode: leader).accept(consume record)
             return
         }
         sink(for: leader).append(consume record, now: now, epoch: epoch)
@@ -127,11 +128,21 @@ final class ProducerEngine {
         ensureHousekeeping()
     }
 
+    /// The sink of broker `node`, created on first use (the last one is kept at hand: records
+    /// come in runs for one leader).
+    @inline(__always)
     private func sink(for node: Int32) -> BrokerSink {
-        if let s = sinks[node] { return s }
-        let s = BrokerSink(nodeID: node, lingerNanos: lingerNanos, maxBatchBytes: config.maxBatchBytes)
-        sinks[node] = s
-        return s
+        if node == lastSinkNode, let cached = lastSink { return cached }
+        let found: BrokerSink
+        if let existing = sinks[node] {
+            found = existing
+        } else {
+            found = BrokerSink(nodeID: node, lingerNanos: lingerNanos, maxBatchBytes: config.maxBatchBytes)
+            sinks[node] = found
+        }
+        lastSinkNode = node
+        lastSink = found
+        return found
     }
 
     // MARK: Metadata changes

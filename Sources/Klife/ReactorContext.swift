@@ -192,6 +192,12 @@ final class ReactorContext: @unchecked Sendable {
         client?.requestMetadataRefresh(topic: topic)
     }
 
+    /// Whether this reactor owns broker `node`'s connection (no reference taken).
+    @inline(__always)
+    func ownsConnection(toNode node: Int32) -> Bool {
+        siblings.count <= 1 || Self.index(forNode: node, reactorCount: siblings.count) == index
+    }
+
     func owningContext(forNode node: Int32) -> ReactorContext {
         siblings.isEmpty ? self : siblings[Self.index(forNode: node, reactorCount: siblings.count)]
     }
