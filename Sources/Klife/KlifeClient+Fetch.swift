@@ -119,11 +119,28 @@ extension KlifeClient {
         } catch {
             throw .malformed(error, broker: broker)
         }
-        let visible = filter.apply(decoded.batches, from: offset)
-        let records = visible.records.map { r in
-            ConsumerRecord(topic: topic, partition: partition, offset: r.offset, timestamp: r.timestamp,
-                           timestampType: r.timestampType, key: r.key, value: r.value, headers: r.headers)
+        let output = filter.apply(decoded.batches, from: offset)
+        var batches = decoded.batches
+        var records: [ConsumerRecord] = []
+        records.reserveCapacity(output.visible.reduce(0) { $0 + $1.records.count })
+        for (batch, range) in output.visible {
+            // Moved out of the decoded batch (which is dropped next), not copied: a copy would
+            // retain and then release the key, value and headers of every record.
+            batches[batch].records.withUnsafeMutableBufferPointer { decoded in
+                for i in range {
+                    let r = (decoded.baseAddress! + i).move()
+                    (decoded.baseAddress! + i).initialize(to: .vacated)
+                    records.append(ConsumerRecord(topic: topic, partition: partition, offset: r.offset, timestamp: r.timestamp,
+                                                  timestampType: r.timestampType, key: r.key, value: r.value,
+                                                  headers: r.headers))
+                }
+            }
         }
-        return (records, visible.nextOffset, decoded.batches.isEmpty && decoded.truncatedTail)
+        return (records, output.nextOffset, decoded.batches.isEmpty && decoded.truncatedTail)
     }
+}
+
+private extension DecodedRecord {
+    /// Fills the slot of a record moved out of a decoded batch; holds no references.
+    static let vacated = DecodedRecord(offset: -1, timestamp: 0, timestampType: .createTime, key: nil, value: nil, headers: [])
 }

@@ -30,13 +30,20 @@ enum ControlRecordType: Int16 {
 /// producer later in the answer), control batches are always dropped, and nothing at or after
 /// the last stable offset is returned.
 struct TransactionFilter {
-    /// The kept batches and the offset to fetch next.
+    /// Where the visible records are, and the offset to fetch next.
     struct Output {
-        /// Records visible at the isolation level, at or after the requested offset, in order.
-        var records: [DecodedRecord]
+        /// The records visible at the isolation level, at or after the requested offset, in
+        /// order: for each batch index, the range of its records. Positions rather than
+        /// records, so the caller can move them out of the batches instead of copying.
+        var visible: [(batch: Int, records: Range<Int>)]
         /// One past the last batch examined (returned or skipped), never below the requested
         /// offset and, for read committed, never beyond the last stable offset.
         var nextOffset: Int64
+
+        /// The visible records of `batches` (the batches given to `apply`), copied.
+        func records(in batches: [DecodedBatch]) -> [DecodedRecord] {
+            visible.flatMap { batches[$0.batch].records[$0.records] }
+        }
     }
 
     let isolation: IsolationLevel
@@ -47,7 +54,7 @@ struct TransactionFilter {
 
     /// Filters `batches` (in offset order) for a fetch that started at `offset`.
     func apply(_ batches: [DecodedBatch], from offset: Int64) -> Output {
-        var records: [DecodedRecord] = []
+        var visible: [(batch: Int, records: Range<Int>)] = []
         var next = offset
         // Aborted transactions not yet reached, oldest first; producers whose aborted
         // transaction has started and whose ABORT marker has not been seen yet.
@@ -98,10 +105,13 @@ struct TransactionFilter {
                 }
             }
             if header.isControl { continue }
-            for r in batch.records where r.offset >= offset && r.offset < stable {
-                records.append(r)
-            }
+            let records = batch.records
+            var start = 0
+            while start < records.count && records[start].offset < offset { start += 1 }
+            var end = start
+            while end < records.count && records[end].offset < stable { end += 1 }
+            if start < end { visible.append((i, start..<end)) }
         }
-        return Output(records: records, nextOffset: min(next, max(stable, offset)))
+        return Output(visible: visible, nextOffset: min(next, max(stable, offset)))
     }
 }

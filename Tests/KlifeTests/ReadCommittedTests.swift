@@ -154,15 +154,16 @@ final class ReadCommittedTests: XCTestCase {
         let filter = TransactionFilter(isolation: .readCommitted, lastStableOffset: 6,
                                        abortedTransactions: [.init(producerID: p1, firstOffset: 0)])
         let out = filter.apply(batches, from: 0)
-        XCTAssertEqual(out.records.map(\.offset), [2, 4, 5])
+        XCTAssertEqual(out.records(in: batches).map(\.offset), [2, 4, 5])
         XCTAssertEqual(out.nextOffset, 6)
     }
 
     func testAbortedListAloneHidesBatchWithoutMarker() {
         let filter = TransactionFilter(isolation: .readCommitted, lastStableOffset: 10,
                                        abortedTransactions: [.init(producerID: p1, firstOffset: 4)])
-        let out = filter.apply([data(2, count: 2, pid: p1), data(4, count: 2, pid: p1)], from: 0)
-        XCTAssertEqual(out.records.map(\.offset), [2, 3], "aborted transaction starts at 4, not before")
+        let batches = [data(2, count: 2, pid: p1), data(4, count: 2, pid: p1)]
+        let out = filter.apply(batches, from: 0)
+        XCTAssertEqual(out.records(in: batches).map(\.offset), [2, 3], "aborted transaction starts at 4, not before")
         XCTAssertEqual(out.nextOffset, 6, "skipped batches still advance the position")
     }
 
@@ -170,17 +171,17 @@ final class ReadCommittedTests: XCTestCase {
         let batches = [data(0, count: 1, pid: p1), data(1, count: 1, pid: p2), marker(2, pid: p1, .abort),
                        marker(3, pid: p2, .commit)]
         let out = TransactionFilter(isolation: .readCommitted, lastStableOffset: 4, abortedTransactions: []).apply(batches, from: 0)
-        XCTAssertEqual(out.records.map(\.offset), [1])
+        XCTAssertEqual(out.records(in: batches).map(\.offset), [1])
         XCTAssertEqual(out.nextOffset, 4)
     }
 
     func testNothingAtOrAfterLastStableOffset() {
         let batches = [data(0, count: 2, pid: -1, transactional: false), data(2, count: 3, pid: p1)]
         let out = TransactionFilter(isolation: .readCommitted, lastStableOffset: 2, abortedTransactions: []).apply(batches, from: 1)
-        XCTAssertEqual(out.records.map(\.offset), [1])
+        XCTAssertEqual(out.records(in: batches).map(\.offset), [1])
         XCTAssertEqual(out.nextOffset, 2)
         let none = TransactionFilter(isolation: .readCommitted, lastStableOffset: 2, abortedTransactions: []).apply(batches, from: 2)
-        XCTAssertEqual(none.records.count, 0)
+        XCTAssertEqual(none.records(in: batches).count, 0)
         XCTAssertEqual(none.nextOffset, 2)
     }
 
@@ -189,7 +190,7 @@ final class ReadCommittedTests: XCTestCase {
         let filter = TransactionFilter(isolation: .readUncommitted, lastStableOffset: 1,
                                        abortedTransactions: [.init(producerID: p1, firstOffset: 0)])
         let out = filter.apply(batches, from: 0)
-        XCTAssertEqual(out.records.map(\.offset), [0, 1, 3])
+        XCTAssertEqual(out.records(in: batches).map(\.offset), [0, 1, 3])
         XCTAssertEqual(out.nextOffset, 5, "a trailing marker is stepped over")
     }
 
