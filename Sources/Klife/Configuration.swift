@@ -108,7 +108,9 @@ public struct ProducerConfiguration: Sendable {
     public var maxRecordBytes: Int = 1 << 20
     /// Produce requests a broker connection may have awaiting responses at once.
     public var maxInFlightPerBroker: Int = 5
-    /// Time from `produce` until a record must be acknowledged, retries included.
+    /// Time from `produce` until a record must be acknowledged, retries included (counted from
+    /// when the reactor takes the record off its queue, microseconds after `produce` unless the
+    /// queue was full).
     public var deliveryTimeout: Duration = .seconds(120)
     /// Pause before retrying a partition whose batch failed with a retriable error.
     public var retryBackoff: Duration = .milliseconds(100)

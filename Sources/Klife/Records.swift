@@ -18,7 +18,9 @@ public struct ProducerRecord: Sendable {
     public var value: [UInt8]?
     /// Record headers, in order; names may repeat.
     public var headers: [RecordHeader]
-    /// Create time in milliseconds since the Unix epoch; `nil` means "now" at `produce`.
+    /// Create time in milliseconds since the Unix epoch; `nil` means "now": the reactor
+    /// stamps it when it takes the record from its queue (microseconds after `produce`,
+    /// with millisecond resolution).
     public var timestamp: Int64?
 
     /// Creates a record from bytes.
