@@ -41,12 +41,15 @@ final class ChaosTests: XCTestCase {
     /// the broker's answers at random while requests are in flight. Each connection that
     /// receives garbage fails with a typed error (bad frame size, wrong correlation id,
     /// undecodable body, or a timeout waiting for a frame that never completes) and its
-    /// records are retried on a new connection. The process never traps; nothing
-    /// acknowledged is lost, nothing is written twice, every callback runs exactly once.
-    /// A garbled answer can still decode (Kafka responses carry no checksum): a corrupted
-    /// error code fails records explicitly and a corrupted offset misreports one, so those
-    /// are counted, not forbidden.
-    func testIdempotentProducerUnderGarbledResponsesLosesAndDuplicatesNothing() async throws {
+    /// records are retried on a new connection. The process never traps, nothing
+    /// acknowledged is lost, every callback runs exactly once.
+    ///
+    /// Kafka answers carry no checksum, so garbage can also decode as a plausible answer: a
+    /// corrupted error code fails records explicitly, a corrupted offset misreports one, and
+    /// an answer forged into "your producer state is lost" makes the client take a new epoch
+    /// and resend a batch the broker already has — a duplicate no client can avoid. So
+    /// duplicates are allowed only when such an epoch bump happened.
+    func testIdempotentProducerUnderGarbledResponsesLosesNothing() async throws {
         let settings = ChaosSettings.current(test: "garbling")
         let report = try await ChaosRun(settings: settings, idempotent: true, fault: .garbling).run()
         report.print()
@@ -55,10 +58,14 @@ final class ChaosTests: XCTestCase {
         XCTAssertGreaterThan(report.connectionsAccepted, 2, "no connection failed on garbage \(replay)")
         XCTAssertTrue(report.drained, "not every record completed \(replay)")
         XCTAssertEqual(report.lost, [], "acknowledged but missing \(replay)")
-        XCTAssertEqual(report.duplicates, [:], "written twice \(replay)")
         XCTAssertEqual(report.badCallbackCounts, [:], "callbacks not exactly once \(replay)")
         XCTAssertEqual(report.foreign, [], "unexpected values in the topic \(replay)")
-        XCTAssertEqual(report.logSize, report.records - report.failures.count + report.failedButWritten.count,
+        let epochBumps = (report.requestsSent[.initProducerId] ?? 1) - 1
+        if !report.duplicates.isEmpty {
+            XCTAssertGreaterThan(epochBumps, 0, "duplicates without an epoch bump \(report.duplicates) \(replay)")
+        }
+        let extraCopies = report.duplicates.values.reduce(0) { $0 + $1 - 1 }
+        XCTAssertEqual(report.logSize, report.records - report.failures.count + report.failedButWritten.count + extraCopies,
                        "log size disagrees with the outcomes \(replay)")
     }
 
