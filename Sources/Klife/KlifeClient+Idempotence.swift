@@ -70,11 +70,14 @@ extension KlifeClient {
     /// Tells every reactor the session's current identity (or that a bump paused sending).
     func announceIdentity(_ session: ProducerSession) {
         let value = session.identity.current
+        forEachEngine(of: session) { $0.identityChanged(value) }
+    }
+
+    /// Runs `body` on every reactor that has an engine for `session`, on that reactor's thread.
+    func forEachEngine(of session: ProducerSession, _ body: @escaping @Sendable (ProducerEngine) -> Void) {
         let slot = Int(session.slot)
         for c in contexts {
-            c.reactor.submit {
-                if slot < c.engines.count, let engine = c.engines[slot] { engine.identityChanged(value) }
-            }
+            c.reactor.submit { if let engine = c.existingEngine(slot: slot) { body(engine) } }
         }
     }
 }

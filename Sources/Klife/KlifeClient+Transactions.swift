@@ -110,12 +110,7 @@ extension KlifeClient {
         let begun = transaction.close()
         let session = transaction.member.session
         let error = KlifeError.transactionAborted(transaction.member.transactionalID, reason: reason)
-        let slot = Int(session.slot)
-        for c in contexts {
-            c.reactor.submit {
-                if slot < c.engines.count, let engine = c.engines[slot] { engine.failAll(error) }
-            }
-        }
+        forEachEngine(of: session) { $0.failAll(error) }
         await waitForSessionRecords(session)
         let failures = session.outstanding.failedCount - transaction.failuresBefore
         await endAborted(transaction, begun: begun, timedOut: Reactor.monotonicNanoseconds() >= transaction.deadline,

@@ -182,10 +182,7 @@ final class OutstandingCounter: Sendable {
 
     /// A record completed: frees its room and counts the outcome.
     func completed(bytes size: Int, success: Bool) {
-        if success { delivered.add(1, ordering: .relaxed) } else { failed.add(1, ordering: .relaxed) }
-        bytes.subtract(size, ordering: .relaxed)
-        count.subtract(1, ordering: .releasing)
-        parent?.completed(bytes: size, success: success)
+        completed(count: 1, bytes: size, success: success)
     }
 
     var deliveredCount: Int { delivered.load(ordering: .relaxed) }

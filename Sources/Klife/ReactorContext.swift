@@ -71,11 +71,16 @@ final class ReactorContext: @unchecked Sendable {
     /// The engine of session `slot`, created on first use.
     func engine(slot: UInt8) -> ProducerEngine {
         let index = Int(slot)
-        if index < engines.count, let engine = engines[index] { return engine }
+        if let engine = existingEngine(slot: index) { return engine }
         if engines.count <= index { engines += Array(repeating: nil, count: index + 1 - engines.count) }
         let engine = ProducerEngine(context: self, session: sessions[index])
         engines[index] = engine
         return engine
+    }
+
+    /// The engine of session `slot` if this reactor has one (never creates it).
+    func existingEngine(slot: Int) -> ProducerEngine? {
+        slot < engines.count ? engines[slot] : nil
     }
 
     /// Engines that exist, in slot order.

@@ -41,16 +41,18 @@ extension KlifeClient {
     }
 
     /// Sends `request` to `member`'s transaction coordinator, applying the retry rules above.
-    /// - Parameter errorCode: the error the response reports (the first failing entry for
-    ///   per-partition responses), `.none` on success.
+    /// - Parameters:
+    ///   - errorCode: the error the response reports (the first failing entry for
+    ///     per-partition responses), `.none` on success.
+    ///   - fencingIsFatal: whether a fencing answer marks the member fenced for good.
     func transactionCoordinatorCall<R: KafkaRequest>(
-        _ request: R, member: TransactionalMember, name: String,
+        _ request: R, member: TransactionalMember, name: String, fencingIsFatal: Bool = true,
         errorCode: (R.Response) -> (KafkaErrorCode, String?)
     ) async throws(KlifeError) -> R.Response {
         try await coordinatorCall(request, name: name, transactionalID: member.transactionalID,
                                   cache: member.coordinator, key: member.transactionalID,
                                   keyType: FindCoordinatorRequest.transactionKeyType, errorCode: errorCode,
-                                  onFenced: { member.session.markFatal($0) })
+                                  onFenced: { if fencingIsFatal { member.session.markFatal($0) } })
     }
 
     /// The shared loop behind every coordinator call; `cache` remembers the coordinator.
@@ -111,20 +113,19 @@ extension KlifeClient {
     func initTransactionalProducer(_ member: TransactionalMember) async throws(KlifeError) {
         let session = member.session
         let current = session.identity.current
-        var request = InitProducerIdRequest(transactionalID: member.transactionalID, transactionTimeoutMs: member.timeoutMs,
-                                            producerID: current.producerID, producerEpoch: current.epoch)
+        func initProducerID(_ producerID: Int64, _ epoch: Int16) async throws(KlifeError) -> InitProducerIdResponse {
+            let request = InitProducerIdRequest(transactionalID: member.transactionalID, transactionTimeoutMs: member.timeoutMs,
+                                                producerID: producerID, producerEpoch: epoch)
+            return try await transactionCoordinatorCall(request, member: member, name: "InitProducerId") {
+                (KafkaErrorCode(rawValue: $0.errorCode), nil)
+            }
+        }
         let response: InitProducerIdResponse
         do {
-            response = try await transactionCoordinatorCall(request, member: member, name: "InitProducerId") {
-                (KafkaErrorCode(rawValue: $0.errorCode), nil)
-            }
+            response = try await initProducerID(current.producerID, current.epoch)
         } catch where current.producerID >= 0 && error.code == .brokerError && error.kafkaErrorCode != .concurrentTransactions {
             contexts[0].log(.warning, "InitProducerId with the current epoch refused for '\(member.transactionalID)' (\(error)); taking a new epoch without it")
-            request.producerID = -1
-            request.producerEpoch = -1
-            response = try await transactionCoordinatorCall(request, member: member, name: "InitProducerId") {
-                (KafkaErrorCode(rawValue: $0.errorCode), nil)
-            }
+            response = try await initProducerID(-1, -1)
         }
         session.sequences.resetSequences()
         session.identity.set(producerID: response.producerID, epoch: response.producerEpoch)
@@ -199,11 +200,8 @@ extension KlifeClient {
         let identity = member.session.identity.current
         let request = EndTxnRequest(transactionalID: member.transactionalID, producerID: identity.producerID,
                                     producerEpoch: identity.epoch, committed: commit)
-        _ = try await coordinatorCall(request, name: commit ? "EndTxn(commit)" : "EndTxn(abort)",
-                                      transactionalID: member.transactionalID, cache: member.coordinator,
-                                      key: member.transactionalID, keyType: FindCoordinatorRequest.transactionKeyType,
-                                      errorCode: { (KafkaErrorCode(rawValue: $0.errorCode), nil) },
-                                      onFenced: { if fencingIsFatal { member.session.markFatal($0) } })
+        _ = try await transactionCoordinatorCall(request, member: member, name: commit ? "EndTxn(commit)" : "EndTxn(abort)",
+                                                 fencingIsFatal: fencingIsFatal) { (KafkaErrorCode(rawValue: $0.errorCode), nil) }
     }
 
     /// The first real error among per-partition codes (`OPERATION_NOT_ATTEMPTED` only
