@@ -165,13 +165,17 @@ struct PartitionBuffer {
     /// Removes the records whose delivery deadline passed: an expired prefix of the unsent
     /// records, and whole sealed batches holding an expired record (resending part of a
     /// sealed batch would break its boundaries).
-    /// - Returns: the removed records, and whether any of them was sequenced.
-    mutating func removeExpired(now: UInt64) -> (records: [PendingRecord], sequenced: Bool) {
+    /// - Returns: the removed records, and how many sealed batches they came from.
+    mutating func removeExpired(now: UInt64) -> (records: [PendingRecord], sealedBatches: Int) {
         var expired = removeExpiredUnsent(now: now)
-        guard sealed.contains(where: { $0.contains { $0.deadline <= now } }) else { return (expired, false) }
-        for batch in sealed where batch.contains(where: { $0.deadline <= now }) { expired.append(contentsOf: batch) }
+        guard sealed.contains(where: { $0.contains { $0.deadline <= now } }) else { return (expired, 0) }
+        var batches = 0
+        for batch in sealed where batch.contains(where: { $0.deadline <= now }) {
+            expired.append(contentsOf: batch)
+            batches += 1
+        }
         sealed.removeAll { $0.contains { $0.deadline <= now } }
-        return (expired, true)
+        return (expired, batches)
     }
 
     /// Removes and returns the longest prefix whose estimated size fits `limit` (at least one
@@ -328,18 +332,19 @@ final class BrokerSink {
     }
 
     /// Fails and removes records whose delivery deadline passed.
-    /// - Returns: whether a sequenced record expired (a sequence gap the epoch bump must heal).
-    func expire(now: UInt64) -> Bool {
-        var sequencedExpired = false
+    /// - Returns: the sealed (sequenced) batches dropped, per partition: each leaves a sequence
+    ///   gap the epoch bump must heal, and no longer waits to be resent.
+    func expire(now: UInt64) -> [TopicPartition: Int] {
+        var dropped: [TopicPartition: Int] = [:]
         for (topic, buffers) in topics {
             for index in buffers.partitions.indices where buffers.partitions[index].recordCount > 0 {
-                let (expired, sequenced) = buffers.partitions[index].removeExpired(now: now)
-                if sequenced { sequencedExpired = true }
+                let (expired, sealedBatches) = buffers.partitions[index].removeExpired(now: now)
+                if sealedBatches > 0 { dropped[TopicPartition(topic: topic, partition: Int32(index)), default: 0] += sealedBatches }
                 bufferedRecordCount -= expired.count
                 for r in expired { r.fail(.timedOut("delivery of record to \(topic)/\(index)")) }
             }
         }
-        return sequencedExpired
+        return dropped
     }
 
     /// After an epoch bump: every sealed batch loses its sequences.

@@ -7,7 +7,7 @@ extension KlifeClient {
     /// hands it to every reactor. Retries briefly while the broker is still loading.
     func initProducerIdentity() async throws(KlifeError) {
         let response = try await requestProducerID(InitProducerIdRequest())
-        defaultSession.identity.set(producerID: response.producerID, epoch: response.producerEpoch)
+        defaultSession.adopt(producerID: response.producerID, epoch: response.producerEpoch)
         announceIdentity(defaultSession)
     }
 
@@ -38,8 +38,7 @@ extension KlifeClient {
                 // The broker refuses to bump this id (no KIP-360 support, or the id expired): take a new one.
                 response = try await requestProducerID(InitProducerIdRequest())
             }
-            sequences.resetSequences()
-            identity.set(producerID: response.producerID, epoch: response.producerEpoch)
+            defaultSession.adopt(producerID: response.producerID, epoch: response.producerEpoch)
         } catch {
             // Records keep waiting (sends stay paused); try again after a backoff.
             try? await Task.sleep(for: configuration.producer.retryBackoff)

@@ -170,6 +170,12 @@ final class ProducerEngine {
             producerID = value.producerID
             epoch = value.epoch
             for sink in sinks.values { sink.unsealAll() }
+            // Parked batches lose their sequences too: a new producer id may restart at the
+            // same epoch number, so the epoch check in `append` alone would not catch them.
+            for i in parked.indices where parked[i].batchBase >= 0 {
+                parked[i].batchBase = -1
+                parked[i].sequenceEpoch = -1
+            }
         }
         for sink in sinks.values { sink.nothingDueBefore = 0 }
         flushAll(now: Reactor.monotonicNanoseconds())
@@ -181,20 +187,34 @@ final class ProducerEngine {
         let now = Reactor.monotonicNanoseconds()
         let deliveryTimeout = config.deliveryTimeout.nanoseconds
         let wait = config.unknownTopicTimeout.nanoseconds
+        let failed = failParked(.unknownTopicOrPartition(name)) { r in
+            r.topic == name && now &- (r.deadline &- deliveryTimeout) >= wait
+        }
+        if failed > 0 { context.log(.error, "topic \(name) does not exist: failed \(failed) records") }
+        if !parked.isEmpty { ensureHousekeeping() }
+    }
+
+    /// Fails the parked records matching `condition`. A sequenced batch waiting to be resent is
+    /// failed whole when any of its records matches (resending part of it would break its
+    /// boundaries), its place in the resend count is given back, and the gap it leaves is healed.
+    /// - Returns: how many records failed.
+    private func failParked(_ error: KlifeError, where condition: (PendingRecord) -> Bool) -> Int {
+        var doomedBatches = Set<SequencedBatchKey>()
+        for r in parked where r.batchBase >= 0 && condition(r) { doomedBatches.insert(SequencedBatchKey(r)) }
         var keep: [PendingRecord] = []
         var failed = 0
         for r in parked {
-            let enqueued = r.deadline &- deliveryTimeout
-            if r.topic == name && now &- enqueued >= wait {
-                r.fail(.unknownTopicOrPartition(name))
+            if (r.batchBase >= 0 && doomedBatches.contains(SequencedBatchKey(r))) || (r.batchBase < 0 && condition(r)) {
+                r.fail(error)
                 failed += 1
             } else {
                 keep.append(r)
             }
         }
         parked = keep
-        if failed > 0 { context.log(.error, "topic \(name) does not exist: failed \(failed) records") }
-        if !parked.isEmpty { ensureHousekeeping() }
+        for key in doomedBatches { session.sequences.droppedResend(key.tp) }
+        if !doomedBatches.isEmpty { recoverSequences(after: error) }
+        return failed
     }
 
     // MARK: Flushing
@@ -270,7 +290,10 @@ final class ProducerEngine {
         guard requestBytes + RecordBatchLayout.headerSize + 64 <= config.maxRequestBytes || batch.isEmpty else { return false }
         if idempotent && !buffer.sealed.isEmpty {
             let tp = TopicPartition(topic: topic, partition: index)
-            guard session.sequences.beginRetry(tp) else { return true }
+            guard session.sequences.beginRetry(tp) else {
+                recheckSoon(sink, now: now, nextDeadline: &nextDeadline)
+                return true
+            }
             let records = buffer.sealed.removeFirst()
             requestBytes += records.reduce(RecordBatchLayout.headerSize + 32) { $0 + PartitionBuffer.estimatedSize($1) }
             sink.bufferedRecordCount -= records.count
@@ -293,6 +316,7 @@ final class ProducerEngine {
             guard let base = session.sequences.reserveNew(tp, count: records.count,
                                                           maxInFlight: config.maxInFlightPerBroker) else {
                 buffer.putBack(records)
+                recheckSoon(sink, now: now, nextDeadline: &nextDeadline)
                 return true
             }
             baseSequence = base
@@ -311,6 +335,14 @@ final class ProducerEngine {
         return true
     }
 
+    /// A partition held back by the shared sequence registry (batches of it in flight, or an
+    /// older batch waiting to be resent) becomes sendable when that batch is answered. When the
+    /// batch is this sink's, its answer rechecks the sink; when it is another sink's (the leader
+    /// moved, or another reactor owns the new leader), nothing here would, so look again shortly.
+    private func recheckSoon(_ sink: BrokerSink, now: UInt64, nextDeadline: inout UInt64) {
+        if sink.inFlightRequests == 0 { nextDeadline = min(nextDeadline, now &+ 2_000_000) }
+    }
+
     private func send(_ batch: ProduceBatch, to sink: BrokerSink, on connection: BrokerConnection) {
         let version: Int16
         do {
@@ -326,6 +358,7 @@ final class ProducerEngine {
                                            isTransactional: transactionalID != nil,
                                            compression: config.compression, compressionLevel: config.compressionLevel)
         sink.inFlightRequests += 1
+        let stamp = SequenceRegistry.Numbering(producerID: producerID, epoch: epoch)
         let sentAt = Reactor.monotonicNanoseconds()
         var bytes = 0
         connection.sendFrame(
@@ -342,7 +375,8 @@ final class ProducerEngine {
                 sink.nothingDueBefore = 0
                 counters.latency.record(nanoseconds: Reactor.monotonicNanoseconds() &- sentAt)
                 if case .failure = result { counters.errorsByBroker[sink.nodeID, default: 0] += 1 }
-                handleResponse(result, batch: batch, version: version, sink: sink, broker: connection.address.description)
+                handleResponse(result, batch: batch, version: version, sink: sink, broker: connection.address.description,
+                               stamp: stamp)
                 batch.recycle(into: &arrayPool, maxPooled: 256, maxCapacity: 1 << 16)
                 flush(sink, now: Reactor.monotonicNanoseconds())
             })
@@ -354,12 +388,12 @@ final class ProducerEngine {
     // MARK: Responses
 
     private func handleResponse(_ result: Result<ByteReader, KlifeError>, batch: ProduceBatch, version: Int16,
-                                sink: BrokerSink, broker: String) {
+                                sink: BrokerSink, broker: String, stamp: SequenceRegistry.Numbering) {
         if idempotent {
             for entry in batch.partitions where entry.baseSequence >= 0 { session.sequences.finished(entry.tp) }
         }
         guard case .success(var reader) = result else {
-            if case .failure(let error) = result { retryOrFail(batch.partitions, error: error, sink: sink, leadershipChanged: true) }
+            if case .failure(let error) = result { retryOrFail(batch.partitions, error: error, sink: sink, leadershipChanged: true, stamp: stamp) }
             return
         }
         if config.acks == .none {
@@ -368,7 +402,7 @@ final class ProducerEngine {
         }
         let response = ProduceResponse(from: &reader, version: version)
         if let error = reader.error {
-            retryOrFail(batch.partitions, error: .malformed(error, broker: broker), sink: sink, leadershipChanged: false)
+            retryOrFail(batch.partitions, error: .malformed(error, broker: broker), sink: sink, leadershipChanged: false, stamp: stamp)
             return
         }
         var answered = Set<TopicPartition>()
@@ -376,18 +410,19 @@ final class ProducerEngine {
             for p in topic.partitions {
                 let tp = TopicPartition(topic: topic.name, partition: p.index)
                 guard let entry = batch.partitions.first(where: { $0.tp == tp }), answered.insert(tp).inserted else { continue }
-                handlePartition(p, entry: entry, sink: sink)
+                handlePartition(p, entry: entry, sink: sink, stamp: stamp)
             }
         }
         let missing = batch.partitions.filter { !answered.contains($0.tp) }
         if !missing.isEmpty {
             let error = KlifeError.malformed(DecodeError(.invalidValue, offset: 0, detail: "partition missing from Produce response"),
                                              broker: broker)
-            retryOrFail(missing, error: error, sink: sink, leadershipChanged: false)
+            retryOrFail(missing, error: error, sink: sink, leadershipChanged: false, stamp: stamp)
         }
     }
 
-    private func handlePartition(_ p: ProduceResponse.Partition, entry: ProduceBatch.Entry, sink: BrokerSink) {
+    private func handlePartition(_ p: ProduceResponse.Partition, entry: ProduceBatch.Entry, sink: BrokerSink,
+                                 stamp: SequenceRegistry.Numbering) {
         let code = KafkaErrorCode(rawValue: p.errorCode)
         let sequenced = entry.baseSequence >= 0
         // DUPLICATE_SEQUENCE_NUMBER: the broker already has this batch (our earlier attempt
@@ -434,19 +469,19 @@ final class ProducerEngine {
                 || (code == .outOfOrderSequenceNumber && session.sequences.isNextExpected(entry.tp, base: entry.baseSequence))
             if lostState {
                 recoverSequences(after: error)
-                retryOrFail([entry], error: error, sink: sink, leadershipChanged: false)
+                retryOrFail([entry], error: error, sink: sink, leadershipChanged: false, stamp: stamp)
                 return
             }
             // An earlier batch of the partition failed and is being resent: this one follows it.
             if code == .outOfOrderSequenceNumber {
-                retryOrFail([entry], error: error, sink: sink, leadershipChanged: false)
+                retryOrFail([entry], error: error, sink: sink, leadershipChanged: false, stamp: stamp)
                 return
             }
         }
         if code.isRetriable {
             let leadership = code == .notLeaderOrFollower || code == .leaderNotAvailable
                 || code == .unknownTopicOrPartition || code == .fencedLeaderEpoch
-            retryOrFail([entry], error: error, sink: sink, leadershipChanged: leadership)
+            retryOrFail([entry], error: error, sink: sink, leadershipChanged: leadership, stamp: stamp)
         } else {
             for r in entry.records { r.fail(error) }
             // A sequenced batch that will never be written leaves a gap later batches cannot pass.
@@ -456,7 +491,10 @@ final class ProducerEngine {
 
     /// Retries records still within their delivery deadline; fails the rest with `error`.
     /// A sequenced batch is retried or failed whole, never split, so its boundaries hold.
-    private func retryOrFail(_ entries: [ProduceBatch.Entry], error: KlifeError, sink: BrokerSink, leadershipChanged: Bool) {
+    /// A sequenced batch that is retried counts as waiting to be resent (`stamp`: the identity
+    /// it was sent under), which holds newer batches of its partition back until it goes.
+    private func retryOrFail(_ entries: [ProduceBatch.Entry], error: KlifeError, sink: BrokerSink, leadershipChanged: Bool,
+                             stamp: SequenceRegistry.Numbering) {
         let now = Reactor.monotonicNanoseconds()
         for entry in entries {
             var retry: [PendingRecord] = []
@@ -467,6 +505,7 @@ final class ProducerEngine {
                     continue
                 }
                 retry = entry.records
+                session.sequences.willResend(entry.tp, producerID: stamp.producerID, epoch: stamp.epoch)
             } else {
                 for r in entry.records {
                     if r.deadline <= now { r.fail(error) } else { retry.append(r) }
@@ -531,12 +570,13 @@ final class ProducerEngine {
         housekeepingTimer = context.reactor.scheduleTimer(afterNanoseconds: 100_000_000) { [unowned self] in
             housekeepingTimer = nil
             let now = Reactor.monotonicNanoseconds()
-            var keep: [PendingRecord] = []
-            for r in parked {
-                if r.deadline <= now { r.fail(.timedOut("delivery of record to \(r.topic) (waiting for metadata)")) } else { keep.append(r) }
+            if parked.contains(where: { $0.deadline <= now }) {
+                _ = failParked(.timedOut("delivery of records (waiting for metadata)")) { $0.deadline <= now }
             }
-            parked = keep
-            for sink in sinks.values where sink.expire(now: now) {
+            for sink in sinks.values {
+                let dropped = sink.expire(now: now)
+                guard !dropped.isEmpty else { continue }
+                for (tp, batches) in dropped { session.sequences.droppedResend(tp, batches: batches) }
                 recoverSequences(after: .timedOut("delivery of a sequenced batch"))
             }
             if !parked.isEmpty { context.requestMetadataRefresh(topic: parked[0].topic) }
@@ -552,5 +592,18 @@ final class ProducerEngine {
         for r in parked { r.fail(error) }
         parked.removeAll()
         for sink in sinks.values { for r in sink.removeAll() { r.fail(error) } }
+    }
+}
+
+/// Identifies one sequenced batch among parked records: its partition, base sequence and epoch.
+private struct SequencedBatchKey: Hashable {
+    let tp: TopicPartition
+    let base: Int32
+    let epoch: Int16
+
+    init(_ record: borrowing PendingRecord) {
+        tp = TopicPartition(topic: record.topic, partition: record.partition)
+        base = record.batchBase
+        epoch = record.sequenceEpoch
     }
 }

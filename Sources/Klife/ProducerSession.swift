@@ -50,6 +50,13 @@ final class ProducerSession: Sendable {
 
     var isTransactional: Bool { transactionalID != nil }
 
+    /// Takes a new producer id and epoch (at connect or after a bump): sequences restart at 0
+    /// under it first, then the identity engines read is replaced.
+    func adopt(producerID: Int64, epoch: Int16) {
+        sequences.restart(producerID: producerID, epoch: epoch)
+        identity.set(producerID: producerID, epoch: epoch)
+    }
+
     // MARK: Failure state (transactional sessions)
 
     /// Marks the running transaction as unable to commit; the first reason is kept.

@@ -127,8 +127,7 @@ extension KlifeClient {
             contexts[0].log(.warning, "InitProducerId with the current epoch refused for '\(member.transactionalID)' (\(error)); taking a new epoch without it")
             response = try await initProducerID(-1, -1)
         }
-        session.sequences.resetSequences()
-        session.identity.set(producerID: response.producerID, epoch: response.producerEpoch)
+        session.adopt(producerID: response.producerID, epoch: response.producerEpoch)
         announceIdentity(session)
     }
 

@@ -57,6 +57,39 @@ final class IdempotenceTests: XCTestCase {
         await client.close()
     }
 
+    /// The interleaving behind a reorder seen under ThreadSanitizer: a batch fails with
+    /// NOT_LEADER_OR_FOLLOWER and waits (parked) for fresh metadata, whose answer is held back
+    /// for 1.5 s; a record produced meanwhile must not be sent ahead of the waiting batch.
+    /// librdkafka's mock checks no sequences for idempotent producers (only for transactional
+    /// ones), like a broker that lost the producer's state after a leader move: whatever the
+    /// client sends first is written first.
+    func testRecordProducedWhileARetryWaitsForMetadataIsWrittenAfterIt() async throws {
+        let mock = try MockCluster(brokers: 1, topics: [("held", 1)])
+        defer { mock.stop() }
+        let client = try await connect(mock)
+        _ = try await client.produce(ProducerRecord(topic: "held", partition: 0, value: "first"))
+        try mock.pushErrors(apiKey: ApiKey.produce.rawValue, codes: [KafkaErrorCode.notLeaderOrFollower.rawValue])
+        try mock.brokerErrors(1, apiKey: ApiKey.metadata.rawValue, [(code: 0, delayMs: 1500)])
+        let failures = Mutex<[String]>([])
+        client.produce(ProducerRecord(topic: "held", partition: 0, value: "retried")) { result in
+            if case .failure(let e) = result { failures.withLock { $0.append("retried: \(e)") } }
+        }
+        // Wait until the first attempt failed: the batch now waits for metadata.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while await client.statistics().retries == 0 {
+            guard ContinuousClock.now < deadline else { return XCTFail("the first attempt was never answered") }
+            try await Task.sleep(for: .milliseconds(1))
+        }
+        client.produce(ProducerRecord(topic: "held", partition: 0, value: "later")) { result in
+            if case .failure(let e) = result { failures.withLock { $0.append("later: \(e)") } }
+        }
+        await client.flush()
+        XCTAssertEqual(failures.withLock { $0 }, [])
+        let values = try await client.allRecords(topic: "held", partition: 0).compactMap(\.valueString)
+        XCTAssertEqual(values, ["first", "retried", "later"], "the later record waited for the retried one")
+        await client.close()
+    }
+
     /// A numbered stream over 3 partitions with 5 requests in flight while retriable errors
     /// are injected, every leader moves twice and a broker goes down and up: afterwards each
     /// partition holds every record of its share exactly once and in the order it was produced.

@@ -95,6 +95,15 @@ final class MockCluster: @unchecked Sendable {
         try command("errors \(apiKey) " + codes.map { "\($0)" }.joined(separator: " "))
     }
 
+    /// Answers the next `answers.count` requests with API key `apiKey` sent to `broker` with the
+    /// given error code (0: none) after the given delay. The broker still handles each request
+    /// when it arrives (a Produce is written at once); only its answer waits. Answers on a
+    /// connection stay in order, so later answers on it wait too.
+    func brokerErrors(_ broker: Int32, apiKey: Int16, _ answers: [(code: Int16, delayMs: Int)]) throws {
+        precondition(!answers.isEmpty, "brokerErrors needs at least one answer")
+        try command("broker_errors \(broker) \(apiKey) " + answers.map { "\($0.code) \($0.delayMs)" }.joined(separator: " "))
+    }
+
     /// Makes `broker` the coordinator of a transactional id (`type` "transaction") or a group ("group").
     func coordinator(_ type: String, key: String, broker: Int32) throws {
         try command("coordinator \(type) \(key) \(broker)")

@@ -96,6 +96,8 @@ def load(path):
     api.set_host_port = fn("rd_kafka_mock_broker_set_host_port", None, P, I32, ctypes.c_char_p, I)
     api.push_errors_va = fn("rd_kafka_mock_push_request_errors", None, required=True)
     api.push_errors_va.argtypes = None  # variadic: arguments converted per call
+    api.broker_push_error_rtts = fn("rd_kafka_mock_broker_push_request_error_rtts", I)
+    api.broker_push_error_rtts.argtypes = None  # variadic: (error, rtt_ms) pairs
     return api
 
 
@@ -153,6 +155,15 @@ class Mock:
         else:
             self.api.push_errors_va(ctypes.c_void_p(self.mc), ctypes.c_int(apikey), ctypes.c_size_t(len(codes)),
                                     *[ctypes.c_int(c) for c in codes])
+
+    def broker_errors(self, broker, apikey, pairs):
+        """The next len(pairs) requests with `apikey` to `broker` get (error, delay in ms) each;
+        the request itself is still handled when it arrives, only its answer waits."""
+        flat = []
+        for code, rtt in pairs:
+            flat += [ctypes.c_int(code), ctypes.c_int(rtt)]
+        self.check(self.api.broker_push_error_rtts(ctypes.c_void_p(self.mc), ctypes.c_int32(broker), ctypes.c_int(apikey),
+                                                   ctypes.c_size_t(len(pairs)), *flat), f"broker {broker} errors")
 
     def close(self):
         self.api.cluster_destroy(self.mc)
@@ -217,6 +228,14 @@ def run_command(mock, words):
             raise ValueError("usage: errors APIKEY CODE [CODE...]")
         values = [int(a) for a in args]
         mock.push_errors(values[0], values[1:])
+    elif cmd == "broker_errors":
+        if len(args) < 3 or (len(args) - 2) % 2:
+            raise ValueError("usage: broker_errors BROKER APIKEY CODE RTT_MS [CODE RTT_MS...]")
+        values = [int(a) for a in args]
+        pairs = list(zip(values[2::2], values[3::2]))
+        if any(rtt < 0 for _, rtt in pairs):
+            raise ValueError("broker_errors: RTT_MS must be >= 0")
+        mock.broker_errors(values[0], values[1], pairs)
     elif cmd == "coordinator":
         if len(args) != 3 or args[0] not in ("transaction", "group"):
             raise ValueError("usage: coordinator transaction|group KEY BROKER")
