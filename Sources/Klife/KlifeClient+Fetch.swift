@@ -52,6 +52,37 @@ extension KlifeClient {
 
     private func fetchOnce(topic: String, partition: Int32, offset: Int64, maxBytes: Int32,
                            maxWait: Duration, isolation: IsolationLevel) async throws(KlifeError) -> (result: FetchResult, needsLargerLimit: Bool) {
+        guard let answer = try await fetchPartition(topic: topic, partition: partition, offset: offset, maxBytes: maxBytes,
+                                                     maxWait: maxWait, isolation: isolation) else {
+            // Some brokers leave out a partition that has nothing to return (seen with maxWait 0):
+            // that is an empty page, not a protocol error.
+            return (FetchResult(records: [], highWatermark: -1, logStartOffset: -1, nextOffset: offset), false)
+        }
+        let (p, node) = answer
+        let filter = TransactionFilter(isolation: isolation, lastStableOffset: p.lastStableOffset,
+                                       abortedTransactions: p.abortedTransactions ?? [])
+        let decoded = try decodeBatches(p.records, broker: "node \(node)")
+        let output = filter.apply(decoded.batches, from: offset)
+        let result = FetchResult(records: Self.visibleRecords(decoded.batches, output, topic: topic, partition: partition),
+                                 highWatermark: p.highWatermark, logStartOffset: p.logStartOffset,
+                                 nextOffset: output.nextOffset, lastStableOffset: p.lastStableOffset)
+        if isolation == .readCommitted && result.nextOffset == offset && offset < p.lastStableOffset
+            && (output.undecidedAt != nil || decoded.batches.isEmpty && !decoded.truncatedTail) {
+            // Below the last stable offset every transaction is decided, yet the answer moved
+            // nothing: its first transaction's marker is not in it and the broker sent no
+            // aborted-transaction list, or (seen from Tansu) it held no bytes at all. Decide
+            // from the log rather than wait for the broker forever.
+            let scanned = try await readCommittedFromLog(topic: topic, partition: partition, offset: offset, maxBytes: maxBytes,
+                                                         maxWait: maxWait, stable: p.lastStableOffset)
+            return (scanned, false)
+        }
+        return (result, decoded.batches.isEmpty && decoded.truncatedTail)
+    }
+
+    /// One Fetch round trip for one partition at its leader; `nil` when the answer left the
+    /// partition out. Partition errors throw (and refresh metadata when leadership moved).
+    private func fetchPartition(topic: String, partition: Int32, offset: Int64, maxBytes: Int32, maxWait: Duration,
+                                isolation: IsolationLevel) async throws(KlifeError) -> (FetchResponse.Partition, node: Int32)? {
         let node = try await leader(topic: topic, partition: partition)
         let topicID = metadataStore.snapshot.metadata.topics[topic]?.topicID ?? .zero
         let request = FetchRequest(
@@ -69,18 +100,65 @@ extension KlifeClient {
                     if code == .notLeaderOrFollower || code == .unknownTopicOrPartition { requestMetadataRefresh(topic: topic) }
                     throw .broker(code, "fetch \(topic)/\(partition) at offset \(offset)")
                 }
-                let filter = TransactionFilter(isolation: isolation, lastStableOffset: p.lastStableOffset,
-                                               abortedTransactions: p.abortedTransactions ?? [])
-                let (records, nextOffset, truncatedOnly) = try decodeRecords(p.records, topic: topic, partition: partition,
-                                                                             from: offset, filter: filter, broker: "node \(node)")
-                let result = FetchResult(records: records, highWatermark: p.highWatermark, logStartOffset: p.logStartOffset,
-                                         nextOffset: nextOffset, lastStableOffset: p.lastStableOffset)
-                return (result, truncatedOnly)
+                return (p, node)
             }
         }
-        // Some brokers leave out a partition that has nothing to return (seen with maxWait 0):
-        // that is an empty page, not a protocol error.
-        return (FetchResult(records: [], highWatermark: -1, logStartOffset: -1, nextOffset: offset), false)
+        return nil
+    }
+
+    /// Read committed, decided on the client: reads the log from `offset` at read_uncommitted
+    /// and reads on (at most 1,024 answers, never past the high watermark) until the COMMIT or
+    /// ABORT marker of every transaction with records in the first answer was seen, then keeps
+    /// what the markers say is visible below the last stable offset `stable`. Used when a
+    /// broker's read_committed answer moves nothing below its own last stable offset, so a
+    /// reader always makes progress whatever the broker returns per fetch.
+    private func readCommittedFromLog(topic: String, partition: Int32, offset: Int64, maxBytes: Int32, maxWait: Duration,
+                                      stable: Int64) async throws(KlifeError) -> FetchResult {
+        var batches: [DecodedBatch] = []
+        var position = offset
+        var highWatermark: Int64 = -1
+        var logStart: Int64 = -1
+        var firstAnswerEnd = 0
+        for round in 0..<1024 {
+            guard let answer = try await fetchPartition(topic: topic, partition: partition, offset: position, maxBytes: maxBytes,
+                                                            maxWait: maxWait, isolation: .readUncommitted) else { break }
+            let (p, node) = answer
+            highWatermark = p.highWatermark
+            logStart = p.logStartOffset
+            let decoded = try decodeBatches(p.records, broker: "node \(node)")
+            guard let last = decoded.batches.last else { break }
+            batches += decoded.batches
+            if round == 0 { firstAnswerEnd = batches.count }
+            position = last.header.lastOffset &+ 1
+            if position >= highWatermark || Self.firstUndecided(batches[..<firstAnswerEnd], markersIn: batches) == nil { break }
+        }
+        // Only the first answer's batches are returned; what was read beyond them served to decide them.
+        var returned = Array(batches[..<firstAnswerEnd])
+        // A transaction whose marker was not found even so stays invisible, and the page ends before it.
+        if let undecided = Self.firstUndecided(returned[...], markersIn: batches) { returned.removeSubrange(undecided...) }
+        let markers = batches[firstAnswerEnd...].filter(\.header.isControl)
+        let filter = TransactionFilter(isolation: .readCommitted, lastStableOffset: stable, abortedTransactions: [])
+        var output = filter.apply(returned + markers, from: offset)
+        // The markers appended after the returned batches only decide them: the position stays
+        // at the end of what is returned.
+        output.nextOffset = min(output.nextOffset, returned.last.map { $0.header.lastOffset &+ 1 } ?? offset)
+        return FetchResult(records: Self.visibleRecords(returned + markers, output, topic: topic, partition: partition),
+                           highWatermark: highWatermark, logStartOffset: logStart, nextOffset: max(output.nextOffset, offset),
+                           lastStableOffset: stable)
+    }
+
+    /// The index of the first transactional data batch of `batches` with no COMMIT/ABORT marker of
+    /// its producer after it in `all` (a marker after it exists exactly when the producer's last
+    /// marker is after it).
+    private static func firstUndecided(_ batches: ArraySlice<DecodedBatch>, markersIn all: [DecodedBatch]) -> Int? {
+        var lastMarker: [Int64: Int64] = [:]
+        for b in all where b.header.isControl && b.header.producerID >= 0 {
+            lastMarker[b.header.producerID] = max(lastMarker[b.header.producerID] ?? -1, b.header.baseOffset)
+        }
+        return batches.firstIndex { b in
+            b.header.isTransactional && !b.header.isControl && b.header.producerID >= 0
+                && (lastMarker[b.header.producerID] ?? -1) < b.header.baseOffset
+        }
     }
 
     /// Looks up an offset of one partition: the earliest, the latest (high watermark), or the
@@ -107,25 +185,25 @@ extension KlifeClient {
                          broker: "node \(node)")
     }
 
-    /// Decodes a partition's record bytes and applies the isolation level's visibility rules.
-    /// `truncatedOnly` is true when the bytes held only the start of a batch that did not fit the size limit.
-    private func decodeRecords(_ bytes: [UInt8], topic: String, partition: Int32, from offset: Int64,
-                               filter: TransactionFilter, broker: String) throws(KlifeError)
-        -> (records: [ConsumerRecord], nextOffset: Int64, truncatedOnly: Bool) {
-        guard !bytes.isEmpty else { return ([], offset, false) }
-        let decoded: RecordBatchDecodeResult
+    /// Decodes a partition's record bytes (CRC checked, decompressed).
+    private func decodeBatches(_ bytes: [UInt8], broker: String) throws(KlifeError) -> RecordBatchDecodeResult {
+        guard !bytes.isEmpty else { return RecordBatchDecodeResult(batches: [], truncatedTail: false) }
         do {
-            decoded = try RecordBatchDecoder.decode(bytes, maxUncompressedBytes: configuration.maxResponseBytes)
+            return try RecordBatchDecoder.decode(bytes, maxUncompressedBytes: configuration.maxResponseBytes)
         } catch {
             throw .malformed(error, broker: broker)
         }
-        let output = filter.apply(decoded.batches, from: offset)
-        var batches = decoded.batches
+    }
+
+    /// The records `output` says are visible, moved out of `batches` (which are dropped next)
+    /// instead of copied: a copy would retain and then release the key, value and headers of
+    /// every record.
+    private static func visibleRecords(_ batches: [DecodedBatch], _ output: TransactionFilter.Output, topic: String,
+                                       partition: Int32) -> [ConsumerRecord] {
+        var batches = batches
         var records: [ConsumerRecord] = []
         records.reserveCapacity(output.visible.reduce(0) { $0 + $1.records.count })
         for (batch, range) in output.visible {
-            // Moved out of the decoded batch (which is dropped next), not copied: a copy would
-            // retain and then release the key, value and headers of every record.
             batches[batch].records.withUnsafeMutableBufferPointer { decoded in
                 for i in range {
                     let r = (decoded.baseAddress! + i).move()
@@ -136,7 +214,7 @@ extension KlifeClient {
                 }
             }
         }
-        return (records, output.nextOffset, decoded.batches.isEmpty && decoded.truncatedTail)
+        return records
     }
 }
 

@@ -29,6 +29,11 @@ enum ControlRecordType: Int16 {
 /// skipped (from the broker's aborted-transaction list, or from an ABORT marker of the same
 /// producer later in the answer), control batches are always dropped, and nothing at or after
 /// the last stable offset is returned.
+///
+/// When the aborted-transaction list is empty, a transactional batch whose marker is not in
+/// the answer is *undecided*: some brokers (Tansu 0.6) never fill the list, so "not listed"
+/// cannot be read as "committed". The filter stops before such a batch (``Output/undecidedAt``)
+/// and the reader decides it from the log (the marker comes later), never guessing.
 struct TransactionFilter {
     /// Where the visible records are, and the offset to fetch next.
     struct Output {
@@ -39,6 +44,9 @@ struct TransactionFilter {
         /// One past the last batch examined (returned or skipped), never below the requested
         /// offset and, for read committed, never beyond the last stable offset.
         var nextOffset: Int64
+        /// The base offset of the first transactional batch left undecided (its marker was not
+        /// in the answer and the broker sent no aborted-transaction list); the output ends before it.
+        var undecidedAt: Int64?
 
         /// The visible records of `batches` (the batches given to `apply`), copied.
         func records(in batches: [DecodedBatch]) -> [DecodedRecord] {
@@ -79,10 +87,18 @@ struct TransactionFilter {
             }
         }
 
+        // Without the broker's list, only a marker decides a transaction.
+        let markersOnly = committedOnly && abortedTransactions.isEmpty
+        var undecidedAt: Int64?
         for (i, batch) in batches.enumerated() {
             let header = batch.header
             // Past the last stable offset: not decided yet, so neither returned nor skipped.
             if header.baseOffset >= stable { break }
+            if markersOnly && header.producerID >= 0 && header.isTransactional && !header.isControl && decided[i] == nil
+                && header.lastOffset >= offset {
+                undecidedAt = header.baseOffset
+                break
+            }
             next = max(next, header.lastOffset &+ 1)
             if committedOnly && header.producerID >= 0 {
                 while let first = pending.first, first.firstOffset <= header.lastOffset {
@@ -112,6 +128,6 @@ struct TransactionFilter {
             while end < records.count && records[end].offset < stable { end += 1 }
             if start < end { visible.append((i, start..<end)) }
         }
-        return Output(visible: visible, nextOffset: min(next, max(stable, offset)))
+        return Output(visible: visible, nextOffset: min(next, max(stable, offset)), undecidedAt: undecidedAt)
     }
 }

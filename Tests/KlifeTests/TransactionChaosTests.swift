@@ -111,6 +111,9 @@ final class TransactionChaosTests: XCTestCase {
             let page = try await client.fetch(topic: topic, partition: partition, offset: offset, maxBytes: 8 << 20,
                                               maxWait: .milliseconds(10), isolation: .readCommitted)
             values += page.records.map { $0.valueString ?? "" }
+            if page.nextOffset == offset && offset < page.lastStableOffset {
+                XCTFail("read_committed reader of \(topic)/\(partition) made no progress at offset \(offset) (last stable offset \(page.lastStableOffset))")
+            }
             if page.nextOffset >= page.lastStableOffset || page.nextOffset == offset { break }
             offset = page.nextOffset
         }
