@@ -1,5 +1,5 @@
 public import KlifeProtocol
-import Synchronization
+import KlifeIO
 
 /// A broker as advertised in cluster metadata.
 public struct BrokerInfo: Sendable, Hashable {
@@ -130,7 +130,7 @@ final class TopicRoute: Sendable {
 
 /// The client's current snapshot; writers replace it whole.
 final class MetadataStore: Sendable {
-    private let current = Mutex(MetadataSnapshot(.empty, version: 0))
+    private let current = Locked(MetadataSnapshot(.empty, version: 0))
 
     var snapshot: MetadataSnapshot { current.withLock { $0 } }
 

@@ -1,5 +1,5 @@
+import KlifeIO
 import KlifeProtocol
-import Synchronization
 
 /// The producer id and epoch an idempotent producer stamps on every batch.
 ///
@@ -16,7 +16,7 @@ final class ProducerIdentity: Sendable {
         var isValid: Bool { producerID >= 0 && !bumping }
     }
 
-    private let state = Mutex(Value())
+    private let state = Locked(Value())
 
     var current: Value { state.withLock { $0 } }
 
@@ -71,7 +71,7 @@ final class SequenceRegistry: Sendable {
         var numbering = Numbering()
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     /// Reserves `count` new sequence numbers for a batch about to be sent.
     /// - Returns: the base sequence, or `nil` when `maxInFlight` batches are out already or an

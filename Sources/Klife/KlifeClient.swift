@@ -26,7 +26,7 @@ public final class KlifeClient: Sendable {
     let sessions: [ProducerSession]
     /// Members of the transactional pool (empty without ``KlifeConfiguration/transactions``).
     let transactionPool: TransactionPool
-    private let refreshState = Mutex(RefreshState())
+    private let refreshState = Locked(RefreshState())
     private let closed = Atomic<Bool>(false)
     /// Set when close starts: new records are refused while buffered ones drain.
     private let closing = Atomic<Bool>(false)

@@ -1,3 +1,4 @@
+import KlifeIO
 import Synchronization
 
 // The built-in partitioners. All are cheap enough to run on the producing thread for every
@@ -143,7 +144,7 @@ final class TopicSlots<Slot: TopicSlot>: @unchecked Sendable {
     }
 
     private let cache = Atomic<UnsafeRawPointer?>(nil)
-    private let table = Mutex(Table())
+    private let table = Locked(Table())
     private let make: @Sendable (String, Int32) -> Slot
 
     init(make: @escaping @Sendable (_ topic: String, _ partitionCount: Int32) -> Slot) {

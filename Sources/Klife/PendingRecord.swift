@@ -1,3 +1,4 @@
+import KlifeIO
 import KlifeProtocol
 import Synchronization
 
@@ -33,10 +34,10 @@ final class BatchCollector: Sendable {
         var continuation: CheckedContinuation<[Result<RecordMetadata, KlifeError>], Never>?
     }
 
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     init(count: Int) {
-        state = Mutex(State(results: Array(repeating: nil, count: count), remaining: count, continuation: nil))
+        state = Locked(State(results: Array(repeating: nil, count: count), remaining: count, continuation: nil))
     }
 
     func complete(_ index: Int, _ result: Result<RecordMetadata, KlifeError>) {

@@ -1,5 +1,5 @@
+import KlifeIO
 import KlifeProtocol
-import Synchronization
 
 /// One producer identity and everything stamped with it: the producer id and epoch,
 /// per-partition sequence numbers, and the count of records not yet completed.
@@ -23,7 +23,7 @@ final class ProducerSession: Sendable {
     let outstanding: OutstandingCounter
     /// A transactional session's failure state, set from reactor threads and read by the
     /// transaction that owns the session.
-    private let failure = Mutex(Failure())
+    private let failure = Locked(Failure())
 
     struct Failure {
         /// The transaction can no longer commit (a record failed or the producer's sequence

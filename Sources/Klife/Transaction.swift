@@ -1,6 +1,5 @@
 import KlifeIO
 import KlifeProtocol
-import Synchronization
 
 /// An open Kafka transaction, handed to the block of ``KlifeClient/transaction(_:)``.
 ///
@@ -16,7 +15,7 @@ public final class Transaction: Sendable {
     let member: TransactionalMember
     /// Monotonic deadline (ns) from the configured transaction timeout.
     let deadline: UInt64
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     private struct State {
         var ended = false

@@ -1,6 +1,5 @@
 import KlifeIO
 import KlifeProtocol
-import Synchronization
 
 /// The transaction protocol's round trips, each with its retry rules:
 ///
@@ -218,7 +217,7 @@ extension KlifeClient {
 
 /// The last known coordinator of a transactional id or group; cleared when it moves.
 final class CoordinatorCache: Sendable {
-    private let cached = Mutex<Int32?>(nil)
+    private let cached = Locked<Int32?>(nil)
 
     var node: Int32? {
         get { cached.withLock { $0 } }

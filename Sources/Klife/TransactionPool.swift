@@ -11,7 +11,7 @@ final class TransactionalMember: Sendable {
     let timeoutMs: Int32
     /// The transaction coordinator of ``transactionalID``.
     let coordinator = CoordinatorCache()
-    private let groupCoordinators = Mutex<[String: CoordinatorCache]>([:])
+    private let groupCoordinators = Locked<[String: CoordinatorCache]>([:])
     /// Set after an abort: the next transaction first takes a new epoch, so sequence
     /// numbers left behind by failed or unsent batches cannot collide with new ones.
     private let needsEpoch = Atomic<Bool>(false)
@@ -49,11 +49,11 @@ final class TransactionPool: Sendable {
         var nextWaiterID: UInt64 = 0
     }
 
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     init(sessions: [ProducerSession], timeout: Duration = .seconds(60)) {
         members = sessions.map { TransactionalMember(session: $0, timeoutMs: timeout.int32Milliseconds) }
-        state = Mutex(State(free: Array(members.indices)))
+        state = Locked(State(free: Array(members.indices)))
     }
 
     /// Takes a member, preferring one that is not fenced; waits up to `timeout` for one.

@@ -1,3 +1,4 @@
+import KlifeIO
 import Klife
 import KlifeProtocol
 import Synchronization
@@ -105,8 +106,8 @@ enum BenchProduce {
 final class BenchDeliveries: Sendable {
     let delivered = Atomic<Int>(0)
     let failed = Atomic<Int>(0)
-    let firstError = Mutex<KlifeError?>(nil)
-    let latencies = Mutex<[UInt64]>([])
+    let firstError = Locked<KlifeError?>(nil)
+    let latencies = Locked<[UInt64]>([])
 
     @inline(__always)
     func complete(_ result: Result<RecordMetadata, KlifeError>) {

@@ -1,7 +1,7 @@
+import KlifeIO
 import Klife
 import KlifeProtocol
 import KlifeTesting
-import Synchronization
 
 /// `klife demo`: the one-command tour. Starts an embedded broker, creates a topic,
 /// produces records three ways (batch, callback, awaited), reads everything back across
@@ -177,12 +177,12 @@ enum DemoCommand: Subcommand {
 
 /// Acknowledgements by record number, filled from batch results and delivery callbacks.
 final class AckTable: Sendable {
-    private let slots: Mutex<[Result<RecordMetadata, KlifeError>?]>
+    private let slots: Locked<[Result<RecordMetadata, KlifeError>?]>
     private let count: Int
 
     init(count: Int) {
         self.count = count
-        slots = Mutex(Array(repeating: nil, count: count))
+        slots = Locked(Array(repeating: nil, count: count))
     }
 
     func set(_ index: Int, _ result: Result<RecordMetadata, KlifeError>) {

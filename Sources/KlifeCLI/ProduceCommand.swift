@@ -1,6 +1,6 @@
+import KlifeIO
 import Klife
 import KlifeProtocol
-import Synchronization
 
 /// `klife produce`: one record per stdin line, sent with the callback `produce` so many
 /// records are in flight at once; failures are reported with their line numbers.
@@ -269,7 +269,7 @@ final class DeliveryTracker: Sendable {
         var completed: Int { delivered + failures.count }
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     /// Records the outcome of the record read from `line`.
     func complete(line: Int, _ result: Result<RecordMetadata, KlifeError>) {

@@ -1,3 +1,4 @@
+import KlifeIO
 import Dispatch
 import Glibc
 import Synchronization
@@ -35,7 +36,7 @@ final class SignalWatcher: Sendable {
         var nextWaiter = 0
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
     nonisolated(unsafe) private var source: (any DispatchSourceRead)?
 
     /// Installs the handler for `signals`. Call once per process.

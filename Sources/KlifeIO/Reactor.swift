@@ -33,7 +33,7 @@ public final class Reactor: @unchecked Sendable {
     private let stopRequested = Atomic<Bool>(false)
     /// The running loop thread's `pthread_t`, 0 when no loop runs.
     private let loopThread = Atomic<UInt>(0)
-    private let lifecycle = Mutex(Lifecycle.idle)
+    private let lifecycle = Locked(Lifecycle.idle)
 
     private enum Lifecycle {
         case idle

@@ -1,5 +1,5 @@
+import KlifeIO
 import Glibc
-import Synchronization
 
 /// A child process started with `posix_spawn`, with an empty signal mask and default
 /// signal handlers.
@@ -14,7 +14,7 @@ import Synchronization
 final class BrokerProcess: Sendable {
     let pid: Int32
     private let ownProcessGroup: Bool
-    private let exited = Mutex(false)
+    private let exited = Locked(false)
 
     private init(pid: Int32, ownProcessGroup: Bool) {
         self.pid = pid

@@ -1,6 +1,6 @@
+import KlifeIO
 import Klife
 import Glibc
-import Synchronization
 
 /// Errors from starting a ``FaultProxy``.
 public struct FaultProxyError: Error, Sendable, CustomStringConvertible {
@@ -211,7 +211,7 @@ struct ResolvedAddress: Sendable {
 /// The proxy's engine: owns the thread; the public ``FaultProxy`` only forwards to it, so
 /// the thread's reference never keeps the public object (and its `deinit`) alive.
 final class ProxyCore: Sendable {
-    let state = Mutex(ProxyState())
+    let state = Locked(ProxyState())
     let port: Int
     let upstream: ResolvedAddress
     let wakeRead: Int32

@@ -1,7 +1,7 @@
+import KlifeIO
 import Klife
 import Foundation
 import Glibc
-import Synchronization
 
 /// Errors from starting or driving the embedded broker.
 public struct TestBrokerError: Error, Sendable, CustomStringConvertible {
@@ -193,7 +193,7 @@ public final class TestBroker: Sendable {
 /// even after a failed test. Targets are `kill` arguments: a pid, or minus a process group.
 final class BrokerReaper: Sendable {
     static let shared = BrokerReaper()
-    private let pids = Mutex<Set<Int32>>([])
+    private let pids = Locked<Set<Int32>>([])
 
     private init() {
         atexit {

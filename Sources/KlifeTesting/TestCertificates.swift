@@ -1,6 +1,6 @@
+import KlifeIO
 import Foundation
 import Glibc
-import Synchronization
 
 /// A throwaway PKI for TLS tests, made with the `openssl` command in a fresh temporary
 /// directory: a CA, a server certificate it signed, a client certificate it signed (also as
@@ -140,7 +140,7 @@ public final class TestCertificates: Sendable {
 /// Removes temporary directories still present when the process exits.
 final class DirectoryReaper: Sendable {
     static let shared = DirectoryReaper()
-    private let paths = Mutex<Set<String>>([])
+    private let paths = Locked<Set<String>>([])
 
     private init() {
         atexit {

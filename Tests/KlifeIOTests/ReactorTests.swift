@@ -8,7 +8,7 @@ final class ReactorTests: XCTestCase {
     func testTasksFromOneThreadRunInFIFOOrder() throws {
         let reactor = try startedReactor(taskCapacity: 256)  // small ring: submit() must wait at times
         defer { reactor.shutdown() }
-        let log = Locked<[Int]>([])
+        let log = LockedBox<[Int]>([])
         let total = 20_000
         let allRan = DispatchSemaphore(value: 0)
         _ = waitOrFail(runThread {
@@ -28,7 +28,7 @@ final class ReactorTests: XCTestCase {
         let reactor = try startedReactor(taskCapacity: 64)
         defer { reactor.shutdown() }
         let threads = 4, perThread = 5_000
-        let log = Locked<[[Int]]>(Array(repeating: [], count: threads))
+        let log = LockedBox<[[Int]]>(Array(repeating: [], count: threads))
         let ran = Counter()
         let allRan = DispatchSemaphore(value: 0)
         for t in 0..<threads {
@@ -114,7 +114,7 @@ final class ReactorTests: XCTestCase {
     func testTimersFireInDeadlineOrderAndCancelledOnesDoNot() throws {
         let reactor = try startedReactor()
         defer { reactor.shutdown() }
-        let fired = Locked<[String]>([])
+        let fired = LockedBox<[String]>([])
         let last = DispatchSemaphore(value: 0)
         reactor.submit {
             func record(_ name: String) { fired.withLock { $0.append(name) } }
@@ -142,12 +142,12 @@ final class ReactorTests: XCTestCase {
     func testTimerHeapOrderWithRandomCancellation() {
         var heap = TimerHeap()
         var generator = SystemRandomNumberGenerator()
-        let order = Locked<[UInt64]>([])
+        let order = LockedBox<[UInt64]>([])
         var expected: [(UInt64, UInt64)] = []  // (deadline, id)
         var handles: [TimerHandle] = []
         for _ in 0..<2_000 {
             let deadline = UInt64.random(in: 0..<500, using: &generator)
-            let box = Locked<UInt64>(0)
+            let box = LockedBox<UInt64>(0)
             let handle = heap.schedule(deadline: deadline) { order.withLock { $0.append(box.withLock { $0 }) } }
             box.withLock { $0 = handle.id }
             handles.append(handle)
@@ -168,7 +168,7 @@ final class ReactorTests: XCTestCase {
     func testIterationHookRunsAfterTasks() throws {
         let reactor = try startedReactor()
         defer { reactor.shutdown() }
-        let log = Locked<[String]>([])
+        let log = LockedBox<[String]>([])
         let sawHookAfterTask = DispatchSemaphore(value: 0)
         reactor.submit {
             reactor.addIterationHook {

@@ -134,7 +134,7 @@ final class TCPChannelTests: XCTestCase {
         defer { reactor.shutdown() }
         guard let server = BlockingServer(receiveBuffer: 4096) else { return XCTFail("listen") }
         let total = 8 * 1024 * 1024
-        let verified = Locked<(count: Int, firstMismatch: Int?)>((0, nil))
+        let verified = LockedBox<(count: Int, firstMismatch: Int?)>((0, nil))
         let serverDone = runThread {
             guard let client = server.acceptOne() else { return }
             defer { close(client) }
@@ -249,16 +249,16 @@ final class TCPChannelTests: XCTestCase {
         guard let server = BlockingServer() else { return XCTFail("listen") }
         let serverDone = startEchoServer(server)
         let deinits = Counter()
-        let closeError = Locked<IOError?>(nil)
+        let closeError = LockedBox<IOError?>(nil)
         let connected = DispatchSemaphore(value: 0)
         let closedSignal: DispatchSemaphore
         do {
             final class Handler: ChannelHandler, @unchecked Sendable {
                 // @unchecked Sendable: used on the reactor thread only after creation.
-                let deinits: Counter, connected: DispatchSemaphore, closeError: Locked<IOError?>
+                let deinits: Counter, connected: DispatchSemaphore, closeError: LockedBox<IOError?>
                 let closed = DispatchSemaphore(value: 0)
                 var channel: TCPChannel?
-                init(_ d: Counter, _ c: DispatchSemaphore, _ e: Locked<IOError?>) { deinits = d; connected = c; closeError = e }
+                init(_ d: Counter, _ c: DispatchSemaphore, _ e: LockedBox<IOError?>) { deinits = d; connected = c; closeError = e }
                 deinit { deinits.value.add(1, ordering: .relaxed) }
                 func channelDidConnect(_ channel: TCPChannel) { connected.signal() }
                 func channelDidRead(_ channel: TCPChannel, _ bytes: UnsafeRawBufferPointer) -> Int { bytes.count }

@@ -34,7 +34,7 @@ func runThread(_ body: @escaping @Sendable () -> Void) -> DispatchSemaphore {
 
 /// Runs `body` on the reactor thread and returns its result to the calling test thread.
 func onReactor<T: Sendable>(_ reactor: Reactor, _ body: @escaping @Sendable () -> T) -> T? {
-    let result = Locked<T?>(nil)
+    let result = LockedBox<T?>(nil)
     let done = DispatchSemaphore(value: 0)
     reactor.submit {
         result.withLock { $0 = body() }
@@ -85,7 +85,7 @@ func framePayload(size: Int, seed: Int) -> [UInt8] {
 }
 
 /// A channel handler that records what happens and parses length-prefixed frames.
-/// Callbacks arrive on the reactor thread; the test thread reads through the Mutex.
+/// Callbacks arrive on the reactor thread; the test thread reads through the lock.
 final class RecordingHandler: ChannelHandler, @unchecked Sendable {
     // @unchecked Sendable: `onConnect`/`onFrame` are set before the handler is handed to
     // the reactor and only called on the reactor thread; all recorded state is in `state`.
@@ -98,7 +98,7 @@ final class RecordingHandler: ChannelHandler, @unchecked Sendable {
         var remoteAfterConnect: String?
     }
 
-    let state = Locked(State())
+    let state = LockedBox(State())
     let connectedSignal = DispatchSemaphore(value: 0)
     let closedSignal = DispatchSemaphore(value: 0)
     let frameSignal = DispatchSemaphore(value: 0)
@@ -244,10 +244,10 @@ func closedPort() -> Int {
     return server.port
 }
 
-/// A Mutex in a class, so test closures can share it.
-final class Locked<Value: Sendable>: Sendable {
-    private let mutex: Mutex<Value>
-    init(_ value: Value) { mutex = Mutex(value) }
+/// A lock in a class, so test closures can share it.
+final class LockedBox<Value: Sendable>: Sendable {
+    private let mutex: KlifeIO.Locked<Value>
+    init(_ value: Value) { mutex = KlifeIO.Locked(value) }
     func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
     var value: Value { mutex.withLock { $0 } }
 }

@@ -1,3 +1,4 @@
+import KlifeIO
 import Foundation
 import Klife
 import KlifeProtocol
@@ -172,10 +173,10 @@ final class DeliveryLedger: Sendable {
         var failures: [Int: String]  // seq -> error
         var completed = 0
     }
-    let state: Mutex<State>
+    let state: Locked<State>
 
     init(count: Int) {
-        state = Mutex(State(callbacks: Array(repeating: 0, count: count), acked: Array(repeating: -2, count: count),
+        state = Locked(State(callbacks: Array(repeating: 0, count: count), acked: Array(repeating: -2, count: count),
                             ackedPartition: Array(repeating: -1, count: count), failures: [:]))
     }
 

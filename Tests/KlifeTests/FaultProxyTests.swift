@@ -1,3 +1,4 @@
+import KlifeIO
 import Foundation
 import Glibc
 import KlifeTesting
@@ -204,7 +205,7 @@ final class EchoServer: Sendable {
     var address: String { "127.0.0.1:\(port)" }
     private let listener: Int32
     private let stopped = Atomic<Bool>(false)
-    private let stats = Mutex<(resets: Int, framesBytes: [Int])>((0, []))
+    private let stats = Locked<(resets: Int, framesBytes: [Int])>((0, []))
 
     init() throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

@@ -1,3 +1,4 @@
+import KlifeIO
 import Foundation
 import Klife
 import KlifeProtocol
@@ -74,7 +75,7 @@ final class MockClusterTests: XCTestCase {
         XCTAssertEqual(initial, [0: 1, 1: 2, 2: 3])
 
         let n = 2000
-        let outcomes = Mutex<[Int: [Result<RecordMetadata, KlifeError>]]>([:])
+        let outcomes = Locked<[Int: [Result<RecordMetadata, KlifeError>]]>([:])
         func send(_ range: Range<Int>) {
             for i in range {
                 client.produce(ProducerRecord(topic: topic, partition: Int32(i % Int(partitions)), value: "r\(i)")) { result in
@@ -212,7 +213,7 @@ final class MockClusterTests: XCTestCase {
         _ = try await client.produce(ProducerRecord(topic: topic, partition: 0, value: "warm"))
 
         try mock.down(2)
-        let outcome = Mutex<[Result<RecordMetadata, KlifeError>]>([])
+        let outcome = Locked<[Result<RecordMetadata, KlifeError>]>([])
         let delivered = expectation(description: "delivery report")
         client.produce(ProducerRecord(topic: topic, partition: 0, value: "survivor")) { result in
             outcome.withLock { $0.append(result) }

@@ -1,3 +1,4 @@
+import KlifeIO
 import Foundation
 import Klife
 import KlifeTesting
@@ -197,7 +198,7 @@ final class PartitionerTests: XCTestCase {
         let n: Int32 = 6
         let perThread = 100_000
         let value = [UInt8](repeating: 3, count: 90) // ten records per stint
-        let totals = Mutex([String: [Int]]())
+        let totals = Locked([String: [Int]]())
         let group = DispatchGroup()
         for t in 0..<4 {
             group.enter()
@@ -367,7 +368,7 @@ final class PartitionerTests: XCTestCase {
                 XCTAssertEqual(error.code, .invalidArgument)
             }
         }
-        let callback = Mutex<Result<RecordMetadata, KlifeError>?>(nil)
+        let callback = Locked<Result<RecordMetadata, KlifeError>?>(nil)
         client.produce(ProducerRecord(topic: bad, value: "callback")) { result in callback.withLock { $0 = result } }
         await client.flush()
         let deadline = ContinuousClock.now + .seconds(5)

@@ -1,3 +1,4 @@
+import KlifeIO
 import Klife
 import KlifeProtocol
 import KlifeTesting
@@ -34,8 +35,8 @@ final class ProduceFetchTests: XCTestCase {
     func testAsyncProduceWithCallbacksToManyPartitions() async throws {
         let client = try await Shared.client { $0.producer.linger = .milliseconds(2) }
         let topic = try await Shared.topic(client, partitions: 6)
-        let results = Mutex<[Int: RecordMetadata]>([:])
-        let failures = Mutex<[String]>([])
+        let results = Locked<[Int: RecordMetadata]>([:])
+        let failures = Locked<[String]>([])
         let count = 3000
         for i in 0..<count {
             client.produce(ProducerRecord(topic: topic, key: bytes("key-\(i)"), value: bytes("value-\(i)"))) { result in

@@ -1,3 +1,4 @@
+import KlifeIO
 import Klife
 import KlifeProtocol
 import KlifeTesting
@@ -14,7 +15,7 @@ final class ProducerFeatureTests: XCTestCase {
             $0.producer.linger = .milliseconds(200)   // keeps records buffered long enough to fill
         }
         let topic = try await Shared.topic(client, partitions: 1)
-        let outcomes = Mutex<(ok: Int, full: Int, other: [String])>((0, 0, []))
+        let outcomes = Locked<(ok: Int, full: Int, other: [String])>((0, 0, []))
         for i in 0..<200 {
             client.produce(ProducerRecord(topic: topic, partition: 0, value: "r\(i)")) { result in
                 outcomes.withLock { o in
@@ -51,7 +52,7 @@ final class ProducerFeatureTests: XCTestCase {
     func testGracefulCloseDeliversBufferedRecords() async throws {
         let client = try await Shared.client { $0.producer.linger = .milliseconds(300) }
         let topic = try await Shared.topic(client, partitions: 2)
-        let results = Mutex<[Bool]>([])
+        let results = Locked<[Bool]>([])
         for i in 0..<100 {
             client.produce(ProducerRecord(topic: topic, value: "g\(i)")) { r in
                 results.withLock { $0.append((try? r.get()) != nil) }
@@ -66,7 +67,7 @@ final class ProducerFeatureTests: XCTestCase {
         XCTAssertEqual(count, 100)
 
         let hasty = try await Shared.client { $0.producer.linger = .seconds(5) }
-        let failed = Mutex<[KlifeError.Code]>([])
+        let failed = Locked<[KlifeError.Code]>([])
         for i in 0..<10 {
             hasty.produce(ProducerRecord(topic: topic, value: "h\(i)")) { r in
                 if case .failure(let e) = r { failed.withLock { $0.append(e.code) } }
@@ -98,7 +99,7 @@ final class ProducerFeatureTests: XCTestCase {
     }
 
     func testLogHandlerHearsAboutLostConnections() async throws {
-        let events = Mutex<[LogEvent]>([])
+        let events = Locked<[LogEvent]>([])
         let broker = try await TestBroker.start()
         var config = KlifeConfiguration(bootstrapServers: [broker.bootstrapServers])
         config.logHandler = { event in events.withLock { $0.append(event) } }

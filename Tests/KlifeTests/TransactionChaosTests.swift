@@ -1,3 +1,4 @@
+import KlifeIO
 import Foundation
 import Klife
 import KlifeProtocol
@@ -91,7 +92,7 @@ final class TransactionChaosTests: XCTestCase {
 
     /// Transaction number → "committed" or the error it ended with, from concurrent workers.
     private final class Outcomes: Sendable {
-        private let state = Mutex<[Int: String]>([:])
+        private let state = Locked<[Int: String]>([:])
         func set(_ transaction: Int, _ outcome: String) { state.withLock { $0[transaction] = outcome } }
         var all: [Int: String] { state.withLock { $0 } }
     }

@@ -26,6 +26,20 @@ int klife_crc32c_is_hardware(void);
 /// The portable table-driven CRC-32C, exposed so tests can compare both paths.
 uint32_t klife_crc32c_software(uint32_t crc, const void *data, size_t len);
 
+// ---- ThreadSanitizer annotations for locks it cannot see ----
+// Swift's Mutex hands a contended lock over inside uninstrumented standard-library code, so
+// ThreadSanitizer misses the acquire/release. scripts/sanitize.sh defines KLIFE_TSAN for TSan
+// builds; everywhere else these are empty and compile to nothing.
+#ifdef KLIFE_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+static inline void klife_tsan_acquire(void *addr) { __tsan_acquire(addr); }
+static inline void klife_tsan_release(void *addr) { __tsan_release(addr); }
+#else
+static inline void klife_tsan_acquire(void *addr) { (void)addr; }
+static inline void klife_tsan_release(void *addr) { (void)addr; }
+#endif
+
 // ---- epoll / eventfd / timerfd constants (some are enums or macros in glibc) ----
 static inline uint32_t klife_epollin(void) { return EPOLLIN; }
 static inline uint32_t klife_epollout(void) { return EPOLLOUT; }
