@@ -1,3 +1,4 @@
+import KlifeIO
 import Foundation
 import Klife
 import KlifeProtocol
@@ -70,7 +71,7 @@ final class IdempotenceTests: XCTestCase {
         _ = try await client.produce(ProducerRecord(topic: "held", partition: 0, value: "first"))
         try mock.pushErrors(apiKey: ApiKey.produce.rawValue, codes: [KafkaErrorCode.notLeaderOrFollower.rawValue])
         try mock.brokerErrors(1, apiKey: ApiKey.metadata.rawValue, [(code: 0, delayMs: 1500)])
-        let failures = Mutex<[String]>([])
+        let failures = Locked<[String]>([])
         client.produce(ProducerRecord(topic: "held", partition: 0, value: "retried")) { result in
             if case .failure(let e) = result { failures.withLock { $0.append("retried: \(e)") } }
         }
@@ -101,7 +102,7 @@ final class IdempotenceTests: XCTestCase {
         for p in 0..<partitions { try mock.leader(topic, p, broker: p + 1) }
         let client = try await connect(mock) { $0.producer.maxInFlightPerBroker = 5 }
         let n = 3000
-        let failures = Mutex<[String]>([])
+        let failures = Locked<[String]>([])
         let delivered = Atomic<Int>(0)
         func send(_ range: Range<Int>) {
             for i in range {
@@ -115,11 +116,27 @@ final class IdempotenceTests: XCTestCase {
             }
         }
         send(0..<1000)
+        // librdkafka's mock checks no sequence numbers for idempotent producers (only for
+        // transactional ones) and its injected errors reject a request without writing it, so
+        // a later request of the same partition already in flight would be written first — a
+        // broker that checks sequences refuses it (OUT_OF_ORDER_SEQUENCE_NUMBER) until the
+        // retry lands, and no client can take back what was written. So the errors are
+        // injected while nothing is in flight: one record per partition meets them, and the
+        // rest of the stream is produced while those records wait to be resent, which is the
+        // client's rule under test (nothing newer goes before a batch waiting to be resent).
+        await client.flush()
+        let retriesBefore = await client.statistics().retries
         try mock.pushErrors(apiKey: ApiKey.produce.rawValue, codes: [
             KafkaErrorCode.notLeaderOrFollower.rawValue, KafkaErrorCode.requestTimedOut.rawValue,
             KafkaErrorCode.notEnoughReplicas.rawValue,
         ])
-        send(1000..<2000)
+        send(1000..<1003)
+        let deadline = ContinuousClock.now + .seconds(20)
+        while await client.statistics().retries < retriesBefore + 3 {
+            guard ContinuousClock.now < deadline else { return XCTFail("the injected errors were never answered") }
+            try await Task.sleep(for: .milliseconds(1))
+        }
+        send(1003..<2000)
         for p in 0..<partitions { try mock.leader(topic, p, broker: (p + 1) % partitions + 1) }
         send(2000..<2500)
         for p in 0..<partitions { try mock.leader(topic, p, broker: (p + 2) % partitions + 1) }
