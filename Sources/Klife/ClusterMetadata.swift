@@ -1,5 +1,6 @@
 public import KlifeProtocol
 import KlifeIO
+import Synchronization
 
 /// A broker as advertised in cluster metadata.
 public struct BrokerInfo: Sendable, Hashable {
@@ -101,24 +102,53 @@ final class MetadataSnapshot: Sendable {
     /// and no struct copies per record.
     let routes: [String: TopicRoute]
 
-    init(_ metadata: ClusterMetadata, version: UInt64) {
+    /// - Parameters:
+    ///   - previous: the snapshot this one replaces, for ``TopicRoute/ownerChangedAt``.
+    ///   - reactorCount: how many reactors route records (owners are reactor indexes).
+    init(_ metadata: ClusterMetadata, version: UInt64, previous: MetadataSnapshot? = nil, reactorCount: Int = 1) {
         self.metadata = metadata
         self.version = version
         var routes: [String: TopicRoute] = [:]
         for (name, topic) in metadata.topics where !topic.partitions.isEmpty {
             let leaders = (0..<Int32(topic.partitions.count)).map { metadata.leader(topic: name, partition: $0) ?? -1 }
-            routes[name] = TopicRoute(leaders: leaders)
+            let before = previous?.routes[name]
+            let changedAt = leaders.indices.map { p -> UInt64 in
+                guard reactorCount > 1 else { return 0 }
+                guard let before, p < before.leaders.count else { return version }  // new: records waited on reactor 0
+                let moved = TopicRoute.owner(ofLeader: before.leaders[p], reactorCount: reactorCount)
+                    != TopicRoute.owner(ofLeader: leaders[p], reactorCount: reactorCount)
+                return moved ? version : before.ownerChangedAt[p]
+            }
+            routes[name] = TopicRoute(leaders: leaders, ownerChangedAt: changedAt)
         }
         self.routes = routes
+    }
+
+    /// Whether some partition's owning reactor changed in this version.
+    var ownershipChanged: Bool {
+        routes.values.contains { $0.ownerChangedAt.contains(version) }
     }
 }
 
 /// Where each partition of one topic is led (-1 when no leader is known).
 final class TopicRoute: Sendable {
     let leaders: [Int32]
+    /// Per partition, the snapshot version in which the reactor owning it last changed (a
+    /// leader moved to a broker of another reactor, or the partition appeared); 0 with one
+    /// reactor. Records routed before that version may still be on their way to the new owner.
+    let ownerChangedAt: [UInt64]
     var partitionCount: Int32 { Int32(leaders.count) }
 
-    init(leaders: [Int32]) { self.leaders = leaders }
+    init(leaders: [Int32], ownerChangedAt: [UInt64]? = nil) {
+        self.leaders = leaders
+        self.ownerChangedAt = ownerChangedAt ?? Array(repeating: 0, count: leaders.count)
+    }
+
+    /// The reactor whose ring takes records of a partition led by `leader` (reactor 0 while
+    /// the leader is unknown: it parks them until metadata names one).
+    static func owner(ofLeader leader: Int32, reactorCount: Int) -> Int {
+        leader >= 0 ? ReactorContext.index(forNode: leader, reactorCount: reactorCount) : 0
+    }
 
     /// The leader of `partition`, or `nil` when unknown.
     @inline(__always)
@@ -131,6 +161,13 @@ final class TopicRoute: Sendable {
 /// The client's current snapshot; writers replace it whole.
 final class MetadataStore: Sendable {
     private let current = Locked(MetadataSnapshot(.empty, version: 0))
+    private let reactorCount: Int
+    /// The current snapshot's version, stored (sequentially consistent) after the snapshot is
+    /// installed: producing threads re-check it after claiming a ring slot, and reactors read
+    /// it before their ring's producer cursor (see ``MPSCRing/offer(_:placeholder:stillValid:)``).
+    let publishedVersion = Atomic<UInt64>(0)
+
+    init(reactorCount: Int = 1) { self.reactorCount = reactorCount }
 
     var snapshot: MetadataSnapshot { current.withLock { $0 } }
 
@@ -138,8 +175,9 @@ final class MetadataStore: Sendable {
     @discardableResult
     func publish(_ metadata: ClusterMetadata) -> MetadataSnapshot {
         current.withLock { old in
-            let next = MetadataSnapshot(metadata, version: old.version + 1)
+            let next = MetadataSnapshot(metadata, version: old.version + 1, previous: old, reactorCount: reactorCount)
             old = next
+            publishedVersion.store(next.version, ordering: .sequentiallyConsistent)
             return next
         }
     }

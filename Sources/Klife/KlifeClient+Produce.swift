@@ -152,11 +152,58 @@ extension KlifeClient {
     /// Hands an admitted record to its reactor's ring (moving it, not copying it). Returns
     /// the error when it cannot.
     private func push(_ pending: consuming PendingRecord, into target: ReactorContext) -> KlifeError? {
+        if contexts.count > 1 { return pushChecked(pending, into: target) }
         guard let refused = target.records.offer(pending) else {
             target.reactor.wakeup()
             return nil
         }
         return pushWaiting(refused, into: target)
+    }
+
+    /// With several reactors: the ring was chosen with the snapshot of version
+    /// `record.routedAt`; if a newer one was published before the slot was claimed, the slot
+    /// gets a placeholder and the record chooses again (a reactor handing a partition over
+    /// counts on every record chosen with the old snapshot being below the claims it saw).
+    @inline(never)
+    private func pushChecked(_ pending: consuming PendingRecord, into target: ReactorContext) -> KlifeError? {
+        var record = pending
+        var target = target
+        let deadline = Reactor.monotonicNanoseconds() &+ maxBlockNanos
+        var spins = 0
+        while !isClosed {
+            let version = record.routedAt
+            let store = metadataStore
+            guard let (back, stale) = target.records.offer(
+                record, placeholder: PendingRecord.vacated,
+                stillValid: { store.publishedVersion.load(ordering: .sequentiallyConsistent) == version }) else {
+                target.reactor.wakeup()
+                return nil
+            }
+            record = back
+            target.reactor.wakeup()
+            if stale {
+                let (owner, now) = reactor(forTopic: record.topic, partition: record.partition)
+                target = owner
+                record.routedAt = now
+                continue
+            }
+            if Reactor.monotonicNanoseconds() >= deadline { break }
+            spins += 1
+            if spins < 16 { sched_yield() } else { usleep(50) }
+        }
+        record.tracker.decrement(bytes: Int(record.size))
+        return isClosed ? .clientClosed : .queueFull
+    }
+
+    /// The reactor whose ring takes records of `topic`/`partition` under the current
+    /// snapshot, and that snapshot's version (reactor 0 while the leader is unknown).
+    private func reactor(forTopic topic: String, partition: Int32) -> (ReactorContext, UInt64) {
+        let snapshot = metadataStore.snapshot
+        var owner = 0
+        if let route = snapshot.routes[topic], partition >= 0, partition < route.partitionCount {
+            owner = TopicRoute.owner(ofLeader: route.leaders[Int(partition)], reactorCount: contexts.count)
+        }
+        return (contexts[owner], snapshot.version)
     }
 
     /// The slow path when a ring is full: wait for space (backpressure), at most `maxBlock`.
@@ -192,10 +239,13 @@ extension KlifeClient {
         var partition = record.partition ?? -1
         if let p = record.partition, p < 0 { throw .unknownTopicOrPartition(record.topic, partition: p) }
         var owner = 0
+        var routedAt: UInt64 = 0
         // With one reactor there is no owner to find: that reactor runs the partitioner when
         // it routes the record, and the producing thread skips the metadata lookup.
         if contexts.count > 1 {
-            if let route = metadataStore.snapshot.routes[record.topic] {
+            let snapshot = metadataStore.snapshot
+            routedAt = snapshot.version
+            if let route = snapshot.routes[record.topic] {
                 let count = route.partitionCount
                 // A partition past the known count may be new: the reactor waits for metadata
                 // (up to unknownTopicTimeout) before failing it.
@@ -205,8 +255,8 @@ extension KlifeClient {
                         throw .invalidArgument("the partitioner for \(record.topic) chose partition \(partition) of \(count)")
                     }
                 }
-                if partition < count, let leader = route.leader(partition) {
-                    owner = ReactorContext.index(forNode: leader, reactorCount: contexts.count)
+                if partition < count {
+                    owner = TopicRoute.owner(ofLeader: route.leaders[Int(partition)], reactorCount: contexts.count)
                 }
             } else {
                 noteTopicOfInterest(record.topic)
@@ -215,11 +265,12 @@ extension KlifeClient {
         let timestamp = record.timestamp ?? PendingRecord.unsetTimestamp
         // The record's references move into the pending record (no retain per field).
         let (topic, key, value, headers) = record.takeParts()
-        let pending = PendingRecord(
+        var pending = PendingRecord(
             topic: topic, partition: partition, key: key, value: value, headers: headers,
             // The reactor stamps the CreateTime and the delivery deadline when it takes the record.
             timestamp: timestamp, deadline: 0,
             completion: completion, size: Int32(size), slot: session.slot, tracker: session.outstanding)
+        pending.routedAt = routedAt
         return (pending, contexts[owner])
     }
 }

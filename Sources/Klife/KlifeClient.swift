@@ -19,7 +19,7 @@ public final class KlifeClient: Sendable {
     /// The configuration the client was created with.
     public let configuration: KlifeConfiguration
     let contexts: [ReactorContext]
-    let metadataStore = MetadataStore()
+    let metadataStore: MetadataStore
     let outstanding = OutstandingCounter()
     /// Producer sessions by slot: 0 is the idempotent producer used by `produce`, then one
     /// per member of the transactional pool.
@@ -45,6 +45,7 @@ public final class KlifeClient: Sendable {
 
     private init(_ configuration: KlifeConfiguration) throws(KlifeError) {
         self.configuration = configuration
+        self.metadataStore = MetadataStore(reactorCount: configuration.reactorCount)
         let tls = try configuration.tls?.makeContext()
         var contexts: [ReactorContext] = []
         for i in 0..<configuration.reactorCount {
@@ -66,6 +67,7 @@ public final class KlifeClient: Sendable {
         self.maxRecordBytes = configuration.producer.maxRecordBytes
         for c in contexts {
             c.client = self
+            c.metadataStore = metadataStore
             c.siblings = contexts
             c.sessions = sessions
         }
@@ -245,9 +247,14 @@ public final class KlifeClient: Sendable {
     private func publish(_ response: MetadataResponse) -> ClusterMetadata {
         let (merged, unknown) = ClusterMetadata.merging(response, into: metadataStore.snapshot.metadata)
         if !unknown.isEmpty { refreshState.withLock { $0.topicsOfInterest.subtract(unknown) } }
-        let snapshot = metadataStore.publish(merged)
-        for c in contexts { c.reactor.submit { c.apply(snapshot, unknownTopics: unknown) } }
+        install(merged, unknownTopics: unknown)
         return merged
+    }
+
+    /// Publishes `metadata` as the current snapshot and hands it to every reactor.
+    func install(_ metadata: ClusterMetadata, unknownTopics: [String] = []) {
+        let snapshot = metadataStore.publish(metadata)
+        for c in contexts { c.reactor.submit { c.apply(snapshot, unknownTopics: unknownTopics) } }
     }
 
     private func bootstrap() async throws(KlifeError) {

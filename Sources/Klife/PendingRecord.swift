@@ -94,6 +94,10 @@ struct PendingRecord: Sendable {
     /// The ``ProducerSession`` (and so the engine) the record belongs to: 0 for the
     /// idempotent producer, 1... for members of the transactional pool.
     var slot: UInt8 = 0
+    /// With several reactors, the metadata version the producing thread chose its reactor
+    /// with; the owning reactor holds the record back while records chosen with an older
+    /// version may still be on their way to it (see `ReactorContext+Handoff.swift`).
+    var routedAt: UInt64 = 0
     /// Counts records not yet completed, for `flush()`. Unowned: the client outlives its records.
     unowned(unsafe) let tracker: OutstandingCounter
 

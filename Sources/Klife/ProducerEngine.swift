@@ -100,7 +100,13 @@ final class ProducerEngine {
             return
         }
         if !context.ownsConnection(toNode: leader) {
-            context.owningContext(forNode: leader).accept(consume record)
+            context.forward(consume record, toNode: leader)
+            return
+        }
+        if context.handsOff
+            && context.mustHold(routedAt: record.routedAt, batchBase: record.batchBase,
+                                ownerChangedAt: route.ownerChangedAt[Int(record.partition)]) {
+            context.hold(consume record)
             return
         }
         sink(for: leader).append(consume record, now: now, epoch: epoch)

@@ -27,7 +27,18 @@ final class ReactorContext: @unchecked Sendable {
     var sessions: [ProducerSession] = []
     /// Every context of the client, this one included (index = reactor index), for
     /// forwarding records without touching the client. Emptied at close to break the cycle.
-    var siblings: [ReactorContext] = []
+    var siblings: [ReactorContext] = [] {
+        didSet {
+            handoff = siblings.count > 1 ? HandoffState(reactorCount: siblings.count) : nil
+            handsOff = handoff != nil
+        }
+    }
+    /// `handoff != nil`, as a plain flag for the per-record paths.
+    private(set) var handsOff = false
+    /// The client's metadata, for catching up with a newer snapshot before routing.
+    var metadataStore: MetadataStore?
+    /// Ordering of records across reactors when partitions change owner (several reactors only).
+    var handoff: HandoffState?
 
     private(set) var snapshot = MetadataSnapshot(.empty, version: 0)
     private var connections: [Int32: BrokerConnection] = [:]
@@ -89,7 +100,13 @@ final class ReactorContext: @unchecked Sendable {
     /// Drains the record ring into the engines, then flushes them. Runs once per reactor iteration.
     private func runProducerIteration() {
         let now = Reactor.monotonicNanoseconds()
-        while records.drain(maxCount: 4096, { record in self.route(consume record, now: now) }) == 4096 {}
+        if handsOff {
+            catchUpWithMetadata()
+            while records.drain(maxCount: 4096, { record in self.routeFromRing(consume record, now: now) }) == 4096 {}
+            progressHandoff()
+        } else {
+            while records.drain(maxCount: 4096, { record in self.route(consume record, now: now) }) == 4096 {}
+        }
         for engine in engines { engine?.flushAll(now: now) }
     }
 
@@ -116,6 +133,7 @@ final class ReactorContext: @unchecked Sendable {
 
     /// Routes records submitted as one batch (they are flushed together by the next iteration).
     func routeMany(_ records: [PendingRecord]) {
+        if handsOff { catchUpWithMetadata() }
         let now = Reactor.monotonicNanoseconds()
         for r in records { route(r, now: now) }
     }
@@ -128,15 +146,6 @@ final class ReactorContext: @unchecked Sendable {
     }
 
     // MARK: Records from other threads
-
-    /// Accepts a record from any thread (or from another reactor forwarding it).
-    func accept(_ record: consuming PendingRecord) {
-        if let refused = records.offer(record) {
-            reactor.submit { [self] in route(refused, now: Reactor.monotonicNanoseconds()) }
-        } else {
-            reactor.wakeup()
-        }
-    }
 
     // MARK: Connections
 
@@ -179,11 +188,20 @@ final class ReactorContext: @unchecked Sendable {
     // MARK: Metadata
 
     func apply(_ snapshot: MetadataSnapshot, unknownTopics: [String]) {
-        guard snapshot.version > self.snapshot.version else { return }
+        guard snapshot.version > self.snapshot.version else {
+            for engine in activeEngines { for topic in unknownTopics { engine.failUnknownTopic(topic) } }
+            return
+        }
+        let previous = self.snapshot.version
         self.snapshot = snapshot
+        if handoff != nil { noteOwnershipChanges(since: previous) }
         for engine in activeEngines {
             for topic in unknownTopics { engine.failUnknownTopic(topic) }
             engine.metadataChanged()
+        }
+        if handoff != nil {
+            rerouteHeld()
+            progressHandoff()
         }
     }
 
@@ -221,8 +239,9 @@ final class ReactorContext: @unchecked Sendable {
     // MARK: Shutdown
 
     func closeAll(_ error: KlifeError) {
+        failHandoffRecords(error)
         siblings = []
-        while let r = records.pop() { r.fail(error) }
+        while let r = records.pop() { if !r.topic.isEmpty { r.fail(error) } }
         for engine in activeEngines { engine.failAll(error) }
         for c in connections.values { c.close() }
         connections.removeAll()

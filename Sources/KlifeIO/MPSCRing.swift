@@ -81,6 +81,12 @@ public final class MPSCRing<Element>: ConsumableRing, @unchecked Sendable {
     /// The caller must initialize the position's slot and then ``publish(_:)`` it.
     @inlinable
     func claimPosition() -> Int? {
+        claimPosition(sequentiallyConsistent: false)
+    }
+
+    /// ``claimPosition()`` whose winning compare-and-swap is sequentially consistent when asked.
+    @inlinable
+    func claimPosition(sequentiallyConsistent: Bool) -> Int? {
         let producer = storage.producerPosition
         var position = producer.pointee.load(ordering: .relaxed)
         while true {
@@ -88,8 +94,9 @@ public final class MPSCRing<Element>: ConsumableRing, @unchecked Sendable {
             let sequence = sequences[slot].load(ordering: .acquiring)
             let difference = sequence &- (position &* 2)
             if difference == 0 {
-                let (won, current) = producer.pointee.compareExchange(
-                    expected: position, desired: position &+ 1, ordering: .relaxed)
+                let (won, current) = sequentiallyConsistent
+                    ? producer.pointee.compareExchange(expected: position, desired: position &+ 1, ordering: .sequentiallyConsistent)
+                    : producer.pointee.compareExchange(expected: position, desired: position &+ 1, ordering: .relaxed)
                 if won { return position }
                 position = current
             } else if difference < 0 {
@@ -122,6 +129,19 @@ public final class MPSCRing<Element>: ConsumableRing, @unchecked Sendable {
     }
 
 
+    /// How many positions producers have claimed so far, read with sequential consistency:
+    /// every claim that is not counted here comes after this read in the cursor's order, so a
+    /// producer using ``offer(_:placeholder:stillValid:)`` re-checks after it whatever was
+    /// published before this read.
+    public var claimedCount: Int {
+        storage.producerPosition.pointee.load(ordering: .sequentiallyConsistent)
+    }
+
+    /// How many positions the consumer has popped (every element below it is gone). Consumer only.
+    public var consumedCount: Int {
+        storage.consumerPosition.pointee.load(ordering: .relaxed)
+    }
+
     /// Whether the oldest element is published (the consumer could pop now). Consumer only.
     var hasPoppableElement: Bool {
         let position = storage.consumerPosition.pointee.load(ordering: .relaxed)
@@ -140,5 +160,28 @@ extension MPSCRing where Element: Sendable {
         (storage.elements + (position & storage.mask)).initialize(to: element)
         publish(position)
         return nil
+    }
+
+    /// ``offer(_:)`` for a producer whose choice of ring may go stale: after claiming a slot
+    /// (a sequentially consistent compare-and-swap) it asks `stillValid`, which should load
+    /// with sequential consistency what a consumer checks before ``claimedCount``. When the
+    /// choice went stale, the slot gets `placeholder` (the consumer skips it) and the element
+    /// comes back to be offered elsewhere. So a consumer that saw the change and then read
+    /// ``claimedCount`` knows that no element chosen with the old state is claimed past it.
+    /// - Returns: `nil` once queued; otherwise the element, with `stale` false when the ring
+    ///   was full and true when the choice went stale.
+    @inlinable
+    public func offer(_ element: consuming Element, placeholder: @autoclosure () -> Element,
+                      stillValid: () -> Bool) -> (element: Element, stale: Bool)? {
+        guard let position = claimPosition(sequentiallyConsistent: true) else { return (element, false) }
+        let slot = storage.elements + (position & storage.mask)
+        if stillValid() {
+            slot.initialize(to: element)
+            publish(position)
+            return nil
+        }
+        slot.initialize(to: placeholder())
+        publish(position)
+        return (element, true)
     }
 }

@@ -127,6 +127,10 @@ final class MockClusterTests: XCTestCase {
             for r in read where valueAt[r.offset] != r.valueString {
                 XCTFail("partition \(p) offset \(r.offset): log has \(r.valueString ?? "nil"), delivery said \(valueAt[r.offset] ?? "nothing")")
             }
+            // One thread produced them: the log keeps that order, across the move (and the
+            // hand-over between reactors).
+            let numbers = read.compactMap { $0.valueString.flatMap { Int($0.dropFirst()) } }
+            XCTAssertEqual(numbers, numbers.sorted(), "partition \(p): production order kept")
         }
         await client.close()
     }

@@ -1,0 +1,71 @@
+import Dispatch
+import Foundation
+@testable import Klife
+import KlifeIO
+import KlifeProtocol
+import KlifeTesting
+import XCTest
+
+/// With several reactors, a partition whose leader moves to a broker owned by another reactor
+/// keeps its order: records chosen with the old metadata (still in the old owner's ring) are
+/// written before records produced after the move, which reach the new owner directly.
+final class ReactorHandoffTests: XCTestCase {
+    private func connect(_ mock: MockCluster) async throws -> KlifeClient {
+        var config = KlifeConfiguration(bootstrapServers: mock.bootstrap)
+        config.reactorCount = 2
+        config.connectTimeout = .seconds(3)
+        config.requestTimeout = .seconds(3)
+        config.producer.deliveryTimeout = .seconds(30)
+        config.producer.retryBackoff = .milliseconds(20)
+        return try await KlifeClient.connect(config)
+    }
+
+    /// The interleaving, forced: the old owner's reactor is stopped (a task blocks it) while
+    /// 100 records are produced to the partition, the leader moves to the other reactor's
+    /// broker and the new metadata is installed, and 100 more records are produced. Only then
+    /// may the old owner run: the new owner must hold the later records until the earlier ones,
+    /// forwarded by the old owner, are in front of them.
+    func testRecordsChosenBeforeALeaderMoveAcrossReactorsAreWrittenFirst() async throws {
+        let topic = "handoff"
+        let mock = try MockCluster(brokers: 2, topics: [(topic, 1)])
+        defer { mock.stop() }
+        try mock.leader(topic, 0, broker: 1)
+        let client = try await connect(mock)
+        _ = try await client.produce(ProducerRecord(topic: topic, partition: 0, value: "warm"))
+        let oldOwner = client.contexts[ReactorContext.index(forNode: 1, reactorCount: 2)]
+        XCTAssertNotIdentical(oldOwner, client.contexts[ReactorContext.index(forNode: 2, reactorCount: 2)])
+
+        let gate = DispatchSemaphore(value: 0)
+        let blocked = DispatchSemaphore(value: 0)
+        oldOwner.reactor.submit {
+            blocked.signal()
+            gate.wait()
+        }
+        blocked.wait()
+        let failures = KlifeIO.Locked<[String]>([])
+        func send(_ label: String, _ range: Range<Int>) {
+            for i in range {
+                client.produce(ProducerRecord(topic: topic, partition: 0, value: "\(label)\(i)")) { result in
+                    if case .failure(let e) = result { failures.withLock { $0.append("\(label)\(i): \(e)") } }
+                }
+            }
+        }
+        send("before-", 0..<100)
+        try mock.leader(topic, 0, broker: 2)
+        var moved = client.metadataStore.snapshot.metadata
+        moved.topics[topic]!.partitions[0].leaderID = 2
+        client.install(moved)
+        send("after-", 0..<100)
+        // Give the new owner every chance to send the later records first.
+        try await Task.sleep(for: .milliseconds(300))
+        gate.signal()
+        await client.flush()
+        XCTAssertEqual(failures.withLock { $0 }, [])
+
+        let values = try await client.allRecords(topic: topic, partition: 0).compactMap(\.valueString)
+        let expected = ["warm"] + (0..<100).map { "before-\($0)" } + (0..<100).map { "after-\($0)" }
+        XCTAssertEqual(values.count, expected.count, "every record once")
+        XCTAssertEqual(values, expected, "records chosen before the move come first, each side in order")
+        await client.close()
+    }
+}
