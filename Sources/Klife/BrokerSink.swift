@@ -22,6 +22,13 @@ struct PartitionBuffer {
     var firstAppendNanos: UInt64 = 0
     /// Retries wait until this monotonic time.
     var retryNotBefore: UInt64 = 0
+    /// How many records at the front of the unsent ones were sent before under a producer
+    /// identity that is gone (an epoch bump came while they waited elsewhere): records like
+    /// them arriving later join after these, still in front of every record never sent.
+    private var resentAtFront = 0
+    /// How many of the records the last ``takePrefix(maxBytes:spare:)`` took were counted in
+    /// `resentAtFront` (given back by ``putBack(_:)``).
+    private var resentTaken = 0
 
     /// Worst-case encoded size of one record: its size with zero deltas (`PendingRecord.size`,
     /// computed once when it was produced) plus the widest timestamp-delta (10) and
@@ -37,6 +44,7 @@ struct PartitionBuffer {
     private mutating func setUnsent(_ records: [PendingRecord]) {
         storage = records
         head = 0
+        resentAtFront = min(resentAtFront, records.count)
         estimatedBytes = records.reduce(0) { $0 + Self.estimatedSize($1) }
     }
 
@@ -48,13 +56,20 @@ struct PartitionBuffer {
     mutating func append(_ record: consuming PendingRecord, now: UInt64, epoch: Int16,
                          lingerNanos: UInt64, maxBatchBytes: Int) -> UInt64 {
         var record = record
-        if record.batchBase >= 0 {
-            if record.sequenceEpoch == epoch {
+        if record.batchBase >= 0 || record.sequenceEpoch == PendingRecord.sentUnderVoidIdentity {
+            if record.batchBase >= 0 && record.sequenceEpoch == epoch {
                 addSealed(consume record)
                 return now
             }
+            // Sent before under an identity that is gone: it goes before every record never
+            // sent (they are newer), after the ones like it that arrived earlier.
             record.batchBase = -1
             record.sequenceEpoch = -1
+            if !hasUnsent { firstAppendNanos = now }
+            estimatedBytes += Int(record.size) + 14
+            storage.insert(consume record, at: head + resentAtFront)
+            resentAtFront += 1
+            return now
         }
         let first = !hasUnsent
         if first { firstAppendNanos = now }
@@ -88,8 +103,10 @@ struct PartitionBuffer {
             }
         }
         if !unsequenced.isEmpty {
+            let front = unsequenced.count
             unsequenced.append(contentsOf: records)
             setUnsent(unsequenced)
+            resentAtFront += front
         }
         firstAppendNanos = 0
         retryNotBefore = notBefore
@@ -108,15 +125,20 @@ struct PartitionBuffer {
             }
         }
         sealed.removeAll()
+        let front = merged.count
         merged.append(contentsOf: records)
         setUnsent(merged)
+        resentAtFront += front
     }
 
     /// Puts back records taken for a batch that could not be sent after all.
     mutating func putBack(_ taken: [PendingRecord]) {
         var merged = taken
         merged.append(contentsOf: records)
+        let front = resentAtFront + resentTaken
         setUnsent(merged)
+        resentAtFront = min(front, merged.count)
+        resentTaken = 0
     }
 
     /// Removes and returns the unsent records whose deadline passed.
@@ -128,6 +150,7 @@ struct PartitionBuffer {
         while end < storage.count && storage[end].deadline <= now { end += 1 }
         let expired = Array(storage[head..<end])
         for r in expired { estimatedBytes -= Self.estimatedSize(r) }
+        resentAtFront = max(0, resentAtFront - expired.count)
         head = end
         if head == storage.count {
             storage.removeAll(keepingCapacity: true)
@@ -183,6 +206,8 @@ struct PartitionBuffer {
     /// (no copy) and `spare` takes its place.
     mutating func takePrefix(maxBytes limit: Int, spare: inout [PendingRecord]) -> (records: [PendingRecord], estimatedBytes: Int) {
         if estimatedBytes + RecordBatchLayout.headerSize <= limit {
+            resentTaken = resentAtFront
+            resentAtFront = 0
             let bytes = estimatedBytes
             estimatedBytes = 0
             if head == 0 {
@@ -205,6 +230,8 @@ struct PartitionBuffer {
             end += 1
         }
         let prefix = moveOut(head..<end)
+        resentTaken = min(resentAtFront, end - head)
+        resentAtFront -= resentTaken
         let bytes = size - RecordBatchLayout.headerSize
         head = end
         estimatedBytes -= bytes

@@ -120,6 +120,10 @@ struct PendingRecord: Sendable {
 
     func fail(_ error: KlifeError) { complete(.failure(error)) }
 
+    /// `sequenceEpoch` (with `batchBase` -1) of a record that was sent before under a producer
+    /// identity that is gone: it is resent first, in front of records never sent.
+    static let sentUnderVoidIdentity: Int16 = -2
+
     /// `timestamp` of a record the reactor has not stamped yet (the user gave none).
     static let unsetTimestamp = Int64.min
 

@@ -176,11 +176,22 @@ final class ProducerEngine {
             producerID = value.producerID
             epoch = value.epoch
             for sink in sinks.values { sink.unsealAll() }
-            // Parked batches lose their sequences too: a new producer id may restart at the
-            // same epoch number, so the epoch check in `append` alone would not catch them.
+            // Parked batches lose their sequences too (a new producer id may restart at the
+            // same epoch number, so the epoch check in `append` alone would not catch them),
+            // and go back to their sinks now: under the new identity nothing holds newer
+            // records of their partitions back, so they must be in front of them before the
+            // flush below (a leader still unknown parks them again, ahead of newer records).
+            var resent = false
             for i in parked.indices where parked[i].batchBase >= 0 {
                 parked[i].batchBase = -1
-                parked[i].sequenceEpoch = -1
+                parked[i].sequenceEpoch = PendingRecord.sentUnderVoidIdentity
+                resent = true
+            }
+            if resent {
+                let waiting = parked
+                parked.removeAll()
+                let now = Reactor.monotonicNanoseconds()
+                for r in waiting { route(r, now: now) }
             }
         }
         for sink in sinks.values { sink.nothingDueBefore = 0 }

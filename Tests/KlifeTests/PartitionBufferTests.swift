@@ -56,4 +56,40 @@ final class PartitionBufferTests: XCTestCase {
         XCTAssertEqual(values, (0..<3_000).map { "value-\($0)" })
         XCTAssertGreaterThan(batches.count, 10)
     }
+
+    /// Records sent before under an identity that is gone (an epoch bump came while they were
+    /// parked or on their way from another reactor) go in front of every record never sent,
+    /// in the order they arrive; a prefix taken and put back keeps that.
+    func testRecordsSentUnderAVoidIdentityGoBeforeRecordsNeverSent() {
+        var buffer = PartitionBuffer()
+        var spare: [PendingRecord] = []
+        func append(_ r: PendingRecord) { _ = buffer.append(r, now: 0, epoch: 3, lingerNanos: 0, maxBatchBytes: 1 << 20) }
+        func resent(_ i: Int, epoch: Int16) -> PendingRecord {
+            var r = record(i)
+            if epoch == PendingRecord.sentUnderVoidIdentity {
+                r.sequenceEpoch = epoch
+            } else {
+                r.batchBase = 40
+                r.sequenceEpoch = epoch
+            }
+            return r
+        }
+        func values(_ records: [PendingRecord]) -> [String] { records.map { String(decoding: $0.value ?? [], as: UTF8.self) } }
+        append(record(10))
+        append(record(11))
+        append(resent(1, epoch: PendingRecord.sentUnderVoidIdentity))
+        append(resent(2, epoch: 2))       // sequenced under an older epoch: void now
+        append(record(12))
+        append(resent(3, epoch: PendingRecord.sentUnderVoidIdentity))
+        XCTAssertEqual(values(Array(buffer.records)), ["value-1", "value-2", "value-3", "value-10", "value-11", "value-12"])
+        XCTAssertTrue(buffer.records.allSatisfy { $0.batchBase == -1 && $0.sequenceEpoch == -1 }, "no stale sequence survives")
+
+        // Take two, put them back (a sequence reservation refused), then one more arrives.
+        let (taken, _) = buffer.takePrefix(maxBytes: RecordBatchLayout.headerSize + 2 * PartitionBuffer.estimatedSize(record(1)),
+                                           spare: &spare)
+        XCTAssertEqual(values(taken), ["value-1", "value-2"])
+        buffer.putBack(taken)
+        append(resent(4, epoch: PendingRecord.sentUnderVoidIdentity))
+        XCTAssertEqual(values(Array(buffer.records)), ["value-1", "value-2", "value-3", "value-4", "value-10", "value-11", "value-12"])
+    }
 }
