@@ -293,7 +293,8 @@ public struct ByteReader {
     /// Reads an ARRAY / COMPACT_ARRAY element count.
     ///
     /// Each element takes at least `minimumElementSize` bytes, so a count larger than
-    /// the bytes left is rejected here: a hostile count can never cause a huge allocation.
+    /// the bytes left is rejected here; ``readArray(count:_:)`` then reserves memory in
+    /// proportion to the bytes left, so a hostile count can never cause a huge allocation.
     @inlinable
     public mutating func readArrayCount(flexible: Bool, minimumElementSize: Int = 1) -> Int {
         readNullableArrayCount(flexible: flexible, minimumElementSize: minimumElementSize) ?? 0
@@ -313,10 +314,15 @@ public struct ByteReader {
     }
 
     /// Reads `count` elements with `element`, stopping early once an error is set.
+    ///
+    /// Room is reserved up front for at most four bytes of memory per byte left. A count may
+    /// allow as little as one wire byte per element while each element is a struct of 24 bytes
+    /// or more, so reserving the whole count could ask for many times the input before one
+    /// element decoded; past the bound the array grows as elements do decode.
     @inlinable
     public mutating func readArray<T>(count: Int, _ element: (inout ByteReader) -> T) -> [T] {
         var result: [T] = []
-        result.reserveCapacity(count)
+        result.reserveCapacity(Swift.min(count, remaining / Swift.max(MemoryLayout<T>.stride, 1) * 4 + 1))
         for _ in 0..<count {
             let e = element(&self)
             if error != nil { return [] }
