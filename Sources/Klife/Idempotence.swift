@@ -127,11 +127,6 @@ final class SequenceRegistry: Sendable {
         state.withLock { $0.partitions[tp]?.inFlight ?? 0 > 0 }
     }
 
-    /// Batches of `tp` waiting to be resent (for tests and diagnostics).
-    func awaitingResend(_ tp: TopicPartition) -> Int {
-        state.withLock { $0.partitions[tp]?.awaitingResend ?? 0 }
-    }
-
     /// A batch's answer arrived (or its connection failed).
     func finished(_ tp: TopicPartition) {
         state.withLock { s in

@@ -221,9 +221,6 @@ final class ReactorContext: @unchecked Sendable {
         siblings.count <= 1 || Self.index(forNode: node, reactorCount: siblings.count) == index
     }
 
-    func owningContext(forNode node: Int32) -> ReactorContext {
-        siblings.isEmpty ? self : siblings[Self.index(forNode: node, reactorCount: siblings.count)]
-    }
 
     /// The reactor that owns broker `node`'s connection: the one rule every router uses.
     static func index(forNode node: Int32, reactorCount: Int) -> Int {
