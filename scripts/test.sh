@@ -2,7 +2,8 @@
 # test.sh — the single test command.
 #   bootstrap -> swift build --build-tests -> swift test --skip-build [ARGS...]
 # Extra arguments go to `swift test` (e.g. --filter KlifeProtocolTests).
-# KLIFE_SOAK is left unset unless the caller sets it (see scripts/soak.sh).
+# KLIFE_SOAK (scripts/chaos.sh) and KLIFE_SOAK_MINUTES (scripts/soak.sh) are left unset unless
+# the caller sets them: without them the chaos and soak tests run their short versions.
 # Exits with the exit code of `swift test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
