@@ -147,8 +147,11 @@ final class TopicRoute: Sendable {
     /// The reactor whose ring takes records of a partition led by `leader` (reactor 0 while
     /// the leader is unknown: it parks them until metadata names one).
     static func owner(ofLeader leader: Int32, reactorCount: Int) -> Int {
-        leader >= 0 ? ReactorContext.index(forNode: leader, reactorCount: reactorCount) : 0
+        leader >= 0 ? ReactorContext.index(forNode: leader, reactorCount: reactorCount) : leaderlessOwner
     }
+
+    /// The reactor that keeps records no leader can take yet (unknown topic, partition or leader).
+    static let leaderlessOwner = 0
 
     /// The leader of `partition`, or `nil` when unknown.
     @inline(__always)

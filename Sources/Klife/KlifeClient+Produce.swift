@@ -199,7 +199,7 @@ extension KlifeClient {
     /// snapshot, and that snapshot's version (reactor 0 while the leader is unknown).
     private func reactor(forTopic topic: String, partition: Int32) -> (ReactorContext, UInt64) {
         let snapshot = metadataStore.snapshot
-        var owner = 0
+        var owner = TopicRoute.leaderlessOwner
         if let route = snapshot.routes[topic], partition >= 0, partition < route.partitionCount {
             owner = TopicRoute.owner(ofLeader: route.leaders[Int(partition)], reactorCount: contexts.count)
         }
@@ -238,7 +238,7 @@ extension KlifeClient {
         }
         var partition = record.partition ?? -1
         if let p = record.partition, p < 0 { throw .unknownTopicOrPartition(record.topic, partition: p) }
-        var owner = 0
+        var owner = TopicRoute.leaderlessOwner
         var routedAt: UInt64 = 0
         // With one reactor there is no owner to find: that reactor runs the partitioner when
         // it routes the record, and the producing thread skips the metadata lookup.

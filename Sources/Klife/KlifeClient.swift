@@ -251,6 +251,14 @@ public final class KlifeClient: Sendable {
         return merged
     }
 
+    /// Test hook: while paused, no refresh starts (metadata installed with
+    /// ``install(_:unknownTopics:)`` stays; a refresh already under way finishes); resuming
+    /// refreshes everything.
+    func pauseMetadataRefreshes(_ paused: Bool) {
+        refreshState.withLock { $0.running = paused }
+        if !paused { requestMetadataRefresh(topic: nil) }
+    }
+
     /// Publishes `metadata` as the current snapshot and hands it to every reactor.
     func install(_ metadata: ClusterMetadata, unknownTopics: [String] = []) {
         let snapshot = metadataStore.publish(metadata)

@@ -75,7 +75,7 @@ final class ProducerEngine {
     func route(_ record: consuming PendingRecord, now: UInt64) {
         var record = record
         guard let route = cachedRoute(record.topic) else {
-            park(consume record)
+            parkAtOwner(consume record, ownerChangedAt: nil)
             return
         }
         let count = route.partitionCount
@@ -91,12 +91,13 @@ final class ProducerEngine {
             if now &- (record.deadline &- config.deliveryTimeout.nanoseconds) >= config.unknownTopicTimeout.nanoseconds {
                 record.fail(.unknownTopicOrPartition(record.topic, partition: record.partition))
             } else {
-                park(consume record)
+                parkAtOwner(consume record, ownerChangedAt: nil)
             }
             return
         }
         guard let leader = route.leader(record.partition) else {
-            park(consume record)
+            let ownerChangedAt = route.ownerChangedAt[Int(record.partition)]
+            parkAtOwner(consume record, ownerChangedAt: ownerChangedAt)
             return
         }
         if !context.ownsConnection(toNode: leader) {
@@ -125,6 +126,25 @@ final class ProducerEngine {
         routeCacheTopic = topic
         routeCache = route
         return route
+    }
+
+    /// Parks a record no leader can take yet on the reactor that owns such records (reactor 0,
+    /// where producing threads send them too), held like any record whose partition changed
+    /// owner: parking it wherever it happens to be would let newer records of its partition,
+    /// parked on reactor 0, be routed before it once a leader is known.
+    private func parkAtOwner(_ record: consuming PendingRecord, ownerChangedAt: UInt64?) {
+        if context.handsOff {
+            if context.index != TopicRoute.leaderlessOwner {
+                context.forward(consume record, toReactor: TopicRoute.leaderlessOwner)
+                return
+            }
+            if let ownerChangedAt,
+               context.mustHold(routedAt: record.routedAt, batchBase: record.batchBase, ownerChangedAt: ownerChangedAt) {
+                context.hold(consume record)
+                return
+            }
+        }
+        park(consume record)
     }
 
     private func park(_ record: consuming PendingRecord) {
@@ -161,9 +181,11 @@ final class ProducerEngine {
         for sink in sinks.values {
             moved += sink.removeMisplaced { metadata.leader(topic: $0, partition: $1) == sink.nodeID }
         }
+        // Parked records first: a retried record waits there while newer ones of its
+        // partition may be in a sink.
         let waiting = parked
         parked.removeAll()
-        for r in moved + waiting { route(r, now: now) }
+        for r in waiting + moved { route(r, now: now) }
     }
 
     /// A new producer identity (after InitProducerId or an epoch bump), or a bump starting

@@ -114,7 +114,11 @@ extension ReactorContext {
     /// Sends a record to the reactor owning `node`'s connection (in order with every other
     /// record and message this reactor sends it).
     func forward(_ record: consuming PendingRecord, toNode node: Int32) {
-        let target = Self.index(forNode: node, reactorCount: siblings.count)
+        forward(record, toReactor: Self.index(forNode: node, reactorCount: siblings.count))
+    }
+
+    /// Sends a record to reactor `target` (in order with everything else this reactor sends it).
+    func forward(_ record: consuming PendingRecord, toReactor target: Int) {
         guard handoff != nil, target != index else {
             route(record, now: Reactor.monotonicNanoseconds())
             return
