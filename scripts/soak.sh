@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# soak.sh — the soak runner: Tests/KlifeTests/SoakTests.swift for N minutes. Idempotent and
+# soak.sh — the soak runner: Tests/KlifeTests/Soak/ (SoakTests) for N minutes. Idempotent and
 # transactional producers against Tansu behind a FaultProxy (random kills, stalls, garbled
 # answers) and an idempotent producer against librdkafka's mock cluster (leader moves, brokers
 # down and up), the logs checked after every round and at the end, resident memory sampled.
