@@ -32,8 +32,8 @@ final class ReactorHandoffTests: XCTestCase {
         try mock.leader(topic, 0, broker: 1)
         let client = try await connect(mock)
         _ = try await client.produce(ProducerRecord(topic: topic, partition: 0, value: "warm"))
-        let oldOwner = client.contexts[ReactorContext.index(forNode: 1, reactorCount: 2)]
-        XCTAssertNotIdentical(oldOwner, client.contexts[ReactorContext.index(forNode: 2, reactorCount: 2)])
+        let oldOwner = client.hubs[ReactorHub.index(forNode: 1, reactorCount: 2)]
+        XCTAssertNotIdentical(oldOwner, client.hubs[ReactorHub.index(forNode: 2, reactorCount: 2)])
 
         let gate = DispatchSemaphore(value: 0)
         let blocked = DispatchSemaphore(value: 0)
@@ -87,10 +87,10 @@ final class ReactorHandoffTests: XCTestCase {
         config.producer.retryBackoff = .milliseconds(20)
         let client = try await KlifeClient.connect(config)
         _ = try await client.produce(ProducerRecord(topic: topic, partition: 0, value: "warm"))
-        let oldOwner = client.contexts[ReactorContext.index(forNode: 1, reactorCount: 2)]
-        XCTAssertNotIdentical(oldOwner, client.contexts[TopicRoute.leaderlessOwner])
-        XCTAssertIdentical(client.contexts[ReactorContext.index(forNode: 2, reactorCount: 2)],
-                           client.contexts[TopicRoute.leaderlessOwner])
+        let oldOwner = client.hubs[ReactorHub.index(forNode: 1, reactorCount: 2)]
+        XCTAssertNotIdentical(oldOwner, client.hubs[TopicRoute.leaderlessOwner])
+        XCTAssertIdentical(client.hubs[ReactorHub.index(forNode: 2, reactorCount: 2)],
+                           client.hubs[TopicRoute.leaderlessOwner])
         client.pauseMetadataRefreshes(true)
 
         let failures = KlifeIO.Locked<[String]>([])

@@ -5,15 +5,15 @@ import KlifeIO
 /// Each hops onto the reactor that owns the target connection and resumes the caller
 /// from that reactor when the response arrives.
 extension KlifeClient {
-    /// Sends `request` on the connection `pick` chooses on `context`'s reactor.
+    /// Sends `request` on the connection `pick` chooses on `hub`'s reactor.
     func roundTrip<R: KafkaRequest>(
-        _ request: R, via context: ReactorContext,
-        connection pick: @escaping @Sendable (ReactorContext) -> BrokerConnection?
+        _ request: R, via hub: ReactorHub,
+        connection pick: @escaping @Sendable (ReactorHub) -> BrokerConnection?
     ) async throws(KlifeError) -> R.Response {
         if isClosed { throw .clientClosed }
         let result: Result<R.Response, KlifeError> = await withCheckedContinuation { continuation in
-            let submitted = context.reactor.trySubmit {
-                guard let connection = pick(context) else {
+            let submitted = hub.reactor.trySubmit {
+                guard let connection = pick(hub) else {
                     continuation.resume(returning: .failure(.unsupported("\(R.apiKey): broker unknown to metadata")))
                     return
                 }
@@ -29,9 +29,10 @@ extension KlifeClient {
         return try result.get()
     }
 
-    /// Sends `request` to broker `node`.
-    func roundTrip<R: KafkaRequest>(_ request: R, node: Int32) async throws(KlifeError) -> R.Response {
-        try await roundTrip(request, via: context(forNode: node)) { $0.connection(forNode: node) }
+    /// Sends `request` to broker `node`, on the connection for `purpose`.
+    func roundTrip<R: KafkaRequest>(_ request: R, node: Int32,
+                                    purpose: ConnectionPurpose = .produce) async throws(KlifeError) -> R.Response {
+        try await roundTrip(request, via: hub(forNode: node)) { $0.connection(forNode: node, purpose: purpose) }
     }
 
     /// Sends `request` to the first known broker that answers, trying each in turn.

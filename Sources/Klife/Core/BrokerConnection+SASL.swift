@@ -128,14 +128,14 @@ extension BrokerConnection {
     /// Arms the re-authentication timer for the lifetime the broker granted, if any.
     func scheduleReauthentication() {
         if let timer = reauthenticationTimer {
-            context.reactor.cancelTimer(timer)
+            hub.reactor.cancelTimer(timer)
             reauthenticationTimer = nil
         }
-        guard saslSessionLifetimeMs > 0, context.configuration.sasl != nil else { return }
+        guard saslSessionLifetimeMs > 0, hub.configuration.sasl != nil else { return }
         // A random 85–95 % of the lifetime, so a fleet of connections does not re-authenticate at once.
         let delayMs = Double(saslSessionLifetimeMs) * Double.random(in: 0.85...0.95)
         let delayNanos = UInt64(max(delayMs, 1) * 1_000_000)
-        reauthenticationTimer = context.reactor.scheduleTimer(afterNanoseconds: delayNanos) { [weak self] in
+        reauthenticationTimer = hub.reactor.scheduleTimer(afterNanoseconds: delayNanos) { [weak self] in
             guard let self else { return }
             reauthenticationTimer = nil
             reauthenticate()
@@ -143,9 +143,9 @@ extension BrokerConnection {
     }
 
     private func reauthenticate() {
-        guard let sasl = context.configuration.sasl, beginReauthentication() else { return }
+        guard let sasl = hub.configuration.sasl, beginReauthentication() else { return }
         reauthenticating = true
-        context.log(.debug, "SASL session expires in \(saslSessionLifetimeMs) ms: re-authenticating", broker: address.description)
+        hub.log(.debug, "SASL session expires in \(saslSessionLifetimeMs) ms: re-authenticating", broker: address.description)
         authenticate(sasl)
     }
 }

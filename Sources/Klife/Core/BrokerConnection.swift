@@ -40,8 +40,8 @@ final class BrokerConnection: ChannelHandler {
 
     let nodeID: Int32
     let address: BrokerAddress
-    // unowned(unsafe): the context owns its connections and outlives them.
-    unowned(unsafe) let context: ReactorContext
+    // unowned(unsafe): the hub owns its connections and outlives them.
+    unowned(unsafe) let hub: ReactorHub
     private var channel: TCPChannel?
     private var state: State = .idle
     private(set) var versions: ApiVersionTable?
@@ -64,10 +64,10 @@ final class BrokerConnection: ChannelHandler {
     /// Called after the connection closes, so owners can drop or replace it.
     var onClose: ((BrokerConnection, KlifeError) -> Void)?
 
-    init(nodeID: Int32, address: BrokerAddress, context: ReactorContext) {
+    init(nodeID: Int32, address: BrokerAddress, hub: ReactorHub) {
         self.nodeID = nodeID
         self.address = address
-        self.context = context
+        self.hub = hub
     }
 
     var isReady: Bool { state == .ready }
@@ -99,9 +99,9 @@ final class BrokerConnection: ChannelHandler {
 
     private func startConnect() {
         state = .connecting
-        channel = TCPChannel.connect(host: address.host, port: address.port, on: context.reactor,
-                                     connectTimeoutNanoseconds: context.configuration.connectTimeout.nanoseconds,
-                                     tls: context.tls, handler: self)
+        channel = TCPChannel.connect(host: address.host, port: address.port, on: hub.reactor,
+                                     connectTimeoutNanoseconds: hub.configuration.connectTimeout.nanoseconds,
+                                     tls: hub.tls, handler: self)
     }
 
     func channelDidConnect(_ channel: TCPChannel) {
@@ -144,7 +144,7 @@ final class BrokerConnection: ChannelHandler {
                 return
             }
             versions = ApiVersionTable(response.apiKeys)
-            if let sasl = context.configuration.sasl {
+            if let sasl = hub.configuration.sasl {
                 authenticate(sasl)   // BrokerConnection+SASL.swift; calls becomeReady() when done
             } else {
                 becomeReady()
@@ -215,13 +215,13 @@ final class BrokerConnection: ChannelHandler {
         let correlationID = nextCorrelationID
         nextCorrelationID = nextCorrelationID == Int32.max ? 1 : nextCorrelationID + 1
         let start = KafkaFrame.beginRequest(apiKey, version: version, correlationID: correlationID,
-                                            clientID: context.configuration.clientID, flexible: flexible,
+                                            clientID: hub.configuration.clientID, flexible: flexible,
                                             into: &channel.outbound)
         encodeBody(&channel.outbound)
         KafkaFrame.endRequest(start: start, into: &channel.outbound)
         requestCounts[apiKey, default: 0] += 1
         if expectsResponse {
-            let deadline = Reactor.monotonicNanoseconds() &+ context.configuration.requestTimeout.nanoseconds
+            let deadline = Reactor.monotonicNanoseconds() &+ hub.configuration.requestTimeout.nanoseconds
             inFlight.append(InFlight(correlationID: correlationID, apiKey: apiKey,
                                      responseHeaderVersion: responseHeaderVersion, deadline: deadline, handler: handler))
             armTimeoutTimer()
@@ -236,7 +236,7 @@ final class BrokerConnection: ChannelHandler {
         var consumed = 0
         while bytes.count - consumed >= 4 {
             let size = Int(Int32(bigEndian: bytes.loadUnaligned(fromByteOffset: consumed, as: Int32.self)))
-            if size < 4 || size > context.configuration.maxResponseBytes {
+            if size < 4 || size > hub.configuration.maxResponseBytes {
                 fail(.malformed(DecodeError(.invalidLength, offset: 0, detail: "response size \(size)"),
                                 broker: address.description))
                 return bytes.count
@@ -291,10 +291,10 @@ final class BrokerConnection: ChannelHandler {
         guard inFlightHead < inFlight.count else { return }
         let deadline = inFlight[inFlightHead].deadline
         if timeoutTimer != nil && timeoutTimerDeadline <= deadline { return }
-        if let timer = timeoutTimer { context.reactor.cancelTimer(timer) }
+        if let timer = timeoutTimer { hub.reactor.cancelTimer(timer) }
         let now = Reactor.monotonicNanoseconds()
         timeoutTimerDeadline = deadline
-        timeoutTimer = context.reactor.scheduleTimer(afterNanoseconds: deadline > now ? deadline - now : 0) { [weak self] in
+        timeoutTimer = hub.reactor.scheduleTimer(afterNanoseconds: deadline > now ? deadline - now : 0) { [weak self] in
             self?.timeoutTimerFired()
         }
     }
@@ -340,11 +340,11 @@ final class BrokerConnection: ChannelHandler {
         saslSessionLifetimeMs = 0
         reauthenticating = false
         if let timer = reauthenticationTimer {
-            context.reactor.cancelTimer(timer)
+            hub.reactor.cancelTimer(timer)
             reauthenticationTimer = nil
         }
         if let timer = timeoutTimer {
-            context.reactor.cancelTimer(timer)
+            hub.reactor.cancelTimer(timer)
             timeoutTimer = nil
         }
         let pending = inFlight[inFlightHead...]
@@ -353,7 +353,7 @@ final class BrokerConnection: ChannelHandler {
         let waiting = waiters
         waiters.removeAll()
         if error.code != .clientClosed {
-            context.log(.warning, "connection lost: \(error)", broker: address.description)
+            hub.log(.warning, "connection lost: \(error)", broker: address.description)
         }
         for entry in pending { entry.handler(.failure(error)) }
         for waiter in waiting { waiter(.failure(error)) }

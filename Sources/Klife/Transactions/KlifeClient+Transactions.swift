@@ -129,7 +129,7 @@ extension KlifeClient {
         } catch {
             // The coordinator aborts it anyway when the next epoch is taken (or at its timeout).
             member.needsNewEpoch = true
-            contexts[0].log(.warning, "EndTxn(abort) for '\(member.transactionalID)' failed: \(error)")
+            hubs[0].log(.warning, "EndTxn(abort) for '\(member.transactionalID)' failed: \(error)")
         }
     }
 

@@ -16,7 +16,7 @@ extension KlifeClient {
     /// (or, from brokers before KIP-360, a new id), sequences restart at 0, sends resume.
     func requestEpochBump() {
         guard !isClosed, defaultSession.identity.beginBump() else { return }
-        contexts[0].log(.warning, "idempotent producer: bumping the epoch (sequence state lost or a sequenced batch failed)")
+        hubs[0].log(.warning, "idempotent producer: bumping the epoch (sequence state lost or a sequenced batch failed)")
         announceIdentity(defaultSession)
         Task { await self.runEpochBump() }
     }
@@ -75,8 +75,8 @@ extension KlifeClient {
     /// Runs `body` on every reactor that has an engine for `session`, on that reactor's thread.
     func forEachEngine(of session: ProducerSession, _ body: @escaping @Sendable (ProducerEngine) -> Void) {
         let slot = Int(session.slot)
-        for c in contexts {
-            c.reactor.submit { if let engine = c.existingEngine(slot: slot) { body(engine) } }
+        for producer in producers {
+            producer.reactor.submit { if let engine = producer.existingEngine(slot: slot) { body(engine) } }
         }
     }
 }

@@ -89,7 +89,9 @@ extension KlifeClient {
             maxWaitMs: maxWait.int32Milliseconds, minBytes: 1, maxBytes: maxBytes, isolationLevel: isolation.rawValue,
             topics: [.init(name: topic, topicID: topicID,
                            partitions: [.init(partition: partition, fetchOffset: offset, partitionMaxBytes: maxBytes)])])
-        let response = try await roundTrip(request, node: node)
+        // On the fetch connection: a broker may hold a fetch up to maxWait, and a produce
+        // connection answers in order.
+        let response = try await roundTrip(request, node: node, purpose: .fetch)
         if response.errorCode != 0 {
             throw .broker(KafkaErrorCode(rawValue: response.errorCode), "fetch \(topic)/\(partition)")
         }

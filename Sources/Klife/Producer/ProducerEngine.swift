@@ -13,8 +13,8 @@ import KlifeProtocol
 /// accumulating in its sink and leave together in the next request (dynamic batching).
 /// Confined to the reactor thread.
 final class ProducerEngine {
-    // unowned(unsafe): the context owns this engine and outlives it.
-    private unowned(unsafe) let context: ReactorContext
+    // unowned(unsafe): the service owns this engine and outlives it.
+    private unowned(unsafe) let service: ProducerService
     /// The identity, sequences and failure state this engine's batches are stamped with.
     let session: ProducerSession
     private let config: ProducerConfiguration
@@ -43,10 +43,10 @@ final class ProducerEngine {
     private let backoffNanos: UInt64
     private let ackTimeoutMs: Int32
 
-    init(context: ReactorContext, session: ProducerSession) {
-        self.context = context
+    init(service: ProducerService, session: ProducerSession) {
+        self.service = service
         self.session = session
-        self.config = context.configuration.producer
+        self.config = service.configuration.producer
         self.lingerNanos = config.linger.nanoseconds
         self.backoffNanos = max(config.retryBackoff.nanoseconds, 1_000_000)
         self.backoffMaxNanos = config.retryBackoffMax.nanoseconds
@@ -80,7 +80,7 @@ final class ProducerEngine {
         }
         let count = route.partitionCount
         if record.partition < 0 {
-            record.partition = context.choosePartition(topic: record.topic, key: record.key, value: record.value,
+            record.partition = service.choosePartition(topic: record.topic, key: record.key, value: record.value,
                                                        partitionCount: count)
             if record.partition < 0 || record.partition >= count {
                 record.fail(.invalidArgument("the partitioner for \(record.topic) chose partition \(record.partition) of \(count)"))
@@ -100,14 +100,14 @@ final class ProducerEngine {
             parkAtOwner(consume record, ownerChangedAt: ownerChangedAt)
             return
         }
-        if !context.ownsConnection(toNode: leader) {
-            context.forward(consume record, toNode: leader)
+        if !service.ownsConnection(toNode: leader) {
+            service.forward(consume record, toNode: leader)
             return
         }
-        if context.handsOff
-            && context.mustHold(routedAt: record.routedAt, batchBase: record.batchBase,
+        if service.handsOff
+            && service.mustHold(routedAt: record.routedAt, batchBase: record.batchBase,
                                 ownerChangedAt: route.ownerChangedAt[Int(record.partition)]) {
-            context.hold(consume record)
+            service.hold(consume record)
             return
         }
         sink(for: leader).append(consume record, now: now, epoch: epoch)
@@ -119,7 +119,7 @@ final class ProducerEngine {
     /// is far cheaper than hashing it.
     @inline(__always)
     private func cachedRoute(_ topic: String) -> TopicRoute? {
-        let snapshot = context.snapshot
+        let snapshot = service.snapshot
         if snapshot.version == routeCacheVersion && topic == routeCacheTopic { return routeCache }
         let route = snapshot.routes[topic]
         routeCacheVersion = snapshot.version
@@ -133,14 +133,14 @@ final class ProducerEngine {
     /// owner: parking it wherever it happens to be would let newer records of its partition,
     /// parked on reactor 0, be routed before it once a leader is known.
     private func parkAtOwner(_ record: consuming PendingRecord, ownerChangedAt: UInt64?) {
-        if context.handsOff {
-            if context.index != TopicRoute.leaderlessOwner {
-                context.forward(consume record, toReactor: TopicRoute.leaderlessOwner)
+        if service.handsOff {
+            if service.index != TopicRoute.leaderlessOwner {
+                service.forward(consume record, toReactor: TopicRoute.leaderlessOwner)
                 return
             }
             if let ownerChangedAt,
-               context.mustHold(routedAt: record.routedAt, batchBase: record.batchBase, ownerChangedAt: ownerChangedAt) {
-                context.hold(consume record)
+               service.mustHold(routedAt: record.routedAt, batchBase: record.batchBase, ownerChangedAt: ownerChangedAt) {
+                service.hold(consume record)
                 return
             }
         }
@@ -150,7 +150,7 @@ final class ProducerEngine {
     private func park(_ record: consuming PendingRecord) {
         let topic = record.topic
         parked.append(consume record)
-        context.requestMetadataRefresh(topic: topic)
+        service.requestMetadataRefresh(topic: topic)
         ensureHousekeeping()
     }
 
@@ -176,7 +176,7 @@ final class ProducerEngine {
     /// Re-routes parked records and records buffered for brokers that no longer lead their partition.
     func metadataChanged() {
         let now = Reactor.monotonicNanoseconds()
-        let metadata = context.snapshot.metadata
+        let metadata = service.snapshot.metadata
         var moved: [PendingRecord] = []
         for sink in sinks.values {
             moved += sink.removeMisplaced { metadata.leader(topic: $0, partition: $1) == sink.nodeID }
@@ -229,7 +229,7 @@ final class ProducerEngine {
         let failed = failParked(.unknownTopicOrPartition(name)) { r in
             r.topic == name && now &- (r.deadline &- deliveryTimeout) >= wait
         }
-        if failed > 0 { context.log(.error, "topic \(name) does not exist: failed \(failed) records") }
+        if failed > 0 { service.log(.error, "topic \(name) does not exist: failed \(failed) records") }
         if !parked.isEmpty { ensureHousekeeping() }
     }
 
@@ -267,14 +267,14 @@ final class ProducerEngine {
     private func flush(_ sink: BrokerSink, now: UInt64) {
         while sink.bufferedRecordCount > 0 && sink.inFlightRequests < config.maxInFlightPerBroker {
             guard now >= sink.reconnectNotBefore, !sink.awaitingConnection,
-                  let connection = context.connection(forNode: sink.nodeID) else { return }
+                  let connection = service.connection(forNode: sink.nodeID) else { return }
             guard connection.isReady else {
                 sink.awaitingConnection = true
                 connection.whenReady { [unowned self] result in
                     sink.awaitingConnection = false
                     if case .failure = result {
                         sink.reconnectNotBefore = Reactor.monotonicNanoseconds() &+ backoffNanos
-                        context.requestMetadataRefresh(topic: nil)
+                        service.requestMetadataRefresh(topic: nil)
                     }
                     flush(sink, now: Reactor.monotonicNanoseconds())
                 }
@@ -552,12 +552,12 @@ final class ProducerEngine {
             }
             guard !retry.isEmpty else { continue }
             counters.retries += 1
-            context.log(.info, "retrying \(retry.count) records of \(entry.tp) after: \(error)")
+            service.log(.info, "retrying \(retry.count) records of \(entry.tp) after: \(error)")
             let backoff = nextBackoff(entry.tp)
             if leadershipChanged {
                 // Leadership may have moved: wait for fresh metadata, then route again.
                 parked.append(contentsOf: retry)
-                context.requestMetadataRefresh(topic: entry.tp.topic)
+                service.requestMetadataRefresh(topic: entry.tp.topic)
             } else {
                 sink.requeueFront(retry, tp: entry.tp, notBefore: now &+ backoff, epoch: epoch)
                 armLingerTimer(at: now &+ backoff)
@@ -573,7 +573,7 @@ final class ProducerEngine {
         if session.isTransactional {
             session.markAbortable(error)
         } else {
-            context.client?.requestEpochBump()
+            service.requestEpochBump()
         }
     }
 
@@ -592,10 +592,10 @@ final class ProducerEngine {
 
     private func armLingerTimer(at deadline: UInt64) {
         if lingerTimer != nil && lingerTimerDeadline <= deadline { return }
-        if let t = lingerTimer { context.reactor.cancelTimer(t) }
+        if let t = lingerTimer { service.reactor.cancelTimer(t) }
         let now = Reactor.monotonicNanoseconds()
         lingerTimerDeadline = deadline
-        lingerTimer = context.reactor.scheduleTimer(afterNanoseconds: deadline > now ? deadline - now : 0) { [unowned self] in
+        lingerTimer = service.reactor.scheduleTimer(afterNanoseconds: deadline > now ? deadline - now : 0) { [unowned self] in
             lingerTimer = nil
             lingerTimerDeadline = .max
             flushAll(now: Reactor.monotonicNanoseconds())
@@ -606,7 +606,7 @@ final class ProducerEngine {
     /// sinks waiting on reconnect backoff. Runs only while records are waiting.
     private func ensureHousekeeping() {
         guard housekeepingTimer == nil else { return }
-        housekeepingTimer = context.reactor.scheduleTimer(afterNanoseconds: 100_000_000) { [unowned self] in
+        housekeepingTimer = service.reactor.scheduleTimer(afterNanoseconds: 100_000_000) { [unowned self] in
             housekeepingTimer = nil
             let now = Reactor.monotonicNanoseconds()
             if parked.contains(where: { $0.deadline <= now }) {
@@ -618,7 +618,7 @@ final class ProducerEngine {
                 for (tp, batches) in dropped { session.sequences.droppedResend(tp, batches: batches) }
                 recoverSequences(after: .timedOut("delivery of a sequenced batch"))
             }
-            if !parked.isEmpty { context.requestMetadataRefresh(topic: parked[0].topic) }
+            if !parked.isEmpty { service.requestMetadataRefresh(topic: parked[0].topic) }
             flushAll(now: now)
             if !parked.isEmpty || sinks.values.contains(where: { $0.bufferedRecordCount > 0 || $0.inFlightRequests > 0 }) {
                 ensureHousekeeping()

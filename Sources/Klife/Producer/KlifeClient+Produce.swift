@@ -40,7 +40,7 @@ extension KlifeClient {
     /// (``KlifeError/Code/bufferFull``: back off, or use ``enqueue(_:onDelivery:)``).
     public func produce(_ record: consuming ProducerRecord,
                         onDelivery: @escaping @Sendable (Result<RecordMetadata, KlifeError>) -> Void) {
-        let pending: PendingRecord, target: ReactorContext
+        let pending: PendingRecord, target: ProducerService
         do {
             (pending, target) = try prepare(consume record, completion: .callback(onDelivery), session: defaultSession)
         } catch {
@@ -93,7 +93,7 @@ extension KlifeClient {
     func produceBatch(_ records: [ProducerRecord], session: ProducerSession) async -> [Result<RecordMetadata, KlifeError>] {
         guard !records.isEmpty else { return [] }
         let collector = BatchCollector(count: records.count)
-        var perContext: [[PendingRecord]] = Array(repeating: [], count: contexts.count)
+        var perContext: [[PendingRecord]] = Array(repeating: [], count: producers.count)
         var bytes = 0
         for (i, record) in records.enumerated() {
             do {
@@ -112,10 +112,10 @@ extension KlifeClient {
             do { try await Task.sleep(for: .microseconds(200)) } catch { break }
         }
         for (i, batch) in perContext.enumerated() where !batch.isEmpty {
-            let context = contexts[i]
+            let producer = producers[i]
             for r in batch { session.outstanding.reserve(bytes: Int(r.size)) }
-            if !context.reactor.trySubmit({ context.routeMany(batch) }) {
-                context.reactor.submit { context.routeMany(batch) }
+            if !producer.reactor.trySubmit({ producer.routeMany(batch) }) {
+                producer.reactor.submit { producer.routeMany(batch) }
             }
         }
         return await collector.wait()
@@ -151,8 +151,8 @@ extension KlifeClient {
 
     /// Hands an admitted record to its reactor's ring (moving it, not copying it). Returns
     /// the error when it cannot.
-    private func push(_ pending: consuming PendingRecord, into target: ReactorContext) -> KlifeError? {
-        if contexts.count > 1 { return pushChecked(pending, into: target) }
+    private func push(_ pending: consuming PendingRecord, into target: ProducerService) -> KlifeError? {
+        if producers.count > 1 { return pushChecked(pending, into: target) }
         guard let refused = target.records.offer(pending) else {
             target.reactor.wakeup()
             return nil
@@ -165,7 +165,7 @@ extension KlifeClient {
     /// gets a placeholder and the record chooses again (a reactor handing a partition over
     /// counts on every record chosen with the old snapshot being below the claims it saw).
     @inline(never)
-    private func pushChecked(_ pending: consuming PendingRecord, into target: ReactorContext) -> KlifeError? {
+    private func pushChecked(_ pending: consuming PendingRecord, into target: ProducerService) -> KlifeError? {
         var record = pending
         var target = target
         let deadline = Reactor.monotonicNanoseconds() &+ maxBlockNanos
@@ -197,18 +197,18 @@ extension KlifeClient {
 
     /// The reactor whose ring takes records of `topic`/`partition` under the current
     /// snapshot, and that snapshot's version (reactor 0 while the leader is unknown).
-    private func reactor(forTopic topic: String, partition: Int32) -> (ReactorContext, UInt64) {
+    private func reactor(forTopic topic: String, partition: Int32) -> (ProducerService, UInt64) {
         let snapshot = metadataStore.snapshot
         var owner = TopicRoute.leaderlessOwner
         if let route = snapshot.routes[topic], partition >= 0, partition < route.partitionCount {
-            owner = TopicRoute.owner(ofLeader: route.leaders[Int(partition)], reactorCount: contexts.count)
+            owner = TopicRoute.owner(ofLeader: route.leaders[Int(partition)], reactorCount: producers.count)
         }
-        return (contexts[owner], snapshot.version)
+        return (producers[owner], snapshot.version)
     }
 
     /// The slow path when a ring is full: wait for space (backpressure), at most `maxBlock`.
     @inline(never)
-    private func pushWaiting(_ refused: consuming PendingRecord, into target: ReactorContext) -> KlifeError? {
+    private func pushWaiting(_ refused: consuming PendingRecord, into target: ProducerService) -> KlifeError? {
         let deadline = Reactor.monotonicNanoseconds() &+ maxBlockNanos
         var pending = refused
         var spins = 0
@@ -229,7 +229,7 @@ extension KlifeClient {
 
     /// Turns a user record into a pending one and picks the reactor that will own it.
     func prepare(_ record: consuming ProducerRecord, completion: consuming DeliveryCompletion,
-                 session: ProducerSession) throws(KlifeError) -> (PendingRecord, ReactorContext) {
+                 session: ProducerSession) throws(KlifeError) -> (PendingRecord, ProducerService) {
         if isClosing { throw .clientClosed }
         if record.topic.isEmpty { throw .invalidArgument("record topic is empty") }
         let size = record.encodedSize
@@ -242,7 +242,7 @@ extension KlifeClient {
         var routedAt: UInt64 = 0
         // With one reactor there is no owner to find: that reactor runs the partitioner when
         // it routes the record, and the producing thread skips the metadata lookup.
-        if contexts.count > 1 {
+        if producers.count > 1 {
             let snapshot = metadataStore.snapshot
             routedAt = snapshot.version
             if let route = snapshot.routes[record.topic] {
@@ -256,7 +256,7 @@ extension KlifeClient {
                     }
                 }
                 if partition < count {
-                    owner = TopicRoute.owner(ofLeader: route.leaders[Int(partition)], reactorCount: contexts.count)
+                    owner = TopicRoute.owner(ofLeader: route.leaders[Int(partition)], reactorCount: producers.count)
                 }
             } else {
                 noteTopicOfInterest(record.topic)
@@ -271,6 +271,6 @@ extension KlifeClient {
             timestamp: timestamp, deadline: 0,
             completion: completion, size: Int32(size), slot: session.slot, tracker: session.outstanding)
         pending.routedAt = routedAt
-        return (pending, contexts[owner])
+        return (pending, producers[owner])
     }
 }

@@ -96,7 +96,7 @@ struct PendingRecord: Sendable {
     var slot: UInt8 = 0
     /// With several reactors, the metadata version the producing thread chose its reactor
     /// with; the owning reactor holds the record back while records chosen with an older
-    /// version may still be on their way to it (see `ReactorContext+Handoff.swift`).
+    /// version may still be on their way to it (see `ProducerService+Handoff.swift`).
     var routedAt: UInt64 = 0
     /// Counts records not yet completed, for `flush()`. Unowned: the client outlives its records.
     unowned(unsafe) let tracker: OutstandingCounter

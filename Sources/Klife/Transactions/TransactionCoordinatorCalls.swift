@@ -1,7 +1,8 @@
 import KlifeIO
 import KlifeProtocol
 
-/// The transaction protocol's round trips, each with its retry rules:
+/// The transaction protocol's round trips (through the shared coordinator loop in
+/// `Core/CoordinatorCalls.swift`), each with its retry rules:
 ///
 /// - `NOT_COORDINATOR`, `COORDINATOR_NOT_AVAILABLE` and lost connections: find the
 ///   coordinator again, then retry;
@@ -13,93 +14,29 @@ import KlifeProtocol
 ///
 /// Retries stop at the client's `requestTimeout`, measured from the first attempt.
 extension KlifeClient {
-    /// Finds the broker coordinating `key` (a transactional id or a group id).
-    func findCoordinator(key: String, keyType: Int8) async throws(KlifeError) -> Int32 {
-        let deadline = Reactor.monotonicNanoseconds() &+ configuration.requestTimeout.nanoseconds
-        var attempt = 0
-        while true {
-            let response = try await roundTripAnyBroker(FindCoordinatorRequest(key: key, keyType: keyType))
-            guard let coordinator = response.coordinators.first else {
-                throw .malformed(DecodeError(.invalidValue, offset: 0, detail: "FindCoordinator answered no coordinator"),
-                                 broker: "FindCoordinator")
-            }
-            let code = KafkaErrorCode(rawValue: coordinator.errorCode)
-            if code == .none {
-                if metadataStore.snapshot.metadata.brokers[coordinator.nodeID] == nil {
-                    // A broker the cached metadata lacks: learn its address before connecting.
-                    try await refreshMetadata(topics: [])
-                }
-                return coordinator.nodeID
-            }
-            attempt += 1
-            guard code.isRetriable, Reactor.monotonicNanoseconds() < deadline else {
-                throw .broker(code, "FindCoordinator(\(key))", message: coordinator.errorMessage)
-            }
-            await coordinatorBackoff(attempt)
-        }
-    }
-
-    /// Sends `request` to `member`'s transaction coordinator, applying the retry rules above.
-    /// - Parameters:
-    ///   - errorCode: the error the response reports (the first failing entry for
-    ///     per-partition responses), `.none` on success.
-    ///   - fencingIsFatal: whether a fencing answer marks the member fenced for good.
+    /// Sends `request` to `member`'s transaction coordinator: fencing answers
+    /// (`PRODUCER_FENCED`, `INVALID_PRODUCER_EPOCH`, `TRANSACTIONAL_ID_AUTHORIZATION_FAILED`)
+    /// are fatal for the producer and never retried; the rest follows
+    /// ``coordinatorCall(_:name:subject:cache:key:keyType:errorCode:fatal:)``.
+    /// - Parameter fencingIsFatal: whether a fencing answer marks the member fenced for good.
     func transactionCoordinatorCall<R: KafkaRequest>(
         _ request: R, member: TransactionalMember, name: String, fencingIsFatal: Bool = true,
         errorCode: (R.Response) -> (KafkaErrorCode, String?)
     ) async throws(KlifeError) -> R.Response {
-        try await coordinatorCall(request, name: name, transactionalID: member.transactionalID,
-                                  cache: member.coordinator, key: member.transactionalID,
-                                  keyType: FindCoordinatorRequest.transactionKeyType, errorCode: errorCode,
-                                  onFenced: { if fencingIsFatal { member.session.markFatal($0) } })
+        try await coordinatorCall(request, name: name, subject: member.transactionalID, cache: member.coordinator,
+                                  key: member.transactionalID, keyType: FindCoordinatorRequest.transactionKeyType,
+                                  errorCode: errorCode,
+                                  fatal: Self.fencing(member.transactionalID) { if fencingIsFatal { member.session.markFatal($0) } })
     }
 
-    /// The shared loop behind every coordinator call; `cache` remembers the coordinator.
-    func coordinatorCall<R: KafkaRequest>(
-        _ request: R, name: String, transactionalID: String, cache: CoordinatorCache, key: String, keyType: Int8,
-        errorCode: (R.Response) -> (KafkaErrorCode, String?), onFenced: (KlifeError) -> Void
-    ) async throws(KlifeError) -> R.Response {
-        let deadline = Reactor.monotonicNanoseconds() &+ configuration.requestTimeout.nanoseconds
-        var attempt = 0
-        while true {
-            attempt += 1
-            let node: Int32
-            if let cached = cache.node {
-                node = cached
-            } else {
-                node = try await findCoordinator(key: key, keyType: keyType)
-                cache.node = node
-            }
-            let response: R.Response
-            do {
-                response = try await roundTrip(request, node: node)
-            } catch {
-                guard error.isRetriable, Reactor.monotonicNanoseconds() < deadline else { throw error }
-                cache.node = nil
-                await coordinatorBackoff(attempt)
-                continue
-            }
-            let (code, message) = errorCode(response)
-            if code == .none { return response }
-            if ProducerSession.isFencing(code) {
-                let fenced = KlifeError.producerFenced(transactionalID, code: code)
-                onFenced(fenced)
-                throw fenced
-            }
-            let findAgain = code == .notCoordinator || code == .coordinatorNotAvailable
-            let wait = code == .coordinatorLoadInProgress || code == .concurrentTransactions
-            guard findAgain || wait || code.isRetriable, Reactor.monotonicNanoseconds() < deadline else {
-                throw .broker(code, "\(name) for '\(transactionalID)'", message: message)
-            }
-            if findAgain { cache.node = nil }
-            await coordinatorBackoff(attempt)
+    /// Turns a fencing code into ``KlifeError/Code/producerFenced`` (after `onFenced`).
+    static func fencing(_ transactionalID: String, onFenced: @escaping (KlifeError) -> Void) -> (KafkaErrorCode) -> KlifeError? {
+        { code in
+            guard ProducerSession.isFencing(code) else { return nil }
+            let fenced = KlifeError.producerFenced(transactionalID, code: code)
+            onFenced(fenced)
+            return fenced
         }
-    }
-
-    /// 10 ms doubling to 500 ms: CONCURRENT_TRANSACTIONS usually clears within milliseconds.
-    private func coordinatorBackoff(_ attempt: Int) async {
-        let ms = min(10 << min(attempt - 1, 6), 500)
-        try? await Task.sleep(for: .milliseconds(ms))
     }
 
     // MARK: The calls
@@ -123,7 +60,7 @@ extension KlifeClient {
         do {
             response = try await initProducerID(current.producerID, current.epoch)
         } catch where current.producerID >= 0 && error.code == .brokerError && error.kafkaErrorCode != .concurrentTransactions {
-            contexts[0].log(.warning, "InitProducerId with the current epoch refused for '\(member.transactionalID)' (\(error)); taking a new epoch without it")
+            hubs[0].log(.warning, "InitProducerId with the current epoch refused for '\(member.transactionalID)' (\(error)); taking a new epoch without it")
             response = try await initProducerID(-1, -1)
         }
         session.adopt(producerID: response.producerID, epoch: response.producerEpoch)
@@ -171,12 +108,12 @@ extension KlifeClient {
                 .init(name: t.key, partitions: t.value.sorted { $0.partitionIndex < $1.partitionIndex })
             })
         let cache = member.groupCoordinator(groupID)
-        let response = try await coordinatorCall(commit, name: "TxnOffsetCommit", transactionalID: member.transactionalID,
-                                      cache: cache, key: groupID, keyType: FindCoordinatorRequest.groupKeyType,
-                                      errorCode: { response in
-                                          Self.firstError(response.topics.flatMap { t in t.partitions.map { $0.errorCode } })
-                                      },
-                                      onFenced: { member.session.markFatal($0) })
+        let response = try await coordinatorCall(commit, name: "TxnOffsetCommit", subject: member.transactionalID,
+                                                 cache: cache, key: groupID, keyType: FindCoordinatorRequest.groupKeyType,
+                                                 errorCode: { response in
+                                                     Self.firstError(response.topics.flatMap { t in t.partitions.map { $0.errorCode } })
+                                                 },
+                                                 fatal: Self.fencing(member.transactionalID) { member.session.markFatal($0) })
         let answered = Set(response.topics.flatMap { t in t.partitions.map { TopicPartition(topic: t.name, partition: $0.partitionIndex) } })
         try Self.requireAnswers(for: Array(offsets.keys), in: answered, call: "TxnOffsetCommit")
     }
@@ -212,15 +149,5 @@ extension KlifeClient {
             return (code, nil)
         }
         return (notAttempted ? .operationNotAttempted : .none, nil)
-    }
-}
-
-/// The last known coordinator of a transactional id or group; cleared when it moves.
-final class CoordinatorCache: Sendable {
-    private let cached = Locked<Int32?>(nil)
-
-    var node: Int32? {
-        get { cached.withLock { $0 } }
-        set { cached.withLock { $0 = newValue } }
     }
 }

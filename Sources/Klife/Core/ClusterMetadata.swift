@@ -147,7 +147,7 @@ final class TopicRoute: Sendable {
     /// The reactor whose ring takes records of a partition led by `leader` (reactor 0 while
     /// the leader is unknown: it parks them until metadata names one).
     static func owner(ofLeader leader: Int32, reactorCount: Int) -> Int {
-        leader >= 0 ? ReactorContext.index(forNode: leader, reactorCount: reactorCount) : leaderlessOwner
+        leader >= 0 ? ReactorHub.index(forNode: leader, reactorCount: reactorCount) : leaderlessOwner
     }
 
     /// The reactor that keeps records no leader can take yet (unknown topic, partition or leader).

@@ -58,7 +58,7 @@ struct HandoffState {
     }
 }
 
-extension ReactorContext {
+extension ProducerService {
     /// Routes a record taken from this reactor's ring: placeholders (slots whose producer
     /// chose again) are skipped, and a record chosen with a newer snapshot than this
     /// reactor's makes it catch up first, so it is never routed with an older view.
@@ -72,7 +72,7 @@ extension ReactorContext {
     func catchUpWithMetadata() {
         guard let store = metadataStore,
               store.publishedVersion.load(ordering: .sequentiallyConsistent) > snapshot.version else { return }
-        apply(store.snapshot, unknownTopics: [])
+        hub.apply(store.snapshot, unknownTopics: [])
     }
 
     /// After installing a snapshot: when a partition changed owner since `previous`, every
@@ -114,7 +114,7 @@ extension ReactorContext {
     /// Sends a record to the reactor owning `node`'s connection (in order with every other
     /// record and message this reactor sends it).
     func forward(_ record: consuming PendingRecord, toNode node: Int32) {
-        forward(record, toReactor: Self.index(forNode: node, reactorCount: siblings.count))
+        forward(record, toReactor: ReactorHub.index(forNode: node, reactorCount: siblings.count))
     }
 
     /// Sends a record to reactor `target` (in order with everything else this reactor sends it).
@@ -189,7 +189,7 @@ extension ReactorContext {
             let items = handoff!.outbox[i]
             handoff!.outbox[i] = []
             let target = siblings[i]
-            target.reactor.submit { target.receive(items) }
+            target.hub.reactor.submit { target.receive(items) }
         }
     }
 

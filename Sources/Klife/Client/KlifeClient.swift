@@ -18,7 +18,10 @@ import Glibc
 public final class KlifeClient: Sendable {
     /// The configuration the client was created with.
     public let configuration: KlifeConfiguration
-    let contexts: [ReactorContext]
+    /// One hub per reactor (index = reactor index): connections, metadata copy, services.
+    let hubs: [ReactorHub]
+    /// The producer's service on each reactor (same index).
+    let producers: [ProducerService]
     let metadataStore: MetadataStore
     let outstanding = OutstandingCounter()
     /// Producer sessions by slot: 0 is the idempotent producer used by `produce`, then one
@@ -47,11 +50,12 @@ public final class KlifeClient: Sendable {
         self.configuration = configuration
         self.metadataStore = MetadataStore(reactorCount: configuration.reactorCount)
         let tls = try configuration.tls?.makeContext()
-        var contexts: [ReactorContext] = []
+        var hubs: [ReactorHub] = []
         for i in 0..<configuration.reactorCount {
-            contexts.append(try ReactorContext(index: i, configuration: configuration, tls: tls))
+            hubs.append(try ReactorHub(index: i, configuration: configuration, tls: tls))
         }
-        self.contexts = contexts
+        self.hubs = hubs
+        self.producers = hubs.map { ProducerService(hub: $0) }
         var sessions = [ProducerSession(defaultWith: outstanding, idempotent: configuration.producer.idempotent)]
         if let transactions = configuration.transactions {
             for member in 0..<transactions.poolSize {
@@ -65,11 +69,23 @@ public final class KlifeClient: Sendable {
         self.partitions = PartitionChooser(configuration.producer)
         self.maxBlockNanos = configuration.producer.maxBlock.nanoseconds
         self.maxRecordBytes = configuration.producer.maxRecordBytes
-        for c in contexts {
-            c.client = self
-            c.metadataStore = metadataStore
-            c.siblings = contexts
-            c.sessions = sessions
+        let metadataStore = self.metadataStore
+        for (hub, producer) in zip(hubs, producers) {
+            producer.metadataStore = metadataStore
+            producer.siblings = producers
+            producer.sessions = sessions
+            hub.register(producer)
+        }
+    }
+
+    /// Connects the reactors' requests for the client (metadata refreshes, epoch bumps) to it,
+    /// weakly: reactors must not keep a dropped client alive.
+    private func wireCallbacks() {
+        for hub in hubs {
+            hub.onMetadataRefreshNeeded = { [weak self] topic in self?.requestMetadataRefresh(topic: topic) }
+        }
+        for producer in producers {
+            producer.onEpochBumpNeeded = { [weak self] in self?.requestEpochBump() }
         }
     }
 
@@ -82,7 +98,8 @@ public final class KlifeClient: Sendable {
     public static func connect(_ configuration: KlifeConfiguration) async throws(KlifeError) -> KlifeClient {
         try configuration.validate()
         let client = try KlifeClient(configuration)
-        for c in client.contexts { c.start() }
+        client.wireCallbacks()
+        for hub in client.hubs { hub.start() }
         do {
             try await client.bootstrap()
             if configuration.producer.idempotent { try await client.initProducerIdentity() }
@@ -108,15 +125,15 @@ public final class KlifeClient: Sendable {
         }
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         refreshState.withLock { $0.periodic?.cancel() }
-        for c in contexts {
+        for hub in hubs {
             await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-                c.reactor.submit {
-                    c.closeAll(.clientClosed)
+                hub.reactor.submit {
+                    hub.closeAll(.clientClosed)
                     done.resume()
                 }
             }
         }
-        for c in contexts { c.reactor.shutdown() }
+        for hub in hubs { hub.reactor.shutdown() }
     }
 
     /// The idempotent producer's session (slot 0).
@@ -127,15 +144,16 @@ public final class KlifeClient: Sendable {
     var isClosing: Bool { closing.load(ordering: .acquiring) }
 
     deinit {
-        // Dropped without close(): the reactor threads must not outlive the contexts they call into.
+        // Dropped without close(): the reactor threads must not outlive the hubs they call into.
         refreshState.withLock { $0.periodic?.cancel() }
         if !closed.exchange(true, ordering: .acquiringAndReleasing) {
-            for c in contexts { c.reactor.shutdown() }
+            for hub in hubs { hub.reactor.shutdown() }
         }
     }
 
-    func context(forNode node: Int32) -> ReactorContext {
-        contexts[ReactorContext.index(forNode: node, reactorCount: contexts.count)]
+    /// The hub owning broker `node`'s connections.
+    func hub(forNode node: Int32) -> ReactorHub {
+        hubs[ReactorHub.index(forNode: node, reactorCount: hubs.count)]
     }
 
     // MARK: Statistics
@@ -170,9 +188,9 @@ public final class KlifeClient: Sendable {
     public func statistics() async -> Statistics {
         var total: [ApiKey: Int] = [:]
         var counters = ProducerCounters()
-        for c in contexts {
+        for (hub, service) in zip(hubs, producers) {
             let (requests, producer): ([ApiKey: Int], ProducerCounters) = await withCheckedContinuation { done in
-                if !c.reactor.trySubmit({ done.resume(returning: (c.requestCounts(), c.producerCounters)) }) {
+                if !hub.reactor.trySubmit({ done.resume(returning: (hub.requestCounts(), service.producerCounters)) }) {
                     done.resume(returning: ([:], ProducerCounters()))
                 }
             }
@@ -216,7 +234,7 @@ public final class KlifeClient: Sendable {
             do {
                 _ = try await refreshMetadata(topics: topics)
             } catch {
-                contexts[0].log(.warning, "metadata refresh failed: \(error)")
+                hubs[0].log(.warning, "metadata refresh failed: \(error)")
             }
             // Spaces refreshes so a burst of misrouted records costs one request, not hundreds.
             try? await Task.sleep(for: .milliseconds(50))
@@ -262,20 +280,20 @@ public final class KlifeClient: Sendable {
     /// Publishes `metadata` as the current snapshot and hands it to every reactor.
     func install(_ metadata: ClusterMetadata, unknownTopics: [String] = []) {
         let snapshot = metadataStore.publish(metadata)
-        for c in contexts { c.reactor.submit { c.apply(snapshot, unknownTopics: unknownTopics) } }
+        for hub in hubs { hub.reactor.submit { hub.apply(snapshot, unknownTopics: unknownTopics) } }
     }
 
     private func bootstrap() async throws(KlifeError) {
         var lastError = "no server tried"
-        let context = contexts[0]
+        let hub = hubs[0]
         for server in configuration.bootstrapServers {
             guard let address = BrokerAddress(parsing: server) else { continue }
             do {
-                let response = try await roundTrip(MetadataRequest(topics: [], allowAutoTopicCreation: false), via: context) {
+                let response = try await roundTrip(MetadataRequest(topics: [], allowAutoTopicCreation: false), via: hub) {
                     $0.bootstrapConnection(address)
                 }
                 _ = publish(response)
-                context.reactor.submit { context.closeBootstrapConnections() }
+                hub.reactor.submit { hub.closeBootstrapConnections() }
                 return
             } catch {
                 // Rejected credentials, mechanism or certificate: another bootstrap server would say the same.

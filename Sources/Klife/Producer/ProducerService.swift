@@ -1,0 +1,177 @@
+import KlifeIO
+import KlifeProtocol
+
+/// The producer's part of one reactor: the ring producing threads hand records to, one
+/// ``ProducerEngine`` per producer session that sent records here, and the hand-over of
+/// partitions between reactors (`ProducerService+Handoff.swift`). Registered on its
+/// ``ReactorHub``, which owns the connections and the metadata snapshot.
+final class ProducerService: ReactorService, @unchecked Sendable {
+    // Safe to share: `hub`, `records` and `partitions` are immutable references to thread-safe
+    // objects, and `sessions`, `siblings`, `metadataStore` and the callbacks are set before the
+    // reactor starts. Everything else is touched only on the hub's reactor thread.
+
+    unowned let hub: ReactorHub
+    /// Records submitted by application threads, drained once per reactor iteration.
+    let records: MPSCRing<PendingRecord>
+    /// The producer's partitioners.
+    let partitions: PartitionChooser
+    /// Asks the client for an epoch bump of the idempotent producer (sequence state lost).
+    var onEpochBumpNeeded: (@Sendable () -> Void)?
+    /// The client's producer sessions (index = slot): the idempotent producer, then the
+    /// transactional pool. Shared by all reactors; set before the reactor starts.
+    var sessions: [ProducerSession] = []
+    /// The producer service of every reactor, this one included (index = reactor index), for
+    /// forwarding records. Emptied at close to break the cycle.
+    var siblings: [ProducerService] = [] {
+        didSet {
+            handoff = siblings.count > 1 ? HandoffState(reactorCount: siblings.count) : nil
+            handsOff = handoff != nil
+        }
+    }
+    /// `handoff != nil`, as a plain flag for the per-record paths.
+    private(set) var handsOff = false
+    /// The client's metadata, for catching up with a newer snapshot before routing.
+    var metadataStore: MetadataStore?
+    /// Ordering of records across reactors when partitions change owner (several reactors only).
+    var handoff: HandoffState?
+
+    /// One engine per producer session that sent records through this reactor (index = slot).
+    private(set) var engines: [ProducerEngine?] = []
+    private let deliveryTimeoutNanos: UInt64
+    private var cachedWallClockMs: Int64 = 0
+    private var wallClockReadAt: UInt64 = 0
+
+    init(hub: ReactorHub) {
+        self.hub = hub
+        let producer = hub.configuration.producer
+        self.records = MPSCRing(capacity: producer.queueCapacity)
+        self.partitions = PartitionChooser(producer)
+        self.deliveryTimeoutNanos = producer.deliveryTimeout.nanoseconds
+    }
+
+    // MARK: What the engines use of the hub
+
+    var index: Int { hub.index }
+    var reactor: Reactor { hub.reactor }
+    var configuration: KlifeConfiguration { hub.configuration }
+    var snapshot: MetadataSnapshot { hub.snapshot }
+
+    func connection(forNode node: Int32) -> BrokerConnection? { hub.connection(forNode: node, purpose: .produce) }
+
+    func log(_ level: LogLevel, _ message: @autoclosure () -> String, broker: String? = nil) {
+        hub.log(level, message(), broker: broker)
+    }
+
+    func requestMetadataRefresh(topic: String?) { hub.requestMetadataRefresh(topic: topic) }
+
+    func requestEpochBump() { onEpochBumpNeeded?() }
+
+    // MARK: Producer engines
+
+    /// The engine of session `slot`, created on first use.
+    func engine(slot: UInt8) -> ProducerEngine {
+        let index = Int(slot)
+        if let engine = existingEngine(slot: index) { return engine }
+        if engines.count <= index { engines += Array(repeating: nil, count: index + 1 - engines.count) }
+        let engine = ProducerEngine(service: self, session: sessions[index])
+        engines[index] = engine
+        return engine
+    }
+
+    /// The engine of session `slot` if this reactor has one (never creates it).
+    func existingEngine(slot: Int) -> ProducerEngine? {
+        slot < engines.count ? engines[slot] : nil
+    }
+
+    /// Engines that exist, in slot order.
+    var activeEngines: [ProducerEngine] { engines.compactMap { $0 } }
+
+    /// Drains the record ring into the engines, then flushes them (once per reactor iteration).
+    func iterate() {
+        let now = Reactor.monotonicNanoseconds()
+        if handsOff {
+            catchUpWithMetadata()
+            while records.drain(maxCount: 4096, { record in self.routeFromRing(consume record, now: now) }) == 4096 {}
+            progressHandoff()
+        } else {
+            while records.drain(maxCount: 4096, { record in self.route(consume record, now: now) }) == 4096 {}
+        }
+        for engine in engines { engine?.flushAll(now: now) }
+    }
+
+    /// Hands a record to its session's engine, first stamping what `produce` left for the
+    /// reactor: the delivery deadline and, unless the user set one, the CreateTime
+    /// timestamp (two clock reads per record saved on the producing thread; the wall clock
+    /// is read at most once per millisecond here).
+    func route(_ record: consuming PendingRecord, now: UInt64) {
+        var record = record
+        if record.deadline == 0 { record.deadline = now &+ deliveryTimeoutNanos }
+        if record.timestamp == PendingRecord.unsetTimestamp { record.timestamp = wallClockMilliseconds(now: now) }
+        let slot = record.slot
+        engine(slot: slot).route(consume record, now: now)
+    }
+
+    /// The wall clock in milliseconds, re-read when `now` (monotonic) moved by 1 ms or more.
+    private func wallClockMilliseconds(now: UInt64) -> Int64 {
+        if now &- wallClockReadAt >= 1_000_000 || wallClockReadAt == 0 {
+            cachedWallClockMs = currentTimeMilliseconds()
+            wallClockReadAt = now
+        }
+        return cachedWallClockMs
+    }
+
+    /// Routes records submitted as one batch (they are flushed together by the next iteration).
+    func routeMany(_ records: [PendingRecord]) {
+        if handsOff { catchUpWithMetadata() }
+        let now = Reactor.monotonicNanoseconds()
+        for r in records { route(r, now: now) }
+    }
+
+    /// Producer counters summed over this reactor's engines.
+    var producerCounters: ProducerCounters {
+        var total = ProducerCounters()
+        for engine in engines { if let engine { total.merge(engine.counters) } }
+        return total
+    }
+
+    // MARK: Metadata
+
+    func metadataChanged(from previousVersion: UInt64, unknownTopics: [String]) {
+        if handoff != nil { noteOwnershipChanges(since: previousVersion) }
+        for engine in activeEngines {
+            for topic in unknownTopics { engine.failUnknownTopic(topic) }
+            engine.metadataChanged()
+        }
+        if handoff != nil {
+            rerouteHeld()
+            progressHandoff()
+        }
+    }
+
+    func topicsUnknown(_ topics: [String]) {
+        for engine in activeEngines { for topic in topics { engine.failUnknownTopic(topic) } }
+    }
+
+    // MARK: Routing helpers
+
+    /// Whether this reactor owns broker `node`'s connection (no reference taken).
+    @inline(__always)
+    func ownsConnection(toNode node: Int32) -> Bool {
+        siblings.count <= 1 || ReactorHub.index(forNode: node, reactorCount: siblings.count) == index
+    }
+
+    /// The configured partitioner's choice (the topic's own, else the client-wide one).
+    @inline(__always)
+    func choosePartition(topic: String, key: [UInt8]?, value: [UInt8]?, partitionCount: Int32) -> Int32 {
+        partitions.choose(topic: topic, key: key, value: value, partitionCount: partitionCount)
+    }
+
+    // MARK: Shutdown
+
+    func failAll(_ error: KlifeError) {
+        failHandoffRecords(error)
+        siblings = []
+        while let r = records.pop() { if !r.topic.isEmpty { r.fail(error) } }
+        for engine in activeEngines { engine.failAll(error) }
+    }
+}
