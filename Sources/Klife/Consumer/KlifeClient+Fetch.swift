@@ -31,7 +31,9 @@ extension KlifeClient {
     ///   - partition: Partition index.
     ///   - offset: First offset wanted.
     ///   - maxBytes: Soft size limit of the answer (the broker still returns at least one batch).
-    ///   - maxWait: How long the broker may wait for data before answering empty.
+    ///   - maxWait: How long the broker may wait for data before answering empty. An empty answer
+    ///     although records exist before the end (some brokers answer so when the wait runs out
+    ///     while they read) is asked again with a longer wait, up to a second.
     ///   - isolation: ``IsolationLevel/readUncommitted`` (default) returns every data record up to the
     ///     high watermark; ``IsolationLevel/readCommitted`` hides aborted transactions and stops at
     ///     the last stable offset.
@@ -41,12 +43,25 @@ extension KlifeClient {
                       maxWait: Duration = .milliseconds(100),
                       isolation: IsolationLevel = .readUncommitted) async throws(KlifeError) -> FetchResult {
         var maxBytes = maxBytes
+        var wait = maxWait
+        var longerWaits = 0
         while true {
-            let page = try await fetchOnce(topic: topic, partition: partition, offset: offset, maxBytes: maxBytes, maxWait: maxWait,
+            let page = try await fetchOnce(topic: topic, partition: partition, offset: offset, maxBytes: maxBytes, maxWait: wait,
                                            isolation: isolation)
-            // Only the first batch was there and it did not fit (brokers before KIP-74): ask for more.
-            guard page.needsLargerLimit, maxBytes < Int32(clamping: configuration.maxResponseBytes / 2) else { return page.result }
-            maxBytes = maxBytes * 2
+            if page.needsLargerLimit {
+                // Only the first batch was there and it did not fit (brokers before KIP-74): ask for more.
+                guard maxBytes < Int32(clamping: configuration.maxResponseBytes / 2) else { return page.result }
+                maxBytes = maxBytes * 2
+                continue
+            }
+            // Nothing moved although there is data to read before the end: some brokers (Tansu)
+            // answer empty when `maxWait` runs out while they read a long log. Ask again with a
+            // longer wait (at most three times, up to a second) so a reader always progresses.
+            let result = page.result
+            let end = isolation == .readCommitted && result.lastStableOffset >= 0 ? result.lastStableOffset : result.highWatermark
+            guard result.records.isEmpty, result.nextOffset == offset, offset < end, longerWaits < 3 else { return result }
+            longerWaits += 1
+            wait = min(max(wait * 4, .milliseconds(50)), .seconds(1))
         }
     }
 

@@ -367,7 +367,8 @@ enum SoakLog {
             if page.nextOffset == offset {
                 stuck += 1
                 if stuck >= 200 {
-                    throw SoakError("\(topic)/\(partition): no progress at offset \(offset) (end \(end), \(isolation))")
+                    let probe = await probeStuck(client, topic: topic, partition: partition, offset: offset, isolation: isolation)
+                    throw SoakError("\(topic)/\(partition): no progress at offset \(offset) (end \(end), \(isolation)); \(probe)")
                 }
                 try await Task.sleep(for: .milliseconds(20))
             } else {
@@ -375,6 +376,39 @@ enum SoakLog {
             }
             offset = page.nextOffset
         }
+    }
+
+    /// What other readers see where a read made no progress: a new client, and the same
+    /// client with a far larger size limit at read_uncommitted.
+    static func probeStuck(_ client: KlifeClient, topic: String, partition: Int, offset: Int64,
+                           isolation: IsolationLevel) async -> String {
+        func describe(_ page: FetchResult) -> String {
+            "\(page.records.count) records, first \(page.records.first.map { "\($0.offset)" } ?? "-"), next \(page.nextOffset), "
+                + "hw \(page.highWatermark), lso \(page.lastStableOffset), log start \(page.logStartOffset)"
+        }
+        var lines: [String] = []
+        do {
+            var config = KlifeConfiguration(bootstrapServers: client.configuration.bootstrapServers)
+            config.producer.idempotent = false
+            let fresh = try await KlifeClient.connect(config)
+            let page = try await fresh.fetch(topic: topic, partition: Int32(partition), offset: offset, maxWait: .milliseconds(200),
+                                             isolation: isolation)
+            lines.append("new client: \(describe(page))")
+            let raw = try await fresh.fetch(topic: topic, partition: Int32(partition), offset: offset, maxBytes: 32 << 20,
+                                            maxWait: .milliseconds(200), isolation: .readUncommitted)
+            lines.append("new client, 32 MiB, read_uncommitted: \(describe(raw))")
+            await fresh.close()
+        } catch {
+            lines.append("new client: \(error)")
+        }
+        do {
+            let raw = try await client.fetch(topic: topic, partition: Int32(partition), offset: offset, maxBytes: 32 << 20,
+                                             maxWait: .milliseconds(200), isolation: .readUncommitted)
+            lines.append("same client, 32 MiB, read_uncommitted: \(describe(raw))")
+        } catch {
+            lines.append("same client: \(error)")
+        }
+        return lines.joined(separator: "; ")
     }
 
     static func fetch(_ client: KlifeClient, topic: String, partition: Int, offset: Int64, maxBytes: Int32 = 1 << 20,
