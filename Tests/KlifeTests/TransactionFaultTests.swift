@@ -143,6 +143,38 @@ final class TransactionFaultTests: XCTestCase {
         await client.close()
     }
 
+    /// A commit whose outcome is unknown (EndTxn answered with an error that says nothing of
+    /// the transaction) may leave it open: before the member takes a new epoch it aborts that
+    /// transaction itself under the old epoch, so it never stays undecided at a broker that
+    /// does not abort it on an epoch bump. Then the next transaction commits.
+    func testCommitWithUnknownOutcomeIsAbortedBeforeTheNextEpoch() async throws {
+        let topic = "txunknown"
+        let mock = try MockCluster(brokers: 1, topics: [(topic, 1)])
+        defer { mock.stop() }
+        let client = try await connect(mock)
+        let start = await client.statistics().requestsSent
+        try mock.pushErrors(apiKey: ApiKey.endTxn.rawValue, codes: [KafkaErrorCode.unknownServerError.rawValue])
+        do {
+            try await client.transaction { txn in
+                _ = try await txn.produce(ProducerRecord(topic: topic, partition: 0, value: "first"))
+            }
+            XCTFail("the commit was refused")
+        } catch let error as KlifeError {
+            XCTAssertEqual(error.kafkaErrorCode, .unknownServerError, "\(error)")
+        }
+        let afterFailure = await client.statistics().requestsSent
+        XCTAssertEqual((afterFailure[.endTxn] ?? 0) - (start[.endTxn] ?? 0), 1, "one refused commit")
+
+        try await client.transaction { txn in
+            _ = try await txn.produce(ProducerRecord(topic: topic, partition: 0, value: "second"))
+        }
+        let end = await client.statistics().requestsSent
+        XCTAssertEqual((end[.endTxn] ?? 0) - (afterFailure[.endTxn] ?? 0), 2, "the abort of the open transaction, then the commit")
+        XCTAssertEqual((end[.initProducerId] ?? 0) - (afterFailure[.initProducerId] ?? 0), 1, "then a new epoch")
+        // (The mock writes its transaction markers without a CRC, so the log is not read back here.)
+        await client.close()
+    }
+
     private func connect(_ mock: MockCluster,
                          _ configure: (inout KlifeConfiguration) -> Void = { _ in }) async throws -> KlifeClient {
         var config = KlifeConfiguration(bootstrapServers: mock.bootstrap)

@@ -64,6 +64,7 @@ extension KlifeClient {
     private func beginTransaction(on member: TransactionalMember) async throws(KlifeError) -> Transaction {
         if isClosing { throw .clientClosed }
         if let fatal = member.session.fatalError { throw fatal }
+        if member.transactionMayBeOpen { await abortLeftOpen(member) }
         if member.needsNewEpoch {
             try await initTransactionalProducer(member)
             member.needsNewEpoch = false
@@ -99,8 +100,11 @@ extension KlifeClient {
             try await endTransaction(member: member, commit: true)
         } catch {
             // The outcome is unknown (or the coordinator refused): the next transaction
-            // starts with a new epoch, which aborts whatever is still open.
-            if error.code != .producerFenced { member.needsNewEpoch = true }
+            // starts with a new epoch, after aborting whatever may still be open.
+            if error.code != .producerFenced {
+                member.needsNewEpoch = true
+                member.transactionMayBeOpen = true
+            }
             throw error
         }
     }
@@ -127,9 +131,27 @@ extension KlifeClient {
         do {
             try await endTransaction(member: member, commit: false, fencingIsFatal: !timedOut)
         } catch {
-            // The coordinator aborts it anyway when the next epoch is taken (or at its timeout).
+            // Tried again before the next transaction takes a new epoch.
             member.needsNewEpoch = true
+            if error.code != .producerFenced { member.transactionMayBeOpen = true }
             hubs[0].log(.warning, "EndTxn(abort) for '\(member.transactionalID)' failed: \(error)")
+        }
+    }
+
+    /// Before a member whose last EndTxn had an unknown outcome takes a new epoch: EndTxn(abort)
+    /// under the old epoch, so nothing it wrote stays undecided even at a broker that does not
+    /// abort an open transaction when the epoch is bumped. The coordinator answers that nothing
+    /// is open (`INVALID_TXN_STATE`) when the transaction was completed after all; fencing means
+    /// a newer epoch took over (which aborted it). Best effort: on any other failure the new
+    /// epoch (and the transaction timeout) are left to do it.
+    private func abortLeftOpen(_ member: TransactionalMember) async {
+        member.transactionMayBeOpen = false
+        do {
+            try await endTransaction(member: member, commit: false, fencingIsFatal: false)
+        } catch where error.kafkaErrorCode == .invalidTxnState || error.code == .producerFenced {
+            return
+        } catch {
+            hubs[0].log(.warning, "aborting the transaction '\(member.transactionalID)' may have left open failed: \(error)")
         }
     }
 

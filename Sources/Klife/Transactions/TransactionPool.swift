@@ -15,6 +15,11 @@ final class TransactionalMember: Sendable {
     /// Set after an abort: the next transaction first takes a new epoch, so sequence
     /// numbers left behind by failed or unsent batches cannot collide with new ones.
     private let needsEpoch = Atomic<Bool>(false)
+    /// Set when a transaction's EndTxn failed with an outcome unknown: it may still be open at
+    /// the coordinator. Kafka aborts it when the next epoch is taken, but a broker that does
+    /// not would leave its partitions undecided (read_committed readers stuck at it), so the
+    /// member aborts it itself first.
+    private let mayBeOpen = Atomic<Bool>(false)
 
     init(session: ProducerSession, timeoutMs: Int32) {
         self.session = session
@@ -35,6 +40,11 @@ final class TransactionalMember: Sendable {
     var needsNewEpoch: Bool {
         get { needsEpoch.load(ordering: .acquiring) }
         set { needsEpoch.store(newValue, ordering: .releasing) }
+    }
+
+    var transactionMayBeOpen: Bool {
+        get { mayBeOpen.load(ordering: .acquiring) }
+        set { mayBeOpen.store(newValue, ordering: .releasing) }
     }
 }
 
