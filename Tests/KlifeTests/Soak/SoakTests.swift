@@ -15,7 +15,8 @@ import XCTest
 ///   partition) and a pool of two transactional producers (`transaction { }`, numbered
 ///   transactions of 1–10 records over several partitions, one in ten aborted on purpose).
 ///   The rounds cycle through three fault plans: random kills plus one stall longer than the
-///   request timeout, repeated stalls, and garbled broker answers;
+///   request timeout, repeated stalls, and garbled broker answers (the transactional pool
+///   rests in garbling rounds: Tansu never times out a transaction a forged answer left open);
 /// - against librdkafka's mock cluster (three brokers): an idempotent producer with two
 ///   reactors (a numbered stream per partition) while partition leaders move with requests in
 ///   flight and brokers go down and come back. Only faults a real broker produces are used.
