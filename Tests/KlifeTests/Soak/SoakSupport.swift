@@ -378,6 +378,34 @@ enum SoakLog {
         }
     }
 
+    /// The record batches from the first open transaction on (read_uncommitted, raw headers):
+    /// base offset, producer id and epoch, transactional/control flags and the first value, to
+    /// tell which transaction stays undecided.
+    static func batchesAround(_ client: KlifeClient, topic: String, partition: Int, offset: Int64) async -> String {
+        do {
+            let stable = try await client.fetch(topic: topic, partition: Int32(partition), offset: offset, maxWait: .milliseconds(200),
+                                                isolation: .readCommitted).lastStableOffset
+            guard let node = client.metadataStore.snapshot.metadata.leader(topic: topic, partition: Int32(partition)) else {
+                return "no leader"
+            }
+            let request = FetchRequest(maxWaitMs: 200, minBytes: 1, maxBytes: 1 << 20, isolationLevel: 0, topics: [
+                .init(name: topic, topicID: client.metadataStore.snapshot.metadata.topics[topic]?.topicID ?? .zero,
+                      partitions: [.init(partition: Int32(partition), fetchOffset: stable, partitionMaxBytes: 1 << 20)]),
+            ])
+            let response = try await client.roundTrip(request, node: node)
+            guard let p = response.responses.first?.partitions.first else { return "no answer" }
+            let decoded = try RecordBatchDecoder.decode(p.records, verifyCRC: false, maxUncompressedBytes: 1 << 24)
+            let lines = decoded.batches.prefix(12).map { b -> String in
+                let h = b.header
+                let first = b.records.first.flatMap { $0.value.flatMap { String(validating: $0, as: UTF8.self) } } ?? "-"
+                return "\(h.baseOffset)-\(h.lastOffset) pid \(h.producerID) e\(h.producerEpoch)\(h.isTransactional ? " txn" : "")\(h.isControl ? " ctl" : "") \(first)"
+            }
+            return "from lso \(stable): " + lines.joined(separator: " | ")
+        } catch {
+            return "batches: \(error)"
+        }
+    }
+
     /// What other readers see where a read made no progress: a new client, and the same
     /// client with a far larger size limit at read_uncommitted.
     static func probeStuck(_ client: KlifeClient, topic: String, partition: Int, offset: Int64,

@@ -189,7 +189,8 @@ final class TransactionStream: Sendable {
                     last = "last stable offset \(page.lastStableOffset) < high watermark \(page.highWatermark)"
                 }
                 if ContinuousClock.now >= deadline {
-                    issues.add("undecided", "\(topic)/\(p): \(last) after the pool's members took new epochs")
+                    let around = await SoakLog.batchesAround(client, topic: topic, partition: p, offset: cursors[p])
+                    issues.add("undecided", "\(topic)/\(p): \(last) after the pool's members took new epochs; \(around)")
                     break
                 }
                 try? await Task.sleep(for: .milliseconds(100))
