@@ -22,6 +22,8 @@ public final class KlifeClient: Sendable {
     let hubs: [ReactorHub]
     /// The producer's service on each reactor (same index).
     let producers: [ProducerService]
+    /// The fetch engine on each reactor (same index), shared by every consumer of the client.
+    let fetchers: [FetchService]
     let metadataStore: MetadataStore
     let outstanding = OutstandingCounter()
     /// Producer sessions by slot: 0 is the idempotent producer used by `produce`, then one
@@ -56,6 +58,7 @@ public final class KlifeClient: Sendable {
         }
         self.hubs = hubs
         self.producers = hubs.map { ProducerService(hub: $0) }
+        self.fetchers = hubs.map { FetchService(hub: $0) }
         var sessions = [ProducerSession(defaultWith: outstanding, idempotent: configuration.producer.idempotent)]
         if let transactions = configuration.transactions {
             for member in 0..<transactions.poolSize {
@@ -76,6 +79,7 @@ public final class KlifeClient: Sendable {
             producer.sessions = sessions
             hub.register(producer)
         }
+        for (hub, fetcher) in zip(hubs, fetchers) { hub.register(fetcher) }
     }
 
     /// Connects the reactors' requests for the client (metadata refreshes, epoch bumps) to it,

@@ -76,9 +76,9 @@ extension KlifeClient {
         let (p, node) = answer
         let filter = TransactionFilter(isolation: isolation, lastStableOffset: p.lastStableOffset,
                                        abortedTransactions: p.abortedTransactions ?? [])
-        let decoded = try decodeBatches(p.records, broker: "node \(node)")
+        let decoded = try FetchDecoding.decodeBatches(p.records, broker: "node \(node)", maxUncompressedBytes: configuration.maxResponseBytes)
         let output = filter.apply(decoded.batches, from: offset)
-        let result = FetchResult(records: Self.visibleRecords(decoded.batches, output, topic: topic, partition: partition),
+        let result = FetchResult(records: FetchDecoding.visibleRecords(decoded.batches, output, topic: topic, partition: partition),
                                  highWatermark: p.highWatermark, logStartOffset: p.logStartOffset,
                                  nextOffset: output.nextOffset, lastStableOffset: p.lastStableOffset)
         if isolation == .readCommitted && result.nextOffset == offset && offset < p.lastStableOffset
@@ -142,7 +142,7 @@ extension KlifeClient {
             let (p, node) = answer
             highWatermark = p.highWatermark
             logStart = p.logStartOffset
-            let decoded = try decodeBatches(p.records, broker: "node \(node)")
+            let decoded = try FetchDecoding.decodeBatches(p.records, broker: "node \(node)", maxUncompressedBytes: configuration.maxResponseBytes)
             guard let last = decoded.batches.last else { break }
             batches += decoded.batches
             if round == 0 { firstAnswerEnd = batches.count }
@@ -159,7 +159,7 @@ extension KlifeClient {
         // The markers appended after the returned batches only decide them: the position stays
         // at the end of what is returned.
         output.nextOffset = min(output.nextOffset, returned.last.map { $0.header.lastOffset &+ 1 } ?? offset)
-        return FetchResult(records: Self.visibleRecords(returned + markers, output, topic: topic, partition: partition),
+        return FetchResult(records: FetchDecoding.visibleRecords(returned + markers, output, topic: topic, partition: partition),
                            highWatermark: highWatermark, logStartOffset: logStart, nextOffset: max(output.nextOffset, offset),
                            lastStableOffset: stable)
     }
@@ -201,41 +201,5 @@ extension KlifeClient {
         throw .malformed(DecodeError(.invalidValue, offset: 0, detail: "partition missing from ListOffsets response"),
                          broker: "node \(node)")
     }
-
-    /// Decodes a partition's record bytes (CRC checked, decompressed).
-    private func decodeBatches(_ bytes: [UInt8], broker: String) throws(KlifeError) -> RecordBatchDecodeResult {
-        guard !bytes.isEmpty else { return RecordBatchDecodeResult(batches: [], truncatedTail: false) }
-        do {
-            return try RecordBatchDecoder.decode(bytes, maxUncompressedBytes: configuration.maxResponseBytes)
-        } catch {
-            throw .malformed(error, broker: broker)
-        }
-    }
-
-    /// The records `output` says are visible, moved out of `batches` (which are dropped next)
-    /// instead of copied: a copy would retain and then release the key, value and headers of
-    /// every record.
-    private static func visibleRecords(_ batches: [DecodedBatch], _ output: TransactionFilter.Output, topic: String,
-                                       partition: Int32) -> [ConsumerRecord] {
-        var batches = batches
-        var records: [ConsumerRecord] = []
-        records.reserveCapacity(output.visible.reduce(0) { $0 + $1.records.count })
-        for (batch, range) in output.visible {
-            batches[batch].records.withUnsafeMutableBufferPointer { decoded in
-                for i in range {
-                    let r = (decoded.baseAddress! + i).move()
-                    (decoded.baseAddress! + i).initialize(to: .vacated)
-                    records.append(ConsumerRecord(topic: topic, partition: partition, offset: r.offset, timestamp: r.timestamp,
-                                                  timestampType: r.timestampType, key: r.key, value: r.value,
-                                                  headers: r.headers))
-                }
-            }
-        }
-        return records
-    }
 }
 
-private extension DecodedRecord {
-    /// Fills the slot of a record moved out of a decoded batch; holds no references.
-    static let vacated = DecodedRecord(offset: -1, timestamp: 0, timestampType: .createTime, key: nil, value: nil, headers: [])
-}

@@ -1,0 +1,330 @@
+import KlifeIO
+import Synchronization
+
+/// Records of one partition handed to the application together: in offset order, at most
+/// ``ConsumerConfiguration/maxRecords`` of them.
+public struct ConsumerBatch: Sendable {
+    /// Topic and partition of every record.
+    public var topicPartition: TopicPartition
+    /// The records, in offset order.
+    public var records: [ConsumerRecord]
+    /// The partition's high watermark when these records were fetched.
+    public var highWatermark: Int64
+    /// The partition's last stable offset when these records were fetched (-1 if unknown).
+    public var lastStableOffset: Int64
+    /// The offset after the last record: where reading goes on (a committed position).
+    public var nextOffset: Int64
+
+    /// Records left to read after this batch when it was fetched (high watermark, or the last
+    /// stable offset at read_committed, minus ``nextOffset``).
+    public var lag: Int64 {
+        let end = lastStableOffset >= 0 ? min(lastStableOffset, highWatermark) : highWatermark
+        return max(0, end - nextOffset)
+    }
+
+    /// Bytes of keys and values, counted against the prefetch bound.
+    var bytes: Int { records.reduce(0) { $0 + ($1.key?.count ?? 0) + ($1.value?.count ?? 0) } }
+}
+
+/// What one consumer shares between the application's threads and the reactors' fetch
+/// engines: assigned partitions with their fetch positions, and the batches fetched ahead,
+/// per partition, bounded in bytes. Every access holds the lock; fetch engines take it once
+/// per fetch request and once per answer, never per record.
+final class ConsumerState: Sendable {
+    /// The application task waiting in ``next()``.
+    typealias Waiter = CheckedContinuation<Result<ConsumerBatch?, KlifeError>, Never>
+
+    /// One assigned partition.
+    struct Partition: Sendable {
+        /// The next offset to fetch; -1 while it is being looked up (assignment, reset).
+        var fetchPosition: Int64 = -1
+        /// The offset after the last record handed to the application.
+        var deliveredPosition: Int64 = -1
+        var paused = false
+        var inFlight = false
+        /// No fetch before this monotonic time (backoff after an error).
+        var notBefore: UInt64 = 0
+        var failedAttempts = 0
+        /// Bumped by every seek and reset: answers to fetches sent before are dropped.
+        var epoch: UInt64 = 0
+        var highWatermark: Int64 = -1
+        var lastStableOffset: Int64 = -1
+        /// Batches fetched and not yet handed out.
+        var ready: [ConsumerBatch] = []
+    }
+
+    struct State: Sendable {
+        var partitions: [TopicPartition: Partition] = [:]
+        /// Partitions with ready batches, in the order their data arrived (fair hand-out).
+        var order: [TopicPartition] = []
+        var bufferedBytes = 0
+        /// Room promised to fetches in flight (their request's size limit).
+        var reservedBytes = 0
+        var waiter: Waiter?
+        var failure: KlifeError?
+        var closed = false
+    }
+
+    let configuration: ConsumerConfiguration
+    let state = Locked(State())
+    /// Called (outside the lock) whenever fetching may resume: a partition got a position,
+    /// was resumed, or buffer space was freed.
+    let wakeFetchers: @Sendable () -> Void
+
+    init(configuration: ConsumerConfiguration, wakeFetchers: @escaping @Sendable () -> Void) {
+        self.configuration = configuration
+        self.wakeFetchers = wakeFetchers
+    }
+
+    // MARK: Fetch engine side
+
+    /// Adds fetched records of `tp` (when `epoch` is still the partition's), split into
+    /// batches within the configured bounds, and moves its fetch position to `nextOffset`.
+    func deliver(_ records: [ConsumerRecord], tp: TopicPartition, epoch: UInt64, nextOffset: Int64,
+                 highWatermark: Int64, lastStableOffset: Int64) {
+        let handOff = state.withLock { s -> (Waiter, ConsumerBatch)? in
+            guard var p = s.partitions[tp], p.epoch == epoch else { return nil }
+            p.inFlight = false
+            p.failedAttempts = 0
+            p.highWatermark = highWatermark
+            p.lastStableOffset = lastStableOffset
+            p.fetchPosition = max(p.fetchPosition, nextOffset)
+            var start = 0
+            while start < records.count {
+                var end = start
+                var bytes = 0
+                while end < records.count && end - start < configuration.maxRecords {
+                    let size = (records[end].key?.count ?? 0) + (records[end].value?.count ?? 0)
+                    if end > start && bytes + size > configuration.maxBatchBytes { break }
+                    bytes += size
+                    end += 1
+                }
+                let slice = Array(records[start..<end])
+                let next = end < records.count ? records[end].offset : max(nextOffset, slice[slice.count - 1].offset + 1)
+                p.ready.append(ConsumerBatch(topicPartition: tp, records: slice, highWatermark: highWatermark,
+                                             lastStableOffset: lastStableOffset, nextOffset: next))
+                s.bufferedBytes += bytes
+                start = end
+            }
+            if !records.isEmpty && !s.order.contains(tp) { s.order.append(tp) }
+            s.partitions[tp] = p
+            return takeWaiter(&s)
+        }
+        if let (waiter, batch) = handOff { waiter.resume(returning: .success(batch)) }
+    }
+
+    /// One partition a fetch engine takes into a request.
+    struct Claim: Sendable {
+        var tp: TopicPartition
+        var position: Int64
+        var epoch: UInt64
+    }
+
+    /// What a fetch engine may send now: partitions with a position, not paused, not in
+    /// flight, past their backoff, whose leader `owns` accepts (this reactor's brokers), grouped
+    /// by leader and marked in flight. Nothing while the prefetch bound is reached.
+    /// - Returns: the claims by leader, whether some partition has no known leader, and the
+    ///   earliest backoff end among those left out (`.max` if none).
+    ///   Each leader's request gets a size limit from the room left under the bound (reserved
+    ///   until ``unreserve(_:)``), so brokers that honour it never take the buffer past it.
+    func claimFetchable(now: UInt64, leader: (TopicPartition) -> Int32?,
+                        owns: (Int32) -> Bool) -> (byLeader: [Int32: [Claim]], budget: Int, leaderless: Bool, nextDue: UInt64) {
+        state.withLock { s in
+            var byLeader: [Int32: [Claim]] = [:]
+            var leaderless = false
+            var nextDue = UInt64.max
+            let room = configuration.maxBufferedBytes - s.bufferedBytes - s.reservedBytes
+            guard !s.closed, s.failure == nil, room > 0 else { return ([:], 0, false, .max) }
+            for (tp, p) in s.partitions where !p.paused && !p.inFlight && p.fetchPosition >= 0 {
+                if p.notBefore > now {
+                    nextDue = min(nextDue, p.notBefore)
+                    continue
+                }
+                guard let node = leader(tp) else {
+                    leaderless = true
+                    continue
+                }
+                guard owns(node) else { continue }
+                byLeader[node, default: []].append(Claim(tp: tp, position: p.fetchPosition, epoch: p.epoch))
+                s.partitions[tp]!.inFlight = true
+            }
+            guard !byLeader.isEmpty else { return ([:], 0, leaderless, nextDue) }
+            let budget = max(1, min(Int(configuration.fetchMaxBytes), room / byLeader.count))
+            s.reservedBytes += budget * byLeader.count
+            return (byLeader, budget, leaderless, nextDue)
+        }
+    }
+
+    /// Gives back the room a finished fetch had reserved.
+    func unreserve(_ bytes: Int) {
+        state.withLock { $0.reservedBytes = max(0, $0.reservedBytes - bytes) }
+    }
+
+    /// A fetch of `tp` failed: retried after a growing backoff.
+    func fetchFailed(_ tp: TopicPartition, epoch: UInt64, now: UInt64) {
+        state.withLock { s in
+            guard var p = s.partitions[tp], p.epoch == epoch else { return }
+            p.inFlight = false
+            p.failedAttempts += 1
+            let base = configuration.retryBackoff.nanoseconds
+            let backoff = min(base << UInt64(min(p.failedAttempts - 1, 16)), configuration.retryBackoffMax.nanoseconds)
+            p.notBefore = now &+ backoff
+            s.partitions[tp] = p
+        }
+    }
+
+    /// Gives a partition back to fetching without records (the answer left it out).
+    func release(_ tp: TopicPartition, epoch: UInt64) {
+        state.withLock { s in
+            guard s.partitions[tp]?.epoch == epoch else { return }
+            s.partitions[tp]?.inFlight = false
+        }
+    }
+
+    /// The partition's position is out of range (or must be looked up): fetching stops until
+    /// ``setPosition(_:_:)``. Returns the epoch the lookup answers to, or nil if unassigned.
+    func positionLost(_ tp: TopicPartition, epoch: UInt64) -> UInt64? {
+        state.withLock { s in
+            guard var p = s.partitions[tp], p.epoch == epoch else { return nil }
+            p.inFlight = false
+            p.fetchPosition = -1
+            p.epoch &+= 1
+            s.bufferedBytes -= p.ready.reduce(0) { $0 + $1.bytes }
+            p.ready.removeAll()
+            s.order.removeAll { $0 == tp }
+            s.partitions[tp] = p
+            return p.epoch
+        }
+    }
+
+    /// Ends the stream with `error` (a fatal fetch error).
+    func fail(_ error: KlifeError) {
+        let waiter = state.withLock { s -> Waiter? in
+            if s.failure == nil { s.failure = error }
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        waiter?.resume(returning: .failure(error))
+    }
+
+    // MARK: Application side
+
+    /// Sets where `tp` is read from (assignment, seek, reset), dropping what was fetched ahead.
+    func setPosition(_ tp: TopicPartition, _ offset: Int64, ifEpoch expected: UInt64? = nil) {
+        let changed = state.withLock { s -> Bool in
+            guard var p = s.partitions[tp] else { return false }
+            if let expected, p.epoch != expected { return false }
+            if expected == nil { p.epoch &+= 1 }
+            s.bufferedBytes -= p.ready.reduce(0) { $0 + $1.bytes }
+            p.ready.removeAll()
+            s.order.removeAll { $0 == tp }
+            p.fetchPosition = offset
+            p.deliveredPosition = offset
+            p.inFlight = false
+            p.notBefore = 0
+            s.partitions[tp] = p
+            return true
+        }
+        if changed { wakeFetchers() }
+    }
+
+    /// The next batch of a partition that is not paused, or `nil` when none is ready.
+    /// Frees its bytes from the prefetch bound.
+    private func takeReady(_ s: inout State) -> ConsumerBatch? {
+        for (i, tp) in s.order.enumerated() {
+            guard var p = s.partitions[tp], !p.paused, !p.ready.isEmpty else { continue }
+            let batch = p.ready.removeFirst()
+            p.deliveredPosition = batch.nextOffset
+            s.partitions[tp] = p
+            s.order.remove(at: i)
+            if !p.ready.isEmpty { s.order.append(tp) }
+            s.bufferedBytes -= batch.bytes
+            return batch
+        }
+        return nil
+    }
+
+    /// The waiting reader and the batch to resume it with, if both exist.
+    private func takeWaiter(_ s: inout State) -> (Waiter, ConsumerBatch)? {
+        guard let waiter = s.waiter, let batch = takeReady(&s) else { return nil }
+        s.waiter = nil
+        return (waiter, batch)
+    }
+
+    /// Adds partitions (without a position yet: ``setPosition(_:_:ifEpoch:)`` starts them).
+    /// - Returns: each partition's epoch, for the position lookup.
+    func assign(_ tps: [TopicPartition]) -> [TopicPartition: UInt64] {
+        state.withLock { s in
+            var epochs: [TopicPartition: UInt64] = [:]
+            for tp in tps {
+                if s.partitions[tp] == nil { s.partitions[tp] = Partition() }
+                epochs[tp] = s.partitions[tp]!.epoch
+            }
+            return epochs
+        }
+    }
+
+    /// Removes partitions and what was fetched ahead for them.
+    func unassign(_ tps: [TopicPartition]) {
+        state.withLock { s in
+            for tp in tps {
+                guard let p = s.partitions.removeValue(forKey: tp) else { continue }
+                s.bufferedBytes -= p.ready.reduce(0) { $0 + $1.bytes }
+                s.order.removeAll { $0 == tp }
+            }
+        }
+        wakeFetchers()
+    }
+
+    /// Pauses or resumes partitions: a paused partition is not fetched and its batches fetched
+    /// ahead wait (kept) until it resumes.
+    func setPaused(_ tps: [TopicPartition], _ paused: Bool) {
+        let waiter = state.withLock { s -> (Waiter, ConsumerBatch)? in
+            for tp in tps { s.partitions[tp]?.paused = paused }
+            return paused ? nil : takeWaiter(&s)
+        }
+        if let (w, batch) = waiter { w.resume(returning: .success(batch)) }
+        if !paused { wakeFetchers() }
+    }
+
+    /// Ends the stream: the reader gets `nil`; fetched batches are dropped.
+    func close() {
+        let waiter = state.withLock { s -> Waiter? in
+            s.closed = true
+            s.partitions.removeAll()
+            s.order.removeAll()
+            s.bufferedBytes = 0
+            s.reservedBytes = 0
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        waiter?.resume(returning: .success(nil))
+    }
+
+    /// The next ready batch, waiting for one; `nil` once the consumer is closed. A cancelled
+    /// waiting task gets `cancelled` (and takes nothing).
+    func next() async throws(KlifeError) -> ConsumerBatch? {
+        let result: Result<ConsumerBatch?, KlifeError> = await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let immediate = state.withLock { s -> Result<ConsumerBatch?, KlifeError>? in
+                    if let failure = s.failure { return .failure(failure) }
+                    if s.closed { return .success(nil) }
+                    if let batch = takeReady(&s) { return .success(batch) }
+                    if s.waiter != nil { return .failure(.invalidArgument("a consumer's batches are read by one task at a time")) }
+                    if Task.isCancelled { return .failure(.cancelled) }
+                    s.waiter = continuation
+                    return nil
+                }
+                if let immediate { continuation.resume(returning: immediate) }
+            }
+        } onCancel: {
+            let waiter = state.withLock { s -> Waiter? in
+                defer { s.waiter = nil }
+                return s.waiter
+            }
+            waiter?.resume(returning: .failure(.cancelled))
+        }
+        wakeFetchers()
+        return try result.get()
+    }
+}

@@ -1,0 +1,253 @@
+import KlifeIO
+import KlifeProtocol
+import Synchronization
+
+/// The fetch engine of one reactor: for every consumer registered with it, one Fetch request
+/// per broker this reactor owns, carrying every assigned partition that broker leads and that
+/// may be fetched now (see ``ConsumerState/claimFetchable(now:leader:owns:)``), on the
+/// broker's fetch connection. Answers are decoded here (CRC, decompression, read_committed
+/// filtering) and handed to the consumer's state; errors back the partition off, refresh
+/// metadata when leadership moved, or ask the consumer to reset the position.
+///
+/// Runs only on its hub's reactor thread, except ``wake()``.
+final class FetchService: ReactorService, @unchecked Sendable {
+    /// What the engine asks of the consumer outside the reactor (position lookups).
+    struct Consumer {
+        let state: ConsumerState
+        /// The position of `tp` is out of range: look it up by the reset policy (`epoch`: the
+        /// partition's epoch after the loss, for ``ConsumerState/setPosition(_:_:ifEpoch:)``).
+        let onPositionLost: @Sendable (TopicPartition, UInt64) -> Void
+        /// read_committed answered nothing below the last stable offset: decide from the log.
+        let onUndecided: @Sendable (ConsumerState.Claim) -> Void
+    }
+
+    unowned let hub: ReactorHub
+    private var consumers: [ObjectIdentifier: Consumer] = [:]
+    /// Set from any thread when fetching may resume; the next iteration looks.
+    private let wanted = Atomic<Bool>(false)
+    private var timer: TimerHandle?
+    private var timerDeadline: UInt64 = .max
+    private var refreshRequestedAt: UInt64 = 0
+
+    init(hub: ReactorHub) {
+        self.hub = hub
+    }
+
+    /// Asks for a look at every consumer on the next iteration (any thread).
+    func wake() {
+        wanted.store(true, ordering: .releasing)
+        hub.reactor.wakeup()
+    }
+
+    /// Starts fetching for `consumer` (on the reactor thread).
+    func add(_ consumer: Consumer) {
+        consumers[ObjectIdentifier(consumer.state)] = consumer
+        wanted.store(true, ordering: .releasing)
+    }
+
+    /// Stops fetching for `state` (answers still on their way are dropped).
+    func remove(_ state: ConsumerState) {
+        consumers[ObjectIdentifier(state)] = nil
+    }
+
+    // MARK: ReactorService
+
+    func iterate() {
+        guard !consumers.isEmpty, wanted.exchange(false, ordering: .acquiringAndReleasing) else { return }
+        let now = Reactor.monotonicNanoseconds()
+        let snapshot = hub.snapshot
+        let reactorCount = hub.configuration.reactorCount
+        let index = hub.index
+        var nextDue = UInt64.max
+        var leaderless = false
+        for consumer in consumers.values {
+            let claimed = consumer.state.claimFetchable(
+                now: now,
+                leader: { snapshot.metadata.leader(topic: $0.topic, partition: $0.partition) },
+                owns: { ReactorHub.index(forNode: $0, reactorCount: reactorCount) == index })
+            nextDue = min(nextDue, claimed.nextDue)
+            leaderless = leaderless || claimed.leaderless
+            for (node, claims) in claimed.byLeader {
+                send(claims, to: node, budget: claimed.budget, for: consumer, snapshot: snapshot)
+            }
+        }
+        if leaderless {
+            // Partitions without a known leader: ask for metadata (at most every backoff) and look again.
+            let backoff = consumers.values.first?.state.configuration.retryBackoff.nanoseconds ?? 100_000_000
+            if now &- refreshRequestedAt >= backoff {
+                refreshRequestedAt = now
+                hub.requestMetadataRefresh(topic: nil)
+            }
+            nextDue = min(nextDue, now &+ backoff)
+        }
+        if nextDue != .max { armTimer(at: nextDue) }
+    }
+
+    func metadataChanged(from previousVersion: UInt64, unknownTopics: [String]) {
+        wanted.store(true, ordering: .releasing)
+    }
+
+    func topicsUnknown(_ topics: [String]) {}
+
+    func failAll(_ error: KlifeError) {
+        for consumer in consumers.values { consumer.state.fail(error) }
+        consumers.removeAll()
+        if let timer { hub.reactor.cancelTimer(timer) }
+        timer = nil
+    }
+
+    // MARK: Requests
+
+    /// Sends one Fetch for `claims` to `node`, its answer limited to `budget` bytes (the room
+    /// reserved under the prefetch bound, given back when it is handled).
+    private func send(_ claims: [ConsumerState.Claim], to node: Int32, budget: Int, for consumer: Consumer,
+                      snapshot: MetadataSnapshot) {
+        let state = consumer.state
+        guard let connection = hub.connection(forNode: node, purpose: .fetch) else {
+            state.unreserve(budget)
+            for c in claims { state.fetchFailed(c.tp, epoch: c.epoch, now: Reactor.monotonicNanoseconds()) }
+            hub.requestMetadataRefresh(topic: nil)
+            wakeLater()
+            return
+        }
+        let settings = state.configuration
+        var byTopic: [String: [FetchRequest.Partition]] = [:]
+        for c in claims {
+            byTopic[c.tp.topic, default: []].append(.init(partition: c.tp.partition, fetchOffset: c.position,
+                                                          partitionMaxBytes: min(settings.partitionMaxBytes, Int32(clamping: budget))))
+        }
+        let request = FetchRequest(
+            maxWaitMs: settings.fetchMaxWait.int32Milliseconds, minBytes: settings.fetchMinBytes, maxBytes: Int32(clamping: budget),
+            isolationLevel: settings.isolation.rawValue,
+            topics: byTopic.sorted { $0.key < $1.key }.map { name, partitions in
+                .init(name: name, topicID: snapshot.metadata.topics[name]?.topicID ?? .zero, partitions: partitions)
+            })
+        let broker = connection.address.description
+        connection.whenReady { [weak self] ready in
+            guard let self else { return }
+            switch ready {
+            case .failure:
+                state.unreserve(budget)
+                let now = Reactor.monotonicNanoseconds()
+                for c in claims { state.fetchFailed(c.tp, epoch: c.epoch, now: now) }
+                hub.requestMetadataRefresh(topic: nil)
+                wakeLater()
+            case .success(let ready):
+                ready.send(request) { [weak self] result in
+                    state.unreserve(budget)
+                    self?.handle(result, claims: claims, consumer: consumer, broker: broker)
+                }
+            }
+        }
+    }
+
+    private func handle(_ result: Result<FetchResponse, KlifeError>, claims: [ConsumerState.Claim], consumer: Consumer,
+                        broker: String) {
+        let state = consumer.state
+        let now = Reactor.monotonicNanoseconds()
+        defer { wake() }
+        guard case .success(let response) = result else {
+            for c in claims { state.fetchFailed(c.tp, epoch: c.epoch, now: now) }
+            if case .failure(let error) = result { hub.log(.warning, "fetch from \(broker) failed: \(error)", broker: broker) }
+            return
+        }
+        if response.errorCode != 0 {
+            for c in claims { state.fetchFailed(c.tp, epoch: c.epoch, now: now) }
+            hub.log(.warning, "fetch from \(broker): \(KafkaErrorCode(rawValue: response.errorCode))", broker: broker)
+            return
+        }
+        var answers: [TopicPartition: FetchResponse.Partition] = [:]
+        let names = Dictionary(uniqueKeysWithValues: hub.snapshot.metadata.topics.map { ($0.value.topicID, $0.key) })
+        for topic in response.responses {
+            let name = topic.name.isEmpty ? (names[topic.topicID] ?? "") : topic.name
+            for p in topic.partitions { answers[TopicPartition(topic: name, partition: p.partitionIndex)] = p }
+        }
+        for claim in claims {
+            guard let answer = answers[claim.tp] else {
+                // Left out of the answer (nothing to return): fetch it again.
+                state.release(claim.tp, epoch: claim.epoch)
+                continue
+            }
+            handlePartition(answer, claim: claim, consumer: consumer, broker: broker, now: now)
+        }
+    }
+
+    private func handlePartition(_ p: FetchResponse.Partition, claim: ConsumerState.Claim, consumer: Consumer,
+                                 broker: String, now: UInt64) {
+        let state = consumer.state
+        let code = KafkaErrorCode(rawValue: p.errorCode)
+        // A position past the high watermark or before the log start is out of range even when
+        // the broker (Tansu) answers it with no error and no records.
+        let outOfRange = code == .none && claim.position >= 0
+            && (p.highWatermark >= 0 && claim.position > p.highWatermark || p.logStartOffset > claim.position)
+        switch outOfRange ? .offsetOutOfRange : code {
+        case .none:
+            break
+        case .offsetOutOfRange:
+            if let epoch = state.positionLost(claim.tp, epoch: claim.epoch) { consumer.onPositionLost(claim.tp, epoch) }
+            return
+        case .notLeaderOrFollower, .fencedLeaderEpoch, .unknownLeaderEpoch, .leaderNotAvailable, .unknownTopicOrPartition,
+             .replicaNotAvailable, .kafkaStorageError, .offsetNotAvailable:
+            hub.requestMetadataRefresh(topic: claim.tp.topic)
+            state.fetchFailed(claim.tp, epoch: claim.epoch, now: now)
+            return
+        default:
+            if code.isRetriable {
+                state.fetchFailed(claim.tp, epoch: claim.epoch, now: now)
+            } else {
+                state.fail(.broker(code, "fetch \(claim.tp) at offset \(claim.position)"))
+            }
+            return
+        }
+        let settings = state.configuration
+        let decoded: RecordBatchDecodeResult
+        do {
+            decoded = try FetchDecoding.decodeBatches(p.records, broker: broker,
+                                                      maxUncompressedBytes: hub.configuration.maxResponseBytes)
+        } catch {
+            // Bytes that fail their CRC or do not decode: the connection's data is suspect, the
+            // position stays, the partition is fetched again after a backoff.
+            hub.log(.warning, "fetch \(claim.tp) at \(claim.position): \(error)", broker: broker)
+            state.fetchFailed(claim.tp, epoch: claim.epoch, now: now)
+            return
+        }
+        let filter = TransactionFilter(isolation: settings.isolation, lastStableOffset: p.lastStableOffset,
+                                       abortedTransactions: p.abortedTransactions ?? [])
+        let output = filter.apply(decoded.batches, from: claim.position)
+        if settings.isolation == .readCommitted && output.nextOffset == claim.position && claim.position < p.lastStableOffset
+            && (output.undecidedAt != nil || decoded.batches.isEmpty && !decoded.truncatedTail) {
+            // Below the last stable offset everything is decided, yet nothing moved (no marker
+            // in the answer and no aborted-transaction list): decided from the log instead.
+            consumer.onUndecided(claim)
+            return
+        }
+        if decoded.batches.isEmpty && decoded.truncatedTail {
+            // Only a batch larger than the per-partition limit was there: the broker should have
+            // sent it whole (KIP-74); fetch again after a backoff rather than spin.
+            state.fetchFailed(claim.tp, epoch: claim.epoch, now: now)
+            return
+        }
+        let records = FetchDecoding.visibleRecords(decoded.batches, output, topic: claim.tp.topic, partition: claim.tp.partition)
+        state.deliver(records, tp: claim.tp, epoch: claim.epoch, nextOffset: output.nextOffset, highWatermark: p.highWatermark,
+                      lastStableOffset: p.lastStableOffset)
+    }
+
+    // MARK: Timers
+
+    /// Looks again after the shortest backoff (a request could not be sent).
+    private func wakeLater() {
+        armTimer(at: Reactor.monotonicNanoseconds() &+ 100_000_000)
+    }
+
+    private func armTimer(at deadline: UInt64) {
+        if timer != nil && timerDeadline <= deadline { return }
+        if let timer { hub.reactor.cancelTimer(timer) }
+        let now = Reactor.monotonicNanoseconds()
+        timerDeadline = deadline
+        timer = hub.reactor.scheduleTimer(afterNanoseconds: deadline > now ? deadline - now : 0) { [unowned self] in
+            timer = nil
+            timerDeadline = .max
+            wanted.store(true, ordering: .releasing)
+        }
+    }
+}

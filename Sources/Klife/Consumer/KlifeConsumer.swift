@@ -1,0 +1,193 @@
+import KlifeIO
+import KlifeProtocol
+
+/// Reads assigned partitions as batches: each batch from one partition, in offset order,
+/// bounded by ``ConsumerConfiguration/maxRecords`` and ``ConsumerConfiguration/maxBatchBytes``.
+///
+/// The client's reactors fetch ahead (one Fetch request per broker for all its partitions, on a
+/// connection of its own) up to ``ConsumerConfiguration/maxBufferedBytes``; a full buffer stops
+/// fetching instead of dropping data.
+///
+/// ```swift
+/// let consumer = try client.consumer(ConsumerConfiguration())
+/// try await consumer.assign([TopicPartition(topic: "events", partition: 0): .earliest])
+/// for try await batch in consumer.batches {
+///     try await store(batch.records)   // the next batch is already being fetched
+/// }
+/// ```
+///
+/// Group membership and committed offsets build on this type (manual assignment today).
+public final class KlifeConsumer: Sendable {
+    /// The consumer's settings.
+    public var configuration: ConsumerConfiguration { state.configuration }
+    let state: ConsumerState
+    private let client: KlifeClient
+
+    init(client: KlifeClient, configuration: ConsumerConfiguration) {
+        self.client = client
+        let services = client.fetchers
+        self.state = ConsumerState(configuration: configuration) { for s in services { s.wake() } }
+        let consumer = FetchService.Consumer(
+            state: state,
+            onPositionLost: { [weak client, state] tp, epoch in
+                guard let client else { return }
+                Task { await Self.reset(tp, epoch: epoch, state: state, client: client) }
+            },
+            onUndecided: { [weak client, state] claim in
+                guard let client else { return }
+                Task { await Self.decideFromLog(claim, state: state, client: client) }
+            })
+        for service in services { service.hub.reactor.submit { service.add(consumer) } }
+    }
+
+    /// Starts reading `partitions`, each from where its ``ConsumerStart`` says (looked up now).
+    /// Partitions already assigned move to the new start.
+    /// - Throws: ``KlifeError`` when a start cannot be looked up (unknown topic or partition, …).
+    public func assign(_ partitions: [TopicPartition: ConsumerStart]) async throws(KlifeError) {
+        let epochs = state.assign(Array(partitions.keys))
+        for (tp, start) in partitions {
+            let offset = try await resolve(start, tp: tp)
+            state.setPosition(tp, offset, ifEpoch: epochs[tp])
+        }
+    }
+
+    /// Stops reading `partitions` and drops what was fetched ahead for them.
+    public func unassign(_ partitions: [TopicPartition]) {
+        state.unassign(partitions)
+    }
+
+    /// The partitions assigned now.
+    public var assignment: Set<TopicPartition> { state.state.withLock { Set($0.partitions.keys) } }
+
+    /// Moves a partition's position: the next batch of it starts at `offset` (fetched-ahead
+    /// records of it are dropped).
+    public func seek(_ tp: TopicPartition, to offset: Int64) {
+        state.setPosition(tp, offset)
+    }
+
+    /// The offset after the last record handed out for `tp` (where reading goes on), or `nil`
+    /// when `tp` is not assigned or its start is still being looked up.
+    public func position(_ tp: TopicPartition) -> Int64? {
+        state.state.withLock { s in s.partitions[tp].flatMap { $0.deliveredPosition >= 0 ? $0.deliveredPosition : nil } }
+    }
+
+    /// Stops handing out and fetching batches of `partitions`; batches fetched ahead are kept
+    /// for ``resume(_:)``.
+    public func pause(_ partitions: [TopicPartition]) { state.setPaused(partitions, true) }
+
+    /// Resumes paused partitions.
+    public func resume(_ partitions: [TopicPartition]) { state.setPaused(partitions, false) }
+
+    /// Records not yet read per partition (from the last answer: high watermark, or the last
+    /// stable offset at read_committed, minus the position handed out).
+    public var lag: [TopicPartition: Int64] {
+        state.state.withLock { s in
+            var lag: [TopicPartition: Int64] = [:]
+            for (tp, p) in s.partitions where p.highWatermark >= 0 && p.deliveredPosition >= 0 {
+                let end = p.lastStableOffset >= 0 ? min(p.lastStableOffset, p.highWatermark) : p.highWatermark
+                lag[tp] = max(0, end - p.deliveredPosition)
+            }
+            return lag
+        }
+    }
+
+    /// The next batch, waiting until one is fetched; `nil` after ``close()``.
+    /// - Throws: ``KlifeError`` when fetching failed for good (for example `OFFSET_OUT_OF_RANGE`
+    ///   with ``OffsetResetPolicy/none``), or when another task is already waiting.
+    public func next() async throws(KlifeError) -> ConsumerBatch? {
+        try await state.next()
+    }
+
+    /// The batches as an asynchronous sequence (one reader at a time).
+    public var batches: Batches { Batches(consumer: self) }
+
+    /// Stops fetching and ends ``batches``; fetched-ahead records are dropped.
+    public func close() {
+        state.close()
+        for service in client.fetchers { service.hub.reactor.submit { [state] in service.remove(state) } }
+    }
+
+    /// ``KlifeConsumer/batches``.
+    public struct Batches: AsyncSequence, Sendable {
+        /// One batch of one partition.
+        public typealias Element = ConsumerBatch
+        let consumer: KlifeConsumer
+
+        /// Creates the iterator.
+        public func makeAsyncIterator() -> Iterator { Iterator(consumer: consumer) }
+
+        /// Calls ``KlifeConsumer/next()``.
+        public struct Iterator: AsyncIteratorProtocol {
+            let consumer: KlifeConsumer
+
+            /// The next batch, or `nil` once the consumer is closed.
+            public mutating func next() async throws(KlifeError) -> ConsumerBatch? {
+                try await consumer.next()
+            }
+        }
+    }
+
+    // MARK: Positions
+
+    private func resolve(_ start: ConsumerStart, tp: TopicPartition) async throws(KlifeError) -> Int64 {
+        switch start {
+        case .offset(let offset): return offset
+        case .earliest: return try await client.listOffset(topic: tp.topic, partition: tp.partition, .earliest)
+        case .latest:
+            return try await client.listOffset(topic: tp.topic, partition: tp.partition, .latest, isolation: configuration.isolation)
+        case .timestamp(let ms):
+            let offset = try await client.listOffset(topic: tp.topic, partition: tp.partition, .timestamp(ms))
+            if offset >= 0 { return offset }
+            return try await client.listOffset(topic: tp.topic, partition: tp.partition, .latest, isolation: configuration.isolation)
+        }
+    }
+
+    /// OFFSET_OUT_OF_RANGE: the reset policy's offset, looked up (retried while it fails), or the
+    /// end of the stream with ``OffsetResetPolicy/none``.
+    private static func reset(_ tp: TopicPartition, epoch: UInt64, state: ConsumerState, client: KlifeClient) async {
+        let policy = state.configuration.offsetReset
+        guard policy != .none else {
+            state.fail(.broker(.offsetOutOfRange, "fetch \(tp): position out of range and offsetReset is none"))
+            return
+        }
+        var attempt = 0
+        while !client.isClosed {
+            do {
+                let offset = try await client.listOffset(topic: tp.topic, partition: tp.partition,
+                                                         policy == .earliest ? .earliest : .latest,
+                                                         isolation: state.configuration.isolation)
+                state.setPosition(tp, offset, ifEpoch: epoch)
+                return
+            } catch {
+                attempt += 1
+                try? await Task.sleep(for: min(state.configuration.retryBackoff * attempt, state.configuration.retryBackoffMax))
+            }
+        }
+    }
+
+    /// read_committed when the broker's answer moved nothing below its last stable offset: the
+    /// client's fetch decides transactions from the log (see `KlifeClient+Fetch.swift`).
+    private static func decideFromLog(_ claim: ConsumerState.Claim, state: ConsumerState, client: KlifeClient) async {
+        do {
+            let page = try await client.fetch(topic: claim.tp.topic, partition: claim.tp.partition, offset: claim.position,
+                                              maxBytes: state.configuration.partitionMaxBytes,
+                                              maxWait: state.configuration.fetchMaxWait, isolation: .readCommitted)
+            state.deliver(page.records, tp: claim.tp, epoch: claim.epoch, nextOffset: page.nextOffset,
+                          highWatermark: page.highWatermark, lastStableOffset: page.lastStableOffset)
+        } catch {
+            state.fetchFailed(claim.tp, epoch: claim.epoch, now: Reactor.monotonicNanoseconds())
+        }
+        state.wakeFetchers()
+    }
+}
+
+extension KlifeClient {
+    /// A consumer reading through this client's reactors and connections (its fetches use a
+    /// connection of their own per broker, so they never delay produce acknowledgements).
+    /// - Throws: ``KlifeError/Code/invalidConfiguration`` naming the bad field.
+    public func consumer(_ configuration: ConsumerConfiguration = ConsumerConfiguration()) throws(KlifeError) -> KlifeConsumer {
+        try configuration.validate()
+        if isClosed { throw .clientClosed }
+        return KlifeConsumer(client: self, configuration: configuration)
+    }
+}
