@@ -378,6 +378,55 @@ enum SoakLog {
         }
     }
 
+    /// Reads one partition from `offset` to its high watermark at read_uncommitted, raw, and
+    /// keeps what the COMMIT/ABORT markers in the log say is committed (the client's
+    /// `TransactionFilter` with no aborted-transaction list): what a read_committed reader must
+    /// see, decided from the log alone. The soak checks transactions this way because Tansu
+    /// (0.6) can leave its last stable offset behind transactions whose markers are written
+    /// (an EndTxn cut off by a dropped connection leaves that epoch's state undecided for good;
+    /// `brokerStable` reports it). Stops before the first transaction without a marker.
+    static func readDecided(_ client: KlifeClient, topic: String, partition: Int, from offset: Int64,
+                            visit: (Int64, String?) -> Void) async throws -> (next: Int64, highWatermark: Int64, brokerStable: Int64) {
+        var batches: [DecodedBatch] = []
+        var position = offset
+        var highWatermark: Int64 = -1
+        var stable: Int64 = -1
+        var stuck = 0
+        let topicID = client.metadataStore.snapshot.metadata.topics[topic]?.topicID ?? .zero
+        while highWatermark < 0 || position < highWatermark {
+            guard let node = client.metadataStore.snapshot.metadata.leader(topic: topic, partition: Int32(partition)) else {
+                throw SoakError("\(topic)/\(partition): no leader")
+            }
+            let request = FetchRequest(maxWaitMs: 200, minBytes: 1, maxBytes: 4 << 20, isolationLevel: 0, topics: [
+                .init(name: topic, topicID: topicID,
+                      partitions: [.init(partition: Int32(partition), fetchOffset: position, partitionMaxBytes: 4 << 20)]),
+            ])
+            let response = try await client.roundTrip(request, node: node, purpose: .fetch)
+            guard let p = response.responses.first?.partitions.first, p.errorCode == 0 else {
+                throw SoakError("\(topic)/\(partition) at \(position): fetch answered \(response.responses.first?.partitions.first?.errorCode ?? -1)")
+            }
+            highWatermark = p.highWatermark
+            stable = p.lastStableOffset
+            let decoded = try RecordBatchDecoder.decode(p.records, maxUncompressedBytes: 1 << 26)
+            guard let last = decoded.batches.last else {
+                if position >= highWatermark { break }
+                stuck += 1
+                if stuck >= 50 { throw SoakError("\(topic)/\(partition): no progress at \(position) (high watermark \(highWatermark))") }
+                try await Task.sleep(for: .milliseconds(20))
+                continue
+            }
+            stuck = 0
+            batches += decoded.batches
+            position = last.header.lastOffset + 1
+        }
+        let output = TransactionFilter(isolation: .readCommitted, lastStableOffset: max(highWatermark, 0), abortedTransactions: [])
+            .apply(batches, from: offset)
+        for (b, range) in output.visible {
+            for r in batches[b].records[range] { visit(r.offset, r.value.flatMap { String(validating: $0, as: UTF8.self) }) }
+        }
+        return (output.nextOffset, highWatermark, stable)
+    }
+
     /// The record batches from the first open transaction on (read_uncommitted, raw headers):
     /// base offset, producer id and epoch, transactional/control flags and the first value, to
     /// tell which transaction stays undecided.

@@ -183,10 +183,11 @@ final class TransactionStream: Sendable {
         for p in 0..<partitions {
             var last = "no answer"
             while true {
-                if let page = try? await SoakLog.fetch(client, topic: topic, partition: p, offset: cursors[p], maxBytes: 4096,
-                                                        isolation: .readCommitted) {
-                    if page.lastStableOffset < 0 || page.lastStableOffset >= page.highWatermark { break }
-                    last = "last stable offset \(page.lastStableOffset) < high watermark \(page.highWatermark)"
+                // Undecided in the log: a transaction with no marker (the broker's own last stable
+                // offset is only reported, see SoakLog.readDecided).
+                if let read = try? await SoakLog.readDecided(client, topic: topic, partition: p, from: cursors[p], visit: { _, _ in }) {
+                    if read.next >= read.highWatermark { break }
+                    last = "a transaction without a marker at \(read.next) < high watermark \(read.highWatermark)"
                 }
                 if ContinuousClock.now >= deadline {
                     let around = await SoakLog.batchesAround(client, topic: topic, partition: p, offset: cursors[p])
@@ -211,14 +212,16 @@ final class TransactionStream: Sendable {
         var read = 0
         for p in 0..<partitions {
             do {
-                let (next, _) = try await SoakLog.read(client, topic: topic, partition: p, from: cursors[p],
-                                                       isolation: .readCommitted) { r in
+                let (next, _, stable) = try await SoakLog.readDecided(client, topic: topic, partition: p, from: cursors[p]) { offset, value in
                     read += 1
-                    guard let (tag, t, i) = SoakLog.parse(r.valueString), tag == "x", let txn = txns[t], i >= 0, i < txn.size else {
-                        issues.add("foreign", "\(topic)/\(p)@\(r.offset): \(r.valueString ?? "nil")")
+                    guard let (tag, t, i) = SoakLog.parse(value), tag == "x", let txn = txns[t], i >= 0, i < txn.size else {
+                        issues.add("foreign", "\(topic)/\(p)@\(offset): \(value ?? "nil")")
                         return
                     }
                     seen[t, default: []].append((p, i))
+                }
+                if stable >= 0 && stable < next {
+                    issues.add("broker lso behind", "\(topic)/\(p): the broker's last stable offset \(stable) < \(next), decided in the log")
                 }
                 cursors[p] = next
             } catch {
@@ -306,10 +309,10 @@ final class TransactionStream: Sendable {
         var counts = [Int16](repeating: 0, count: s.outcomes.count)
         for p in 0..<partitions {
             do {
-                let (next, _) = try await SoakLog.read(client, topic: topic, partition: p, from: 0, isolation: .readCommitted) { r in
-                    guard let (tag, t, i) = SoakLog.parse(r.valueString), tag == "x", t >= 0, t < counts.count, i >= 0,
+                let (next, _, _) = try await SoakLog.readDecided(client, topic: topic, partition: p, from: 0) { offset, value in
+                    guard let (tag, t, i) = SoakLog.parse(value), tag == "x", t >= 0, t < counts.count, i >= 0,
                           i < Int(s.sizes[t]) else {
-                        issues.add("foreign", "\(topic)/\(p)@\(r.offset): \(r.valueString ?? "nil") (whole log)")
+                        issues.add("foreign", "\(topic)/\(p)@\(offset): \(value ?? "nil") (whole log)")
                         return
                     }
                     counts[t] &+= 1
