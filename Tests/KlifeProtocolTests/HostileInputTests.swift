@@ -92,6 +92,13 @@ final class HostileInputTests: XCTestCase {
         .make(FetchResponse.self, 11, FetchResponse.msgSample.msgEncoded(version: 11)),
         .make(FetchResponse.self, 12, FetchResponse.msgSample.msgEncoded(version: 12)),
         .make(FetchResponse.self, 17, FetchResponse.msgSample.msgEncoded(version: 17)),
+        .make(OffsetCommitResponse.self, 2, OffsetCommitResponse.msgSample.msgEncoded(version: 2)),
+        .make(OffsetCommitResponse.self, 7, OffsetCommitResponse.msgSample.msgEncoded(version: 7)),
+        .make(OffsetCommitResponse.self, 8, OffsetCommitResponse.msgSample.msgEncoded(version: 8)),
+        .make(OffsetFetchResponse.self, 1, OffsetFetchResponse.msgSample(version: 1).msgEncoded(version: 1)),
+        .make(OffsetFetchResponse.self, 5, OffsetFetchResponse.msgSample(version: 5).msgEncoded(version: 5)),
+        .make(OffsetFetchResponse.self, 7, OffsetFetchResponse.msgSample(version: 7).msgEncoded(version: 7)),
+        .make(OffsetFetchResponse.self, 9, OffsetFetchResponse.msgSample(version: 9).msgEncoded(version: 9)),
     ]
 
     func testValidEncodingsDecodeCleanly() {
@@ -163,6 +170,10 @@ final class HostileInputTests: XCTestCase {
             ("FindCoordinator v6 coordinators", zero32 + varintCount, at(FindCoordinatorResponse.self, 6)),
             ("Fetch v11 responses", zero32 + [0, 0] + zero32 + int32Count, at(FetchResponse.self, 11)),
             ("Fetch v17 responses", zero32 + [0, 0] + zero32 + varintCount, at(FetchResponse.self, 17)),
+            ("OffsetCommit v2 topics", int32Count, at(OffsetCommitResponse.self, 2)),
+            ("OffsetCommit v8 topics", zero32 + varintCount, at(OffsetCommitResponse.self, 8)),
+            ("OffsetFetch v1 topics", int32Count, at(OffsetFetchResponse.self, 1)),
+            ("OffsetFetch v8 groups", zero32 + varintCount, at(OffsetFetchResponse.self, 8)),
         ]
         for (label, bytes, decode) in attacks {
             XCTAssertEqual(decode(bytes)?.kind, .invalidLength, label)

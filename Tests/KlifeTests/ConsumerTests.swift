@@ -200,6 +200,58 @@ final class ConsumerTests: XCTestCase {
         await client.close()
     }
 
+    /// Commits write the position handed out (never past a record not returned by `next()`),
+    /// and a new consumer of the group starts there; a partition without a commit follows the
+    /// reset policy.
+    func testCommittedPositionIsWhereTheNextConsumerStarts() async throws {
+        let client = try await Shared.client()
+        let topic = try await Shared.topic(client, partitions: 2, prefix: "commit")
+        _ = try await fill(client, topic: topic, partitions: 2, count: 100)
+        let group = "g-\(topic)"
+        let p0 = TopicPartition(topic: topic, partition: 0)
+        let p1 = TopicPartition(topic: topic, partition: 1)
+        var settings = ConsumerConfiguration()
+        settings.groupID = group
+        settings.maxRecords = 10
+        settings.offsetReset = .earliest
+
+        let first = try client.consumer(settings)
+        try await first.assign([p0: .committed])
+        var handedOut = 0
+        while handedOut < 30 {
+            guard let batch = try await first.next() else { break }
+            handedOut += batch.records.count
+        }
+        try await first.commit()
+        first.close()
+        let committed = try await client.committedOffsets(groupID: group, partitions: [p0, p1])
+        XCTAssertEqual(committed, [p0: 30], "the position after the last batch handed out; nothing for p1")
+
+        let second = try client.consumer(settings)
+        try await second.assign([p0: .committed, p1: .committed])
+        let rest = try await read(second, total: 70 + 100, maxRecords: 10)
+        XCTAssertEqual(rest[0]?.first?.offset, 30, "resumes at the committed offset")
+        XCTAssertEqual(rest[0]?.count, 70)
+        XCTAssertEqual(rest[1]?.first?.offset, 0, "no commit: offsetReset earliest")
+        try await second.commit([p1: 100])
+        second.close()
+        let after = try await client.committedOffsets(groupID: group)
+        XCTAssertEqual(after[p1], 100)
+        XCTAssertEqual(after[p0], 30)
+
+        var none = settings
+        none.offsetReset = .none
+        let strict = try client.consumer(none)
+        do {
+            try await strict.assign([TopicPartition(topic: topic, partition: 1): .committed,
+                                     TopicPartition(topic: "\(topic)", partition: 0): .committed])
+        } catch {
+            XCTFail("both partitions have commits: \(error)")
+        }
+        strict.close()
+        await client.close()
+    }
+
     func testInvalidSettingsNameTheField() async throws {
         let client = try await Shared.client()
         var settings = ConsumerConfiguration()
@@ -207,6 +259,11 @@ final class ConsumerTests: XCTestCase {
         XCTAssertThrowsError(try client.consumer(settings)) { error in
             XCTAssertEqual((error as? KlifeError)?.code, .invalidConfiguration)
             XCTAssertTrue("\(error)".contains("consumer.maxRecords"), "\(error)")
+        }
+        settings = ConsumerConfiguration()
+        settings.groupID = ""
+        XCTAssertThrowsError(try client.consumer(settings)) { error in
+            XCTAssertTrue("\(error)".contains("consumer.groupID"), "\(error)")
         }
         settings = ConsumerConfiguration()
         settings.fetchMinBytes = 0

@@ -62,6 +62,8 @@ public enum MessageCatalog {
         MessageDecoder(name: "ProduceRequest", apiKey: .produce, versions: ProduceRequest.supportedVersions,
                        isResponse: false, headerVersion: { _ in 0 },
                        body: { reader, version in _ = ProduceRequest(from: &reader, version: version) }),
+        .response(OffsetCommitRequest.self),
+        .response(OffsetFetchRequest.self),
     ]
 
     /// The decoder and version that two selector bytes pick.

@@ -32,6 +32,8 @@ public final class KlifeClient: Sendable {
     /// Members of the transactional pool (empty without ``KlifeConfiguration/transactions``).
     let transactionPool: TransactionPool
     private let refreshState = Locked(RefreshState())
+    /// Remembered coordinators of consumer groups (offset commits and fetches).
+    let groupCoordinators = Locked<[String: CoordinatorCache]>([:])
     private let closed = Atomic<Bool>(false)
     /// Set when close starts: new records are refused while buffered ones drain.
     private let closing = Atomic<Bool>(false)

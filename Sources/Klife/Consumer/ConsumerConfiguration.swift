@@ -9,6 +9,9 @@
 /// let consumer = try client.consumer(settings)
 /// ```
 public struct ConsumerConfiguration: Sendable {
+    /// The consumer group whose committed offsets ``KlifeConsumer/commit()`` writes and
+    /// ``ConsumerStart/committed`` reads; `nil` for none. (Group membership builds on this.)
+    public var groupID: String?
     /// At most this many records in one batch (a hard limit; default 500).
     public var maxRecords: Int = 500
     /// At most this many bytes of keys and values in one batch (a batch holds at least one
@@ -32,7 +35,8 @@ public struct ConsumerConfiguration: Sendable {
     /// ``IsolationLevel/readUncommitted`` (default) or ``IsolationLevel/readCommitted``.
     public var isolation: IsolationLevel = .readUncommitted
     /// Where a partition starts when its position is out of range (deleted by retention, or
-    /// beyond the end), and where ``ConsumerStart/committed`` starts without a commit.
+    /// beyond the end), and where ``ConsumerStart/committed`` starts without a commit
+    /// (``OffsetResetPolicy/none``: assigning fails).
     public var offsetReset: OffsetResetPolicy = .latest
     /// Wait after a fetch error of a partition before fetching it again (doubling up to
     /// ``retryBackoffMax``).
@@ -45,6 +49,7 @@ public struct ConsumerConfiguration: Sendable {
 
     /// Checks every setting; the error names the field.
     public func validate() throws(KlifeError) {
+        if let groupID, groupID.isEmpty { throw .invalidConfiguration("consumer.groupID", "must not be empty (nil for none)") }
         if maxRecords < 1 { throw .invalidConfiguration("consumer.maxRecords", "must be at least 1") }
         if maxBatchBytes < 1 { throw .invalidConfiguration("consumer.maxBatchBytes", "must be at least 1") }
         if maxBufferedBytes < 1024 { throw .invalidConfiguration("consumer.maxBufferedBytes", "must be at least 1024") }
@@ -83,4 +88,7 @@ public enum ConsumerStart: Sendable, Hashable {
     /// The first offset whose timestamp is at or after this time (ms since epoch); the end of
     /// the log when there is none.
     case timestamp(Int64)
+    /// The group's committed offset (``ConsumerConfiguration/groupID``), or where
+    /// ``ConsumerConfiguration/offsetReset`` says when there is none.
+    case committed
 }

@@ -44,11 +44,51 @@ public final class KlifeConsumer: Sendable {
     /// Partitions already assigned move to the new start.
     /// - Throws: ``KlifeError`` when a start cannot be looked up (unknown topic or partition, …).
     public func assign(_ partitions: [TopicPartition: ConsumerStart]) async throws(KlifeError) {
+        var committed: [TopicPartition: Int64] = [:]
+        let asking = partitions.filter { $0.value == .committed }.map(\.key)
+        if !asking.isEmpty {
+            guard let groupID = configuration.groupID else {
+                throw .invalidArgument("ConsumerStart.committed needs ConsumerConfiguration.groupID")
+            }
+            committed = try await client.committedOffsets(groupID: groupID, partitions: asking)
+        }
         let epochs = state.assign(Array(partitions.keys))
         for (tp, start) in partitions {
-            let offset = try await resolve(start, tp: tp)
+            let offset: Int64
+            if start == .committed {
+                if let found = committed[tp] {
+                    offset = found
+                } else {
+                    switch configuration.offsetReset {
+                    case .earliest: offset = try await resolve(.earliest, tp: tp)
+                    case .latest: offset = try await resolve(.latest, tp: tp)
+                    case .none:
+                        state.unassign([tp])
+                        throw .broker(.offsetOutOfRange, "\(tp) has no committed offset in group '\(configuration.groupID ?? "")' and offsetReset is none")
+                    }
+                }
+            } else {
+                offset = try await resolve(start, tp: tp)
+            }
             state.setPosition(tp, offset, ifEpoch: epochs[tp])
         }
+    }
+
+    /// Commits, for ``ConsumerConfiguration/groupID``, the position of every assigned partition
+    /// that handed out records: the offset after the last record of the last batch returned by
+    /// ``next()``. Call it once those records are processed: the committed offset never passes
+    /// a record the application has not had. Nothing is committed automatically.
+    public func commit() async throws(KlifeError) {
+        let positions = state.state.withLock { s in
+            s.partitions.compactMapValues { $0.deliveredPosition >= 0 ? $0.deliveredPosition : nil }
+        }
+        try await commit(positions)
+    }
+
+    /// Commits `offsets` (the next offset to read per partition) for ``ConsumerConfiguration/groupID``.
+    public func commit(_ offsets: [TopicPartition: Int64]) async throws(KlifeError) {
+        guard let groupID = configuration.groupID else { throw .invalidArgument("commit needs ConsumerConfiguration.groupID") }
+        try await client.commitOffsets(offsets, groupID: groupID)
     }
 
     /// Stops reading `partitions` and drops what was fetched ahead for them.
@@ -135,6 +175,8 @@ public final class KlifeConsumer: Sendable {
         case .earliest: return try await client.listOffset(topic: tp.topic, partition: tp.partition, .earliest)
         case .latest:
             return try await client.listOffset(topic: tp.topic, partition: tp.partition, .latest, isolation: configuration.isolation)
+        case .committed:
+            return try await resolve(configuration.offsetReset == .earliest ? .earliest : .latest, tp: tp)
         case .timestamp(let ms):
             let offset = try await client.listOffset(topic: tp.topic, partition: tp.partition, .timestamp(ms))
             if offset >= 0 { return offset }
