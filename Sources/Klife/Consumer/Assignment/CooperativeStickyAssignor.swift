@@ -13,9 +13,11 @@
 /// - a partition claimed by several members stays with the one of the highest generation; with
 ///   a tie at the highest generation nobody keeps it.
 ///
-/// A partition the target gives to a member is withheld this round whenever another member
-/// still lists it as owned, whatever the reason (it lost a generation tie, unsubscribed from
-/// the topic, or is being rebalanced away): until that member has revoked it, it consumes it.
+/// A partition the target gives to a member is withheld this round when another member still
+/// lists it as owned (it is being rebalanced away, its member unsubscribed from the topic, or
+/// two members of the same generation claim it): until that member has revoked it, it
+/// consumes it. Only the winner of a claim by a higher generation gets it at once, as it
+/// already owns it; the stale claimant sees it missing from its assignment and revokes it.
 ///
 /// The member order is by member id, so the result is the same whatever the order of the
 /// input. Replica racks are not part of the input: the assignment is never rack-aware.
@@ -30,8 +32,9 @@ struct CooperativeStickyAssignor: PartitionAssignor {
     /// The balanced target and what the members get this round.
     func plan(members: [GroupMemberSubscription], partitionCounts: [String: Int32]) -> StickyPlan {
         let input = StickyInput(members: members, partitionCounts: partitionCounts)
+        let owners = input.owners()
         var balancer = StickyBalancer(memberTopics: input.memberTopics, topicCount: input.topics.count,
-                                      partitionTopic: input.partitionTopic, owner: input.owners())
+                                      partitionTopic: input.partitionTopic, owner: owners)
         balancer.run()
 
         let claims = input.claims()
@@ -43,7 +46,7 @@ struct CooperativeStickyAssignor: PartitionAssignor {
             let topicPartition = input.topicPartition(partition)
             plan.target[memberID, default: []].append(topicPartition)
             let claimedByOthers = claims[partition].contains { $0 != holder }
-            if !claimedByOthers {
+            if owners[partition] == holder || !claimedByOthers {
                 plan.assignment[memberID, default: []].append(topicPartition)
             }
         }
