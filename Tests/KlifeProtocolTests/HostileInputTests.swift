@@ -92,6 +92,12 @@ final class HostileInputTests: XCTestCase {
         .make(FetchResponse.self, 11, FetchResponse.msgSample.msgEncoded(version: 11)),
         .make(FetchResponse.self, 12, FetchResponse.msgSample.msgEncoded(version: 12)),
         .make(FetchResponse.self, 17, FetchResponse.msgSample.msgEncoded(version: 17)),
+        .make(ConsumerGroupHeartbeatResponse.self, 0, ConsumerGroupHeartbeatResponse.msgSample.msgEncoded(version: 0)),
+        .make(ConsumerGroupHeartbeatResponse.self, 1, ConsumerGroupHeartbeatResponse.msgSample.msgEncoded(version: 1)),
+        .make(ConsumerGroupHeartbeatResponse.self, 1,
+              ConsumerGroupHeartbeatResponse.msgSampleWithoutAssignment.msgEncoded(version: 1)),
+        .make(ConsumerGroupDescribeResponse.self, 0, ConsumerGroupDescribeResponse.msgSample.msgEncoded(version: 0)),
+        .make(ConsumerGroupDescribeResponse.self, 1, ConsumerGroupDescribeResponse.msgSample.msgEncoded(version: 1)),
     ]
 
     func testValidEncodingsDecodeCleanly() {
@@ -163,6 +169,13 @@ final class HostileInputTests: XCTestCase {
             ("FindCoordinator v6 coordinators", zero32 + varintCount, at(FindCoordinatorResponse.self, 6)),
             ("Fetch v11 responses", zero32 + [0, 0] + zero32 + int32Count, at(FetchResponse.self, 11)),
             ("Fetch v17 responses", zero32 + [0, 0] + zero32 + varintCount, at(FetchResponse.self, 17)),
+            // throttle, error, null message, null member id, epoch, interval, assignment present.
+            ("ConsumerGroupHeartbeat v0 assignment topics", zero32 + [0, 0, 0x00, 0x00] + zero32 + zero32 + [0x01]
+                + varintCount, at(ConsumerGroupHeartbeatResponse.self, 0)),
+            ("ConsumerGroupHeartbeat v1 assignment topics", zero32 + [0, 0, 0x00, 0x00] + zero32 + zero32 + [0x01]
+                + varintCount, at(ConsumerGroupHeartbeatResponse.self, 1)),
+            ("ConsumerGroupDescribe v0 groups", zero32 + varintCount, at(ConsumerGroupDescribeResponse.self, 0)),
+            ("ConsumerGroupDescribe v1 groups", zero32 + varintCount, at(ConsumerGroupDescribeResponse.self, 1)),
         ]
         for (label, bytes, decode) in attacks {
             XCTAssertEqual(decode(bytes)?.kind, .invalidLength, label)
