@@ -21,6 +21,10 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
     case endTxn = 26
     case txnOffsetCommit = 28
     case saslAuthenticate = 36
+    /// KIP-848 consumer group heartbeat (joins, leaves and carries the assignment).
+    case consumerGroupHeartbeat = 68
+    /// KIP-848 consumer group description.
+    case consumerGroupDescribe = 69
 
     /// The name used in Kafka's documentation, for error messages.
     public var description: String {
@@ -46,6 +50,8 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
         case .endTxn: "EndTxn"
         case .txnOffsetCommit: "TxnOffsetCommit"
         case .saslAuthenticate: "SaslAuthenticate"
+        case .consumerGroupHeartbeat: "ConsumerGroupHeartbeat"
+        case .consumerGroupDescribe: "ConsumerGroupDescribe"
         }
     }
 }

@@ -99,6 +99,12 @@ final class HostileInputTests: XCTestCase {
         .make(OffsetFetchResponse.self, 5, OffsetFetchResponse.msgSample(version: 5).msgEncoded(version: 5)),
         .make(OffsetFetchResponse.self, 7, OffsetFetchResponse.msgSample(version: 7).msgEncoded(version: 7)),
         .make(OffsetFetchResponse.self, 9, OffsetFetchResponse.msgSample(version: 9).msgEncoded(version: 9)),
+        .make(ConsumerGroupHeartbeatResponse.self, 0, ConsumerGroupHeartbeatResponse.msgSample.msgEncoded(version: 0)),
+        .make(ConsumerGroupHeartbeatResponse.self, 1, ConsumerGroupHeartbeatResponse.msgSample.msgEncoded(version: 1)),
+        .make(ConsumerGroupHeartbeatResponse.self, 1,
+              ConsumerGroupHeartbeatResponse.msgSampleWithoutAssignment.msgEncoded(version: 1)),
+        .make(ConsumerGroupDescribeResponse.self, 0, ConsumerGroupDescribeResponse.msgSample.msgEncoded(version: 0)),
+        .make(ConsumerGroupDescribeResponse.self, 1, ConsumerGroupDescribeResponse.msgSample.msgEncoded(version: 1)),
     ]
 
     func testValidEncodingsDecodeCleanly() {
@@ -174,6 +180,13 @@ final class HostileInputTests: XCTestCase {
             ("OffsetCommit v8 topics", zero32 + varintCount, at(OffsetCommitResponse.self, 8)),
             ("OffsetFetch v1 topics", int32Count, at(OffsetFetchResponse.self, 1)),
             ("OffsetFetch v8 groups", zero32 + varintCount, at(OffsetFetchResponse.self, 8)),
+            // throttle, error, null message, null member id, epoch, interval, assignment present.
+            ("ConsumerGroupHeartbeat v0 assignment topics", zero32 + [0, 0, 0x00, 0x00] + zero32 + zero32 + [0x01]
+                + varintCount, at(ConsumerGroupHeartbeatResponse.self, 0)),
+            ("ConsumerGroupHeartbeat v1 assignment topics", zero32 + [0, 0, 0x00, 0x00] + zero32 + zero32 + [0x01]
+                + varintCount, at(ConsumerGroupHeartbeatResponse.self, 1)),
+            ("ConsumerGroupDescribe v0 groups", zero32 + varintCount, at(ConsumerGroupDescribeResponse.self, 0)),
+            ("ConsumerGroupDescribe v1 groups", zero32 + varintCount, at(ConsumerGroupDescribeResponse.self, 1)),
         ]
         for (label, bytes, decode) in attacks {
             XCTAssertEqual(decode(bytes)?.kind, .invalidLength, label)

@@ -64,6 +64,8 @@ public enum MessageCatalog {
                        body: { reader, version in _ = ProduceRequest(from: &reader, version: version) }),
         .response(OffsetCommitRequest.self),
         .response(OffsetFetchRequest.self),
+        .response(ConsumerGroupHeartbeatRequest.self),
+        .response(ConsumerGroupDescribeRequest.self),
     ]
 
     /// The decoder and version that two selector bytes pick.
