@@ -105,6 +105,24 @@ final class HostileInputTests: XCTestCase {
               ConsumerGroupHeartbeatResponse.msgSampleWithoutAssignment.msgEncoded(version: 1)),
         .make(ConsumerGroupDescribeResponse.self, 0, ConsumerGroupDescribeResponse.msgSample.msgEncoded(version: 0)),
         .make(ConsumerGroupDescribeResponse.self, 1, ConsumerGroupDescribeResponse.msgSample.msgEncoded(version: 1)),
+        .make(JoinGroupResponse.self, 0, JoinGroupResponse.msgSample.msgEncoded(version: 0)),
+        .make(JoinGroupResponse.self, 2, JoinGroupResponse.msgSample.msgEncoded(version: 2)),
+        .make(JoinGroupResponse.self, 5, JoinGroupResponse.msgSample.msgEncoded(version: 5)),
+        .make(JoinGroupResponse.self, 6, JoinGroupResponse.msgSample.msgEncoded(version: 6)),
+        .make(JoinGroupResponse.self, 7, JoinGroupResponse.msgSample.msgEncoded(version: 7)),
+        .make(JoinGroupResponse.self, 9, JoinGroupResponse.msgSample.msgEncoded(version: 9)),
+        .make(SyncGroupResponse.self, 0, SyncGroupResponse.msgSample.msgEncoded(version: 0)),
+        .make(SyncGroupResponse.self, 1, SyncGroupResponse.msgSample.msgEncoded(version: 1)),
+        .make(SyncGroupResponse.self, 4, SyncGroupResponse.msgSample.msgEncoded(version: 4)),
+        .make(SyncGroupResponse.self, 5, SyncGroupResponse.msgSample.msgEncoded(version: 5)),
+        .make(HeartbeatResponse.self, 0, HeartbeatResponse.msgSample.msgEncoded(version: 0)),
+        .make(HeartbeatResponse.self, 1, HeartbeatResponse.msgSample.msgEncoded(version: 1)),
+        .make(HeartbeatResponse.self, 4, HeartbeatResponse.msgSample.msgEncoded(version: 4)),
+        .make(LeaveGroupResponse.self, 0, LeaveGroupResponse.msgSample.msgEncoded(version: 0)),
+        .make(LeaveGroupResponse.self, 1, LeaveGroupResponse.msgSample.msgEncoded(version: 1)),
+        .make(LeaveGroupResponse.self, 3, LeaveGroupResponse.msgSample.msgEncoded(version: 3)),
+        .make(LeaveGroupResponse.self, 4, LeaveGroupResponse.msgSample.msgEncoded(version: 4)),
+        .make(LeaveGroupResponse.self, 5, LeaveGroupResponse.msgSample.msgEncoded(version: 5)),
     ]
 
     func testValidEncodingsDecodeCleanly() {
@@ -187,6 +205,17 @@ final class HostileInputTests: XCTestCase {
                 + varintCount, at(ConsumerGroupHeartbeatResponse.self, 1)),
             ("ConsumerGroupDescribe v0 groups", zero32 + varintCount, at(ConsumerGroupDescribeResponse.self, 0)),
             ("ConsumerGroupDescribe v1 groups", zero32 + varintCount, at(ConsumerGroupDescribeResponse.self, 1)),
+            // error, generation, then empty protocol name, leader and member id.
+            ("JoinGroup v0 members", [0, 0] + zero32 + [0, 0, 0, 0, 0, 0] + int32Count, at(JoinGroupResponse.self, 0)),
+            ("JoinGroup v5 members", zero32 + [0, 0] + zero32 + [0, 0, 0, 0, 0, 0] + int32Count,
+             at(JoinGroupResponse.self, 5)),
+            ("JoinGroup v6 members", zero32 + [0, 0] + zero32 + [0x01, 0x01, 0x01] + varintCount,
+             at(JoinGroupResponse.self, 6)),
+            // v9: null protocol type and name, empty leader, skip_assignment, empty member id.
+            ("JoinGroup v9 members", zero32 + [0, 0] + zero32 + [0x00, 0x00, 0x01, 0x00, 0x01] + varintCount,
+             at(JoinGroupResponse.self, 9)),
+            ("LeaveGroup v3 members", zero32 + [0, 0] + int32Count, at(LeaveGroupResponse.self, 3)),
+            ("LeaveGroup v5 members", zero32 + [0, 0] + varintCount, at(LeaveGroupResponse.self, 5)),
         ]
         for (label, bytes, decode) in attacks {
             XCTAssertEqual(decode(bytes)?.kind, .invalidLength, label)
@@ -205,6 +234,13 @@ final class HostileInputTests: XCTestCase {
         // Fetch v12: a top-level tagged field whose size runs past the end.
         let tag: [UInt8] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* responses */ 0x01, /* 1 tag */ 0x01, 0x00, 0x7f]
         XCTAssertNotNil(MsgWire.decode(FetchResponse.self, tag, version: 12).error)
+        // SyncGroup v5: null protocol type and name, then an assignment claiming 0x7fffffff bytes.
+        let assignment: [UInt8] = [0, 0, 0, 0, 0, 0, 0x00, 0x00, 0x80, 0x80, 0x80, 0x80, 0x08]
+        XCTAssertEqual(MsgWire.decode(SyncGroupResponse.self, assignment, version: 5).error?.kind, .invalidLength)
+        // JoinGroup v6: one member whose metadata claims 0x7fffffff bytes.
+        let metadata: [UInt8] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x01, 0x01, 0x02, 0x01, 0x00,
+                                 0x80, 0x80, 0x80, 0x80, 0x08]
+        XCTAssertEqual(MsgWire.decode(JoinGroupResponse.self, metadata, version: 6).error?.kind, .invalidLength)
     }
 
     func testMalformedTaggedPayloadIsReported() {
