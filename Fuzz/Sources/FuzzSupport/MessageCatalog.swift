@@ -66,6 +66,10 @@ public enum MessageCatalog {
         .response(OffsetFetchRequest.self),
         .response(ConsumerGroupHeartbeatRequest.self),
         .response(ConsumerGroupDescribeRequest.self),
+        .response(JoinGroupRequest.self, use: useJoinGroup),
+        .response(SyncGroupRequest.self, use: useSyncGroup),
+        .response(HeartbeatRequest.self),
+        .response(LeaveGroupRequest.self),
     ]
 
     /// The decoder and version that two selector bytes pick.
@@ -117,6 +121,32 @@ public enum MessageCatalog {
         negotiate(table, SaslHandshakeRequest.self)
         negotiate(table, SaslAuthenticateRequest.self)
         _ = table.description
+    }
+
+    /// A JoinGroup response hands the leader every member's metadata: decode each as the
+    /// consumer protocol's subscription, as a consumer group leader does.
+    @Sendable static func useJoinGroup(_ response: JoinGroupResponse) {
+        for member in response.members {
+            guard let subscription = read(member.metadata, { ConsumerProtocolSubscription(from: &$0) }) else { continue }
+            let again = read(subscription.encoded(), { ConsumerProtocolSubscription(from: &$0) })
+            fuzzCheck(again == subscription, "a subscription changed through its own encoding")
+        }
+    }
+
+    /// A SyncGroup response carries this member's assignment: decode it as a consumer does.
+    @Sendable static func useSyncGroup(_ response: SyncGroupResponse) {
+        guard let assignment = read(response.assignment, { ConsumerProtocolAssignment(from: &$0) }) else { return }
+        let again = read(assignment.encoded(), { ConsumerProtocolAssignment(from: &$0) })
+        fuzzCheck(again == assignment, "an assignment changed through its own encoding")
+    }
+
+    /// The value `decode` reads from `bytes`, or `nil` when the reader reports an error.
+    static func read<T>(_ bytes: [UInt8], _ decode: (inout ByteReader) -> T) -> T? {
+        bytes.withUnsafeBytes { raw in
+            var reader = ByteReader(raw)
+            let value = decode(&reader)
+            return reader.error == nil ? value : nil
+        }
     }
 
     /// A negotiated version lies in both the library's and the broker's range.
