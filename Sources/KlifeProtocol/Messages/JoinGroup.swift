@@ -102,8 +102,9 @@ public struct JoinGroupRequest: KafkaRequest, Equatable {
 /// Every member learns the generation, the chosen protocol and the leader; only the leader
 /// gets ``members`` (empty for the others), each with the metadata it joined with, and
 /// computes the assignment it then sends in ``SyncGroupRequest``. With ``skipAssignment``
-/// (v9+) the leader gets the members but must not assign: the coordinator already did (a
-/// static leader that rejoined with unchanged metadata).
+/// (v9+, KIP-814) the leader gets the members but must not assign: the group keeps its current
+/// assignment (a static leader rejoined without changes), and the members are there so the
+/// leader can watch their subscriptions.
 public struct JoinGroupResponse: KafkaResponse, Equatable {
     /// Quota throttle time (v2+; 0 otherwise).
     public var throttleTimeMs: Int32
