@@ -105,6 +105,19 @@ final class HostileInputTests: XCTestCase {
               ConsumerGroupHeartbeatResponse.msgSampleWithoutAssignment.msgEncoded(version: 1)),
         .make(ConsumerGroupDescribeResponse.self, 0, ConsumerGroupDescribeResponse.msgSample.msgEncoded(version: 0)),
         .make(ConsumerGroupDescribeResponse.self, 1, ConsumerGroupDescribeResponse.msgSample.msgEncoded(version: 1)),
+        .make(OffsetDeleteResponse.self, 0, OffsetDeleteResponse.msgSample.msgEncoded(version: 0)),
+        .make(DescribeGroupsResponse.self, 0, DescribeGroupsResponse.msgSample.msgEncoded(version: 0)),
+        .make(DescribeGroupsResponse.self, 1, DescribeGroupsResponse.msgSample.msgEncoded(version: 1)),
+        .make(DescribeGroupsResponse.self, 3, DescribeGroupsResponse.msgSample.msgEncoded(version: 3)),
+        .make(DescribeGroupsResponse.self, 4, DescribeGroupsResponse.msgSample.msgEncoded(version: 4)),
+        .make(DescribeGroupsResponse.self, 5, DescribeGroupsResponse.msgSample.msgEncoded(version: 5)),
+        .make(ListGroupsResponse.self, 0, ListGroupsResponse.msgSample.msgEncoded(version: 0)),
+        .make(ListGroupsResponse.self, 1, ListGroupsResponse.msgSample.msgEncoded(version: 1)),
+        .make(ListGroupsResponse.self, 3, ListGroupsResponse.msgSample.msgEncoded(version: 3)),
+        .make(ListGroupsResponse.self, 4, ListGroupsResponse.msgSample.msgEncoded(version: 4)),
+        .make(ListGroupsResponse.self, 5, ListGroupsResponse.msgSample.msgEncoded(version: 5)),
+        .make(DeleteGroupsResponse.self, 0, DeleteGroupsResponse.msgSample.msgEncoded(version: 0)),
+        .make(DeleteGroupsResponse.self, 2, DeleteGroupsResponse.msgSample.msgEncoded(version: 2)),
     ]
 
     func testValidEncodingsDecodeCleanly() {
@@ -187,6 +200,15 @@ final class HostileInputTests: XCTestCase {
                 + varintCount, at(ConsumerGroupHeartbeatResponse.self, 1)),
             ("ConsumerGroupDescribe v0 groups", zero32 + varintCount, at(ConsumerGroupDescribeResponse.self, 0)),
             ("ConsumerGroupDescribe v1 groups", zero32 + varintCount, at(ConsumerGroupDescribeResponse.self, 1)),
+            ("OffsetDelete v0 topics", [0, 0] + zero32 + int32Count, at(OffsetDeleteResponse.self, 0)),
+            ("DescribeGroups v0 groups", int32Count, at(DescribeGroupsResponse.self, 0)),
+            ("DescribeGroups v4 groups", zero32 + int32Count, at(DescribeGroupsResponse.self, 4)),
+            ("DescribeGroups v5 groups", zero32 + varintCount, at(DescribeGroupsResponse.self, 5)),
+            ("ListGroups v0 groups", [0, 0] + int32Count, at(ListGroupsResponse.self, 0)),
+            ("ListGroups v2 groups", zero32 + [0, 0] + int32Count, at(ListGroupsResponse.self, 2)),
+            ("ListGroups v5 groups", zero32 + [0, 0] + varintCount, at(ListGroupsResponse.self, 5)),
+            ("DeleteGroups v0 results", zero32 + int32Count, at(DeleteGroupsResponse.self, 0)),
+            ("DeleteGroups v2 results", zero32 + varintCount, at(DeleteGroupsResponse.self, 2)),
         ]
         for (label, bytes, decode) in attacks {
             XCTAssertEqual(decode(bytes)?.kind, .invalidLength, label)

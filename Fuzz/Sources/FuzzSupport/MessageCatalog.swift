@@ -66,6 +66,10 @@ public enum MessageCatalog {
         .response(OffsetFetchRequest.self),
         .response(ConsumerGroupHeartbeatRequest.self),
         .response(ConsumerGroupDescribeRequest.self),
+        .response(OffsetDeleteRequest.self),
+        .response(DescribeGroupsRequest.self),
+        .response(ListGroupsRequest.self),
+        .response(DeleteGroupsRequest.self),
     ]
 
     /// The decoder and version that two selector bytes pick.
