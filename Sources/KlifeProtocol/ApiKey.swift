@@ -11,6 +11,10 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
     case heartbeat = 12
     case leaveGroup = 13
     case syncGroup = 14
+    /// Classic group description (state, protocol, members with their metadata and assignment).
+    case describeGroups = 15
+    /// The groups a broker coordinates (ask every broker for the whole cluster).
+    case listGroups = 16
     case saslHandshake = 17
     case apiVersions = 18
     case createTopics = 19
@@ -21,6 +25,10 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
     case endTxn = 26
     case txnOffsetCommit = 28
     case saslAuthenticate = 36
+    /// Deletes empty groups and their committed offsets.
+    case deleteGroups = 42
+    /// Deletes a group's committed offsets for some partitions.
+    case offsetDelete = 47
     /// KIP-848 consumer group heartbeat (joins, leaves and carries the assignment).
     case consumerGroupHeartbeat = 68
     /// KIP-848 consumer group description.
@@ -40,6 +48,8 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
         case .heartbeat: "Heartbeat"
         case .leaveGroup: "LeaveGroup"
         case .syncGroup: "SyncGroup"
+        case .describeGroups: "DescribeGroups"
+        case .listGroups: "ListGroups"
         case .saslHandshake: "SaslHandshake"
         case .apiVersions: "ApiVersions"
         case .createTopics: "CreateTopics"
@@ -50,6 +60,8 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
         case .endTxn: "EndTxn"
         case .txnOffsetCommit: "TxnOffsetCommit"
         case .saslAuthenticate: "SaslAuthenticate"
+        case .deleteGroups: "DeleteGroups"
+        case .offsetDelete: "OffsetDelete"
         case .consumerGroupHeartbeat: "ConsumerGroupHeartbeat"
         case .consumerGroupDescribe: "ConsumerGroupDescribe"
         }

@@ -93,11 +93,16 @@ final class HostileInputTests: XCTestCase {
         .make(FetchResponse.self, 12, FetchResponse.msgSample.msgEncoded(version: 12)),
         .make(FetchResponse.self, 17, FetchResponse.msgSample.msgEncoded(version: 17)),
         .make(OffsetCommitResponse.self, 2, OffsetCommitResponse.msgSample.msgEncoded(version: 2)),
+        .make(OffsetCommitResponse.self, 3, OffsetCommitResponse.msgSample.msgEncoded(version: 3)),
         .make(OffsetCommitResponse.self, 7, OffsetCommitResponse.msgSample.msgEncoded(version: 7)),
         .make(OffsetCommitResponse.self, 8, OffsetCommitResponse.msgSample.msgEncoded(version: 8)),
         .make(OffsetFetchResponse.self, 1, OffsetFetchResponse.msgSample(version: 1).msgEncoded(version: 1)),
+        .make(OffsetFetchResponse.self, 2, OffsetFetchResponse.msgSample(version: 2).msgEncoded(version: 2)),
+        .make(OffsetFetchResponse.self, 3, OffsetFetchResponse.msgSample(version: 3).msgEncoded(version: 3)),
         .make(OffsetFetchResponse.self, 5, OffsetFetchResponse.msgSample(version: 5).msgEncoded(version: 5)),
+        .make(OffsetFetchResponse.self, 6, OffsetFetchResponse.msgSample(version: 6).msgEncoded(version: 6)),
         .make(OffsetFetchResponse.self, 7, OffsetFetchResponse.msgSample(version: 7).msgEncoded(version: 7)),
+        .make(OffsetFetchResponse.self, 8, OffsetFetchResponse.msgSample(version: 8).msgEncoded(version: 8)),
         .make(OffsetFetchResponse.self, 9, OffsetFetchResponse.msgSample(version: 9).msgEncoded(version: 9)),
         .make(ConsumerGroupHeartbeatResponse.self, 0, ConsumerGroupHeartbeatResponse.msgSample.msgEncoded(version: 0)),
         .make(ConsumerGroupHeartbeatResponse.self, 1, ConsumerGroupHeartbeatResponse.msgSample.msgEncoded(version: 1)),
@@ -123,6 +128,19 @@ final class HostileInputTests: XCTestCase {
         .make(LeaveGroupResponse.self, 3, LeaveGroupResponse.msgSample.msgEncoded(version: 3)),
         .make(LeaveGroupResponse.self, 4, LeaveGroupResponse.msgSample.msgEncoded(version: 4)),
         .make(LeaveGroupResponse.self, 5, LeaveGroupResponse.msgSample.msgEncoded(version: 5)),
+        .make(OffsetDeleteResponse.self, 0, OffsetDeleteResponse.msgSample.msgEncoded(version: 0)),
+        .make(DescribeGroupsResponse.self, 0, DescribeGroupsResponse.msgSample.msgEncoded(version: 0)),
+        .make(DescribeGroupsResponse.self, 1, DescribeGroupsResponse.msgSample.msgEncoded(version: 1)),
+        .make(DescribeGroupsResponse.self, 3, DescribeGroupsResponse.msgSample.msgEncoded(version: 3)),
+        .make(DescribeGroupsResponse.self, 4, DescribeGroupsResponse.msgSample.msgEncoded(version: 4)),
+        .make(DescribeGroupsResponse.self, 5, DescribeGroupsResponse.msgSample.msgEncoded(version: 5)),
+        .make(ListGroupsResponse.self, 0, ListGroupsResponse.msgSample.msgEncoded(version: 0)),
+        .make(ListGroupsResponse.self, 1, ListGroupsResponse.msgSample.msgEncoded(version: 1)),
+        .make(ListGroupsResponse.self, 3, ListGroupsResponse.msgSample.msgEncoded(version: 3)),
+        .make(ListGroupsResponse.self, 4, ListGroupsResponse.msgSample.msgEncoded(version: 4)),
+        .make(ListGroupsResponse.self, 5, ListGroupsResponse.msgSample.msgEncoded(version: 5)),
+        .make(DeleteGroupsResponse.self, 0, DeleteGroupsResponse.msgSample.msgEncoded(version: 0)),
+        .make(DeleteGroupsResponse.self, 2, DeleteGroupsResponse.msgSample.msgEncoded(version: 2)),
     ]
 
     func testValidEncodingsDecodeCleanly() {
@@ -197,6 +215,7 @@ final class HostileInputTests: XCTestCase {
             ("OffsetCommit v2 topics", int32Count, at(OffsetCommitResponse.self, 2)),
             ("OffsetCommit v8 topics", zero32 + varintCount, at(OffsetCommitResponse.self, 8)),
             ("OffsetFetch v1 topics", int32Count, at(OffsetFetchResponse.self, 1)),
+            ("OffsetFetch v6 topics", zero32 + varintCount, at(OffsetFetchResponse.self, 6)),
             ("OffsetFetch v8 groups", zero32 + varintCount, at(OffsetFetchResponse.self, 8)),
             // throttle, error, null message, null member id, epoch, interval, assignment present.
             ("ConsumerGroupHeartbeat v0 assignment topics", zero32 + [0, 0, 0x00, 0x00] + zero32 + zero32 + [0x01]
@@ -216,6 +235,15 @@ final class HostileInputTests: XCTestCase {
              at(JoinGroupResponse.self, 9)),
             ("LeaveGroup v3 members", zero32 + [0, 0] + int32Count, at(LeaveGroupResponse.self, 3)),
             ("LeaveGroup v5 members", zero32 + [0, 0] + varintCount, at(LeaveGroupResponse.self, 5)),
+            ("OffsetDelete v0 topics", [0, 0] + zero32 + int32Count, at(OffsetDeleteResponse.self, 0)),
+            ("DescribeGroups v0 groups", int32Count, at(DescribeGroupsResponse.self, 0)),
+            ("DescribeGroups v4 groups", zero32 + int32Count, at(DescribeGroupsResponse.self, 4)),
+            ("DescribeGroups v5 groups", zero32 + varintCount, at(DescribeGroupsResponse.self, 5)),
+            ("ListGroups v0 groups", [0, 0] + int32Count, at(ListGroupsResponse.self, 0)),
+            ("ListGroups v2 groups", zero32 + [0, 0] + int32Count, at(ListGroupsResponse.self, 2)),
+            ("ListGroups v5 groups", zero32 + [0, 0] + varintCount, at(ListGroupsResponse.self, 5)),
+            ("DeleteGroups v0 results", zero32 + int32Count, at(DeleteGroupsResponse.self, 0)),
+            ("DeleteGroups v2 results", zero32 + varintCount, at(DeleteGroupsResponse.self, 2)),
         ]
         for (label, bytes, decode) in attacks {
             XCTAssertEqual(decode(bytes)?.kind, .invalidLength, label)

@@ -98,6 +98,42 @@ final class OffsetCommitFetchTests: XCTestCase {
         ])
     }
 
+    func testCommitRequestV3ToV6() {
+        let v2 = MsgWire.encode(commit, version: 2)
+        XCTAssertEqual(MsgWire.encode(commit, version: 3), v2, "v3 has v2's layout")
+        XCTAssertEqual(MsgWire.encode(commit, version: 4), v2, "v4 has v2's layout")
+        XCTAssertEqual(MsgWire.encode(commit, version: 5), [
+            0x00, 0x01, 0x67,  // group_id "g"
+            0xff, 0xff, 0xff, 0xff,  // generation_id -1
+            0x00, 0x00,  // member_id ""
+            // retention_time_ms: v2-4 only
+            0x00, 0x00, 0x00, 0x01,  // topics: 1
+            0x00, 0x01, 0x74,  // name "t"
+            0x00, 0x00, 0x00, 0x01,  // partitions: 1
+            0x00, 0x00, 0x00, 0x01,  // partition_index 1
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x2a,  // committed_offset 42
+            // committed_leader_epoch: v6+
+            0xff, 0xff,  // committed_metadata null
+        ])
+        let member = OffsetCommitRequest(groupID: "g", generationIDOrMemberEpoch: 3, memberID: "m", topics: [
+            .init(name: "t", partitions: [.init(partitionIndex: 0, committedOffset: 7, committedLeaderEpoch: 2,
+                                                committedMetadata: "x")]),
+        ])
+        XCTAssertEqual(MsgWire.encode(member, version: 6), [
+            0x00, 0x01, 0x67,  // group_id "g"
+            0x00, 0x00, 0x00, 0x03,  // generation_id 3
+            0x00, 0x01, 0x6d,  // member_id "m"
+            // group_instance_id: v7+
+            0x00, 0x00, 0x00, 0x01,  // topics: 1
+            0x00, 0x01, 0x74,  // name "t"
+            0x00, 0x00, 0x00, 0x01,  // partitions: 1
+            0x00, 0x00, 0x00, 0x00,  // partition_index 0
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07,  // committed_offset 7
+            0x00, 0x00, 0x00, 0x02,  // committed_leader_epoch 2 (v6+)
+            0x00, 0x01, 0x78,  // committed_metadata "x"
+        ])
+    }
+
     func testCommitRequestV7() {
         var request = commit
         request.groupInstanceID = "i"
@@ -152,6 +188,35 @@ final class OffsetCommitFetchTests: XCTestCase {
         XCTAssertEqual(r, OffsetCommitResponse(topics: [.init(name: "t", partitions: [.init(partitionIndex: 2, errorCode: 25)])]))
     }
 
+    func testCommitResponseV3() {
+        let r = msgDecode(OffsetCommitResponse.self, [
+            0x00, 0x00, 0x00, 0x07,  // throttle_time_ms 7 (v3+)
+            0x00, 0x00, 0x00, 0x01,  // topics: 1
+            0x00, 0x01, 0x74,  // name "t"
+            0x00, 0x00, 0x00, 0x01,  // partitions: 1
+            0x00, 0x00, 0x00, 0x00,  // partition_index 0
+            0x00, 0x00,  // error_code 0
+        ], version: 3)
+        XCTAssertEqual(r, OffsetCommitResponse(throttleTimeMs: 7, topics: [.init(name: "t", partitions: [.init(partitionIndex: 0)])]))
+    }
+
+    func testCommitResponseV8AndV9() {
+        let bytes: [UInt8] = [
+            0x00, 0x00, 0x00, 0x00,  // throttle_time_ms 0
+            0x02,  // topics: COMPACT_ARRAY 1
+            0x02, 0x74,  // name "t"
+            0x02,  // partitions: 1
+            0x00, 0x00, 0x00, 0x01,  // partition_index 1
+            0x00, 0x71,  // error_code 113 STALE_MEMBER_EPOCH
+            0x00,  // partition tagged fields
+            0x00,  // topic tagged fields
+            0x00,  // tagged fields
+        ]
+        let expected = OffsetCommitResponse(topics: [.init(name: "t", partitions: [.init(partitionIndex: 1, errorCode: 113)])])
+        XCTAssertEqual(msgDecode(OffsetCommitResponse.self, bytes, version: 8), expected)
+        XCTAssertEqual(msgDecode(OffsetCommitResponse.self, bytes, version: 9), expected, "v9 has v8's layout")
+    }
+
     func testCommitResponseRoundTrips() {
         for v in OffsetCommitRequest.supportedVersions {
             var expected = OffsetCommitResponse.msgSample
@@ -178,6 +243,28 @@ final class OffsetCommitFetchTests: XCTestCase {
                        [0x00, 0x01, 0x67, 0x00, 0x00, 0x00, 0x00])
         XCTAssertEqual(MsgWire.encode(OffsetFetchRequest(groups: [.init(groupID: "g")]), version: 2),
                        [0x00, 0x01, 0x67, 0xff, 0xff, 0xff, 0xff], "v2+: null = every partition")
+    }
+
+    func testFetchRequestV3ToV6() {
+        let v2 = MsgWire.encode(fetch, version: 2)
+        XCTAssertEqual(v2, MsgWire.encode(fetch, version: 1), "v2 differs from v1 only for a null topic list")
+        for v: Int16 in 3...5 { XCTAssertEqual(MsgWire.encode(fetch, version: v), v2, "v\(v) has v2's layout") }
+        XCTAssertEqual(MsgWire.encode(OffsetFetchRequest(groups: fetch.groups, requireStable: true), version: 6), [
+            0x02, 0x67,  // group_id: COMPACT_STRING "g"
+            0x02,  // topics: COMPACT_ARRAY 1
+            0x02, 0x74,  // name "t"
+            0x03,  // partition_indexes: 2
+            0x00, 0x00, 0x00, 0x00,  // 0
+            0x00, 0x00, 0x00, 0x02,  // 2
+            0x00,  // topic tagged fields
+            // require_stable: v7+
+            0x00,  // tagged fields
+        ])
+        XCTAssertEqual(MsgWire.encode(OffsetFetchRequest(groups: [.init(groupID: "g")]), version: 6), [
+            0x02, 0x67,  // group_id "g"
+            0x00,  // topics: null (every partition)
+            0x00,  // tagged fields
+        ])
     }
 
     func testFetchRequestV7() {
@@ -239,6 +326,51 @@ final class OffsetCommitFetchTests: XCTestCase {
         XCTAssertEqual(r.groups, [.init(groupID: "", topics: [
             .init(name: "t", partitions: [.init(partitionIndex: 0, committedOffset: -1)]),
         ])])
+    }
+
+    func testFetchResponseV2AndV3() {
+        let v2: [UInt8] = [
+            0x00, 0x00, 0x00, 0x00,  // topics: 0
+            0x00, 0x0e,  // error_code 14 COORDINATOR_LOAD_IN_PROGRESS (v2+)
+        ]
+        let expected = [OffsetFetchResponse.Group(groupID: "", topics: [], errorCode: 14)]
+        XCTAssertEqual(msgDecode(OffsetFetchResponse.self, v2, version: 2).groups, expected)
+        let v3 = msgDecode(OffsetFetchResponse.self, [0x00, 0x00, 0x00, 0x09] /* throttle_time_ms 9 (v3+) */ + v2, version: 3)
+        XCTAssertEqual(v3, OffsetFetchResponse(throttleTimeMs: 9, groups: expected))
+    }
+
+    func testFetchResponseV5AndV6() {
+        let expected = OffsetFetchResponse(throttleTimeMs: 1, groups: [.init(groupID: "", topics: [
+            .init(name: "t", partitions: [.init(partitionIndex: 2, committedOffset: 8, committedLeaderEpoch: 4,
+                                                metadata: nil, errorCode: 88)]),
+        ])])
+        XCTAssertEqual(msgDecode(OffsetFetchResponse.self, [
+            0x00, 0x00, 0x00, 0x01,  // throttle_time_ms 1
+            0x00, 0x00, 0x00, 0x01,  // topics: 1
+            0x00, 0x01, 0x74,  // name "t"
+            0x00, 0x00, 0x00, 0x01,  // partitions: 1
+            0x00, 0x00, 0x00, 0x02,  // partition_index 2
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x08,  // committed_offset 8
+            0x00, 0x00, 0x00, 0x04,  // committed_leader_epoch 4 (v5+)
+            0xff, 0xff,  // metadata null
+            0x00, 0x58,  // error_code 88 UNSTABLE_OFFSET_COMMIT
+            0x00, 0x00,  // error_code 0
+        ], version: 5), expected)
+        XCTAssertEqual(msgDecode(OffsetFetchResponse.self, [
+            0x00, 0x00, 0x00, 0x01,  // throttle_time_ms 1
+            0x02,  // topics: COMPACT_ARRAY 1
+            0x02, 0x74,  // name "t"
+            0x02,  // partitions: 1
+            0x00, 0x00, 0x00, 0x02,  // partition_index 2
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x08,  // committed_offset 8
+            0x00, 0x00, 0x00, 0x04,  // committed_leader_epoch 4
+            0x00,  // metadata null
+            0x00, 0x58,  // error_code 88
+            0x00,  // partition tagged fields
+            0x00,  // topic tagged fields
+            0x00, 0x00,  // error_code 0
+            0x00,  // tagged fields
+        ], version: 6), expected)
     }
 
     func testFetchResponseV8() {

@@ -70,6 +70,10 @@ public enum MessageCatalog {
         .response(SyncGroupRequest.self, use: useSyncGroup),
         .response(HeartbeatRequest.self),
         .response(LeaveGroupRequest.self),
+        .response(OffsetDeleteRequest.self),
+        .response(DescribeGroupsRequest.self),
+        .response(ListGroupsRequest.self),
+        .response(DeleteGroupsRequest.self),
     ]
 
     /// The decoder and version that two selector bytes pick.
