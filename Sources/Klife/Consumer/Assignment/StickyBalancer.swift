@@ -38,6 +38,9 @@ struct StickyBalancer {
     private var fresh: [[Int: Set<Int>]]
     /// Per member, by topic: held partitions the member owns.
     private var kept: [[Int: Set<Int>]]
+    /// Per member: the topics it holds partitions of, ascending (what a search walks, rather
+    /// than every subscribed topic).
+    private var heldTopics: [[Int]]
 
     /// Starts from every owner holding the partitions it owns.
     ///
@@ -58,6 +61,7 @@ struct StickyBalancer {
         counts = [Int](repeating: 0, count: memberTopics.count)
         fresh = [[Int: Set<Int>]](repeating: [:], count: memberTopics.count)
         kept = fresh
+        heldTopics = [[Int]](repeating: [], count: memberTopics.count)
         for (partition, member) in owner.enumerated() where member >= 0 {
             move(partition, to: member)
         }
@@ -95,22 +99,37 @@ struct StickyBalancer {
     /// Step 3: applies chains of moves until none is left. `movingOwned` false lets only
     /// partitions their holders do not own move.
     mutating func balance(movingOwned: Bool) {
-        while true {
-            let eligible = memberTopics.indices.filter { !memberTopics[$0].isEmpty }
-            guard let least = eligible.map({ counts[$0] }).min() else { return }
+        // Searches that found nothing stay valid until a chain passes through a member they
+        // reached: members they cleared are not searched from again until then.
+        var stuck: [(reached: Set<Int>, cleared: [Int])] = []
+        var clearedBy = [Int](repeating: 0, count: counts.count)
+        let eligible = memberTopics.indices.filter { !memberTopics[$0].isEmpty }
+        while let least = eligible.map({ counts[$0] }).min() {
             // The most loaded first: draining one member far below the others would move
             // more partitions than needed.
-            let sources = eligible.filter { counts[$0] >= least + 2 }
+            let sources = eligible.filter { counts[$0] >= least + 2 && clearedBy[$0] == 0 }
                 .sorted { counts[$0] != counts[$1] ? counts[$0] > counts[$1] : $0 < $1 }
-            var skip = [Bool](repeating: false, count: counts.count)
-            var moved = false
-            for source in sources where !skip[source] {
-                if augment(from: source, movingOwned: movingOwned, skip: &skip) {
-                    moved = true
-                    break
+            var chain: [Int]?
+            for source in sources where clearedBy[source] == 0 {
+                switch augment(from: source, movingOwned: movingOwned) {
+                case .moved(let members):
+                    chain = members
+                case .stuck(let reached):
+                    // Whatever a reached member reaches, the source reaches too, and all of it
+                    // has at least counts[source] - 1: a member with no more than the source
+                    // would find nothing either.
+                    let cleared = reached.filter { counts[$0] <= counts[source] }
+                    for member in cleared { clearedBy[member] += 1 }
+                    stuck.append((Set(reached), cleared))
                 }
+                if chain != nil { break }
             }
-            if !moved { return }
+            guard let chain else { return }
+            stuck.removeAll { search in
+                guard chain.contains(where: search.reached.contains) else { return false }
+                for member in search.cleared { clearedBy[member] -= 1 }
+                return true
+            }
         }
     }
 
@@ -132,60 +151,66 @@ struct StickyBalancer {
 
     // MARK: Chains
 
+    /// Outcome of a search for a chain of moves.
+    private enum ChainSearch {
+        /// Partitions moved along the chain through these members.
+        case moved([Int])
+        /// No chain; these members were reached.
+        case stuck([Int])
+    }
+
     /// Breadth-first search from `source` for a member with at least two partitions fewer;
-    /// moves one partition along each link of the shortest chain found and returns true.
-    /// When none is found, marks in `skip` the members reached that cannot find one either.
-    private mutating func augment(from source: Int, movingOwned: Bool, skip: inout [Bool]) -> Bool {
+    /// moves one partition along each link of the shortest chain found.
+    private mutating func augment(from source: Int, movingOwned: Bool) -> ChainSearch {
         let limit = counts[source] - 2
         var parent = [Int](repeating: -1, count: counts.count)
         var via = [Int](repeating: -1, count: counts.count)
         var seen = [Bool](repeating: false, count: counts.count)
+        // A topic's subscribers are all seen once one holder of it has been expanded.
+        var expanded = [Bool](repeating: false, count: subscribers.count)
         seen[source] = true
         var reached = [source]
         var layer = [source]
-        while !layer.isEmpty {
+        var sink = -1
+        search: while !layer.isEmpty {
             var next: [Int] = []
             for member in layer {
                 // Links through partitions the member does not own first, so a member reached
                 // both ways gets one of those.
                 for owned in movingOwned ? [false, true] : [false] {
-                    for topic in memberTopics[member] where canGive(member, topic, owned: owned) {
+                    for topic in heldTopics[member] where !expanded[topic] && canGive(member, topic, owned: owned) {
+                        expanded[topic] = true
                         for other in subscribers[topic] where !seen[other] {
                             seen[other] = true
                             parent[other] = member
                             via[other] = topic
                             next.append(other)
+                            if counts[other] <= limit && (sink < 0 || counts[other] < counts[sink]) {
+                                sink = other
+                            }
                         }
+                        // The first topic that leads to a member low enough ends the search: a
+                        // wider look would cost a scan of the whole group on every move.
+                        if sink >= 0 { break search }
                     }
                 }
-            }
-            var sink = -1
-            for member in next where counts[member] <= limit {
-                if sink < 0 || counts[member] < counts[sink] || (counts[member] == counts[sink] && member < sink) {
-                    sink = member
-                }
-            }
-            if sink >= 0 {
-                // From the sink back, so each member on the chain gives away a partition it had
-                // before rather than the one it is about to get.
-                var receiver = sink
-                while receiver != source {
-                    let giver = parent[receiver]
-                    let partition = pick(from: giver, topic: via[receiver], for: receiver, movingOwned: movingOwned)
-                    move(partition, to: receiver)
-                    receiver = giver
-                }
-                return true
             }
             reached += next
             layer = next
         }
-        // Everything reached has at least counts[source] - 1 partitions, and whatever a reached
-        // member reaches, the source reaches too: one with no more than the source finds nothing.
-        for member in reached where counts[member] <= counts[source] {
-            skip[member] = true
+        guard sink >= 0 else { return .stuck(reached) }
+        // From the sink back, so each member on the chain gives away a partition it had before
+        // rather than the one it is about to get.
+        var chain = [sink]
+        var receiver = sink
+        while receiver != source {
+            let giver = parent[receiver]
+            let partition = pick(from: giver, topic: via[receiver], for: receiver, movingOwned: movingOwned)
+            move(partition, to: receiver)
+            chain.append(giver)
+            receiver = giver
         }
-        return false
+        return .moved(chain)
     }
 
     /// Whether `member` holds a partition of `topic` it does not own (`owned` false), or only
@@ -219,14 +244,30 @@ struct StickyBalancer {
                 Self.remove(partition, topic, from: &fresh[previous])
             }
             counts[previous] -= 1
+            if fresh[previous][topic] == nil && kept[previous][topic] == nil {
+                heldTopics[previous].remove(at: Self.position(of: topic, in: heldTopics[previous]))
+            }
         }
         holder[partition] = member
         counts[member] += 1
+        if fresh[member][topic] == nil && kept[member][topic] == nil {
+            heldTopics[member].insert(topic, at: Self.position(of: topic, in: heldTopics[member]))
+        }
         if owner[partition] == member {
             kept[member][topic, default: []].insert(partition)
         } else {
             fresh[member][topic, default: []].insert(partition)
         }
+    }
+
+    /// Where `value` is or would go in the ascending `sorted`.
+    private static func position(of value: Int, in sorted: [Int]) -> Int {
+        var low = 0, high = sorted.count
+        while low < high {
+            let middle = (low + high) / 2
+            if sorted[middle] < value { low = middle + 1 } else { high = middle }
+        }
+        return low
     }
 
     /// Removes `partition` from its topic's set, dropping the set when it empties (so a
