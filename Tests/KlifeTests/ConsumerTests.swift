@@ -60,7 +60,7 @@ final class ConsumerTests: XCTestCase {
             XCTAssertEqual(consumer.position(TopicPartition(topic: topic, partition: p)), 700)
         }
         XCTAssertEqual(consumer.lag.values.reduce(0, +), 0)
-        consumer.close()
+        await consumer.close()
         let end = try await consumer.next()
         XCTAssertNil(end, "a closed consumer ends its batches")
         await client.close()
@@ -95,7 +95,7 @@ final class ConsumerTests: XCTestCase {
         XCTAssertFalse(after.inFlight, "no fetch waiting for room")
         let got = try await read(consumer, total: 300, maxRecords: 10)
         XCTAssertEqual(got[0]?.compactMap(\.valueString), expected[0], "every record once, in order, after the wait")
-        consumer.close()
+        await consumer.close()
         await client.close()
     }
 
@@ -120,7 +120,7 @@ final class ConsumerTests: XCTestCase {
         consumer.seek(p1, to: 42)
         let again = try await read(consumer, total: 8, maxRecords: 10)
         XCTAssertEqual(again[1]?.map(\.offset), (42..<50).map { Int64($0) }, "after a seek, from the new offset")
-        consumer.close()
+        await consumer.close()
         await client.close()
     }
 
@@ -136,7 +136,7 @@ final class ConsumerTests: XCTestCase {
         try await resetting.assign([tp: .offset(1_000_000)])
         let got = try await read(resetting, total: 20, maxRecords: 500)
         XCTAssertEqual(got[0]?.map(\.offset), (0..<20).map { Int64($0) }, "reset to the earliest offset")
-        resetting.close()
+        await resetting.close()
 
         var strict = ConsumerConfiguration()
         strict.offsetReset = .none
@@ -148,7 +148,7 @@ final class ConsumerTests: XCTestCase {
         } catch let error as KlifeError {
             XCTAssertEqual(error.kafkaErrorCode, .offsetOutOfRange, "\(error)")
         }
-        failing.close()
+        await failing.close()
         await client.close()
     }
 
@@ -171,7 +171,7 @@ final class ConsumerTests: XCTestCase {
         }
         XCTAssertEqual(counts[.produce], 1, "one produce connection to the broker")
         XCTAssertEqual(counts[.fetch], 1, "one fetch connection to the broker")
-        consumer.close()
+        await consumer.close()
         await client.close()
     }
 
@@ -190,13 +190,13 @@ final class ConsumerTests: XCTestCase {
         try await reader.assign([tp: .earliest])
         let got = try await read(reader, total: 4, maxRecords: 500)
         XCTAssertEqual(got[0]?.compactMap(\.valueString), ["A-0-0", "A-0-1", "A-0-2", "A-2-0"])
-        reader.close()
+        await reader.close()
 
         let all = try client.consumer()
         try await all.assign([tp: .earliest])
         let everything = try await read(all, total: 6, maxRecords: 500)
         XCTAssertEqual(everything[0]?.compactMap(\.valueString), ["A-0-0", "A-0-1", "A-0-2", "A-1-0", "A-1-1", "A-2-0"])
-        all.close()
+        await all.close()
         await client.close()
     }
 
@@ -223,7 +223,7 @@ final class ConsumerTests: XCTestCase {
             handedOut += batch.records.count
         }
         try await first.commit()
-        first.close()
+        await first.close()
         let committed = try await client.committedOffsets(groupID: group, partitions: [p0, p1])
         XCTAssertEqual(committed, [p0: 30], "the position after the last batch handed out; nothing for p1")
 
@@ -234,7 +234,7 @@ final class ConsumerTests: XCTestCase {
         XCTAssertEqual(rest[0]?.count, 70)
         XCTAssertEqual(rest[1]?.first?.offset, 0, "no commit: offsetReset earliest")
         try await second.commit([p1: 100])
-        second.close()
+        await second.close()
         let after = try await client.committedOffsets(groupID: group)
         XCTAssertEqual(after[p1], 100)
         XCTAssertEqual(after[p0], 30)
@@ -248,7 +248,7 @@ final class ConsumerTests: XCTestCase {
         } catch {
             XCTFail("both partitions have commits: \(error)")
         }
-        strict.close()
+        await strict.close()
         await client.close()
     }
 
@@ -314,7 +314,7 @@ final class ConsumerTests: XCTestCase {
         XCTAssertEqual(values, (0..<300).map { "m\($0)" }, "every record once, in order, across two leader moves")
         let metadataAfter = await client.statistics().requestsSent[.metadata] ?? 0
         XCTAssertGreaterThanOrEqual(metadataAfter - metadataBefore, 2, "each move was learned from NOT_LEADER_OR_FOLLOWER")
-        consumer.close()
+        await consumer.close()
         await client.close()
     }
 }

@@ -7,9 +7,10 @@ import KlifeIO
 extension KlifeClient {
     /// Sends `request` on the connection `pick` chooses on `hub`'s reactor.
     func roundTrip<R: KafkaRequest>(
-        _ request: R, via hub: ReactorHub,
+        _ request: R, via hub: ReactorHub, extraTimeout: Duration = .zero,
         connection pick: @escaping @Sendable (ReactorHub) -> BrokerConnection?
     ) async throws(KlifeError) -> R.Response {
+        let extra = extraTimeout.nanoseconds
         if isClosed { throw .clientClosed }
         let result: Result<R.Response, KlifeError> = await withCheckedContinuation { continuation in
             let submitted = hub.reactor.trySubmit {
@@ -20,7 +21,7 @@ extension KlifeClient {
                 connection.whenReady { ready in
                     switch ready {
                     case .failure(let error): continuation.resume(returning: .failure(error))
-                    case .success(let c): c.send(request) { continuation.resume(returning: $0) }
+                    case .success(let c): c.send(request, extraTimeout: extra) { continuation.resume(returning: $0) }
                     }
                 }
             }

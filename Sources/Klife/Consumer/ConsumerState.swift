@@ -24,6 +24,10 @@ public struct ConsumerBatch: Sendable {
 
     /// Bytes of keys and values, counted against the prefetch bound.
     var bytes: Int { records.reduce(0) { $0 + ($1.key?.count ?? 0) + ($1.value?.count ?? 0) } }
+    /// The partition's epoch when fetched (a seek or reset since makes the batch stale).
+    var epoch: UInt64 = 0
+    /// Which assignment of the partition the batch belongs to (it may be revoked and given back).
+    var assignmentID: UInt64 = 0
 }
 
 /// What one consumer shares between the application's threads and the reactors' fetch
@@ -40,6 +44,16 @@ final class ConsumerState: Sendable {
         var fetchPosition: Int64 = -1
         /// The offset after the last record handed to the application.
         var deliveredPosition: Int64 = -1
+        /// The offset after the last record the application finished: what may be committed.
+        var processedPosition: Int64 = -1
+        /// The offset last committed (or read as committed); -1 if none.
+        var committedPosition: Int64 = -1
+        /// A batch of it is being processed by a handler (no other batch of it is handed out).
+        var busy = false
+        /// Being revoked: neither fetched nor handed out any more.
+        var revoking = false
+        /// Unique per assignment of the partition to this consumer.
+        var assignmentID: UInt64 = 0
         var paused = false
         var inFlight = false
         /// No fetch before this monotonic time (backoff after an error).
@@ -61,6 +75,18 @@ final class ConsumerState: Sendable {
         /// Room promised to fetches in flight (their request's size limit).
         var reservedBytes = 0
         var waiter: Waiter?
+        /// Whether the waiter is a handler dispatcher (its partitions become busy).
+        var waiterMarksBusy = false
+        /// The batch last returned by ``next()`` (``BatchAcknowledgement/onNextBatch``: processed
+        /// once the reader asks again).
+        var outstanding: (tp: TopicPartition, assignmentID: UInt64, epoch: UInt64, nextOffset: Int64)?
+        var nextAssignmentID: UInt64 = 1
+        /// Batches go to ``KlifeConsumer/run(_:)``'s handlers.
+        var handlerMode = false
+        var recordsFetched = 0
+        var bytesFetched = 0
+        var batchesDelivered = 0
+        var handlerLatency = LatencyHistogram()
         var failure: KlifeError?
         var closed = false
     }
@@ -102,10 +128,13 @@ final class ConsumerState: Sendable {
                 let slice = Array(records[start..<end])
                 let next = end < records.count ? records[end].offset : max(nextOffset, slice[slice.count - 1].offset + 1)
                 p.ready.append(ConsumerBatch(topicPartition: tp, records: slice, highWatermark: highWatermark,
-                                             lastStableOffset: lastStableOffset, nextOffset: next))
+                                             lastStableOffset: lastStableOffset, nextOffset: next,
+                                             epoch: p.epoch, assignmentID: p.assignmentID))
                 s.bufferedBytes += bytes
+                s.bytesFetched += bytes
                 start = end
             }
+            s.recordsFetched += records.count
             if !records.isEmpty && !s.order.contains(tp) { s.order.append(tp) }
             s.partitions[tp] = p
             return takeWaiter(&s)
@@ -135,7 +164,7 @@ final class ConsumerState: Sendable {
             var nextDue = UInt64.max
             let room = configuration.maxBufferedBytes - s.bufferedBytes - s.reservedBytes
             guard !s.closed, s.failure == nil, room > 0 else { return ([:], 0, false, .max) }
-            for (tp, p) in s.partitions where !p.paused && !p.inFlight && p.fetchPosition >= 0 {
+            for (tp, p) in s.partitions where !p.paused && !p.inFlight && !p.revoking && p.fetchPosition >= 0 {
                 if p.notBefore > now {
                     nextDue = min(nextDue, p.notBefore)
                     continue
@@ -220,6 +249,7 @@ final class ConsumerState: Sendable {
             s.order.removeAll { $0 == tp }
             p.fetchPosition = offset
             p.deliveredPosition = offset
+            p.processedPosition = offset
             p.inFlight = false
             p.notBefore = 0
             s.partitions[tp] = p
@@ -230,11 +260,13 @@ final class ConsumerState: Sendable {
 
     /// The next batch of a partition that is not paused, or `nil` when none is ready.
     /// Frees its bytes from the prefetch bound.
-    private func takeReady(_ s: inout State) -> ConsumerBatch? {
+    private func takeReady(_ s: inout State, markBusy: Bool) -> ConsumerBatch? {
         for (i, tp) in s.order.enumerated() {
-            guard var p = s.partitions[tp], !p.paused, !p.ready.isEmpty else { continue }
+            guard var p = s.partitions[tp], !p.paused, !p.busy, !p.revoking, !p.ready.isEmpty else { continue }
             let batch = p.ready.removeFirst()
             p.deliveredPosition = batch.nextOffset
+            p.busy = markBusy
+            s.batchesDelivered += 1
             s.partitions[tp] = p
             s.order.remove(at: i)
             if !p.ready.isEmpty { s.order.append(tp) }
@@ -245,9 +277,10 @@ final class ConsumerState: Sendable {
     }
 
     /// The waiting reader and the batch to resume it with, if both exist.
-    private func takeWaiter(_ s: inout State) -> (Waiter, ConsumerBatch)? {
-        guard let waiter = s.waiter, let batch = takeReady(&s) else { return nil }
+    func takeWaiter(_ s: inout State) -> (Waiter, ConsumerBatch)? {
+        guard let waiter = s.waiter, let batch = takeReady(&s, markBusy: s.waiterMarksBusy) else { return nil }
         s.waiter = nil
+        if !s.waiterMarksBusy { s.outstanding = (batch.topicPartition, batch.assignmentID, batch.epoch, batch.nextOffset) }
         return (waiter, batch)
     }
 
@@ -257,7 +290,12 @@ final class ConsumerState: Sendable {
         state.withLock { s in
             var epochs: [TopicPartition: UInt64] = [:]
             for tp in tps {
-                if s.partitions[tp] == nil { s.partitions[tp] = Partition() }
+                if s.partitions[tp] == nil {
+                    var p = Partition()
+                    p.assignmentID = s.nextAssignmentID
+                    s.nextAssignmentID &+= 1
+                    s.partitions[tp] = p
+                }
                 epochs[tp] = s.partitions[tp]!.epoch
             }
             return epochs
@@ -303,16 +341,30 @@ final class ConsumerState: Sendable {
 
     /// The next ready batch, waiting for one; `nil` once the consumer is closed. A cancelled
     /// waiting task gets `cancelled` (and takes nothing).
-    func next() async throws(KlifeError) -> ConsumerBatch? {
+    /// - Parameter markBusy: a handler dispatcher asks: the batch's partition gets no other
+    ///   batch until ``markProcessed(_:)``. Otherwise (a reader), the batch returned by the
+    ///   previous call counts as processed when ``BatchAcknowledgement/onNextBatch``.
+    func next(markBusy: Bool = false) async throws(KlifeError) -> ConsumerBatch? {
         let result: Result<ConsumerBatch?, KlifeError> = await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let immediate = state.withLock { s -> Result<ConsumerBatch?, KlifeError>? in
+                    if !markBusy, let done = s.outstanding {
+                        s.outstanding = nil
+                        if configuration.acknowledgement == .onNextBatch {
+                            Self.markProcessed(&s, done.tp, assignmentID: done.assignmentID, epoch: done.epoch,
+                                               nextOffset: done.nextOffset)
+                        }
+                    }
                     if let failure = s.failure { return .failure(failure) }
                     if s.closed { return .success(nil) }
-                    if let batch = takeReady(&s) { return .success(batch) }
+                    if let batch = takeReady(&s, markBusy: markBusy) {
+                        if !markBusy { s.outstanding = (batch.topicPartition, batch.assignmentID, batch.epoch, batch.nextOffset) }
+                        return .success(batch)
+                    }
                     if s.waiter != nil { return .failure(.invalidArgument("a consumer's batches are read by one task at a time")) }
                     if Task.isCancelled { return .failure(.cancelled) }
                     s.waiter = continuation
+                    s.waiterMarksBusy = markBusy
                     return nil
                 }
                 if let immediate { continuation.resume(returning: immediate) }

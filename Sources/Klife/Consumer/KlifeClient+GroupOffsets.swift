@@ -11,14 +11,24 @@ extension KlifeClient {
     /// - Throws: ``KlifeError`` — the first partition error the coordinator reports, or
     ///   `malformedResponse` when it leaves a partition out.
     public func commitOffsets(_ offsets: [TopicPartition: Int64], groupID: String) async throws(KlifeError) {
+        try await commitOffsets(offsets, groupID: groupID, member: nil)
+    }
+
+    /// Commits `offsets` for `groupID`, as `member` of it when given (its generation or member
+    /// epoch and ids; the coordinator refuses a commit of a stale generation).
+    func commitOffsets(_ offsets: [TopicPartition: Int64], groupID: String,
+                       member: GroupCommitIdentity?) async throws(KlifeError) {
         guard !offsets.isEmpty else { return }
         var byTopic: [String: [OffsetCommitRequest.Partition]] = [:]
         for (tp, offset) in offsets {
             byTopic[tp.topic, default: []].append(.init(partitionIndex: tp.partition, committedOffset: offset))
         }
-        let request = OffsetCommitRequest(groupID: groupID, topics: byTopic.sorted { $0.key < $1.key }.map { name, partitions in
-            .init(name: name, partitions: partitions.sorted { $0.partitionIndex < $1.partitionIndex })
-        })
+        let request = OffsetCommitRequest(
+            groupID: groupID, generationIDOrMemberEpoch: member?.generationOrEpoch ?? -1, memberID: member?.memberID ?? "",
+            groupInstanceID: member?.instanceID,
+            topics: byTopic.sorted { $0.key < $1.key }.map { name, partitions in
+                .init(name: name, partitions: partitions.sorted { $0.partitionIndex < $1.partitionIndex })
+            })
         let response = try await coordinatorCall(
             request, name: "OffsetCommit", subject: groupID, cache: groupCoordinator(groupID), key: groupID,
             keyType: FindCoordinatorRequest.groupKeyType,

@@ -16,28 +16,63 @@ import KlifeProtocol
 /// }
 /// ```
 ///
-/// Group membership and committed offsets build on this type (manual assignment today).
+/// With ``ConsumerConfiguration/groupID`` and ``ConsumerConfiguration/topics`` it is a member
+/// of a consumer group (classic or KIP-848): the group assigns its partitions, rebalances call
+/// ``ConsumerConfiguration/onAssigned`` / ``ConsumerConfiguration/onRevoked``, and processed
+/// positions are committed (see ``ConsumerConfiguration/acknowledgement``). Without topics,
+/// ``assign(_:)`` chooses the partitions.
 public final class KlifeConsumer: Sendable {
     /// The consumer's settings.
     public var configuration: ConsumerConfiguration { state.configuration }
     let state: ConsumerState
-    private let client: KlifeClient
+    let client: KlifeClient
+    let committer: OffsetCommitter
+    /// The group membership, for a consumer that subscribes to topics.
+    let membership: (any GroupMembership)?
+    private let autoCommit = Locked<Task<Void, Never>?>(nil)
+    private let closing = Locked(false)
 
     init(client: KlifeClient, configuration: ConsumerConfiguration) {
         self.client = client
         let services = client.fetchers
         self.state = ConsumerState(configuration: configuration) { for s in services { s.wake() } }
+        self.committer = OffsetCommitter(state: state, client: client)
+        if configuration.isGroupMember {
+            let listener = GroupAssignmentHandler(state: state, client: client, committer: committer)
+            switch configuration.groupProtocol {
+            case .classic: membership = ClassicMembership(client: client, settings: configuration, listener: listener)
+            case .consumer: preconditionFailure("refused by KlifeClient.consumer(_:)")
+            }
+        } else {
+            membership = nil
+        }
         let consumer = FetchService.Consumer(
             state: state,
             onPositionLost: { [weak client, state] tp, epoch in
                 guard let client else { return }
-                Task { await Self.reset(tp, epoch: epoch, state: state, client: client) }
+                Task { await PositionLookup.reset(tp, epoch: epoch, state: state, client: client,
+                                                  reason: "fetch \(tp): position out of range") }
             },
             onUndecided: { [weak client, state] claim in
                 guard let client else { return }
                 Task { await Self.decideFromLog(claim, state: state, client: client) }
             })
         for service in services { service.hub.reactor.submit { service.add(consumer) } }
+        membership?.start()
+        if let interval = configuration.autoCommitInterval, configuration.groupID != nil {
+            let task = Task { [weak self] in
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: interval)
+                    guard let self, !Task.isCancelled else { return }
+                    await self.commitInBackground()
+                }
+            }
+            autoCommit.withLock { $0 = task }
+        }
+    }
+
+    deinit {
+        autoCommit.withLock { $0?.cancel() }
     }
 
     /// Starts reading `partitions`, each from where its ``ConsumerStart`` says (looked up now).
@@ -74,21 +109,48 @@ public final class KlifeConsumer: Sendable {
         }
     }
 
-    /// Commits, for ``ConsumerConfiguration/groupID``, the position of every assigned partition
-    /// that handed out records: the offset after the last record of the last batch returned by
-    /// ``next()``. Call it once those records are processed: the committed offset never passes
-    /// a record the application has not had. Nothing is committed automatically.
+    /// Commits, for ``ConsumerConfiguration/groupID``, the processed position of every assigned
+    /// partition: the offset after the last processed record. With
+    /// ``BatchAcknowledgement/onNextBatch`` every batch handed out by ``next()`` counts as
+    /// processed when this is called (call it after processing them); with
+    /// ``BatchAcknowledgement/explicit`` and in ``run(_:)`` only batches marked processed count.
+    /// The committed offset never passes a record the application has not finished.
+    /// - Throws: ``KlifeError`` from the coordinator; a group member in the middle of a
+    ///   rebalance gets `REBALANCE_IN_PROGRESS` (its revoke commits instead).
     public func commit() async throws(KlifeError) {
-        let positions = state.state.withLock { s in
-            s.partitions.compactMapValues { $0.deliveredPosition >= 0 ? $0.deliveredPosition : nil }
-        }
-        try await commit(positions)
+        if configuration.acknowledgement == .onNextBatch && !state.handlerMode { state.markDeliveredProcessed() }
+        try await committer.commitProcessed(member: try memberIdentity())
     }
 
     /// Commits `offsets` (the next offset to read per partition) for ``ConsumerConfiguration/groupID``.
     public func commit(_ offsets: [TopicPartition: Int64]) async throws(KlifeError) {
-        guard let groupID = configuration.groupID else { throw .invalidArgument("commit needs ConsumerConfiguration.groupID") }
-        try await client.commitOffsets(offsets, groupID: groupID)
+        try await committer.commit(offsets, member: try memberIdentity())
+    }
+
+    /// Marks `batch` processed: its records may be committed (automatically, on revoke, on
+    /// close or by ``commit()``). Needed with ``BatchAcknowledgement/explicit``; harmless otherwise.
+    public func markProcessed(_ batch: ConsumerBatch) {
+        state.markProcessed(batch)
+    }
+
+    /// The group member's identity for a commit; `nil` outside group membership.
+    private func memberIdentity() throws(KlifeError) -> GroupCommitIdentity? {
+        guard let membership else { return nil }
+        guard let identity = membership.commitIdentity else {
+            throw .broker(.rebalanceInProgress, "commit for group '\(configuration.groupID ?? "")': the member is between generations")
+        }
+        return identity
+    }
+
+    /// The auto-commit: processed positions, as the member is now; failures are logged (the
+    /// next one carries the same positions).
+    private func commitInBackground() async {
+        if membership != nil && membership?.commitIdentity == nil { return }
+        do {
+            try await committer.commitProcessed(member: membership?.commitIdentity)
+        } catch {
+            client.hubs[0].log(.warning, "auto-commit for group '\(configuration.groupID ?? "")' failed: \(error)")
+        }
     }
 
     /// Stops reading `partitions` and drops what was fetched ahead for them.
@@ -141,11 +203,37 @@ public final class KlifeConsumer: Sendable {
     /// The batches as an asynchronous sequence (one reader at a time).
     public var batches: Batches { Batches(consumer: self) }
 
-    /// Stops fetching and ends ``batches``; fetched-ahead records are dropped.
-    public func close() {
+    /// Closes the consumer gracefully: stops fetching, waits up to `timeout` for batches being
+    /// processed (handlers of ``run(_:)``; with ``BatchAcknowledgement/explicit``, batches not
+    /// yet marked processed), commits what was processed, leaves the group (a static member
+    /// stays: its partitions wait for it until the session times out), and ends ``batches``.
+    /// Fetched-ahead records are dropped. Calling it again does nothing.
+    public func close(timeout: Duration = .seconds(30)) async {
+        let first = closing.withLock { c -> Bool in
+            defer { c = true }
+            return !c
+        }
+        guard first else { return }
+        autoCommit.withLock { $0?.cancel() }
+        await membership?.stop()
+        let assigned = assignment
+        state.beginRevoke(assigned)
+        if configuration.acknowledgement == .onNextBatch && !state.handlerMode { state.markOutstandingProcessed() }
+        _ = await state.waitUntilFinished(assigned, timeout: timeout)
+        if configuration.groupID != nil && (membership == nil || membership?.commitIdentity != nil) {
+            do {
+                try await committer.commitProcessed(member: membership?.commitIdentity)
+            } catch {
+                client.hubs[0].log(.warning, "commit on close for group '\(configuration.groupID ?? "")' failed: \(error)")
+            }
+        }
+        await membership?.leave()
         state.close()
         for service in client.fetchers { service.hub.reactor.submit { [state] in service.remove(state) } }
     }
+
+    /// Membership counters (zeros outside group membership).
+    public var groupStatistics: GroupStatistics { membership?.statistics ?? GroupStatistics() }
 
     /// ``KlifeConsumer/batches``.
     public struct Batches: AsyncSequence, Sendable {
@@ -184,29 +272,6 @@ public final class KlifeConsumer: Sendable {
         }
     }
 
-    /// OFFSET_OUT_OF_RANGE: the reset policy's offset, looked up (retried while it fails), or the
-    /// end of the stream with ``OffsetResetPolicy/none``.
-    private static func reset(_ tp: TopicPartition, epoch: UInt64, state: ConsumerState, client: KlifeClient) async {
-        let policy = state.configuration.offsetReset
-        guard policy != .none else {
-            state.fail(.broker(.offsetOutOfRange, "fetch \(tp): position out of range and offsetReset is none"))
-            return
-        }
-        var attempt = 0
-        while !client.isClosed {
-            do {
-                let offset = try await client.listOffset(topic: tp.topic, partition: tp.partition,
-                                                         policy == .earliest ? .earliest : .latest,
-                                                         isolation: state.configuration.isolation)
-                state.setPosition(tp, offset, ifEpoch: epoch)
-                return
-            } catch {
-                attempt += 1
-                try? await Task.sleep(for: min(state.configuration.retryBackoff * attempt, state.configuration.retryBackoffMax))
-            }
-        }
-    }
-
     /// read_committed when the broker's answer moved nothing below its last stable offset: the
     /// client's fetch decides transactions from the log (see `KlifeClient+Fetch.swift`).
     private static func decideFromLog(_ claim: ConsumerState.Claim, state: ConsumerState, client: KlifeClient) async {
@@ -230,6 +295,9 @@ extension KlifeClient {
     public func consumer(_ configuration: ConsumerConfiguration = ConsumerConfiguration()) throws(KlifeError) -> KlifeConsumer {
         try configuration.validate()
         if isClosed { throw .clientClosed }
+        if configuration.isGroupMember && configuration.groupProtocol == .consumer {
+            throw .unsupported("consumer.groupProtocol: the consumer group protocol (KIP-848) is not available yet")
+        }
         return KlifeConsumer(client: self, configuration: configuration)
     }
 }

@@ -166,7 +166,10 @@ final class BrokerConnection: ChannelHandler {
 
     /// Negotiates a version for `R`, encodes `request` and calls `completion` with the decoded response.
     /// Must be called on a ready connection (see ``whenReady(_:)``).
-    func send<R: KafkaRequest>(_ request: R, completion: @escaping (Result<R.Response, KlifeError>) -> Void) {
+    /// - Parameter extraTimeout: added to the request timeout, for requests the broker holds on
+    ///   purpose (a JoinGroup for the rebalance timeout, a fetch for its `maxWait`).
+    func send<R: KafkaRequest>(_ request: R, extraTimeout: UInt64 = 0,
+                               completion: @escaping (Result<R.Response, KlifeError>) -> Void) {
         let version: Int16
         do {
             version = try negotiatedVersion(R.self)
@@ -177,7 +180,7 @@ final class BrokerConnection: ChannelHandler {
         let broker = address.description
         sendFrame(apiKey: R.apiKey, version: version, flexible: R.isFlexible(version),
                   responseHeaderVersion: R.responseHeaderVersion(version), expectsResponse: true,
-                  encodeBody: { request.encode(into: &$0, version: version) },
+                  extraTimeout: extraTimeout, encodeBody: { request.encode(into: &$0, version: version) },
                   handler: { result in
                       switch result {
                       case .failure(let error):
@@ -206,7 +209,7 @@ final class BrokerConnection: ChannelHandler {
     /// Writes one request frame into the outbound buffer and flushes.
     /// - Parameter expectsResponse: false for Produce with acks=0, which the broker never answers.
     func sendFrame(apiKey: ApiKey, version: Int16, flexible: Bool, responseHeaderVersion: Int16,
-                   expectsResponse: Bool, encodeBody: (inout ByteWriter) -> Void,
+                   expectsResponse: Bool, extraTimeout: UInt64 = 0, encodeBody: (inout ByteWriter) -> Void,
                    handler: @escaping ResponseHandler) {
         guard let channel, state == .ready || state == .handshaking else {
             handler(.failure(.connection(IOError(.closedByUser), broker: address.description)))
@@ -221,7 +224,7 @@ final class BrokerConnection: ChannelHandler {
         KafkaFrame.endRequest(start: start, into: &channel.outbound)
         requestCounts[apiKey, default: 0] += 1
         if expectsResponse {
-            let deadline = Reactor.monotonicNanoseconds() &+ hub.configuration.requestTimeout.nanoseconds
+            let deadline = Reactor.monotonicNanoseconds() &+ hub.configuration.requestTimeout.nanoseconds &+ extraTimeout
             inFlight.append(InFlight(correlationID: correlationID, apiKey: apiKey,
                                      responseHeaderVersion: responseHeaderVersion, deadline: deadline, handler: handler))
             armTimeoutTimer()

@@ -1,5 +1,6 @@
 import KlifeIO
 import KlifeProtocol
+import Synchronization
 
 /// Why a connection to a broker exists. Kafka answers the requests of one connection strictly
 /// in order, so requests a broker may hold for long get connections of their own and never
@@ -50,10 +51,14 @@ final class ReactorHub: @unchecked Sendable {
     private(set) var services: [any ReactorService] = []
     private var connections: [ConnectionKey: BrokerConnection] = [:]
     private var bootstrapConnections: [BrokerAddress: BrokerConnection] = [:]
+    /// Requests sent on dedicated connections already closed (so counts never go down).
+    private var retiredRequestCounts: [ApiKey: Int] = [:]
 
     private struct ConnectionKey: Hashable {
         let node: Int32
         let purpose: ConnectionPurpose
+        /// 0 for the shared connection of a purpose; otherwise the owner of a dedicated one.
+        var owner: UInt64 = 0
     }
 
     init(index: Int, configuration: KlifeConfiguration, tls: TLSContext?) throws(KlifeError) {
@@ -98,8 +103,37 @@ final class ReactorHub: @unchecked Sendable {
     /// The connection to `node` for `purpose`, created on first use; `nil` if the broker is not
     /// in metadata (and no connection to it exists).
     func connection(forNode node: Int32, purpose: ConnectionPurpose = .produce) -> BrokerConnection? {
+        connection(ConnectionKey(node: node, purpose: purpose))
+    }
+
+    /// A connection to `node` that only `owner` uses (a group member: two members' JoinGroups
+    /// on one connection would wait for each other until the rebalance timeout), created on
+    /// first use; `nil` if the broker is not in metadata. Closed by ``closeDedicatedConnections(owner:)``.
+    func dedicatedConnection(forNode node: Int32, purpose: ConnectionPurpose, owner: UInt64) -> BrokerConnection? {
+        precondition(owner != 0, "owner 0 is the shared connection")
+        return connection(ConnectionKey(node: node, purpose: purpose, owner: owner))
+    }
+
+    /// Closes every dedicated connection of `owner`.
+    func closeDedicatedConnections(owner: UInt64) {
         assertOnReactor()
-        let key = ConnectionKey(node: node, purpose: purpose)
+        for key in connections.keys where key.owner == owner {
+            guard let connection = connections.removeValue(forKey: key) else { continue }
+            retiredRequestCounts.merge(connection.requestCounts, uniquingKeysWith: +)
+            connection.close()
+        }
+    }
+
+    /// A fresh owner id for ``dedicatedConnection(forNode:purpose:owner:)``.
+    static func newConnectionOwner() -> UInt64 {
+        nextConnectionOwner.add(1, ordering: .relaxed).newValue
+    }
+
+    private static let nextConnectionOwner = Atomic<UInt64>(0)
+
+    private func connection(_ key: ConnectionKey) -> BrokerConnection? {
+        assertOnReactor()
+        let node = key.node
         guard let broker = snapshot.metadata.brokers[node] else { return connections[key] }
         if let existing = connections[key] {
             if existing.address == broker.address { return existing }
@@ -127,7 +161,7 @@ final class ReactorHub: @unchecked Sendable {
 
     /// Requests sent per API over every connection of this reactor.
     func requestCounts() -> [ApiKey: Int] {
-        var total: [ApiKey: Int] = [:]
+        var total = retiredRequestCounts
         for c in connections.values { total.merge(c.requestCounts, uniquingKeysWith: +) }
         for c in bootstrapConnections.values { total.merge(c.requestCounts, uniquingKeysWith: +) }
         return total

@@ -1,0 +1,88 @@
+import KlifeIO
+
+/// What a ``KlifeConsumer`` did so far: its partitions with their positions and lag, what it
+/// fetched, how long handlers took, and its group membership's rebalances.
+public struct ConsumerStatistics: Sendable {
+    /// One assigned partition.
+    public struct Partition: Sendable, Hashable {
+        /// Where reading goes on: the offset after the last record handed out (-1 while unknown).
+        public var position: Int64
+        /// The offset after the last processed record (-1 while unknown).
+        public var processed: Int64
+        /// The last offset committed or read as committed (-1 if none).
+        public var committed: Int64
+        /// Records after the position up to the high watermark (or the last stable offset at
+        /// read_committed), from the last fetch answer; -1 while unknown.
+        public var lag: Int64
+        /// Bytes fetched ahead and waiting to be handed out.
+        public var bufferedBytes: Int
+        /// Paused with ``KlifeConsumer/pause(_:)``.
+        public var paused: Bool
+    }
+
+    /// Every assigned partition.
+    public var partitions: [TopicPartition: Partition]
+    /// Records fetched (visible ones: aborted and control records are not counted).
+    public var recordsFetched: Int
+    /// Bytes of keys and values fetched.
+    public var bytesFetched: Int
+    /// Batches handed to the application.
+    public var batchesDelivered: Int
+    /// Bytes fetched ahead of the application now (bounded by
+    /// ``ConsumerConfiguration/maxBufferedBytes``).
+    public var bufferedBytes: Int
+    /// Time from handing a batch to a ``KlifeConsumer/run(_:)`` handler until it returned
+    /// successfully (retries included).
+    public var handlerLatency: LatencySummary
+    /// Rebalances and membership of the group (zeros outside group membership).
+    public var group: GroupStatistics
+}
+
+extension ConsumerState {
+    /// A handler took `nanoseconds` for a batch.
+    func noteHandlerLatency(_ nanoseconds: UInt64) {
+        state.withLock { $0.handlerLatency.record(nanoseconds: nanoseconds) }
+    }
+
+    /// Whether `batch`'s partition is still assigned in the same assignment and not being revoked.
+    func isCurrent(_ batch: ConsumerBatch) -> Bool {
+        state.withLock { s in
+            guard let p = s.partitions[batch.topicPartition] else { return false }
+            return p.assignmentID == batch.assignmentID && !p.revoking && !s.closed
+        }
+    }
+
+    /// A handler gave up `batch` (its partition went away): the partition is no longer busy,
+    /// and nothing is marked processed.
+    func markAbandoned(_ batch: ConsumerBatch) {
+        state.withLock { s in
+            guard let p = s.partitions[batch.topicPartition], p.assignmentID == batch.assignmentID else { return }
+            s.partitions[batch.topicPartition]!.busy = false
+        }
+    }
+
+    func statistics(group: GroupStatistics) -> ConsumerStatistics {
+        state.withLock { s in
+            var partitions: [TopicPartition: ConsumerStatistics.Partition] = [:]
+            for (tp, p) in s.partitions {
+                var lag: Int64 = -1
+                if p.highWatermark >= 0 && p.deliveredPosition >= 0 {
+                    let end = p.lastStableOffset >= 0 ? min(p.lastStableOffset, p.highWatermark) : p.highWatermark
+                    lag = max(0, end - p.deliveredPosition)
+                }
+                partitions[tp] = .init(position: p.deliveredPosition, processed: p.processedPosition, committed: p.committedPosition,
+                                       lag: lag, bufferedBytes: p.ready.reduce(0) { $0 + $1.bytes }, paused: p.paused)
+            }
+            return ConsumerStatistics(partitions: partitions, recordsFetched: s.recordsFetched, bytesFetched: s.bytesFetched,
+                                      batchesDelivered: s.batchesDelivered, bufferedBytes: s.bufferedBytes,
+                                      handlerLatency: s.handlerLatency.summary, group: group)
+        }
+    }
+}
+
+extension KlifeConsumer {
+    /// Positions, lag, fetch counters, handler latency and rebalances, now.
+    public func statistics() -> ConsumerStatistics {
+        state.statistics(group: groupStatistics)
+    }
+}
