@@ -113,4 +113,152 @@ final class GroupConsumerTests: XCTestCase {
         XCTAssertEqual(b.consumer.groupStatistics.partitionsLostEvents, 0)
         await client.close()
     }
+
+    func testAKilledMemberLosesItsPartitionsAfterTheSessionTimeoutAndNothingCommittedIsLost() async throws {
+        let client = try await Shared.client()
+        let doomedClient = try await Shared.client()
+        let topic = try await Shared.topic(client, partitions: 6, prefix: "group-kill")
+        let group = "g-" + topic
+        await produce(client, topic: topic, partitions: 6, count: 50)
+        let settings = settings(group: group, topic: topic)
+        let doomed = GroupReader(try doomedClient.consumer(settings), name: "doomed")
+        let survivor = GroupReader(try client.consumer(settings), name: "survivor")
+        await eventually("both members hold three partitions") {
+            doomed.consumer.assignment.count == 3 && survivor.consumer.assignment.count == 3
+        }
+        await eventually("all 300 records read") { doomed.count + survivor.count >= 300 }
+        // Wait for the doomed member's auto-commit to cover everything it read, then kill it:
+        // its client goes away without leaving the group.
+        let doomedPartitions = doomed.consumer.assignment
+        await eventually("the doomed member committed what it processed") {
+            doomed.consumer.statistics().partitions.values.allSatisfy { $0.committed == 50 }
+        }
+        await doomedClient.close()
+        await eventually("the survivor holds every partition after the session timeout") { survivor.consumer.assignment.count == 6 }
+        XCTAssertEqual(survivor.consumer.groupStatistics.partitionsLostEvents, 0, "the survivor itself lost nothing")
+        await produce(client, topic: topic, partitions: 6, count: 5, tag: "late-")
+        await eventually("the survivor read the new records") {
+            let got = survivor.received.withLock { $0 }
+            return doomedPartitions.allSatisfy { (got[$0] ?? []).contains(54) }
+        }
+        let got = survivor.received.withLock { $0 }
+        for tp in doomedPartitions {
+            XCTAssertEqual(got[tp], (50..<55).map { Int64($0) }, "\(tp): the survivor starts at the killed member's last commit")
+        }
+        await survivor.consumer.close()
+        let committed = try await client.committedOffsets(groupID: group)
+        XCTAssertEqual(Set(committed.values), [55], "every partition committed to its end")
+        await client.close()
+    }
+
+    func testCooperativeRebalanceKeepsDeliveringPartitionsThatStay() async throws {
+        let client = try await Shared.client()
+        let topic = try await Shared.topic(client, partitions: 6, prefix: "group-coop")
+        let group = "g-" + topic
+        var settings = settings(group: group, topic: topic)
+        settings.assignmentStrategies = [.cooperativeSticky]
+        let revokedFromFirst = Locked<Set<TopicPartition>>([])
+        var firstSettings = settings
+        firstSettings.onRevoked = { tps in revokedFromFirst.withLock { $0.formUnion(tps) } }
+        let first = GroupReader(try client.consumer(firstSettings), name: "first")
+        await eventually("the first member holds every partition") { first.consumer.assignment.count == 6 }
+
+        // Records keep arriving on every partition while the second member joins.
+        let producing = Task {
+            var i = 0
+            while !Task.isCancelled {
+                for p in Int32(0)..<6 { client.produce(ProducerRecord(topic: topic, partition: p, value: "live-\(i)")) { _ in } }
+                i += 1
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        let joinStarted = Reactor.monotonicNanoseconds()
+        let assignedAt = Locked<UInt64?>(nil)
+        var secondSettings = settings
+        secondSettings.onAssigned = { tps in
+            if !tps.isEmpty { assignedAt.withLock { $0 = $0 ?? Reactor.monotonicNanoseconds() } }
+        }
+        let second = GroupReader(try client.consumer(secondSettings), name: "second")
+        await eventually("both members hold three partitions") {
+            first.consumer.assignment.count == 3 && second.consumer.assignment.count == 3
+        }
+        producing.cancel()
+        let kept = first.consumer.assignment
+        let joinEnded = try XCTUnwrap(assignedAt.withLock { $0 })
+        // The second half of the rebalance: long after the first member heard of it (heartbeats
+        // every second; Tansu holds the joins for seconds), so an eager member would have
+        // given up everything by then.
+        let middle = joinStarted + (joinEnded - joinStarted) / 2
+        let duringRebalance = first.arrivals.withLock { $0 }.filter { $0.0 > middle && $0.0 < joinEnded && kept.contains($0.1) }
+        XCTAssertFalse(duringRebalance.isEmpty, "partitions that keep their owner deliver batches while the rebalance runs")
+        XCTAssertEqual(Set(duringRebalance.map(\.1)), kept, "every partition that stays delivers during the rebalance")
+        XCTAssertEqual(revokedFromFirst.withLock { $0 }, second.consumer.assignment,
+                       "the first member gives up only the partitions that move")
+        XCTAssertTrue(kept.isDisjoint(with: second.consumer.assignment))
+        await first.consumer.close()
+        await second.consumer.close()
+        await client.close()
+    }
+
+    func testAStaticMemberRestartedWithinTheSessionTimeoutCausesNoRebalance() async throws {
+        let client = try await Shared.client()
+        let topic = try await Shared.topic(client, partitions: 4, prefix: "group-static")
+        let group = "g-" + topic
+        var settings = settings(group: group, topic: topic)
+        settings.sessionTimeout = .seconds(30)  // the restart must fit in it
+        var staticSettings = settings
+        staticSettings.groupInstanceID = "static-a"
+        let a = GroupReader(try client.consumer(staticSettings), name: "a")
+        let b = GroupReader(try client.consumer(settings), name: "b")
+        await eventually("both members hold two partitions") {
+            a.consumer.assignment.count == 2 && b.consumer.assignment.count == 2
+        }
+        let aPartitions = a.consumer.assignment
+        let bPartitions = b.consumer.assignment
+        let bRebalances = b.consumer.groupStatistics.rebalances
+        await a.consumer.close()  // a static member does not leave
+        let left = await client.statistics().requestsSent[.leaveGroup] ?? 0
+        XCTAssertEqual(left, 0, "a static member does not send LeaveGroup")
+
+        let restarted = GroupReader(try client.consumer(staticSettings), name: "a again")
+        await eventually("the restarted static member holds its partitions again") { restarted.consumer.assignment == aPartitions }
+        await produce(client, topic: topic, partitions: 4, count: 3)
+        await eventually("records flow to both") { restarted.count + b.count >= 12 }
+        XCTAssertEqual(b.consumer.groupStatistics.rebalances, bRebalances, "the other member saw no rebalance")
+        XCTAssertEqual(b.consumer.assignment, bPartitions)
+        await restarted.consumer.close()
+        await b.consumer.close()
+        await client.close()
+    }
+
+    func testAHandlerSlowerThanTheSessionTimeoutKeepsItsMembership() async throws {
+        let client = try await Shared.client()
+        let topic = try await Shared.topic(client, partitions: 1, prefix: "group-slow")
+        let group = "g-" + topic
+        await produce(client, topic: topic, partitions: 1, count: 6)
+        var settings = settings(group: group, topic: topic)
+        settings.sessionTimeout = .seconds(3)
+        settings.heartbeatInterval = .milliseconds(500)
+        settings.maxRecords = 3
+        let consumer = try client.consumer(settings)
+        let processed = Locked<[Int64]>([])
+        let running = Task {
+            try await consumer.run { batch in
+                // Three session timeouts per batch: only heartbeats from the reactor keep the member in.
+                try await Task.sleep(for: .seconds(9))
+                processed.withLock { $0 += batch.records.map(\.offset) }
+            }
+        }
+        await eventually("both batches processed", within: .seconds(90)) { processed.withLock { $0.count } == 6 }
+        let stats = consumer.groupStatistics
+        XCTAssertEqual(stats.rebalances, 1, "no rebalance after the first join")
+        XCTAssertEqual(stats.partitionsLostEvents, 0, "membership never lost")
+        XCTAssertGreaterThan(stats.heartbeats, 20, "heartbeats went on during the handlers")
+        XCTAssertEqual(processed.withLock { $0 }, [0, 1, 2, 3, 4, 5], "each record once, in order")
+        await consumer.close()
+        try await running.value
+        let committed = try await client.committedOffsets(groupID: group)
+        XCTAssertEqual(committed[TopicPartition(topic: topic, partition: 0)], 6)
+        await client.close()
+    }
 }
