@@ -8,14 +8,33 @@ enum ConsumeCommand: Subcommand {
 
     static let spec = CommandSpec(
         path: "consume",
-        synopsis: "-b HOST:PORT -t TOPIC [-p PARTITION] [-o OFFSET] [-c COUNT] [-e] [-f FORMAT | --tsv] [options]",
+        synopsis: """
+            -b HOST:PORT -t TOPIC [-p PARTITION] [-o OFFSET] [-c COUNT] [-e] [-f FORMAT | --tsv] [options]
+              or: -b HOST:PORT -G GROUP -t TOPIC [-t TOPIC ...] [--group-protocol classic|consumer]
+                  [--assignor NAME] [--instance-id ID] [-o beginning|end] [-c COUNT] [options]
+            """,
         summary: """
             Reads a topic with fetch requests and prints one record value per line. Without -p
             every partition is read, round robin. Without -e or -c it keeps waiting for new
             records until Ctrl-C.
+
+            With -G it is a balanced member of the consumer group GROUP: the group gives it
+            partitions of the topics, which it reads from the group's committed offsets (-o:
+            where a partition without one starts). Each batch counts as processed once printed
+            and flushed; on Ctrl-C (SIGINT) or SIGTERM it stops fetching, commits the offsets of
+            what it printed, leaves the group (a static member with --instance-id stays) and
+            exits 0.
             """,
         options: ClientOptions.specs + [
-            OptionSpec(["-t", "--topic"], value: "TOPIC", help: "Topic to read (required)"),
+            OptionSpec(["-t", "--topic"], value: "TOPIC", help: "Topic to read (required; with -G, repeat for more)"),
+            OptionSpec(["-G", "--group"], value: "GROUP", help: "Consume as a member of this consumer group"),
+            OptionSpec(["--group-protocol"], value: "PROTOCOL",
+                       help: "With -G: classic (default) or consumer (KIP-848, the broker assigns)"),
+            OptionSpec(["--assignor"], value: "NAME",
+                       help: "With -G, classic: range, roundrobin or cooperative-sticky (default); repeat or comma-separate for several"),
+            OptionSpec(["--instance-id"], value: "ID", help: "With -G: static membership under this instance id"),
+            OptionSpec(["--session-timeout"], value: "MS",
+                       help: "With -G, classic: the member's session timeout in ms (default 45000)"),
             OptionSpec(["-p", "--partition"], value: "N", help: "Only this partition (default: all)"),
             OptionSpec(["-o", "--offset"], value: "OFFSET",
                        help: "Start: beginning, end (default), N, -N (N before end), @MS (timestamp)"),
@@ -48,6 +67,19 @@ enum ConsumeCommand: Subcommand {
     static func main(_ arguments: [String]) async throws -> Int32 {
         let parsed = try spec.parse(arguments)
         let config = try ClientOptions.configuration(from: parsed)
+        if let group = parsed.value("--group") {
+            var options = try ConsumeGroup.options(parsed, group: group)
+            options.limit = try parsed.integer("--count", as: Int.self, in: 0...Int.max)
+            options.verbose = parsed.has("--verbose")
+            options.isolation = try isolationLevel(parsed)
+            let formatter = try makeFormatter(parsed)
+            _ = try await ConsumeGroup.run(options, config: config, formatter: formatter, signals: SignalWatcher.install())
+            return ExitStatus.success
+        }
+        for flag in ["--group-protocol", "--assignor", "--instance-id", "--session-timeout"] where parsed.has(flag) {
+            throw parsed.usageError("\(flag) needs -G GROUP")
+        }
+        if parsed.all("--topic").count > 1 { throw parsed.usageError("several -t need -G GROUP") }
         let topic = try parsed.required("--topic")
         let partition = try parsed.integer("--partition", as: Int32.self, in: 0...Int32.max)
         let start = try parsed.value("--offset").map { text throws(UsageError) in
@@ -60,13 +92,7 @@ enum ConsumeCommand: Subcommand {
         let formatter = try makeFormatter(parsed)
         let exitAtEnd = parsed.has("--exit")
         let verbose = parsed.has("--verbose")
-        let isolation: IsolationLevel
-        switch parsed.value("--isolation") {
-        case nil, "read_uncommitted": isolation = .readUncommitted
-        case "read_committed": isolation = .readCommitted
-        case let other?:
-            throw parsed.usageError("invalid value '\(other)' for --isolation: expected read_committed or read_uncommitted")
-        }
+        let isolation = try isolationLevel(parsed)
         let signals = SignalWatcher.install()
 
         var out = OutputBuffer()
@@ -104,6 +130,15 @@ enum ConsumeCommand: Subcommand {
                 + "of \(topic) in \(Format.elapsed(ContinuousClock.now - started)) (\(reason))")
         }
         return ExitStatus.success
+    }
+
+    private static func isolationLevel(_ parsed: ParsedArguments) throws(UsageError) -> IsolationLevel {
+        switch parsed.value("--isolation") {
+        case nil, "read_uncommitted": return .readUncommitted
+        case "read_committed": return .readCommitted
+        case let other?:
+            throw parsed.usageError("invalid value '\(other)' for --isolation: expected read_committed or read_uncommitted")
+        }
     }
 
     /// Builds the record formatter from `-f`, or from the `--print-*` flags when `-f` is absent.

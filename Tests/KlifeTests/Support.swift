@@ -41,6 +41,11 @@ struct ProcessRun {
 
 /// Runs the `klife` executable built next to the test bundle.
 func runKlife(_ arguments: [String], stdin: String = "") throws -> ProcessRun {
+    try runProcess(klifeBinary(), arguments, stdin: stdin)
+}
+
+/// The `klife` binary built next to the tests.
+func klifeBinary() throws -> URL {
     let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     var binary = directory.appendingPathComponent("klife")
     if !FileManager.default.isExecutableFile(atPath: binary.path) {
@@ -50,7 +55,7 @@ func runKlife(_ arguments: [String], stdin: String = "") throws -> ProcessRun {
     guard FileManager.default.isExecutableFile(atPath: binary.path) else {
         throw XCTSkip("klife binary not built next to the tests (\(directory.path)): run swift build --build-tests")
     }
-    return try runProcess(binary, arguments, stdin: stdin)
+    return binary
 }
 
 /// Runs `executable` with `arguments`, feeding it `stdin`, and waits for it to exit.
