@@ -261,4 +261,24 @@ final class GroupConsumerTests: XCTestCase {
         XCTAssertEqual(committed[TopicPartition(topic: topic, partition: 0)], 6)
         await client.close()
     }
+
+    func testTestingHelpersConsumeWithAGroupAndWaitForAStableGroup() async throws {
+        let client = try await Shared.client()
+        let topic = try await Shared.topic(client, partitions: 2, prefix: "group-helpers")
+        await produce(client, topic: topic, partitions: 2, count: 3)
+        let records = try await client.consumeRecords(topics: [topic], group: "g-" + topic, count: 6) {
+            $0.sessionTimeout = .seconds(6)
+            $0.heartbeatInterval = .seconds(1)
+        }
+        XCTAssertEqual(Set(records.compactMap(\.valueString)), ["0:0", "0:1", "0:2", "1:0", "1:1", "1:2"])
+        let committed = try await client.committedOffsets(groupID: "g-" + topic)
+        XCTAssertEqual(Set(committed.values), [3], "what the helper read is committed")
+
+        let settings = settings(group: "g2-" + topic, topic: topic)
+        let members = [try client.consumer(settings), try client.consumer(settings)]
+        try await waitUntilGroupIsStable(members, partitions: [TopicPartition(topic: topic, partition: 0), TopicPartition(topic: topic, partition: 1)])
+        XCTAssertEqual(members.map(\.assignment.count), [1, 1])
+        for member in members { await member.close() }
+        await client.close()
+    }
 }
