@@ -26,7 +26,7 @@ struct KlifeCommand {
 
     static var subcommands: [any Subcommand.Type] {
         [BrokerCommand.self, MetadataCommand.self, TopicCommand.self,
-         ProduceCommand.self, ConsumeCommand.self, DemoCommand.self, BenchCommand.self]
+         ProduceCommand.self, ConsumeCommand.self, GroupCommand.self, DemoCommand.self, BenchCommand.self]
     }
 
     static var help: String {

@@ -57,6 +57,10 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
         /// share no protocol version or cipher, or it closed the connection during the
         /// handshake (a port that does not speak TLS). Not retriable: fix the configuration.
         public static let tlsHandshakeFailed = Code("tlsHandshakeFailed")
+        /// A consumer group has active members, so the administrative operation that needs it
+        /// idle (resetting its offsets, deleting it) was refused: by the client after describing
+        /// the group, or by the coordinator (`NON_EMPTY_GROUP`). Stop the group's consumers first.
+        public static let groupNotEmpty = Code("groupNotEmpty")
         /// The name of the code.
         public var description: String { name }
     }
@@ -80,6 +84,7 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
         case producerFenced(transactionalID: String, code: KafkaErrorCode)
         case transactionAborted(transactionalID: String, reason: String)
         case tlsHandshakeFailed(broker: String, failure: TLSFailure)
+        case groupNotEmpty(groupID: String, operation: String, detail: String)
     }
 
     private let kind: Kind
@@ -109,14 +114,17 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
         case .producerFenced: .producerFenced
         case .transactionAborted: .transactionAborted
         case .tlsHandshakeFailed: .tlsHandshakeFailed
+        case .groupNotEmpty: .groupNotEmpty
         }
     }
 
-    /// The Kafka error code when the broker reported one.
+    /// The Kafka error code when the broker reported one; `NON_EMPTY_GROUP` for every
+    /// ``Code/groupNotEmpty`` error, also when the client refused before asking the broker.
     public var kafkaErrorCode: KafkaErrorCode? {
         switch kind {
         case .broker(let code, _, _): code
         case .producerFenced(_, let code): code
+        case .groupNotEmpty: .nonEmptyGroup
         default: nil
         }
     }
@@ -170,6 +178,8 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
             "transaction of '\(id)' aborted: \(reason)"
         case .tlsHandshakeFailed(let broker, let failure):
             "TLS handshake with \(broker) failed: \(failure)"
+        case .groupNotEmpty(let id, let operation, let detail):
+            "cannot \(operation) group '\(id)': \(detail); stop its consumers first"
         }
     }
 
@@ -213,6 +223,9 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
     }
     static func transactionAborted(_ transactionalID: String, reason: String) -> KlifeError {
         KlifeError(.transactionAborted(transactionalID: transactionalID, reason: reason))
+    }
+    static func groupNotEmpty(_ groupID: String, operation: String, detail: String) -> KlifeError {
+        KlifeError(.groupNotEmpty(groupID: groupID, operation: operation, detail: detail))
     }
     static func authenticationFailed(_ detail: String, broker: String) -> KlifeError {
         KlifeError(.authenticationFailed(broker: broker, detail: detail))
