@@ -151,6 +151,7 @@ c-100-1p|consume|100|1|1000000|
 c-100-6p|consume|100|6|1000000|
 c-1k-6p|consume|1024|6|200000|
 c-100-6p-lz4|consume|100|6|1000000|-z lz4
+c-100-6p-group|consume|100|6|1000000|--group
 '
 QUICK_CASES='
 p-100-6p|produce|100|6|200000|--acks all --idempotent true --linger-ms 5
@@ -159,6 +160,7 @@ p-1k-6p|produce|1024|6|50000|--acks all --idempotent true --linger-ms 5
 p-100-6p-lz4|produce|100|6|200000|--acks all --idempotent true --linger-ms 5 -z lz4
 p-100-1p-sync|produce|100|1|500|--acks all --idempotent true --linger-ms 0 --sync
 c-100-6p|consume|100|6|200000|
+c-100-6p-group|consume|100|6|200000|--group
 '
 FULL_EXTRA='
 p-100-6p-acks1|produce|100|6|1000000|--acks 1 --linger-ms 5
@@ -271,15 +273,23 @@ while IFS='|' read -r id mode size parts records flags; do
   else
     SEQ=$((SEQ + 1))
     topic="bench-$id-$SEQ"
+    # --group: each run joins a fresh group (subscribe, then read); not a produce flag.
+    group=0
+    fill_words=()
+    for word in "${flag_words[@]}"; do
+      if [[ $word == --group ]]; then group=1; else fill_words+=("$word"); fi
+    done
     if ! "$KLIFE" bench produce -b "$BROKER" -t "$topic" -n "$records" -s "$size" -P "$parts" --linger-ms 5 \
-        --latency-every 0 "${flag_words[@]}" >/dev/null 2>"$WORK/$id-fill.err"; then
+        --latency-every 0 "${fill_words[@]}" >/dev/null 2>"$WORK/$id-fill.err"; then
       log "  filling $topic failed: $(tail -n 2 "$WORK/$id-fill.err" | tr '\n' ' ')"
       continue
     fi
     for run in $(seq 1 "$RUNS"); do
       if ((run % 2)); then order=(klife librdkafka); else order=(librdkafka klife); fi
       for client in "${order[@]}"; do
-        run_one "$client" "$id" "$run" consume "$topic" -n "$records"
+        consume_words=()
+        ((group)) && consume_words=(--group "bench-$id-$client-$run-$SEQ")
+        run_one "$client" "$id" "$run" consume "$topic" -n "$records" "${consume_words[@]}"
       done
     done
     delete_topic "$topic"

@@ -9,7 +9,7 @@ import Synchronization
 enum BenchConsume {
     static let spec = CommandSpec(
         path: "bench consume",
-        synopsis: "-b HOST:PORT -t TOPIC [-n N] [--fetch-max-bytes N] [--max-wait-ms N]",
+        synopsis: "-b HOST:PORT -t TOPIC [-n N] [--fetch-max-bytes N] [--max-wait-ms N] [--group GROUP [--session-timeout-ms N]]",
         summary: """
             Reads N records from the beginning of every partition of TOPIC (which must hold at
             least N, e.g. written by 'klife bench produce') and prints one JSON line.
@@ -17,6 +17,9 @@ enum BenchConsume {
         options: BenchSupport.commonSpecs + [
             OptionSpec(["--fetch-max-bytes"], value: "N", help: "maxBytes of each fetch (default 8388608)"),
             OptionSpec(["--max-wait-ms"], value: "N", help: "Broker wait when a partition has no data (default 100)"),
+            OptionSpec(["--group"], value: "GROUP",
+                       help: "Read as a member of GROUP through the consumer (join, then batches); the clock starts at the first batch"),
+            OptionSpec(["--session-timeout-ms"], value: "N", help: "With --group: the member's session timeout (default 6000)"),
         ],
         details: """
             The measured section starts after the start offsets and high watermarks are known
@@ -37,6 +40,17 @@ enum BenchConsume {
         let maxBytes = try parsed.integer("--fetch-max-bytes", as: Int32.self, in: 1024...(256 << 20)) ?? (8 << 20)
         let maxWait = try parsed.integer("--max-wait-ms", as: Int.self, in: 1...60_000) ?? 100
 
+        if let group = parsed.value("--group") {
+            let session = try parsed.integer("--session-timeout-ms", as: Int64.self, in: 1...3_600_000) ?? 6000
+            let result = try await ClientOptions.withClient(config) { client -> BenchResult in
+                let metadata = try await ClientOptions.topicMetadata(client, topic)
+                return try await BenchConsumeGroup.run(client: client, topic: topic, group: group, count: count,
+                                                       sessionTimeout: .milliseconds(session),
+                                                       partitions: metadata.partitions.count, threads: threads)
+            }
+            try result.emit()
+            return ExitStatus.success
+        }
         let result = try await ClientOptions.withClient(config) { client -> BenchResult in
             let metadata = try await ClientOptions.topicMetadata(client, topic)
             var starts: [(partition: Int32, offset: Int64, end: Int64)] = []
