@@ -45,7 +45,7 @@ enum BenchConsume {
             let result = try await ClientOptions.withClient(config) { client -> BenchResult in
                 let metadata = try await ClientOptions.topicMetadata(client, topic)
                 return try await BenchConsumeGroup.run(client: client, topic: topic, group: group, count: count,
-                                                       sessionTimeout: .milliseconds(session),
+                                                       sessionTimeout: .milliseconds(session), maxWait: .milliseconds(maxWait),
                                                        partitions: metadata.partitions.count, threads: threads)
             }
             try result.emit()

@@ -6,7 +6,7 @@ import Klife
 /// stderr and into the JSON line as `join_seconds`.
 enum BenchConsumeGroup {
     static func run(client: KlifeClient, topic: String, group: String, count: Int, sessionTimeout: Duration,
-                    partitions: Int, threads: Bool) async throws -> BenchResult {
+                    maxWait: Duration, partitions: Int, threads: Bool) async throws -> BenchResult {
         var settings = ConsumerConfiguration()
         settings.groupID = group
         settings.topics = [topic]
@@ -14,6 +14,9 @@ enum BenchConsumeGroup {
         settings.sessionTimeout = sessionTimeout
         settings.heartbeatInterval = min(settings.heartbeatInterval, sessionTimeout / 3)
         settings.autoCommitInterval = nil
+        // As the librdkafka peer's fetch.wait.max.ms: Tansu holds a fetch for its whole
+        // maxWait once one of its partitions has nothing new, even when others have records.
+        settings.fetchMaxWait = maxWait
         let subscribed = BenchSupport.monotonicNanoseconds()
         let consumer = try client.consumer(settings)
         var records = 0
