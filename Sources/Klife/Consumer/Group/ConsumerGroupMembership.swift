@@ -62,6 +62,9 @@ final class ConsumerGroupMembership: GroupMembership {
         /// When the assignment being reconciled arrived (for the statistics).
         var targetReceivedAt: UInt64?
         var refreshingMetadata = false
+        /// Rejoins and coordinator searches since the last answer without error: from the
+        /// second on, each waits a backoff so a coordinator that keeps refusing is not flooded.
+        var recoveries = 0
         var metadataAttempts = 0
         var statistics = GroupStatistics()
     }
@@ -180,6 +183,7 @@ final class ConsumerGroupMembership: GroupMembership {
                 await rejoin(after: code)
             case .coordinatorLost(let s) where s == session:
                 channel.forgetCoordinator()
+                await backoffAfterRepeatedRecovery()
                 guard await findCoordinator() else { return }
                 startHeartbeats()
             case .failed(let s, let error) where s == session:
@@ -291,6 +295,7 @@ final class ConsumerGroupMembership: GroupMembership {
             channel.hub.log(.warning, "group '\(groupID)': \(lost.count) partitions lost (\(code))")
             await listener.lost(lost)
         }
+        await backoffAfterRepeatedRecovery()
         if isStopping { return }
         state.withLock { s in
             if code == .unknownMemberID { s.memberID = Self.newMemberID() }
@@ -300,6 +305,16 @@ final class ConsumerGroupMembership: GroupMembership {
             s.targetReceivedAt = nil
         }
         startHeartbeats()
+    }
+
+    /// Counts a rejoin or coordinator search; from the second in a row without an answer in
+    /// between, waits the retry backoff first.
+    private func backoffAfterRepeatedRecovery() async {
+        let attempt = state.withLock { s -> Int in
+            s.recoveries += 1
+            return s.recoveries
+        }
+        if attempt > 1 { await settings.groupBackoff(attempt - 1) }
     }
 
     // MARK: Heartbeats (reactor thread)
@@ -355,6 +370,9 @@ final class ConsumerGroupMembership: GroupMembership {
             request.instanceID = settings.groupInstanceID
             request.rebalanceTimeoutMs = settings.rebalanceTimeout.int32Milliseconds
             request.subscribedTopicNames = settings.topics
+            // No regular expression: "" says so explicitly (the coordinator reads "" as none,
+            // and librdkafka's mock wants names and expression sent together).
+            request.subscribedTopicRegex = ""
             request.serverAssignor = settings.serverAssignor
             s.joinSent = true
         }
@@ -416,6 +434,7 @@ final class ConsumerGroupMembership: GroupMembership {
         switch code {
         case .none:
             s.statistics.heartbeats += 1
+            s.recoveries = 0
             if let id = response.memberID, !id.isEmpty { s.memberID = id }
             s.epoch = response.memberEpoch
             if response.heartbeatIntervalMs > 0 {
