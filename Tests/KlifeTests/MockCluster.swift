@@ -109,6 +109,12 @@ final class MockCluster: @unchecked Sendable {
         try command("coordinator \(type) \(key) \(broker)")
     }
 
+    /// Session timeout and heartbeat interval of KIP-848 consumer groups (the mock's defaults
+    /// are 30 s and 3 s); members pick them up on their next ConsumerGroupHeartbeat.
+    func consumerGroup(sessionTimeoutMs: Int, heartbeatIntervalMs: Int) throws {
+        try command("consumer_group \(sessionTimeoutMs) \(heartbeatIntervalMs)")
+    }
+
     /// Asks the child to quit, closes its stdin and reaps it (SIGKILL if it lingers). Idempotent.
     func stop() {
         let first = lock.withLock { () -> Bool in

@@ -22,6 +22,11 @@ Commands, one per line on stdin; each is answered with one JSON line,
                                   with these Kafka error codes, one code per request
   coordinator TYPE KEY BROKER     make BROKER the coordinator of KEY, TYPE being
                                   "transaction" (a transactional id) or "group"
+  consumer_group SESSION_MS HEARTBEAT_MS
+                                  session timeout and heartbeat interval of
+                                  KIP-848 consumer groups (defaults 30000 and
+                                  3000; members pick them up on their next
+                                  ConsumerGroupHeartbeat)
   quit                            exit
 
 The process exits when stdin closes or its parent process dies, so it never outlives
@@ -93,6 +98,10 @@ def load(path):
     api.push_errors_array = fn("rd_kafka_mock_push_request_errors_array", None, P, I16, SZ,
                                ctypes.POINTER(ctypes.c_int), required=False)
     api.coordinator_set = fn("rd_kafka_mock_coordinator_set", I, P, ctypes.c_char_p, ctypes.c_char_p, I32)
+    api.cgrp_session_timeout = fn("rd_kafka_mock_set_group_consumer_session_timeout_ms", None, P, I,
+                                  required=False)
+    api.cgrp_heartbeat_interval = fn("rd_kafka_mock_set_group_consumer_heartbeat_interval_ms", None, P, I,
+                                     required=False)
     api.set_host_port = fn("rd_kafka_mock_broker_set_host_port", None, P, I32, ctypes.c_char_p, I)
     api.push_errors_va = fn("rd_kafka_mock_push_request_errors", None, required=True)
     api.push_errors_va.argtypes = None  # variadic: arguments converted per call
@@ -147,6 +156,12 @@ class Mock:
 
     def coordinator(self, key_type, key, broker):
         self.check(self.api.coordinator_set(self.mc, key_type.encode(), key.encode(), broker), "set coordinator")
+
+    def consumer_group(self, session_ms, heartbeat_ms):
+        if self.api.cgrp_session_timeout is None or self.api.cgrp_heartbeat_interval is None:
+            raise RuntimeError("this librdkafka has no KIP-848 consumer group settings in its mock cluster")
+        self.api.cgrp_session_timeout(self.mc, session_ms)
+        self.api.cgrp_heartbeat_interval(self.mc, heartbeat_ms)
 
     def push_errors(self, apikey, codes):
         if self.api.push_errors_array is not None:
@@ -240,6 +255,11 @@ def run_command(mock, words):
         if len(args) != 3 or args[0] not in ("transaction", "group"):
             raise ValueError("usage: coordinator transaction|group KEY BROKER")
         mock.coordinator(args[0], args[1], int(args[2]))
+    elif cmd == "consumer_group":
+        session_ms, heartbeat_ms = ints(2)
+        if session_ms < 1 or heartbeat_ms < 1:
+            raise ValueError("consumer_group: SESSION_MS and HEARTBEAT_MS must be >= 1")
+        mock.consumer_group(session_ms, heartbeat_ms)
     else:
         raise ValueError(f"unknown command {cmd!r}")
 

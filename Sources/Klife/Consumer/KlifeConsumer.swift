@@ -41,7 +41,7 @@ public final class KlifeConsumer: Sendable {
             let listener = GroupAssignmentHandler(state: state, client: client, committer: committer)
             switch configuration.groupProtocol {
             case .classic: membership = ClassicMembership(client: client, settings: configuration, listener: listener)
-            case .consumer: preconditionFailure("refused by KlifeClient.consumer(_:)")
+            case .consumer: membership = ConsumerGroupMembership(client: client, settings: configuration, listener: listener)
             }
         } else {
             membership = nil
@@ -295,9 +295,6 @@ extension KlifeClient {
     public func consumer(_ configuration: ConsumerConfiguration = ConsumerConfiguration()) throws(KlifeError) -> KlifeConsumer {
         try configuration.validate()
         if isClosed { throw .clientClosed }
-        if configuration.isGroupMember && configuration.groupProtocol == .consumer {
-            throw .unsupported("consumer.groupProtocol: the consumer group protocol (KIP-848) is not available yet")
-        }
         return KlifeConsumer(client: self, configuration: configuration)
     }
 }

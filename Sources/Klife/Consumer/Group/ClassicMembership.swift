@@ -126,7 +126,7 @@ final class ClassicMembership: GroupMembership {
 
     private func run() async {
         var iterator = events.makeAsyncIterator()
-        guard await waitForTopics() else { return }
+        guard await channel.waitForTopics(settings, listener: listener, isStopping: { isStopping }) else { return }
         var attempt = 0
         var reason = "joining"
         while !isStopping {
@@ -394,30 +394,8 @@ final class ClassicMembership: GroupMembership {
         }
     }
 
-    /// Waits until every subscribed topic is in metadata (as produce waits for a new topic),
-    /// at most the producer's `maxBlock`; then fails the consumer naming the topic.
-    private func waitForTopics() async -> Bool {
-        let client = channel.client
-        for topic in settings.topics { client.noteTopicOfInterest(topic) }
-        let deadline = Reactor.monotonicNanoseconds() &+ client.maxBlockNanos
-        var attempt = 0
-        while !isStopping {
-            let metadata = try? await client.refreshMetadata(topics: settings.topics)
-            let missing = settings.topics.filter { metadata?.topics[$0]?.partitions.isEmpty ?? true }
-            if missing.isEmpty { return true }
-            if Reactor.monotonicNanoseconds() >= deadline {
-                listener.failed(.unknownTopicOrPartition(missing[0]))
-                return false
-            }
-            attempt += 1
-            await backoff(attempt)
-        }
-        return false
-    }
-
     private func backoff(_ attempt: Int) async {
-        let base = settings.retryBackoff * (1 << min(attempt - 1, 5))
-        try? await Task.sleep(for: min(base, settings.retryBackoffMax))
+        await settings.groupBackoff(attempt)
     }
 
     // MARK: Heartbeats (reactor thread)

@@ -187,3 +187,37 @@ final class AsyncSerializer: Sendable {
         next?.resume()
     }
 }
+
+extension GroupChannel {
+    /// Waits until every topic of `settings.topics` is in metadata (as produce waits for a new
+    /// topic), at most the producer's `maxBlock`; then fails `listener` naming the first
+    /// missing topic.
+    /// - Returns: `true` once every topic is known; `false` when the member failed or stops.
+    func waitForTopics(_ settings: ConsumerConfiguration, listener: any AssignmentListener,
+                       isStopping: () -> Bool) async -> Bool {
+        for topic in settings.topics { client.noteTopicOfInterest(topic) }
+        let deadline = Reactor.monotonicNanoseconds() &+ client.maxBlockNanos
+        var attempt = 0
+        while !isStopping() {
+            let metadata = try? await client.refreshMetadata(topics: settings.topics)
+            let missing = settings.topics.filter { metadata?.topics[$0]?.partitions.isEmpty ?? true }
+            if missing.isEmpty { return true }
+            if Reactor.monotonicNanoseconds() >= deadline {
+                listener.failed(.unknownTopicOrPartition(missing[0]))
+                return false
+            }
+            attempt += 1
+            await settings.groupBackoff(attempt)
+        }
+        return false
+    }
+}
+
+extension ConsumerConfiguration {
+    /// Sleeps before retry `attempt` (from 1) of a group call: ``retryBackoff`` doubling with
+    /// each attempt, at most ``retryBackoffMax``.
+    func groupBackoff(_ attempt: Int) async {
+        let base = retryBackoff * (1 << min(max(attempt, 1) - 1, 5))
+        try? await Task.sleep(for: min(base, retryBackoffMax))
+    }
+}

@@ -1,0 +1,395 @@
+import Foundation
+@testable import Klife
+import KlifeIO
+import KlifeProtocol
+import XCTest
+
+/// A group member on the mock cluster that records every batch, commits after each one, and
+/// checks that every partition it is given starts exactly at the group's committed offset
+/// (read when the partition is assigned): re-delivery only ever starts at the last commit.
+final class CommittingMember: Sendable {
+    let name: String
+    let consumer: KlifeConsumer
+    let probe: Probe
+    /// Offsets received per partition, in arrival order (duplicates kept).
+    let received = Locked<[TopicPartition: [Int64]]>([:])
+    let failure = Locked<(any Error)?>(nil)
+    private let task = Locked<Task<Void, Never>?>(nil)
+
+    /// What the membership hooks saw; created before the consumer so its settings can call it.
+    final class Probe: Sendable {
+        /// Where each newly assigned partition must start: the committed offset, or 0 without one.
+        let expectedStart = Locked<[TopicPartition: Int64]>([:])
+        /// Starts that did not match.
+        let wrongStarts = Locked<[String]>([])
+        /// Starts checked.
+        let checkedStarts = Locked<Int>(0)
+        let lost = Locked<[Set<TopicPartition>]>([])
+        let assignedEvents = Locked<Int>(0)
+
+        func install(into settings: inout ConsumerConfiguration, client: KlifeClient) {
+            let group = settings.groupID ?? ""
+            settings.onAssigned = { [self] partitions in
+                let committed = (try? await client.committedOffsets(groupID: group, partitions: Array(partitions))) ?? [:]
+                expectedStart.withLock { starts in
+                    for tp in partitions { starts[tp] = committed[tp] ?? 0 }
+                }
+                assignedEvents.withLock { $0 += 1 }
+            }
+            settings.onLost = { [self] partitions in lost.withLock { $0.append(partitions) } }
+        }
+    }
+
+    init(_ name: String, client: KlifeClient, settings: ConsumerConfiguration) throws {
+        self.name = name
+        let probe = Probe()
+        var settings = settings
+        probe.install(into: &settings, client: client)
+        self.probe = probe
+        self.consumer = try client.consumer(settings)
+        let t = Task { [self] in
+            do {
+                for try await batch in consumer.batches {
+                    let tp = batch.topicPartition
+                    let offsets = batch.records.map(\.offset)
+                    if let first = offsets.first, let expected = probe.expectedStart.withLock({ $0.removeValue(forKey: tp) }) {
+                        probe.checkedStarts.withLock { $0 += 1 }
+                        if first != expected {
+                            probe.wrongStarts.withLock { $0.append("\(name): \(tp) started at \(first), the committed offset was \(expected)") }
+                        }
+                    }
+                    received.withLock { $0[tp, default: []] += offsets }
+                    // A commit between two assignments throws REBALANCE_IN_PROGRESS; the revoke commits then.
+                    try? await consumer.commit()
+                }
+            } catch {
+                failure.withLock { $0 = error }
+            }
+        }
+        task.withLock { $0 = t }
+    }
+
+    var count: Int { received.withLock { $0.values.reduce(0) { $0 + $1.count } } }
+
+    func wait() async { await task.withLock { $0 }?.value }
+}
+
+/// The consumer group protocol (KIP-848): the reconciler on its own, then members on
+/// librdkafka's mock cluster, which speaks ConsumerGroupHeartbeat v1 and assigns with a
+/// range assignor of its own.
+final class ConsumerGroupProtocolTests: XCTestCase {
+    // MARK: Reconciler
+
+    func testReconcilerRevokesThenAssignsOneChangeAtATimeAndKeepsUnknownTopicsPending() {
+        let orders = KafkaUUID(high: 1, low: 1), audit = KafkaUUID(high: 2, low: 2)
+        func tp(_ topic: String, _ p: Int32) -> TopicPartition { TopicPartition(topic: topic, partition: p) }
+        var r = ConsumerGroupReconciler()
+        XCTAssertTrue(r.nextChange(names: [orders: "orders"]).isEmpty, "no target yet: nothing to do")
+        XCTAssertEqual(r.ownedTopicPartitions { _ in nil }, [], "a joining member owns nothing")
+
+        // First assignment: orders 0-2 (known) and audit 0 (not in metadata yet).
+        r.setTarget([.init(topicID: orders, partitions: [2, 0, 1]), .init(topicID: audit, partitions: [0])])
+        var names = [orders: "orders"]
+        XCTAssertEqual(r.unresolved(names: names), [audit])
+        var change = r.nextChange(names: names)
+        XCTAssertEqual(change, .init(revoked: [], added: [tp("orders", 0), tp("orders", 1), tp("orders", 2)]))
+        let versionBefore = r.ownedVersion
+        r.didRevoke(change.revoked)
+        r.didAssign(change.added)
+        XCTAssertEqual(r.ownedVersion, versionBefore, "owned is reported only once the change is complete")
+        r.finishChange()
+        XCTAssertNotEqual(r.ownedVersion, versionBefore)
+        XCTAssertTrue(r.nextChange(names: names).isEmpty, "the unknown topic stays pending")
+        XCTAssertEqual(r.ownedTopicPartitions { _ in nil }, [.init(topicID: orders, partitions: [0, 1, 2])],
+                       "owned partitions are reported by the id the assignment used")
+
+        // Metadata learns the topic: the pending partition is the next change.
+        names[audit] = "audit"
+        XCTAssertEqual(r.unresolved(names: names), [])
+        change = r.nextChange(names: names)
+        XCTAssertEqual(change, .init(revoked: [], added: [tp("audit", 0)]))
+        r.didAssign(change.added)
+        r.finishChange()
+
+        // The coordinator moves orders 1 and 2 away and gives orders 3: both come from one
+        // target, revoked first (the driver calls revoke before assign).
+        r.setTarget([.init(topicID: orders, partitions: [0, 3]), .init(topicID: audit, partitions: [0])])
+        change = r.nextChange(names: [:])  // resolution remembered: metadata may forget the topics
+        XCTAssertEqual(change.revoked, [tp("orders", 1), tp("orders", 2)])
+        XCTAssertEqual(change.added, [tp("orders", 3)])
+        r.didRevoke(change.revoked)
+        XCTAssertEqual(r.owned, [tp("orders", 0), tp("audit", 0)])
+        r.didAssign(change.added)
+        r.finishChange()
+        XCTAssertEqual(r.ownedTopicPartitions { _ in nil },
+                       [.init(topicID: audit, partitions: [0]), .init(topicID: orders, partitions: [0, 3])],
+                       "topics and partitions sorted")
+
+        // Removed from the group: everything is lost at once and the target is dropped.
+        let lost = r.loseAll()
+        XCTAssertEqual(lost, [tp("orders", 0), tp("orders", 3), tp("audit", 0)])
+        XCTAssertEqual(r.owned, [])
+        XCTAssertNil(r.target)
+        XCTAssertTrue(r.nextChange(names: names).isEmpty)
+        let unnamed = ConsumerGroupReconciler()
+        XCTAssertEqual(unnamed.ownedTopicPartitions { _ in KafkaUUID(high: 9, low: 9) }, [])
+    }
+
+    func testMemberIDsAreRandomVersion4UUIDs() {
+        let id = ConsumerGroupMembership.newMemberID()
+        XCTAssertEqual(id.count, 36)
+        XCTAssertEqual(id.split(separator: "-").map(\.count), [8, 4, 4, 4, 12])
+        XCTAssertEqual(Array(id)[14], "4", "version 4")
+        XCTAssertTrue("89ab".contains(Array(id)[19]), "RFC 4122 variant")
+        XCTAssertNotEqual(id, ConsumerGroupMembership.newMemberID())
+    }
+
+    // MARK: On the mock cluster
+
+    private func connect(_ mock: MockCluster) async throws -> KlifeClient {
+        var config = KlifeConfiguration(bootstrapServers: mock.bootstrap)
+        config.clientID = "klife-kip848-tests"
+        config.connectTimeout = .seconds(3)
+        config.requestTimeout = .seconds(5)
+        return try await KlifeClient.connect(config)
+    }
+
+    private func settings(group: String, topic: String) -> ConsumerConfiguration {
+        var settings = ConsumerConfiguration()
+        settings.groupID = group
+        settings.topics = [topic]
+        settings.groupProtocol = .consumer
+        settings.offsetReset = .earliest
+        settings.autoCommitInterval = nil
+        settings.maxRecords = 20
+        return settings
+    }
+
+    private func produce(_ client: KlifeClient, topic: String, partitions: Int32, count: Int, from start: Int = 0) async {
+        for p in 0..<partitions {
+            for i in start..<(start + count) { client.produce(ProducerRecord(topic: topic, partition: p, value: "\(p):\(i)")) { _ in } }
+        }
+        await client.flush()
+    }
+
+    private func merged(_ members: [CommittingMember]) -> [TopicPartition: [Int64]] {
+        var all: [TopicPartition: [Int64]] = [:]
+        for member in members { for (tp, offsets) in member.received.withLock({ $0 }) { all[tp, default: []] += offsets } }
+        return all
+    }
+
+    func testTwoMembersSplitSixPartitionsAndAClosingMemberHandsOverFromItsLastCommit() async throws {
+        let topic = "kip848-split"
+        let mock = try MockCluster(brokers: 3, topics: [(topic, 6)])
+        defer { mock.stop() }
+        try mock.consumerGroup(sessionTimeoutMs: 10_000, heartbeatIntervalMs: 300)
+        let client = try await connect(mock)
+        await produce(client, topic: topic, partitions: 6, count: 100)
+        let settings = settings(group: "g-split", topic: topic)
+        let a = try CommittingMember("a", client: client, settings: settings)
+        let b = try CommittingMember("b", client: client, settings: settings)
+        await eventually("both members hold three partitions", within: .seconds(60)) {
+            a.consumer.assignment.count == 3 && b.consumer.assignment.count == 3
+        }
+        XCTAssertTrue(a.consumer.assignment.isDisjoint(with: b.consumer.assignment), "assignments are disjoint")
+        XCTAssertEqual(a.consumer.assignment.union(b.consumer.assignment).count, 6, "every partition assigned")
+        await eventually("all 600 records read", within: .seconds(60)) {
+            self.merged([a, b]).values.reduce(0) { $0 + Set($1).count } == 600
+        }
+        for member in [a, b] {
+            let stats = member.consumer.groupStatistics
+            XCTAssertGreaterThan(stats.generation, 0, "\(member.name) holds a member epoch")
+            XCTAssertEqual(stats.memberID.count, 36, "\(member.name): a member id of its own (v1)")
+            XCTAssertGreaterThan(stats.heartbeats, 0)
+        }
+
+        await a.consumer.close()
+        await eventually("the remaining member holds every partition after the other left", within: .seconds(30)) {
+            b.consumer.assignment.count == 6
+        }
+        await produce(client, topic: topic, partitions: 6, count: 10, from: 100)
+        await eventually("all 660 records read", within: .seconds(30)) { a.count + b.count >= 660 }
+        await b.consumer.close()
+        await a.wait()
+        await b.wait()
+        XCTAssertNil(a.failure.withLock { $0 })
+        XCTAssertNil(b.failure.withLock { $0 })
+
+        let all = merged([a, b])
+        for p in Int32(0)..<6 {
+            let tp = TopicPartition(topic: topic, partition: p)
+            XCTAssertEqual(Set(all[tp] ?? []), Set((0..<110).map { Int64($0) }), "\(tp): every record read")
+            XCTAssertEqual(all[tp]?.count, 110, "\(tp): the handovers re-delivered nothing (each commit covered what was read)")
+        }
+        XCTAssertEqual(a.probe.wrongStarts.withLock { $0 } + b.probe.wrongStarts.withLock { $0 }, [],
+                       "every assigned partition started at the committed offset")
+        XCTAssertGreaterThanOrEqual(b.probe.checkedStarts.withLock { $0 }, 6, "b's starts were checked, the handed-over ones too")
+        // The mock answers an OffsetFetch for named partitions only.
+        let committed = try await client.committedOffsets(groupID: "g-split",
+                                                          partitions: (0..<6).map { TopicPartition(topic: topic, partition: $0) })
+        XCTAssertEqual(Set(committed.values), [110], "every partition committed to its end")
+        XCTAssertEqual(committed.count, 6)
+        XCTAssertEqual(b.consumer.groupStatistics.partitionsLostEvents, 0)
+        XCTAssertGreaterThanOrEqual(b.consumer.groupStatistics.rebalances, 2, "b reconciled on joining and when a left")
+        await client.close()
+    }
+
+    func testFencedAndUnknownMembersLoseTheirPartitionsRejoinAndReadFromTheLastCommit() async throws {
+        let topic = "kip848-fence"
+        let mock = try MockCluster(brokers: 3, topics: [(topic, 6)])
+        defer { mock.stop() }
+        try mock.consumerGroup(sessionTimeoutMs: 10_000, heartbeatIntervalMs: 300)
+        let client = try await connect(mock)
+        // Records keep arriving on every partition through both removals.
+        let rounds = 400
+        let producing = Task {
+            for i in 0..<rounds {
+                for p in Int32(0)..<6 { client.produce(ProducerRecord(topic: topic, partition: p, value: "\(p):\(i)")) { _ in } }
+                if i % 10 == 9 { try? await Task.sleep(for: .milliseconds(50)) }
+            }
+            await client.flush()
+        }
+        let settings = settings(group: "g-fence", topic: topic)
+        let a = try CommittingMember("a", client: client, settings: settings)
+        let b = try CommittingMember("b", client: client, settings: settings)
+        let members = [a, b]
+        func lostCount() -> Int { members.reduce(0) { $0 + $1.probe.lost.withLock { $0.count } } }
+        func split() -> Bool { a.consumer.assignment.count == 3 && b.consumer.assignment.count == 3 }
+        await eventually("both members hold three partitions", within: .seconds(60)) { split() }
+        await eventually("records flow to both", within: .seconds(30)) { a.count > 0 && b.count > 0 }
+
+        try mock.pushErrors(apiKey: 68, codes: [110])  // FENCED_MEMBER_EPOCH
+        await eventually("a member lost its partitions", within: .seconds(30)) { lostCount() == 1 }
+        await eventually("the fenced member rejoined and both hold three partitions again", within: .seconds(60)) {
+            split() && members.allSatisfy { $0.consumer.groupStatistics.generation > 0 }
+        }
+        let fenced = try XCTUnwrap(members.first { $0.probe.lost.withLock { $0.count } == 1 })
+        XCTAssertEqual(fenced.probe.lost.withLock { $0 }.first?.count, 3, "the fenced member lost all three partitions")
+
+        let idsBefore = members.map(\.consumer.groupStatistics.memberID)
+        try mock.pushErrors(apiKey: 68, codes: [25])  // UNKNOWN_MEMBER_ID
+        await eventually("a member lost its partitions again", within: .seconds(30)) { lostCount() == 2 }
+        await eventually("the removed member rejoined and both hold three partitions again", within: .seconds(60)) {
+            split() && members.allSatisfy { $0.consumer.groupStatistics.generation > 0 }
+        }
+        let idsAfter = members.map(\.consumer.groupStatistics.memberID)
+        XCTAssertEqual(zip(idsBefore, idsAfter).filter { $0 != $1 }.count, 1,
+                       "the member the coordinator no longer knew joined with a new member id")
+
+        await producing.value
+        await eventually("every record read", within: .seconds(60)) {
+            self.merged(members).values.reduce(0) { $0 + Set($1).count } == 6 * rounds
+        }
+        for member in members { await member.consumer.close() }
+        for member in members { await member.wait() }
+        for member in members { XCTAssertNil(member.failure.withLock { $0 }, member.name) }
+
+        let all = merged(members)
+        for p in Int32(0)..<6 {
+            let tp = TopicPartition(topic: topic, partition: p)
+            XCTAssertEqual(Set(all[tp] ?? []), Set((0..<rounds).map { Int64($0) }), "\(tp): no record skipped")
+        }
+        XCTAssertEqual(members.flatMap { $0.probe.wrongStarts.withLock { $0 } }, [],
+                       "after each loss the partitions started again at the last commit")
+        XCTAssertGreaterThanOrEqual(fenced.probe.checkedStarts.withLock { $0 }, 6,
+                                    "the fenced member's starts were checked: first assignment and after the loss")
+        XCTAssertEqual(members.reduce(0) { $0 + $1.consumer.groupStatistics.partitionsLostEvents }, 2)
+        await client.close()
+    }
+
+    func testAHandlerLongerThanTheSessionTimeoutKeepsTheMembership() async throws {
+        let topic = "kip848-slow"
+        let mock = try MockCluster(brokers: 1, topics: [(topic, 1)])
+        defer { mock.stop() }
+        try mock.consumerGroup(sessionTimeoutMs: 2_000, heartbeatIntervalMs: 250)
+        let client = try await connect(mock)
+        await produce(client, topic: topic, partitions: 1, count: 6)
+        var settings = settings(group: "g-slow", topic: topic)
+        settings.maxRecords = 3
+        settings.autoCommitInterval = .milliseconds(200)
+        let consumer = try client.consumer(settings)
+        let processed = Locked<[Int64]>([])
+        let running = Task {
+            try await consumer.run { batch in
+                // Two and a half session timeouts per batch: only the reactor's heartbeats keep the member in.
+                try await Task.sleep(for: .seconds(5))
+                processed.withLock { $0 += batch.records.map(\.offset) }
+            }
+        }
+        await eventually("the member holds the partition", within: .seconds(30)) { consumer.assignment.count == 1 }
+        let joined = consumer.groupStatistics
+        await eventually("both batches processed", within: .seconds(60)) { processed.withLock { $0.count } == 6 }
+        let stats = consumer.groupStatistics
+        XCTAssertEqual(stats.partitionsLostEvents, 0, "membership never lost")
+        XCTAssertEqual(stats.memberID, joined.memberID, "the same member throughout")
+        XCTAssertEqual(stats.generation, joined.generation, "no new member epoch: the coordinator never removed the member")
+        XCTAssertGreaterThan(stats.heartbeats, joined.heartbeats + 20, "heartbeats went on during the handlers")
+        XCTAssertEqual(processed.withLock { $0 }, [0, 1, 2, 3, 4, 5], "each record once, in order")
+        await consumer.close()
+        try await running.value
+        let tp = TopicPartition(topic: topic, partition: 0)
+        let committed = try await client.committedOffsets(groupID: "g-slow", partitions: [tp])
+        XCTAssertEqual(committed[tp], 6)
+        await client.close()
+    }
+
+    func testACoordinatorThatMovesOrRefusesKeepsTheMembership() async throws {
+        let topic = "kip848-coordinator"
+        let group = "g-coordinator"
+        let mock = try MockCluster(brokers: 3, topics: [(topic, 3)])
+        defer { mock.stop() }
+        try mock.consumerGroup(sessionTimeoutMs: 10_000, heartbeatIntervalMs: 200)
+        try mock.coordinator("group", key: group, broker: 1)
+        let client = try await connect(mock)
+        await produce(client, topic: topic, partitions: 3, count: 20)
+        let member = try CommittingMember("m", client: client, settings: settings(group: group, topic: topic))
+        await eventually("the member read everything", within: .seconds(30)) { member.count == 60 }
+        let joined = member.consumer.groupStatistics
+
+        // NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE, COORDINATOR_LOAD_IN_PROGRESS.
+        try mock.pushErrors(apiKey: 68, codes: [16, 15, 14])
+        await eventually("heartbeats answered again after the errors", within: .seconds(30)) {
+            member.consumer.groupStatistics.heartbeats > joined.heartbeats + 5
+        }
+        // The coordinator moves: the old one answers NOT_COORDINATOR, the member finds the new one.
+        let beforeMove = member.consumer.groupStatistics.heartbeats
+        try mock.coordinator("group", key: group, broker: 2)
+        await eventually("heartbeats answered again after the move", within: .seconds(30)) {
+            member.consumer.groupStatistics.heartbeats > beforeMove + 5
+        }
+        await produce(client, topic: topic, partitions: 3, count: 5, from: 20)
+        await eventually("the member read the new records", within: .seconds(30)) { member.count == 75 }
+        let stats = member.consumer.groupStatistics
+        XCTAssertEqual(stats.memberID, joined.memberID, "the same member")
+        XCTAssertEqual(stats.generation, joined.generation, "the same member epoch")
+        XCTAssertEqual(stats.partitionsLostEvents, 0)
+        XCTAssertEqual(member.consumer.assignment.count, 3)
+        await member.consumer.close()
+        await member.wait()
+        XCTAssertNil(member.failure.withLock { $0 })
+        for (tp, offsets) in member.received.withLock({ $0 }) {
+            XCTAssertEqual(offsets, (0..<25).map { Int64($0) }, "\(tp): each record once, in order")
+        }
+        await client.close()
+    }
+
+    func testAFatalHeartbeatErrorEndsTheBatchesNamingIt() async throws {
+        let topic = "kip848-fatal"
+        let mock = try MockCluster(brokers: 1, topics: [(topic, 1)])
+        defer { mock.stop() }
+        let client = try await connect(mock)
+        try mock.pushErrors(apiKey: 68, codes: [112])  // UNSUPPORTED_ASSIGNOR
+        var settings = settings(group: "g-fatal", topic: topic)
+        settings.serverAssignor = "no-such-assignor"
+        let consumer = try client.consumer(settings)
+        do {
+            for try await _ in consumer.batches { XCTFail("no batch expected") }
+            XCTFail("the batches should end with the coordinator's error")
+        } catch {
+            XCTAssertEqual(error.kafkaErrorCode, .unsupportedAssignor, "\(error)")
+        }
+        XCTAssertEqual(consumer.groupStatistics.generation, -1, "out of the group")
+        await consumer.close()
+        await client.close()
+    }
+}
