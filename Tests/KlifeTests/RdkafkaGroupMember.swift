@@ -60,10 +60,12 @@ final class RdkafkaGroupMember: @unchecked Sendable {
     private var finished = false
     private var inputClosed = false
 
-    /// Starts a member of `group` subscribed to `topics` (see the script for each option).
+    /// Starts a member of `group` subscribed to `topics` (see the script for each option; `extra`:
+    /// more script options, which may repeat one given here and then win).
     init(bootstrap: String, group: String, topics: [String], protocol groupProtocol: String = "classic",
          assignor: String? = nil, instanceID: String? = nil, sessionTimeoutMs: Int? = nil, count: Int = 0,
-         commit: Bool = false, timeoutSeconds: Int = 180, noClose: Bool = false, clientID: String? = nil) throws {
+         commit: Bool = false, timeoutSeconds: Int = 180, noClose: Bool = false, clientID: String? = nil,
+         extra: [String] = []) throws {
         Self.ignoreSIGPIPE
         let script = repositoryRoot.appendingPathComponent("Tests/interop/rdkafka_group_member.py").path
         var arguments = [script, "--bootstrap", bootstrap, "--group", group, "--protocol", groupProtocol,
@@ -75,6 +77,7 @@ final class RdkafkaGroupMember: @unchecked Sendable {
         if let clientID { arguments += ["--client-id", clientID] }
         if commit { arguments.append("--commit") }
         if noClose { arguments.append("--no-close") }
+        arguments += extra
 
         let logURL = FileManager.default.temporaryDirectory.appendingPathComponent("klife-member-\(UUID().uuidString).log")
         _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
@@ -110,7 +113,7 @@ final class RdkafkaGroupMember: @unchecked Sendable {
     var allEvents: [Event] { lock.withLock { events } }
 
     /// The partitions the member holds after its latest assignment change.
-    var assignment: [TopicPartition] { Self.assignment(in: allEvents) ?? [] }
+    var assignment: Set<TopicPartition> { Set(Self.assignment(in: allEvents) ?? []) }
 
     /// The member id the coordinator gave the member most recently, if any yet.
     var memberID: String? {
@@ -123,6 +126,11 @@ final class RdkafkaGroupMember: @unchecked Sendable {
         allEvents.compactMap { if case .record(let r) = $0 { r } else { nil } }
     }
 
+    /// The errors the member reported (`NAME reason`).
+    var errors: [String] {
+        allEvents.compactMap { if case .error(let text) = $0 { text } else { nil } }
+    }
+
     /// The member's stderr so far (librdkafka logs, Python tracebacks).
     var log: String { String(((try? String(contentsOf: logURL, encoding: .utf8)) ?? "").suffix(4000)) }
 
@@ -131,9 +139,9 @@ final class RdkafkaGroupMember: @unchecked Sendable {
     /// - Throws: ``InteropError`` when the member exits or `timeout` passes first.
     @discardableResult
     func waitForAssignment(timeout: Duration = .seconds(120),
-                           _ accept: @escaping @Sendable ([TopicPartition]) -> Bool = { !$0.isEmpty }) async throws -> [TopicPartition] {
+                           _ accept: @escaping @Sendable (Set<TopicPartition>) -> Bool = { !$0.isEmpty }) async throws -> Set<TopicPartition> {
         try await waitFor("an assignment", timeout: timeout) { events in
-            Self.assignment(in: events).map(accept) ?? false
+            Self.assignment(in: events).map { accept(Set($0)) } ?? false
         }
         return assignment
     }
@@ -174,6 +182,13 @@ final class RdkafkaGroupMember: @unchecked Sendable {
             }
         }
         await reap()
+    }
+
+    /// Asks the member to quit (it leaves the group) and blocks until it exited.
+    func quit() {
+        try? send("quit")
+        closeInput()
+        process.waitUntilExit()
     }
 
     /// Kills the member at once (SIGKILL): it never leaves the group, as a crashed consumer.
