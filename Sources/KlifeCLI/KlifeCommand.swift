@@ -51,6 +51,7 @@ struct KlifeCommand {
               klife topic create -b 127.0.0.1:9092 events --partitions 3
               seq 1 1000 | klife produce -b 127.0.0.1:9092 -t events
               klife consume -b 127.0.0.1:9092 -t events -o beginning -e
+              klife group offsets -b 127.0.0.1:9092 billing
               klife demo
 
             Exit status: 0 success, 1 runtime failure, 64 usage error.

@@ -15,6 +15,7 @@ group has none committed, and prints one JSON object per line, flushed at once:
   {"event":"revoked","partitions":[...],"assignment":[...]}
   {"event":"lost","partitions":[...],"assignment":[...]}
       (partitions: this event's; assignment: everything held after it, sorted)
+  {"event":"member","member_id":ID}        before an assignment change that came with a new member id
   {"event":"record","topic":T,"partition":P,"offset":O,"value_hex":H}
   {"event":"committed","offsets":[[topic,p,offset],...]}   from consumer.committed()
   {"event":"error","code":C,"name":N,"reason":R}
@@ -74,6 +75,7 @@ class Member:
         self.args = args
         self.held = set()
         self.ever = set()
+        self.member_id = None
         conf = {
             "bootstrap.servers": args.bootstrap,
             "group.id": args.group,
@@ -100,6 +102,10 @@ class Member:
             self.ever |= pairs
         else:
             self.held -= pairs
+        member_id = self.consumer.memberid()
+        if member_id and member_id != self.member_id:
+            self.member_id = member_id
+            emit({"event": "member", "member_id": member_id})
         emit({"event": event, "partitions": sorted([list(p) for p in pairs]),
               "assignment": sorted([list(p) for p in self.held])})
 

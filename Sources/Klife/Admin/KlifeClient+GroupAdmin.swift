@@ -75,12 +75,29 @@ extension KlifeClient {
     }
 
     /// The group's committed offsets next to each partition's end (high watermark) and the lag.
+    /// - Parameters:
+    ///   - groupID: The group.
+    ///   - topics: Only the partitions of these topics, asked for by name; `nil` asks the coordinator
+    ///     for every partition the group committed (a coordinator that cannot list them, such as
+    ///     librdkafka's mock cluster, answers nothing to that).
     /// - Returns: one entry per partition with a committed offset; ``GroupPartitionOffsets/endOffset``
     ///   is `nil` for a partition that no longer exists (its topic was deleted).
-    /// - Throws: ``KlifeError`` from OffsetFetch at the coordinator or ListOffsets at the leaders.
-    public func groupOffsets(_ groupID: String) async throws(KlifeError) -> [TopicPartition: GroupPartitionOffsets] {
+    /// - Throws: ``KlifeError`` — `unknownTopicOrPartition` for a topic in `topics` the cluster lacks,
+    ///   or the errors of OffsetFetch at the coordinator and ListOffsets at the leaders.
+    public func groupOffsets(_ groupID: String,
+                             topics: [String]? = nil) async throws(KlifeError) -> [TopicPartition: GroupPartitionOffsets] {
         guard !groupID.isEmpty else { throw .invalidArgument("group id is empty") }
-        let committed = try await committedOffsets(groupID: groupID)
+        var partitions: [TopicPartition]?
+        if let topics {
+            let metadata = try await refreshMetadata(topics: topics)
+            var all: [TopicPartition] = []
+            for topic in topics {
+                guard let t = metadata.topics[topic], !t.partitions.isEmpty else { throw .unknownTopicOrPartition(topic) }
+                all += t.partitions.map { TopicPartition(topic: topic, partition: $0.partition) }
+            }
+            partitions = all
+        }
+        let committed = try await committedOffsets(groupID: groupID, partitions: partitions)
         guard !committed.isEmpty else { return [:] }
         let ends = try await partitionOffsets(Array(committed.keys), timestamp: ListOffsetsRequest.latestTimestamp)
         var result: [TopicPartition: GroupPartitionOffsets] = [:]
@@ -138,10 +155,18 @@ extension KlifeClient {
     }
 
     /// Deletes a group and its committed offsets (DeleteGroups at the coordinator).
-    /// - Throws: ``KlifeError`` — `groupNotEmpty` while it has members (`NON_EMPTY_GROUP`),
-    ///   `brokerError` with `GROUP_ID_NOT_FOUND` when it does not exist.
+    ///
+    /// The group is described first and must be `Empty` or `Dead`, as for a reset: Kafka's
+    /// coordinator refuses a group with members itself (`NON_EMPTY_GROUP`), but not every broker
+    /// does (Tansu 0.6 deletes it under its members' feet).
+    /// - Throws: ``KlifeError`` — `groupNotEmpty` while it has members, `brokerError` with
+    ///   `GROUP_ID_NOT_FOUND` when it does not exist (on brokers that say so).
     public func deleteGroup(_ groupID: String) async throws(KlifeError) {
         guard !groupID.isEmpty else { throw .invalidArgument("group id is empty") }
+        let description = try await describeGroup(groupID)
+        guard description.state.isInactive else {
+            throw .groupNotEmpty(groupID, operation: "delete", detail: Self.activity(description))
+        }
         _ = try await coordinatorCall(
             DeleteGroupsRequest(groupIDs: [groupID]), name: "DeleteGroups", subject: groupID,
             cache: groupCoordinator(groupID), key: groupID, keyType: FindCoordinatorRequest.groupKeyType,
@@ -307,44 +332,76 @@ extension KlifeClient {
     }
 
     /// The offsets ListOffsets gives for `timestamp` (earliest, latest or a time) in each of
-    /// `partitions`, all asked at once, one partition per request (Tansu 0.6 answers a
-    /// multi-partition ListOffsets with wrong offsets). Partitions of topics the metadata does
-    /// not know are left out; retriable failures (a leader that moved) are retried until
+    /// `partitions`: one request per leader, every leader at once. Partitions of topics the
+    /// metadata does not know are left out; a leader that moved is looked up again until
     /// `requestTimeout`. An offset of -1 means no record at or after the time asked.
     private func partitionOffsets(_ partitions: [TopicPartition],
                                   timestamp: Int64) async throws(KlifeError) -> [TopicPartition: Int64] {
         let topics = Set(partitions.map(\.topic))
-        let metadata = try await refreshMetadata(topics: topics.sorted())
-        let known = partitions.filter { tp in
+        var metadata = try await refreshMetadata(topics: topics.sorted())
+        var pending = Set(partitions.filter { tp in
             metadata.topics[tp.topic]?.partitions.contains { $0.partition == tp.partition } ?? false
-        }
-        let spec: OffsetSpec = switch timestamp {
-        case ListOffsetsRequest.earliestTimestamp: .earliest
-        case ListOffsetsRequest.latestTimestamp: .latest
-        default: .timestamp(timestamp)
-        }
+        })
         let deadline = Reactor.monotonicNanoseconds() &+ configuration.requestTimeout.nanoseconds
-        let answers = await withTaskGroup(of: (TopicPartition, Result<Int64, KlifeError>).self) { tasks in
-            for tp in known {
-                tasks.addTask {
-                    var attempt = 0
-                    while true {
-                        attempt += 1
-                        do throws(KlifeError) {
-                            return (tp, .success(try await self.listOffset(topic: tp.topic, partition: tp.partition, spec)))
-                        } catch {
-                            guard error.isRetriable, Reactor.monotonicNanoseconds() < deadline else { return (tp, .failure(error)) }
-                            await Self.adminBackoff(attempt)
+        var result: [TopicPartition: Int64] = [:]
+        var attempt = 0
+        while !pending.isEmpty {
+            attempt += 1
+            var byLeader: [Int32: [TopicPartition]] = [:]
+            var lastError: KlifeError?
+            for tp in pending {
+                if let node = metadata.leader(topic: tp.topic, partition: tp.partition) {
+                    byLeader[node, default: []].append(tp)
+                } else {
+                    lastError = .broker(.leaderNotAvailable, "list offsets \(tp)")
+                }
+            }
+            let answers = await withTaskGroup(of: Result<ListOffsetsResponse, KlifeError>.self) { tasks in
+                for (node, tps) in byLeader {
+                    let request = ListOffsetsRequest(topics: Dictionary(grouping: tps, by: \.topic).sorted { $0.key < $1.key }.map { topic, tps in
+                        .init(name: topic, partitions: tps.map { .init(partitionIndex: $0.partition, timestamp: timestamp) })
+                    })
+                    tasks.addTask {
+                        do throws(KlifeError) { return .success(try await self.roundTrip(request, node: node)) } catch { return .failure(error) }
+                    }
+                }
+                var answers: [Result<ListOffsetsResponse, KlifeError>] = []
+                for await answer in tasks { answers.append(answer) }
+                return answers
+            }
+            for answer in answers {
+                let response: ListOffsetsResponse
+                switch answer {
+                case .success(let r): response = r
+                case .failure(let error):
+                    guard error.isRetriable else { throw error }
+                    lastError = error
+                    continue
+                }
+                for t in response.topics {
+                    for p in t.partitions {
+                        let tp = TopicPartition(topic: t.name, partition: p.partitionIndex)
+                        guard pending.contains(tp) else { continue }
+                        let code = KafkaErrorCode(rawValue: p.errorCode)
+                        if code == .none {
+                            result[tp] = p.offset
+                            pending.remove(tp)
+                        } else if code.isRetriable {
+                            lastError = .broker(code, "list offsets \(tp)")
+                        } else {
+                            throw .broker(code, "list offsets \(tp)")
                         }
                     }
                 }
             }
-            var answers: [(TopicPartition, Result<Int64, KlifeError>)] = []
-            for await answer in tasks { answers.append(answer) }
-            return answers
+            guard !pending.isEmpty else { break }
+            guard Reactor.monotonicNanoseconds() < deadline else {
+                throw lastError ?? .malformed(DecodeError(.invalidValue, offset: 0, detail: "ListOffsets answer lacks \(pending.first!)"),
+                                              broker: "partition leader")
+            }
+            await Self.adminBackoff(attempt)
+            metadata = try await refreshMetadata(topics: topics.sorted())
         }
-        var result: [TopicPartition: Int64] = [:]
-        for (tp, answer) in answers { result[tp] = try answer.get() }
         return result
     }
 
