@@ -16,12 +16,14 @@ final class GroupReader: Sendable {
     let failure = Locked<(any Error)?>(nil)
     private let task = Locked<Task<Void, Never>?>(nil)
 
-    init(_ consumer: KlifeConsumer, name: String) {
+    /// - Parameter onBatch: called with each batch as it arrives, before it is remembered.
+    init(_ consumer: KlifeConsumer, name: String, onBatch: (@Sendable (ConsumerBatch) -> Void)? = nil) {
         self.consumer = consumer
         self.name = name
         let t = Task { [self] in
             do {
                 for try await batch in consumer.batches {
+                    onBatch?(batch)
                     let now = Reactor.monotonicNanoseconds()
                     received.withLock { $0[batch.topicPartition, default: []] += batch.records.map(\.offset) }
                     arrivals.withLock { $0.append((now, batch.topicPartition)) }

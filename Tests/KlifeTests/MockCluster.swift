@@ -115,6 +115,35 @@ final class MockCluster: @unchecked Sendable {
         try command("consumer_group \(sessionTimeoutMs) \(heartbeatIntervalMs)")
     }
 
+    /// Makes Metadata and FindCoordinator answers name `host:port` for `broker` (a proxy in front
+    /// of it); the broker keeps listening on its own port.
+    func advertise(_ broker: Int32, host: String, port: Int) throws {
+        try command("advertise \(broker) \(host) \(port)")
+    }
+
+    /// Advertises (and accepts) only versions `range` of API `apiKey`.
+    func apiVersions(_ apiKey: Int16, _ range: ClosedRange<Int16>) throws {
+        try command("apiversion \(apiKey) \(range.lowerBound) \(range.upperBound)")
+    }
+
+    /// Caps the classic group APIs at the versions the mock parses. It advertises JoinGroup up to
+    /// v6, SyncGroup up to v4 and LeaveGroup up to v4, but reads the protocols of JoinGroup v6
+    /// and the assignments of SyncGroup v4 as fixed-width arrays although those versions are
+    /// flexible (compact arrays), and reads LeaveGroup v3+ with the single member id of v0–v2:
+    /// such a request fails to parse and the mock closes the connection.
+    func useGroupVersionsTheMockParses() throws {
+        try apiVersions(11, 0...5)  // JoinGroup
+        try apiVersions(14, 0...3)  // SyncGroup
+        try apiVersions(13, 0...2)  // LeaveGroup
+    }
+
+    /// How long the first join of an empty group waits for more members before a leader is
+    /// elected (librdkafka's mock defaults to 3 s, as Kafka's `group.initial.rebalance.delay.ms`).
+    /// Later rebalances wait for the rejoining members up to the session timeout less one second.
+    func groupInitialRebalanceDelay(ms: Int) throws {
+        try command("group_initial_delay \(ms)")
+    }
+
     /// Asks the child to quit, closes its stdin and reaps it (SIGKILL if it lingers). Idempotent.
     func stop() {
         let first = lock.withLock { () -> Bool in

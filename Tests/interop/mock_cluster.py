@@ -27,6 +27,13 @@ Commands, one per line on stdin; each is answered with one JSON line,
                                   KIP-848 consumer groups (defaults 30000 and
                                   3000; members pick them up on their next
                                   ConsumerGroupHeartbeat)
+  advertise BROKER HOST PORT      make Metadata and FindCoordinator answers name HOST:PORT
+                                  for BROKER (a proxy in front of it); it still listens
+                                  on its own port
+  apiversion APIKEY MIN MAX       advertise (and accept) only MIN..MAX of an API
+  group_initial_delay MS          how long the first join of an empty group waits for more
+                                  members before the leader is elected (librdkafka's
+                                  default is 3000, as Kafka's group.initial.rebalance.delay.ms)
   quit                            exit
 
 The process exits when stdin closes or its parent process dies, so it never outlives
@@ -103,6 +110,8 @@ def load(path):
     api.cgrp_heartbeat_interval = fn("rd_kafka_mock_set_group_consumer_heartbeat_interval_ms", None, P, I,
                                      required=False)
     api.set_host_port = fn("rd_kafka_mock_broker_set_host_port", None, P, I32, ctypes.c_char_p, I)
+    api.set_apiversion = fn("rd_kafka_mock_set_apiversion", I, P, I16, I16, I16)
+    api.group_initial_delay = fn("rd_kafka_mock_group_initial_rebalance_delay_ms", None, P, I32)
     api.push_errors_va = fn("rd_kafka_mock_push_request_errors", None, required=True)
     api.push_errors_va.argtypes = None  # variadic: arguments converted per call
     api.broker_push_error_rtts = fn("rd_kafka_mock_broker_push_request_error_rtts", I)
@@ -162,6 +171,15 @@ class Mock:
             raise RuntimeError("this librdkafka has no KIP-848 consumer group settings in its mock cluster")
         self.api.cgrp_session_timeout(self.mc, session_ms)
         self.api.cgrp_heartbeat_interval(self.mc, heartbeat_ms)
+
+    def advertise(self, broker, host, port):
+        self.api.set_host_port(self.mc, broker, host.encode(), port)
+
+    def apiversion(self, apikey, low, high):
+        self.check(self.api.set_apiversion(self.mc, apikey, low, high), f"api {apikey} versions")
+
+    def group_initial_delay(self, ms):
+        self.api.group_initial_delay(self.mc, ms)
 
     def push_errors(self, apikey, codes):
         if self.api.push_errors_array is not None:
@@ -260,6 +278,23 @@ def run_command(mock, words):
         if session_ms < 1 or heartbeat_ms < 1:
             raise ValueError("consumer_group: SESSION_MS and HEARTBEAT_MS must be >= 1")
         mock.consumer_group(session_ms, heartbeat_ms)
+    elif cmd == "advertise":
+        if len(args) != 3:
+            raise ValueError("usage: advertise BROKER HOST PORT")
+        broker, port = int(args[0]), int(args[2])
+        if broker < 1 or not 0 < port < 65536:
+            raise ValueError("advertise: BROKER must be >= 1 and PORT in 1..65535")
+        mock.advertise(broker, args[1], port)
+    elif cmd == "apiversion":
+        apikey, low, high = ints(3)
+        if not 0 <= low <= high:
+            raise ValueError("apiversion: expected 0 <= MIN <= MAX")
+        mock.apiversion(apikey, low, high)
+    elif cmd == "group_initial_delay":
+        (ms,) = ints(1)
+        if ms < 0:
+            raise ValueError("group_initial_delay must be >= 0")
+        mock.group_initial_delay(ms)
     else:
         raise ValueError(f"unknown command {cmd!r}")
 
