@@ -317,6 +317,41 @@ final class ConsumerTests: XCTestCase {
         await consumer.close()
         await client.close()
     }
+
+    /// With two reactors, a partition whose leader moves to a broker of the other reactor while
+    /// its fetch is in flight: the new owner's engine looks first (the partition is still in
+    /// flight, so it sends nothing and schedules nothing), then the old leader's answer releases
+    /// the partition. That answer must wake every reactor's engine, not only its own (whose
+    /// metadata no longer gives it the partition), or nobody fetches the partition again.
+    func testAnAnswerFromTheOldLeaderWakesTheReactorOfTheNewOne() async throws {
+        let topic = "handover"
+        let mock = try MockCluster(brokers: 2, topics: [(topic, 1)])
+        defer { mock.stop() }
+        try mock.leader(topic, 0, broker: 1)  // broker 1 belongs to reactor 1, broker 2 to reactor 0
+        var config = KlifeConfiguration(bootstrapServers: mock.bootstrap)
+        config.reactorCount = 2
+        config.connectTimeout = .seconds(3)
+        config.requestTimeout = .seconds(5)
+        let client = try await KlifeClient.connect(config)
+        for i in 0..<10 { client.produce(ProducerRecord(topic: topic, partition: 0, value: "r\(i)")) { _ in } }
+        await client.flush()
+        // The consumer's first fetch, to broker 1, is answered NOT_LEADER_OR_FOLLOWER only after
+        // the new leader is known everywhere.
+        try mock.brokerErrors(1, apiKey: ApiKey.fetch.rawValue, [(code: KafkaErrorCode.notLeaderOrFollower.rawValue, delayMs: 1500)])
+        var settings = ConsumerConfiguration()
+        settings.retryBackoff = .milliseconds(20)
+        let consumer = try client.consumer(settings)
+        try await consumer.assign([TopicPartition(topic: topic, partition: 0): .earliest])
+        try mock.leader(topic, 0, broker: 2)
+        _ = try await client.refreshMetadata(topics: [topic])
+        // No refresh after the answer (it would wake every reactor and hide the missing wake).
+        client.pauseMetadataRefreshes(true)
+        let batch = try await withTimeout(.seconds(20), { try await consumer.next() })
+        XCTAssertEqual(batch?.records.first?.offset, 0, "the partition is read from its new leader")
+        client.pauseMetadataRefreshes(false)
+        await consumer.close()
+        await client.close()
+    }
 }
 
 /// Runs `body`, failing with `timedOut` after `limit`.

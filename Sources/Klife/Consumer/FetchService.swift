@@ -108,6 +108,7 @@ final class FetchService: ReactorService, @unchecked Sendable {
             for c in claims { state.fetchFailed(c.tp, epoch: c.epoch, now: Reactor.monotonicNanoseconds()) }
             hub.requestMetadataRefresh(topic: nil)
             wakeLater()
+            state.wakeFetchers()
             return
         }
         let settings = state.configuration
@@ -132,6 +133,7 @@ final class FetchService: ReactorService, @unchecked Sendable {
                 for c in claims { state.fetchFailed(c.tp, epoch: c.epoch, now: now) }
                 hub.requestMetadataRefresh(topic: nil)
                 wakeLater()
+                state.wakeFetchers()
             case .success(let ready):
                 ready.send(request) { [weak self] result in
                     state.unreserve(budget)
@@ -145,7 +147,10 @@ final class FetchService: ReactorService, @unchecked Sendable {
                         broker: String) {
         let state = consumer.state
         let now = Reactor.monotonicNanoseconds()
-        defer { wake() }
+        // Every engine looks again, not only this one: a leader that moved to another reactor's
+        // broker while this fetch was in flight makes that reactor the partition's fetcher, and
+        // it skipped the partition (in flight) when it learned the move.
+        defer { state.wakeFetchers() }
         guard case .success(let response) = result else {
             for c in claims { state.fetchFailed(c.tp, epoch: c.epoch, now: now) }
             if case .failure(let error) = result { hub.log(.warning, "fetch from \(broker) failed: \(error)", broker: broker) }
