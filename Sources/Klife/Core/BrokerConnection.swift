@@ -181,14 +181,18 @@ final class BrokerConnection: ChannelHandler {
         sendFrame(apiKey: R.apiKey, version: version, flexible: R.isFlexible(version),
                   responseHeaderVersion: R.responseHeaderVersion(version), expectsResponse: true,
                   extraTimeout: extraTimeout, encodeBody: { request.encode(into: &$0, version: version) },
-                  handler: { result in
+                  handler: { [weak self] result in
                       switch result {
                       case .failure(let error):
                           completion(.failure(error))
                       case .success(var reader):
                           let response = R.Response(from: &reader, version: version)
                           if let error = reader.error {
-                              completion(.failure(.malformed(error, broker: broker)))
+                              // A peer whose answer does not decode is trusted with nothing more:
+                              // the connection fails (its other requests with it), then this one.
+                              let failure = KlifeError.malformed(error, broker: broker)
+                              self?.fail(failure)
+                              completion(.failure(failure))
                           } else {
                               completion(.success(response))
                           }

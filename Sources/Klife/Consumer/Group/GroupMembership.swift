@@ -107,8 +107,8 @@ final class GroupChannel: Sendable {
         closeConnections()
     }
 
-    /// Sends `request` to the coordinator on the member's connection. A failed connection makes
-    /// the coordinator be found again next time.
+    /// Sends `request` to the coordinator on the member's connection. A failed connection, or an
+    /// answer that does not decode, makes the coordinator be found again next time.
     /// - Parameter extraTimeout: added to the request timeout (JoinGroup: the rebalance timeout).
     func call<R: KafkaRequest>(_ request: R, extraTimeout: Duration = .zero) async throws(KlifeError) -> R.Response {
         let node = try await coordinatorNode()
@@ -118,7 +118,9 @@ final class GroupChannel: Sendable {
                 hub.dedicatedConnection(forNode: node, purpose: .group, owner: owner)
             }
         } catch {
-            if error.code == .connectionFailed || error.code == .timedOut { forgetCoordinator() }
+            if error.code == .connectionFailed || error.code == .timedOut || error.code == .malformedResponse {
+                forgetCoordinator()
+            }
             throw error
         }
     }
