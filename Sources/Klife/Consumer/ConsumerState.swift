@@ -293,6 +293,9 @@ final class ConsumerState: Sendable {
                 if s.partitions[tp] == nil {
                     var p = Partition()
                     p.assignmentID = s.nextAssignmentID
+                    // Never an epoch of an earlier assignment of the partition: an answer to a
+                    // fetch sent before it was lost or revoked would pass for a current one.
+                    p.epoch = p.assignmentID << 32
                     s.nextAssignmentID &+= 1
                     s.partitions[tp] = p
                 }
