@@ -43,6 +43,8 @@ let package = Package(
         benchmarkTarget("CodecBenchmarks", ["KlifeProtocol"]),
         // KlifeIO is not a product of its own; it comes with `Klife` and is imported directly.
         benchmarkTarget("RingBenchmarks", ["Klife"]),
+        // Against a real broker: the embedded Tansu of KlifeTesting.
+        benchmarkTarget("ConsumerBenchmarks", ["Klife", "KlifeTesting"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
 # compare.sh — klife vs librdkafka on identical workloads against one fresh Tansu broker.
 #
-#   Benchmarks/compare.sh [--runs N] [--quick | --full] [--scale F] [--no-profile]
-#                         [--no-install] [--out FILE] [--keep-raw FILE] [--idle-wait S]
+#   Benchmarks/compare.sh [--runs N] [--quick | --full] [--cases REGEX] [--scale F]
+#                         [--no-profile | --profile-mode produce|group] [--no-install]
+#                         [--out FILE] [--keep-raw FILE] [--idle-wait S]
 #
 # Installs what it needs (scripts/bootstrap.sh, Debian librdkafka-dev for the headers),
 # builds `klife` (release, scratch path .build-bench) and Benchmarks/peers/rdkafka_bench.c
 # (linked against the librdkafka inside the confluent-kafka wheel), starts ONE Tansu
 # broker on a free loopback port, and runs every case of the matrix --runs times,
 # alternating which client goes first, each produce run on a fresh topic. Consume cases
-# read one topic filled beforehand. Medians and ratios (klife / librdkafka) go into
-# docs/benchmarks.md between the "compare.sh results" markers; with perf available a
-# profile of `klife bench produce` goes between the "compare.sh profile" markers.
+# read one topic filled beforehand; the group cases join a fresh group in every run.
+# After each case the per-run ratios (klife / librdkafka, both clients of one run measured
+# back to back) are logged. Medians and ratios go into docs/benchmarks.md between the
+# "compare.sh results" markers; with perf available a profile of `klife bench produce`
+# goes between the "compare.sh profile" markers (--profile-mode group: of `bench consume
+# --group`, between the "compare.sh consume profile" markers).
 #
 #   --runs N      runs per client and case (default 3; --quick: 1)
 #   --quick       6 cases, 1 run, a fifth of the records (~30 s plus the profile)
 #   --full        the default matrix plus acks 1/0, linger 0, 1 KiB codecs and more consume
 #                 cases (~10 minutes; the default matrix takes ~4 on an idle 2-core machine)
+#   --cases RE    only the cases of the chosen matrix whose id matches the extended regular
+#                 expression RE as a whole (e.g. 'c-100-6p.*')
+#   --profile-mode produce (default) or group: what the perf profile records
 #   --scale F     multiply every record count by F (e.g. 0.2)
 #   --no-profile  skip the perf profile
 #   --no-install  do not run bootstrap / apt-get / builds (use what is there)
@@ -24,6 +31,11 @@
 #   --keep-raw F  also copy the raw JSON lines to F
 #   --idle-wait S before each run, wait up to S seconds (default 120) for the machine to be
 #                 idle (< 15 % CPU busy over half a second): other processes skew the numbers
+#
+# Consume cases: without a flag klife reads with its fetch loop (`client.fetch`, one cursor
+# per partition); --assign reads through KlifeConsumer with the partitions assigned by hand;
+# --group joins a group (a fresh name per run and client; join time apart, in join_seconds).
+# librdkafka assigns in the first two and subscribes in the third.
 #
 # Needs: bash, python3, gcc, swift; apt-get (as root) for librdkafka-dev when missing.
 # Only loopback traffic; the broker is killed on exit.
@@ -40,6 +52,8 @@ INSTALL=1
 OUT=docs/benchmarks.md
 KEEP_RAW=""
 IDLE_WAIT=120
+CASES_RE=".*"
+PROFILE_MODE=produce
 while (($#)); do
   case "$1" in
     --runs) RUNS="$2"; shift 2 ;;
@@ -53,12 +67,17 @@ while (($#)); do
     --out) OUT="$2"; shift 2 ;;
     --keep-raw) KEEP_RAW="$2"; shift 2 ;;
     --idle-wait) IDLE_WAIT="$2"; shift 2 ;;
-    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --cases) CASES_RE="$2"; shift 2 ;;
+    --cases=*) CASES_RE="${1#*=}"; shift ;;
+    --profile-mode) PROFILE_MODE="$2"; shift 2 ;;
+    --profile-mode=*) PROFILE_MODE="${1#*=}"; shift ;;
+    -h|--help) sed -n '2,39p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "compare.sh: unknown option '$1' (see --help)" >&2; exit 64 ;;
   esac
 done
 if [[ -z "$RUNS" ]]; then RUNS=3; [[ $MATRIX == quick ]] && RUNS=1; fi
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: --runs needs a positive integer" >&2; exit 64; }
+[[ $PROFILE_MODE == produce || $PROFILE_MODE == group ]] || { echo "compare.sh: --profile-mode is produce or group" >&2; exit 64; }
 
 log() { printf '[compare %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -151,6 +170,7 @@ c-100-1p|consume|100|1|1000000|
 c-100-6p|consume|100|6|1000000|
 c-1k-6p|consume|1024|6|200000|
 c-100-6p-lz4|consume|100|6|1000000|-z lz4
+c-100-6p-assign|consume|100|6|1000000|--assign
 c-100-6p-group|consume|100|6|1000000|--group
 '
 QUICK_CASES='
@@ -160,6 +180,7 @@ p-1k-6p|produce|1024|6|50000|--acks all --idempotent true --linger-ms 5
 p-100-6p-lz4|produce|100|6|200000|--acks all --idempotent true --linger-ms 5 -z lz4
 p-100-1p-sync|produce|100|1|500|--acks all --idempotent true --linger-ms 0 --sync
 c-100-6p|consume|100|6|200000|
+c-100-6p-assign|consume|100|6|200000|--assign
 c-100-6p-group|consume|100|6|200000|--group
 '
 FULL_EXTRA='
@@ -184,6 +205,10 @@ case $MATRIX in
   full) CASES="$DEFAULT_CASES$FULL_EXTRA" ;;
   *) CASES="$DEFAULT_CASES" ;;
 esac
+CASES="$(while IFS='|' read -r id rest; do
+  if [[ -n "$id" && "$id" =~ ^($CASES_RE)$ ]]; then printf '%s|%s\n' "$id" "$rest"; fi
+done <<< "$CASES")"
+[[ -n "$CASES" ]] || { echo "compare.sh: no case of the $MATRIX matrix matches --cases '$CASES_RE'" >&2; exit 64; }
 
 client_cmd() { # client -> executable
   if [[ $1 == klife ]]; then echo "$KLIFE bench"; else echo "$PEER"; fi
@@ -246,6 +271,34 @@ EOF
 
 scaled() { python3 -c "import sys; print(max(1, int(round(int(sys.argv[1]) * float(sys.argv[2])))))" "$1" "$SCALE"; }
 
+# case_ratios CASE : logs klife / librdkafka per run (both clients of a run measured back
+# to back, so each ratio saw about the same machine load) and their median.
+case_ratios() {
+  python3 - "$1" "$RAW" <<'EOF' >&2
+import json, statistics, sys
+case, raw = sys.argv[1:]
+runs = {}
+for line in open(raw):
+    cid, run, js = line.rstrip("\n").split("\t", 2)
+    r = json.loads(js)
+    if cid == case and not r.get("failed"):
+        runs.setdefault(run, {})[r["client"]] = r
+pairs = [(run, v["klife"], v["librdkafka"]) for run, v in sorted(runs.items(), key=lambda kv: int(kv[0]))
+         if "klife" in v and "librdkafka" in v]
+if not pairs:
+    print(f"[compare]   {case}: no run with both clients"); sys.exit()
+tput = [k["records_per_sec"] / r["records_per_sec"] for _, k, r in pairs if r["records_per_sec"] > 0]
+cpu = [k["cpu_ns_per_record"] / r["cpu_ns_per_record"] for _, k, r in pairs if r["cpu_ns_per_record"] > 0]
+each = lambda xs: " ".join(f"{x:.2f}" for x in xs)
+line = (f"[compare]   {case} klife/librdkafka: throughput {statistics.median(tput):.2f}x (runs {each(tput)}), "
+        f"CPU/record {statistics.median(cpu):.2f}x (runs {each(cpu)})")
+joins = [(k.get("join_seconds"), r.get("join_seconds")) for _, k, r in pairs]
+if all(a is not None and b is not None for a, b in joins):
+    line += f"; join s klife {statistics.median(a for a, _ in joins):.2f}, librdkafka {statistics.median(b for _, b in joins):.2f}"
+print(line)
+EOF
+}
+
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 if python3 -c "import sys; sys.exit(0 if float(open('/proc/loadavg').read().split()[0]) > 0.7 else 1)"; then
   log "warning: load average $LOAD_BEFORE before the matrix: other work on this machine will skew the numbers"
@@ -273,11 +326,16 @@ while IFS='|' read -r id mode size parts records flags; do
   else
     SEQ=$((SEQ + 1))
     topic="bench-$id-$SEQ"
-    # --group: each run joins a fresh group (subscribe, then read); not a produce flag.
+    # --group (each run joins a fresh group) and --assign are read flags, not fill flags.
     group=0
     fill_words=()
+    read_words=()
     for word in "${flag_words[@]}"; do
-      if [[ $word == --group ]]; then group=1; else fill_words+=("$word"); fi
+      case $word in
+        --group) group=1 ;;
+        --assign) read_words+=("$word") ;;
+        *) fill_words+=("$word") ;;
+      esac
     done
     if ! "$KLIFE" bench produce -b "$BROKER" -t "$topic" -n "$records" -s "$size" -P "$parts" --linger-ms 5 \
         --latency-every 0 "${fill_words[@]}" >/dev/null 2>"$WORK/$id-fill.err"; then
@@ -287,13 +345,14 @@ while IFS='|' read -r id mode size parts records flags; do
     for run in $(seq 1 "$RUNS"); do
       if ((run % 2)); then order=(klife librdkafka); else order=(librdkafka klife); fi
       for client in "${order[@]}"; do
-        consume_words=()
-        ((group)) && consume_words=(--group "bench-$id-$client-$run-$SEQ")
+        consume_words=("${read_words[@]}")
+        ((group)) && consume_words+=(--group "bench-$id-$client-$run-$SEQ")
         run_one "$client" "$id" "$run" consume "$topic" -n "$records" "${consume_words[@]}"
       done
     done
     delete_topic "$topic"
   fi
+  case_ratios "$id"
 done <<< "$CASES"
 ELAPSED=$(( $(date +%s) - STARTED ))
 LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -305,19 +364,34 @@ PROFILE_MD="$WORK/profile.md"
 if ((PROFILE)); then
   if command -v perf >/dev/null && perf record -e cpu-clock -o "$WORK/perf-probe.data" -- true >/dev/null 2>&1; then
     PRECORDS="$(scaled 1000000)"
-    PFLAGS="-n $PRECORDS -s 100 -P 6 --acks all --idempotent true --linger-ms 5 --warmup $((PRECORDS / 20))"
+    if [[ $PROFILE_MODE == group ]]; then
+      # Both clients read one topic, each joining a group of its own.
+      PMODE=consume
+      PFLAGS="-n $PRECORDS"
+      PWORKLOAD="bench consume --group GROUP $PFLAGS (100 B values, 6 partitions, a fresh group each)"
+      KTOPIC=bench-profile-group; RTOPIC=bench-profile-group
+      KEXTRA=(--group bench-profile-klife); REXTRA=(--group bench-profile-rdk)
+      "$KLIFE" bench produce -b "$BROKER" -t "$KTOPIC" -n "$PRECORDS" -s 100 -P 6 --linger-ms 5 --latency-every 0 \
+        >/dev/null 2>"$WORK/profile-fill.err" || log "filling $KTOPIC failed: $(tail -n 2 "$WORK/profile-fill.err" | tr '\n' ' ')"
+    else
+      PMODE=produce
+      PFLAGS="-n $PRECORDS -s 100 -P 6 --acks all --idempotent true --linger-ms 5 --warmup $((PRECORDS / 20))"
+      PWORKLOAD="bench produce $PFLAGS"
+      KTOPIC=bench-profile-klife; RTOPIC=bench-profile-rdk
+      KEXTRA=(); REXTRA=()
+    fi
     wait_idle
-    log "profiling: perf record -g klife bench produce $PFLAGS"
+    log "profiling: perf record -g klife bench $PMODE $PFLAGS ${KEXTRA[*]}"
     # shellcheck disable=SC2086
     perf record -F 4000 -e cpu-clock -g -o "$WORK/perf.data" -- \
-      "$KLIFE" bench produce -b "$BROKER" -t bench-profile-klife $PFLAGS --threads \
+      "$KLIFE" bench $PMODE -b "$BROKER" -t "$KTOPIC" $PFLAGS "${KEXTRA[@]}" --threads \
       >"$WORK/profile-klife.json" 2>"$WORK/profile-klife.err" || log "perf run of klife failed"
-    delete_topic bench-profile-klife
+    [[ $PMODE == produce ]] && delete_topic "$KTOPIC"
     # shellcheck disable=SC2086
     perf record -F 4000 -e cpu-clock -g -o "$WORK/perf-rdk.data" -- \
-      "$PEER" produce -b "$BROKER" -t bench-profile-rdk $PFLAGS --threads \
+      "$PEER" $PMODE -b "$BROKER" -t "$RTOPIC" $PFLAGS "${REXTRA[@]}" --threads \
       >"$WORK/profile-rdk.json" 2>"$WORK/profile-rdk.err" || log "perf run of librdkafka failed"
-    delete_topic bench-profile-rdk
+    delete_topic "$RTOPIC"
     DEMANGLE=(cat)
     command -v swift-demangle >/dev/null && DEMANGLE=(swift-demangle --simplified)
     cpu_of() { python3 -c 'import json,sys
@@ -349,12 +423,14 @@ for l in open(sys.argv[1]):
       read -r pr2 pl2 < <(count_rc produce bench-rc-large 120000 "${P[@]}")
       read -r cr1 cl1 < <(count_rc consume bench-rc-small 20000)
       read -r cr2 cl2 < <(count_rc consume bench-rc-large 120000)
+      read -r gr1 gl1 < <(count_rc consume bench-rc-small 20000 --group bench-rc-small)
+      read -r gr2 gl2 < <(count_rc consume bench-rc-large 120000 --group bench-rc-large)
       delete_topic bench-rc-small; delete_topic bench-rc-large
       perf probe -q -d 'klifebench:*' >/dev/null 2>&1 || true
       PROBES_ADDED=0
-      python3 - "$pr1" "$pl1" "$pr2" "$pl2" "$cr1" "$cl1" "$cr2" "$cl2" > "$RC_MD" <<'EOF'
+      python3 - "$pr1" "$pl1" "$pr2" "$pl2" "$cr1" "$cl1" "$cr2" "$cl2" "$gr1" "$gl1" "$gr2" "$gl2" > "$RC_MD" <<'EOF'
 import sys
-pr1, pl1, pr2, pl2, cr1, cl1, cr2, cl2 = map(int, sys.argv[1:])
+pr1, pl1, pr2, pl2, cr1, cl1, cr2, cl2, gr1, gl1, gr2, gl2 = map(int, sys.argv[1:])
 per = lambda a, b: (b - a) / 100000
 print("**klife: reference-counting calls per record** (uprobes on `swift_retain` / `swift_release` in libswiftCore, "
       "difference between 120,000- and 20,000-record runs, 100 B, 6 partitions; librdkafka has none)\n")
@@ -362,13 +438,14 @@ print("| | swift_retain / record | swift_release / record |")
 print("| --- | ---: | ---: |")
 print(f"| produce (linger 5, idempotent) | {per(pr1, pr2):.1f} | {per(pl1, pl2):.1f} |")
 print(f"| consume (fetch + decode) | {per(cr1, cr2):.1f} | {per(cl1, cl2):.1f} |")
+print(f"| consume as a group member (consumer.batches) | {per(gr1, gr2):.1f} | {per(gl1, gl2):.1f} |")
 print()
 EOF
     fi
 
-    python3 - "$WORK" "$PFLAGS" "$PROFILE_MD" <<'EOF'
+    python3 - "$WORK" "$PWORKLOAD" "$PROFILE_MD" <<'EOF'
 import json, os, sys
-work, flags, out = sys.argv[1:]
+work, workload, out = sys.argv[1:]
 def read(name):
     p = os.path.join(work, name)
     return open(p, encoding="utf-8", errors="replace").read() if os.path.exists(p) else ""
@@ -379,7 +456,7 @@ def result(name):
     return None
 md = []
 k, r = result("profile-klife.json"), result("profile-rdk.json")
-md.append(f"Workload: `bench produce {flags}` (both clients), each under "
+md.append(f"Workload: `{workload}` (both clients), each under "
           "`perf record -F 4000 -e cpu-clock -g` (software clock: this VM exposes no hardware counters). "
           "Shares are of all samples of that process, start-up and warm-up included; the ≈ ns/record "
           "column spreads the run's measured CPU/record over them.\n")
@@ -412,9 +489,9 @@ export CMP_NPROC="$(nproc)" CMP_CPU="$CPU_MODEL" CMP_KERNEL="$(uname -srm)" CMP_
   CMP_COMMAND="$ARGS_TEXT" CMP_RUNS="$RUNS" CMP_MATRIX="$MATRIX" CMP_ELAPSED="$ELAPSED" CMP_CASES="$CASES" \
   CMP_COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- Sources Package.swift 2>/dev/null || echo ' + uncommitted changes under Sources/')" \
   CMP_LOAD="$LOAD_BEFORE before the matrix, $LOAD_AFTER after (1, 5, 15 min); $BUSY_STARTS run(s) started while other processes kept the machine busy"
-python3 - "$RAW" "$OUT" "$PROFILE_MD" "$PROFILE" <<'EOF'
+python3 - "$RAW" "$OUT" "$PROFILE_MD" "$PROFILE" "$PROFILE_MODE" <<'EOF'
 import json, statistics, sys, os
-raw, out, profile_md, profile_on = sys.argv[1:]
+raw, out, profile_md, profile_on, profile_mode = sys.argv[1:]
 E = os.environ
 machine = {
     "nproc": E["CMP_NPROC"], "cpu": E["CMP_CPU"], "kernel": E["CMP_KERNEL"], "swift": E["CMP_SWIFT"],
@@ -463,6 +540,11 @@ def describe(c):
         bits.append("idem " + ("on" if idem == "true" else "off"))
         bits.append(f"linger {opts.get('linger-ms', '0')}")
     bits.append(opts.get("z", "none"))
+    if c["mode"] == "consume":
+        words = c["flags"].split()
+        if "--group" in words: bits.append("**group member** (klife consumer.batches; librdkafka subscribe)")
+        elif "--assign" in words: bits.append("klife consumer.assign + batches")
+        else: bits.append("klife fetch loop")
     if "max-buffered" in opts: bits.append(f"**buffer {int(opts['max-buffered']):,} records**")
     if opts.get("sync"): bits.append("**sync**")
     return ", ".join(bits)
@@ -495,8 +577,8 @@ for mode in ("produce", "consume"):
         lines.append("| case | records | klife rec/s | librdkafka rec/s | ratio | klife MB/s | klife CPU ns/rec | librdkafka CPU ns/rec | ratio | klife p50 / p99 µs | librdkafka p50 / p99 µs |")
         lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     else:
-        lines.append("| case | records | klife rec/s | librdkafka rec/s | ratio | klife MB/s | klife CPU ns/rec | librdkafka CPU ns/rec | ratio |")
-        lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        lines.append("| case | records | klife rec/s | librdkafka rec/s | ratio | klife MB/s | klife CPU ns/rec | librdkafka CPU ns/rec | ratio | join s klife / librdkafka |")
+        lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for c in sel:
         k = results.get((c["id"], "klife"), [])
         r = results.get((c["id"], "librdkafka"), [])
@@ -510,6 +592,9 @@ for mode in ("produce", "consume"):
         if mode == "produce":
             lat = lambda rs: "—" if med(rs, "p50_us") is None else f"{fmt(med(rs, 'p50_us'))} / {fmt(med(rs, 'p99_us'))}"
             row += [lat(k), lat(r)]
+        else:
+            kj, rj = med(k, "join_seconds"), med(r, "join_seconds")
+            row.append("—" if kj is None or rj is None else f"{kj:.2f} / {rj:.2f}")
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
 
@@ -557,9 +642,10 @@ lines.append("<!-- END compare.sh results -->")
 block = "\n".join(lines)
 
 prof = None
+marker = "compare.sh consume profile" if profile_mode == "group" else "compare.sh profile"
 if profile_on == "1" and os.path.exists(profile_md) and os.path.getsize(profile_md) > 0:
-    prof = ("<!-- BEGIN compare.sh profile (generated: do not edit by hand; rerun Benchmarks/compare.sh) -->\n\n"
-            + open(profile_md).read().rstrip() + "\n\n<!-- END compare.sh profile -->")
+    prof = (f"<!-- BEGIN {marker} (generated: do not edit by hand; rerun Benchmarks/compare.sh) -->\n\n"
+            + open(profile_md).read().rstrip() + f"\n\n<!-- END {marker} -->")
 
 def replace(doc, begin, end, new):
     b, e = doc.find(begin), doc.find(end)
@@ -578,7 +664,9 @@ if new is None:
     new = doc.rstrip() + "\n\n" + block + "\n"
 doc = new
 if prof:
-    new = replace(doc, "<!-- BEGIN compare.sh profile", "<!-- END compare.sh profile", prof)
+    new = replace(doc, f"<!-- BEGIN {marker}", f"<!-- END {marker}", prof)
+    if new is None and profile_mode == "group":
+        new = doc.rstrip() + "\n\n## Profile of the group consumer\n\n" + prof + "\n"
     doc = new if new is not None else doc.rstrip() + "\n\n" + prof + "\n"
 open(out, "w").write(doc)
 print(f"[compare] wrote {out}", file=sys.stderr)

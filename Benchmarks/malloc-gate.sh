@@ -9,6 +9,10 @@
 # Extra arguments go to the benchmark plugin, e.g. `--target RecordBatchBenchmarks`
 # or `--filter 'RecordBatch\.encode.*'` (filters match whole benchmark names).
 #
+# ConsumerBenchmarks reads from a real broker (the embedded Tansu): KLIFE_TANSU_BIN, else
+# ../.klife/tansu-path (scripts/bootstrap.sh), else `tansu` on PATH. Without one that target
+# is skipped, and the script says so.
+#
 # Only mallocCountTotal is recorded and checked: times depend on the machine, allocation
 # counts do not. The run uses `--metric mallocCountTotal` for both update and check, so
 # the framework's own per-iteration reads of /proc (which `cpuTotal` would add) never
@@ -26,11 +30,21 @@ if [[ -z "$version" ]]; then
 fi
 dir="Thresholds/$version"
 
+skip=()
+if [[ -z "${KLIFE_TANSU_BIN:-}" && -r ../.klife/tansu-path ]]; then
+  KLIFE_TANSU_BIN="$(cat ../.klife/tansu-path)"
+  export KLIFE_TANSU_BIN
+fi
+if [[ -z "${KLIFE_TANSU_BIN:-}" ]] && ! command -v tansu >/dev/null; then
+  echo "malloc-gate: no Tansu broker (run scripts/bootstrap.sh or set KLIFE_TANSU_BIN): SKIPPING ConsumerBenchmarks" >&2
+  skip=(--skip-target ConsumerBenchmarks)
+fi
+
 case "$mode" in
   update)
     mkdir -p "$dir"
     swift package --disable-sandbox --allow-writing-to-package-directory benchmark thresholds update \
-      --metric mallocCountTotal --path "$dir" --no-progress "$@"
+      --metric mallocCountTotal --path "$dir" --no-progress "${skip[@]}" "$@"
     echo "malloc-gate: wrote $dir; review 'git diff -- Benchmarks/$dir' before committing"
     ;;
   check)
@@ -39,7 +53,7 @@ case "$mode" in
       exit 1
     fi
     swift package --disable-sandbox benchmark thresholds check \
-      --metric mallocCountTotal --path "$dir" --no-progress "$@"
+      --metric mallocCountTotal --path "$dir" --no-progress "${skip[@]}" "$@"
     ;;
   *)
     echo "usage: $0 [check|update] [benchmark plugin options...]" >&2

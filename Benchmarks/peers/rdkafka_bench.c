@@ -20,12 +20,15 @@
  * as the message opaque so its enqueue->ack latency is recorded. --sync produces one
  * record and flushes before the next, timing each.
  *
- * Consume: no group join (assign only): the partitions are assigned at their low
- * watermark (what OFFSET_BEGINNING resolves to, but without the extra ListOffsets after
+ * Consume: by default (or --assign) no group join: the partitions are assigned at their
+ * low watermark (what OFFSET_BEGINNING resolves to, but without the extra ListOffsets after
  * the clock starts), and rd_kafka_consume_batch_queue is read until N records arrived;
  * every value is touched (length + first + last byte), as klife's bench does. The local
  * prefetch limits are lifted (see run_consume) so librdkafka never idles in its 1 s
  * fetch-queue backoff, and check.crcs is on because klife always verifies CRCs.
+ * With --group the consumer subscribes as a member of a fresh group (auto.offset.reset
+ * earliest); the clock starts in the rebalance callback that receives the assignment
+ * (as klife's onAssigned), and subscribe -> assignment is reported as "join_seconds".
  *
  * CPU: getrusage(RUSAGE_SELF) — every thread, librdkafka's own included — over the
  * measured section. --threads prints per-thread CPU from /proc/self/task on stderr.
@@ -70,6 +73,7 @@ static int check_crcs = 1;
 static int verbose = 0;
 static const char *group_id = NULL; /* consume: subscribe as a member of this group */
 static long session_timeout_ms = 6000;
+static int assign_flag = 0;         /* consume: --assign, the default without --group */
 static const char *debug_contexts = NULL;
 
 static void die(const char *fmt, ...) {
@@ -102,8 +106,10 @@ static void usage(void) {
             "      --max-wait-ms N       consume: fetch.wait.max.ms (default 100)\n"
             "      --check-crcs true|false  consume: check.crcs (default true, as klife always checks)\n"
             "      --group GROUP         consume: subscribe as a member of GROUP (a fresh group reads from\n"
-            "                            the beginning); the clock starts at the first record, after the join\n"
+            "                            the beginning); the clock starts when the partitions are assigned,\n"
+            "                            the join before it is reported as join_seconds\n"
             "      --session-timeout-ms N  consume --group: session.timeout.ms (default 6000)\n"
+            "      --assign              consume: assign every partition, no group (the default)\n"
             "      --threads             per-thread CPU on stderr\n"
             "  -v, --verbose             librdkafka log lines on stderr\n"
             "      --debug CONTEXTS      librdkafka debug contexts (e.g. fetch,protocol), logged on stderr\n");
@@ -164,6 +170,7 @@ static void parse_args(int argc, char **argv) {
         else if (!strcmp(a, "--check-crcs")) check_crcs = parse_bool(a, VAL());
         else if (!strcmp(a, "--group")) group_id = VAL();
         else if (!strcmp(a, "--session-timeout-ms")) session_timeout_ms = (long)parse_int(a, VAL(), 1, 3600000);
+        else if (!strcmp(a, "--assign")) assign_flag = 1;
         else if (!strcmp(a, "--threads")) show_threads = 1;
         else if (IS("-v", "--verbose")) verbose = 1;
         else if (!strcmp(a, "--debug")) debug_contexts = VAL();
@@ -175,6 +182,7 @@ static void parse_args(int argc, char **argv) {
     if (!brokers) brokers = getenv("KLIFE_BROKERS");
     if (!brokers || !*brokers) die("missing -b HOST:PORT");
     if (!topic) die("missing -t TOPIC");
+    if (group_id && assign_flag) die("--group and --assign exclude each other");
     if (idempotent < 0) idempotent = !strcmp(acks, "all");
     if (idempotent && strcmp(acks, "all")) {
         fprintf(stderr, "rdkafka_bench: idempotence needs acks=all\n");
@@ -282,6 +290,9 @@ static double percentile_us(const uint64_t *sorted, size_t n, double q) {
     return (double)sorted[rank] / 1000.0;
 }
 
+/* Extra `,"key":value` pairs for the result line (already JSON), set by the mode. */
+static char extra_json[256];
+
 static void emit(const char *m, long long n, long size, int parts, uint64_t ns, uint64_t cpu, long long bytes,
                  uint64_t *lat, size_t nlat) {
     double s = ns / 1e9;
@@ -296,7 +307,7 @@ static void emit(const char *m, long long n, long size, int parts, uint64_t ns, 
     if (!strcmp(m, "produce"))
         printf(",\"acks\":\"%s\",\"compression\":\"%s\",\"linger_ms\":%ld,\"idempotent\":%s,\"sync\":%s", acks,
                compression, linger_ms, idempotent ? "true" : "false", sync_mode ? "true" : "false");
-    printf(",\"version\":\"%s\"}\n", rd_kafka_version_str());
+    printf("%s,\"version\":\"%s\"}\n", extra_json, rd_kafka_version_str());
     fflush(stdout);
 }
 
@@ -480,11 +491,49 @@ static int run_produce(void) {
 
 /* ---------- consume ---------- */
 
+/* --group: the measured section starts when the assignment arrives (set once). */
+static struct {
+    int set;
+    uint64_t wall, cpu;
+    struct thread_snapshot *threads;
+} start_mark;
+
+/* Takes the assignment the way librdkafka would without a callback (assign, or the
+ * incremental calls under a cooperative assignor), starting the clock on the first one. */
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
+                         void *opaque) {
+    (void)opaque;
+    int cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+    rd_kafka_error_t *error = NULL;
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (!start_mark.set && parts->cnt > 0) {
+            snapshot_threads(start_mark.threads);
+            start_mark.wall = mono_ns();
+            start_mark.cpu = cpu_ns();
+            start_mark.set = 1;
+        }
+        if (cooperative) error = rd_kafka_incremental_assign(rk, parts);
+        else e = rd_kafka_assign(rk, parts);
+    } else {
+        if (cooperative) error = rd_kafka_incremental_unassign(rk, parts);
+        else e = rd_kafka_assign(rk, NULL);
+    }
+    if (error) die("rebalance (%s): %s", rd_kafka_err2name(err), rd_kafka_error_string(error));
+    if (e) die("rebalance (%s): %s", rd_kafka_err2name(err), rd_kafka_err2str(e));
+}
+
 static int run_consume(void) {
     rd_kafka_conf_t *conf = base_conf();
     /* Without --group only assign() is used (the consumer API still needs a group id). */
     set(conf, "group.id", group_id ? group_id : "rdkafka-bench");
-    if (group_id) setl(conf, "session.timeout.ms", session_timeout_ms);
+    if (group_id) {
+        setl(conf, "session.timeout.ms", session_timeout_ms);
+        /* As klife's bench: heartbeats at most a third of the session timeout apart. */
+        long heartbeat = session_timeout_ms / 3;
+        setl(conf, "heartbeat.interval.ms", heartbeat < 1 ? 1 : heartbeat > 3000 ? 3000 : heartbeat);
+        rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    }
     set(conf, "enable.auto.commit", "false");
     set(conf, "enable.auto.offset.store", "false");
     set(conf, "enable.partition.eof", "false");
@@ -523,10 +572,10 @@ static int run_consume(void) {
     rd_kafka_message_t **msgs = malloc(BATCH * sizeof *msgs);
 
     struct thread_snapshot *tb = malloc(sizeof *tb), *ta = malloc(sizeof *ta);
+    start_mark.threads = tb;
     snapshot_threads(tb);
     uint64_t t0 = mono_ns(), c0 = cpu_ns();
-    uint64_t joined_at = t0, subscribed_at = t0;
-    int measuring = group_id == NULL;
+    uint64_t subscribed_at = t0;
     if (group_id) {
         rd_kafka_topic_partition_list_t *subscription = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(subscription, topic, RD_KAFKA_PARTITION_UA);
@@ -541,19 +590,12 @@ static int run_consume(void) {
     uint64_t sum = 0;
     int idle = 0;
     while (got < records) {
+        /* Serves the rebalance callback too. */
         ssize_t n = rd_kafka_consume_batch_queue(q, 1000, msgs, BATCH);
         if (n < 0) die("consume: %s", rd_kafka_err2str(rd_kafka_last_error()));
         /* A group join takes a while (Tansu holds it for half the session timeout). */
-        if (n == 0 && ++idle >= (measuring ? 10 : 120)) die("no records for %d s after %lld of %lld: topic '%s' holds too few?", idle, got, records, topic);
+        if (n == 0 && ++idle >= (got > 0 ? 10 : 120)) die("no records for %d s after %lld of %lld: topic '%s' holds too few?", idle, got, records, topic);
         if (n > 0) idle = 0;
-        if (n > 0 && !measuring) {
-            /* Group mode: the clock starts with the first records, once the join is done. */
-            measuring = 1;
-            snapshot_threads(tb);
-            joined_at = mono_ns();
-            t0 = joined_at;
-            c0 = cpu_ns();
-        }
         for (ssize_t i = 0; i < n; i++) {
             rd_kafka_message_t *m = msgs[i];
             if (m->err) {
@@ -574,7 +616,16 @@ static int run_consume(void) {
     snapshot_threads(ta);
     if (show_threads) print_thread_delta(tb, ta, records);
     fprintf(stderr, "rdkafka_bench: read %lld records, %lld value bytes, checksum %" PRIu64 "\n", got, bytes, sum);
-    if (group_id) fprintf(stderr, "rdkafka_bench: joined group '%s' after %.2f s\n", group_id, (double)(joined_at - subscribed_at) / 1e9);
+    if (group_id) {
+        if (!start_mark.set) die("records arrived without an assignment");
+        double join = (double)(start_mark.wall - subscribed_at) / 1e9;
+        fprintf(stderr, "rdkafka_bench: joined group '%s' after %.2f s\n", group_id, join);
+        snprintf(extra_json, sizeof extra_json, ",\"join_seconds\":%.3f,\"consumer\":\"group\"", join);
+        t0 = start_mark.wall;
+        c0 = start_mark.cpu;
+    } else {
+        snprintf(extra_json, sizeof extra_json, ",\"consumer\":\"assign\"");
+    }
 
     rd_kafka_queue_destroy(q);
     rd_kafka_topic_partition_list_destroy(list);

@@ -21,7 +21,9 @@ enum BenchCommand: Subcommand {
           produce   N records of B value bytes (no key), creating the topic with P partitions
                     if missing. See 'klife bench produce --help'.
           consume   Reads N records from the beginning of every partition with fetch and
-                    decodes them. See 'klife bench consume --help'.
+                    decodes them; with --group GROUP as a member of a consumer group (join
+                    time apart, as "join_seconds"), with --assign through the consumer with
+                    partitions assigned by hand. See 'klife bench consume --help'.
 
         Compare against librdkafka with Benchmarks/compare.sh (results in docs/benchmarks.md).
         """

@@ -5,11 +5,12 @@ import Synchronization
 /// `klife bench consume`: reads N records from the beginning of every partition of a topic
 /// with `fetch` (one cursor per partition, the partitions read concurrently, the next fetch
 /// of a partition already in flight while the current answer is consumed), touching every
-/// record's value, and reports throughput and CPU per record as one JSON line.
+/// record's value, and reports throughput and CPU per record as one JSON line. `--group` and
+/// `--assign` read through the consumer instead (``BenchConsumer``).
 enum BenchConsume {
     static let spec = CommandSpec(
         path: "bench consume",
-        synopsis: "-b HOST:PORT -t TOPIC [-n N] [--fetch-max-bytes N] [--max-wait-ms N] [--group GROUP [--session-timeout-ms N]]",
+        synopsis: "-b HOST:PORT -t TOPIC [-n N] [--fetch-max-bytes N] [--max-wait-ms N] [--group GROUP [--session-timeout-ms N] | --assign] [--max-records N]",
         summary: """
             Reads N records from the beginning of every partition of TOPIC (which must hold at
             least N, e.g. written by 'klife bench produce') and prints one JSON line.
@@ -18,17 +19,34 @@ enum BenchConsume {
             OptionSpec(["--fetch-max-bytes"], value: "N", help: "maxBytes of each fetch (default 8388608)"),
             OptionSpec(["--max-wait-ms"], value: "N", help: "Broker wait when a partition has no data (default 100)"),
             OptionSpec(["--group"], value: "GROUP",
-                       help: "Read as a member of GROUP through the consumer (join, then batches); the clock starts at the first batch"),
+                       help: "Read through the consumer as a member of GROUP (a fresh group starts at the beginning)"),
             OptionSpec(["--session-timeout-ms"], value: "N", help: "With --group: the member's session timeout (default 6000)"),
+            OptionSpec(["--assign"], help: "Read through the consumer, every partition assigned by hand (no group)"),
+            OptionSpec(["--max-records"], value: "N",
+                       help: "With --group or --assign: the consumer's maxRecords, records per batch (default 500)"),
         ],
         details: """
-            The measured section starts after the start offsets and high watermarks are known
-            (ListOffsets) and ends when N records were decoded. --record-size and --partitions
-            are accepted for symmetry with produce and otherwise ignored: the JSON reports the
-            topic's partition count and the mean value size read.
+            Without --group or --assign the bench reads with 'fetch' (one cursor per partition,
+            the next fetch of a partition in flight while the current answer is consumed). The
+            measured section starts after the start offsets and high watermarks are known
+            (ListOffsets) and ends when N records were decoded.
 
-            Example:
+            --group and --assign read through KlifeConsumer ('for try await batch in
+            consumer.batches'), with its prefetch across partitions; --fetch-max-bytes sets
+            both fetchMaxBytes and partitionMaxBytes, --max-wait-ms fetchMaxWait, auto-commit
+            is off. With --group the member subscribes to TOPIC (offsetReset earliest) and the
+            measured section starts when its partitions are assigned: the time from subscribing
+            to the assignment is reported as "join_seconds" and left out of the rates (Tansu
+            holds a JoinGroup for about half the session timeout, hence the short default).
+            With --assign the start offsets are looked up before the clock starts.
+
+            --record-size and --partitions are accepted for symmetry with produce and otherwise
+            ignored: the JSON reports the topic's partition count and the mean value size read.
+
+            Examples:
               klife bench consume -b 127.0.0.1:9092 -t bench-1 -n 1000000
+              klife bench consume -b 127.0.0.1:9092 -t bench-1 -n 1000000 --group bench-g1
+              klife bench consume -b 127.0.0.1:9092 -t bench-1 -n 1000000 --assign
             """)
 
     static func main(_ arguments: [String]) async throws -> Int32 {
@@ -40,17 +58,27 @@ enum BenchConsume {
         let maxBytes = try parsed.integer("--fetch-max-bytes", as: Int32.self, in: 1024...(256 << 20)) ?? (8 << 20)
         let maxWait = try parsed.integer("--max-wait-ms", as: Int.self, in: 1...60_000) ?? 100
 
-        if let group = parsed.value("--group") {
-            let session = try parsed.integer("--session-timeout-ms", as: Int64.self, in: 1...3_600_000) ?? 6000
+        let group = parsed.value("--group")
+        if group != nil || parsed.has("--assign") {
+            if group != nil && parsed.has("--assign") { throw parsed.usageError("--group and --assign exclude each other") }
+            if group == nil && parsed.has("--session-timeout-ms") { throw parsed.usageError("--session-timeout-ms needs --group") }
+            let session = try parsed.integer("--session-timeout-ms", as: Int64.self, in: 2...3_600_000) ?? 6000
+            let maxRecords = try parsed.integer("--max-records", as: Int.self, in: 1...1_000_000) ?? ConsumerConfiguration().maxRecords
             let result = try await ClientOptions.withClient(config) { client -> BenchResult in
                 let metadata = try await ClientOptions.topicMetadata(client, topic)
-                return try await BenchConsumeGroup.run(client: client, topic: topic, group: group, count: count,
-                                                       sessionTimeout: .milliseconds(session), maxWait: .milliseconds(maxWait),
-                                                       partitions: metadata.partitions.count, threads: threads)
+                let work = BenchConsumer.Workload(topic: topic, count: count, partitions: metadata.partitions.map(\.partition),
+                                                  maxBytes: maxBytes, maxWait: .milliseconds(maxWait),
+                                                  maxRecords: maxRecords, threads: threads)
+                if let group {
+                    return try await BenchConsumer.group(group, sessionTimeout: .milliseconds(session), work, client: client)
+                }
+                return try await BenchConsumer.assign(work, client: client)
             }
             try result.emit()
             return ExitStatus.success
         }
+        if parsed.has("--session-timeout-ms") { throw parsed.usageError("--session-timeout-ms needs --group") }
+        if parsed.has("--max-records") { throw parsed.usageError("--max-records needs --group or --assign") }
         let result = try await ClientOptions.withClient(config) { client -> BenchResult in
             let metadata = try await ClientOptions.topicMetadata(client, topic)
             var starts: [(partition: Int32, offset: Int64, end: Int64)] = []
