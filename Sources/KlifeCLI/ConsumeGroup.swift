@@ -91,7 +91,7 @@ enum ConsumeGroup {
                         try formatter.write(record, to: &out)
                         printed += 1
                         if let limit = options.limit, printed >= limit {
-                            done.records = Array(batch.records[...i])
+                            done.records = batch.records.prefix(i + 1)
                             done.nextOffset = record.offset + 1
                             break
                         }

@@ -1,4 +1,5 @@
 import Glibc
+import Klife
 
 /// A runtime failure the CLI reports as `klife: error: <message>` with exit status 1.
 struct CommandFailure: Error, CustomStringConvertible {
@@ -60,6 +61,13 @@ struct OutputBuffer {
     /// Appends bytes.
     mutating func write<C: Collection<UInt8>>(_ bytes: C) throws {
         buffer.append(contentsOf: bytes)
+        if buffer.count >= limit { try flush() }
+    }
+
+    /// Appends a record's key or value, or `null` for a null one (one copy, from the fetched bytes).
+    mutating func write(_ bytes: RecordBytes?, null: [UInt8]) throws {
+        guard let bytes else { return try write(null) }
+        bytes.withUnsafeBytes { buffer.append(contentsOf: $0) }
         if buffer.count >= limit { try flush() }
     }
 

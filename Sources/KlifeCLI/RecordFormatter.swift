@@ -88,8 +88,8 @@ struct RecordFormatter {
             case .partition: try out.write(String(record.partition))
             case .offset: try out.write(String(record.offset))
             case .timestamp: try out.write(String(record.timestamp))
-            case .key: try out.write(record.key ?? nullText)
-            case .value: try out.write(record.value ?? nullText)
+            case .key: try out.write(record.key, null: nullText)
+            case .value: try out.write(record.value, null: nullText)
             case .keyLength: try out.write(String(record.key?.count ?? -1))
             case .valueLength: try out.write(String(record.value?.count ?? -1))
             case .headers:

@@ -69,7 +69,7 @@ extension KlifeClient {
                 var taken = batch
                 let room = count - records.count
                 if batch.records.count > room {
-                    taken.records = Array(batch.records.prefix(room))
+                    taken.records = batch.records.prefix(room)
                     taken.nextOffset = taken.records[room - 1].offset + 1
                 }
                 records += taken.records

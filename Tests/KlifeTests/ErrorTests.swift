@@ -99,7 +99,7 @@ final class ErrorTests: XCTestCase {
         // Past the end: Kafka answers OFFSET_OUT_OF_RANGE; Tansu answers an empty page.
         do {
             let page = try await client.fetch(topic: topic, partition: 0, offset: 1_000)
-            XCTAssertEqual(page.records, [])
+            XCTAssertTrue(page.records.isEmpty)
             XCTAssertEqual(page.highWatermark, 0)
             XCTAssertEqual(page.nextOffset, 1_000)
         } catch {

@@ -298,7 +298,7 @@ private struct ReadAll {
 private func readAll(_ client: KlifeClient, topic: String, isolation: IsolationLevel, maxBytes: Int32 = 1 << 20) async throws -> ReadAll {
     var records: [ConsumerRecord] = []
     var offset: Int64 = 0
-    var last = FetchResult(records: [], highWatermark: -1, logStartOffset: -1, nextOffset: 0)
+    var last = FetchResult(records: ConsumerRecords(topic: "", partition: 0, []), highWatermark: -1, logStartOffset: -1, nextOffset: 0)
     for _ in 0..<200 {
         last = try await client.fetch(topic: topic, partition: 0, offset: offset, maxBytes: maxBytes,
                                       maxWait: .milliseconds(10), isolation: isolation)

@@ -92,44 +92,6 @@ public struct RecordMetadata: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "\(topic)/\(partition)@\(offset)" }
 }
 
-/// A record read from a partition.
-public struct ConsumerRecord: Sendable, Equatable {
-    /// Topic read from.
-    public var topic: String
-    /// Partition read from.
-    public var partition: Int32
-    /// The record's offset.
-    public var offset: Int64
-    /// Milliseconds since the Unix epoch.
-    public var timestamp: Int64
-    /// Whether ``timestamp`` is the producer's create time or the broker's append time.
-    public var timestampType: TimestampType
-    /// Key bytes, `nil` for a null key.
-    public var key: [UInt8]?
-    /// Value bytes, `nil` for a null value.
-    public var value: [UInt8]?
-    /// Headers in wire order.
-    public var headers: [RecordHeader]
-
-    /// Creates a consumer record (mostly for tests).
-    public init(topic: String, partition: Int32, offset: Int64, timestamp: Int64, timestampType: TimestampType = .createTime,
-                key: [UInt8]?, value: [UInt8]?, headers: [RecordHeader]) {
-        self.topic = topic
-        self.partition = partition
-        self.offset = offset
-        self.timestamp = timestamp
-        self.timestampType = timestampType
-        self.key = key
-        self.value = value
-        self.headers = headers
-    }
-
-    /// The value as UTF-8 text, when it is valid UTF-8.
-    public var valueString: String? { value.flatMap { String(validating: $0, as: UTF8.self) } }
-    /// The key as UTF-8 text, when it is valid UTF-8.
-    public var keyString: String? { key.flatMap { String(validating: $0, as: UTF8.self) } }
-}
-
 /// A topic and partition.
 public struct TopicPartition: Hashable, Sendable, CustomStringConvertible {
     /// Topic name.

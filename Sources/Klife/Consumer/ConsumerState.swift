@@ -7,7 +7,7 @@ public struct ConsumerBatch: Sendable {
     /// Topic and partition of every record.
     public var topicPartition: TopicPartition
     /// The records, in offset order.
-    public var records: [ConsumerRecord]
+    public var records: ConsumerRecords
     /// The partition's high watermark when these records were fetched.
     public var highWatermark: Int64
     /// The partition's last stable offset when these records were fetched (-1 if unknown).
@@ -23,7 +23,7 @@ public struct ConsumerBatch: Sendable {
     }
 
     /// Bytes of keys and values, counted against the prefetch bound.
-    var bytes: Int { records.reduce(0) { $0 + ($1.key?.count ?? 0) + ($1.value?.count ?? 0) } }
+    var bytes: Int { records.payloadBytes }
     /// The partition's epoch when fetched (a seek or reset since makes the batch stale).
     var epoch: UInt64 = 0
     /// Which assignment of the partition the batch belongs to (it may be revoked and given back).
@@ -106,7 +106,7 @@ final class ConsumerState: Sendable {
 
     /// Adds fetched records of `tp` (when `epoch` is still the partition's), split into
     /// batches within the configured bounds, and moves its fetch position to `nextOffset`.
-    func deliver(_ records: [ConsumerRecord], tp: TopicPartition, epoch: UInt64, nextOffset: Int64,
+    func deliver(_ records: ConsumerRecords, tp: TopicPartition, epoch: UInt64, nextOffset: Int64,
                  highWatermark: Int64, lastStableOffset: Int64) {
         let handOff = state.withLock { s -> (Waiter, ConsumerBatch)? in
             guard var p = s.partitions[tp], p.epoch == epoch else { return nil }
@@ -120,13 +120,13 @@ final class ConsumerState: Sendable {
                 var end = start
                 var bytes = 0
                 while end < records.count && end - start < configuration.maxRecords {
-                    let size = (records[end].key?.count ?? 0) + (records[end].value?.count ?? 0)
+                    let size = records.payloadBytes(at: end)
                     if end > start && bytes + size > configuration.maxBatchBytes { break }
                     bytes += size
                     end += 1
                 }
-                let slice = Array(records[start..<end])
-                let next = end < records.count ? records[end].offset : max(nextOffset, slice[slice.count - 1].offset + 1)
+                let slice = records.records(start..<end)
+                let next = end < records.count ? records.offset(at: end) : max(nextOffset, records.offset(at: end - 1) + 1)
                 p.ready.append(ConsumerBatch(topicPartition: tp, records: slice, highWatermark: highWatermark,
                                              lastStableOffset: lastStableOffset, nextOffset: next,
                                              epoch: p.epoch, assignmentID: p.assignmentID))

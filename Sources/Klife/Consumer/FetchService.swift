@@ -205,9 +205,9 @@ final class FetchService: ReactorService, @unchecked Sendable {
             return
         }
         let settings = state.configuration
-        let decoded: RecordBatchDecodeResult
+        let decoded: RecordIndex
         do {
-            decoded = try FetchDecoding.decodeBatches(p.records, broker: broker,
+            decoded = try FetchDecoding.index(p.records, broker: broker,
                                                       maxUncompressedBytes: hub.configuration.maxResponseBytes)
         } catch {
             // Bytes that fail their CRC or do not decode: the connection's data is suspect, the
@@ -218,7 +218,7 @@ final class FetchService: ReactorService, @unchecked Sendable {
         }
         let filter = TransactionFilter(isolation: settings.isolation, lastStableOffset: p.lastStableOffset,
                                        abortedTransactions: p.abortedTransactions ?? [])
-        let output = filter.apply(decoded.batches, from: claim.position)
+        let output = filter.apply(decoded, from: claim.position)
         if settings.isolation == .readCommitted && output.nextOffset == claim.position && claim.position < p.lastStableOffset
             && (output.undecidedAt != nil || decoded.batches.isEmpty && !decoded.truncatedTail) {
             // Below the last stable offset everything is decided, yet nothing moved (no marker
@@ -232,7 +232,7 @@ final class FetchService: ReactorService, @unchecked Sendable {
             state.fetchFailed(claim.tp, epoch: claim.epoch, now: now)
             return
         }
-        let records = FetchDecoding.visibleRecords(decoded.batches, output, topic: claim.tp.topic, partition: claim.tp.partition)
+        let records = FetchDecoding.visibleRecords(decoded, output, topic: claim.tp.topic, partition: claim.tp.partition)
         state.deliver(records, tp: claim.tp, epoch: claim.epoch, nextOffset: output.nextOffset, highWatermark: p.highWatermark,
                       lastStableOffset: p.lastStableOffset)
     }

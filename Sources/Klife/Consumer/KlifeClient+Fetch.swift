@@ -5,7 +5,7 @@ public struct FetchResult: Sendable {
     /// Records at or after the requested offset, in offset order (control records removed; with
     /// ``IsolationLevel/readCommitted`` also records of aborted transactions and any at or after
     /// ``lastStableOffset``).
-    public var records: [ConsumerRecord]
+    public var records: ConsumerRecords
     /// The partition's high watermark: the offset the next produced record will get
     /// (-1 when the broker left the partition out of an empty answer).
     public var highWatermark: Int64
@@ -71,14 +71,14 @@ extension KlifeClient {
                                                      maxWait: maxWait, isolation: isolation) else {
             // Some brokers leave out a partition that has nothing to return (seen with maxWait 0):
             // that is an empty page, not a protocol error.
-            return (FetchResult(records: [], highWatermark: -1, logStartOffset: -1, nextOffset: offset), false)
+            return (FetchResult(records: .empty(TopicPartition(topic: topic, partition: partition)), highWatermark: -1, logStartOffset: -1, nextOffset: offset), false)
         }
         let (p, node) = answer
         let filter = TransactionFilter(isolation: isolation, lastStableOffset: p.lastStableOffset,
                                        abortedTransactions: p.abortedTransactions ?? [])
-        let decoded = try FetchDecoding.decodeBatches(p.records, broker: "node \(node)", maxUncompressedBytes: configuration.maxResponseBytes)
-        let output = filter.apply(decoded.batches, from: offset)
-        let result = FetchResult(records: FetchDecoding.visibleRecords(decoded.batches, output, topic: topic, partition: partition),
+        let decoded = try FetchDecoding.index(p.records, broker: "node \(node)", maxUncompressedBytes: configuration.maxResponseBytes)
+        let output = filter.apply(decoded, from: offset)
+        let result = FetchResult(records: FetchDecoding.visibleRecords(decoded, output, topic: topic, partition: partition),
                                  highWatermark: p.highWatermark, logStartOffset: p.logStartOffset,
                                  nextOffset: output.nextOffset, lastStableOffset: p.lastStableOffset)
         if isolation == .readCommitted && result.nextOffset == offset && offset < p.lastStableOffset
@@ -131,7 +131,7 @@ extension KlifeClient {
     /// reader always makes progress whatever the broker returns per fetch.
     private func readCommittedFromLog(topic: String, partition: Int32, offset: Int64, maxBytes: Int32, maxWait: Duration,
                                       stable: Int64) async throws(KlifeError) -> FetchResult {
-        var batches: [DecodedBatch] = []
+        var read = RecordIndex.empty
         var position = offset
         var highWatermark: Int64 = -1
         var logStart: Int64 = -1
@@ -142,24 +142,26 @@ extension KlifeClient {
             let (p, node) = answer
             highWatermark = p.highWatermark
             logStart = p.logStartOffset
-            let decoded = try FetchDecoding.decodeBatches(p.records, broker: "node \(node)", maxUncompressedBytes: configuration.maxResponseBytes)
+            let decoded = try FetchDecoding.index(p.records, broker: "node \(node)", maxUncompressedBytes: configuration.maxResponseBytes)
             guard let last = decoded.batches.last else { break }
-            batches += decoded.batches
-            if round == 0 { firstAnswerEnd = batches.count }
+            read.append(decoded)
+            if round == 0 { firstAnswerEnd = read.batches.count }
             position = last.header.lastOffset &+ 1
-            if position >= highWatermark || Self.firstUndecided(batches[..<firstAnswerEnd], markersIn: batches) == nil { break }
+            if position >= highWatermark || Self.firstUndecided(read.batches[..<firstAnswerEnd], markersIn: read.batches) == nil { break }
         }
+        let batches = read.batches
         // Only the first answer's batches are returned; what was read beyond them served to decide them.
         var returned = Array(batches[..<firstAnswerEnd])
         // A transaction whose marker was not found even so stays invisible, and the page ends before it.
         if let undecided = Self.firstUndecided(returned[...], markersIn: batches) { returned.removeSubrange(undecided...) }
         let markers = batches[firstAnswerEnd...].filter(\.header.isControl)
         let filter = TransactionFilter(isolation: .readCommitted, lastStableOffset: stable, abortedTransactions: [])
-        var output = filter.apply(returned + markers, from: offset)
+        read.batches = returned + markers
+        var output = filter.apply(read, from: offset)
         // The markers appended after the returned batches only decide them: the position stays
         // at the end of what is returned.
         output.nextOffset = min(output.nextOffset, returned.last.map { $0.header.lastOffset &+ 1 } ?? offset)
-        return FetchResult(records: FetchDecoding.visibleRecords(returned + markers, output, topic: topic, partition: partition),
+        return FetchResult(records: FetchDecoding.visibleRecords(read, output, topic: topic, partition: partition),
                            highWatermark: highWatermark, logStartOffset: logStart, nextOffset: max(output.nextOffset, offset),
                            lastStableOffset: stable)
     }
@@ -167,7 +169,7 @@ extension KlifeClient {
     /// The index of the first transactional data batch of `batches` with no COMMIT/ABORT marker of
     /// its producer after it in `all` (a marker after it exists exactly when the producer's last
     /// marker is after it).
-    private static func firstUndecided(_ batches: ArraySlice<DecodedBatch>, markersIn all: [DecodedBatch]) -> Int? {
+    private static func firstUndecided(_ batches: ArraySlice<IndexedBatch>, markersIn all: [IndexedBatch]) -> Int? {
         var lastMarker: [Int64: Int64] = [:]
         for b in all where b.header.isControl && b.header.producerID >= 0 {
             lastMarker[b.header.producerID] = max(lastMarker[b.header.producerID] ?? -1, b.header.baseOffset)

@@ -17,9 +17,10 @@ enum ControlRecordType: Int16 {
 
     /// Reads the control record key: version INT16, type INT16 (big-endian). `nil` when the key is
     /// too short or the type is unknown.
-    init?(key: [UInt8]?) {
+    init?<Key: Collection<UInt8>>(key: Key?) {
         guard let key, key.count >= 4 else { return nil }
-        let type = Int16(bitPattern: UInt16(key[2]) << 8 | UInt16(key[3]))
+        let bytes = key.prefix(4).map { $0 }
+        let type = Int16(bitPattern: UInt16(bytes[2]) << 8 | UInt16(bytes[3]))
         self.init(rawValue: type)
     }
 }
@@ -61,7 +62,7 @@ struct TransactionFilter {
     let abortedTransactions: [FetchResponse.AbortedTransaction]
 
     /// Filters `batches` (in offset order) for a fetch that started at `offset`.
-    func apply(_ batches: [DecodedBatch], from offset: Int64) -> Output {
+    func apply<Batches: FetchedBatches>(_ batches: Batches, from offset: Int64) -> Output {
         var visible: [(batch: Int, records: Range<Int>)] = []
         var next = offset
         // Aborted transactions not yet reached, oldest first; producers whose aborted
@@ -73,14 +74,14 @@ struct TransactionFilter {
 
         // For each batch, the outcome of the next marker its producer wrote later in this answer
         // (a marker closes the producer's transaction, so it decides every batch before it).
-        var decided: [ControlRecordType?] = Array(repeating: nil, count: batches.count)
+        var decided: [ControlRecordType?] = Array(repeating: nil, count: batches.batchCount)
         if committedOnly {
             var nextMarker: [Int64: ControlRecordType] = [:]
-            for i in batches.indices.reversed() {
-                let header = batches[i].header
+            for i in (0..<batches.batchCount).reversed() {
+                let header = batches.header(at: i)
                 guard header.producerID >= 0 else { continue }
                 if header.isControl {
-                    if let type = ControlRecordType(key: batches[i].records.first?.key) { nextMarker[header.producerID] = type }
+                    if let type = batches.controlType(at: i) { nextMarker[header.producerID] = type }
                 } else {
                     decided[i] = nextMarker[header.producerID]
                 }
@@ -90,8 +91,8 @@ struct TransactionFilter {
         // Without the broker's list, only a marker decides a transaction.
         let markersOnly = committedOnly && abortedTransactions.isEmpty
         var undecidedAt: Int64?
-        for (i, batch) in batches.enumerated() {
-            let header = batch.header
+        for i in 0..<batches.batchCount {
+            let header = batches.header(at: i)
             // Past the last stable offset: not decided yet, so neither returned nor skipped.
             if header.baseOffset >= stable { break }
             if markersOnly && header.producerID >= 0 && header.isTransactional && !header.isControl && decided[i] == nil
@@ -106,7 +107,7 @@ struct TransactionFilter {
                     pending.removeFirst()
                 }
                 if header.isControl {
-                    if ControlRecordType(key: batch.records.first?.key) == .abort {
+                    if batches.controlType(at: i) == .abort {
                         abortedProducers.remove(header.producerID)
                     }
                 } else if header.isTransactional {
@@ -121,13 +122,47 @@ struct TransactionFilter {
                 }
             }
             if header.isControl { continue }
-            let records = batch.records
+            let count = batches.recordCount(at: i)
             var start = 0
-            while start < records.count && records[start].offset < offset { start += 1 }
+            while start < count && batches.recordOffset(batch: i, record: start) < offset { start += 1 }
             var end = start
-            while end < records.count && records[end].offset < stable { end += 1 }
+            while end < count && batches.recordOffset(batch: i, record: end) < stable { end += 1 }
             if start < end { visible.append((i, start..<end)) }
         }
         return Output(visible: visible, nextOffset: min(next, max(stable, offset)), undecidedAt: undecidedAt)
     }
+}
+
+/// What ``TransactionFilter`` reads of fetched batches: headers, record offsets and the type of
+/// a control batch's marker.
+protocol FetchedBatches {
+    /// Number of batches.
+    var batchCount: Int { get }
+    /// Header of batch `i`.
+    func header(at i: Int) -> RecordBatchHeader
+    /// Records in batch `i`.
+    func recordCount(at i: Int) -> Int
+    /// Offset of a batch's record.
+    func recordOffset(batch: Int, record: Int) -> Int64
+    /// COMMIT or ABORT, read from the key of a control batch's first record.
+    func controlType(at i: Int) -> ControlRecordType?
+}
+
+extension RecordIndex: FetchedBatches {
+    var batchCount: Int { batches.count }
+    func header(at i: Int) -> RecordBatchHeader { batches[i].header }
+    func recordCount(at i: Int) -> Int { batches[i].records.count }
+    func recordOffset(batch: Int, record: Int) -> Int64 { slots[batches[batch].records.lowerBound + record].offset }
+    func controlType(at i: Int) -> ControlRecordType? {
+        let records = batches[i].records
+        return records.isEmpty ? nil : ControlRecordType(key: key(of: slots[records.lowerBound]))
+    }
+}
+
+extension Array: FetchedBatches where Element == DecodedBatch {
+    var batchCount: Int { count }
+    func header(at i: Int) -> RecordBatchHeader { self[i].header }
+    func recordCount(at i: Int) -> Int { self[i].records.count }
+    func recordOffset(batch: Int, record: Int) -> Int64 { self[batch].records[record].offset }
+    func controlType(at i: Int) -> ControlRecordType? { ControlRecordType(key: self[i].records.first?.key) }
 }

@@ -133,34 +133,35 @@ extension RecordBatchDecoder {
     /// `maxResponseBytes`. Past it decoding fails instead of allocating more.
     public static let defaultMaxUncompressedBytes = 256 << 20
 
-    /// Decompresses a batch's records section and decodes its records, spending the
-    /// decompressed size from `budget`. Errors inside the decompressed records are
-    /// reported at the section's start, with their offset in the decompressed bytes.
+    /// Decompresses a batch's records section onto the end of `inflated` and locates its
+    /// records there, spending the decompressed size from `budget`. Errors inside the
+    /// decompressed records are reported at the section's start, with their offset in the
+    /// decompressed bytes.
     @inline(never)
-    static func decodeCompressedRecords(_ codec: CompressionCodec, _ bytes: UnsafeRawBufferPointer, at base: Int,
-                                        header: RecordBatchHeader, budget: inout Int) throws(DecodeError) -> [DecodedRecord] {
-        // Sized for a typical ratio; grows (never past the budget) when the batch needs more.
-        var scratch = ByteWriter(capacity: min(max(bytes.count &* 4, 256), max(budget, 0) &+ 1))
-        try decompressRecords(codec, bytes, at: base, budget: budget, into: &scratch)
-        budget -= scratch.count
-        let decoded = scratch.withUnsafeBytes { raw in
+    static func indexCompressedRecords(_ codec: CompressionCodec, _ bytes: UnsafeRawBufferPointer, at base: Int,
+                                       header: RecordBatchHeader, budget: inout Int, into inflated: inout ByteWriter,
+                                       slots: inout [RecordSlot]) throws(DecodeError) {
+        let start = inflated.count
+        try decompressRecords(codec, bytes, at: base, budget: budget, into: &inflated)
+        budget -= inflated.count - start
+        let located = inflated.withUnsafeBytes { raw in
             Result { () throws(DecodeError) in
                 do throws(DecodeError) {
-                    return try decodeRecords(raw, at: 0, header: header)
+                    try indexRecords(UnsafeRawBufferPointer(rebasing: raw[start...]), at: 0, position: start, header: header,
+                                     inflated: true, into: &slots)
                 } catch {
                     throw DecodeError(error.kind, offset: base,
                                       detail: "in \(codec)-decompressed records at byte \(error.offset): \(error.detail)")
                 }
             }
         }
-        return try decoded.get()
+        try located.get()
     }
 
-    /// Decompresses a batch's records section into `scratch` (emptied first), within
+    /// Decompresses a batch's records section onto the end of `scratch`, within
     /// `budget` bytes. Errors are reported at the section's start.
     static func decompressRecords(_ codec: CompressionCodec, _ bytes: UnsafeRawBufferPointer, at base: Int,
                                   budget: Int, into scratch: inout ByteWriter) throws(DecodeError) {
-        scratch.removeAll()
         do {
             try Compression.decompress(codec, bytes, into: &scratch, maxOutputBytes: budget)
         } catch {

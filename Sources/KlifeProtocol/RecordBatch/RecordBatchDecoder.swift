@@ -153,36 +153,72 @@ public enum RecordBatchDecoder {
     ///   "bomb" batches).
     public static func decode(_ bytes: UnsafeRawBufferPointer, verifyCRC: Bool = true,
                               maxUncompressedBytes: Int = defaultMaxUncompressedBytes) throws(DecodeError) -> RecordBatchDecodeResult {
-        var batches: [DecodedBatch] = []
-        var budget = maxUncompressedBytes
-        var offset = 0
-        let total = bytes.count
-        while offset < total {
-            let left = total - offset
-            if left < RecordBatchLayout.logOverhead { return RecordBatchDecodeResult(batches: batches, truncatedTail: true) }
-            let batchStart = bytes.baseAddress! + offset
-            let length = Int(Int32(bigEndian: batchStart.loadUnaligned(fromByteOffset: 8, as: Int32.self)))
-            if length < RecordBatchLayout.headerSize - RecordBatchLayout.logOverhead {
-                throw DecodeError(.invalidLength, offset: offset + 8, detail: "batch length \(length)")
-            }
-            let size = RecordBatchLayout.logOverhead + length
-            if size > left { return RecordBatchDecodeResult(batches: batches, truncatedTail: true) }
-            let batch = UnsafeRawBufferPointer(start: batchStart, count: size)
-            batches.append(try decodeBatch(batch, at: offset, verifyCRC: verifyCRC, budget: &budget))
-            offset += size
-        }
-        return RecordBatchDecodeResult(batches: batches, truncatedTail: false)
+        try decode([UInt8](bytes), verifyCRC: verifyCRC, maxUncompressedBytes: maxUncompressedBytes)
     }
 
-    /// Decodes every complete batch in a byte array (tests and slow paths).
+    /// Decodes every complete batch in a byte array (tests and slow paths): ``index(_:verifyCRC:maxUncompressedBytes:)``,
+    /// then every key, value and header copied out.
     public static func decode(_ bytes: [UInt8], verifyCRC: Bool = true,
                               maxUncompressedBytes: Int = defaultMaxUncompressedBytes) throws(DecodeError) -> RecordBatchDecodeResult {
+        let index = try index(bytes, verifyCRC: verifyCRC, maxUncompressedBytes: maxUncompressedBytes)
+        let batches = index.batches.map { batch in
+            DecodedBatch(header: batch.header, records: index.slots[batch.records].map { slot in
+                DecodedRecord(offset: slot.offset, timestamp: slot.timestamp,
+                              timestampType: slot.isLogAppendTime ? .logAppendTime : .createTime,
+                              key: index.key(of: slot).map(Array.init), value: index.value(of: slot).map(Array.init),
+                              headers: RecordHeaderReader.headers(in: index.buffer(of: slot), start: slot.headersStart,
+                                                                  count: slot.headerCount))
+            })
+        }
+        return RecordBatchDecodeResult(batches: batches, truncatedTail: index.truncatedTail)
+    }
+
+    /// Locates every record of every complete batch in `bytes` without copying one: CRC checked
+    /// and compressed batches decompressed once, into one buffer. Errors as
+    /// ``decode(_:verifyCRC:maxUncompressedBytes:)``.
+    public static func index(_ bytes: [UInt8], verifyCRC: Bool = true,
+                             maxUncompressedBytes: Int = defaultMaxUncompressedBytes) throws(DecodeError) -> RecordIndex {
+        var batches: [IndexedBatch] = []
+        var slots: [RecordSlot] = []
+        // Positions are 32-bit: decompressed output stays below 2 GiB whatever the caller allows.
+        var budget = min(maxUncompressedBytes, Int(Int32.max) - 1)
+        var inflated: ByteWriter?
+        var truncatedTail = false
         let result = bytes.withUnsafeBytes { raw in
             Result { () throws(DecodeError) in
-                try decode(raw, verifyCRC: verifyCRC, maxUncompressedBytes: maxUncompressedBytes)
+                var offset = 0
+                let total = raw.count
+                while offset < total {
+                    let left = total - offset
+                    if left < RecordBatchLayout.logOverhead { truncatedTail = true; return }
+                    let batchStart = raw.baseAddress! + offset
+                    let length = Int(Int32(bigEndian: batchStart.loadUnaligned(fromByteOffset: 8, as: Int32.self)))
+                    if length < RecordBatchLayout.headerSize - RecordBatchLayout.logOverhead {
+                        throw DecodeError(.invalidLength, offset: offset + 8, detail: "batch length \(length)")
+                    }
+                    let size = RecordBatchLayout.logOverhead + length
+                    if size > left { truncatedTail = true; return }
+                    let batch = UnsafeRawBufferPointer(start: batchStart, count: size)
+                    let header = try checkedHeader(batch, at: offset, verifyCRC: verifyCRC)
+                    let first = slots.count
+                    let records = UnsafeRawBufferPointer(rebasing: batch[RecordBatchLayout.headerSize...])
+                    let recordsAt = offset + RecordBatchLayout.headerSize
+                    let codec = header.compression!
+                    if codec == .none {
+                        try indexRecords(records, at: recordsAt, position: recordsAt, header: header, inflated: false, into: &slots)
+                    } else {
+                        if inflated == nil { inflated = ByteWriter(capacity: min(max(records.count &* 4, 256), max(budget, 0) &+ 1)) }
+                        try indexCompressedRecords(codec, records, at: recordsAt, header: header, budget: &budget,
+                                                   into: &inflated!, slots: &slots)
+                    }
+                    batches.append(IndexedBatch(header: header, records: first..<slots.count))
+                    offset += size
+                }
             }
         }
-        return try result.get()
+        try result.get()
+        let inflatedBytes = inflated?.bytes ?? []
+        return RecordIndex(fetched: bytes, inflated: inflatedBytes, batches: batches, slots: slots, truncatedTail: truncatedTail)
     }
 
     /// Reads the 61-byte header of a complete batch. `batch` must hold at least 61 bytes.
@@ -195,10 +231,9 @@ public enum RecordBatchDecoder {
             producerEpoch: r.readInt16(), baseSequence: r.readInt32(), recordCount: r.readInt32())
     }
 
-    /// Decodes one complete batch; `at` is its offset in the caller's buffer, for error offsets.
-    /// A compressed batch is decompressed into a buffer of its own, spending its size from `budget`.
-    static func decodeBatch(_ batch: UnsafeRawBufferPointer, at base: Int, verifyCRC: Bool,
-                            budget: inout Int) throws(DecodeError) -> DecodedBatch {
+    /// Reads and checks the header of one complete batch (magic, CRC, codec); `at` is its
+    /// offset in the caller's buffer, for error offsets.
+    static func checkedHeader(_ batch: UnsafeRawBufferPointer, at base: Int, verifyCRC: Bool) throws(DecodeError) -> RecordBatchHeader {
         let header = readHeader(batch)
         if header.magic != 2 {
             throw DecodeError(.unsupported, offset: base + 16, detail: "magic \(header.magic)")
@@ -210,16 +245,10 @@ public enum RecordBatchDecoder {
                 throw crcMismatch(base: base, stored: header.crc, computed: crc)
             }
         }
-        let records = UnsafeRawBufferPointer(rebasing: batch[RecordBatchLayout.headerSize...])
-        let recordsBase = base + RecordBatchLayout.headerSize
-        guard let codec = header.compression else {
+        if header.compression == nil {
             throw DecodeError(.unsupported, offset: base + 21, detail: "compression codec \(header.attributes & 7)")
         }
-        if codec == .none {
-            return DecodedBatch(header: header, records: try decodeRecords(records, at: recordsBase, header: header))
-        }
-        return DecodedBatch(header: header,
-                            records: try decodeCompressedRecords(codec, records, at: recordsBase, header: header, budget: &budget))
+        return header
     }
 
     @inline(never)
@@ -228,14 +257,16 @@ public enum RecordBatchDecoder {
                      detail: "stored \(stored), computed \(computed)")
     }
 
-    /// Decodes exactly `header.recordCount` records filling all of `bytes`.
-    static func decodeRecords(_ bytes: UnsafeRawBufferPointer, at base: Int, header: RecordBatchHeader) throws(DecodeError) -> [DecodedRecord] {
+    /// Locates exactly `header.recordCount` records filling all of `bytes`, appending a slot per
+    /// record. `base` is where `bytes` start for error offsets, `position` where they start in the
+    /// buffer the slots point into.
+    static func indexRecords(_ bytes: UnsafeRawBufferPointer, at base: Int, position: Int, header: RecordBatchHeader,
+                             inflated: Bool, into slots: inout [RecordSlot]) throws(DecodeError) {
         let count = Int(header.recordCount)
         if count < 0 || count > bytes.count / RecordBatchLayout.minimumRecordSize {
             throw DecodeError(.invalidLength, offset: base - 4, detail: "record count \(count) for \(bytes.count) bytes")
         }
-        var records: [DecodedRecord] = []
-        records.reserveCapacity(count)
+        slots.reserveCapacity(slots.count + count)
         var r = ByteReader(bytes)
         let logAppend = header.timestampType == .logAppendTime
         for _ in 0..<count {
@@ -245,20 +276,19 @@ public enum RecordBatchDecoder {
             }
             let bodyStart = r.offset
             var body = r.subReader(count: length)
-            let record = readRecord(&body, header: header, logAppend: logAppend)
+            let slot = readSlot(&body, header: header, logAppend: logAppend, position: position + bodyStart, inflated: inflated)
             if let error = r.error { throw rebased(error, by: base) }
             if let error = body.error { throw rebased(error, by: base + bodyStart) }
             if !body.isAtEnd {
                 throw DecodeError(.invalidLength, offset: base + bodyStart + body.offset,
                                   detail: "record has \(body.remaining) bytes past its fields")
             }
-            records.append(record)
+            slots.append(slot)
         }
         if !r.isAtEnd {
             throw DecodeError(.invalidLength, offset: base + r.offset,
                               detail: "\(r.remaining) bytes after \(count) records")
         }
-        return records
     }
 
     /// Moves an error's offset from a sub-buffer into the caller's buffer.
@@ -269,43 +299,47 @@ public enum RecordBatchDecoder {
         return e
     }
 
-    /// Reads one record body (after its length varint). Errors stay in `r`.
-    static func readRecord(_ r: inout ByteReader, header: RecordBatchHeader, logAppend: Bool) -> DecodedRecord {
+    /// Reads one record body (after its length varint) into a slot; `position` is where the
+    /// body starts in the slot's buffer. Errors stay in `r`.
+    static func readSlot(_ r: inout ByteReader, header: RecordBatchHeader, logAppend: Bool, position: Int,
+                         inflated: Bool) -> RecordSlot {
         _ = r.readInt8() // attributes, unused
         let timestampDelta = r.readVarlong()
         let offsetDelta = r.readVarint()
-        let key = readNullableVarintBytes(&r)
-        let value = readNullableVarintBytes(&r)
+        let (keyStart, keyLength) = skipNullableVarintBytes(&r)
+        let (valueStart, valueLength) = skipNullableVarintBytes(&r)
         let headerCount = Int(r.readVarint())
-        var headers: [RecordHeader] = []
+        let headersStart = r.offset
         if headerCount != 0 && r.error == nil {
             if headerCount < 0 || headerCount > r.remaining / 2 {
                 r.fail(.invalidLength, "header count \(headerCount)")
             } else {
-                headers.reserveCapacity(headerCount)
                 for _ in 0..<headerCount {
                     let keyLength = Int(r.readVarint())
                     if r.error == nil && keyLength < 0 { r.fail(.invalidLength, "header key length \(keyLength)") }
-                    let keyBytes = r.readRawBytes(count: keyLength)
-                    let value = readNullableVarintBytes(&r)
-                    guard r.error == nil, let keyBytes else { break }
-                    // Lenient like Kafka's Java client: malformed UTF-8 is repaired, not rejected.
-                    headers.append(RecordHeader(key: String(decoding: keyBytes, as: UTF8.self), value: value))
+                    r.skip(max(keyLength, 0))
+                    _ = skipNullableVarintBytes(&r)
+                    if r.error != nil { break }
                 }
             }
         }
-        return DecodedRecord(
+        let at = Int32(truncatingIfNeeded: position)
+        return RecordSlot(
             offset: header.baseOffset &+ Int64(offsetDelta),
             timestamp: logAppend ? header.maxTimestamp : header.baseTimestamp &+ timestampDelta,
-            timestampType: logAppend ? .logAppendTime : .createTime,
-            key: key, value: value, headers: headers)
+            keyStart: at &+ Int32(truncatingIfNeeded: keyStart), keyLength: keyLength,
+            valueStart: at &+ Int32(truncatingIfNeeded: valueStart), valueLength: valueLength,
+            headersStart: at &+ Int32(truncatingIfNeeded: headersStart), headerCount: Int32(truncatingIfNeeded: max(headerCount, 0)),
+            isInflated: inflated, isLogAppendTime: logAppend)
     }
 
-    /// Varint length (-1 = null) then that many bytes.
-    static func readNullableVarintBytes(_ r: inout ByteReader) -> [UInt8]? {
+    /// Varint length (-1 = null) then that many bytes, skipped: where they start and how many (-1 = null).
+    static func skipNullableVarintBytes(_ r: inout ByteReader) -> (start: Int, length: Int32) {
         let n = Int(r.readVarint())
-        if n == -1 || r.error != nil { return nil }
-        if n < 0 || n > r.remaining { r.fail(.invalidLength, "length \(n)"); return nil }
-        return r.readBytes(count: n)
+        if n == -1 || r.error != nil { return (r.offset, -1) }
+        if n < 0 || n > r.remaining { r.fail(.invalidLength, "length \(n)"); return (r.offset, -1) }
+        let start = r.offset
+        r.skip(n)
+        return (start, Int32(n))
     }
 }

@@ -1,0 +1,148 @@
+/// Where one record's fields lie in the bytes it was fetched in. Fixed size and free of
+/// references, so an array of them costs one allocation however many records it holds and
+/// copying one retains nothing.
+public struct RecordSlot: Sendable, Equatable {
+    /// `baseOffset + offsetDelta`.
+    public var offset: Int64
+    /// `baseTimestamp + timestampDelta`, or the batch's MaxTimestamp for log-append-time batches.
+    public var timestamp: Int64
+    /// Position of the key in its buffer.
+    public var keyStart: Int32
+    /// Key length in bytes, -1 for a null key.
+    public var keyLength: Int32
+    /// Position of the value in its buffer.
+    public var valueStart: Int32
+    /// Value length in bytes, -1 for a null value.
+    public var valueLength: Int32
+    /// Position of the first header (just after the header count) in its buffer.
+    public var headersStart: Int32
+    /// Number of headers, already checked to fit.
+    public var headerCount: Int32
+    /// The record lies in ``RecordIndex/inflated`` (its batch was compressed) rather than in
+    /// ``RecordIndex/fetched``.
+    public var isInflated: Bool
+    /// The batch's timestamps are the broker's append time.
+    public var isLogAppendTime: Bool
+
+    /// Creates a slot from its fields.
+    public init(offset: Int64, timestamp: Int64, keyStart: Int32, keyLength: Int32, valueStart: Int32, valueLength: Int32,
+                headersStart: Int32, headerCount: Int32, isInflated: Bool, isLogAppendTime: Bool) {
+        self.offset = offset
+        self.timestamp = timestamp
+        self.keyStart = keyStart
+        self.keyLength = keyLength
+        self.valueStart = valueStart
+        self.valueLength = valueLength
+        self.headersStart = headersStart
+        self.headerCount = headerCount
+        self.isInflated = isInflated
+        self.isLogAppendTime = isLogAppendTime
+    }
+
+    /// Bytes of key and value (what a consumer counts against its prefetch bound).
+    @inlinable public var payloadBytes: Int { Int(max(keyLength, 0)) &+ Int(max(valueLength, 0)) }
+}
+
+/// One batch of a ``RecordIndex``: its header and its records' slots.
+public struct IndexedBatch: Sendable {
+    /// The batch header.
+    public var header: RecordBatchHeader
+    /// Its records in ``RecordIndex/slots``, in offset order (control batches keep theirs).
+    public var records: Range<Int>
+
+    /// Creates an entry.
+    public init(header: RecordBatchHeader, records: Range<Int>) {
+        self.header = header
+        self.records = records
+    }
+}
+
+/// The records of a Fetch partition's bytes, located but not copied: the fetched bytes, one
+/// buffer holding every compressed batch decompressed, and a slot per record saying where its
+/// key, value and headers are. Readers slice keys and values out of the two buffers.
+public struct RecordIndex: Sendable {
+    /// The bytes as fetched (uncompressed batches' records are read in place).
+    public var fetched: [UInt8]
+    /// The records of every compressed batch, decompressed one after the other.
+    public var inflated: [UInt8]
+    /// Every complete batch, in order.
+    public var batches: [IndexedBatch]
+    /// Every record of every batch.
+    public var slots: [RecordSlot]
+    /// The bytes ended inside a batch (normal in Fetch: the broker cuts at its byte limit).
+    public var truncatedTail: Bool
+
+    /// Creates an index from its parts.
+    public init(fetched: [UInt8], inflated: [UInt8], batches: [IndexedBatch], slots: [RecordSlot], truncatedTail: Bool) {
+        self.fetched = fetched
+        self.inflated = inflated
+        self.batches = batches
+        self.slots = slots
+        self.truncatedTail = truncatedTail
+    }
+
+    /// An index of nothing.
+    public static let empty = RecordIndex(fetched: [], inflated: [], batches: [], slots: [], truncatedTail: false)
+
+    /// The buffer a slot points into.
+    @inlinable public func buffer(of slot: RecordSlot) -> [UInt8] { slot.isInflated ? inflated : fetched }
+
+    /// The key of a slot, sliced (not copied) from its buffer.
+    @inlinable public func key(of slot: RecordSlot) -> ArraySlice<UInt8>? {
+        slot.keyLength < 0 ? nil : buffer(of: slot)[Int(slot.keyStart)..<Int(slot.keyStart) + Int(slot.keyLength)]
+    }
+
+    /// The value of a slot, sliced (not copied) from its buffer.
+    @inlinable public func value(of slot: RecordSlot) -> ArraySlice<UInt8>? {
+        slot.valueLength < 0 ? nil : buffer(of: slot)[Int(slot.valueStart)..<Int(slot.valueStart) + Int(slot.valueLength)]
+    }
+
+    /// Appends another index's batches after this one's (the buffers are concatenated: a slow
+    /// path that reads on to decide transactions, never the fetch loop).
+    public mutating func append(_ other: RecordIndex) {
+        let fetchedShift = Int32(clamping: fetched.count)
+        let inflatedShift = Int32(clamping: inflated.count)
+        let slotShift = slots.count
+        fetched += other.fetched
+        inflated += other.inflated
+        slots.reserveCapacity(slots.count + other.slots.count)
+        for var slot in other.slots {
+            let shift = slot.isInflated ? inflatedShift : fetchedShift
+            slot.keyStart &+= shift
+            slot.valueStart &+= shift
+            slot.headersStart &+= shift
+            slots.append(slot)
+        }
+        for batch in other.batches {
+            batches.append(IndexedBatch(header: batch.header,
+                                        records: batch.records.lowerBound + slotShift..<batch.records.upperBound + slotShift))
+        }
+        truncatedTail = other.truncatedTail
+    }
+}
+
+/// Reading the headers a slot points at, when a caller asks for them.
+public enum RecordHeaderReader {
+    /// The `count` headers starting at `start` in `buffer` (positions checked when indexed;
+    /// anything out of place reads as no more headers, never a trap).
+    public static func headers(in buffer: [UInt8], start: Int32, count: Int32) -> [RecordHeader] {
+        guard count > 0, start >= 0, Int(start) <= buffer.count else { return [] }
+        return buffer.withUnsafeBytes { raw in
+            var r = ByteReader(UnsafeRawBufferPointer(rebasing: raw[Int(start)...]))
+            var headers: [RecordHeader] = []
+            headers.reserveCapacity(Int(count))
+            for _ in 0..<count {
+                let keyLength = Int(r.readVarint())
+                if r.error == nil && keyLength < 0 { break }
+                let keyBytes = r.readRawBytes(count: keyLength)
+                let valueLength = Int(r.readVarint())
+                var value: [UInt8]?
+                if valueLength >= 0 { value = r.readBytes(count: valueLength) }
+                guard r.error == nil, let keyBytes else { break }
+                // Lenient like Kafka's Java client: malformed UTF-8 is repaired, not rejected.
+                headers.append(RecordHeader(key: String(decoding: keyBytes, as: UTF8.self), value: value))
+            }
+            return headers
+        }
+    }
+}
