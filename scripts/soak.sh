@@ -2,7 +2,8 @@
 # soak.sh — the soak runner: Tests/KlifeTests/Soak/ (SoakTests) for N minutes. Idempotent and
 # transactional producers against Tansu behind a FaultProxy (random kills, stalls, garbled
 # answers) and an idempotent producer against librdkafka's mock cluster (leader moves, brokers
-# down and up), the logs checked after every round and at the end, resident memory sampled.
+# down and up), and a consumer group on Tansu whose members are killed and closed while they read,
+# the logs and what the group read checked after every round and at the end, resident memory sampled.
 #
 #   scripts/soak.sh                        # 5 minutes
 #   scripts/soak.sh --minutes 30           # 30 minutes
@@ -18,7 +19,7 @@
 # Writes .klife/soak/soak-<stamp>.log (the whole output) and .klife/soak/rss-<stamp>.csv
 # (elapsed seconds, RSS KiB, records acknowledged so far), prints the summary, and exits 1 when
 # the soak failed (a violation, RSS over its bound or growing across rounds, or a hang).
-# Without KLIFE_SOAK_MINUTES (plain `swift test`) the same test runs a bounded ~10 s version.
+# Without KLIFE_SOAK_MINUTES (plain `swift test`) the same test runs a bounded ~15 s version.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,7 +29,7 @@ while (($#)); do
   case "$1" in
     --minutes) minutes="${2:?--minutes needs a number}"; shift 2 ;;
     --seed) seed="${2:?--seed needs a number}"; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "soak.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done

@@ -13,19 +13,22 @@ extension KlifeClient {
         let extra = extraTimeout.nanoseconds
         if isClosed { throw .clientClosed }
         let result: Result<R.Response, KlifeError> = await withCheckedContinuation { continuation in
+            // A reactor stopping under the call (the client closed meanwhile) drops the task
+            // unrun: the caller then gets `clientClosed` instead of waiting forever.
+            let answer = ResumeOnce(continuation, otherwise: .failure(.clientClosed))
             let submitted = hub.reactor.trySubmit {
                 guard let connection = pick(hub) else {
-                    continuation.resume(returning: .failure(.unsupported("\(R.apiKey): broker unknown to metadata")))
+                    answer.resume(.failure(.unsupported("\(R.apiKey): broker unknown to metadata")))
                     return
                 }
                 connection.whenReady { ready in
                     switch ready {
-                    case .failure(let error): continuation.resume(returning: .failure(error))
-                    case .success(let c): c.send(request, extraTimeout: extra) { continuation.resume(returning: $0) }
+                    case .failure(let error): answer.resume(.failure(error))
+                    case .success(let c): c.send(request, extraTimeout: extra) { answer.resume($0) }
                     }
                 }
             }
-            if !submitted { continuation.resume(returning: .failure(.queueFull)) }
+            if !submitted { answer.resume(.failure(isClosed ? .clientClosed : .queueFull)) }
         }
         return try result.get()
     }
@@ -69,5 +72,30 @@ extension KlifeClient {
             throw .broker(.leaderNotAvailable, "leader of \(topic)/\(partition)")
         }
         return node
+    }
+}
+
+/// A continuation resumed exactly once: by ``resume(_:)``, or with the fallback value when the
+/// last closure holding it is dropped without resuming it (a task a stopping reactor drops, a
+/// completion a closed connection forgets). A caller never waits for a reactor that is gone.
+final class ResumeOnce<T: Sendable>: Sendable {
+    private let continuation: Locked<CheckedContinuation<T, Never>?>
+    private let fallback: T
+
+    init(_ continuation: CheckedContinuation<T, Never>, otherwise fallback: T) {
+        self.continuation = Locked(continuation)
+        self.fallback = fallback
+    }
+
+    /// Resumes the caller with `value` (later calls do nothing).
+    func resume(_ value: T) {
+        continuation.withLock { c in
+            defer { c = nil }
+            return c
+        }?.resume(returning: value)
+    }
+
+    deinit {
+        continuation.withLock { $0 }?.resume(returning: fallback)
     }
 }

@@ -37,10 +37,19 @@ public final class KlifeClient: Sendable {
     private let closed = Atomic<Bool>(false)
     /// Set when close starts: new records are refused while buffered ones drain.
     private let closing = Atomic<Bool>(false)
+    /// Told once when the client closes: parts of its users that wait on it outside the
+    /// reactors (a group member waits for events of its own, which a closed client never sends).
+    private let closeHandlers = Locked(CloseHandlers())
     /// The producer's partitioners (also held by every reactor).
     let partitions: PartitionChooser
     let maxBlockNanos: UInt64
     let maxRecordBytes: Int
+
+    private struct CloseHandlers {
+        var next: UInt64 = 0
+        var handlers: [UInt64: @Sendable () -> Void] = [:]
+        var closed = false
+    }
 
     private struct RefreshState {
         var wanted: Set<String> = []
@@ -131,6 +140,14 @@ public final class KlifeClient: Sendable {
         }
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         refreshState.withLock { $0.periodic?.cancel() }
+        // Before the connections fail: a group member learns it is over, not that its
+        // coordinator went away (it would look for it again).
+        let handlers = closeHandlers.withLock { h -> [@Sendable () -> Void] in
+            h.closed = true
+            defer { h.handlers = [:] }
+            return h.handlers.sorted { $0.key < $1.key }.map(\.value)
+        }
+        for handler in handlers { handler() }
         for hub in hubs {
             await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
                 hub.reactor.submit {
@@ -144,6 +161,30 @@ public final class KlifeClient: Sendable {
 
     /// The idempotent producer's session (slot 0).
     var defaultSession: ProducerSession { sessions[0] }
+
+    /// Calls `handler` once when the client closes (at once when it is closed already), unless
+    /// ``removeCloseHandler(_:)`` removed it first. The client holds `handler` until then: it
+    /// must not keep its owner alive (capture the owner weakly).
+    /// - Returns: the id for ``removeCloseHandler(_:)``.
+    @discardableResult
+    func onClose(_ handler: @escaping @Sendable () -> Void) -> UInt64 {
+        let id = closeHandlers.withLock { h -> UInt64? in
+            guard !h.closed else { return nil }
+            h.next &+= 1
+            h.handlers[h.next] = handler
+            return h.next
+        }
+        guard let id else {
+            handler()
+            return 0
+        }
+        return id
+    }
+
+    /// Forgets a handler of ``onClose(_:)`` (its owner ended first).
+    func removeCloseHandler(_ id: UInt64) {
+        closeHandlers.withLock { _ = $0.handlers.removeValue(forKey: id) }
+    }
 
     var isClosed: Bool { closed.load(ordering: .acquiring) }
     /// True from the start of ``close(timeout:)``: new records are refused.

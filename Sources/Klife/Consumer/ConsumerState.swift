@@ -328,6 +328,10 @@ final class ConsumerState: Sendable {
         if !paused { wakeFetchers() }
     }
 
+    /// Closed, or failed for good: nothing read from now on reaches the application (retries
+    /// on its behalf stop).
+    var isEnded: Bool { state.withLock { $0.closed || $0.failure != nil } }
+
     /// Ends the stream: the reader gets `nil`; fetched batches are dropped.
     func close() {
         let waiter = state.withLock { s -> Waiter? in

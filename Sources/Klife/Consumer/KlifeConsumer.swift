@@ -31,6 +31,8 @@ public final class KlifeConsumer: Sendable {
     let membership: (any GroupMembership)?
     private let autoCommit = Locked<Task<Void, Never>?>(nil)
     private let closing = Locked(false)
+    /// The client's ``KlifeClient/onClose(_:)`` registration, forgotten when the consumer ends.
+    private let closeHandler = Locked<UInt64?>(nil)
 
     init(client: KlifeClient, configuration: ConsumerConfiguration) {
         self.client = client
@@ -60,19 +62,42 @@ public final class KlifeConsumer: Sendable {
         for service in services { service.hub.reactor.submit { service.add(consumer) } }
         membership?.start()
         if let interval = configuration.autoCommitInterval, configuration.groupID != nil {
-            let task = Task { [weak self] in
+            // Holds what it commits with, never the consumer: dropping the consumer must free
+            // it at once (its deinit cancels this task).
+            let task = Task { [committer, membership] in
                 while !Task.isCancelled {
                     try? await Task.sleep(for: interval)
-                    guard let self, !Task.isCancelled else { return }
-                    await self.commitInBackground()
+                    guard !Task.isCancelled else { return }
+                    await Self.commitInBackground(committer, membership: membership)
                 }
             }
             autoCommit.withLock { $0 = task }
         }
+        // A closed client ends the membership and the batches even while the consumer lives.
+        let handler = client.onClose { [weak self] in self?.clientClosed() }
+        closeHandler.withLock { $0 = handler }
     }
 
+    /// Dropped without ``close(timeout:)``: nothing may go on for a consumer nobody holds. The
+    /// membership stops and leaves the group from a task of its own (a static member stays;
+    /// nothing is committed, so the partitions' next owners start from the last commit),
+    /// fetching stops, and what was fetched ahead is dropped.
     deinit {
         autoCommit.withLock { $0?.cancel() }
+        if let handler = closeHandler.withLock({ $0 }) { client.removeCloseHandler(handler) }
+        // close() holds the consumer until it returns: set here means it ran to the end.
+        guard !closing.withLock({ $0 }) else { return }
+        membership?.abandon()
+        state.close()
+        for service in client.fetchers { service.hub.reactor.submit { [state] in service.remove(state) } }
+    }
+
+    /// The client closed under the consumer: its membership ends (it can never send again)
+    /// and ``batches`` ends with `clientClosed`.
+    private func clientClosed() {
+        autoCommit.withLock { $0?.cancel() }
+        membership?.clientClosed()
+        state.fail(.clientClosed)
     }
 
     /// Starts reading `partitions`, each from where its ``ConsumerStart`` says (looked up now).
@@ -144,12 +169,12 @@ public final class KlifeConsumer: Sendable {
 
     /// The auto-commit: processed positions, as the member is now; failures are logged (the
     /// next one carries the same positions).
-    private func commitInBackground() async {
+    private static func commitInBackground(_ committer: OffsetCommitter, membership: (any GroupMembership)?) async {
         if membership != nil && membership?.commitIdentity == nil { return }
         do {
             try await committer.commitProcessed(member: membership?.commitIdentity)
         } catch {
-            client.hubs[0].log(.warning, "auto-commit for group '\(configuration.groupID ?? "")' failed: \(error)")
+            committer.client.hubs[0].log(.warning, "auto-commit for group '\(committer.state.configuration.groupID ?? "")' failed: \(error)")
         }
     }
 
@@ -230,6 +255,7 @@ public final class KlifeConsumer: Sendable {
         await membership?.leave()
         state.close()
         for service in client.fetchers { service.hub.reactor.submit { [state] in service.remove(state) } }
+        if let handler = closeHandler.withLock({ $0 }) { client.removeCloseHandler(handler) }
     }
 
     /// Membership counters (zeros outside group membership).

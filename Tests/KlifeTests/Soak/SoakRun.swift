@@ -26,6 +26,7 @@ struct SoakReport: Sendable {
     var tansu: NumberedStream.Totals
     var mock: NumberedStream.Totals
     var transactions: TransactionStream.Totals
+    var group: SoakConsumerGroup.Totals
     var connectionsKilled: Int
     var connectionsKilledMidTransfer: Int
     var connectionsAccepted: Int
@@ -62,6 +63,11 @@ struct SoakReport: Sendable {
             [soak] transactions: \(transactions.started) (committed \(transactions.committed), aborted on purpose \
             \(transactions.abortedOnPurpose), failed \(transactions.failed)\(failures.isEmpty ? "" : ": \(failures)"); \
             failed yet committed whole \(transactions.failedButCommitted)), pool clients replaced \(clientReplacements)
+            [soak] consumer group: \(group.ledger.read) records read (\(group.ledger.verified) offsets checked, \
+            re-delivered \(group.ledger.redelivered)), members started \(group.started) (closed \(group.closed), killed \
+            \(group.killed)), rebalances \(group.rebalances), lost events \(group.lostEvents), assignments \
+            \(group.ledger.assignments) (ended \(group.ledger.ended.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))), \
+            peak fetched ahead \(group.peakBufferedBytes) B per member, longest catch-up \(String(format: "%.1f", group.longestCatchUp)) s
             [soak] faults: connections killed \(connectionsKilled) (mid-transfer \(connectionsKilledMidTransfer), accepted \
             \(connectionsAccepted)), stalls \(stalls), bytes garbled \(bytesGarbled), leader moves \(leaderMoves), \
             broker restarts \(brokerRestarts)
@@ -85,17 +91,23 @@ final class SoakRun: Sendable {
     let transactions: TransactionStream
     let mockStream: NumberedStream
     let mockFaults: MockFaults
+    let group: SoakConsumerGroup
     let sampler: MemorySampler
     let bound: SoakMemoryBound
     /// Events of the Tansu side (the two clients) and of the mock side (its client and faults).
     let tansuEvents: SoakEventLog
     let mockEvents: SoakEventLog
+    /// Events of the consumer group (restarts, assignments, its members' log events).
+    let groupEvents: SoakEventLog
 
     private init(settings: SoakSettings, counters: SoakCounters, broker: TestBroker, proxy: FaultProxy, mock: MockCluster,
                  tansu: NumberedStream, transactions: TransactionStream, mockStream: NumberedStream, mockFaults: MockFaults,
-                 sampler: MemorySampler, bound: SoakMemoryBound, tansuEvents: SoakEventLog, mockEvents: SoakEventLog) {
+                 group: SoakConsumerGroup, sampler: MemorySampler, bound: SoakMemoryBound, tansuEvents: SoakEventLog,
+                 mockEvents: SoakEventLog, groupEvents: SoakEventLog) {
         self.tansuEvents = tansuEvents
         self.mockEvents = mockEvents
+        self.groupEvents = groupEvents
+        self.group = group
         self.settings = settings
         self.counters = counters
         self.broker = broker
@@ -110,7 +122,7 @@ final class SoakRun: Sendable {
     }
 
     /// Starts the sampler (first, so the CSV covers everything), Tansu behind its proxy, the
-    /// mock cluster, the three clients and their topics.
+    /// mock cluster, the three clients and their topics, and the consumer group's members.
     static func start(_ settings: SoakSettings) async throws -> SoakRun {
         let baseline = ResidentMemory.currentKiB() ?? 0
         let counters = SoakCounters()
@@ -118,7 +130,7 @@ final class SoakRun: Sendable {
         let sampler = try MemorySampler(csv: csv, interval: settings.sampleInterval) { counters.acked.load(ordering: .relaxed) }
         sampler.start()
         var cleanup: [() -> Void] = [{ sampler.stop() }]
-        let tansuEvents = SoakEventLog(), mockEvents = SoakEventLog()
+        let tansuEvents = SoakEventLog(), mockEvents = SoakEventLog(), groupEvents = SoakEventLog(capacity: 600)
         var clients: [KlifeClient] = []
         do {
             let (broker, proxy) = try await TestBroker.startBehindProxy()
@@ -136,6 +148,8 @@ final class SoakRun: Sendable {
             idempotent.producer.deliveryTimeout = .seconds(120)
             idempotent.producer.linger = .milliseconds(1)
             SoakMemoryBound.applyLimits(&idempotent.producer)
+            idempotent.producer.maxBatchBytes = SoakGroupSettings.producerBatchBytes
+            idempotent.producer.maxRecordBytes = SoakGroupSettings.producerBatchBytes
             idempotent.logHandler = tansuEvents.handler("[idempotent]")
 
             var transactional = KlifeConfiguration(bootstrapServers: [proxy.address])
@@ -184,13 +198,19 @@ final class SoakRun: Sendable {
             let mockStream = NumberedStream(name: "mock", tag: "m", topic: mockTopic, partitions: SoakRates.mockPartitions,
                                             client: mockClient, counters: counters)
             let mockFaults = try MockFaults(mock: mock, stream: mockStream, events: mockEvents, counters: counters)
+            let slots = settings.minutes == nil ? 1 : SoakGroupSettings.slots
+            let group = SoakConsumerGroup(topic: tansuTopic, partitions: SoakRates.tansuPartitions, bootstrap: proxy.address,
+                                          slots: slots, events: groupEvents)
+            // The members join while the first round runs (Tansu holds a join for seconds).
+            Task { await group.startMissing() }
             let bound = SoakMemoryBound.derive(baselineKiB: baseline, clients: [
                 ("tansu idempotent", idempotent), ("tansu transactional", transactional), ("mock idempotent", onMock),
-            ])
+            ], groupMembers: slots)
             Swift.print("[soak] memory bound: \(bound.description) (PendingRecord stride \(MemoryLayout<PendingRecord>.stride) B)")
             return SoakRun(settings: settings, counters: counters, broker: broker, proxy: proxy, mock: mock, tansu: tansu,
-                           transactions: transactions, mockStream: mockStream, mockFaults: mockFaults, sampler: sampler,
-                           bound: bound, tansuEvents: tansuEvents, mockEvents: mockEvents)
+                           transactions: transactions, mockStream: mockStream, mockFaults: mockFaults, group: group,
+                           sampler: sampler, bound: bound, tansuEvents: tansuEvents, mockEvents: mockEvents,
+                           groupEvents: groupEvents)
         } catch {
             for client in clients { await client.close() }
             for step in cleanup.reversed() { step() }
@@ -198,8 +218,10 @@ final class SoakRun: Sendable {
         }
     }
 
-    /// Closes the clients and stops the brokers, the proxy and the sampler (if still running).
+    /// Closes the group's members and the clients, and stops the brokers, the proxy and the
+    /// sampler (if still running).
     func shutdown() async {
+        _ = await group.rest()
         await tansu.client.close()
         await transactions.client.close()
         await mockStream.client.close()
@@ -235,7 +257,7 @@ final class SoakRun: Sendable {
                 for v in summary.violations { Swift.print("[soak]   violation: \(v)") }
             }
             if !summary.violations.isEmpty && failedRounds <= 3 {
-                for (name, log) in [("tansu", tansuEvents), ("mock", mockEvents)] {
+                for (name, log) in [("tansu", tansuEvents), ("mock", mockEvents), ("group", groupEvents)] {
                     Swift.print("[soak]   latest \(name) events:")
                     for line in log.recent(80) { Swift.print("[soak]     \(line)") }
                 }
@@ -243,6 +265,9 @@ final class SoakRun: Sendable {
             violations += summary.violations.map { "round \(n) (\(summary.plan)): \($0)" }
             n += 1
         }
+
+        // The group's last members leave; what it committed must be what it read.
+        violations += await group.stop(observer: tansu.client).violations(tolerating: []).map { "consumer group (end): \($0)" }
 
         // The whole run once more, from the start of every log.
         let finalPass = ContinuousClock.now
@@ -263,6 +288,7 @@ final class SoakRun: Sendable {
         }
         return SoakReport(settings: settings, elapsed: SoakFormat.seconds(ContinuousClock.now - started), rounds: rounds,
                           violations: violations, tansu: tansu.totals, mock: mockStream.totals, transactions: transactions.totals,
+                          group: group.totals,
                           connectionsKilled: proxy.connectionsKilled, connectionsKilledMidTransfer: proxy.connectionsKilledMidTransfer,
                           connectionsAccepted: proxy.connectionsAccepted, bytesGarbled: proxy.bytesGarbled,
                           stalls: counters.stalls.load(ordering: .relaxed), leaderMoves: counters.leaderMoves.load(ordering: .relaxed),
@@ -284,12 +310,21 @@ final class SoakRun: Sendable {
                       tansu: tansu.totals, mock: mockStream.totals, txn: transactions.totals)
         let bumpsBefore = await tansu.client.statistics().requestsSent[.initProducerId] ?? 0
 
+        // The consumer group rests while answers are garbled (see SoakConsumerGroup.rest); in
+        // the other rounds of a soak, members are killed and closed while the faults run.
+        let consumerGroup = self.group
+        let groupBefore = consumerGroup.totals
+        let groupRests = plan == .garbling
+        var groupIssues = groupRests ? await consumerGroup.rest() : SoakIssues()
+
         let tansuLedger = tansu.newRound()
         let mockLedger = mockStream.newRound()
         let transactionLedger = TransactionLedger(counters: counters)
         let produceUntil = ContinuousClock.now + settings.roundDuration
         let (proxy, counters, duration) = (self.proxy, self.counters, settings.roundDuration)
         let faults = Task { await driveProxyFaults(plan, proxy: proxy, seed: seed, round: duration, counters: counters) }
+        let disturbing = settings.minutes != nil && !groupRests
+            ? Task { await consumerGroup.disturb(for: duration, seed: seed ^ 0x6A09_E667_F3BC_C908) } : nil
 
         var mockIssues = SoakIssues()
         let (tansu, transactions, mockFaults) = (self.tansu, self.transactions, self.mockFaults)
@@ -320,11 +355,18 @@ final class SoakRun: Sendable {
         await faults.value
         proxy.setRandomKills(every: nil, seed: 0)
         proxy.resume()
+        if let disturbing { groupIssues.merge(await disturbing.value) }
 
         var tansuIssues = SoakIssues()
         if !(await tansu.waitForCallbacks(tansuLedger, upTo: .seconds(150))) {
             tansuIssues.add("not drained", "tansu: \(tansuLedger.pending) record(s) without a callback 150 s after the round")
         }
+        // The group catches up with the stream while the rest is verified. After resting, the
+        // bounded run's group stays out: one join and one leave in all (Tansu holds every join
+        // for seconds).
+        let observer = tansu.client
+        let settling = !groupRests || settings.minutes != nil
+            ? Task { await consumerGroup.settle(observer: observer, limit: .seconds(120)) } : nil
         let bumps = (await tansu.client.statistics().requestsSent[.initProducerId] ?? 0) - bumpsBefore
         var transactionIssues = await transactions.settle()
 
@@ -347,6 +389,8 @@ final class SoakRun: Sendable {
         var violations = tansuIssues.violations(tolerating: tansuTolerated).map { "tansu idempotent: \($0)" }
         violations += mockIssues.violations(tolerating: ["unknown offset"]).map { "mock idempotent: \($0)" }
         violations += transactionIssues.violations(tolerating: transactionTolerated).map { "transactions: \($0)" }
+        if let settling { groupIssues.merge(await settling.value) }
+        violations += groupIssues.violations(tolerating: []).map { "consumer group: \($0)" }
 
         if transactionIssues.count("fenced") > 0 {
             do {
@@ -360,7 +404,7 @@ final class SoakRun: Sendable {
         let endedAt = sampler.elapsed
         let inRound = sampler.all.filter { $0.elapsed >= startedAt && $0.elapsed <= endedAt }.map(\.rssKiB)
         let rssMedian = SoakLeakCheck.median(inRound.isEmpty ? [ResidentMemory.currentKiB() ?? 0] : inRound)
-        let (t, m, x) = (tansu.totals, mockStream.totals, transactions.totals)
+        let (t, m, x, g) = (tansu.totals, mockStream.totals, transactions.totals, consumerGroup.totals)
         let seconds = SoakFormat.seconds(ContinuousClock.now - began)
         let line = """
             [soak] round \(n) \(plan.rawValue) (seed \(seed)): \(String(format: "%.1f", seconds)) s; \
@@ -368,6 +412,10 @@ final class SoakRun: Sendable {
             transactions +\(x.started - before.txn.started) (committed +\(x.committed - before.txn.committed), \
             aborted on purpose +\(x.abortedOnPurpose - before.txn.abortedOnPurpose), failed +\(x.failed - before.txn.failed)) \
             [\(transactionIssues.summary)]; mock +\(m.acked - before.mock.acked) acked [\(mockIssues.summary)]; \
+            group +\(g.ledger.read - groupBefore.ledger.read) read (re-delivered +\(g.ledger.redelivered - groupBefore.ledger.redelivered)), \
+            members started +\(g.started - groupBefore.started) closed +\(g.closed - groupBefore.closed) killed \
+            +\(g.killed - groupBefore.killed), \(settling == nil ? "resting" : String(format: "caught up in %.1f s", g.lastCatchUp) + " owning \(g.owners)") \
+            [\(groupIssues.summary)]; \
             kills +\(proxy.connectionsKilled - before.killed), stalls +\(counters.stalls.load(ordering: .relaxed) - before.stalls), \
             garbled +\(proxy.bytesGarbled - before.garbled) B, epoch bumps +\(bumps), \
             moves +\(counters.leaderMoves.load(ordering: .relaxed) - before.moves), \

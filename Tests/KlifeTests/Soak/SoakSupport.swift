@@ -239,6 +239,11 @@ final class MemorySampler: Sendable {
 /// - `reactorCount × capacity × (stride(PendingRecord) + 8)`: the record rings (capacity
 ///   rounded up to a power of two, one sequence word per slot), allocated whole up front.
 ///
+/// The consumer group: one more member than it has slots (a restarted slot's new member may
+/// start while the old one's memory is being given back), each ``SoakGroupSettings/memberBytes``:
+/// its prefetch bound (`maxBufferedBytes`) plus one producer batch, held as records of the
+/// smallest size, the fetch answer's bytes, and the member's own client.
+///
 /// The fixed allowance (``allowanceBytes``) covers what grows independently of those limits
 /// once the soak runs; justified term by term:
 /// - threads: 4 reactors, 2 resolvers, the proxy, the mock's reader, the sampler and the
@@ -247,8 +252,9 @@ final class MemorySampler: Sendable {
 /// - reading back: a Fetch answer of up to 1 MiB held as bytes, then as decoded batches and as
 ///   `ConsumerRecord`s (≈ 3 copies), while the previous page is released: 8 MiB;
 /// - the harness's ledgers: per round ≤ 60 s × 400/s records per stream at ≈ 64 B each
-///   (≈ 1.5 MiB each for two streams), the transactions' ledger, and the final pass's one byte
-///   per record produced (≤ 2 MiB for 30 minutes): 8 MiB;
+///   (≈ 1.5 MiB each for two streams), the transactions' ledger, the final pass's one byte
+///   per record produced (≤ 2 MiB for 30 minutes), and the group's one byte per offset read
+///   (≤ 1 MiB for 30 minutes) with a few hundred assignments: 8 MiB;
 /// - the runtime's lazily loaded pieces after the baseline (Foundation's formatters and
 ///   locale data, Dispatch, libcrypto's tables once the first connection is made, the
 ///   Process/Pipe machinery of the mock's driver): 24 MiB.
@@ -267,8 +273,9 @@ struct SoakMemoryBound: Sendable {
 
     var totalKiB: Int { baselineKiB + (clients.reduce(0) { $0 + $1.bytes } + Self.allowanceBytes) / 1024 }
 
-    static func derive(baselineKiB: Int, clients: [(String, KlifeConfiguration)]) -> SoakMemoryBound {
+    static func derive(baselineKiB: Int, clients: [(String, KlifeConfiguration)], groupMembers: Int) -> SoakMemoryBound {
         let stride = MemoryLayout<PendingRecord>.stride
+        let group = Client(name: "consumer group (\(groupMembers)+1 members)", bytes: (groupMembers + 1) * SoakGroupSettings.memberBytes)
         return SoakMemoryBound(baselineKiB: baselineKiB, clients: clients.map { name, configuration in
             let producer = configuration.producer
             var ring = 1
@@ -277,7 +284,7 @@ struct SoakMemoryBound: Sendable {
                 + producer.maxBufferedRecords * (2 * stride + 256)
                 + configuration.reactorCount * ring * (stride + 8)
             return Client(name: name, bytes: bytes)
-        })
+        } + [group])
     }
 
     var description: String {

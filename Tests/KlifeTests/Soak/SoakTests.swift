@@ -24,7 +24,14 @@ import XCTest
 ///   reaches it in the order it arrives; therefore a broker goes down only when nothing is in
 ///   flight, and before each fault every record in flight is answered (a request still on its
 ///   way to a former leader could otherwise land after a leader moved back, which a real
-///   broker would refuse with OUT_OF_ORDER_SEQUENCE_NUMBER).
+///   broker would refuse with OUT_OF_ORDER_SEQUENCE_NUMBER);
+/// - a consumer group on Tansu (``SoakConsumerGroup``, three members, each with a client of its
+///   own behind the same proxy) reading the idempotent stream's topic: in kill and stall rounds
+///   one member is killed (its client closes without leaving) and another closes gracefully,
+///   each replaced after a short or a long pause; in garbling rounds the group rests (every
+///   member leaves first, new ones join once the faults stop). After each round, faults off,
+///   the group catches up with the end of the log and ``GroupLedger`` checks that no offset was
+///   skipped and that every re-delivery came from the commit its partition's new owner started at.
 ///
 /// After each round (faults off, everything answered) each partition is read from where the
 /// previous round stopped: every acknowledged record exactly once and in production order,
@@ -42,8 +49,10 @@ import XCTest
 /// across rounds (``SoakLeakCheck``).
 ///
 /// `KLIFE_SOAK_MINUTES=N` runs for N minutes (`scripts/soak.sh --minutes N`); without it a
-/// bounded run of three short rounds (one per fault plan, ~10 s) exercises the same code with
-/// the same assertions. `KLIFE_SOAK_SEED` fixes the fault schedules (every run prints its seed).
+/// bounded run of three short rounds (one per fault plan, ~15 s) exercises the same code with
+/// the same assertions; its group has one member, which joins during the first round and
+/// leaves before the garbling round (Tansu holds every join for half the session timeout, so
+/// restarts would cost seconds each). `KLIFE_SOAK_SEED` fixes the fault schedules (every run prints its seed).
 final class SoakTests: XCTestCase {
     func testProducersUnderFaultsStayExactlyOnceWithBoundedMemory() async throws {
         let settings = try SoakSettings.current()
@@ -66,6 +75,49 @@ final class SoakTests: XCTestCase {
         XCTAssertGreaterThan(report.leaderMoves, 0, "no leader moved \(replay)")
         XCTAssertGreaterThan(report.brokerRestarts, 0, "no broker went down and up \(replay)")
         XCTAssertGreaterThanOrEqual(report.samples, 3, "too few memory samples \(replay)")
+        XCTAssertGreaterThan(report.group.ledger.verified, 0, "the consumer group read nothing \(replay)")
+        XCTAssertGreaterThan(report.group.closed, 0, "no group member left \(replay)")
+        if settings.minutes != nil {
+            XCTAssertGreaterThan(report.group.killed, 0, "no group member was killed \(replay)")
+        }
+    }
+
+    /// The group's ledger accepts re-deliveries from the commit a partition's new owner started
+    /// at, and flags a read below it, a gap or a repeat inside one assignment, an offset nobody
+    /// read, and a commit that went back.
+    func testGroupLedgerAllowsRedeliveryFromTheCommitOnly() {
+        func batch(_ offsets: Range<Int64>, assignment: UInt64) -> ConsumerBatch {
+            ConsumerBatch(topicPartition: TopicPartition(topic: "t", partition: 0),
+                          records: offsets.map { ConsumerRecord(topic: "t", partition: 0, offset: $0, timestamp: 0, key: nil,
+                                                                value: Array("v".utf8), headers: []) },
+                          highWatermark: offsets.upperBound, lastStableOffset: -1, nextOffset: offsets.upperBound,
+                          assignmentID: assignment)
+        }
+        let ledger = GroupLedger(partitions: 1)
+        ledger.assigned(member: 1, name: "a", partition: 0, assignmentID: 1, committed: 0)
+        ledger.read(member: 1, name: "a", batch: batch(0..<10, assignment: 1))
+        ledger.ended(partition: 0, how: "killed", committed: 6)
+        ledger.assigned(member: 2, name: "b", partition: 0, assignmentID: 1, committed: 6)
+        ledger.read(member: 2, name: "b", batch: batch(6..<12, assignment: 1))
+        let clean = ledger.verify(ends: [12])
+        XCTAssertTrue(clean.counts.isEmpty, clean.summary)
+        XCTAssertEqual(ledger.totals.redelivered, 4, "6..<10 read again from the commit")
+
+        ledger.assigned(member: 3, name: "c", partition: 0, assignmentID: 4, committed: 12)
+        ledger.read(member: 3, name: "c", batch: batch(11..<13, assignment: 4))
+        ledger.read(member: 3, name: "c", batch: batch(15..<16, assignment: 4))
+        ledger.read(member: 3, name: "c", batch: batch(15..<17, assignment: 4))
+        ledger.assigned(member: 4, name: "d", partition: 0, assignmentID: 1, committed: 10)
+        ledger.read(member: 4, name: "d", batch: batch(17..<18, assignment: 1))
+        ledger.read(member: 4, name: "d", batch: batch(18..<19, assignment: 9))
+        let broken = ledger.verify(ends: [20])
+        XCTAssertEqual(broken.count("before commit"), 1, broken.summary)
+        XCTAssertEqual(broken.count("gap in assignment"), 1, broken.summary)
+        XCTAssertEqual(broken.count("repeat in assignment"), 1, broken.summary)
+        XCTAssertEqual(broken.count("commit went back"), 1, broken.summary)
+        XCTAssertEqual(broken.count("started past commit"), 1, broken.summary)
+        XCTAssertEqual(broken.count("unattributed"), 1, broken.summary)
+        XCTAssertEqual(broken.count("skipped"), 2, "13..<15 and 19..<20: \(broken.summary)")
     }
 
     /// The leak check flags RSS that keeps growing, and nothing else: not noise, not growth

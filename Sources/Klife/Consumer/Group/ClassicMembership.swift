@@ -119,6 +119,17 @@ final class ClassicMembership: GroupMembership {
         channel.closeConnections()
     }
 
+    func clientClosed() {
+        state.withLock { s in
+            s.stopping = true
+            s.stable = false
+            s.heartbeatToken &+= 1
+        }
+        // The driver may wait for an event: there will be none (the reactors are stopping).
+        mailbox.yield(.stop)
+        mailbox.finish()
+    }
+
     // MARK: Driver
 
     /// Stopping, or the client closed under the member (it can never send again).

@@ -158,6 +158,17 @@ final class ConsumerGroupMembership: GroupMembership {
         channel.closeConnections()
     }
 
+    func clientClosed() {
+        state.withLock { s in
+            s.stopping = true
+            s.beating = false
+            s.token &+= 1
+        }
+        // The driver may wait for an event: there will be none (the reactors are stopping).
+        mailbox.yield(.stop)
+        mailbox.finish()
+    }
+
     private func identityLocked(_ s: State) -> GroupCommitIdentity? {
         s.epoch > 0 ? GroupCommitIdentity(generationOrEpoch: s.epoch, memberID: s.memberID,
                                           instanceID: settings.groupInstanceID) : nil

@@ -65,7 +65,7 @@ final class GroupAssignmentHandler: AssignmentListener {
         guard !starting.isEmpty, let groupID = settings.groupID else { return }
         var committed: [TopicPartition: Int64] = [:]
         var attempt = 0
-        while !client.isClosed {
+        while !client.isClosed && !state.isEnded {
             do {
                 committed = try await client.committedOffsets(groupID: groupID, partitions: Array(starting.keys))
                 break
@@ -125,7 +125,7 @@ enum PositionLookup {
             return
         }
         var attempt = 0
-        while !client.isClosed {
+        while !client.isClosed && !state.isEnded {
             do {
                 let offset = try await client.listOffset(topic: tp.topic, partition: tp.partition,
                                                          policy == .earliest ? .earliest : .latest,

@@ -38,8 +38,25 @@ protocol GroupMembership: AnyObject, Sendable {
     /// Stops heartbeating and leaves the group (a static member stays, and its partitions wait
     /// for it until its session times out).
     func leave() async
+    /// The client closed: ends the membership at once, without a word to the coordinator
+    /// (nothing can be sent any more). The driver task ends and the listener is not called
+    /// any more, so nothing keeps the member, or its closed client, alive.
+    func clientClosed()
     /// Counters of the membership.
     var statistics: GroupStatistics { get }
+}
+
+extension GroupMembership {
+    /// The consumer was dropped without ``KlifeConsumer/close(timeout:)``: stops as ``stop()``
+    /// does, then leaves as ``leave()`` does (a static member stays), from a task of its own
+    /// that holds the membership until then. Nothing is committed (the consumer is gone);
+    /// the partitions' next owners read them from the last commit.
+    func abandon() {
+        Task { [self] in
+            await stop()
+            await leave()
+        }
+    }
 }
 
 /// Rebalance counters of a group member.
