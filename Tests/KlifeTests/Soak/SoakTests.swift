@@ -88,8 +88,10 @@ final class SoakTests: XCTestCase {
     func testGroupLedgerAllowsRedeliveryFromTheCommitOnly() {
         func batch(_ offsets: Range<Int64>, assignment: UInt64) -> ConsumerBatch {
             ConsumerBatch(topicPartition: TopicPartition(topic: "t", partition: 0),
-                          records: offsets.map { ConsumerRecord(topic: "t", partition: 0, offset: $0, timestamp: 0, key: nil,
-                                                                value: Array("v".utf8), headers: []) },
+                          records: ConsumerRecords(topic: "t", partition: 0, offsets.map {
+                              ConsumerRecord(topic: "t", partition: 0, offset: $0, timestamp: 0, key: nil,
+                                             value: Array("v".utf8), headers: [])
+                          }),
                           highWatermark: offsets.upperBound, lastStableOffset: -1, nextOffset: offsets.upperBound,
                           assignmentID: assignment)
         }
