@@ -222,13 +222,20 @@ final class ConsumerTests: XCTestCase {
             guard let batch = try await first.next() else { break }
             handedOut += batch.records.count
         }
+        XCTAssertNil(first.committed(p0), "nothing committed yet")
+        XCTAssertEqual(first.position(p0), 30)
         try await first.commit()
+        XCTAssertEqual(first.processed(p0), 30, "a batch is processed when the next is asked for")
+        XCTAssertEqual(first.committed(p0), 30, "what this consumer committed")
+        XCTAssertNil(first.committed(p1), "not assigned")
         await first.close()
         let committed = try await client.committedOffsets(groupID: group, partitions: [p0, p1])
         XCTAssertEqual(committed, [p0: 30], "the position after the last batch handed out; nothing for p1")
 
         let second = try client.consumer(settings)
         try await second.assign([p0: .committed, p1: .committed])
+        XCTAssertEqual(second.committed(p0), 30, "the group's commit, known from the assignment")
+        XCTAssertNil(second.committed(p1))
         let rest = try await read(second, total: 70 + 100, maxRecords: 10)
         XCTAssertEqual(rest[0]?.first?.offset, 30, "resumes at the committed offset")
         XCTAssertEqual(rest[0]?.count, 70)

@@ -118,6 +118,7 @@ public final class KlifeConsumer: Sendable {
             if start == .committed {
                 if let found = committed[tp] {
                     offset = found
+                    state.noteCommitted(tp, offset: found)
                 } else {
                     switch configuration.offsetReset {
                     case .earliest: offset = try await resolve(.earliest, tp: tp)
@@ -196,6 +197,20 @@ public final class KlifeConsumer: Sendable {
     /// when `tp` is not assigned or its start is still being looked up.
     public func position(_ tp: TopicPartition) -> Int64? {
         state.state.withLock { s in s.partitions[tp].flatMap { $0.deliveredPosition >= 0 ? $0.deliveredPosition : nil } }
+    }
+
+    /// The group's committed offset of `tp` as this consumer knows it: what the group had
+    /// committed when the partition was assigned, or this consumer's last successful commit since.
+    /// `nil` when `tp` is not assigned or nothing is committed for it. (Another member's commit
+    /// for a partition not assigned here: ``KlifeClient/committedOffsets(groupID:partitions:)``.)
+    public func committed(_ tp: TopicPartition) -> Int64? {
+        state.state.withLock { s in s.partitions[tp].flatMap { $0.committedPosition >= 0 ? $0.committedPosition : nil } }
+    }
+
+    /// The offset after the last record the application finished with (processed, what a
+    /// commit sends) for `tp`, or `nil` when `tp` is not assigned or nothing was processed.
+    public func processed(_ tp: TopicPartition) -> Int64? {
+        state.state.withLock { s in s.partitions[tp].flatMap { $0.processedPosition >= 0 ? $0.processedPosition : nil } }
     }
 
     /// Stops handing out and fetching batches of `partitions`; batches fetched ahead are kept
