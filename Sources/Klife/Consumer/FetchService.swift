@@ -9,6 +9,12 @@ import Synchronization
 /// filtering) and handed to the consumer's state; errors back the partition off, refresh
 /// metadata when leadership moved, or ask the consumer to reset the position.
 ///
+/// Each (consumer, broker) pair keeps a ``FetchSession`` (KIP-227): after a first full fetch,
+/// requests carry only the partitions whose offset or limit changed and forget those not
+/// claimed now. A session's requests must arrive in epoch order, so a broker with a fetch of a
+/// consumer in flight gets no other fetch of that consumer until it answers (its partitions
+/// are not claimed meanwhile; a broker answers one connection's requests in order anyway).
+///
 /// Runs only on its hub's reactor thread, except ``wake()``.
 final class FetchService: ReactorService, @unchecked Sendable {
     /// What the engine asks of the consumer outside the reactor (position lookups).
@@ -21,8 +27,16 @@ final class FetchService: ReactorService, @unchecked Sendable {
         let onUndecided: @Sendable (ConsumerState.Claim) -> Void
     }
 
+    /// A registered consumer and its fetch sessions, one per broker (reactor thread only).
+    final class Registered {
+        let consumer: Consumer
+        var sessions: [Int32: FetchSession] = [:]
+
+        init(_ consumer: Consumer) { self.consumer = consumer }
+    }
+
     unowned let hub: ReactorHub
-    private var consumers: [ObjectIdentifier: Consumer] = [:]
+    private var consumers: [ObjectIdentifier: Registered] = [:]
     /// Set from any thread when fetching may resume; the next iteration looks.
     private let wanted = Atomic<Bool>(false)
     private var timer: TimerHandle?
@@ -41,13 +55,28 @@ final class FetchService: ReactorService, @unchecked Sendable {
 
     /// Starts fetching for `consumer` (on the reactor thread).
     func add(_ consumer: Consumer) {
-        consumers[ObjectIdentifier(consumer.state)] = consumer
+        consumers[ObjectIdentifier(consumer.state)] = Registered(consumer)
         wanted.store(true, ordering: .releasing)
     }
 
-    /// Stops fetching for `state` (answers still on their way are dropped).
+    /// Stops fetching for `state` (answers still on their way are dropped) and closes its fetch
+    /// sessions on brokers whose connection is ready (one small Fetch with epoch -1 each; a
+    /// broker it cannot reach now times the session out by itself).
     func remove(_ state: ConsumerState) {
-        consumers[ObjectIdentifier(state)] = nil
+        guard let registered = consumers.removeValue(forKey: ObjectIdentifier(state)) else { return }
+        for (node, var session) in registered.sessions {
+            guard let id = session.close(), let connection = hub.connection(forNode: node, purpose: .fetch),
+                  connection.isReady else { continue }
+            let request = FetchRequest(maxWaitMs: 0, minBytes: 1, maxBytes: 1, isolationLevel: state.configuration.isolation.rawValue,
+                                       sessionID: id, sessionEpoch: -1, topics: [])
+            connection.send(request) { _ in }
+        }
+        registered.sessions.removeAll()
+    }
+
+    /// The fetch session of `state` with `node`, for tests (reactor thread).
+    func session(of state: ConsumerState, node: Int32) -> FetchSession? {
+        consumers[ObjectIdentifier(state)]?.sessions[node]
     }
 
     // MARK: ReactorService
@@ -60,20 +89,22 @@ final class FetchService: ReactorService, @unchecked Sendable {
         let index = hub.index
         var nextDue = UInt64.max
         var leaderless = false
-        for consumer in consumers.values {
-            let claimed = consumer.state.claimFetchable(
+        for registered in consumers.values {
+            // A broker with this consumer's fetch in flight waits for its answer (session epochs
+            // go in order): its partitions stay unclaimed, the answer wakes the engine.
+            let claimed = registered.consumer.state.claimFetchable(
                 now: now,
                 leader: { snapshot.metadata.leader(topic: $0.topic, partition: $0.partition) },
-                owns: { ReactorHub.index(forNode: $0, reactorCount: reactorCount) == index })
+                owns: { ReactorHub.index(forNode: $0, reactorCount: reactorCount) == index && registered.sessions[$0]?.inFlight != true })
             nextDue = min(nextDue, claimed.nextDue)
             leaderless = leaderless || claimed.leaderless
             for (node, claims) in claimed.byLeader {
-                send(claims, to: node, budget: claimed.budget, for: consumer, snapshot: snapshot)
+                send(claims, to: node, budget: claimed.budget, for: registered, snapshot: snapshot)
             }
         }
         if leaderless {
             // Partitions without a known leader: ask for metadata (at most every backoff) and look again.
-            let backoff = consumers.values.first?.state.configuration.retryBackoff.nanoseconds ?? 100_000_000
+            let backoff = consumers.values.first?.consumer.state.configuration.retryBackoff.nanoseconds ?? 100_000_000
             if now &- refreshRequestedAt >= backoff {
                 refreshRequestedAt = now
                 hub.requestMetadataRefresh(topic: nil)
@@ -90,7 +121,7 @@ final class FetchService: ReactorService, @unchecked Sendable {
     func topicsUnknown(_ topics: [String]) {}
 
     func failAll(_ error: KlifeError) {
-        for consumer in consumers.values { consumer.state.fail(error) }
+        for registered in consumers.values { registered.consumer.state.fail(error) }
         consumers.removeAll()
         if let timer { hub.reactor.cancelTimer(timer) }
         timer = nil
@@ -99,10 +130,12 @@ final class FetchService: ReactorService, @unchecked Sendable {
     // MARK: Requests
 
     /// Sends one Fetch for `claims` to `node`, its answer limited to `budget` bytes (the room
-    /// reserved under the prefetch bound, given back when it is handled).
-    private func send(_ claims: [ConsumerState.Claim], to node: Int32, budget: Int, for consumer: Consumer,
+    /// reserved under the prefetch bound, given back when it is handled). Inside the consumer's
+    /// session with `node` the request carries only what the session needs (see ``FetchSession``);
+    /// it is built once the connection is ready, when the negotiated version is known.
+    private func send(_ claims: [ConsumerState.Claim], to node: Int32, budget: Int, for registered: Registered,
                       snapshot: MetadataSnapshot) {
-        let state = consumer.state
+        let state = registered.consumer.state
         guard let connection = hub.connection(forNode: node, purpose: .fetch) else {
             state.unreserve(budget)
             for c in claims { state.fetchFailed(c.tp, epoch: c.epoch, now: Reactor.monotonicNanoseconds()) }
@@ -112,22 +145,20 @@ final class FetchService: ReactorService, @unchecked Sendable {
             return
         }
         let settings = state.configuration
-        var byTopic: [String: [FetchRequest.Partition]] = [:]
+        let partitionMaxBytes = min(settings.partitionMaxBytes, Int32(clamping: budget))
+        var wanted: [TopicPartition: FetchSession.Partition] = [:]
         for c in claims {
-            byTopic[c.tp.topic, default: []].append(.init(partition: c.tp.partition, fetchOffset: c.position,
-                                                          partitionMaxBytes: min(settings.partitionMaxBytes, Int32(clamping: budget))))
+            wanted[c.tp] = .init(topicID: snapshot.metadata.topics[c.tp.topic]?.topicID ?? .zero, fetchOffset: c.position,
+                                 maxBytes: partitionMaxBytes)
         }
-        let request = FetchRequest(
-            maxWaitMs: settings.fetchMaxWait.int32Milliseconds, minBytes: settings.fetchMinBytes, maxBytes: Int32(clamping: budget),
-            isolationLevel: settings.isolation.rawValue,
-            topics: byTopic.sorted { $0.key < $1.key }.map { name, partitions in
-                .init(name: name, topicID: snapshot.metadata.topics[name]?.topicID ?? .zero, partitions: partitions)
-            })
+        registered.sessions[node, default: FetchSession()].inFlight = true
         let broker = connection.address.description
         connection.whenReady { [weak self] ready in
             guard let self else { return }
             switch ready {
             case .failure:
+                registered.sessions[node]?.inFlight = false
+                registered.sessions[node]?.failed(nil)
                 state.unreserve(budget)
                 let now = Reactor.monotonicNanoseconds()
                 for c in claims { state.fetchFailed(c.tp, epoch: c.epoch, now: now) }
@@ -135,41 +166,90 @@ final class FetchService: ReactorService, @unchecked Sendable {
                 wakeLater()
                 state.wakeFetchers()
             case .success(let ready):
+                let version = (try? ready.negotiatedVersion(FetchRequest.self)) ?? FetchRequest.supportedVersions.lowerBound
+                let plan = registered.sessions[node, default: FetchSession()].request(for: wanted, sessions: version >= 7)
+                let request = FetchRequest(
+                    maxWaitMs: settings.fetchMaxWait.int32Milliseconds, minBytes: settings.fetchMinBytes,
+                    maxBytes: Int32(clamping: budget), isolationLevel: settings.isolation.rawValue,
+                    sessionID: plan.sessionID, sessionEpoch: plan.epoch,
+                    topics: Self.topics(plan.fetch), forgottenTopics: Self.forgotten(plan.forget))
                 ready.send(request) { [weak self] result in
                     state.unreserve(budget)
-                    self?.handle(result, claims: claims, consumer: consumer, broker: broker)
+                    self?.handle(result, plan: plan, claims: claims, node: node, registered: registered, broker: broker)
                 }
             }
         }
     }
 
-    private func handle(_ result: Result<FetchResponse, KlifeError>, claims: [ConsumerState.Claim], consumer: Consumer,
-                        broker: String) {
+    /// The request's topics, sorted by name, partitions by number (a stable request for a stable claim).
+    private static func topics(_ fetch: [TopicPartition: FetchSession.Partition]) -> [FetchRequest.Topic] {
+        var byTopic: [String: [FetchRequest.Partition]] = [:]
+        var ids: [String: KafkaUUID] = [:]
+        for (tp, p) in fetch {
+            byTopic[tp.topic, default: []].append(.init(partition: tp.partition, fetchOffset: p.fetchOffset,
+                                                        partitionMaxBytes: p.maxBytes))
+            ids[tp.topic] = p.topicID
+        }
+        return byTopic.sorted { $0.key < $1.key }.map { name, partitions in
+            .init(name: name, topicID: ids[name] ?? .zero, partitions: partitions.sorted { $0.partition < $1.partition })
+        }
+    }
+
+    /// The request's forgotten topics (v13+ names them by id, older versions by name).
+    private static func forgotten(_ forget: [TopicPartition: KafkaUUID]) -> [FetchRequest.ForgottenTopic] {
+        var byTopic: [String: (id: KafkaUUID, partitions: [Int32])] = [:]
+        for (tp, id) in forget {
+            byTopic[tp.topic, default: (id, [])].partitions.append(tp.partition)
+        }
+        return byTopic.sorted { $0.key < $1.key }.map { .init(name: $0.key, topicID: $0.value.id, partitions: $0.value.partitions.sorted()) }
+    }
+
+    private func handle(_ result: Result<FetchResponse, KlifeError>, plan: FetchSession.Request, claims: [ConsumerState.Claim],
+                        node: Int32, registered: Registered, broker: String) {
+        let consumer = registered.consumer
         let state = consumer.state
         let now = Reactor.monotonicNanoseconds()
+        registered.sessions[node]?.inFlight = false
         // Every engine looks again, not only this one: a leader that moved to another reactor's
         // broker while this fetch was in flight makes that reactor the partition's fetcher, and
         // it skipped the partition (in flight) when it learned the move.
         defer { state.wakeFetchers() }
-        guard case .success(let response) = result else {
+        let response: FetchResponse
+        switch result {
+        case .failure(let error):
+            // No answer: the broker may or may not have moved the session on. Start it again.
+            registered.sessions[node]?.failed(nil)
             for c in claims { state.fetchFailed(c.tp, epoch: c.epoch, now: now) }
-            if case .failure(let error) = result { hub.log(.warning, "fetch from \(broker) failed: \(error)", broker: broker) }
+            hub.log(.warning, "fetch from \(broker) failed: \(error)", broker: broker)
             return
+        case .success(let answer):
+            response = answer
         }
         if response.errorCode != 0 {
-            for c in claims { state.fetchFailed(c.tp, epoch: c.epoch, now: now) }
-            hub.log(.warning, "fetch from \(broker): \(KafkaErrorCode(rawValue: response.errorCode))", broker: broker)
+            let code = KafkaErrorCode(rawValue: response.errorCode)
+            registered.sessions[node]?.failed(code)
+            if FetchSession.isSessionError(code) && !plan.isFull {
+                // The broker lost or doubts the session: a full fetch follows at once, from the
+                // positions claimed (nothing was delivered, nothing moved).
+                for c in claims { state.release(c.tp, epoch: c.epoch) }
+                hub.log(.info, "fetch session \(plan.sessionID) at \(broker): \(code); fetching in full", broker: broker)
+            } else {
+                for c in claims { state.fetchFailed(c.tp, epoch: c.epoch, now: now) }
+                hub.log(.warning, "fetch from \(broker): \(code)", broker: broker)
+            }
             return
         }
+        registered.sessions[node]?.answered(plan, sessionID: response.sessionID)
         var answers: [TopicPartition: FetchResponse.Partition] = [:]
-        let names = Dictionary(uniqueKeysWithValues: hub.snapshot.metadata.topics.map { ($0.value.topicID, $0.key) })
+        let names = Dictionary(hub.snapshot.metadata.topics.map { ($0.value.topicID, $0.key) }, uniquingKeysWith: { first, _ in first })
         for topic in response.responses {
             let name = topic.name.isEmpty ? (names[topic.topicID] ?? "") : topic.name
             for p in topic.partitions { answers[TopicPartition(topic: name, partition: p.partitionIndex)] = p }
         }
         for claim in claims {
             guard let answer = answers[claim.tp] else {
-                // Left out of the answer (nothing to return): fetch it again.
+                // Left out of the answer (nothing to return; an incremental answer leaves out
+                // every partition without news): fetch it again.
                 state.release(claim.tp, epoch: claim.epoch)
                 continue
             }
