@@ -113,6 +113,44 @@ final class FetchTests: XCTestCase {
         ], forgottenTopics: [.init(name: "f", topicID: msgUUID, partitions: [1, 2])], rackID: "r")
     }
 
+    /// An incremental fetch of a session (KIP-227) with nothing changed and one partition
+    /// forgotten, at v7 (the first with sessions; names, not flexible).
+    func testIncrementalSessionRequestV7() {
+        let request = FetchRequest(maxWaitMs: 100, minBytes: 1, maxBytes: 4096, sessionID: 1001, sessionEpoch: 3, topics: [],
+                                   forgottenTopics: [.init(name: "t", partitions: [2])])
+        XCTAssertEqual(MsgWire.encode(request, version: 7), [
+            0xff, 0xff, 0xff, 0xff,  // replica_id -1
+            0x00, 0x00, 0x00, 0x64,  // max_wait_ms 100
+            0x00, 0x00, 0x00, 0x01,  // min_bytes 1
+            0x00, 0x00, 0x10, 0x00,  // max_bytes 4096
+            0x00,  // isolation_level 0
+            0x00, 0x00, 0x03, 0xe9,  // session_id 1001
+            0x00, 0x00, 0x00, 0x03,  // session_epoch 3
+            0x00, 0x00, 0x00, 0x00,  // topics: ARRAY 0 (nothing changed)
+            0x00, 0x00, 0x00, 0x01,  // forgotten_topics_data: ARRAY 1
+            0x00, 0x01, 0x74,  // topic "t"
+            0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x02,  // partitions [2]
+        ])
+    }
+
+    /// Closing a session: its id, epoch -1, no partitions, at v16 (flexible, topic ids).
+    func testSessionCloseRequestV16() {
+        let request = FetchRequest(maxWaitMs: 0, minBytes: 1, maxBytes: 1, sessionID: 1001, sessionEpoch: -1, topics: [])
+        XCTAssertEqual(MsgWire.encode(request, version: 16), [
+            // replica_id: gone from v15
+            0x00, 0x00, 0x00, 0x00,  // max_wait_ms 0
+            0x00, 0x00, 0x00, 0x01,  // min_bytes 1
+            0x00, 0x00, 0x00, 0x01,  // max_bytes 1
+            0x00,  // isolation_level 0
+            0x00, 0x00, 0x03, 0xe9,  // session_id 1001
+            0xff, 0xff, 0xff, 0xff,  // session_epoch -1 (close)
+            0x01,  // topics: COMPACT_ARRAY 0
+            0x01,  // forgotten_topics_data: COMPACT_ARRAY 0
+            0x01,  // rack_id ""
+            0x00,  // tagged fields
+        ])
+    }
+
     func testRequestV12() {
         XCTAssertEqual(MsgWire.encode(fullRequest(), version: 12), [
             0xff, 0xff, 0xff, 0xff,  // replica_id -1 (v0-14)
