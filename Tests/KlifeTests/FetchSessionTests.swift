@@ -93,10 +93,105 @@ final class FetchSessionTests: XCTestCase {
             XCTAssertEqual(full.forget, [:])
             // The broker said it has no such session: open a new one without naming it. Otherwise
             // the full request names the old id, which closes it on the broker.
-            let forgetsID = code == .fetchSessionIDNotFound || code == .fetchSessionTopicIDError
+            let forgetsID = code == .fetchSessionIDNotFound
             XCTAssertEqual(full.sessionID, forgetsID ? 0 : 42, "\(code)")
             XCTAssertEqual(FetchSession.isSessionError(code), code != .notController)
         }
+    }
+
+    /// FETCH_SESSION_ID_NOT_FOUND: the broker has no such session, so the full request that
+    /// follows names none and the broker's new session carries on incrementally.
+    func testSessionNotFoundOpensANewSessionWithoutNamingTheOld() {
+        var session = opened([a0: p(0), a1: p(5)])
+        let next = session.request(for: [a0: p(3), a1: p(5)], sessions: true)
+        XCTAssertEqual(next.epoch, 1)
+        session.failed(.fetchSessionIDNotFound)
+        XCTAssertEqual(session.id, 0)
+        let full = session.request(for: [a0: p(3), a1: p(5)], sessions: true)
+        XCTAssertEqual(full, FetchSession.Request(sessionID: 0, epoch: 0, fetch: [a0: p(3), a1: p(5)], forget: [:]))
+        XCTAssertTrue(session.answered(full, sessionID: 43, named: [a0]))
+        XCTAssertEqual(session.request(for: [a0: p(4), a1: p(5)], sessions: true),
+                       FetchSession.Request(sessionID: 43, epoch: 1, fetch: [a0: p(4)], forget: [:]))
+    }
+
+    /// INVALID_FETCH_SESSION_EPOCH: the broker still has the session, so the full request names
+    /// it (which closes it) and the broker's new one starts again at epoch 1.
+    func testInvalidEpochClosesTheSessionInTheNextFullRequest() {
+        var session = opened([a0: p(0), a1: p(5)])
+        for _ in 0..<3 { session.answered(session.request(for: [a0: p(0), a1: p(5)], sessions: true), sessionID: 42) }
+        let next = session.request(for: [a0: p(0)], sessions: true)
+        XCTAssertEqual(next.epoch, 4)
+        XCTAssertEqual(next.forget, [a1: idA])
+        session.failed(.invalidFetchSessionEpoch)
+        XCTAssertFalse(session.isOpen)
+        let full = session.request(for: [a0: p(0), a1: p(5)], sessions: true)
+        XCTAssertEqual(full, FetchSession.Request(sessionID: 42, epoch: 0, fetch: [a0: p(0), a1: p(5)], forget: [:]),
+                       "every claimed partition, a1 too (the broker may or may not have forgotten it)")
+        session.answered(full, sessionID: 43)
+        XCTAssertEqual(session.request(for: [a0: p(0), a1: p(5)], sessions: true),
+                       FetchSession.Request(sessionID: 43, epoch: 1, fetch: [:], forget: [:]))
+    }
+
+    /// The opening request itself lost: the next one is full again, naming no session (none
+    /// was known), and a late-created one on the broker is left to expire.
+    func testNoAnswerToTheOpeningRequestStaysFull() {
+        var session = FetchSession()
+        let first = session.request(for: [a0: p(0)], sessions: true)
+        session.failed(nil)
+        XCTAssertEqual(session.request(for: [a0: p(0)], sessions: true), first)
+    }
+
+    /// A partition left out of requests for a while (paused, unassigned, backing off after an
+    /// error in an answer, incremental or full) was forgotten: when it is claimed again it is
+    /// sent again, even at the offset the broker held before, or the broker would not answer it.
+    func testAPartitionClaimedAgainAfterBeingForgottenIsSentAgainAtTheSameOffset() {
+        var session = opened([a0: p(7), a1: p(5)])
+        let without = session.request(for: [a1: p(5)], sessions: true)
+        XCTAssertEqual(without.forget, [a0: idA])
+        XCTAssertTrue(session.answered(without, sessionID: 42, named: [a1]))
+        let quiet = session.request(for: [a1: p(5)], sessions: true)
+        XCTAssertEqual(quiet.fetch, [:])
+        XCTAssertEqual(quiet.forget, [:], "forgotten once")
+        session.answered(quiet, sessionID: 42)
+        let back = session.request(for: [a0: p(7), a1: p(5)], sessions: true)
+        XCTAssertEqual(back.fetch, [a0: p(7)])
+        XCTAssertEqual(back.forget, [:])
+        XCTAssertEqual(back.epoch, 3)
+    }
+
+    /// An answer naming a partition the request did not ask for: the broker's session is not
+    /// what this side thinks, so the answer is refused and the next request is full, closing
+    /// the session the broker has.
+    func testAnAnswerNamingAPartitionNotAskedForIsRefusedAndResets() {
+        // Incremental: partitions held but not sent this time are asked for; others are not.
+        var session = opened([a0: p(0), a1: p(5)])
+        let next = session.request(for: [a0: p(3), a1: p(5)], sessions: true)
+        XCTAssertEqual(next.fetch, [a0: p(3)])
+        var copy = session
+        XCTAssertTrue(copy.answered(next, sessionID: 42, named: [a0, a1]), "a1 is held: it may be answered")
+        XCTAssertTrue(copy.isOpen)
+        XCTAssertFalse(session.answered(next, sessionID: 42, named: [a0, b0]))
+        XCTAssertFalse(session.isOpen)
+        XCTAssertEqual(session.request(for: [a0: p(3), a1: p(5)], sessions: true),
+                       FetchSession.Request(sessionID: 42, epoch: 0, fetch: [a0: p(3), a1: p(5)], forget: [:]))
+
+        // A partition forgotten by this very request is not asked for either.
+        session = opened([a0: p(0), a1: p(5)])
+        let forgetting = session.request(for: [a0: p(0)], sessions: true)
+        XCTAssertFalse(session.answered(forgetting, sessionID: 42, named: [a1]))
+
+        // Full: only what it listed; the session the broker opened with it is closed next.
+        session = FetchSession()
+        let full = session.request(for: [a0: p(0)], sessions: true)
+        XCTAssertFalse(session.answered(full, sessionID: 44, named: [a0, a1]))
+        XCTAssertFalse(session.isOpen)
+        XCTAssertEqual(session.request(for: [a0: p(0)], sessions: true).sessionID, 44)
+
+        // Sessionless: refused too; nothing to reset.
+        session = FetchSession()
+        let plain = session.request(for: [a0: p(0)], sessions: false)
+        XCTAssertFalse(session.answered(plain, sessionID: 0, named: [b0]))
+        XCTAssertTrue(session.answered(plain, sessionID: 0, named: [a0]))
     }
 
     func testNoAnswerClosesTheSessionInTheNextFullRequest() {
@@ -173,7 +268,15 @@ final class FetchSessionTests: XCTestCase {
         let last = session.request(for: [a0: p(0)], sessions: true)
         session.answered(last, sessionID: 42)
         XCTAssertEqual(last.epoch, Int32.max)
-        XCTAssertEqual(session.request(for: [a0: p(0)], sessions: true).epoch, 1, "0 would mean a full fetch")
+        let wrapped = session.request(for: [a0: p(0)], sessions: true)
+        XCTAssertEqual(wrapped.epoch, 1, "0 would mean a full fetch")
+        XCTAssertEqual(wrapped.sessionID, 42)
+        XCTAssertFalse(wrapped.isFull)
+        session.answered(wrapped, sessionID: 42)
+        XCTAssertEqual(session.request(for: [a0: p(0)], sessions: true).epoch, 2)
+        // A lost answer after the wrap resets to a full request, not to a smaller epoch.
+        session.failed(nil)
+        XCTAssertEqual(session.request(for: [a0: p(0)], sessions: true).epoch, 0)
     }
 
     func testCloseNamesTheSessionOnce() {

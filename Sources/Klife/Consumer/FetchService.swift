@@ -151,6 +151,7 @@ final class FetchService: ReactorService, @unchecked Sendable {
             wanted[c.tp] = .init(topicID: snapshot.metadata.topics[c.tp.topic]?.topicID ?? .zero, fetchOffset: c.position,
                                  maxBytes: partitionMaxBytes)
         }
+        let topicNames = Dictionary(wanted.map { ($0.value.topicID, $0.key.topic) }, uniquingKeysWith: { first, _ in first })
         registered.sessions[node, default: FetchSession()].inFlight = true
         let broker = connection.address.description
         connection.whenReady { [weak self] ready in
@@ -175,7 +176,8 @@ final class FetchService: ReactorService, @unchecked Sendable {
                     topics: Self.topics(plan.fetch), forgottenTopics: Self.forgotten(plan.forget))
                 ready.send(request) { [weak self] result in
                     state.unreserve(budget)
-                    self?.handle(result, plan: plan, claims: claims, node: node, registered: registered, broker: broker)
+                    self?.handle(result, plan: plan, claims: claims, topicNames: topicNames, node: node,
+                                 registered: registered, broker: broker)
                 }
             }
         }
@@ -204,8 +206,10 @@ final class FetchService: ReactorService, @unchecked Sendable {
         return byTopic.sorted { $0.key < $1.key }.map { .init(name: $0.key, topicID: $0.value.id, partitions: $0.value.partitions.sorted()) }
     }
 
+    /// - Parameter topicNames: the names of the claimed topics by the ids the request used (a
+    ///   v13+ answer names topics by id only).
     private func handle(_ result: Result<FetchResponse, KlifeError>, plan: FetchSession.Request, claims: [ConsumerState.Claim],
-                        node: Int32, registered: Registered, broker: String) {
+                        topicNames: [KafkaUUID: String], node: Int32, registered: Registered, broker: String) {
         let consumer = registered.consumer
         let state = consumer.state
         let now = Reactor.monotonicNanoseconds()
@@ -232,6 +236,8 @@ final class FetchService: ReactorService, @unchecked Sendable {
                 // The broker lost or doubts the session: a full fetch follows at once, from the
                 // positions claimed (nothing was delivered, nothing moved).
                 for c in claims { state.release(c.tp, epoch: c.epoch) }
+                // A topic id the session holds no longer matches the broker's: learn the new one.
+                if code == .fetchSessionTopicIDError { hub.requestMetadataRefresh(topic: nil) }
                 hub.log(.info, "fetch session \(plan.sessionID) at \(broker): \(code); fetching in full", broker: broker)
             } else {
                 for c in claims { state.fetchFailed(c.tp, epoch: c.epoch, now: now) }
@@ -239,12 +245,20 @@ final class FetchService: ReactorService, @unchecked Sendable {
             }
             return
         }
-        registered.sessions[node]?.answered(plan, sessionID: response.sessionID)
         var answers: [TopicPartition: FetchResponse.Partition] = [:]
-        let names = Dictionary(hub.snapshot.metadata.topics.map { ($0.value.topicID, $0.key) }, uniquingKeysWith: { first, _ in first })
         for topic in response.responses {
-            let name = topic.name.isEmpty ? (names[topic.topicID] ?? "") : topic.name
+            let name = topic.name.isEmpty ? (topicNames[topic.topicID] ?? "") : topic.name
             for p in topic.partitions { answers[TopicPartition(topic: name, partition: p.partitionIndex)] = p }
+        }
+        if registered.sessions[node]?.answered(plan, sessionID: response.sessionID, named: answers.keys) == false {
+            // Records for a partition not asked for: the broker's session is not ours, and the
+            // offsets it read from may not be the claimed positions. Nothing is used; a full
+            // fetch follows (at once after an incremental one, after a backoff after a full one).
+            for c in claims {
+                if plan.isFull { state.fetchFailed(c.tp, epoch: c.epoch, now: now) } else { state.release(c.tp, epoch: c.epoch) }
+            }
+            hub.log(.warning, "fetch from \(broker): the answer names partitions not asked for; fetching in full", broker: broker)
+            return
         }
         for claim in claims {
             guard let answer = answers[claim.tp] else {

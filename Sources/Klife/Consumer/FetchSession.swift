@@ -12,12 +12,14 @@ import KlifeProtocol
 /// **The session holds exactly the partitions claimed by the last request.** A partition left
 /// out of an incremental request stays in the broker's session, and the broker keeps answering
 /// it from the offset it holds. So every partition the session holds that this request does
-/// not claim (unassigned, paused, in backoff, led elsewhere now, its position being looked up,
-/// or simply not fetchable because the prefetch bound left no room for it) is *forgotten*, and
-/// every claimed partition whose fetch offset or size limit differs from what the broker holds
-/// is sent again. Consequences:
+/// not claim (unassigned, paused, in backoff after an error, led elsewhere now, its position
+/// being looked up) is *forgotten*, and every claimed partition whose fetch offset or size limit
+/// differs from what the broker holds is sent again (a forgotten partition claimed again is
+/// new to the broker, whatever its offset). While the prefetch bound leaves no room, no Fetch
+/// is sent at all and the session stays as it is. Consequences:
 /// - every partition in an answer is one this request claimed (its epoch and reserved room are
-///   known), and a claimed partition missing from it simply had nothing new (it is released);
+///   known; an answer naming another is not used), and a claimed partition missing from it
+///   simply had nothing new (it is released);
 /// - the broker never moves a session's offsets by itself, so a partition sent unchanged is
 ///   answered from exactly the position that was claimed.
 ///
@@ -26,7 +28,8 @@ import KlifeProtocol
 /// that leaves the two sides unsure of each other resets to a full fetch (epoch 0):
 /// a top-level error (`FETCH_SESSION_ID_NOT_FOUND` forgets the id as well; others close it by
 /// naming it in the full request), a request with no answer (connection lost, timeout), an
-/// answer naming another session, or a topic id that changed under a held partition.
+/// answer naming another session, an answer naming a partition the request did not ask for
+/// (the answer is not used), or a topic id that changed under a held partition.
 /// A broker that answers a full request with session id 0 (none created: no session support,
 /// or its cache is full) keeps getting full requests asking for one; they are plain full
 /// fetches to a broker without sessions.
@@ -96,11 +99,22 @@ struct FetchSession: Sendable {
         return Request(sessionID: id, epoch: epoch, fetch: fetch, forget: forget)
     }
 
-    /// The broker answered `request` without a top-level error, naming session `sessionID`.
-    mutating func answered(_ request: Request, sessionID: Int32) {
+    /// The broker answered `request` without a top-level error, naming session `sessionID` and
+    /// the partitions `named` (those it returned). Returns false when it named a partition the
+    /// request did not ask for (one the session does not hold, or a full request did not list):
+    /// the two sides disagree about the session, so nothing of the answer may be trusted, and the
+    /// next request is full, closing the session the broker has (as after a lost answer).
+    @discardableResult
+    mutating func answered(_ request: Request, sessionID: Int32, named: some Sequence<TopicPartition> = [TopicPartition]()) -> Bool {
+        let asked = request.epoch > 0 ? partitions : request.fetch
+        if named.contains(where: { asked[$0] == nil }) {
+            if request.epoch == 0 && sessionID != request.sessionID && sessionID != 0 { id = sessionID }
+            if request.epoch >= 0 { reset(keepingID: true) }
+            return false
+        }
         switch request.epoch {
         case ..<0:
-            return
+            break
         case 0:
             // A broker that only echoes the id it was sent (librdkafka's mock does) never opened
             // a session: a new one never has the id the request closed.
@@ -113,13 +127,14 @@ struct FetchSession: Sendable {
         default:
             if sessionID != id { reset(keepingID: false) }
         }
+        return true
     }
 
     /// The request got a top-level error (`code`), or no answer at all (`nil`: connection lost,
     /// timed out, undecodable): the next request is full. The id is kept, so that request closes
-    /// the broker's session, unless the broker said it has none.
+    /// the broker's session, unless the broker said it has none (`FETCH_SESSION_ID_NOT_FOUND`).
     mutating func failed(_ code: KafkaErrorCode?) {
-        reset(keepingID: code != .fetchSessionIDNotFound && code != .fetchSessionTopicIDError)
+        reset(keepingID: code != .fetchSessionIDNotFound)
     }
 
     /// Whether `code` says the session (not the partitions) is wrong: retried at once, full.
