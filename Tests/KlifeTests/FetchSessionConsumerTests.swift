@@ -140,6 +140,48 @@ final class FetchSessionConsumerTests: XCTestCase {
         await client.close()
     }
 
+    /// Faults inside open sessions, each on one incremental fetch: INVALID_FETCH_SESSION_EPOCH
+    /// (the next fetch is full and names the session, closing it on the broker), a partition
+    /// error in an incremental answer (handled as in a full one: the partition backs off, is
+    /// forgotten, then sent again), and an answer naming a partition the session does not hold
+    /// (not used; a full fetch naming the session follows). Every record arrives once, in order.
+    func testFaultsInsideSessionsLoseNothing() async throws {
+        let topic = "faults"
+        let mock = try MockCluster(brokers: 2, topics: [(topic, 4)])
+        defer { mock.stop() }
+        let producer = try await Self.mockClient(mock.bootstrap)
+        try await fill(producer, topic: topic, partitions: 4, count: 300)
+        await producer.close()
+
+        let proxy = try FetchSessionProxy(upstreams: mock.bootstrap)
+        defer { proxy.stop() }
+        for (i, port) in proxy.ports.enumerated() { try mock.advertise(Int32(i + 1), host: "127.0.0.1", port: port) }
+        let client = try await Self.mockClient(proxy.addresses)
+        let consumer = try client.consumer(Self.smallPrefetch())
+        try await readWithPauseAndSeek(consumer, topic: topic, partitions: 4, count: 300, midway: {
+            XCTAssertGreaterThan(proxy.seen.incremental, 0, "sessions are open before the faults")
+            // In this order, one fetch each (the proxy applies them so).
+            proxy.inject(.topLevel(.invalidFetchSessionEpoch))
+            proxy.inject(.partition(2, .notLeaderOrFollower))
+            proxy.inject(.stray(99))
+        })
+        // The engine keeps fetching after the read: a fault left for then is applied then, and
+        // the full fetch that follows it comes then.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while (proxy.faultsPending > 0 || proxy.seen.fullClosingHeld < 2) && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let seen = proxy.seen
+        XCTAssertEqual(seen.faults, 3, "every fault was applied")
+        XCTAssertGreaterThanOrEqual(seen.fullClosingHeld, 2, "a full fetch closing the session after the error and after the stray partition")
+        XCTAssertGreaterThan(seen.forgottenByPartition[2] ?? 0, 0, "the partition that failed was forgotten while it backed off")
+        XCTAssertEqual(seen.invalidEpoch, 0, "epochs always in order")
+        XCTAssertEqual(seen.sentAndForgotten, 0)
+        XCTAssertEqual(seen.sessionless, 0)
+        await consumer.close()
+        await client.close()
+    }
+
     // MARK: Scenario
 
     private static func smallPrefetch() -> ConsumerConfiguration {

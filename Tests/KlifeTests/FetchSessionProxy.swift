@@ -21,7 +21,8 @@ import KlifeProtocol
 ///
 /// A top-level error from upstream (the mock's injected errors) is passed on with no
 /// partitions; `FETCH_SESSION_ID_NOT_FOUND` also drops the session, as a broker that lost it
-/// would. Produce with `acks = 0` (no answer) is not supported.
+/// would, and a full fetch so answered opens none. Faults of its own go into incremental
+/// fetches (``inject(_:)``). Produce with `acks = 0` (no answer) is not supported.
 final class FetchSessionProxy: @unchecked Sendable {
     // @unchecked: `cache` and `counters` are guarded by `lock`; listener and connection file
     // descriptors are owned by their threads, `stop()` only shuts them down.
@@ -42,6 +43,8 @@ final class FetchSessionProxy: @unchecked Sendable {
         var partitionsSentIncrementally = 0
         /// Partitions named in forgotten_topics_data.
         var forgotten = 0
+        /// The same, by partition number.
+        var forgottenByPartition: [Int32: Int] = [:]
         /// Answers FETCH_SESSION_ID_NOT_FOUND (unknown id) and INVALID_FETCH_SESSION_EPOCH given.
         var sessionNotFound = 0
         var invalidEpoch = 0
@@ -49,6 +52,24 @@ final class FetchSessionProxy: @unchecked Sendable {
         var sentAndForgotten = 0
         /// Partitions of answers that a sessionless broker would have sent but the session left out.
         var partitionsLeftOut = 0
+        /// Full fetches naming a session the proxy held (which they close).
+        var fullClosingHeld = 0
+        /// Faults of ``inject(_:)`` applied.
+        var faults = 0
+    }
+
+    /// A fault for an incremental fetch, applied once to the first that allows it (any broker).
+    /// Faults apply in the order queued, at most one per fetch.
+    enum Fault: Sendable {
+        /// The fetch is answered with this top-level error and no partitions, without reaching
+        /// the broker. The session stays as it was (`FETCH_SESSION_ID_NOT_FOUND` drops it).
+        case topLevel(KafkaErrorCode)
+        /// In an answer of a session holding partition `partition`, that partition carries
+        /// `code` and no records.
+        case partition(Int32, KafkaErrorCode)
+        /// The answer also names partition `partition`, which the session does not hold (no
+        /// records; with the topic of a partition the session holds).
+        case stray(Int32)
     }
 
     private struct Key: Hashable {
@@ -79,6 +100,7 @@ final class FetchSessionProxy: @unchecked Sendable {
     private var cache: [[Int32: Session]]
     private var counters = Counters()
     private var nextSessionID: Int32 = 1000
+    private var pendingFaults: [Fault] = []
     private var listeners: [Int32]
     private var open: Set<Int32> = []
     private var stopped = false
@@ -113,6 +135,14 @@ final class FetchSessionProxy: @unchecked Sendable {
 
     /// Sessions held now, over all brokers.
     var openSessions: Int { lock.withLock { cache.reduce(0) { $0 + $1.count } } }
+
+    /// Queues `fault` for the next incremental fetch that allows it.
+    func inject(_ fault: Fault) {
+        lock.withLock { pendingFaults.append(fault) }
+    }
+
+    /// Faults queued and not applied yet.
+    var faultsPending: Int { lock.withLock { pendingFaults.count } }
 
     /// Forgets every session, as a broker evicting them would: the next incremental fetch of
     /// each gets FETCH_SESSION_ID_NOT_FOUND.
@@ -291,6 +321,7 @@ final class FetchSessionProxy: @unchecked Sendable {
                 return .forward(sessionless, session: 0)
             case 0:
                 counters.full += 1
+                if request.sessionID != 0 && sessions[request.sessionID] != nil { counters.fullClosingHeld += 1 }
                 sessions[request.sessionID] = nil
                 var id = nextSessionID
                 while id == request.sessionID || sessions[id] != nil { id &+= 1 }
@@ -308,10 +339,17 @@ final class FetchSessionProxy: @unchecked Sendable {
                     counters.invalidEpoch += 1
                     return .fail(.invalidFetchSessionEpoch)
                 }
+                if case .topLevel(let code) = pendingFaults.first {
+                    pendingFaults.removeFirst()
+                    counters.faults += 1
+                    if code == .fetchSessionIDNotFound { sessions[request.sessionID] = nil }
+                    return .fail(code)
+                }
                 counters.incremental += 1
                 if keys.isEmpty { counters.emptyIncremental += 1 }
                 counters.partitionsSentIncrementally += keys.count
                 counters.forgotten += forgotten.count
+                for key in forgotten { counters.forgottenByPartition[key.partition, default: 0] += 1 }
                 let sent = Set(keys.map(\.0))
                 counters.sentAndForgotten += forgotten.filter { sent.contains($0) }.count
                 // Added or updated first, then forgotten (as Kafka's session cache does).
@@ -367,7 +405,7 @@ final class FetchSessionProxy: @unchecked Sendable {
     private func answer(_ upstream: FetchResponse, session id: Int32, incremental: Bool, broker: Int) -> FetchResponse {
         lock.withLock {
             if upstream.errorCode != 0 {
-                if upstream.errorCode == KafkaErrorCode.fetchSessionIDNotFound.rawValue { cache[broker][id] = nil }
+                if upstream.errorCode == KafkaErrorCode.fetchSessionIDNotFound.rawValue || !incremental { cache[broker][id] = nil }
                 return FetchResponse(throttleTimeMs: upstream.throttleTimeMs, errorCode: upstream.errorCode, sessionID: 0)
             }
             var response = upstream
@@ -390,7 +428,33 @@ final class FetchSessionProxy: @unchecked Sendable {
                 }
             }
             response.responses.removeAll { $0.partitions.isEmpty && incremental }
+            if incremental { applyFaults(to: &response, held: session.partitions.keys) }
             return response
+        }
+    }
+
+    /// Applies the first queued fault if it is a partition or stray fault that `held` allows
+    /// (lock held).
+    private func applyFaults(to response: inout FetchResponse, held: Dictionary<Key, Held>.Keys) {
+        let entry: (key: Key, partition: FetchResponse.Partition, replacing: Bool)
+        switch pendingFaults.first {
+        case .partition(let index, let code)?:
+            guard let key = held.first(where: { $0.partition == index }) else { return }
+            entry = (key, FetchResponse.Partition(partitionIndex: index, errorCode: code.rawValue), true)
+        case .stray(let index)?:
+            guard let key = held.first, !held.contains(where: { $0.partition == index }) else { return }
+            entry = (key, FetchResponse.Partition(partitionIndex: index, highWatermark: 0, lastStableOffset: 0, logStartOffset: 0), false)
+        case .topLevel?, nil:
+            return
+        }
+        pendingFaults.removeFirst()
+        counters.faults += 1
+        let index = entry.partition.partitionIndex
+        if let t = response.responses.firstIndex(where: { $0.name == entry.key.name && $0.topicID == entry.key.id }) {
+            if entry.replacing { response.responses[t].partitions.removeAll { $0.partitionIndex == index } }
+            response.responses[t].partitions.append(entry.partition)
+        } else {
+            response.responses.append(.init(name: entry.key.name, topicID: entry.key.id, partitions: [entry.partition]))
         }
     }
 }
