@@ -182,6 +182,42 @@ final class FetchSessionConsumerTests: XCTestCase {
         await client.close()
     }
 
+    /// A consumer closed while its first fetch waits for the broker's connection to get ready:
+    /// once ready, that fetch is not sent (it would open a session nobody closes). A second
+    /// consumer's fetch waits on the same connection; once its session is open, every fetch
+    /// that waited has gone out.
+    func testAFetchWaitingForItsConnectionIsDroppedWhenTheConsumerCloses() async throws {
+        let topic = "closing"
+        let mock = try MockCluster(brokers: 1, topics: [(topic, 1)])
+        defer { mock.stop() }
+        let proxy = try FetchSessionProxy(upstreams: mock.bootstrap)
+        defer { proxy.stop() }
+        try mock.advertise(1, host: "127.0.0.1", port: proxy.ports[0])
+        let client = try await Self.mockClient(proxy.addresses)
+        try await fill(client, topic: topic, partitions: 1, count: 10)
+        // Every answer of the broker is late from now: the fetch connection's handshake too.
+        try mock.rtt(1, ms: 1000)
+        let tp = TopicPartition(topic: topic, partition: 0)
+        let closed = try client.consumer(Self.smallPrefetch())
+        try await closed.assign([tp: .offset(0)])
+        try await Task.sleep(for: .milliseconds(300))
+        XCTAssertEqual(proxy.seen.full, 0, "the fetch is still waiting for its connection")
+        await closed.close()
+        let open = try client.consumer(Self.smallPrefetch())
+        try await open.assign([tp: .offset(0)])
+        let deadline = ContinuousClock.now + .seconds(20)
+        while await Self.session(client, open, node: 1)?.isOpen != true && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let session = await Self.session(client, open, node: 1)
+        XCTAssertEqual(session?.isOpen, true, "the second consumer fetches")
+        XCTAssertEqual(proxy.seen.full, 1, "only the open consumer's fetch went out")
+        XCTAssertEqual(proxy.openSessions, 1)
+        try mock.rtt(1, ms: 0)
+        await open.close()
+        await client.close()
+    }
+
     // MARK: Scenario
 
     private static func smallPrefetch() -> ConsumerConfiguration {

@@ -167,6 +167,12 @@ final class FetchService: ReactorService, @unchecked Sendable {
                 wakeLater()
                 state.wakeFetchers()
             case .success(let ready):
+                // The consumer was removed (closed) while the connection got ready: its sessions
+                // were closed then, and this request would open one that nobody closes.
+                guard consumers[ObjectIdentifier(state)] === registered else {
+                    state.unreserve(budget)
+                    return
+                }
                 let version = (try? ready.negotiatedVersion(FetchRequest.self)) ?? FetchRequest.supportedVersions.lowerBound
                 let plan = registered.sessions[node, default: FetchSession()].request(for: wanted, sessions: version >= 7)
                 let request = FetchRequest(
