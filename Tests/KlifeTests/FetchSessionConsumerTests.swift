@@ -218,6 +218,34 @@ final class FetchSessionConsumerTests: XCTestCase {
         await client.close()
     }
 
+    /// A consumer closed while its first (full) fetch is in flight: the session that fetch
+    /// opens is unknown at the close, so it is closed when the answer names it.
+    func testASessionOpenedByAFetchInFlightAtTheCloseIsClosed() async throws {
+        let topic = "closing"
+        let mock = try MockCluster(brokers: 1, topics: [(topic, 1)])
+        defer { mock.stop() }
+        let proxy = try FetchSessionProxy(upstreams: mock.bootstrap)
+        defer { proxy.stop() }
+        try mock.advertise(1, host: "127.0.0.1", port: proxy.ports[0])
+        let client = try await Self.mockClient(proxy.addresses)
+        try await fill(client, topic: topic, partitions: 1, count: 10)
+        try mock.rtt(1, ms: 500)
+        let consumer = try client.consumer(Self.smallPrefetch())
+        try await consumer.assign([TopicPartition(topic: topic, partition: 0): .offset(0)])
+        var deadline = ContinuousClock.now + .seconds(20)
+        while proxy.seen.full == 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        XCTAssertEqual(proxy.seen.full, 1, "the full fetch reached the broker; its answer is held back")
+        XCTAssertEqual(proxy.openSessions, 1)
+        await consumer.close()
+        deadline = ContinuousClock.now + .seconds(10)
+        while proxy.seen.closes == 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        XCTAssertEqual(proxy.seen.closes, 1, "the session the answer named was closed")
+        XCTAssertEqual(proxy.openSessions, 0)
+        XCTAssertEqual(proxy.seen.full, 1, "nothing fetched after the close")
+        try mock.rtt(1, ms: 0)
+        await client.close()
+    }
+
     // MARK: Scenario
 
     private static func smallPrefetch() -> ConsumerConfiguration {

@@ -65,13 +65,18 @@ final class FetchService: ReactorService, @unchecked Sendable {
     func remove(_ state: ConsumerState) {
         guard let registered = consumers.removeValue(forKey: ObjectIdentifier(state)) else { return }
         for (node, var session) in registered.sessions {
-            guard let id = session.close(), let connection = hub.connection(forNode: node, purpose: .fetch),
-                  connection.isReady else { continue }
-            let request = FetchRequest(maxWaitMs: 0, minBytes: 1, maxBytes: 1, isolationLevel: state.configuration.isolation.rawValue,
-                                       sessionID: id, sessionEpoch: -1, topics: [])
-            connection.send(request) { _ in }
+            if let id = session.close() { closeSession(id, node: node, state: state) }
         }
         registered.sessions.removeAll()
+    }
+
+    /// Sends the Fetch that ends session `id` on `node` (epoch -1) if the connection is ready;
+    /// its answer is not awaited.
+    private func closeSession(_ id: Int32, node: Int32, state: ConsumerState) {
+        guard let connection = hub.connection(forNode: node, purpose: .fetch), connection.isReady else { return }
+        let request = FetchRequest(maxWaitMs: 0, minBytes: 1, maxBytes: 1, isolationLevel: state.configuration.isolation.rawValue,
+                                   sessionID: id, sessionEpoch: -1, topics: [])
+        connection.send(request) { _ in }
     }
 
     /// The fetch session of `state` with `node`, for tests (reactor thread).
@@ -234,6 +239,12 @@ final class FetchService: ReactorService, @unchecked Sendable {
             return
         case .success(let answer):
             response = answer
+        }
+        if consumers[ObjectIdentifier(state)] !== registered && plan.epoch == 0 && response.errorCode == 0
+            && response.sessionID != 0 && response.sessionID != plan.sessionID {
+            // A full fetch in flight when the consumer closed opened a session then unknown:
+            // closed now.
+            closeSession(response.sessionID, node: node, state: state)
         }
         if response.errorCode != 0 {
             let code = KafkaErrorCode(rawValue: response.errorCode)
