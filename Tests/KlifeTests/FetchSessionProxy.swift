@@ -136,6 +136,9 @@ final class FetchSessionProxy: @unchecked Sendable {
     /// Sessions held now, over all brokers.
     var openSessions: Int { lock.withLock { cache.reduce(0) { $0 + $1.count } } }
 
+    /// The ids of the sessions held now, over all brokers (ids are unique across them).
+    var sessionIDs: Set<Int32> { lock.withLock { Set(cache.flatMap(\.keys)) } }
+
     /// Queues `fault` for the next incremental fetch that allows it.
     func inject(_ fault: Fault) {
         lock.withLock { pendingFaults.append(fault) }
