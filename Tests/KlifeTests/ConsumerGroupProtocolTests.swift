@@ -27,9 +27,11 @@ final class CommittingMember: Sendable {
         let lost = Locked<[Set<TopicPartition>]>([])
         let assignedEvents = Locked<Int>(0)
 
-        func install(into settings: inout ConsumerConfiguration, client: KlifeClient) {
+        func install(into settings: inout ConsumerConfiguration, client: KlifeClient,
+                     beforeStarting: (@Sendable (Set<TopicPartition>) async -> Void)?) {
             let group = settings.groupID ?? ""
             settings.onAssigned = { [self] partitions in
+                await beforeStarting?(partitions)
                 let committed = (try? await client.committedOffsets(groupID: group, partitions: Array(partitions))) ?? [:]
                 expectedStart.withLock { starts in
                     for tp in partitions { starts[tp] = committed[tp] ?? 0 }
@@ -40,11 +42,14 @@ final class CommittingMember: Sendable {
         }
     }
 
-    init(_ name: String, client: KlifeClient, settings: ConsumerConfiguration) throws {
+    /// - Parameter beforeStarting: awaited at the start of every `onAssigned` (a test holds an
+    ///   assignment there).
+    init(_ name: String, client: KlifeClient, settings: ConsumerConfiguration,
+         beforeStarting: (@Sendable (Set<TopicPartition>) async -> Void)? = nil) throws {
         self.name = name
         let probe = Probe()
         var settings = settings
-        probe.install(into: &settings, client: client)
+        probe.install(into: &settings, client: client, beforeStarting: beforeStarting)
         self.probe = probe
         self.consumer = try client.consumer(settings)
         let t = Task { [self] in
@@ -85,7 +90,7 @@ final class ConsumerGroupProtocolTests: XCTestCase {
         func tp(_ topic: String, _ p: Int32) -> TopicPartition { TopicPartition(topic: topic, partition: p) }
         var r = ConsumerGroupReconciler()
         XCTAssertTrue(r.nextChange(names: [orders: "orders"]).isEmpty, "no target yet: nothing to do")
-        XCTAssertEqual(r.ownedTopicPartitions { _ in nil }, [], "a joining member owns nothing")
+        XCTAssertEqual(r.reported { _ in nil }, [], "a joining member owns nothing")
 
         // First assignment: orders 0-2 (known) and audit 0 (not in metadata yet).
         r.setTarget([.init(topicID: orders, partitions: [2, 0, 1]), .init(topicID: audit, partitions: [0])])
@@ -93,23 +98,19 @@ final class ConsumerGroupProtocolTests: XCTestCase {
         XCTAssertEqual(r.unresolved(names: names), [audit])
         var change = r.nextChange(names: names)
         XCTAssertEqual(change, .init(revoked: [], added: [tp("orders", 0), tp("orders", 1), tp("orders", 2)]))
-        let versionBefore = r.ownedVersion
         r.didRevoke(change.revoked)
-        r.didAssign(change.added)
-        XCTAssertEqual(r.ownedVersion, versionBefore, "owned is reported only once the change is complete")
-        r.finishChange()
-        XCTAssertNotEqual(r.ownedVersion, versionBefore)
+        r.willAssign(change.added)
         XCTAssertTrue(r.nextChange(names: names).isEmpty, "the unknown topic stays pending")
-        XCTAssertEqual(r.ownedTopicPartitions { _ in nil }, [.init(topicID: orders, partitions: [0, 1, 2])],
-                       "owned partitions are reported by the id the assignment used")
+        XCTAssertEqual(r.owned, [tp("orders", 0), tp("orders", 1), tp("orders", 2)], "a pending topic is not taken")
+        XCTAssertEqual(r.reported { _ in nil }, [.init(topicID: orders, partitions: [0, 1, 2]), .init(topicID: audit, partitions: [0])],
+                       "reported by the ids the assignment used, the pending topic included (it is this member's)")
 
         // Metadata learns the topic: the pending partition is the next change.
         names[audit] = "audit"
         XCTAssertEqual(r.unresolved(names: names), [])
         change = r.nextChange(names: names)
         XCTAssertEqual(change, .init(revoked: [], added: [tp("audit", 0)]))
-        r.didAssign(change.added)
-        r.finishChange()
+        r.willAssign(change.added)
 
         // The coordinator moves orders 1 and 2 away and gives orders 3: both come from one
         // target, revoked first (the driver calls revoke before assign).
@@ -119,10 +120,9 @@ final class ConsumerGroupProtocolTests: XCTestCase {
         XCTAssertEqual(change.added, [tp("orders", 3)])
         r.didRevoke(change.revoked)
         XCTAssertEqual(r.owned, [tp("orders", 0), tp("audit", 0)])
-        r.didAssign(change.added)
-        r.finishChange()
-        XCTAssertEqual(r.ownedTopicPartitions { _ in nil },
-                       [.init(topicID: audit, partitions: [0]), .init(topicID: orders, partitions: [0, 3])],
+        r.willAssign(change.added)
+        XCTAssertEqual(r.reported { _ in nil },
+                       [.init(topicID: orders, partitions: [0, 3]), .init(topicID: audit, partitions: [0])],
                        "topics and partitions sorted")
 
         // Removed from the group: everything is lost at once and the target is dropped.
@@ -131,8 +131,70 @@ final class ConsumerGroupProtocolTests: XCTestCase {
         XCTAssertEqual(r.owned, [])
         XCTAssertNil(r.target)
         XCTAssertTrue(r.nextChange(names: names).isEmpty)
-        let unnamed = ConsumerGroupReconciler()
-        XCTAssertEqual(unnamed.ownedTopicPartitions { _ in KafkaUUID(high: 9, low: 9) }, [])
+        XCTAssertEqual(r.reported { _ in nil }, [])
+        XCTAssertTrue(r.reportPending, "the coordinator knows no report of the rejoining member")
+        var unnamed = ConsumerGroupReconciler()
+        unnamed.willAssign([tp("orders", 0)])
+        XCTAssertEqual(unnamed.reported { _ in nil }, [], "a topic without a known id is left out")
+        XCTAssertEqual(unnamed.reported { _ in orders }, [.init(topicID: orders, partitions: [0])], "or named by metadata")
+    }
+
+    /// What each heartbeat reports while the listener is still starting an assignment, a newer
+    /// assignment arrives and the member revokes: never less than what the member holds or was
+    /// given, and the end of the revocation is the only thing that shrinks it.
+    func testHeartbeatsReportAnAssignmentFromItsArrivalAndShrinkOnlyWhenARevocationFinished() {
+        let orders = KafkaUUID(high: 1, low: 1)
+        let names = [orders: "orders"]
+        func tps(_ ps: [Int32]) -> Set<TopicPartition> { Set(ps.map { TopicPartition(topic: "orders", partition: $0) }) }
+        var r = ConsumerGroupReconciler()
+        /// One heartbeat: what it reports (nil: the field is left null, the coordinator keeps
+        /// the last report), then its answer.
+        func heartbeat() -> [Int32]? {
+            guard r.reportPending else { return nil }
+            let version = r.reportedVersion
+            let wire = r.reported { _ in nil }
+            r.acknowledge(version)
+            XCTAssertLessThanOrEqual(wire.count, 1)
+            return wire.first?.partitions ?? []
+        }
+        XCTAssertEqual(heartbeat(), [], "joining: an empty report")
+        XCTAssertNil(heartbeat(), "nothing changed")
+
+        // The join is answered with six partitions: the very next heartbeat claims them, before
+        // the driver even planned the change.
+        r.setTarget([.init(topicID: orders, partitions: [0, 1, 2, 3, 4, 5])])
+        XCTAssertEqual(heartbeat(), [0, 1, 2, 3, 4, 5])
+        let first = r.nextChange(names: names)
+        XCTAssertEqual(first.added, tps([0, 1, 2, 3, 4, 5]))
+        r.willAssign(first.added)
+        // onAssigned runs for a while: heartbeats go on and keep the same claim.
+        XCTAssertNil(heartbeat(), "the report already holds the partitions being started")
+
+        // A second member joined: the coordinator asks for 3-5 back while 0-5 are still starting.
+        r.setTarget([.init(topicID: orders, partitions: [0, 1, 2])])
+        XCTAssertEqual(r.reported { _ in nil }, [.init(topicID: orders, partitions: [0, 1, 2, 3, 4, 5])],
+                       "a smaller target does not shrink the report: 3-5 are still held")
+        XCTAssertNil(heartbeat(), "so the coordinator's copy stands")
+        let second = r.nextChange(names: names)
+        XCTAssertEqual(second, .init(revoked: tps([3, 4, 5]), added: []))
+        XCTAssertNil(heartbeat(), "revoking (commits under way): still held")
+        r.didRevoke(second.revoked)
+        XCTAssertEqual(heartbeat(), [0, 1, 2], "the finished revocation is reported: the coordinator may move 3-5 now")
+        XCTAssertNil(heartbeat())
+
+        // A target that gives and takes in one change: the new partition is claimed at once,
+        // the revoked ones are reported until their revocation finished.
+        r.setTarget([.init(topicID: orders, partitions: [0, 1, 4])])
+        XCTAssertEqual(heartbeat(), [0, 1, 2, 4])
+        let third = r.nextChange(names: names)
+        XCTAssertEqual(third, .init(revoked: tps([2]), added: tps([4])))
+        // While 2 is being revoked, the coordinator takes 4 back again (never started).
+        r.setTarget([.init(topicID: orders, partitions: [0, 1])])
+        XCTAssertEqual(heartbeat(), [0, 1, 2], "4 was neither held nor assigned any more")
+        r.didRevoke(third.revoked)
+        XCTAssertEqual(heartbeat(), [0, 1])
+        XCTAssertEqual(r.nextChange(names: names), .init(revoked: [], added: []),
+                       "planned again from the newer target: 4 is not started")
     }
 
     func testMemberIDsAreRandomVersion4UUIDs() {
@@ -231,6 +293,74 @@ final class ConsumerGroupProtocolTests: XCTestCase {
         XCTAssertEqual(committed.count, 6)
         XCTAssertEqual(b.consumer.groupStatistics.partitionsLostEvents, 0)
         XCTAssertGreaterThanOrEqual(b.consumer.groupStatistics.rebalances, 2, "b reconciled on joining and when a left")
+        await client.close()
+    }
+
+    /// The first member is still starting the six partitions it was given (its `onAssigned`
+    /// is held) when a second member joins. The coordinator moves three of them to the
+    /// newcomer, but only once the first member revoked them: while it starts them, every
+    /// heartbeat of the first member reports them as its own. (librdkafka's mock takes the last
+    /// reported set as the member's: a heartbeat that reported nothing yet let it hand three of
+    /// the partitions being started to the newcomer, and both read them.)
+    func testPartitionsBeingStartedAreReportedSoTheCoordinatorGivesThemToNobodyElse() async throws {
+        let topic = "kip848-starting"
+        let group = "g-starting"
+        let mock = try MockCluster(brokers: 1, topics: [(topic, 6)])
+        defer { mock.stop() }
+        try mock.consumerGroup(sessionTimeoutMs: 10_000, heartbeatIntervalMs: 100)
+        let client = try await connect(mock)
+        await produce(client, topic: topic, partitions: 6, count: 50)
+        let (held, release) = AsyncStream.makeStream(of: Void.self)
+        let holding = Locked(0)
+        let settings = settings(group: group, topic: topic)
+        let a = try CommittingMember("a", client: client, settings: settings) { _ in
+            // Only the first assignment waits.
+            let first = holding.withLock { n -> Bool in
+                n += 1
+                return n == 1
+            }
+            if first { for await _ in held { break } }
+        }
+        await eventually("the first member is starting its partitions", within: .seconds(30)) {
+            holding.withLock { $0 } == 1
+        }
+        let aHeartbeats = a.consumer.groupStatistics.heartbeats
+        let b = try CommittingMember("b", client: client, settings: settings)
+        // Two seconds of heartbeats from both (every 100 ms): the coordinator has long computed the
+        // new split, and the newcomer asked for its share many times.
+        await eventually("both members heartbeat while the first one is still starting", within: .seconds(30)) {
+            b.consumer.groupStatistics.heartbeats >= 20 && a.consumer.groupStatistics.heartbeats >= aHeartbeats + 20
+        }
+        XCTAssertEqual(b.consumer.assignment, [], "nothing went to the newcomer while the first member was still starting all six")
+        XCTAssertEqual(b.probe.assignedEvents.withLock { $0 }, 0)
+        XCTAssertEqual(a.consumer.assignment.count, 6)
+        release.finish()
+
+        await eventually("the members split the partitions", within: .seconds(60)) {
+            a.consumer.assignment.count == 3 && b.consumer.assignment.count == 3
+        }
+        XCTAssertTrue(a.consumer.assignment.isDisjoint(with: b.consumer.assignment))
+        await eventually("all 300 records read", within: .seconds(60)) {
+            self.merged([a, b]).values.reduce(0) { $0 + Set($1).count } == 300
+        }
+        await a.consumer.close()
+        await b.consumer.close()
+        await a.wait()
+        await b.wait()
+        XCTAssertNil(a.failure.withLock { $0 })
+        XCTAssertNil(b.failure.withLock { $0 })
+        let all = merged([a, b])
+        for p in Int32(0)..<6 {
+            let tp = TopicPartition(topic: topic, partition: p)
+            XCTAssertEqual(all[tp]?.sorted(), (0..<50).map { Int64($0) }, "\(tp): every record read exactly once")
+        }
+        XCTAssertEqual(a.probe.wrongStarts.withLock { $0 } + b.probe.wrongStarts.withLock { $0 }, [],
+                       "every assigned partition started at the committed offset")
+        XCTAssertEqual(a.consumer.groupStatistics.partitionsLostEvents + b.consumer.groupStatistics.partitionsLostEvents, 0)
+        let committed = try await client.committedOffsets(groupID: group,
+                                                          partitions: (0..<6).map { TopicPartition(topic: topic, partition: $0) })
+        XCTAssertEqual(committed.count, 6)
+        XCTAssertEqual(Set(committed.values), [50], "every partition committed to its end")
         await client.close()
     }
 

@@ -10,10 +10,13 @@ import KlifeProtocol
 ///   sent on the member's own connection, one at a time. The first (member epoch 0) carries
 ///   the member id generated here, the subscription, the server assignor, the rebalance
 ///   timeout and the instance id; later ones carry only what changed, and the owned
-///   partitions after a change (which acknowledges it). An answer updates the member epoch
-///   and stores a new assignment at once: heartbeats never wait for a reconciliation;
+///   partitions whenever their report changed (``ConsumerGroupReconciler/reported(lookup:)``:
+///   held plus assigned, from the moment an assignment arrives; a finished revocation
+///   shrinks it, which acknowledges the revocation). An answer updates the member epoch and
+///   stores a new assignment at once: heartbeats never wait for a reconciliation;
 /// - a driver task reconciles one change at a time (revoke, then assign, through the
-///   ``AssignmentListener``, see ``ConsumerGroupReconciler``), then heartbeats at once. It also
+///   ``AssignmentListener``, see ``ConsumerGroupReconciler``), and heartbeats at once when a
+///   revocation finished. It also
 ///   handles what heartbeat answers ask for: partitions lost and a rejoin (FENCED_MEMBER_EPOCH,
 ///   UNKNOWN_MEMBER_ID), the coordinator found again (NOT_COORDINATOR, a failed connection),
 ///   a failure for good. Those arrive as events tagged with the membership session, which
@@ -47,8 +50,6 @@ final class ConsumerGroupMembership: GroupMembership {
         /// Bumped by every rejoin: events and answers of an earlier session are dropped.
         var session: UInt64 = 0
         var reconciler = ConsumerGroupReconciler()
-        /// The owned version the coordinator answered (see ``ConsumerGroupReconciler/ownedVersion``).
-        var acknowledgedOwnedVersion: UInt64?
         var heartbeatIntervalNanos: UInt64
         /// Heartbeats run; a timer or an answer whose token is not the current one ends.
         var beating = false
@@ -230,34 +231,37 @@ final class ConsumerGroupMembership: GroupMembership {
     private func reconcile(_ session: UInt64) async {
         while !isStopping {
             let names = topicNamesByID()
-            let planned = state.withLock { s -> (ConsumerGroupReconciler.Change, Bool, GroupCommitIdentity?, UInt64?)? in
+            let planned = state.withLock { s -> (ConsumerGroupReconciler.Change, Bool, GroupCommitIdentity?, UInt64?, [KafkaUUID: Set<Int32>]?)? in
                 guard s.session == session, s.epoch >= 0 else { return nil }
                 let change = s.reconciler.nextChange(names: names)
                 let pending = !s.reconciler.unresolved(names: names).isEmpty
                 if !pending { s.metadataAttempts = 0 }
-                return (change, pending, identityLocked(s), s.targetReceivedAt)
+                return (change, pending, identityLocked(s), s.targetReceivedAt, s.reconciler.target)
             }
-            guard let (change, pending, identity, receivedAt) = planned else { return }
+            guard let (change, pending, identity, receivedAt, target) = planned else { return }
             if pending { refreshMetadataForPendingTopics(session) }
             if change.isEmpty { return }
             channel.hub.log(.debug, "group '\(groupID)': reconciling: revoke \(change.revoked.count), assign \(change.added.count) partitions")
             if !change.revoked.isEmpty {
                 await listener.revoked(change.revoked, identity: identity)
                 state.withLock { $0.reconciler.didRevoke(change.revoked) }
+                // The smaller report acknowledges the revocation: the coordinator can hand the
+                // partitions to their next owner now rather than at the next interval.
+                heartbeatNow()
             }
-            // Removed from the group meanwhile: the partitions would be lost at once.
-            let current = state.withLock { $0.session == session && $0.epoch >= 0 }
-            if !change.added.isEmpty && current && !isStopping {
-                await listener.assigned(change.added)
-                state.withLock { $0.reconciler.didAssign(change.added) }
+            // Removed from the group meanwhile: the partitions would be lost at once. A target
+            // that changed while revoking is planned again: what it dropped goes to others.
+            let assigning = state.withLock { s -> Bool in
+                guard s.session == session, s.epoch >= 0, s.reconciler.target == target,
+                      !change.added.isEmpty, !s.stopping, !channel.client.isClosed else { return false }
+                s.reconciler.willAssign(change.added)
+                return true
             }
+            if assigning { await listener.assigned(change.added) }
             state.withLock { s in
-                s.reconciler.finishChange()
                 let took = receivedAt.map { Reactor.monotonicNanoseconds() &- $0 } ?? 0
                 s.statistics.noteRebalance(nanoseconds: took)
             }
-            // Acknowledge the change now rather than at the next interval.
-            heartbeatNow()
         }
     }
 
@@ -312,7 +316,6 @@ final class ConsumerGroupMembership: GroupMembership {
             if code == .unknownMemberID { s.memberID = Self.newMemberID() }
             s.epoch = ConsumerGroupHeartbeatRequest.joinEpoch
             s.session &+= 1
-            s.acknowledgedOwnedVersion = nil
             s.targetReceivedAt = nil
         }
         startHeartbeats()
@@ -373,7 +376,7 @@ final class ConsumerGroupMembership: GroupMembership {
     }
 
     /// The next heartbeat: everything while joining, then only what changed. Returns the
-    /// owned version it reports, if it reports owned partitions.
+    /// version of the owned partitions it reports, if it reports them.
     private func nextRequest(_ s: inout State, snapshot: ClusterMetadata) -> (ConsumerGroupHeartbeatRequest, UInt64?) {
         var request = ConsumerGroupHeartbeatRequest(groupID: groupID, memberID: s.memberID, memberEpoch: s.epoch)
         let joining = s.epoch == ConsumerGroupHeartbeatRequest.joinEpoch
@@ -388,9 +391,9 @@ final class ConsumerGroupMembership: GroupMembership {
             s.joinSent = true
         }
         var reported: UInt64?
-        if joining || s.acknowledgedOwnedVersion != s.reconciler.ownedVersion {
-            request.topicPartitions = s.reconciler.ownedTopicPartitions { snapshot.topics[$0]?.topicID }
-            reported = s.reconciler.ownedVersion
+        if joining || s.reconciler.reportPending {
+            request.topicPartitions = s.reconciler.reported { snapshot.topics[$0]?.topicID }
+            reported = s.reconciler.reportedVersion
         }
         return (request, reported)
     }
@@ -451,7 +454,7 @@ final class ConsumerGroupMembership: GroupMembership {
             if response.heartbeatIntervalMs > 0 {
                 s.heartbeatIntervalNanos = UInt64(response.heartbeatIntervalMs) * 1_000_000
             }
-            if let ownedVersion { s.acknowledgedOwnedVersion = ownedVersion }
+            if let ownedVersion { s.reconciler.acknowledge(ownedVersion) }
             guard let assignment = response.assignment else { return (nil, nil) }
             s.reconciler.setTarget(assignment.topicPartitions)
             s.targetReceivedAt = Reactor.monotonicNanoseconds()

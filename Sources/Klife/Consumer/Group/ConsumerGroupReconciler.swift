@@ -2,22 +2,29 @@ import KlifeProtocol
 
 /// The reconciliation of one member of a KIP-848 consumer group, without any I/O: the
 /// partitions the member owns, the assignment the coordinator asks for (partitions by topic
-/// id), and the change that brings the first to the second.
+/// id), the change that brings the first to the second, and the owned partitions its
+/// heartbeats report.
 ///
 /// The coordinator sends a new assignment whenever the member's changes; the member applies
 /// it one change at a time: it gives up what it owns and is no longer assigned (revoke), then
-/// takes what is assigned and not yet owned (assign), and its next heartbeat reports what it
-/// owns, which tells the coordinator the change is done. A topic id that the member's metadata
-/// does not know yet stays pending: its partitions are neither taken nor counted as owned
-/// until a later change, once metadata names the topic.
+/// takes what is assigned and not yet owned (assign). A topic id that the member's metadata
+/// does not know yet stays pending: its partitions are not taken until a later change, once
+/// metadata names the topic.
+///
+/// What heartbeats report as owned is ``reported``: the partitions the member holds (those
+/// being started included) plus the target, from the moment the target arrives. The
+/// coordinator gave the target to this member and to nobody else, and saying so at once means
+/// no heartbeat ever reports less, not even one sent before the listener started the new
+/// partitions; a coordinator that takes the report as the member's ownership (librdkafka's
+/// mock) would otherwise hand them to a second member. Only a finished revocation shrinks the
+/// report, and that is the acknowledgement that lets the coordinator move a partition.
 ///
 /// ```swift
 /// var reconciler = ConsumerGroupReconciler()
-/// reconciler.setTarget(response.assignment!.topicPartitions)
-/// let change = reconciler.nextChange(names: namesByID)   // revoked, then added
-/// reconciler.didRevoke(change.revoked)
-/// reconciler.didAssign(change.added)
-/// reconciler.finishChange()                              // report owned on the next heartbeat
+/// reconciler.setTarget(response.assignment!.topicPartitions)   // reported from now on
+/// let change = reconciler.nextChange(names: namesByID)          // revoked, then added
+/// reconciler.didRevoke(change.revoked)                          // the report shrinks
+/// reconciler.willAssign(change.added)                           // then the listener starts them
 /// ```
 struct ConsumerGroupReconciler: Sendable, Equatable {
     /// One step of reconciliation, computed from one target: partitions to revoke first, then
@@ -32,7 +39,7 @@ struct ConsumerGroupReconciler: Sendable, Equatable {
         var isEmpty: Bool { revoked.isEmpty && added.isEmpty }
     }
 
-    /// The partitions the member owns: handed to its listener and not taken back.
+    /// The partitions the member owns: handed to its listener (or being handed) and not taken back.
     private(set) var owned: Set<TopicPartition> = []
     /// The latest assignment from the coordinator, by topic id; `nil` until one arrived (after
     /// joining, or since the member lost its partitions).
@@ -40,18 +47,21 @@ struct ConsumerGroupReconciler: Sendable, Equatable {
     /// Topic ids of the topics the member resolved (by name), so owned partitions are
     /// reported with the id the coordinator used, whatever metadata says later.
     private(set) var topicIDs: [String: KafkaUUID] = [:]
-    /// Bumped when a change finished or owned partitions were lost: the coordinator must be
-    /// told what the member owns until it answered a heartbeat that carried this version.
-    private(set) var ownedVersion: UInt64 = 0
+    /// Bumped whenever what ``reported(lookup:)`` gives changes: the coordinator must be told
+    /// the owned partitions until it answered a heartbeat that carried this version.
+    private(set) var reportedVersion: UInt64 = 0
+    /// The version the coordinator answered last; `nil` when it may not know any (joining).
+    private(set) var acknowledgedVersion: UInt64?
 
     /// Creates a reconciler that owns nothing and has no target.
     init() {}
 
     /// Installs a new assignment from the coordinator (it replaces the previous target whole).
+    /// Its partitions are reported as owned from now on.
     mutating func setTarget(_ topicPartitions: [ConsumerGroupHeartbeatRequest.TopicPartitions]) {
         var next: [KafkaUUID: Set<Int32>] = [:]
-        for t in topicPartitions { next[t.topicID, default: []].formUnion(t.partitions) }
-        target = next
+        for t in topicPartitions where !t.partitions.isEmpty { next[t.topicID, default: []].formUnion(t.partitions) }
+        changingReport { $0.target = next }
     }
 
     /// Topic ids of the target that neither `names` nor an earlier resolution knows.
@@ -75,41 +85,59 @@ struct ConsumerGroupReconciler: Sendable, Equatable {
         return Change(revoked: owned.subtracting(wanted), added: wanted.subtracting(owned))
     }
 
-    /// The listener gave up `partitions`.
+    /// The listener gave up `partitions`: the report shrinks.
     mutating func didRevoke(_ partitions: Set<TopicPartition>) {
-        owned.subtract(partitions)
+        changingReport { $0.owned.subtract(partitions) }
     }
 
-    /// The listener took `partitions`.
-    mutating func didAssign(_ partitions: Set<TopicPartition>) {
-        owned.formUnion(partitions)
-    }
-
-    /// A change is complete: the next heartbeat reports the owned partitions.
-    mutating func finishChange() {
-        ownedVersion &+= 1
+    /// The listener is about to take `partitions`: they are owned from now on (before the
+    /// listener starts them, so a revocation planned meanwhile covers them and the report
+    /// holds them even if a newer target dropped them).
+    mutating func willAssign(_ partitions: Set<TopicPartition>) {
+        changingReport { $0.owned.formUnion(partitions) }
     }
 
     /// The member was removed from the group: everything owned is gone without a revoke and
-    /// the target is dropped (the next join brings a new one). Returns what was owned.
+    /// the target is dropped (the next join brings a new one). Returns what was owned. The
+    /// coordinator no longer knows any report: the join reports an empty set.
     mutating func loseAll() -> Set<TopicPartition> {
         let lost = owned
         owned = []
         target = nil
-        ownedVersion &+= 1
+        reportedVersion &+= 1
+        acknowledgedVersion = nil
         return lost
     }
 
-    /// The owned partitions as a heartbeat carries them: by topic id, topics and partitions
-    /// sorted. An owned topic resolved from an assignment keeps that id; otherwise `lookup`
-    /// (the client's metadata) gives it, and a topic without a known id is left out.
-    func ownedTopicPartitions(lookup: (String) -> KafkaUUID?) -> [ConsumerGroupHeartbeatRequest.TopicPartitions] {
-        var byTopic: [String: [Int32]] = [:]
-        for tp in owned { byTopic[tp.topic, default: []].append(tp.partition) }
-        return byTopic.sorted { $0.key < $1.key }.compactMap { topic, partitions in
-            guard let id = topicIDs[topic] ?? lookup(topic), id != .zero else { return nil }
-            return .init(topicID: id, partitions: partitions.sorted())
+    /// Whether the next heartbeat must carry the owned partitions (the coordinator has not
+    /// answered one that carried ``reportedVersion``).
+    var reportPending: Bool { acknowledgedVersion != reportedVersion }
+
+    /// The coordinator answered a heartbeat that reported `version`.
+    mutating func acknowledge(_ version: UInt64) {
+        acknowledgedVersion = version
+    }
+
+    /// The owned partitions a heartbeat reports, by topic id (topics and partitions sorted):
+    /// the partitions held plus the target's. An owned topic resolved from an assignment keeps
+    /// that id; otherwise `lookup` (the client's metadata) gives it, and a topic without a
+    /// known id is left out.
+    func reported(lookup: (String) -> KafkaUUID?) -> [ConsumerGroupHeartbeatRequest.TopicPartitions] {
+        var byID = target ?? [:]
+        for tp in owned {
+            guard let id = topicIDs[tp.topic] ?? lookup(tp.topic), id != .zero else { continue }
+            byID[id, default: []].insert(tp.partition)
         }
+        return byID.filter { !$0.value.isEmpty }
+            .sorted { ($0.key.high, $0.key.low) < ($1.key.high, $1.key.low) }
+            .map { .init(topicID: $0.key, partitions: $0.value.sorted()) }
+    }
+
+    /// Applies `change`, bumping ``reportedVersion`` when the report changed.
+    private mutating func changingReport(_ change: (inout Self) -> Void) {
+        let before = reported { _ in nil }
+        change(&self)
+        if reported(lookup: { _ in nil }) != before { reportedVersion &+= 1 }
     }
 
     private func name(of id: KafkaUUID, names: [KafkaUUID: String]) -> String? {
