@@ -208,11 +208,13 @@ final class ConsumerGroupProtocolTests: XCTestCase {
 
     // MARK: On the mock cluster
 
-    private func connect(_ mock: MockCluster) async throws -> KlifeClient {
+    /// A client of the mock cluster; `logs` collects its log lines (info and up).
+    private func connect(_ mock: MockCluster, logs: Locked<[String]>? = nil) async throws -> KlifeClient {
         var config = KlifeConfiguration(bootstrapServers: mock.bootstrap)
         config.clientID = "klife-kip848-tests"
         config.connectTimeout = .seconds(3)
         config.requestTimeout = .seconds(5)
+        if let logs { config.logHandler = { event in logs.withLock { $0.append(event.message) } } }
         return try await KlifeClient.connect(config)
     }
 
@@ -460,6 +462,152 @@ final class ConsumerGroupProtocolTests: XCTestCase {
         let tp = TopicPartition(topic: topic, partition: 0)
         let committed = try await client.committedOffsets(groupID: "g-slow", partitions: [tp])
         XCTAssertEqual(committed[tp], 6)
+        await client.close()
+    }
+
+    /// Lines of `logs` that tell of a commit sent once more after STALE_MEMBER_EPOCH.
+    private func staleRetries(_ logs: Locked<[String]>) -> [String] {
+        logs.withLock { $0 }.filter { $0.contains("STALE_MEMBER_EPOCH") && $0.contains("once more") }
+    }
+
+    func testACommitRefusedWithStaleMemberEpochIsSentOnceMoreWithTheCurrentEpoch() async throws {
+        let topic = "kip848-stale"
+        let group = "g-stale"
+        let mock = try MockCluster(brokers: 1, topics: [(topic, 2)])
+        defer { mock.stop() }
+        try mock.consumerGroup(sessionTimeoutMs: 10_000, heartbeatIntervalMs: 200)
+        let logs = Locked<[String]>([])
+        let client = try await connect(mock, logs: logs)
+        await produce(client, topic: topic, partitions: 2, count: 30)
+        let consumer = try client.consumer(settings(group: group, topic: topic))
+        var received: [TopicPartition: [Int64]] = [:]
+        func read(upTo count: Int) async throws {
+            while received.values.reduce(0, { $0 + $1.count }) < count {
+                guard let batch = try await consumer.next() else { return XCTFail("the batches ended") }
+                received[batch.topicPartition, default: []] += batch.records.map(\.offset)
+            }
+        }
+        try await read(upTo: 60)
+        let partitions = (Int32(0)..<2).map { TopicPartition(topic: topic, partition: $0) }
+        let epoch = consumer.groupStatistics.generation
+        XCTAssertGreaterThan(epoch, 0)
+
+        // One refusal: the commit goes once more (at the epoch the member holds, which the
+        // coordinator did not really move) and succeeds.
+        try mock.pushErrors(apiKey: ApiKey.offsetCommit.rawValue, codes: [KafkaErrorCode.staleMemberEpoch.rawValue])
+        try await consumer.commit()
+        let committed30 = try await client.committedOffsets(groupID: group, partitions: partitions)
+        XCTAssertEqual(committed30, [partitions[0]: 30, partitions[1]: 30])
+        XCTAssertEqual(staleRetries(logs).count, 1, "\(logs.withLock { $0 })")
+        XCTAssertTrue(staleRetries(logs).first?.hasSuffix("at member epoch \(epoch); sending it once more at epoch \(epoch)") ?? false,
+                      "\(staleRetries(logs))")
+
+        // Two refusals: sent once more only, the commit fails naming the error, nothing is
+        // recorded as committed, and the next commit carries the same positions.
+        await produce(client, topic: topic, partitions: 2, count: 10, from: 30)
+        try await read(upTo: 80)
+        try mock.pushErrors(apiKey: ApiKey.offsetCommit.rawValue,
+                            codes: [KafkaErrorCode.staleMemberEpoch.rawValue, KafkaErrorCode.staleMemberEpoch.rawValue])
+        do {
+            try await consumer.commit()
+            XCTFail("a commit refused twice fails")
+        } catch {
+            XCTAssertEqual(error.kafkaErrorCode, .staleMemberEpoch, "\(error)")
+        }
+        XCTAssertEqual(staleRetries(logs).count, 2)
+        let stillCommitted = try await client.committedOffsets(groupID: group, partitions: partitions)
+        XCTAssertEqual(stillCommitted, [partitions[0]: 30, partitions[1]: 30])
+        try await consumer.commit()
+        let committed40 = try await client.committedOffsets(groupID: group, partitions: partitions)
+        XCTAssertEqual(committed40, [partitions[0]: 40, partitions[1]: 40])
+        XCTAssertEqual(staleRetries(logs).count, 2)
+        XCTAssertEqual(consumer.groupStatistics.generation, epoch, "the member was never fenced")
+        XCTAssertEqual(consumer.groupStatistics.partitionsLostEvents, 0)
+        await consumer.close()
+        for tp in partitions { XCTAssertEqual(received[tp], (0..<40).map { Int64($0) }, "\(tp): every record once, in order") }
+        await client.close()
+    }
+
+    /// A real STALE_MEMBER_EPOCH: the coordinator moves the member epoch (a second member joins,
+    /// for another topic: the first keeps its partitions, its epoch goes up) in a heartbeat whose
+    /// answer is held back for a second, and commits sent meanwhile carry the old epoch. Each
+    /// is sent once more with the epoch that answer brings, and none fails.
+    func testACommitRacingAnEpochBumpIsSentAgainWithTheEpochTheHeartbeatAnswerBrings() async throws {
+        let topic = "kip848-bump"
+        let other = "kip848-bump-other"
+        let group = "g-bump"
+        let mock = try MockCluster(brokers: 1, topics: [(topic, 2), (other, 1)])
+        defer { mock.stop() }
+        try mock.consumerGroup(sessionTimeoutMs: 10_000, heartbeatIntervalMs: 100)
+        let logs = Locked<[String]>([])
+        let client = try await connect(mock, logs: logs)
+        let consumer = try client.consumer(settings(group: group, topic: topic))
+        let received = Locked<[TopicPartition: [Int64]]>([:])
+        let commitErrors = Locked<[String]>([])
+        let reading = Task {
+            do {
+                for try await batch in consumer.batches {
+                    received.withLock { $0[batch.topicPartition, default: []] += batch.records.map(\.offset) }
+                    do { try await consumer.commit() } catch { commitErrors.withLock { $0.append("\(error)") } }
+                }
+            } catch {
+                commitErrors.withLock { $0.append("batches: \(error)") }
+            }
+        }
+        await eventually("the member holds both partitions", within: .seconds(30)) { consumer.assignment.count == 2 }
+        let before = consumer.groupStatistics
+        XCTAssertGreaterThan(before.generation, 0)
+
+        // Records keep coming until the epoch moved, so the member commits every few
+        // milliseconds throughout.
+        let enough = Locked(false)
+        let producing = Task {
+            var i = 0
+            while i < 100 || !enough.withLock({ $0 }) {
+                for p in Int32(0)..<2 { client.produce(ProducerRecord(topic: topic, partition: p, value: "\(p):\(i)")) { _ in } }
+                i += 1
+                try? await Task.sleep(for: .milliseconds(10))
+            }
+            await client.flush()
+            return i
+        }
+        await eventually("records flow", within: .seconds(30)) { received.withLock { $0.count } == 2 }
+        // The next heartbeats are answered a second late (each is handled when it arrives).
+        try mock.brokerErrors(1, apiKey: ApiKey.consumerGroupHeartbeat.rawValue, Array(repeating: (code: 0, delayMs: 1_000), count: 6))
+        // A client of its own: its consumer's empty fetches, which the mock holds for their
+        // maximum wait, would hold up the first member's fetch answers on a shared connection.
+        let secondClient = try await connect(mock)
+        let second = try secondClient.consumer(settings(group: group, topic: other))
+        await eventually("the second member holds its partition", within: .seconds(30)) { second.assignment.count == 1 }
+        await eventually("the first member learnt its new epoch", within: .seconds(30)) {
+            consumer.groupStatistics.generation > before.generation
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        enough.withLock { $0 = true }
+        let rounds = await producing.value
+        await eventually("every record read", within: .seconds(60)) {
+            received.withLock { $0.values.reduce(0) { $0 + $1.count } } >= 2 * rounds
+        }
+        let after = consumer.groupStatistics
+        await consumer.close()
+        await second.close()
+        await secondClient.close()
+        await reading.value
+
+        XCTAssertEqual(commitErrors.withLock { $0 }, [], "no commit failed")
+        let retries = staleRetries(logs)
+        XCTAssertFalse(retries.isEmpty, "commits raced the epoch bump (the coordinator refused some as stale)")
+        for line in retries {
+            XCTAssertTrue(line.hasSuffix("at member epoch \(before.generation); sending it once more at epoch \(after.generation)"), line)
+        }
+        let partitions = (Int32(0)..<2).map { TopicPartition(topic: topic, partition: $0) }
+        for tp in partitions {
+            XCTAssertEqual(received.withLock { $0[tp] }, (0..<rounds).map { Int64($0) }, "\(tp): every record once, in order")
+        }
+        let committed = try await client.committedOffsets(groupID: group, partitions: partitions)
+        XCTAssertEqual(committed, [partitions[0]: Int64(rounds), partitions[1]: Int64(rounds)])
+        XCTAssertEqual(after.partitionsLostEvents, 0)
+        XCTAssertEqual(after.memberID, before.memberID)
         await client.close()
     }
 

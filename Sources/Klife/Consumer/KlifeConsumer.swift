@@ -48,6 +48,7 @@ public final class KlifeConsumer: Sendable {
         } else {
             membership = nil
         }
+        if let membership { committer.sendStaleCommitsAgain(as: membership) }
         let consumer = FetchService.Consumer(
             state: state,
             onPositionLost: { [weak client, state] tp, epoch in

@@ -68,6 +68,10 @@ final class ConsumerGroupMembership: GroupMembership {
         var recoveries = 0
         var metadataAttempts = 0
         var statistics = GroupStatistics()
+        /// Commits waiting for the next heartbeat answer (see ``identityAfterStaleEpoch(_:)``), by id.
+        var answerWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        /// The id of the last waiter.
+        var nextWaiterID: UInt64 = 0
     }
 
     private let channel: GroupChannel
@@ -124,6 +128,52 @@ final class ConsumerGroupMembership: GroupMembership {
         }
     }
 
+    /// The coordinator refused a commit sent at epoch `stale.generationOrEpoch` with
+    /// STALE_MEMBER_EPOCH: it moved the member's epoch in a heartbeat whose answer has arrived
+    /// (the current epoch is the new one) or is on its way. In the second case this waits for
+    /// the next heartbeat answer (asking for a heartbeat now when none is in flight), at most
+    /// the request timeout. Returns the identity then, `nil` out of the group.
+    func identityAfterStaleEpoch(_ stale: GroupCommitIdentity) async -> GroupCommitIdentity? {
+        if let now = commitIdentity, now.generationOrEpoch != stale.generationOrEpoch { return now }
+        let timeout = channel.client.configuration.requestTimeout
+        let id = state.withLock { s -> UInt64 in
+            s.nextWaiterID &+= 1
+            return s.nextWaiterID
+        }
+        let timer = Task { [weak self] in
+            guard (try? await Task.sleep(for: timeout)) != nil else { return }
+            self?.resumeAnswerWaiter(id)
+        }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            // nil: no heartbeat to wait for; true: none in flight, one is sent now.
+            let waiting = state.withLock { s -> Bool? in
+                guard s.beating, !s.left else { return nil }
+                s.answerWaiters[id] = continuation
+                return !s.inFlight
+            }
+            switch waiting {
+            case nil: continuation.resume()
+            case true?: heartbeatNow()
+            case false?: break
+            }
+        }
+        timer.cancel()
+        return commitIdentity
+    }
+
+    private func resumeAnswerWaiter(_ id: UInt64) {
+        state.withLock { $0.answerWaiters.removeValue(forKey: id) }?.resume()
+    }
+
+    /// Lets every commit waiting for a heartbeat answer go on.
+    private func resumeAnswerWaiters() {
+        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            defer { s.answerWaiters = [:] }
+            return Array(s.answerWaiters.values)
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
     func stop() async {
         state.withLock { $0.stopping = true }
         mailbox.yield(.stop)
@@ -147,6 +197,7 @@ final class ConsumerGroupMembership: GroupMembership {
             return ConsumerGroupHeartbeatRequest(groupID: groupID, memberID: s.memberID, memberEpoch: epoch,
                                                  instanceID: settings.groupInstanceID)
         }
+        resumeAnswerWaiters()
         if let request {
             do {
                 let response = try await channel.call(request)
@@ -168,6 +219,8 @@ final class ConsumerGroupMembership: GroupMembership {
         // The driver may wait for an event: there will be none (the reactors are stopping).
         mailbox.yield(.stop)
         mailbox.finish()
+        // Nor a heartbeat answer for a commit waiting for one.
+        resumeAnswerWaiters()
     }
 
     private func identityLocked(_ s: State) -> GroupCommitIdentity? {
@@ -430,6 +483,7 @@ final class ConsumerGroupMembership: GroupMembership {
         }
         if let note { channel.hub.log(note.0, "group '\(groupID)': \(note.1)") }
         if let event { mailbox.yield(event) }
+        resumeAnswerWaiters()
         switch next {
         case .none:
             break

@@ -7,10 +7,34 @@ final class OffsetCommitter: Sendable {
     let state: ConsumerState
     let client: KlifeClient
     private let serializer = AsyncSerializer()
+    /// Asks the group membership which epoch a commit refused with STALE_MEMBER_EPOCH is sent
+    /// once more with (the membership holds this committer through its listener: weakly).
+    private let afterStaleEpoch = Locked<(@Sendable (GroupCommitIdentity) async -> GroupCommitIdentity?)?>(nil)
 
     init(state: ConsumerState, client: KlifeClient) {
         self.state = state
         self.client = client
+    }
+
+    /// Commits refused with STALE_MEMBER_EPOCH (KIP-848: a heartbeat answer moved the member
+    /// epoch while the commit was on its way) are sent once more as `membership` says.
+    func sendStaleCommitsAgain(as membership: any GroupMembership) {
+        afterStaleEpoch.withLock { $0 = { [weak membership] stale in await membership?.identityAfterStaleEpoch(stale) } }
+    }
+
+    /// Commits `offsets` as `member`; a commit the coordinator refused as stale is sent once
+    /// more with the member's current epoch.
+    private func send(_ offsets: [TopicPartition: Int64], groupID: String,
+                      member: GroupCommitIdentity?) async throws(KlifeError) {
+        do {
+            try await client.commitOffsets(offsets, groupID: groupID, member: member)
+        } catch {
+            guard error.kafkaErrorCode == .staleMemberEpoch, let member,
+                  let ask = afterStaleEpoch.withLock({ $0 }),
+                  let current = await ask(member) else { throw error }
+            client.hubs[0].log(.info, "group '\(groupID)': commit refused with STALE_MEMBER_EPOCH at member epoch \(member.generationOrEpoch); sending it once more at epoch \(current.generationOrEpoch)")
+            try await client.commitOffsets(offsets, groupID: groupID, member: current)
+        }
     }
 
     /// Commits the processed positions of `partitions` (every assigned one when `nil`) that
@@ -23,7 +47,7 @@ final class OffsetCommitter: Sendable {
         try await serializer.run { () async throws(KlifeError) in
             let progress = state.uncommitted(partitions)
             guard !progress.isEmpty else { return }
-            try await client.commitOffsets(progress.mapValues(\.offset), groupID: groupID, member: member)
+            try await send(progress.mapValues(\.offset), groupID: groupID, member: member)
             state.noteCommitted(progress)
         }
     }
@@ -35,7 +59,7 @@ final class OffsetCommitter: Sendable {
         }
         try await serializer.run { () async throws(KlifeError) in
             let ids = state.assignmentIDs(Set(offsets.keys))
-            try await client.commitOffsets(offsets, groupID: groupID, member: member)
+            try await send(offsets, groupID: groupID, member: member)
             for (tp, offset) in offsets { state.noteCommitted(tp, offset: offset, assignmentID: ids[tp]) }
         }
     }

@@ -44,6 +44,15 @@ protocol GroupMembership: AnyObject, Sendable {
     func clientClosed()
     /// Counters of the membership.
     var statistics: GroupStatistics { get }
+    /// The identity to send a commit with once more after the coordinator refused it, sent as
+    /// `stale`, with STALE_MEMBER_EPOCH; `nil`: not sent again.
+    func identityAfterStaleEpoch(_ stale: GroupCommitIdentity) async -> GroupCommitIdentity?
+}
+
+extension GroupMembership {
+    /// A classic group refuses an old generation with ILLEGAL_GENERATION, never
+    /// STALE_MEMBER_EPOCH: nothing to send again.
+    func identityAfterStaleEpoch(_ stale: GroupCommitIdentity) async -> GroupCommitIdentity? { nil }
 }
 
 extension GroupMembership {
