@@ -611,6 +611,238 @@ final class ConsumerGroupProtocolTests: XCTestCase {
         await client.close()
     }
 
+    /// A member whose process stops (its client closes: no leave, no more heartbeats) after it
+    /// read further than it committed. The coordinator fences it once the session timeout
+    /// passed; its partitions go to the other member, which starts them at the silent member's
+    /// last commit: only what it read after that commit is read again.
+    func testASilentMemberIsFencedAfterTheSessionTimeoutAndItsPartitionsResumeFromItsLastCommit() async throws {
+        let topic = "kip848-silent"
+        let group = "g-silent"
+        let mock = try MockCluster(brokers: 1, topics: [(topic, 4)])
+        defer { mock.stop() }
+        try mock.consumerGroup(sessionTimeoutMs: 3_000, heartbeatIntervalMs: 100)
+        let client = try await connect(mock)
+        let silentClient = try await connect(mock)
+        var silentSettings = settings(group: group, topic: topic)
+        silentSettings.maxRecords = 5
+        let silent = GroupReader(try silentClient.consumer(silentSettings), name: "silent")
+        await eventually("the first member holds every partition", within: .seconds(30)) { silent.consumer.assignment.count == 4 }
+        let survivor = try CommittingMember("survivor", client: client, settings: settings(group: group, topic: topic))
+        await eventually("the members split the partitions", within: .seconds(30)) {
+            silent.consumer.assignment.count == 2 && survivor.consumer.assignment.count == 2
+                && silent.consumer.groupStatistics.rebalances >= 2 && survivor.consumer.groupStatistics.rebalances >= 1
+        }
+        let silentPartitions = silent.consumer.assignment
+        let survivorPartitions = survivor.consumer.assignment
+        XCTAssertTrue(silentPartitions.isDisjoint(with: survivorPartitions))
+
+        await produce(client, topic: topic, partitions: 4, count: 20)
+        await eventually("each member read its partitions", within: .seconds(30)) {
+            let got = silent.received.withLock { $0 }
+            return silentPartitions.allSatisfy { got[$0]?.count == 20 } && survivor.count == 40
+        }
+        // The silent member commits only half of what it read.
+        try await silent.consumer.commit(Dictionary(uniqueKeysWithValues: silentPartitions.map { ($0, Int64(10)) }))
+        let silentMemberID = silent.consumer.groupStatistics.memberID
+        let survivorEpoch = survivor.consumer.groupStatistics.generation
+        await silentClient.close()   // no leave: only the session timeout removes the member
+
+        await eventually("the survivor holds every partition", within: .seconds(30)) { survivor.consumer.assignment.count == 4 }
+        XCTAssertGreaterThan(survivor.consumer.groupStatistics.generation, survivorEpoch, "taking partitions over bumps the epoch")
+        await produce(client, topic: topic, partitions: 4, count: 5, from: 20)
+        await eventually("the survivor read to the end of every partition", within: .seconds(30)) {
+            let got = survivor.received.withLock { $0 }
+            return (Int32(0)..<4).allSatisfy { got[TopicPartition(topic: topic, partition: $0)]?.last == 24 }
+        }
+        await survivor.consumer.close()
+        await survivor.wait()
+        XCTAssertNil(survivor.failure.withLock { $0 })
+
+        let got = survivor.received.withLock { $0 }
+        let silentGot = silent.received.withLock { $0 }
+        for tp in silentPartitions {
+            XCTAssertEqual(silentGot[tp], (0..<20).map { Int64($0) }, "\(tp): the silent member read 20 and committed 10")
+            XCTAssertEqual(got[tp], (10..<25).map { Int64($0) },
+                           "\(tp): the survivor starts at the silent member's last commit (10-19 read again), nothing skipped")
+        }
+        for tp in survivorPartitions {
+            XCTAssertEqual(got[tp], (0..<25).map { Int64($0) }, "\(tp): the survivor's own partitions, each record once")
+        }
+        XCTAssertEqual(survivor.probe.wrongStarts.withLock { $0 }, [])
+        XCTAssertEqual(survivor.probe.lost.withLock { $0 }, [], "the survivor lost nothing")
+        let partitions = (Int32(0)..<4).map { TopicPartition(topic: topic, partition: $0) }
+        let committed = try await client.committedOffsets(groupID: group, partitions: partitions)
+        XCTAssertEqual(committed, Dictionary(uniqueKeysWithValues: partitions.map { ($0, Int64(25)) }))
+        XCTAssertNotEqual(survivor.consumer.groupStatistics.memberID, silentMemberID)
+        await client.close()
+    }
+
+    /// A static member closes (epoch -2: the coordinator keeps its partitions for it) and a new
+    /// process with the same instance id joins within the session timeout: it gets the same
+    /// partitions back and reads them from the last commit, while the other member keeps its
+    /// own and reconciles nothing.
+    func testAStaticMemberRestartedWithinItsSessionGetsItsPartitionsBackAndNobodyElseMoves() async throws {
+        let topic = "kip848-static"
+        let group = "g-static"
+        let mock = try MockCluster(brokers: 1, topics: [(topic, 4)])
+        defer { mock.stop() }
+        try mock.consumerGroup(sessionTimeoutMs: 30_000, heartbeatIntervalMs: 100)
+        let client = try await connect(mock)
+        let dynamicSettings = settings(group: group, topic: topic)
+        var staticSettings = dynamicSettings
+        staticSettings.groupInstanceID = "pod-0"
+        let a = try CommittingMember("a", client: client, settings: staticSettings)
+        await eventually("the static member holds every partition", within: .seconds(30)) { a.consumer.assignment.count == 4 }
+        let b = try CommittingMember("b", client: client, settings: dynamicSettings)
+        await eventually("the members split the partitions", within: .seconds(30)) {
+            a.consumer.assignment.count == 2 && b.consumer.assignment.count == 2 && b.consumer.groupStatistics.rebalances >= 1
+        }
+        let aPartitions = a.consumer.assignment
+        let bPartitions = b.consumer.assignment
+        await produce(client, topic: topic, partitions: 4, count: 20)
+        await eventually("both read their partitions", within: .seconds(30)) { a.count + b.count == 80 }
+        let bBefore = b.consumer.groupStatistics
+        await a.consumer.close()   // commits, then leaves with epoch -2
+        await a.wait()
+
+        // While it is away its partitions wait for it: nobody reads them.
+        await produce(client, topic: topic, partitions: 4, count: 10, from: 20)
+        await eventually("the other member read its new records, and heartbeated on", within: .seconds(30)) {
+            b.count == 60 && b.consumer.groupStatistics.heartbeats >= bBefore.heartbeats + 10
+        }
+        XCTAssertEqual(b.consumer.assignment, bPartitions, "the absent static member's partitions went to nobody")
+
+        let restarted = try CommittingMember("a again", client: client, settings: staticSettings)
+        await eventually("the restarted static member holds its partitions again", within: .seconds(30)) {
+            restarted.consumer.assignment == aPartitions
+        }
+        await eventually("it read what was written while it was away", within: .seconds(30)) { restarted.count == 20 }
+        let bAfter = b.consumer.groupStatistics
+        XCTAssertEqual(b.consumer.assignment, bPartitions, "the other member kept its partitions")
+        XCTAssertEqual(bAfter.rebalances, bBefore.rebalances, "and reconciled nothing")
+        XCTAssertEqual(bAfter.generation, bBefore.generation, "its epoch never moved")
+        XCTAssertEqual(bAfter.partitionsLostEvents, 0)
+        await restarted.consumer.close()
+        await b.consumer.close()
+        await restarted.wait()
+        await b.wait()
+        for member in [a, b, restarted] { XCTAssertNil(member.failure.withLock { $0 }, member.name) }
+
+        let all = merged([a, b, restarted])
+        for p in Int32(0)..<4 {
+            let tp = TopicPartition(topic: topic, partition: p)
+            XCTAssertEqual(all[tp]?.sorted(), (0..<30).map { Int64($0) }, "\(tp): every record read exactly once")
+        }
+        for tp in aPartitions {
+            XCTAssertEqual(restarted.received.withLock { $0[tp] }, (20..<30).map { Int64($0) }, "\(tp): the restart resumed at the last commit")
+        }
+        XCTAssertEqual(a.probe.wrongStarts.withLock { $0 } + restarted.probe.wrongStarts.withLock { $0 }, [])
+        await client.close()
+    }
+
+    /// Our member shares a group with two librdkafka members speaking the same protocol
+    /// (`group.protocol=consumer`): the coordinator splits the partitions among all three,
+    /// moves them as librdkafka members join and leave while records keep coming, and every
+    /// record is read exactly once across the three (each side commits what it read before
+    /// giving a partition up, and starts from the other's commit).
+    func testAMixedGroupWithLibrdkafkaConsumerProtocolMembersReadsEveryRecordOnce() async throws {
+        let topic = "kip848-mixed"
+        let group = "g-mixed"
+        let mock = try MockCluster(brokers: 3, topics: [(topic, 6)])
+        defer { mock.stop() }
+        try mock.consumerGroup(sessionTimeoutMs: 10_000, heartbeatIntervalMs: 100)
+        let client = try await connect(mock)
+        let bootstrap = mock.bootstrap.joined(separator: ",")
+        let ours = try CommittingMember("klife", client: client, settings: settings(group: group, topic: topic))
+        await eventually("our member holds every partition", within: .seconds(30)) { ours.consumer.assignment.count == 6 }
+        /// Records per partition in the log.
+        let written = Locked(0)
+        @Sendable func write(_ count: Int) async {
+            for p in Int32(0)..<6 {
+                for _ in 0..<count { client.produce(ProducerRecord(topic: topic, partition: p, value: "\(p)")) { _ in } }
+            }
+            await client.flush()
+            written.withLock { $0 += count }
+        }
+        // A trickle throughout, so partitions move while records arrive; bursts between the moves.
+        let trickling = Locked(true)
+        let trickle = Task {
+            while trickling.withLock({ $0 }) {
+                await write(1)
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        var theirs: [RdkafkaGroupMember] = []
+        /// Every offset read by any member, per partition.
+        func ledger() -> [TopicPartition: [Int64]] {
+            var all = merged([ours])
+            for member in theirs {
+                for r in member.records where r.topic == topic { all[TopicPartition(topic: topic, partition: r.partition), default: []].append(r.offset) }
+            }
+            return all
+        }
+        func readEverything(_ what: String) async {
+            let target = written.withLock { $0 }
+            await eventually(what, within: .seconds(60)) { ledger().values.reduce(0) { $0 + Set($1).count } >= 6 * target }
+        }
+        func split(_ counts: [Int]) -> Bool {
+            let sets = [ours.consumer.assignment] + theirs.map(\.assignment)
+            guard sets.map(\.count) == counts else { return false }
+            return sets.reduce(0) { $0 + $1.count } == Set(sets.flatMap { $0 }).count
+        }
+        await write(30)
+        await readEverything("our member read the first records")
+
+        theirs.append(try RdkafkaGroupMember(bootstrap: bootstrap, group: group, topics: [topic], protocol: "consumer",
+                                             commit: true, timeoutSeconds: 180, clientID: "rdkafka-kip848-1"))
+        try await theirs[0].waitForAssignment()
+        await eventually("ours and the first librdkafka member hold three partitions each, disjoint", within: .seconds(60)) { split([3, 3]) }
+        await write(30)
+        await readEverything("both read their partitions")
+
+        theirs.append(try RdkafkaGroupMember(bootstrap: bootstrap, group: group, topics: [topic], protocol: "consumer",
+                                             commit: true, timeoutSeconds: 180, clientID: "rdkafka-kip848-2"))
+        try await theirs[1].waitForAssignment()
+        await eventually("three members hold two partitions each, disjoint", within: .seconds(60)) { split([2, 2, 2]) }
+        await write(30)
+        await readEverything("all three read their partitions")
+
+        // The first librdkafka member leaves (it committed every record it read), then the second.
+        try await theirs[0].stop()
+        await eventually("the two left hold three partitions each, disjoint", within: .seconds(60)) {
+            let sets = [ours.consumer.assignment, theirs[1].assignment]
+            return sets.map(\.count) == [3, 3] && sets[0].isDisjoint(with: sets[1])
+        }
+        await write(30)
+        await readEverything("the two left read their partitions")
+        try await theirs[1].stop()
+        await eventually("our member holds every partition again", within: .seconds(60)) { ours.consumer.assignment.count == 6 }
+        await write(30)
+        trickling.withLock { $0 = false }
+        await trickle.value
+        await readEverything("our member read everything")
+        await ours.consumer.close()
+        await ours.wait()
+        XCTAssertNil(ours.failure.withLock { $0 })
+
+        let all = ledger()
+        let total = written.withLock { $0 }
+        for p in Int32(0)..<6 {
+            let tp = TopicPartition(topic: topic, partition: p)
+            XCTAssertEqual(all[tp]?.sorted(), (0..<total).map { Int64($0) }, "\(tp): every record read exactly once across the three members")
+        }
+        for member in theirs {
+            XCTAssertEqual(member.errors, [], member.log)
+            XCTAssertFalse(member.records.isEmpty, "the librdkafka member read its share")
+        }
+        XCTAssertEqual(ours.probe.wrongStarts.withLock { $0 }, [], "our member started every partition at the committed offset")
+        XCTAssertEqual(ours.consumer.groupStatistics.partitionsLostEvents, 0)
+        let committed = try await client.committedOffsets(groupID: group, partitions: (0..<6).map { TopicPartition(topic: topic, partition: $0) })
+        XCTAssertEqual(Set(committed.values), [Int64(total)], "every partition committed to its end")
+        XCTAssertEqual(committed.count, 6)
+        await client.close()
+    }
+
     func testACoordinatorThatMovesOrRefusesKeepsTheMembership() async throws {
         let topic = "kip848-coordinator"
         let group = "g-coordinator"
