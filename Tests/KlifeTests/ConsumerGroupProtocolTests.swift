@@ -741,10 +741,10 @@ final class ConsumerGroupProtocolTests: XCTestCase {
     }
 
     /// Our member shares a group with two librdkafka members speaking the same protocol
-    /// (`group.protocol=consumer`): the coordinator splits the partitions among all three,
-    /// moves them as librdkafka members join and leave while records keep coming, and every
-    /// record is read exactly once across the three (each side commits what it read before
-    /// giving a partition up, and starts from the other's commit).
+    /// (`group.protocol=consumer`): the coordinator splits the partitions among them and moves
+    /// them as members join and leave, both ways between the two clients, while records keep
+    /// coming. Every record is read exactly once across the three (each side commits what it
+    /// read before giving a partition up, and starts from the other's commit).
     func testAMixedGroupWithLibrdkafkaConsumerProtocolMembersReadsEveryRecordOnce() async throws {
         let topic = "kip848-mixed"
         let group = "g-mixed"
@@ -753,8 +753,6 @@ final class ConsumerGroupProtocolTests: XCTestCase {
         try mock.consumerGroup(sessionTimeoutMs: 10_000, heartbeatIntervalMs: 100)
         let client = try await connect(mock)
         let bootstrap = mock.bootstrap.joined(separator: ",")
-        let ours = try CommittingMember("klife", client: client, settings: settings(group: group, topic: topic))
-        await eventually("our member holds every partition", within: .seconds(30)) { ours.consumer.assignment.count == 6 }
         /// Records per partition in the log.
         let written = Locked(0)
         @Sendable func write(_ count: Int) async {
@@ -772,10 +770,11 @@ final class ConsumerGroupProtocolTests: XCTestCase {
                 try? await Task.sleep(for: .milliseconds(20))
             }
         }
+        var ours: CommittingMember?
         var theirs: [RdkafkaGroupMember] = []
         /// Every offset read by any member, per partition.
         func ledger() -> [TopicPartition: [Int64]] {
-            var all = merged([ours])
+            var all = merged(ours.map { [$0] } ?? [])
             for member in theirs {
                 for r in member.records where r.topic == topic { all[TopicPartition(topic: topic, partition: r.partition), default: []].append(r.offset) }
             }
@@ -785,23 +784,32 @@ final class ConsumerGroupProtocolTests: XCTestCase {
             let target = written.withLock { $0 }
             await eventually(what, within: .seconds(60)) { ledger().values.reduce(0) { $0 + Set($1).count } >= 6 * target }
         }
+        /// Whether ours and then each librdkafka member hold `counts` partitions, no partition twice.
         func split(_ counts: [Int]) -> Bool {
-            let sets = [ours.consumer.assignment] + theirs.map(\.assignment)
+            let sets = (ours.map { [$0.consumer.assignment] } ?? []) + theirs.map(\.assignment)
             guard sets.map(\.count) == counts else { return false }
             return sets.reduce(0) { $0 + $1.count } == Set(sets.flatMap { $0 }).count
         }
-        await write(30)
-        await readEverything("our member read the first records")
+        func librdkafkaMember(_ n: Int) throws -> RdkafkaGroupMember {
+            try RdkafkaGroupMember(bootstrap: bootstrap, group: group, topics: [topic], protocol: "consumer",
+                                   commit: true, timeoutSeconds: 180, clientID: "rdkafka-kip848-\(n)")
+        }
 
-        theirs.append(try RdkafkaGroupMember(bootstrap: bootstrap, group: group, topics: [topic], protocol: "consumer",
-                                             commit: true, timeoutSeconds: 180, clientID: "rdkafka-kip848-1"))
-        try await theirs[0].waitForAssignment()
-        await eventually("ours and the first librdkafka member hold three partitions each, disjoint", within: .seconds(60)) { split([3, 3]) }
+        theirs.append(try librdkafkaMember(1))
+        try await theirs[0].waitForAssignment { $0.count == 6 }
+        await write(30)
+        await readEverything("the librdkafka member read the first records")
+        // librdkafka hands a commit refused as stale to the application; its script sends it again.
+        try mock.pushErrors(apiKey: ApiKey.offsetCommit.rawValue, codes: [KafkaErrorCode.staleMemberEpoch.rawValue])
+        await eventually("the librdkafka member sent a stale commit again", within: .seconds(30)) { theirs[0].commitRetries.count == 1 }
+
+        let member = try CommittingMember("klife", client: client, settings: settings(group: group, topic: topic))
+        ours = member
+        await eventually("ours and the librdkafka member hold three partitions each, disjoint", within: .seconds(60)) { split([3, 3]) }
         await write(30)
         await readEverything("both read their partitions")
 
-        theirs.append(try RdkafkaGroupMember(bootstrap: bootstrap, group: group, topics: [topic], protocol: "consumer",
-                                             commit: true, timeoutSeconds: 180, clientID: "rdkafka-kip848-2"))
+        theirs.append(try librdkafkaMember(2))
         try await theirs[1].waitForAssignment()
         await eventually("three members hold two partitions each, disjoint", within: .seconds(60)) { split([2, 2, 2]) }
         await write(30)
@@ -810,20 +818,20 @@ final class ConsumerGroupProtocolTests: XCTestCase {
         // The first librdkafka member leaves (it committed every record it read), then the second.
         try await theirs[0].stop()
         await eventually("the two left hold three partitions each, disjoint", within: .seconds(60)) {
-            let sets = [ours.consumer.assignment, theirs[1].assignment]
+            let sets = [member.consumer.assignment, theirs[1].assignment]
             return sets.map(\.count) == [3, 3] && sets[0].isDisjoint(with: sets[1])
         }
         await write(30)
         await readEverything("the two left read their partitions")
         try await theirs[1].stop()
-        await eventually("our member holds every partition again", within: .seconds(60)) { ours.consumer.assignment.count == 6 }
+        await eventually("our member holds every partition", within: .seconds(60)) { member.consumer.assignment.count == 6 }
         await write(30)
         trickling.withLock { $0 = false }
         await trickle.value
         await readEverything("our member read everything")
-        await ours.consumer.close()
-        await ours.wait()
-        XCTAssertNil(ours.failure.withLock { $0 })
+        await member.consumer.close()
+        await member.wait()
+        XCTAssertNil(member.failure.withLock { $0 })
 
         let all = ledger()
         let total = written.withLock { $0 }
@@ -831,12 +839,14 @@ final class ConsumerGroupProtocolTests: XCTestCase {
             let tp = TopicPartition(topic: topic, partition: p)
             XCTAssertEqual(all[tp]?.sorted(), (0..<total).map { Int64($0) }, "\(tp): every record read exactly once across the three members")
         }
-        for member in theirs {
-            XCTAssertEqual(member.errors, [], member.log)
-            XCTAssertFalse(member.records.isEmpty, "the librdkafka member read its share")
+        for librdkafka in theirs {
+            XCTAssertEqual(librdkafka.errors, [], librdkafka.log)
+            XCTAssertFalse(librdkafka.records.isEmpty, "the librdkafka member read its share")
         }
-        XCTAssertEqual(ours.probe.wrongStarts.withLock { $0 }, [], "our member started every partition at the committed offset")
-        XCTAssertEqual(ours.consumer.groupStatistics.partitionsLostEvents, 0)
+        XCTAssertFalse(member.received.withLock { $0 }.isEmpty)
+        XCTAssertEqual(member.probe.wrongStarts.withLock { $0 }, [], "our member started every partition at the committed offset")
+        XCTAssertGreaterThanOrEqual(member.probe.checkedStarts.withLock { $0 }, 6, "its starts were checked: taken from librdkafka at each move")
+        XCTAssertEqual(member.consumer.groupStatistics.partitionsLostEvents, 0)
         let committed = try await client.committedOffsets(groupID: group, partitions: (0..<6).map { TopicPartition(topic: topic, partition: $0) })
         XCTAssertEqual(Set(committed.values), [Int64(total)], "every partition committed to its end")
         XCTAssertEqual(committed.count, 6)

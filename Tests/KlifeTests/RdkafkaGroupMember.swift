@@ -28,6 +28,8 @@ final class RdkafkaGroupMember: @unchecked Sendable {
         case lost(partitions: [TopicPartition], assignment: [TopicPartition])
         case record(Record)
         case committed([TopicPartition: Int64])
+        /// A commit refused with STALE_MEMBER_EPOCH, sent again (`NAME reason`).
+        case commitRetry(String)
         case member(id: String)
         case error(String)
         case timeout
@@ -129,6 +131,11 @@ final class RdkafkaGroupMember: @unchecked Sendable {
     /// The errors the member reported (`NAME reason`).
     var errors: [String] {
         allEvents.compactMap { if case .error(let text) = $0 { text } else { nil } }
+    }
+
+    /// The commits it sent again after STALE_MEMBER_EPOCH (`NAME reason`).
+    var commitRetries: [String] {
+        allEvents.compactMap { if case .commitRetry(let text) = $0 { text } else { nil } }
     }
 
     /// The member's stderr so far (librdkafka logs, Python tracebacks).
@@ -324,6 +331,7 @@ final class RdkafkaGroupMember: @unchecked Sendable {
             }
             return .committed(offsets)
         case "member": return .member(id: object["member_id"] as? String ?? "")
+        case "commit_retry": return .commitRetry("\(object["name"] ?? "") \(object["reason"] ?? "")")
         case "error": return .error("\(object["name"] ?? "") \(object["reason"] ?? "")")
         case "timeout": return .timeout
         case "exit": return .exit(records: object["records"] as? Int ?? 0)

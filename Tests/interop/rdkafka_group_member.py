@@ -18,12 +18,16 @@ group has none committed, and prints one JSON object per line, flushed at once:
   {"event":"member","member_id":ID}        before an assignment change that came with a new member id
   {"event":"record","topic":T,"partition":P,"offset":O,"value_hex":H}
   {"event":"committed","offsets":[[topic,p,offset],...]}   from consumer.committed()
+  {"event":"commit_retry","name":N,"reason":R}             a --commit refused as stale, sent again
   {"event":"error","code":C,"name":N,"reason":R}
   {"event":"timeout"}                                       --timeout-s ran out
   {"event":"exit","records":N}
   {"event":"closed"}                                        the consumer left the group
 
-With --commit every record is committed synchronously right after it is printed. Commands on
+With --commit every record is committed synchronously right after it is printed. A commit
+refused with STALE_MEMBER_EPOCH (KIP-848: the coordinator moved the member epoch and the
+heartbeat answer that tells librdkafka is still on its way; librdkafka hands the refusal to the
+application) is sent again after a short pause, up to 5 times. Commands on
 stdin, one per line: `committed` prints the committed offsets of every partition ever
 assigned; `quit` stops. The member stops after --count records (0: until `quit` or stdin
 closes), prints its committed offsets, and closes the consumer, leaving the group; with
@@ -42,7 +46,9 @@ import threading
 import time
 
 import confluent_kafka
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+STALE_MEMBER_EPOCH = 113
 
 _out_lock = threading.Lock()
 
@@ -116,6 +122,19 @@ class Member:
             on_revoke=lambda c, ps: self.changed("revoked", ps),
             on_lost=lambda c, ps: self.changed("lost", ps),
         )
+
+    def commit(self, message):
+        """Commits `message` synchronously; a refusal as stale is sent again (see above)."""
+        for attempt in range(1, 6):
+            try:
+                self.consumer.commit(message=message, asynchronous=False)
+                return
+            except KafkaException as e:
+                error = e.args[0] if e.args else None
+                if attempt == 5 or not isinstance(error, KafkaError) or error.code() != STALE_MEMBER_EPOCH:
+                    raise
+                emit({"event": "commit_retry", "name": error.name(), "reason": error.str()})
+                time.sleep(0.05 * attempt)
 
     def print_committed(self):
         offsets = []
@@ -192,7 +211,7 @@ def main():
                   "offset": message.offset(), "value_hex": None if value is None else bytes(value).hex()})
             records += 1
             if args.commit:
-                member.consumer.commit(message=message, asynchronous=False)
+                member.commit(message)
         member.print_committed()
     except Exception as e:  # report, then leave as a dead member would not
         emit({"event": "error", "code": -1, "name": type(e).__name__, "reason": str(e)})
