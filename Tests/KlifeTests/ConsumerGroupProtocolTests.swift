@@ -7,12 +7,19 @@ import XCTest
 /// A group member on the mock cluster that records every batch, commits after each one, and
 /// checks that every partition it is given starts exactly at the group's committed offset
 /// (read when the partition is assigned): re-delivery only ever starts at the last commit.
+///
+/// It reads `batches` (a batch counts as processed once the loop commits or asks for the
+/// next one, so a revoke that comes between hands the batch to the next owner again, from the
+/// last commit), or, with `handlers`, hands each batch to a `run` handler (a revoke waits for
+/// the handler, and commits the batch: nothing is read twice across a handover).
 final class CommittingMember: Sendable {
     let name: String
     let consumer: KlifeConsumer
     let probe: Probe
     /// Offsets received per partition, in arrival order (duplicates kept).
     let received = Locked<[TopicPartition: [Int64]]>([:])
+    /// When the first and the last batch of each partition arrived (monotonic nanoseconds).
+    let arrivals = Locked<[TopicPartition: (first: UInt64, last: UInt64)]>([:])
     let failure = Locked<(any Error)?>(nil)
     private let task = Locked<Task<Void, Never>?>(nil)
 
@@ -42,9 +49,11 @@ final class CommittingMember: Sendable {
         }
     }
 
-    /// - Parameter beforeStarting: awaited at the start of every `onAssigned` (a test holds an
-    ///   assignment there).
-    init(_ name: String, client: KlifeClient, settings: ConsumerConfiguration,
+    /// - Parameters:
+    ///   - handlers: read with `run` handlers rather than `batches`.
+    ///   - beforeStarting: awaited at the start of every `onAssigned` (a test holds an
+    ///     assignment there).
+    init(_ name: String, client: KlifeClient, settings: ConsumerConfiguration, handlers: Bool = false,
          beforeStarting: (@Sendable (Set<TopicPartition>) async -> Void)? = nil) throws {
         self.name = name
         let probe = Probe()
@@ -54,24 +63,33 @@ final class CommittingMember: Sendable {
         self.consumer = try client.consumer(settings)
         let t = Task { [self] in
             do {
-                for try await batch in consumer.batches {
-                    let tp = batch.topicPartition
-                    let offsets = batch.records.map(\.offset)
-                    if let first = offsets.first, let expected = probe.expectedStart.withLock({ $0.removeValue(forKey: tp) }) {
-                        probe.checkedStarts.withLock { $0 += 1 }
-                        if first != expected {
-                            probe.wrongStarts.withLock { $0.append("\(name): \(tp) started at \(first), the committed offset was \(expected)") }
-                        }
-                    }
-                    received.withLock { $0[tp, default: []] += offsets }
-                    // A commit between two assignments throws REBALANCE_IN_PROGRESS; the revoke commits then.
-                    try? await consumer.commit()
+                if handlers {
+                    try await consumer.run { [self] batch in await handle(batch) }
+                } else {
+                    for try await batch in consumer.batches { await handle(batch) }
                 }
             } catch {
                 failure.withLock { $0 = error }
             }
         }
         task.withLock { $0 = t }
+    }
+
+    /// Checks where a newly assigned partition starts, records the batch, commits.
+    private func handle(_ batch: ConsumerBatch) async {
+        let tp = batch.topicPartition
+        let offsets = batch.records.map(\.offset)
+        if let first = offsets.first, let expected = probe.expectedStart.withLock({ $0.removeValue(forKey: tp) }) {
+            probe.checkedStarts.withLock { $0 += 1 }
+            if first != expected {
+                probe.wrongStarts.withLock { $0.append("\(name): \(tp) started at \(first), the committed offset was \(expected)") }
+            }
+        }
+        received.withLock { $0[tp, default: []] += offsets }
+        let now = Reactor.monotonicNanoseconds()
+        arrivals.withLock { $0[tp] = ($0[tp]?.first ?? now, now) }
+        // A commit between two assignments throws REBALANCE_IN_PROGRESS; the revoke commits then.
+        try? await consumer.commit()
     }
 
     var count: Int { received.withLock { $0.values.reduce(0) { $0 + $1.count } } }
@@ -242,6 +260,36 @@ final class ConsumerGroupProtocolTests: XCTestCase {
         return all
     }
 
+    /// The ledger of partitions that moved between members while they read: every record of
+    /// each partition read (offsets `0..<end`), each member's reads of a partition in order
+    /// without a gap, and no two members reading a partition at the same time (one's last batch
+    /// arrived before the next one's first). With the members' own check that each assigned
+    /// partition started at the group's committed offset, re-delivery happens only from the last
+    /// commit: a batch handed out but not yet processed when its partition is revoked (a reader
+    /// of `batches` finishes a batch by asking for the next one or committing) is read again by
+    /// the next owner. Returns what does not hold.
+    private func handoverLedger(_ members: [CommittingMember], topic: String, partitions: Int32, end: Int64) -> [String] {
+        var problems: [String] = []
+        for p in Int32(0)..<partitions {
+            let tp = TopicPartition(topic: topic, partition: p)
+            var readers: [(name: String, offsets: [Int64], first: UInt64, last: UInt64)] = []
+            for member in members {
+                guard let offsets = member.received.withLock({ $0[tp] }), !offsets.isEmpty,
+                      let times = member.arrivals.withLock({ $0[tp] }) else { continue }
+                readers.append((member.name, offsets, times.first, times.last))
+                if offsets != Array(offsets[0]...offsets[offsets.count - 1]) {
+                    problems.append("\(tp): \(member.name) read \(offsets) (out of order or with a gap)")
+                }
+            }
+            if Set(readers.flatMap(\.offsets)) != Set(0..<end) { problems.append("\(tp): records skipped") }
+            readers.sort { $0.first < $1.first }
+            for (earlier, later) in zip(readers, readers.dropFirst()) where earlier.last >= later.first {
+                problems.append("\(tp): \(earlier.name) still read it after \(later.name) started")
+            }
+        }
+        return problems
+    }
+
     func testTwoMembersSplitSixPartitionsAndAClosingMemberHandsOverFromItsLastCommit() async throws {
         let topic = "kip848-split"
         let mock = try MockCluster(brokers: 3, topics: [(topic, 6)])
@@ -315,7 +363,7 @@ final class ConsumerGroupProtocolTests: XCTestCase {
         let (held, release) = AsyncStream.makeStream(of: Void.self)
         let holding = Locked(0)
         let settings = settings(group: group, topic: topic)
-        let a = try CommittingMember("a", client: client, settings: settings) { _ in
+        let a = try CommittingMember("a", client: client, settings: settings, handlers: true) { _ in
             // Only the first assignment waits.
             let first = holding.withLock { n -> Bool in
                 n += 1
@@ -327,7 +375,7 @@ final class ConsumerGroupProtocolTests: XCTestCase {
             holding.withLock { $0 } == 1
         }
         let aHeartbeats = a.consumer.groupStatistics.heartbeats
-        let b = try CommittingMember("b", client: client, settings: settings)
+        let b = try CommittingMember("b", client: client, settings: settings, handlers: true)
         // Two seconds of heartbeats from both (every 100 ms): the coordinator has long computed the
         // new split, and the newcomer asked for its share many times.
         await eventually("both members heartbeat while the first one is still starting", within: .seconds(30)) {
@@ -351,10 +399,11 @@ final class ConsumerGroupProtocolTests: XCTestCase {
         await b.wait()
         XCTAssertNil(a.failure.withLock { $0 })
         XCTAssertNil(b.failure.withLock { $0 })
+        XCTAssertEqual(handoverLedger([a, b], topic: topic, partitions: 6, end: 50), [])
         let all = merged([a, b])
         for p in Int32(0)..<6 {
             let tp = TopicPartition(topic: topic, partition: p)
-            XCTAssertEqual(all[tp]?.sorted(), (0..<50).map { Int64($0) }, "\(tp): every record read exactly once")
+            XCTAssertEqual(all[tp]?.sorted(), (0..<50).map { Int64($0) }, "\(tp): every record read exactly once (a revoke waits for the handler)")
         }
         XCTAssertEqual(a.probe.wrongStarts.withLock { $0 } + b.probe.wrongStarts.withLock { $0 }, [],
                        "every assigned partition started at the committed offset")
@@ -803,7 +852,9 @@ final class ConsumerGroupProtocolTests: XCTestCase {
         try mock.pushErrors(apiKey: ApiKey.offsetCommit.rawValue, codes: [KafkaErrorCode.staleMemberEpoch.rawValue])
         await eventually("the librdkafka member sent a stale commit again", within: .seconds(30)) { theirs[0].commitRetries.count == 1 }
 
-        let member = try CommittingMember("klife", client: client, settings: settings(group: group, topic: topic))
+        // Handlers: a revoke waits for the batch being handled and commits it (librdkafka commits
+        // each record before the next poll), so nothing is read twice across a handover.
+        let member = try CommittingMember("klife", client: client, settings: settings(group: group, topic: topic), handlers: true)
         ours = member
         await eventually("ours and the librdkafka member hold three partitions each, disjoint", within: .seconds(60)) { split([3, 3]) }
         await write(30)
