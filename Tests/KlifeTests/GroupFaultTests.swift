@@ -449,6 +449,8 @@ final class GroupFaultScenario: Sendable {
     private let ledger = Locked(Ledger())
     private let members = Locked<[Member]>([])
     private let logs = Locked<[String]>([])
+    /// The producer's log: printed when a produced record is missing or written twice.
+    private let producerLogs = Locked<[String]>([])
     private let producing = Locked<Task<Void, Never>?>(nil)
     private let sampling = Locked<Task<Void, Never>?>(nil)
 
@@ -476,7 +478,12 @@ final class GroupFaultScenario: Sendable {
         try mock.useGroupVersionsTheMockParses()
         try mock.groupInitialRebalanceDelay(ms: 200)
         try prepare(mock, group)
-        producer = try await Self.connect(mock, name: "producer") { $0.producer.deliveryTimeout = .seconds(60) }
+        let producerLogs = producerLogs
+        producer = try await Self.connect(mock, name: "producer") { config in
+            config.producer.deliveryTimeout = .seconds(60)
+            config.logLevel = .debug
+            config.logHandler = { event in producerLogs.withLock { $0.append("\(ContinuousClock.now) \(event)") } }
+        }
         let task = Task { [weak self] in
             while !Task.isCancelled {
                 self?.sample()
@@ -716,6 +723,9 @@ final class GroupFaultScenario: Sendable {
         XCTAssertEqual(l.produceFailures, [], "every record was written", file: file, line: line)
         for (tp, offsets) in l.acked {
             XCTAssertEqual(offsets.sorted(), (0..<Int64(offsets.count)).map { $0 }, "\(tp): dense offsets", file: file, line: line)
+        }
+        if l.acked.contains(where: { $0.value.sorted() != (0..<Int64($0.value.count)).map { $0 } }) {
+            print("producer log:\n" + producerLogs.withLock { $0.suffix(400).joined(separator: "\n") })
         }
         await eventually("every record was read", file: file, line: line) {
             ledger.withLock { l in ends.allSatisfy { tp, end in (l.delivered[tp]?.count ?? 0) >= Int(end) } }
