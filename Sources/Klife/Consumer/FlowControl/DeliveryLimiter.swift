@@ -23,6 +23,8 @@ struct DeliveryLimiter: Sendable {
     private var bytes: TokenBucket?
     /// Per-partition buckets, made on a partition's first check (full).
     private var partitions: [TopicPartition: (records: TokenBucket?, bytes: TokenBucket?)] = [:]
+    /// Whether the limit has per-partition rates (else ``partitions`` is empty and never looked up).
+    private var perPartition = false
     /// Nanoseconds a reader waited while a batch was ready but held back, in finished waits.
     private(set) var waitedNanoseconds: UInt64 = 0
     /// Since when the reader waits on the limits (`nil`: it does not).
@@ -41,7 +43,7 @@ struct DeliveryLimiter: Sendable {
     /// Nanoseconds until a batch of `tp` with `count` records and `size` bytes may go, from
     /// the partition's own buckets.
     func partitionWait(_ tp: TopicPartition, count: Int, size: Int, now: UInt64) -> UInt64 {
-        guard let buckets = partitions[tp] else { return 0 }
+        guard perPartition, let buckets = partitions[tp] else { return 0 }
         return max(buckets.records?.wait(for: Double(count), now: now) ?? 0,
                    buckets.bytes?.wait(for: Double(size), now: now) ?? 0)
     }
@@ -54,8 +56,7 @@ struct DeliveryLimiter: Sendable {
 
     /// Makes the per-partition buckets of `tp` if the limit has them and it has none yet.
     mutating func track(_ tp: TopicPartition, now: UInt64) {
-        guard let limit, partitions[tp] == nil,
-              limit.perPartitionRecordsPerSecond != nil || limit.perPartitionBytesPerSecond != nil else { return }
+        guard perPartition, let limit, partitions[tp] == nil else { return }
         partitions[tp] = (Self.bucket(limit.perPartitionRecordsPerSecond, limit, now),
                           Self.bucket(limit.perPartitionBytesPerSecond, limit, now))
     }
@@ -64,7 +65,7 @@ struct DeliveryLimiter: Sendable {
     mutating func take(_ tp: TopicPartition, count: Int, size: Int, now: UInt64) {
         records?.take(Double(count), now: now)
         bytes?.take(Double(size), now: now)
-        if var buckets = partitions[tp] {
+        if perPartition, var buckets = partitions[tp] {
             buckets.records?.take(Double(count), now: now)
             buckets.bytes?.take(Double(size), now: now)
             partitions[tp] = buckets
@@ -73,13 +74,14 @@ struct DeliveryLimiter: Sendable {
 
     /// Drops the buckets of a partition no longer assigned (given back, it starts full).
     mutating func forget(_ tp: TopicPartition) {
-        partitions.removeValue(forKey: tp)
+        if perPartition { partitions.removeValue(forKey: tp) }
     }
 
     /// Puts `limit` in force from `now`: buckets of rates still set keep their balance (and
     /// debt), capped at the new capacity; new rates start full; removed rates go.
     mutating func setLimit(_ limit: ConsumerRateLimit?, now: UInt64) {
         self.limit = limit
+        perPartition = limit?.perPartitionRecordsPerSecond != nil || limit?.perPartitionBytesPerSecond != nil
         guard let limit else {
             records = nil
             bytes = nil
@@ -88,6 +90,10 @@ struct DeliveryLimiter: Sendable {
         }
         records = Self.change(records, limit.recordsPerSecond, limit, now)
         bytes = Self.change(bytes, limit.bytesPerSecond, limit, now)
+        guard perPartition else {
+            partitions.removeAll()
+            return
+        }
         for (tp, buckets) in partitions {
             partitions[tp] = (Self.change(buckets.records, limit.perPartitionRecordsPerSecond, limit, now),
                               Self.change(buckets.bytes, limit.perPartitionBytesPerSecond, limit, now))
