@@ -79,6 +79,10 @@ public struct ConsumerConfiguration: Sendable {
     public var fetchMaxBytes: Int32 = 50 << 20
     /// Size limit per partition within one fetch answer (soft). Default 1 MiB.
     public var partitionMaxBytes: Int32 = 1 << 20
+    /// Rate limits on handing batches to the application (records and bytes per second, per
+    /// consumer and per partition; see ``ConsumerRateLimit``). `nil` (default): none. Changed
+    /// at run time with ``KlifeConsumer/setRateLimit(_:)``.
+    public var rateLimit: ConsumerRateLimit?
     /// ``IsolationLevel/readUncommitted`` (default) or ``IsolationLevel/readCommitted``.
     public var isolation: IsolationLevel = .readUncommitted
     /// Where a partition starts when its position is out of range (deleted by retention, or
@@ -107,6 +111,7 @@ public struct ConsumerConfiguration: Sendable {
         if fetchMinBytes < 1 { throw .invalidConfiguration("consumer.fetchMinBytes", "must be at least 1") }
         if fetchMaxBytes < 1024 { throw .invalidConfiguration("consumer.fetchMaxBytes", "must be at least 1024") }
         if partitionMaxBytes < 1024 { throw .invalidConfiguration("consumer.partitionMaxBytes", "must be at least 1024") }
+        try rateLimit?.validate()
         if retryBackoff <= .zero { throw .invalidConfiguration("consumer.retryBackoff", "must be positive") }
         if retryBackoffMax < retryBackoff {
             throw .invalidConfiguration("consumer.retryBackoffMax", "must be >= consumer.retryBackoff")

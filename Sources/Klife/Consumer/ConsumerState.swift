@@ -89,16 +89,28 @@ final class ConsumerState: Sendable {
         var handlerLatency = LatencyHistogram()
         var failure: KlifeError?
         var closed = false
+        /// The rate limits on handing out batches (inactive without one).
+        var limiter: DeliveryLimiter
+        /// Wakes the reader when the limits let the earliest held batch go.
+        var rateTimer: Task<Void, Never>?
+        /// When ``rateTimer`` fires (limiter clock), and which timer is current.
+        var rateTimerDeadline: UInt64 = 0
+        var rateTimerGeneration: UInt64 = 0
     }
 
     let configuration: ConsumerConfiguration
-    let state = Locked(State())
+    let state: Locked<State>
+    /// The time of the rate limits, and how their timer sleeps.
+    let limiterClock: LimiterClock
     /// Called (outside the lock) whenever fetching may resume: a partition got a position,
     /// was resumed, or buffer space was freed.
     let wakeFetchers: @Sendable () -> Void
 
-    init(configuration: ConsumerConfiguration, wakeFetchers: @escaping @Sendable () -> Void) {
+    init(configuration: ConsumerConfiguration, limiterClock: LimiterClock = .monotonic,
+         wakeFetchers: @escaping @Sendable () -> Void) {
         self.configuration = configuration
+        self.limiterClock = limiterClock
+        self.state = Locked(State(limiter: DeliveryLimiter(configuration.rateLimit, now: limiterClock.now())))
         self.wakeFetchers = wakeFetchers
     }
 
@@ -230,6 +242,7 @@ final class ConsumerState: Sendable {
     func fail(_ error: KlifeError) {
         let waiter = state.withLock { s -> Waiter? in
             if s.failure == nil { s.failure = error }
+            stopRateWait(&s)
             defer { s.waiter = nil }
             return s.waiter
         }
@@ -258,11 +271,33 @@ final class ConsumerState: Sendable {
         if changed { wakeFetchers() }
     }
 
-    /// The next batch of a partition that is not paused, or `nil` when none is ready.
-    /// Frees its bytes from the prefetch bound.
-    private func takeReady(_ s: inout State, markBusy: Bool) -> ConsumerBatch? {
+    /// The next batch of a partition that is not paused, or `nil` when none is ready or the
+    /// rate limits hold back every ready one. Frees its bytes from the prefetch bound.
+    /// - Parameter held: set to the nanoseconds until the limits let the earliest held batch
+    ///   go (0 when no batch is held back).
+    private func takeReady(_ s: inout State, markBusy: Bool, held: inout UInt64) -> ConsumerBatch? {
+        held = 0
+        let limited = s.limiter.isActive
+        let now = limited ? limiterClock.now() : 0
         for (i, tp) in s.order.enumerated() {
             guard var p = s.partitions[tp], !p.paused, !p.busy, !p.revoking, !p.ready.isEmpty else { continue }
+            if limited {
+                // Per batch, never per record. A partition held by its own limit lets the
+                // others go first; the consumer-wide limit holds everything in arrival order.
+                let count = p.ready[0].records.count, size = p.ready[0].bytes
+                s.limiter.track(tp, now: now)
+                let own = s.limiter.partitionWait(tp, count: count, size: size, now: now)
+                if own > 0 {
+                    held = held == 0 ? own : min(held, own)
+                    continue
+                }
+                let shared = s.limiter.consumerWait(count: count, size: size, now: now)
+                if shared > 0 {
+                    held = held == 0 ? shared : min(held, shared)
+                    return nil
+                }
+                s.limiter.take(tp, count: count, size: size, now: now)
+            }
             let batch = p.ready.removeFirst()
             p.deliveredPosition = batch.nextOffset
             p.busy = markBusy
@@ -278,7 +313,13 @@ final class ConsumerState: Sendable {
 
     /// The waiting reader and the batch to resume it with, if both exist.
     func takeWaiter(_ s: inout State) -> (Waiter, ConsumerBatch)? {
-        guard let waiter = s.waiter, let batch = takeReady(&s, markBusy: s.waiterMarksBusy) else { return nil }
+        guard let waiter = s.waiter else { return nil }
+        var held: UInt64 = 0
+        guard let batch = takeReady(&s, markBusy: s.waiterMarksBusy, held: &held) else {
+            noteHeld(&s, held)
+            return nil
+        }
+        stopRateWait(&s)
         s.waiter = nil
         if !s.waiterMarksBusy { s.outstanding = (batch.topicPartition, batch.assignmentID, batch.epoch, batch.nextOffset) }
         return (waiter, batch)
@@ -310,6 +351,7 @@ final class ConsumerState: Sendable {
         state.withLock { s in
             for tp in tps {
                 guard let p = s.partitions.removeValue(forKey: tp) else { continue }
+                s.limiter.forget(tp)
                 s.bufferedBytes -= p.ready.reduce(0) { $0 + $1.bytes }
                 s.order.removeAll { $0 == tp }
             }
@@ -340,6 +382,7 @@ final class ConsumerState: Sendable {
             s.order.removeAll()
             s.bufferedBytes = 0
             s.reservedBytes = 0
+            stopRateWait(&s)
             defer { s.waiter = nil }
             return s.waiter
         }
@@ -364,20 +407,24 @@ final class ConsumerState: Sendable {
                     }
                     if let failure = s.failure { return .failure(failure) }
                     if s.closed { return .success(nil) }
-                    if let batch = takeReady(&s, markBusy: markBusy) {
+                    if s.waiter != nil { return .failure(.invalidArgument("a consumer's batches are read by one task at a time")) }
+                    var held: UInt64 = 0
+                    if let batch = takeReady(&s, markBusy: markBusy, held: &held) {
                         if !markBusy { s.outstanding = (batch.topicPartition, batch.assignmentID, batch.epoch, batch.nextOffset) }
+                        stopRateWait(&s)
                         return .success(batch)
                     }
-                    if s.waiter != nil { return .failure(.invalidArgument("a consumer's batches are read by one task at a time")) }
                     if Task.isCancelled { return .failure(.cancelled) }
                     s.waiter = continuation
                     s.waiterMarksBusy = markBusy
+                    noteHeld(&s, held)
                     return nil
                 }
                 if let immediate { continuation.resume(returning: immediate) }
             }
         } onCancel: {
             let waiter = state.withLock { s -> Waiter? in
+                stopRateWait(&s)
                 defer { s.waiter = nil }
                 return s.waiter
             }

@@ -1,7 +1,7 @@
 import KlifeIO
 
 /// What a ``KlifeConsumer`` did so far: its partitions with their positions and lag, what it
-/// fetched, how long handlers took, and its group membership's rebalances.
+/// fetched, how long handlers took, its group membership's rebalances, and its rate limits.
 public struct ConsumerStatistics: Sendable {
     /// One assigned partition.
     public struct Partition: Sendable, Hashable {
@@ -36,6 +36,13 @@ public struct ConsumerStatistics: Sendable {
     public var handlerLatency: LatencySummary
     /// Rebalances and membership of the group (zeros outside group membership).
     public var group: GroupStatistics
+    /// The rate limits in force (`nil`: none).
+    public var rateLimit: ConsumerRateLimit?
+    /// Total time the reader waited while ready batches were held back by the rate limits
+    /// (a wait going on now included): how much the limits throttle delivery.
+    public var rateLimitWait: Duration
+    /// How many times the reader had to wait on the rate limits.
+    public var rateLimitWaits: Int
 }
 
 extension ConsumerState {
@@ -73,9 +80,12 @@ extension ConsumerState {
                 partitions[tp] = .init(position: p.deliveredPosition, processed: p.processedPosition, committed: p.committedPosition,
                                        lag: lag, bufferedBytes: p.ready.reduce(0) { $0 + $1.bytes }, paused: p.paused)
             }
+            let waited = s.limiter.totalWait(now: s.limiter.waitingSince == nil ? 0 : limiterClock.now())
             return ConsumerStatistics(partitions: partitions, recordsFetched: s.recordsFetched, bytesFetched: s.bytesFetched,
                                       batchesDelivered: s.batchesDelivered, bufferedBytes: s.bufferedBytes,
-                                      handlerLatency: s.handlerLatency.summary, group: group)
+                                      handlerLatency: s.handlerLatency.summary, group: group,
+                                      rateLimit: s.limiter.limit, rateLimitWait: .nanoseconds(Int64(clamping: waited)),
+                                      rateLimitWaits: s.limiter.waits)
         }
     }
 }

@@ -22,8 +22,12 @@ import KlifeProtocol
 /// positions are committed (see ``ConsumerConfiguration/acknowledgement``). Without topics,
 /// ``assign(_:)`` chooses the partitions.
 public final class KlifeConsumer: Sendable {
-    /// The consumer's settings.
-    public var configuration: ConsumerConfiguration { state.configuration }
+    /// The consumer's settings (with the rate limit in force, see ``setRateLimit(_:)``).
+    public var configuration: ConsumerConfiguration {
+        var settings = state.configuration
+        settings.rateLimit = state.rateLimit
+        return settings
+    }
     let state: ConsumerState
     let client: KlifeClient
     let committer: OffsetCommitter
@@ -34,10 +38,10 @@ public final class KlifeConsumer: Sendable {
     /// The client's ``KlifeClient/onClose(_:)`` registration, forgotten when the consumer ends.
     private let closeHandler = Locked<UInt64?>(nil)
 
-    init(client: KlifeClient, configuration: ConsumerConfiguration) {
+    init(client: KlifeClient, configuration: ConsumerConfiguration, limiterClock: LimiterClock = .monotonic) {
         self.client = client
         let services = client.fetchers
-        self.state = ConsumerState(configuration: configuration) { for s in services { s.wake() } }
+        self.state = ConsumerState(configuration: configuration, limiterClock: limiterClock) { for s in services { s.wake() } }
         self.committer = OffsetCommitter(state: state, client: client)
         if configuration.isGroupMember {
             let listener = GroupAssignmentHandler(state: state, client: client, committer: committer)
