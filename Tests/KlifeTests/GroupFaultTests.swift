@@ -335,6 +335,24 @@ final class GroupFaultTests: XCTestCase {
         print("broker down: \(s.redeliveries) records read again, \(s.lostEvents) losses")
     }
 
+    /// The interleaving behind a record the mock holds twice, forced: a Produce answer lost after
+    /// the mock appended its batches (its body does not decode, so the producer's connection
+    /// fails). The producer retries with the same producer id, epoch and sequence; the mock
+    /// (which does not deduplicate) appends them again; the members read both copies, and
+    /// nothing is lost or skipped.
+    func testAProduceAnswerLostAfterTheAppendIsRetriedWithTheSameSequence() async throws {
+        let s = try await GroupFaultScenario { mock, group in try mock.coordinator("group", key: group, broker: 1) }
+        defer { s.stop() }
+        _ = try await s.startTwoMembers()
+        let front = s.proxies[1]
+        let read = s.deliveredCount
+        front.damage(apiKey: ApiKey.produce.rawValue, [.body])
+        await eventually("the damaged produce answer delivered") { front.armed(apiKey: ApiKey.produce.rawValue) == 0 }
+        await eventually("records flow again") { s.deliveredCount > read + 100 }
+        let writtenTwice = try await s.finish()
+        XCTAssertGreaterThan(writtenTwice, 0, "the lost answer's records are in the mock's log twice, as retries")
+    }
+
     func testACoordinatorDownLongerThanTheSessionTimeoutLosesThePartitionsAndTheGroupReforms() async throws {
         // Broker 2 leads two partitions and coordinates the group; while it is down the mock's
         // session timer removes both members, so their heartbeats come back UNKNOWN_MEMBER_ID.
@@ -641,6 +659,32 @@ final class GroupFaultScenario: Sendable {
         return ends()
     }
 
+    /// Every record of `tp` in the mock's log: its producer id, epoch and sequence, by offset.
+    private func producedSequences(_ tp: TopicPartition) async throws -> [Int64: [Int64]] {
+        var ids: [Int64: [Int64]] = [:]
+        var offset: Int64 = 0
+        let topicID = producer.metadataStore.snapshot.metadata.topics[tp.topic]?.topicID ?? .zero
+        while true {
+            let request = FetchRequest(
+                maxWaitMs: 100, minBytes: 1, maxBytes: 1 << 20, isolationLevel: 0,
+                topics: [.init(name: tp.topic, topicID: topicID,
+                               partitions: [.init(partition: tp.partition, fetchOffset: offset, partitionMaxBytes: 1 << 20)])])
+            let response = try await producer.roundTripToLeader(request, topic: tp.topic, partition: tp.partition)
+            guard let p = response.responses.first?.partitions.first else { break }
+            let batches = try RecordBatchDecoder.decode(p.records).batches
+            guard let last = batches.last else { break }
+            for b in batches {
+                for r in b.records {
+                    ids[r.offset] = [b.header.producerID, Int64(b.header.producerEpoch),
+                                     Int64(b.header.baseSequence) + (r.offset - b.header.baseOffset)]
+                }
+            }
+            offset = last.header.lastOffset + 1
+            if offset >= p.highWatermark { break }
+        }
+        return ids
+    }
+
     /// Each partition's end: the number of acknowledged records (their offsets are dense from 0).
     private func ends() -> [TopicPartition: Int64] {
         ledger.withLock { l in
@@ -712,20 +756,44 @@ final class GroupFaultScenario: Sendable {
 
     /// Stops producing, waits until every record was read and committed, checks the ledger,
     /// closes the members and checks the commits again.
-    func finish(file: StaticString = #filePath, line: UInt = #line) async throws {
+    /// - Returns: how many records the mock wrote twice (retries of batches whose answer was lost).
+    @discardableResult
+    func finish(file: StaticString = #filePath, line: UInt = #line) async throws -> Int64 {
         if let task = producing.withLock({ $0 }) {
             task.cancel()
             await task.value
         }
         await producer.flush()
-        let ends = ends()
         let l = ledger.withLock { $0 }
         XCTAssertEqual(l.produceFailures, [], "every record was written", file: file, line: line)
-        for (tp, offsets) in l.acked {
-            XCTAssertEqual(offsets.sorted(), (0..<Int64(offsets.count)).map { $0 }, "\(tp): dense offsets", file: file, line: line)
-        }
-        if l.acked.contains(where: { $0.value.sorted() != (0..<Int64($0.value.count)).map { $0 } }) {
-            print("producer log:\n" + producerLogs.withLock { $0.suffix(400).joined(separator: "\n") })
+        // Each partition's end: its acknowledged offsets are dense from 0, except where the mock
+        // wrote a retried batch twice (it does not deduplicate: MockIdempotenceTests). An offset
+        // nobody acknowledged must hold the same producer id, epoch and sequence as an
+        // acknowledged one: the producer retried correctly and only the mock's log repeats it.
+        var ends: [TopicPartition: Int64] = [:]
+        var writtenTwice: Int64 = 0
+        for tp in allPartitions {
+            let acked = l.acked[tp] ?? []
+            XCTAssertEqual(Set(acked).count, acked.count, "\(tp): no offset acknowledged twice", file: file, line: line)
+            var end = Int64(acked.count)
+            if acked.sorted() != (0..<end).map({ $0 }) {
+                let log = try await producedSequences(tp)
+                end = Int64(log.count)
+                XCTAssertEqual(Set(log.keys), Set(0..<end), "\(tp): the log read whole", file: file, line: line)
+                var explained = acked.allSatisfy { $0 < end }
+                XCTAssertTrue(explained, "\(tp): acknowledged offsets inside the log", file: file, line: line)
+                for offset in Set(0..<end).subtracting(acked).sorted() {
+                    let id = log[offset]
+                    let retry = acked.contains { log[$0] == id }
+                    XCTAssertTrue(retry, "\(tp)@\(offset): written but never acknowledged, and not a retry of an acknowledged batch (producer id, epoch, sequence \(id ?? []))",
+                                  file: file, line: line)
+                    explained = explained && retry
+                }
+                writtenTwice += end - Int64(acked.count)
+                print("\(tp): the mock wrote \(end - Int64(acked.count)) retried record(s) twice")
+                if !explained { print("producer log:\n" + producerLogs.withLock { $0.suffix(400).joined(separator: "\n") }) }
+            }
+            ends[tp] = end
         }
         await eventually("every record was read", file: file, line: line) {
             ledger.withLock { l in ends.allSatisfy { tp, end in (l.delivered[tp]?.count ?? 0) >= Int(end) } }
@@ -753,6 +821,7 @@ final class GroupFaultScenario: Sendable {
         }
         for member in members { await member.client.close() }
         await producer.close()
+        return writtenTwice
     }
 
     /// Ends the background tasks and the mock (also after a failed test).
