@@ -99,15 +99,7 @@ public struct ConsumerRecord: Sendable, Equatable {
         let valueStart = buffer.count
         buffer += value ?? []
         let headersStart = buffer.count
-        var writer = ByteWriter(capacity: 16)
-        for header in headers {
-            let name = Array(header.key.utf8)
-            writer.writeVarint(Int32(name.count))
-            writer.writeBytes(name)
-            writer.writeVarint(header.value.map { Int32($0.count) } ?? -1)
-            if let v = header.value { writer.writeBytes(v) }
-        }
-        buffer += writer.bytes
+        buffer += RecordBatchEncoder.headerBytes(headers)
         self.init(topic: topic, partition: partition, slot: RecordSlot(
             offset: offset, timestamp: timestamp, keyStart: 0, keyLength: key.map { Int32($0.count) } ?? -1,
             valueStart: Int32(valueStart), valueLength: value.map { Int32($0.count) } ?? -1,

@@ -121,6 +121,21 @@ public struct RecordIndex: Sendable {
     }
 }
 
+extension RecordBatchEncoder {
+    /// Headers as a record holds them after its header count, in a new array (records made by
+    /// hand; ``RecordHeaderReader`` reads them back).
+    public static func headerBytes(_ headers: [RecordHeader]) -> [UInt8] {
+        let size = headers.reduce(0) {
+            $0 &+ RecordBatchLayout.nullableBytesSize($1.key.utf8.count) &+ RecordBatchLayout.nullableBytesSize($1.value?.count)
+        }
+        return [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+            guard let base = buffer.baseAddress, size > 0 else { count = 0; return }
+            let start = UnsafeMutableRawPointer(base)
+            count = start.distance(to: putHeaders(headers, at: start))
+        }
+    }
+}
+
 /// Reading the headers a slot points at, when a caller asks for them.
 public enum RecordHeaderReader {
     /// The `count` headers starting at `start` in `buffer` (positions checked when indexed;
