@@ -95,9 +95,8 @@ final class FetchSessionConsumerTests: XCTestCase {
         try await fill(producer, topic: topic, partitions: 6, count: 300)
         await producer.close()
 
-        let proxy = try FetchSessionProxy(upstreams: mock.bootstrap)
+        let proxy = try Self.sessionProxy(in: mock)
         defer { proxy.stop() }
-        for (i, port) in proxy.ports.enumerated() { try mock.advertise(Int32(i + 1), host: "127.0.0.1", port: port) }
         let client = try await Self.mockClient(proxy.addresses)
         let consumer = try client.consumer(Self.smallPrefetch())
         try await readWithPauseAndSeek(consumer, topic: topic, partitions: 6, count: 300, whilePaused: {
@@ -163,9 +162,8 @@ final class FetchSessionConsumerTests: XCTestCase {
         try await fill(producer, topic: topic, partitions: 4, count: 300)
         await producer.close()
 
-        let proxy = try FetchSessionProxy(upstreams: mock.bootstrap)
+        let proxy = try Self.sessionProxy(in: mock)
         defer { proxy.stop() }
-        for (i, port) in proxy.ports.enumerated() { try mock.advertise(Int32(i + 1), host: "127.0.0.1", port: port) }
         let client = try await Self.mockClient(proxy.addresses)
         let consumer = try client.consumer(Self.smallPrefetch())
         try await readWithPauseAndSeek(consumer, topic: topic, partitions: 4, count: 300, midway: {
@@ -200,9 +198,8 @@ final class FetchSessionConsumerTests: XCTestCase {
         let topic = "closing"
         let mock = try MockCluster(brokers: 1, topics: [(topic, 1)])
         defer { mock.stop() }
-        let proxy = try FetchSessionProxy(upstreams: mock.bootstrap)
+        let proxy = try Self.sessionProxy(in: mock)
         defer { proxy.stop() }
-        try mock.advertise(1, host: "127.0.0.1", port: proxy.ports[0])
         let client = try await Self.mockClient(proxy.addresses)
         try await fill(client, topic: topic, partitions: 1, count: 10)
         // Every answer of the broker is late from now: the fetch connection's handshake too.
@@ -234,9 +231,8 @@ final class FetchSessionConsumerTests: XCTestCase {
         let topic = "closing"
         let mock = try MockCluster(brokers: 1, topics: [(topic, 1)])
         defer { mock.stop() }
-        let proxy = try FetchSessionProxy(upstreams: mock.bootstrap)
+        let proxy = try Self.sessionProxy(in: mock)
         defer { proxy.stop() }
-        try mock.advertise(1, host: "127.0.0.1", port: proxy.ports[0])
         let client = try await Self.mockClient(proxy.addresses)
         try await fill(client, topic: topic, partitions: 1, count: 10)
         try mock.rtt(1, ms: 500)
@@ -267,6 +263,19 @@ final class FetchSessionConsumerTests: XCTestCase {
         settings.fetchMaxWait = .milliseconds(100)
         settings.retryBackoff = .milliseconds(20)
         return settings
+    }
+
+    /// A ``FetchSessionProxy`` in front of every broker of `mock`, which the mock's Metadata
+    /// names instead of the brokers themselves.
+    private static func sessionProxy(in mock: MockCluster) throws -> FetchSessionProxy {
+        let proxy = try FetchSessionProxy(upstreams: mock.bootstrap)
+        do {
+            for (i, port) in proxy.ports.enumerated() { try mock.advertise(Int32(i + 1), host: "127.0.0.1", port: port) }
+        } catch {
+            proxy.stop()
+            throw error
+        }
+        return proxy
     }
 
     private static func mockClient(_ bootstrap: [String]) async throws -> KlifeClient {
