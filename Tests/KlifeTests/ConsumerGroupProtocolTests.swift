@@ -421,14 +421,19 @@ final class ConsumerGroupProtocolTests: XCTestCase {
         defer { mock.stop() }
         try mock.consumerGroup(sessionTimeoutMs: 10_000, heartbeatIntervalMs: 300)
         let client = try await connect(mock)
-        // Records keep arriving on every partition through both removals.
-        let rounds = 400
-        let producing = Task {
-            for i in 0..<rounds {
+        // Records keep arriving on every partition through both removals and rejoins (at least
+        // 400 rounds, and on until both members read again after the second rejoin), so each
+        // new assignment brings a batch whose start is checked however slow the run is.
+        let keepProducing = Locked(true)
+        let producing = Task { () -> Int in
+            var i = 0
+            while i < 400 || keepProducing.withLock({ $0 }) {
                 for p in Int32(0)..<6 { client.produce(ProducerRecord(topic: topic, partition: p, value: "\(p):\(i)")) { _ in } }
                 if i % 10 == 9 { try? await Task.sleep(for: .milliseconds(50)) }
+                i += 1
             }
             await client.flush()
+            return i
         }
         let settings = settings(group: "g-fence", topic: topic)
         let a = try CommittingMember("a", client: client, settings: settings)
@@ -456,8 +461,13 @@ final class ConsumerGroupProtocolTests: XCTestCase {
         let idsAfter = members.map(\.consumer.groupStatistics.memberID)
         XCTAssertEqual(zip(idsBefore, idsAfter).filter { $0 != $1 }.count, 1,
                        "the member the coordinator no longer knew joined with a new member id")
+        let readSoFar = members.map(\.count)
+        await eventually("both members read again after the rejoins", within: .seconds(60)) {
+            zip(members, readSoFar).allSatisfy { $0.count > $1 }
+        }
+        keepProducing.withLock { $0 = false }
 
-        await producing.value
+        let rounds = await producing.value
         await eventually("every record read", within: .seconds(60)) {
             self.merged(members).values.reduce(0) { $0 + Set($1).count } == 6 * rounds
         }
