@@ -61,6 +61,10 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
         /// idle (resetting its offsets, deleting it) was refused: by the client after describing
         /// the group, or by the coordinator (`NON_EMPTY_GROUP`). Stop the group's consumers first.
         public static let groupNotEmpty = Code("groupNotEmpty")
+        /// A consumed record failed every attempt the consumer's ``FailurePolicy`` allows, and no
+        /// retry or dead-letter topic took it: its partition stopped at that record (nothing
+        /// after it is handed out or committed) until ``KlifeConsumer/seek(_:to:)``.
+        public static let recordFailed = Code("recordFailed")
         /// The name of the code.
         public var description: String { name }
     }
@@ -85,6 +89,7 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
         case transactionAborted(transactionalID: String, reason: String)
         case tlsHandshakeFailed(broker: String, failure: TLSFailure)
         case groupNotEmpty(groupID: String, operation: String, detail: String)
+        case recordFailed(TopicPartition, offset: Int64, attempts: Int, error: String)
     }
 
     private let kind: Kind
@@ -115,6 +120,7 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
         case .transactionAborted: .transactionAborted
         case .tlsHandshakeFailed: .tlsHandshakeFailed
         case .groupNotEmpty: .groupNotEmpty
+        case .recordFailed: .recordFailed
         }
     }
 
@@ -180,6 +186,8 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
             "TLS handshake with \(broker) failed: \(failure)"
         case .groupNotEmpty(let id, let operation, let detail):
             "cannot \(operation) group '\(id)': \(detail); stop its consumers first"
+        case .recordFailed(let tp, let offset, let attempts, let error):
+            "record \(tp.topic)/\(tp.partition) at offset \(offset) failed after \(attempts) attempt\(attempts == 1 ? "" : "s"): \(error); its partition stopped"
         }
     }
 
@@ -223,6 +231,9 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
     }
     static func transactionAborted(_ transactionalID: String, reason: String) -> KlifeError {
         KlifeError(.transactionAborted(transactionalID: transactionalID, reason: reason))
+    }
+    static func recordFailed(_ tp: TopicPartition, offset: Int64, attempts: Int, error: String) -> KlifeError {
+        KlifeError(.recordFailed(tp, offset: offset, attempts: attempts, error: error))
     }
     static func groupNotEmpty(_ groupID: String, operation: String, detail: String) -> KlifeError {
         KlifeError(.groupNotEmpty(groupID: groupID, operation: operation, detail: detail))

@@ -75,9 +75,11 @@ extension ConsumerState {
     func uncommitted(_ partitions: Set<TopicPartition>? = nil) -> [TopicPartition: Progress] {
         state.withLock { s in
             var found: [TopicPartition: Progress] = [:]
-            for (tp, p) in s.partitions where p.processedPosition >= 0 && p.processedPosition != p.committedPosition {
+            for (tp, p) in s.partitions {
+                let position = Self.commitPosition(p)
+                guard position >= 0 && position != p.committedPosition else { continue }
                 if let partitions, !partitions.contains(tp) { continue }
-                found[tp] = Progress(offset: p.processedPosition, assignmentID: p.assignmentID)
+                found[tp] = Progress(offset: position, assignmentID: p.assignmentID)
             }
             return found
         }

@@ -65,6 +65,15 @@ final class ConsumerState: Sendable {
         var lastStableOffset: Int64 = -1
         /// Batches fetched and not yet handed out.
         var ready: [ConsumerBatch] = []
+        /// Offsets of records handed out and not finished (retrying, or being moved to a retry
+        /// topic), in ascending order: commits stop at the first.
+        var holds: [Int64] = []
+        /// Set when a record failed for good: nothing more is fetched or handed out.
+        var stopped: KlifeError?
+        /// A retry topic's partition: each record waits until the due time in its headers.
+        var delayed = false
+        /// While delayed records wait: the wall-clock time (ms) the head record is due.
+        var dueAt: Int64 = 0
     }
 
     struct State: Sendable {
@@ -96,9 +105,13 @@ final class ConsumerState: Sendable {
         /// When ``rateTimer`` fires (limiter clock), and which timer is current.
         var rateTimerDeadline: UInt64 = 0
         var rateTimerGeneration: UInt64 = 0
+        /// What handlers' outcomes did to records: retries, moves, dead letters.
+        var outcomes = OutcomeCounters()
     }
 
     let configuration: ConsumerConfiguration
+    /// The retry topics read beside the sources: their records wait until due.
+    let delayedTopics: Set<String>
     let state: Locked<State>
     /// The time of the rate limits, and how their timer sleeps.
     let limiterClock: LimiterClock
@@ -109,6 +122,7 @@ final class ConsumerState: Sendable {
     init(configuration: ConsumerConfiguration, limiterClock: LimiterClock = .monotonic,
          wakeFetchers: @escaping @Sendable () -> Void) {
         self.configuration = configuration
+        self.delayedTopics = configuration.retryTopics.map { Set(configuration.topics.flatMap($0.retryTopics(of:))) } ?? []
         self.limiterClock = limiterClock
         self.state = Locked(State(limiter: DeliveryLimiter(configuration.rateLimit, now: limiterClock.now())))
         self.wakeFetchers = wakeFetchers
@@ -176,7 +190,8 @@ final class ConsumerState: Sendable {
             var nextDue = UInt64.max
             let room = configuration.maxBufferedBytes - s.bufferedBytes - s.reservedBytes
             guard !s.closed, s.failure == nil, room > 0 else { return ([:], 0, false, .max) }
-            for (tp, p) in s.partitions where !p.paused && !p.inFlight && !p.revoking && p.fetchPosition >= 0 {
+            for (tp, p) in s.partitions where !p.paused && !p.inFlight && !p.revoking && p.fetchPosition >= 0
+                && p.stopped == nil && !(p.delayed && !p.ready.isEmpty) {
                 if p.notBefore > now {
                     nextDue = min(nextDue, p.notBefore)
                     continue
@@ -230,6 +245,7 @@ final class ConsumerState: Sendable {
             p.inFlight = false
             p.fetchPosition = -1
             p.epoch &+= 1
+            p.holds.removeAll()
             s.bufferedBytes -= p.ready.reduce(0) { $0 + $1.bytes }
             p.ready.removeAll()
             s.order.removeAll { $0 == tp }
@@ -263,6 +279,8 @@ final class ConsumerState: Sendable {
             p.fetchPosition = offset
             p.deliveredPosition = offset
             p.processedPosition = offset
+            p.holds.removeAll()
+            p.stopped = nil
             p.inFlight = false
             p.notBefore = 0
             s.partitions[tp] = p
@@ -280,7 +298,15 @@ final class ConsumerState: Sendable {
         let limited = s.limiter.isActive
         let now = limited ? limiterClock.now() : 0
         for (i, tp) in s.order.enumerated() {
-            guard var p = s.partitions[tp], !p.paused, !p.busy, !p.revoking, !p.ready.isEmpty else { continue }
+            guard var p = s.partitions[tp], !p.paused, !p.busy, !p.revoking, !p.ready.isEmpty, p.stopped == nil else { continue }
+            if p.delayed {
+                let wait = Self.waitForDue(&p, now: ConsumerState.wallClockMilliseconds())
+                s.partitions[tp] = p
+                if wait > 0 {
+                    held = held == 0 ? wait : min(held, wait)
+                    continue
+                }
+            }
             if limited {
                 // Per batch, never per record. A partition held by its own limit lets the
                 // others go first; the consumer-wide limit holds everything in arrival order.
@@ -337,6 +363,7 @@ final class ConsumerState: Sendable {
                     // Never an epoch of an earlier assignment of the partition: an answer to a
                     // fetch sent before it was lost or revoked would pass for a current one.
                     p.epoch = p.assignmentID << 32
+                    p.delayed = delayedTopics.contains(tp.topic)
                     s.nextAssignmentID &+= 1
                     s.partitions[tp] = p
                 }

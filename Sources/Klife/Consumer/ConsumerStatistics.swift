@@ -43,6 +43,26 @@ public struct ConsumerStatistics: Sendable {
     public var rateLimitWait: Duration
     /// How many times the reader had to wait on the rate limits.
     public var rateLimitWaits: Int
+    /// What handlers' outcomes did: records retrying now, retries, moves to retry and
+    /// dead-letter topics, stopped partitions.
+    public var outcomes: OutcomeStatistics
+}
+
+/// What the handlers' outcomes did to records (``ConsumerStatistics/outcomes``).
+public struct OutcomeStatistics: Sendable, Hashable {
+    /// Records handed out and not finished now: retrying in the process or being moved (each
+    /// holds its partition's commits below it).
+    public var recordsInRetry: Int
+    /// Attempts after the first, of whole batches and of single records.
+    public var retries: Int
+    /// Records written to a retry topic.
+    public var movedToRetryTopics: Int
+    /// Records written to a dead-letter topic.
+    public var deadLettered: Int
+    /// Failed batches handed out again in halves to find their bad records.
+    public var isolatedBatches: Int
+    /// Partitions stopped by a record that failed for good, now.
+    public var stoppedPartitions: Int
 }
 
 extension ConsumerState {
@@ -77,7 +97,7 @@ extension ConsumerState {
                     let end = p.lastStableOffset >= 0 ? min(p.lastStableOffset, p.highWatermark) : p.highWatermark
                     lag = max(0, end - p.deliveredPosition)
                 }
-                partitions[tp] = .init(position: p.deliveredPosition, processed: p.processedPosition, committed: p.committedPosition,
+                partitions[tp] = .init(position: p.deliveredPosition, processed: Self.commitPosition(p), committed: p.committedPosition,
                                        lag: lag, bufferedBytes: p.ready.reduce(0) { $0 + $1.bytes }, paused: p.paused)
             }
             let waited = s.limiter.totalWait(now: s.limiter.waitingSince == nil ? 0 : limiterClock.now())
@@ -85,7 +105,12 @@ extension ConsumerState {
                                       batchesDelivered: s.batchesDelivered, bufferedBytes: s.bufferedBytes,
                                       handlerLatency: s.handlerLatency.summary, group: group,
                                       rateLimit: s.limiter.limit, rateLimitWait: .nanoseconds(Int64(clamping: waited)),
-                                      rateLimitWaits: s.limiter.waits)
+                                      rateLimitWaits: s.limiter.waits,
+                                      outcomes: OutcomeStatistics(
+                                          recordsInRetry: s.partitions.values.reduce(0) { $0 + $1.holds.count },
+                                          retries: s.outcomes.retries, movedToRetryTopics: s.outcomes.movedToRetry,
+                                          deadLettered: s.outcomes.deadLettered, isolatedBatches: s.outcomes.isolations,
+                                          stoppedPartitions: s.partitions.values.filter { $0.stopped != nil }.count))
         }
     }
 }
