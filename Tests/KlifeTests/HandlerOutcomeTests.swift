@@ -236,6 +236,48 @@ final class HandlerOutcomeTests: XCTestCase {
         try await running.value
         await client.close()
     }
+
+    func testPerKeyOrderKeepsAKeysLaterRecordsBehindItsRetryingOne() async throws {
+        let client = try await Shared.client()
+        let topic = try await Shared.topic(client, partitions: 1, prefix: "outcome-keys")
+        // k1's first record fails at the source until its attempts run out (it moves to the
+        // retry topic); k2's first record fails once and then succeeds in the process.
+        let values = ["k1-0", "k2-0", "k3-0", "k1-1", "k3-1", "k2-1", "k1-2", "k3-2", "k2-2"]
+        await produce(client, topic: topic, partition: 0, values: values) { String(values[$0].prefix(2)) }
+        var settings = groupSettings(topic)
+        settings.maxRecords = 2
+        settings.failurePolicy.maxAttempts = 2
+        settings.retryTopics = RetryTopics(delays: [.milliseconds(200)], createMissing: true, perKeyOrder: true)
+        let consumer = try client.consumer(settings)
+        let finished = Locked<[String: [String]]>([:])
+        let failures = Locked<[String: Int]>([:])
+        let running = Task {
+            try await consumer.runEach { record in
+                let value = record.valueString ?? "?"
+                let fromSource = !record.topic.contains(".retry.")
+                let failed = failures.withLock { f -> Bool in
+                    let shouldFail = (value == "k1-0" && fromSource) || (value == "k2-0" && f[value, default: 0] == 0)
+                    if shouldFail { f[value, default: 0] += 1 }
+                    return shouldFail
+                }
+                if failed { return .retry(error: "not yet") }
+                finished.withLock { $0[String(value.prefix(2)), default: []].append(value) }
+                return .done
+            }
+        }
+        await eventually("every record finished") { finished.withLock { $0.values.reduce(0) { $0 + $1.count } } == values.count }
+        let order = finished.withLock { $0 }
+        XCTAssertEqual(order["k1"], ["k1-0", "k1-1", "k1-2"], "k1's later records followed it through the retry topic")
+        XCTAssertEqual(order["k2"], ["k2-0", "k2-1", "k2-2"], "k2's later records waited for its in-process retry")
+        XCTAssertEqual(order["k3"], ["k3-0", "k3-1", "k3-2"])
+        let stats = consumer.statistics().outcomes
+        XCTAssertEqual(stats.movedToRetryTopics, 3, "k1-0 moved after its attempts, k1-1 and k1-2 followed it")
+        let tp = TopicPartition(topic: topic, partition: 0)
+        await eventually("the source partition's position passes every record") { consumer.processed(tp) == Int64(values.count) }
+        await consumer.close()
+        try await running.value
+        await client.close()
+    }
 }
 
 /// The last header `name` of `record` as text.

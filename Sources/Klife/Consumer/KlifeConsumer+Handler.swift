@@ -58,7 +58,9 @@ extension KlifeConsumer {
         guard state.enterHandlerMode() else {
             throw .invalidArgument("a consumer's batches go either to run(_:) or to next(), and run(_:) runs once")
         }
+        let perKeyOrder = state.configuration.retryTopics?.perKeyOrder == true
         let processor = BatchProcessor(state: state, policy: state.configuration.failurePolicy, mover: mover,
+                                       ledger: perKeyOrder ? KeyOrderLedger() : nil,
                                        log: { [hub = client.hubs[0]] level, text in hub.log(level, text) },
                                        handler: handler)
         var failure: KlifeError?

@@ -30,6 +30,18 @@ extension ConsumerState {
         if let (waiter, next) = handOff { waiter.resume(returning: .success(next)) }
     }
 
+    /// Holds the records at `offsets` of `batch` (handed out, not finished) before the batch is.
+    func addHolds(_ batch: ConsumerBatch, offsets: [Int64]) {
+        guard !offsets.isEmpty else { return }
+        state.withLock { s in
+            guard var p = s.partitions[batch.topicPartition], p.assignmentID == batch.assignmentID,
+                  p.epoch == batch.epoch else { return }
+            p.holds.append(contentsOf: offsets)
+            p.holds.sort()
+            s.partitions[batch.topicPartition] = p
+        }
+    }
+
     /// The held record at `offset` of `batch`'s partition is finished (done, or moved on).
     func releaseHold(_ batch: ConsumerBatch, offset: Int64) {
         state.withLock { s in
