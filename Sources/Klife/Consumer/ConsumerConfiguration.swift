@@ -83,6 +83,14 @@ public struct ConsumerConfiguration: Sendable {
     /// consumer and per partition; see ``ConsumerRateLimit``). `nil` (default): none. Changed
     /// at run time with ``KlifeConsumer/setRateLimit(_:)``.
     public var rateLimit: ConsumerRateLimit?
+    /// An adaptive limit on records in flight (handed out, not yet finished) and so on batch
+    /// sizes, from measured latency and handler errors (see ``AdaptiveLimit``). `nil`
+    /// (default): none. Changed at run time with ``KlifeConsumer/setAdaptiveLimit(_:)``.
+    public var adaptiveLimit: AdaptiveLimit?
+    /// The downstream's capacity signal for ``KlifeConsumer/run(_:)``: a handler is started
+    /// only when the downstream can take its batch (see ``DownstreamCapacity``). `nil`
+    /// (default): handlers start as batches are ready.
+    public var downstream: DownstreamCapacity?
     /// ``IsolationLevel/readUncommitted`` (default) or ``IsolationLevel/readCommitted``.
     public var isolation: IsolationLevel = .readUncommitted
     /// Where a partition starts when its position is out of range (deleted by retention, or
@@ -112,6 +120,8 @@ public struct ConsumerConfiguration: Sendable {
         if fetchMaxBytes < 1024 { throw .invalidConfiguration("consumer.fetchMaxBytes", "must be at least 1024") }
         if partitionMaxBytes < 1024 { throw .invalidConfiguration("consumer.partitionMaxBytes", "must be at least 1024") }
         try rateLimit?.validate()
+        try adaptiveLimit?.validate()
+        try downstream?.validate()
         if retryBackoff <= .zero { throw .invalidConfiguration("consumer.retryBackoff", "must be positive") }
         if retryBackoffMax < retryBackoff {
             throw .invalidConfiguration("consumer.retryBackoffMax", "must be >= consumer.retryBackoff")

@@ -43,6 +43,27 @@ public struct ConsumerStatistics: Sendable {
     public var rateLimitWait: Duration
     /// How many times the reader had to wait on the rate limits.
     public var rateLimitWaits: Int
+    /// Records handed out and not yet finished: in ``KlifeConsumer/run(_:)`` handlers, or the
+    /// batch a reader of ``KlifeConsumer/next()`` got last (until it asks again).
+    public var inFlightRecords: Int
+    /// The adaptive limit's state (`nil`: no ``ConsumerConfiguration/adaptiveLimit``).
+    public var adaptiveLimit: AdaptiveLimitStatistics?
+    /// Latency of the last finished batches (at most 256), from hand-out until the handler
+    /// finished (or the reader asked again): what the application takes now, unlike the
+    /// all-time ``handlerLatency``.
+    public var recentLatency: RecentLatency
+    /// Sum of every partition's ``Partition/lag`` that is known: records not yet handed out.
+    public var totalLag: Int64
+
+    /// Percentiles of a bounded window of batch latencies.
+    public struct RecentLatency: Sendable, Hashable {
+        /// Batches in the window (0: no batch finished yet, and the percentiles are zero).
+        public var count: Int
+        /// Median.
+        public var p50: Duration
+        /// 99th percentile (nearest rank).
+        public var p99: Duration
+    }
 }
 
 extension ConsumerState {
@@ -62,10 +83,14 @@ extension ConsumerState {
     /// A handler gave up `batch` (its partition went away): the partition is no longer busy,
     /// and nothing is marked processed.
     func markAbandoned(_ batch: ConsumerBatch) {
-        state.withLock { s in
-            guard let p = s.partitions[batch.topicPartition], p.assignmentID == batch.assignmentID else { return }
+        let handOff = state.withLock { s -> (Waiter, ConsumerBatch)? in
+            guard let p = s.partitions[batch.topicPartition], p.assignmentID == batch.assignmentID else { return nil }
+            finishHandlerBatch(&s, batch.topicPartition, assignmentID: batch.assignmentID, processed: false)
             s.partitions[batch.topicPartition]!.busy = false
+            return takeWaiter(&s)
         }
+        releasePermit(of: batch)
+        if let (waiter, next) = handOff { waiter.resume(returning: .success(next)) }
     }
 
     func statistics(group: GroupStatistics) -> ConsumerStatistics {
@@ -80,12 +105,17 @@ extension ConsumerState {
                 partitions[tp] = .init(position: p.deliveredPosition, processed: p.processedPosition, committed: p.committedPosition,
                                        lag: lag, bufferedBytes: p.ready.reduce(0) { $0 + $1.bytes }, paused: p.paused)
             }
+            let recent = s.recentLatencies.percentiles
+            let totalLag = partitions.values.reduce(Int64(0)) { $0 + max(0, $1.lag) }
             let waited = s.limiter.totalWait(now: s.limiter.waitingSince == nil ? 0 : limiterClock.now())
             return ConsumerStatistics(partitions: partitions, recordsFetched: s.recordsFetched, bytesFetched: s.bytesFetched,
                                       batchesDelivered: s.batchesDelivered, bufferedBytes: s.bufferedBytes,
                                       handlerLatency: s.handlerLatency.summary, group: group,
                                       rateLimit: s.limiter.limit, rateLimitWait: .nanoseconds(Int64(clamping: waited)),
-                                      rateLimitWaits: s.limiter.waits)
+                                      rateLimitWaits: s.limiter.waits, inFlightRecords: s.inFlightRecords,
+                                      adaptiveLimit: s.adaptive?.statistics(inFlight: s.inFlightRecords),
+                                      recentLatency: .init(count: recent?.count ?? 0, p50: recent?.p50 ?? .zero, p99: recent?.p99 ?? .zero),
+                                      totalLag: totalLag)
         }
     }
 }
@@ -94,5 +124,61 @@ extension KlifeConsumer {
     /// Positions, lag, fetch counters, handler latency and rebalances, now.
     public func statistics() -> ConsumerStatistics {
         state.statistics(group: groupStatistics)
+    }
+
+    /// ``statistics()`` every `interval`, as a stream that ends when the consumer closes (or
+    /// fails). One timer task per stream, cancelled when the stream's reader goes away; a slow
+    /// reader gets the newest snapshot, never a backlog.
+    ///
+    /// ```swift
+    /// for await stats in consumer.statisticsUpdates(every: .seconds(10)) {
+    ///     metrics.gauge("consumer.limit", stats.adaptiveLimit?.limit ?? 0)
+    ///     metrics.gauge("consumer.lag", stats.totalLag)
+    /// }
+    /// ```
+    public func statisticsUpdates(every interval: Duration) -> AsyncStream<ConsumerStatistics> {
+        let (stream, continuation) = AsyncStream.makeStream(of: ConsumerStatistics.self, bufferingPolicy: .bufferingNewest(1))
+        guard let id = state.addStatisticsStream(continuation) else {
+            continuation.finish()
+            return stream
+        }
+        let period = max(interval, .milliseconds(1))
+        // Holds the consumer weakly: a stream nobody closes must not keep the consumer alive.
+        let timer = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: period)
+                guard !Task.isCancelled, let self else { break }
+                continuation.yield(self.statistics())
+            }
+            continuation.finish()
+        }
+        continuation.onTermination = { [state] _ in
+            timer.cancel()
+            state.removeStatisticsStream(id)
+        }
+        return stream
+    }
+}
+
+extension ConsumerState {
+    /// Registers a statistics stream (finished when the consumer ends); `nil` if it ended.
+    func addStatisticsStream(_ continuation: AsyncStream<ConsumerStatistics>.Continuation) -> UInt64? {
+        state.withLock { s in
+            guard !s.closed && s.failure == nil else { return nil }
+            s.nextStreamID &+= 1
+            s.statisticsStreams[s.nextStreamID] = continuation
+            return s.nextStreamID
+        }
+    }
+
+    func removeStatisticsStream(_ id: UInt64) {
+        _ = state.withLock { $0.statisticsStreams.removeValue(forKey: id) }
+    }
+
+    /// Ends every statistics stream (under the lock: finishing only schedules their ends).
+    func finishStatisticsStreams(_ s: inout State) {
+        let streams = s.statisticsStreams.values
+        s.statisticsStreams.removeAll()
+        for stream in streams { stream.finish() }
     }
 }

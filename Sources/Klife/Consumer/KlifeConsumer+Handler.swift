@@ -56,6 +56,7 @@ extension KlifeConsumer {
                 state.markProcessed(batch)
                 return
             } catch {
+                state.noteHandlerFailure(batch)
                 attempt += 1
                 client.hubs[0].log(.warning, "handler failed for \(batch.topicPartition) at offset \(batch.records.first?.offset ?? batch.nextOffset) (attempt \(attempt)): \(error)")
                 let settings = configuration
