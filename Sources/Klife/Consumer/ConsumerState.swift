@@ -277,14 +277,13 @@ final class ConsumerState: Sendable {
 
     /// Ends the stream with `error` (a fatal fetch error).
     func fail(_ error: KlifeError) {
-        let waiter = state.withLock { s -> Waiter? in
+        let (waiter, observers) = state.withLock { s -> (Waiter?, EndObservers) in
             if s.failure == nil { s.failure = error }
             stopRateWait(&s)
-            cancelDownstreamWait(&s)
-            finishStatisticsStreams(&s)
             defer { s.waiter = nil }
-            return s.waiter
+            return (s.waiter, takeEndObservers(&s))
         }
+        observers.notify()
         waiter?.resume(returning: .failure(error))
     }
 
@@ -444,7 +443,7 @@ final class ConsumerState: Sendable {
 
     /// Ends the stream: the reader gets `nil`; fetched batches are dropped.
     func close() {
-        let waiter = state.withLock { s -> Waiter? in
+        let (waiter, observers) = state.withLock { s -> (Waiter?, EndObservers) in
             s.closed = true
             s.partitions.removeAll()
             s.order.removeAll()
@@ -452,11 +451,10 @@ final class ConsumerState: Sendable {
             s.reservedBytes = 0
             s.handlerRecords = 0
             stopRateWait(&s)
-            cancelDownstreamWait(&s)
-            finishStatisticsStreams(&s)
             defer { s.waiter = nil }
-            return s.waiter
+            return (s.waiter, takeEndObservers(&s))
         }
+        observers.notify()
         waiter?.resume(returning: .success(nil))
     }
 

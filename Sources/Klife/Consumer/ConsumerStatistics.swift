@@ -175,10 +175,24 @@ extension ConsumerState {
         _ = state.withLock { $0.statisticsStreams.removeValue(forKey: id) }
     }
 
-    /// Ends every statistics stream (under the lock: finishing only schedules their ends).
-    func finishStatisticsStreams(_ s: inout State) {
-        let streams = s.statisticsStreams.values
-        s.statisticsStreams.removeAll()
-        for stream in streams { stream.finish() }
+    /// What must hear that the consumer ended, called outside the lock (their callbacks may
+    /// come back to the consumer): statistics streams, and a dispatcher waiting downstream.
+    struct EndObservers {
+        var streams: [AsyncStream<ConsumerStatistics>.Continuation]
+        var downstreamWait: (@Sendable () -> Void)?
+
+        func notify() {
+            downstreamWait?()
+            for stream in streams { stream.finish() }
+        }
+    }
+
+    /// Takes the end observers out of the state (under the lock).
+    func takeEndObservers(_ s: inout State) -> EndObservers {
+        defer {
+            s.statisticsStreams.removeAll()
+            s.downstreamWait = nil
+        }
+        return EndObservers(streams: Array(s.statisticsStreams.values), downstreamWait: s.downstreamWait)
     }
 }

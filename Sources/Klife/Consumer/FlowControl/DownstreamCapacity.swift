@@ -158,10 +158,4 @@ extension ConsumerState {
         }
         if had, case .permits(let permits)? = configuration.downstream?.form { permits.release() }
     }
-
-    /// Close and failure wake a dispatcher waiting on the downstream (under the lock).
-    func cancelDownstreamWait(_ s: inout State) {
-        s.downstreamWait?()
-        s.downstreamWait = nil
-    }
 }
