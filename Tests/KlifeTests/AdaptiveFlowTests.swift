@@ -94,16 +94,31 @@ final class AdaptiveFlowTests: XCTestCase {
         var free: Int { state.withLock { $0.free } }
     }
 
-    private func fill(_ client: KlifeClient, topic: String, partitions: Int32, count: Int) async {
+    /// A client and a new topic with `count` records in each partition.
+    private func filledTopic(partitions: Int32, count: Int, prefix: String) async throws -> (KlifeClient, String) {
+        let client = try await Shared.client()
+        let topic = try await Shared.topic(client, partitions: partitions, prefix: prefix)
         for p in 0..<partitions {
             for i in 0..<count { client.produce(ProducerRecord(topic: topic, partition: p, value: "\(p):\(i)")) { _ in } }
         }
         await client.flush()
+        return (client, topic)
     }
 
     private func consumer(_ client: KlifeClient, _ settings: ConsumerConfiguration, clock: ManualClock? = nil) throws -> KlifeConsumer {
         try settings.validate()
         return KlifeConsumer(client: client, configuration: settings, limiterClock: clock?.limiterClock ?? .monotonic)
+    }
+
+    /// `run` with handlers that count concurrency and what they processed around `body`.
+    private func runCounting(_ consumer: KlifeConsumer, _ processed: Processed, _ concurrency: Concurrency,
+                             _ body: @escaping @Sendable (ConsumerBatch) async throws -> Void = { _ in }) -> Task<Void, any Error> {
+        Task { try await consumer.run { batch in
+            concurrency.enter(batch)
+            defer { concurrency.leave(batch) }
+            try await body(batch)
+            processed.add(batch)
+        } }
     }
 
     private func assignAll(_ consumer: KlifeConsumer, topic: String, partitions: Int32) async throws {
@@ -115,11 +130,9 @@ final class AdaptiveFlowTests: XCTestCase {
     // MARK: Adaptive limit
 
     func testTheLimitDropsWhileTheHandlerIsSlowAndRecoversAfterwards() async throws {
-        let client = try await Shared.client()
-        let topic = try await Shared.topic(client, partitions: 1, prefix: "adaptive-phases")
         let total = 900
         let slow: Range<Int64> = 300..<500
-        await fill(client, topic: topic, partitions: 1, count: total)
+        let (client, topic) = try await filledTopic(partitions: 1, count: total, prefix: "adaptive-phases")
         let clock = ManualClock()
         var settings = ConsumerConfiguration()
         settings.groupID = TestCluster.uniqueTopicName("adaptive-group")
@@ -166,11 +179,9 @@ final class AdaptiveFlowTests: XCTestCase {
     }
 
     func testInFlightRecordsNeverExceedTheLimitAcrossPartitionsAndErrorsCountAsCongestion() async throws {
-        let client = try await Shared.client()
         let partitions: Int32 = 6
         let perPartition = 200
-        let topic = try await Shared.topic(client, partitions: partitions, prefix: "adaptive-inflight")
-        await fill(client, topic: topic, partitions: partitions, count: perPartition)
+        let (client, topic) = try await filledTopic(partitions: partitions, count: perPartition, prefix: "adaptive-inflight")
         var settings = ConsumerConfiguration()
         settings.groupID = TestCluster.uniqueTopicName("adaptive-inflight-group")
         settings.autoCommitInterval = .milliseconds(20)
@@ -184,9 +195,7 @@ final class AdaptiveFlowTests: XCTestCase {
         let concurrency = Concurrency()
         let failedOnce = Locked<Set<Int32>>([])
         let committedTooFar = Locked(0)
-        let runner = Task { try await consumer.run { batch in
-            concurrency.enter(batch)
-            defer { concurrency.leave(batch) }
+        let runner = runCounting(consumer, processed, concurrency) { batch in
             let tp = batch.topicPartition
             if let committed = consumer.committed(tp), committed > batch.records.first!.offset {
                 committedTooFar.withLock { $0 += 1 }
@@ -194,8 +203,7 @@ final class AdaptiveFlowTests: XCTestCase {
             try await Task.sleep(for: .microseconds(200 * batch.records.count))
             // Every partition's first batch fails once: congestion, then the retry succeeds.
             if failedOnce.withLock({ $0.insert(tp.partition).inserted }) { throw KlifeError.timedOut("downstream") }
-            processed.add(batch)
-        } }
+        }
         await eventually("every record is processed", within: .seconds(90)) { processed.total >= Int(partitions) * perPartition }
         let stats = consumer.statistics()
         await consumer.close()
@@ -215,10 +223,8 @@ final class AdaptiveFlowTests: XCTestCase {
     }
 
     func testAReaderGetsBatchesSplitToTheLimitAndAChangeAppliesAtOnce() async throws {
-        let client = try await Shared.client()
-        let topic = try await Shared.topic(client, partitions: 1, prefix: "adaptive-reader")
         let total = 300
-        await fill(client, topic: topic, partitions: 1, count: total)
+        let (client, topic) = try await filledTopic(partitions: 1, count: total, prefix: "adaptive-reader")
         var settings = ConsumerConfiguration()
         settings.maxRecords = 50
         // A fixed limit of 7 (minimum = maximum): every batch split to it.
@@ -288,11 +294,9 @@ final class AdaptiveFlowTests: XCTestCase {
     // MARK: Downstream capacity
 
     func testAPoolOfOnePermitRunsOneHandlerAtATime() async throws {
-        let client = try await Shared.client()
         let partitions: Int32 = 6
         let perPartition = 60
-        let topic = try await Shared.topic(client, partitions: partitions, prefix: "downstream-pool")
-        await fill(client, topic: topic, partitions: partitions, count: perPartition)
+        let (client, topic) = try await filledTopic(partitions: partitions, count: perPartition, prefix: "downstream-pool")
         let pool = PermitPool(1)
         var settings = ConsumerConfiguration()
         settings.maxRecords = 10
@@ -301,12 +305,7 @@ final class AdaptiveFlowTests: XCTestCase {
         try await assignAll(consumer, topic: topic, partitions: partitions)
         let processed = Processed()
         let concurrency = Concurrency()
-        let runner = Task { try await consumer.run { batch in
-            concurrency.enter(batch)
-            defer { concurrency.leave(batch) }
-            try await Task.sleep(for: .milliseconds(1))
-            processed.add(batch)
-        } }
+        let runner = runCounting(consumer, processed, concurrency) { _ in try await Task.sleep(for: .milliseconds(1)) }
         await eventually("every record is processed", within: .seconds(60)) { processed.total >= Int(partitions) * perPartition }
         await consumer.close()
         try await runner.value
@@ -320,11 +319,9 @@ final class AdaptiveFlowTests: XCTestCase {
     }
 
     func testAQueryAnsweringNothingHoldsHandlersUntilItAllowsThem() async throws {
-        let client = try await Shared.client()
         let partitions: Int32 = 3
         let perPartition = 50
-        let topic = try await Shared.topic(client, partitions: partitions, prefix: "downstream-query")
-        await fill(client, topic: topic, partitions: partitions, count: perPartition)
+        let (client, topic) = try await filledTopic(partitions: partitions, count: perPartition, prefix: "downstream-query")
         let capacity = Locked(0)
         var settings = ConsumerConfiguration()
         settings.maxRecords = 10
@@ -333,11 +330,7 @@ final class AdaptiveFlowTests: XCTestCase {
         try await assignAll(consumer, topic: topic, partitions: partitions)
         let processed = Processed()
         let concurrency = Concurrency()
-        let runner = Task { try await consumer.run { batch in
-            concurrency.enter(batch)
-            defer { concurrency.leave(batch) }
-            processed.add(batch)
-        } }
+        let runner = runCounting(consumer, processed, concurrency)
         // Everything fetched and buffered, and the dispatcher has asked many times: no handler ran.
         await eventually("every partition's records are buffered") {
             let stats = consumer.statistics()
@@ -361,9 +354,7 @@ final class AdaptiveFlowTests: XCTestCase {
     }
 
     func testCloseWakesADispatcherWaitingForAPermit() async throws {
-        let client = try await Shared.client()
-        let topic = try await Shared.topic(client, partitions: 1, prefix: "downstream-close")
-        await fill(client, topic: topic, partitions: 1, count: 20)
+        let (client, topic) = try await filledTopic(partitions: 1, count: 20, prefix: "downstream-close")
         let pool = PermitPool(0)
         var settings = ConsumerConfiguration()
         settings.downstream = .permits(pool)
@@ -382,10 +373,8 @@ final class AdaptiveFlowTests: XCTestCase {
     // MARK: Statistics
 
     func testStatisticsUpdatesComeEveryIntervalAndEndWhenTheConsumerCloses() async throws {
-        let client = try await Shared.client()
         let partitions: Int32 = 2
-        let topic = try await Shared.topic(client, partitions: partitions, prefix: "stats-stream")
-        await fill(client, topic: topic, partitions: partitions, count: 30)
+        let (client, topic) = try await filledTopic(partitions: partitions, count: 30, prefix: "stats-stream")
         var settings = ConsumerConfiguration()
         settings.maxRecords = 10
         let consumer = try client.consumer(settings)

@@ -414,15 +414,22 @@ final class ConsumerState: Sendable {
 
     /// Removes partitions and what was fetched ahead for them.
     func unassign(_ tps: [TopicPartition]) {
-        state.withLock { s in
+        let handOff = state.withLock { s -> (Waiter, ConsumerBatch)? in
+            var released = false
             for tp in tps {
                 guard let p = s.partitions.removeValue(forKey: tp) else { continue }
                 s.limiter.forget(tp)
-                if p.busy { s.handlerRecords -= p.busyRecords }
+                if p.busy && p.busyRecords > 0 {
+                    s.handlerRecords -= p.busyRecords
+                    released = true
+                }
                 s.bufferedBytes -= p.ready.reduce(0) { $0 + $1.bytes }
                 s.order.removeAll { $0 == tp }
             }
+            // Records released: a reader waiting for room under the adaptive limit may go on.
+            return released ? takeWaiter(&s) : nil
         }
+        if let (waiter, batch) = handOff { waiter.resume(returning: .success(batch)) }
         wakeFetchers()
     }
 
@@ -450,6 +457,7 @@ final class ConsumerState: Sendable {
             s.bufferedBytes = 0
             s.reservedBytes = 0
             s.handlerRecords = 0
+            s.outstanding = nil
             stopRateWait(&s)
             defer { s.waiter = nil }
             return (s.waiter, takeEndObservers(&s))

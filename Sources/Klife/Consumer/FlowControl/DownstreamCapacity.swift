@@ -101,9 +101,11 @@ extension ConsumerState {
             }
         case .query(let poll, let batches):
             while true {
+                // Asked outside the lock: it is the application's code.
+                let allowed = batches()
                 let granted = state.withLock { s -> Bool? in
                     if s.closed || s.failure != nil { return nil }
-                    guard s.permitHolders.count < batches() else { return false }
+                    guard s.permitHolders.count < allowed else { return false }
                     s.pendingPermit = true
                     return true
                 }
