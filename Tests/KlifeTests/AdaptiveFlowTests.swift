@@ -275,6 +275,48 @@ final class AdaptiveFlowTests: XCTestCase {
         await client.close()
     }
 
+    func testAPartitionTakenAwayFromARunningHandlerGivesBackItsRecordsAndPermitOnce() async throws {
+        let (client, topic) = try await filledTopic(partitions: 2, count: 40, prefix: "adaptive-unassign")
+        let pool = PermitPool(2)
+        var settings = ConsumerConfiguration()
+        settings.maxRecords = 10
+        settings.retryBackoff = .milliseconds(1)
+        settings.retryBackoffMax = .milliseconds(2)
+        // Room for one batch: while partition 0's handler holds it, nothing else goes out.
+        settings.adaptiveLimit = AdaptiveLimit(minimum: 10, maximum: 10, initial: 10)
+        settings.downstream = .permits(pool)
+        let consumer = try client.consumer(settings)
+        let p0 = TopicPartition(topic: topic, partition: 0)
+        let p1 = TopicPartition(topic: topic, partition: 1)
+        try await consumer.assign([p0: .earliest])
+        let processed = Processed()
+        let concurrency = Concurrency()
+        let runner = runCounting(consumer, processed, concurrency) { batch in
+            // Partition 0 fails until it is taken away (its retries then stop: abandoned).
+            if batch.topicPartition == p0 {
+                try await Task.sleep(for: .milliseconds(1))
+                throw KlifeError.timedOut("downstream")
+            }
+        }
+        await eventually("partition 0's batch is in flight") { consumer.statistics().inFlightRecords == 10 }
+        try await consumer.assign([p1: .earliest])
+        await eventually("partition 1's records are buffered") { (consumer.statistics().partitions[p1]?.bufferedBytes ?? 0) > 0 }
+        XCTAssertEqual(processed.of(1), [], "no room while partition 0's batch is in flight")
+        consumer.unassign([p0])
+        await eventually("partition 1 is processed once partition 0's records are released") { processed.of(1).count == 40 }
+        // The dispatcher holds one permit while it waits for a batch; the other is back.
+        await eventually("the abandoned batch's permit is back") { pool.free == 1 && concurrency.batches == 0 }
+        await consumer.close()
+        try await runner.value
+        XCTAssertEqual(processed.of(1), (0..<40).map { Int64($0) })
+        XCTAssertEqual(processed.of(0), [], "partition 0 never succeeded")
+        XCTAssertEqual(consumer.statistics().inFlightRecords, 0)
+        XCTAssertEqual(pool.free, 2, "every permit back exactly once (the dispatcher's too)")
+        // (No in-flight bound checked here: records of a partition taken away are released at
+        // once, while its handler may still be finishing an attempt.)
+        await client.close()
+    }
+
     func testAnInvalidAdaptiveLimitFailsTheConsumer() async throws {
         let client = try await Shared.client()
         var settings = ConsumerConfiguration()

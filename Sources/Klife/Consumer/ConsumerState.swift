@@ -324,7 +324,7 @@ final class ConsumerState: Sendable {
             guard room > 0 else { return nil }
         }
         let limited = s.limiter.isActive
-        let now = limiterClock.now()
+        let now = limited ? limiterClock.now() : 0
         for (i, tp) in s.order.enumerated() {
             guard var p = s.partitions[tp], !p.paused, !p.busy, !p.revoking, !p.ready.isEmpty else { continue }
             let whole = p.ready[0].records.count
@@ -357,15 +357,16 @@ final class ConsumerState: Sendable {
                 batch = p.ready.removeFirst()
             }
             batch.limitAtHandOut = s.adaptive?.currentLimit ?? 0
+            let handedOutAt = limited ? now : limiterClock.now()
             p.deliveredPosition = batch.nextOffset
             p.busy = markBusy
             if markBusy {
                 p.busyRecords = count
-                p.handedOutAt = now
+                p.handedOutAt = handedOutAt
                 s.handlerRecords += count
             } else {
                 s.outstanding = Outstanding(tp: tp, assignmentID: batch.assignmentID, epoch: batch.epoch,
-                                            nextOffset: batch.nextOffset, records: count, handedOutAt: now)
+                                            nextOffset: batch.nextOffset, records: count, handedOutAt: handedOutAt)
             }
             s.batchesDelivered += 1
             s.partitions[tp] = p
