@@ -317,6 +317,64 @@ final class AdaptiveFlowTests: XCTestCase {
         await client.close()
     }
 
+    func testAGroupMemberHeldByTheLimitAndPermitsHandsPartitionsOverWithoutLossOrDuplicates() async throws {
+        let partitions: Int32 = 4
+        let perPartition = 100
+        let (client, topic) = try await filledTopic(partitions: partitions, count: perPartition, prefix: "adaptive-group")
+        var settings = ConsumerConfiguration()
+        settings.groupID = "g-" + topic
+        settings.topics = [topic]
+        settings.offsetReset = .earliest
+        settings.autoCommitInterval = .milliseconds(100)
+        settings.maxRecords = 10
+        // Tansu holds a JoinGroup for about half the session timeout: keep it short.
+        settings.sessionTimeout = .seconds(4)
+        settings.heartbeatInterval = .milliseconds(500)
+        var limited = settings
+        limited.adaptiveLimit = AdaptiveLimit(minimum: 5, maximum: 20, initial: 10)
+        let pool = PermitPool(1)
+        limited.downstream = .permits(pool)
+        let a = try client.consumer(limited)
+        let processed = Locked<[TopicPartition: [Int64]]>([:])
+        // Counted per member: the limit and the permits are the first member's.
+        let concurrency = Concurrency()
+        @Sendable func handle(_ batch: ConsumerBatch, _ concurrency: Concurrency) async throws {
+            concurrency.enter(batch)
+            defer { concurrency.leave(batch) }
+            try await Task.sleep(for: .milliseconds(20))
+            processed.withLock { $0[batch.topicPartition, default: []] += batch.records.map(\.offset) }
+        }
+        let runA = Task { try await a.run { try await handle($0, concurrency) } }
+        await eventually("the first member processes its four partitions") {
+            a.assignment.count == 4 && processed.withLock { $0.values.reduce(0) { $0 + $1.count } } > 20
+        }
+        let b = try client.consumer(settings)
+        let runB = Task { try await b.run { try await handle($0, Concurrency()) } }
+        await eventually("the partitions are split") { a.assignment.count == 2 && b.assignment.count == 2 }
+        let total = Int(partitions) * perPartition
+        await eventually("every record is processed", within: .seconds(120)) {
+            processed.withLock { $0.values.reduce(0) { $0 + $1.count } } >= total
+        }
+        await a.close()
+        await b.close()
+        try await runA.value
+        try await runB.value
+
+        for p in 0..<partitions {
+            let tp = TopicPartition(topic: topic, partition: p)
+            XCTAssertEqual(processed.withLock { $0[tp] }?.sorted(), (0..<Int64(perPartition)).map { $0 },
+                           "\(tp): every record once (a revoke waits for the handler and commits what it finished)")
+        }
+        let committed = try await client.committedOffsets(groupID: "g-" + topic)
+        XCTAssertEqual(Set(committed.values), [Int64(perPartition)], "everything processed is committed")
+        XCTAssertEqual(a.groupStatistics.partitionsLostEvents, 0, "held back by the limits, the member stayed in the group")
+        XCTAssertEqual(concurrency.overLimit, 0)
+        XCTAssertEqual(concurrency.maxBatches, 1, "one permit: one handler of the first member at a time")
+        XCTAssertEqual(a.statistics().inFlightRecords, 0)
+        XCTAssertEqual(pool.free, 1, "every permit back")
+        await client.close()
+    }
+
     func testAnInvalidAdaptiveLimitFailsTheConsumer() async throws {
         let client = try await Shared.client()
         var settings = ConsumerConfiguration()
