@@ -304,8 +304,8 @@ final class AdaptiveFlowTests: XCTestCase {
         XCTAssertEqual(processed.of(1), [], "no room while partition 0's batch is in flight")
         consumer.unassign([p0])
         await eventually("partition 1 is processed once partition 0's records are released") { processed.of(1).count == 40 }
-        // The dispatcher holds one permit while it waits for a batch; the other is back.
-        await eventually("the abandoned batch's permit is back") { pool.free == 1 && concurrency.batches == 0 }
+        // Nothing left to take: the dispatcher holds no permit while it waits for a batch.
+        await eventually("the abandoned batch's permit is back") { pool.free == 2 && concurrency.batches == 0 }
         await consumer.close()
         try await runner.value
         XCTAssertEqual(processed.of(1), (0..<40).map { Int64($0) })
@@ -407,6 +407,7 @@ final class AdaptiveFlowTests: XCTestCase {
         let concurrency = Concurrency()
         let runner = runCounting(consumer, processed, concurrency) { _ in try await Task.sleep(for: .milliseconds(1)) }
         await eventually("every record is processed", within: .seconds(60)) { processed.total >= Int(partitions) * perPartition }
+        await eventually("an idle consumer holds no permit") { pool.free == 1 }
         await consumer.close()
         try await runner.value
         XCTAssertEqual(concurrency.maxBatches, 1, "one permit: one handler at a time")

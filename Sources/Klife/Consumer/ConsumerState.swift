@@ -102,6 +102,8 @@ final class ConsumerState: Sendable {
         var adaptive: AdaptiveLimiter?
         /// `run`'s dispatcher took downstream capacity and has not got its batch yet.
         var pendingPermit = false
+        /// `run`'s dispatcher waits for a batch it could take before it asks for a permit.
+        var readyWaiter: CheckedContinuation<Void, Never>?
         /// Batches handed to handlers holding a downstream permit.
         var permitHolders: Set<PermitHolder> = []
         /// Cancels what the dispatcher waits on for downstream capacity (close wakes it).
@@ -381,6 +383,11 @@ final class ConsumerState: Sendable {
 
     /// The waiting reader and the batch to resume it with, if both exist.
     func takeWaiter(_ s: inout State) -> (Waiter, ConsumerBatch)? {
+        if s.readyWaiter != nil && hasTakeable(s) {
+            // Resuming only schedules the dispatcher: safe under the lock.
+            s.readyWaiter?.resume()
+            s.readyWaiter = nil
+        }
         guard let waiter = s.waiter else { return nil }
         var held: UInt64 = 0
         guard let batch = takeReady(&s, markBusy: s.waiterMarksBusy, held: &held) else {

@@ -57,9 +57,11 @@ extension ConsumerState {
     struct EndObservers {
         var streams: [AsyncStream<ConsumerStatistics>.Continuation]
         var downstreamWait: (@Sendable () -> Void)?
+        var readyWaiter: CheckedContinuation<Void, Never>?
 
         func notify() {
             downstreamWait?()
+            readyWaiter?.resume()
             for stream in streams { stream.finish() }
         }
     }
@@ -69,7 +71,9 @@ extension ConsumerState {
         defer {
             s.statisticsStreams.removeAll()
             s.downstreamWait = nil
+            s.readyWaiter = nil
         }
-        return EndObservers(streams: Array(s.statisticsStreams.values), downstreamWait: s.downstreamWait)
+        return EndObservers(streams: Array(s.statisticsStreams.values), downstreamWait: s.downstreamWait,
+                            readyWaiter: s.readyWaiter)
     }
 }

@@ -1,9 +1,9 @@
 import KlifeIO
 
 /// Permits for batches, granted by the application's downstream (a database pool, a bulk
-/// indexer): ``KlifeConsumer/run(_:)`` acquires one before it hands out a batch and releases it
-/// when the batch's handler finished (returned, or gave the batch up). One permit per batch,
-/// never per record.
+/// indexer): ``KlifeConsumer/run(_:)`` acquires one once a batch could go out (so an idle
+/// consumer holds none), before it hands the batch out, and releases it when the batch's
+/// handler finished (returned, or gave the batch up). One permit per batch, never per record.
 ///
 /// ```swift
 /// actor PoolPermits: DownstreamPermits {
@@ -76,6 +76,9 @@ extension ConsumerState {
         switch capacity.form {
         case .permits(let permits):
             while true {
+                // A permit is asked for only once a batch could go out: an idle consumer holds
+                // none of a pool it may share with the rest of the application.
+                try await waitUntilTakeable()
                 let waiting = Task { try await permits.acquire() }
                 guard registerDownstreamWait(waiting) else {
                     waiting.cancel()
@@ -114,6 +117,39 @@ extension ConsumerState {
                 try await pauseDownstream(poll)
             }
         }
+    }
+
+    /// Whether a batch could be handed out now, rate limits aside: a partition with ready
+    /// batches that is not paused, busy or being revoked, and room under the adaptive limit.
+    func hasTakeable(_ s: State) -> Bool {
+        if let adaptive = s.adaptive, adaptive.currentLimit <= s.inFlightRecords { return false }
+        return s.order.contains { tp in
+            guard let p = s.partitions[tp] else { return false }
+            return !p.paused && !p.busy && !p.revoking && !p.ready.isEmpty
+        }
+    }
+
+    /// Suspends until a batch could be handed out (woken by every path that calls
+    /// ``takeWaiter(_:)``), the consumer ends, or the task is cancelled (then throws).
+    private func waitUntilTakeable() async throws(KlifeError) {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let now = state.withLock { s -> Bool in
+                    if s.closed || s.failure != nil || Task.isCancelled || hasTakeable(s) { return true }
+                    s.readyWaiter = continuation
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        } onCancel: {
+            let waiting = state.withLock { s -> CheckedContinuation<Void, Never>? in
+                defer { s.readyWaiter = nil }
+                return s.readyWaiter
+            }
+            waiting?.resume()
+        }
+        let ended = state.withLock { $0.closed || $0.failure != nil }
+        if ended || Task.isCancelled { throw .cancelled }
     }
 
     /// Sleeps `duration` unless the consumer closes or the task is cancelled meanwhile.
