@@ -83,6 +83,14 @@ public struct ConsumerConfiguration: Sendable {
     /// consumer and per partition; see ``ConsumerRateLimit``). `nil` (default): none. Changed
     /// at run time with ``KlifeConsumer/setRateLimit(_:)``.
     public var rateLimit: ConsumerRateLimit?
+    /// An adaptive limit on records in flight (handed out, not yet finished) and so on batch
+    /// sizes, from measured latency and handler errors (see ``AdaptiveLimit``). `nil`
+    /// (default): none. Changed at run time with ``KlifeConsumer/setAdaptiveLimit(_:)``.
+    public var adaptiveLimit: AdaptiveLimit?
+    /// The downstream's capacity signal for ``KlifeConsumer/run(_:)``: a handler is started
+    /// only when the downstream can take its batch (see ``DownstreamCapacity``). `nil`
+    /// (default): handlers start as batches are ready.
+    public var downstream: DownstreamCapacity?
     /// ``IsolationLevel/readUncommitted`` (default) or ``IsolationLevel/readCommitted``.
     public var isolation: IsolationLevel = .readUncommitted
     /// Where a partition starts when its position is out of range (deleted by retention, or
@@ -124,6 +132,8 @@ public struct ConsumerConfiguration: Sendable {
             if topics.isEmpty { throw .invalidConfiguration("consumer.retryTopics", "needs consumer.topics (a subscription)") }
             try retryTopics.validate(sources: topics)
         }
+        try adaptiveLimit?.validate()
+        try downstream?.validate()
         if retryBackoff <= .zero { throw .invalidConfiguration("consumer.retryBackoff", "must be positive") }
         if retryBackoffMax < retryBackoff {
             throw .invalidConfiguration("consumer.retryBackoffMax", "must be >= consumer.retryBackoff")

@@ -13,14 +13,16 @@ extension ConsumerState {
     /// its next batch again.
     func markProcessed(_ batch: ConsumerBatch) {
         let handOff = state.withLock { s -> (Waiter, ConsumerBatch)? in
+            finishHandlerBatch(&s, batch.topicPartition, assignmentID: batch.assignmentID, processed: true)
             Self.markProcessed(&s, batch.topicPartition, assignmentID: batch.assignmentID, epoch: batch.epoch,
                                nextOffset: batch.nextOffset)
             if let done = s.outstanding, done.tp == batch.topicPartition, done.assignmentID == batch.assignmentID,
                done.nextOffset <= batch.nextOffset {
-                s.outstanding = nil
+                finishOutstanding(&s, processed: true)
             }
             return takeWaiter(&s)
         }
+        releasePermit(of: batch)
         if let (waiter, next) = handOff { waiter.resume(returning: .success(next)) }
     }
 
@@ -35,7 +37,7 @@ extension ConsumerState {
     /// processes batches in its loop).
     func markDeliveredProcessed() {
         state.withLock { s in
-            s.outstanding = nil
+            if s.outstanding != nil { finishOutstanding(&s, processed: true) }
             for (tp, p) in s.partitions where !p.busy && p.deliveredPosition > p.processedPosition {
                 s.partitions[tp]!.processedPosition = p.deliveredPosition
             }
@@ -46,9 +48,7 @@ extension ConsumerState {
     /// ``BatchAcknowledgement/onNextBatch``: as Kafka's poll loop, what was handed out is done).
     func markOutstandingProcessed() {
         state.withLock { s in
-            guard let done = s.outstanding else { return }
-            s.outstanding = nil
-            Self.markProcessed(&s, done.tp, assignmentID: done.assignmentID, epoch: done.epoch, nextOffset: done.nextOffset)
+            if s.outstanding != nil { finishOutstanding(&s, processed: true) }
         }
     }
 

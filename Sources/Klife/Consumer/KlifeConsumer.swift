@@ -22,10 +22,12 @@ import KlifeProtocol
 /// positions are committed (see ``ConsumerConfiguration/acknowledgement``). Without topics,
 /// ``assign(_:)`` chooses the partitions.
 public final class KlifeConsumer: Sendable {
-    /// The consumer's settings (with the rate limit in force, see ``setRateLimit(_:)``).
+    /// The consumer's settings (with the rate and adaptive limits in force, see
+    /// ``setRateLimit(_:)`` and ``setAdaptiveLimit(_:)``).
     public var configuration: ConsumerConfiguration {
         var settings = state.configuration
         settings.rateLimit = state.rateLimit
+        settings.adaptiveLimit = state.adaptiveLimit
         return settings
     }
     let state: ConsumerState

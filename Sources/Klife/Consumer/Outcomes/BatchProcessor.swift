@@ -51,6 +51,7 @@ struct BatchProcessor: Sendable {
             attempt += 1
             outcome = await call(handed)
             guard let retry = outcome.retryBatch else { break }
+            state.noteHandlerFailure(batch)
             log(.warning, "handler failed for \(batch.topicPartition) at offset \(handed.records[0].offset) (attempt \(attempt)): \(retry.error)")
             if attempt >= batchAttemptLimit {
                 if policy.isolateFailures && handed.records.count > 1 {

@@ -23,10 +23,12 @@ extension ConsumerState {
                 p.holds.sort()
                 s.partitions[batch.topicPartition] = p
             }
+            finishHandlerBatch(&s, batch.topicPartition, assignmentID: batch.assignmentID, processed: true)
             Self.markProcessed(&s, batch.topicPartition, assignmentID: batch.assignmentID, epoch: batch.epoch,
                                nextOffset: batch.nextOffset)
             return takeWaiter(&s)
         }
+        releasePermit(of: batch)
         if let (waiter, next) = handOff { waiter.resume(returning: .success(next)) }
     }
 
