@@ -61,6 +61,14 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
         /// idle (resetting its offsets, deleting it) was refused: by the client after describing
         /// the group, or by the coordinator (`NON_EMPTY_GROUP`). Stop the group's consumers first.
         public static let groupNotEmpty = Code("groupNotEmpty")
+        /// The group coordinator refused offsets sent in a transaction because the consumer
+        /// group member they were sent for is no longer the partitions' owner: its generation
+        /// (or member epoch) is gone (`ILLEGAL_GENERATION`, `FENCED_MEMBER_EPOCH`), the group no
+        /// longer knows it (`UNKNOWN_MEMBER_ID`), or another member took its static instance id
+        /// (`FENCED_INSTANCE_ID`). The member is a zombie: the transaction is aborted, the
+        /// transactional producer stays usable, and the member has lost its partitions; see
+        /// ``KlifeError/kafkaErrorCode``.
+        public static let groupMemberFenced = Code("groupMemberFenced")
         /// The name of the code.
         public var description: String { name }
     }
@@ -85,6 +93,7 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
         case transactionAborted(transactionalID: String, reason: String)
         case tlsHandshakeFailed(broker: String, failure: TLSFailure)
         case groupNotEmpty(groupID: String, operation: String, detail: String)
+        case groupMemberFenced(groupID: String, generation: Int32, code: KafkaErrorCode)
     }
 
     private let kind: Kind
@@ -115,6 +124,7 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
         case .transactionAborted: .transactionAborted
         case .tlsHandshakeFailed: .tlsHandshakeFailed
         case .groupNotEmpty: .groupNotEmpty
+        case .groupMemberFenced: .groupMemberFenced
         }
     }
 
@@ -125,6 +135,7 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
         case .broker(let code, _, _): code
         case .producerFenced(_, let code): code
         case .groupNotEmpty: .nonEmptyGroup
+        case .groupMemberFenced(_, _, let code): code
         default: nil
         }
     }
@@ -180,6 +191,8 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
             "TLS handshake with \(broker) failed: \(failure)"
         case .groupNotEmpty(let id, let operation, let detail):
             "cannot \(operation) group '\(id)': \(detail); stop its consumers first"
+        case .groupMemberFenced(let id, let generation, let code):
+            "group '\(id)' refused transactional offsets of generation \(generation) (\(code)): the member no longer owns its partitions"
         }
     }
 
@@ -226,6 +239,9 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
     }
     static func groupNotEmpty(_ groupID: String, operation: String, detail: String) -> KlifeError {
         KlifeError(.groupNotEmpty(groupID: groupID, operation: operation, detail: detail))
+    }
+    static func groupMemberFenced(_ groupID: String, generation: Int32, code: KafkaErrorCode) -> KlifeError {
+        KlifeError(.groupMemberFenced(groupID: groupID, generation: generation, code: code))
     }
     static func authenticationFailed(_ detail: String, broker: String) -> KlifeError {
         KlifeError(.authenticationFailed(broker: broker, detail: detail))

@@ -82,12 +82,38 @@ public final class Transaction: Sendable {
     ///   - offsets: For each partition, the offset of the next record to consume (last processed + 1).
     ///   - groupID: The consumer group whose offsets these are.
     public func sendOffsets(_ offsets: [TopicPartition: Int64], groupID: String) async throws(KlifeError) {
-        guard !groupID.isEmpty else { throw .invalidArgument("sendOffsets needs a group id") }
+        try await sendOffsets(offsets, group: ConsumerGroupMetadata(groupID: groupID))
+    }
+
+    /// Adds consumer-group offsets to the transaction as the group member `group` describes
+    /// (KIP-447): the group coordinator accepts them only while that member still holds its
+    /// generation (classic protocol) or member epoch (consumer protocol), so a zombie — a
+    /// member the group has moved on without — cannot commit offsets for partitions that now
+    /// belong to another member. They are committed if and only if the transaction commits.
+    ///
+    /// ```swift
+    /// try await client.transaction { txn in
+    ///     _ = try await txn.produce(ProducerRecord(topic: "enriched", value: enrich(record)))
+    ///     try await txn.sendOffsets([batch.topicPartition: batch.nextOffset], group: consumer.groupMetadata!)
+    /// }
+    /// ```
+    ///
+    /// The member fields travel in TxnOffsetCommit v3 and later; a broker that only speaks
+    /// older versions gets the offsets without them (no fencing by generation).
+    /// - Parameters:
+    ///   - offsets: For each partition, the offset of the next record to consume (last processed + 1).
+    ///   - group: The group and the member sending (``KlifeConsumer/groupMetadata``).
+    /// - Throws: ``KlifeError``: ``KlifeError/Code/groupMemberFenced`` when the coordinator no
+    ///   longer takes offsets from this member (the transaction will abort; the transactional
+    ///   producer stays usable), `producerFenced`, or a broker or connection error. Any failure
+    ///   makes the transaction abort when its block ends, even if the block catches it.
+    public func sendOffsets(_ offsets: [TopicPartition: Int64], group: ConsumerGroupMetadata) async throws(KlifeError) {
+        guard !group.groupID.isEmpty else { throw .invalidArgument("sendOffsets needs a group id") }
         guard !offsets.isEmpty else { return }
         try checkUsable()
         state.withLock { $0.begun = true }
         do {
-            try await client.sendOffsetsToTransaction(offsets, groupID: groupID, member: member)
+            try await client.sendOffsetsToTransaction(offsets, group: group, member: member)
         } catch {
             member.session.markAbortable(error)
             throw error

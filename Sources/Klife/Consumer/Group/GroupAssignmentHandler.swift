@@ -44,6 +44,8 @@ final class OffsetCommitter: Sendable {
         guard let groupID = state.configuration.groupID else {
             throw .invalidArgument("commit needs ConsumerConfiguration.groupID")
         }
+        // Exactly-once mode: its transactions commit the offsets, nothing else does.
+        if state.commitsInTransactions { return }
         try await serializer.run { () async throws(KlifeError) in
             let progress = state.uncommitted(partitions)
             guard !progress.isEmpty else { return }
@@ -57,6 +59,7 @@ final class OffsetCommitter: Sendable {
         guard let groupID = state.configuration.groupID else {
             throw .invalidArgument("commit needs ConsumerConfiguration.groupID")
         }
+        if state.commitsInTransactions { throw ConsumerState.committedOnlyByTransactions }
         try await serializer.run { () async throws(KlifeError) in
             let ids = state.assignmentIDs(Set(offsets.keys))
             try await send(offsets, groupID: groupID, member: member)

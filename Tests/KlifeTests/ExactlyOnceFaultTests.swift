@@ -1,0 +1,120 @@
+import Foundation
+@testable import Klife
+import KlifeIO
+import KlifeProtocol
+import XCTest
+
+/// Group fencing of transactional offsets (KIP-447) on librdkafka's mock cluster, whose
+/// TxnOffsetCommit answers the test controls: the refusals of a zombie member surface as
+/// `groupMemberFenced`, abort the transaction, leave the transactional producer usable, and
+/// in `run(transactional:_:)` make the batch go again in a new transaction.
+final class ExactlyOnceFaultTests: XCTestCase {
+    private func connect(_ mock: MockCluster, base: String) async throws -> KlifeClient {
+        var config = KlifeConfiguration(bootstrapServers: mock.bootstrap)
+        config.clientID = "klife-eos-fault-tests"
+        config.connectTimeout = .seconds(3)
+        config.requestTimeout = .seconds(5)
+        config.producer.retryBackoff = .milliseconds(20)
+        config.transactions = TransactionConfiguration(baseTransactionalID: base)
+        return try await KlifeClient.connect(config)
+    }
+
+    /// Each fencing code answering TxnOffsetCommit fails `sendOffsets(_:group:)` with
+    /// `groupMemberFenced` at once (never retried), the transaction aborts (the block's
+    /// error), and the next transaction of the same producer commits.
+    func testGroupFencingCodesAbortTheTransactionAndKeepTheProducer() async throws {
+        let mock = try MockCluster(brokers: 1, topics: [("eos-out", 1)])
+        defer { mock.stop() }
+        let client = try await connect(mock, base: "eos-fence")
+        let tp = TopicPartition(topic: "eos-in", partition: 0)
+        let zombie = ConsumerGroupMetadata(groupID: "g-eos", generationID: 4, memberID: "m-1", groupInstanceID: "pod-1")
+        for code in [KafkaErrorCode.illegalGeneration, .unknownMemberID, .fencedInstanceID, .fencedMemberEpoch] {
+            try mock.pushErrors(apiKey: ApiKey.txnOffsetCommit.rawValue, codes: [code.rawValue])
+            let before = await client.statistics().requestsSent
+            do {
+                try await client.transaction { txn in
+                    _ = try await txn.produce(ProducerRecord(topic: "eos-out", partition: 0, value: "zombie"))
+                    try await txn.sendOffsets([tp: 5], group: zombie)
+                }
+                XCTFail("\(code): the offsets of a fenced member must not commit")
+            } catch let error as KlifeError {
+                XCTAssertEqual(error.code, .groupMemberFenced, "\(code): \(error)")
+                XCTAssertEqual(error.kafkaErrorCode, code)
+                XCTAssertTrue(error.description.contains("generation 4"), error.description)
+            }
+            let after = await client.statistics().requestsSent
+            XCTAssertEqual((after[.txnOffsetCommit] ?? 0) - (before[.txnOffsetCommit] ?? 0), 1, "\(code): not retried")
+            XCTAssertEqual((after[.endTxn] ?? 0) - (before[.endTxn] ?? 0), 1, "\(code): one EndTxn, the abort")
+            // The producer is not fenced: its next transaction, offsets included, commits.
+            try await client.transaction { txn in
+                _ = try await txn.produce(ProducerRecord(topic: "eos-out", partition: 0, value: "live"))
+                try await txn.sendOffsets([tp: 5], group: ConsumerGroupMetadata(groupID: "g-eos", generationID: 5, memberID: "m-1"))
+            }
+        }
+        // Offsets sent as no member keep the plain broker error (nothing to fence).
+        try mock.pushErrors(apiKey: ApiKey.txnOffsetCommit.rawValue, codes: [KafkaErrorCode.illegalGeneration.rawValue])
+        do {
+            try await client.transaction { txn in try await txn.sendOffsets([tp: 6], groupID: "g-eos") }
+            XCTFail("the refusal must surface")
+        } catch let error as KlifeError {
+            XCTAssertEqual(error.code, .brokerError, "\(error)")
+            XCTAssertEqual(error.kafkaErrorCode, .illegalGeneration)
+        }
+        await client.close()
+    }
+
+    /// In `run(transactional:_:)`, a batch whose offsets the coordinator refuses as a stale
+    /// member's is aborted, the member heartbeats to learn where it stands (the consumer
+    /// protocol: an epoch may move while a transaction runs), and the batch commits in a new
+    /// transaction; every batch is committed once, in order, and the committed positions
+    /// reach the end.
+    func testRefusedOffsetsInTheHandlerFormAbortAndTheBatchCommitsAgain() async throws {
+        let topic = "eos-run-in"
+        let mock = try MockCluster(brokers: 1, topics: [(topic, 2), ("eos-run-out", 1)])
+        defer { mock.stop() }
+        try mock.consumerGroup(sessionTimeoutMs: 6_000, heartbeatIntervalMs: 250)
+        let client = try await connect(mock, base: "eos-run")
+        for p in Int32(0)..<2 {
+            for i in 0..<30 { client.produce(ProducerRecord(topic: topic, partition: p, value: "\(p):\(i)")) { _ in } }
+        }
+        await client.flush()
+        var settings = ConsumerConfiguration()
+        settings.groupID = "g-eos-run"
+        settings.topics = [topic]
+        settings.groupProtocol = .consumer
+        settings.offsetReset = .earliest
+        settings.isolation = .readCommitted
+        settings.maxRecords = 10
+        settings.retryBackoff = .milliseconds(20)
+        settings.retryBackoffMax = .milliseconds(100)
+        let consumer = try client.consumer(settings)
+        await eventually("the member holds both partitions", within: .seconds(30)) { consumer.assignment.count == 2 }
+        try mock.pushErrors(apiKey: ApiKey.txnOffsetCommit.rawValue,
+                            codes: [KafkaErrorCode.illegalGeneration.rawValue, KafkaErrorCode.unknownMemberID.rawValue])
+        let attempts = Locked<[TopicPartition: [Int64]]>([:])
+        let run = Task {
+            try await consumer.run(transactional: .init()) { batch, txn in
+                attempts.withLock { $0[batch.topicPartition, default: []].append(batch.records.first?.offset ?? -1) }
+                let values = batch.records.map { ProducerRecord(topic: "eos-run-out", partition: 0, value: $0.valueString ?? "") }
+                for result in try await txn.produceBatch(values) { _ = try result.get() }
+            }
+        }
+        let tps = (Int32(0)..<2).map { TopicPartition(topic: topic, partition: $0) }
+        await eventually("both partitions committed to their end", within: .seconds(60)) {
+            tps.allSatisfy { consumer.committed($0) == 30 }
+        }
+        await consumer.close()
+        try await run.value
+        let seen = attempts.withLock { $0 }
+        let total = seen.values.reduce(0) { $0 + $1.count }
+        XCTAssertEqual(total, 6 + 2, "three batches per partition, and two refused attempts")
+        for tp in tps {
+            XCTAssertEqual(Array(Set(seen[tp] ?? [])).sorted(), [0, 10, 20], "\(tp): batches in order, a refused one again")
+            XCTAssertEqual(seen[tp], (seen[tp] ?? []).sorted(), "\(tp): a retried batch before the next one")
+        }
+        let stats = await client.statistics().requestsSent
+        XCTAssertEqual(stats[.txnOffsetCommit], 8, "each attempt sent its offsets once")
+        XCTAssertEqual(consumer.groupStatistics.partitionsLostEvents, 0, "the member was never out of the group")
+        await client.close()
+    }
+}

@@ -1,0 +1,167 @@
+import Foundation
+@testable import Klife
+import KlifeIO
+import KlifeProtocol
+import XCTest
+
+/// Exactly-once consume-transform-produce (`KlifeConsumer.run(transactional:_:)`) against
+/// Tansu: every input record's result is in the output once at read_committed, aborted
+/// attempts included, and the group's committed offsets are the input's end.
+final class ExactlyOnceTests: XCTestCase {
+    private struct Flaky: Error {}
+
+    private func transactionalClient(_ base: String) async throws -> KlifeClient {
+        try await Shared.client { config in
+            config.transactions = TransactionConfiguration(baseTransactionalID: "\(base)-\(UUID().uuidString.prefix(8))",
+                                                           poolSize: 2)
+        }
+    }
+
+    private func settings(group: String, topic: String) -> ConsumerConfiguration {
+        var settings = ConsumerConfiguration()
+        settings.groupID = group
+        settings.topics = [topic]
+        settings.offsetReset = .earliest
+        settings.isolation = .readCommitted
+        settings.autoCommitInterval = .milliseconds(100)  // must commit nothing in this mode
+        settings.maxRecords = 16
+        settings.sessionTimeout = .seconds(8)
+        settings.heartbeatInterval = .seconds(1)
+        settings.retryBackoff = .milliseconds(20)
+        settings.retryBackoffMax = .milliseconds(100)
+        return settings
+    }
+
+    func testPipelineWithAbortedAttemptsWritesEachInputOnceAndCommitsTheInputEnd() async throws {
+        let client = try await transactionalClient("eos")
+        let input = try await Shared.topic(client, partitions: 2, prefix: "eos-in")
+        let output = try await Shared.topic(client, partitions: 1, prefix: "eos-out")
+        let group = "g-" + input
+        let perPartition = 60
+        for p in Int32(0)..<2 {
+            for i in 0..<perPartition { client.produce(ProducerRecord(topic: input, partition: p, value: "\(p):\(i)")) { _ in } }
+        }
+        await client.flush()
+
+        let consumer = try client.consumer(settings(group: group, topic: input))
+        // Every third batch start fails on its first attempt, after producing its results:
+        // those results are aborted, and the batch goes again in a new transaction.
+        let attempts = Locked<[String: Int]>([:])
+        let aborted = Locked(0)
+        let run = Task {
+            try await consumer.run(transactional: .init()) { batch, txn in
+                let first = batch.records.first?.offset ?? batch.nextOffset
+                let key = "\(batch.topicPartition)@\(first)"
+                let attempt = attempts.withLock { a -> Int in
+                    a[key, default: 0] += 1
+                    return a[key]!
+                }
+                for r in batch.records {
+                    let value = r.valueString ?? ""
+                    _ = try await txn.produce(ProducerRecord(topic: output, partition: 0, value: "out-\(value)"))
+                }
+                if attempt == 1 && (first / 16) % 3 == 1 {
+                    aborted.withLock { $0 += 1 }
+                    throw Flaky()
+                }
+            }
+        }
+        let tps = (Int32(0)..<2).map { TopicPartition(topic: input, partition: $0) }
+        await eventually("every input partition committed to its end") {
+            tps.allSatisfy { consumer.committed($0) == Int64(perPartition) }
+        }
+        XCTAssertGreaterThan(aborted.withLock { $0 }, 0, "some attempts were aborted")
+        do {
+            try await consumer.commit()
+            XCTFail("commit() must refuse in exactly-once mode")
+        } catch {
+            XCTAssertEqual(error.code, .invalidArgument)
+        }
+        await consumer.close()
+        try await run.value
+
+        let committed = try await client.committedOffsets(groupID: group)
+        XCTAssertEqual(committed, Dictionary(uniqueKeysWithValues: tps.map { ($0, Int64(perPartition)) }),
+                       "the group's committed offsets are the input's end")
+        let results = try await outputValues(client, topic: output, isolation: .readCommitted)
+        let expected = (0..<2).flatMap { p in (0..<perPartition).map { "out-\(p):\($0)" } }
+        XCTAssertEqual(results.count, expected.count, "one result per input record")
+        XCTAssertEqual(Set(results), Set(expected), "every input record's result, once")
+        let everything = try await outputValues(client, topic: output, isolation: .readUncommitted)
+        XCTAssertGreaterThan(everything.count, expected.count, "the aborted attempts' results are in the log, hidden")
+        await client.close()
+    }
+
+    /// A classic member told that its transactional offsets were refused for its current
+    /// generation treats it as a heartbeat refusal: its partitions are lost (no commit) and it
+    /// joins again, getting them back under a new generation; a refusal naming an older
+    /// generation is ignored.
+    func testAMemberWhoseTransactionalOffsetsAreRefusedLosesItsPartitionsAndRejoins() async throws {
+        let client = try await transactionalClient("eos-zombie")
+        let topic = try await Shared.topic(client, partitions: 2, prefix: "eos-zombie")
+        let consumer = try client.consumer(settings(group: "g-" + topic, topic: topic))
+        await eventually("the member holds both partitions") { consumer.assignment.count == 2 }
+        let joined = try XCTUnwrap(consumer.groupMetadata)
+        XCTAssertEqual(joined.groupID, "g-" + topic)
+        XCTAssertGreaterThanOrEqual(joined.generationID, 0)
+        XCTAssertFalse(joined.memberID.isEmpty)
+        let membership = try XCTUnwrap(consumer.membership)
+
+        membership.transactionalOffsetsRefused(as: GroupCommitIdentity(ConsumerGroupMetadata(
+            groupID: joined.groupID, generationID: joined.generationID - 1, memberID: joined.memberID)), code: .illegalGeneration)
+        membership.transactionalOffsetsRefused(as: GroupCommitIdentity(joined), code: .illegalGeneration)
+        await eventually("the member lost its partitions once and holds them again under a new generation") {
+            consumer.groupStatistics.partitionsLostEvents == 1 && consumer.assignment.count == 2
+                && (consumer.groupMetadata?.generationID ?? -1) > joined.generationID
+        }
+        await consumer.close()
+        await client.close()
+    }
+
+    func testInvalidSetupsFailWithTheFieldNamed() async throws {
+        let plain = try await Shared.client()
+        let topic = try await Shared.topic(plain, partitions: 1, prefix: "eos-setup")
+        var settings = settings(group: "g-" + topic, topic: topic)
+        settings.topics = []  // assign mode: nothing joins a group
+        let noTransactions = try plain.consumer(settings)
+        await assertInvalidConfiguration(noTransactions, field: "transactions")
+
+        let client = try await transactionalClient("eos-setup")
+        settings.isolation = .readUncommitted
+        await assertInvalidConfiguration(try client.consumer(settings), field: "consumer.isolation")
+        var noGroup = settings
+        noGroup.groupID = nil
+        noGroup.isolation = .readCommitted
+        await assertInvalidConfiguration(try client.consumer(noGroup), field: "consumer.groupID")
+        await plain.close()
+        await client.close()
+    }
+
+    private func assertInvalidConfiguration(_ consumer: KlifeConsumer, field: String,
+                                            file: StaticString = #filePath, line: UInt = #line) async {
+        do {
+            try await consumer.run(transactional: .init()) { _, _ in }
+            XCTFail("run(transactional:) must refuse", file: file, line: line)
+        } catch {
+            XCTAssertEqual(error.code, .invalidConfiguration, "\(error)", file: file, line: line)
+            XCTAssertTrue(error.description.contains("configuration \(field):"), error.description, file: file, line: line)
+        }
+        await consumer.close()
+    }
+}
+
+/// Every value of partition 0 of `topic`, read with the client's own fetch.
+private func outputValues(_ client: KlifeClient, topic: String, partition: Int32 = 0,
+             isolation: IsolationLevel) async throws -> [String] {
+    var values: [String] = []
+    var offset: Int64 = 0
+    for _ in 0..<1000 {
+        let result = try await client.fetch(topic: topic, partition: partition, offset: offset, maxBytes: 1 << 20,
+                                            maxWait: .milliseconds(10), isolation: isolation)
+        values += result.records.map { String(decoding: $0.value ?? [], as: UTF8.self) }
+        let end = isolation == .readCommitted ? result.lastStableOffset : result.highWatermark
+        if result.nextOffset >= end || result.nextOffset == offset { break }
+        offset = result.nextOffset
+    }
+    return values
+}
