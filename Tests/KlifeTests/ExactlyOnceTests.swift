@@ -94,8 +94,7 @@ final class ExactlyOnceTests: XCTestCase {
 
     /// A classic member told that its transactional offsets were refused for its current
     /// generation treats it as a heartbeat refusal: its partitions are lost (no commit) and it
-    /// joins again, getting them back under a new generation; a refusal naming an older
-    /// generation is ignored.
+    /// joins again and gets them back; a refusal naming an older generation is ignored.
     func testAMemberWhoseTransactionalOffsetsAreRefusedLosesItsPartitionsAndRejoins() async throws {
         let client = try await transactionalClient("eos-zombie")
         let topic = try await Shared.topic(client, partitions: 2, prefix: "eos-zombie")
@@ -110,10 +109,11 @@ final class ExactlyOnceTests: XCTestCase {
         membership.transactionalOffsetsRefused(as: GroupCommitIdentity(ConsumerGroupMetadata(
             groupID: joined.groupID, generationID: joined.generationID - 1, memberID: joined.memberID)), code: .illegalGeneration)
         membership.transactionalOffsetsRefused(as: GroupCommitIdentity(joined), code: .illegalGeneration)
-        await eventually("the member lost its partitions once and holds them again under a new generation") {
+        await eventually("the member lost its partitions once and holds them again", within: .seconds(60)) {
             consumer.groupStatistics.partitionsLostEvents == 1 && consumer.assignment.count == 2
-                && (consumer.groupMetadata?.generationID ?? -1) > joined.generationID
         }
+        // (Tansu keeps generation 0 when the only member joins again; Kafka would bump it.)
+        XCTAssertGreaterThanOrEqual(consumer.groupStatistics.rebalances, 2, "the member joined again")
         await consumer.close()
         await client.close()
     }
