@@ -23,7 +23,7 @@ final class ExactlyOnceFaultTests: XCTestCase {
     /// `groupMemberFenced` at once (never retried), the transaction aborts (the block's
     /// error), and the next transaction of the same producer commits.
     func testGroupFencingCodesAbortTheTransactionAndKeepTheProducer() async throws {
-        let mock = try MockCluster(brokers: 1, topics: [("eos-out", 1)])
+        let mock = try MockCluster(brokers: 1, topics: [("eos-out", 1), ("eos-in", 1)])
         defer { mock.stop() }
         let client = try await connect(mock, base: "eos-fence")
         let tp = TopicPartition(topic: "eos-in", partition: 0)
@@ -115,6 +115,63 @@ final class ExactlyOnceFaultTests: XCTestCase {
         let stats = await client.statistics().requestsSent
         XCTAssertEqual(stats[.txnOffsetCommit], 8, "each attempt sent its offsets once")
         XCTAssertEqual(consumer.groupStatistics.partitionsLostEvents, 0, "the member was never out of the group")
+        await client.close()
+    }
+    /// A classic member whose transactional offsets are refused with ILLEGAL_GENERATION for its
+    /// current generation is the zombie case: the transaction aborts, the member drops its
+    /// partitions as lost (no commit, `onLost`) and joins again, and once it owns the
+    /// partition again it processes from the group's committed offset.
+    func testAClassicMemberRefusedAsAZombieLosesItsPartitionAndStartsAgainAtTheGroupsCommittedOffset() async throws {
+        let topic = "eos-zombie-in"
+        let mock = try MockCluster(brokers: 1, topics: [(topic, 1), ("eos-zombie-out", 1)])
+        defer { mock.stop() }
+        try mock.useGroupVersionsTheMockParses()
+        try mock.groupInitialRebalanceDelay(ms: 200)
+        let client = try await connect(mock, base: "eos-zombie")
+        for i in 0..<30 { client.produce(ProducerRecord(topic: topic, partition: 0, value: "\(i)")) { _ in } }
+        await client.flush()
+        var settings = ConsumerConfiguration()
+        settings.groupID = "g-eos-zombie"
+        settings.topics = [topic]
+        settings.offsetReset = .earliest
+        settings.isolation = .readCommitted
+        settings.maxRecords = 10
+        settings.sessionTimeout = .seconds(3)
+        settings.heartbeatInterval = .milliseconds(200)
+        settings.rebalanceTimeout = .seconds(10)
+        settings.revokeTimeout = .seconds(2)
+        settings.retryBackoff = .milliseconds(20)
+        settings.retryBackoffMax = .milliseconds(100)
+        let lost = Locked(0)
+        settings.onLost = { _ in lost.withLock { $0 += 1 } }
+        let consumer = try client.consumer(settings)
+        await eventually("the member holds the partition", within: .seconds(30)) { consumer.assignment.count == 1 }
+        let starts = Locked<[Int64]>([])
+        let refuse = Locked(true)
+        let run = Task {
+            try await consumer.run(transactional: .init()) { batch, txn in
+                let first = batch.records.first?.offset ?? -1
+                starts.withLock { $0.append(first) }
+                // The second batch's offsets are refused as a zombie's, once.
+                if first == 10, refuse.withLock({ r in defer { r = false }; return r }) {
+                    try mock.pushErrors(apiKey: ApiKey.txnOffsetCommit.rawValue, codes: [KafkaErrorCode.illegalGeneration.rawValue])
+                }
+                _ = try await txn.produceBatch(batch.records.map { ProducerRecord(topic: "eos-zombie-out", partition: 0, value: $0.valueString ?? "") })
+            }
+        }
+        let tp = TopicPartition(topic: topic, partition: 0)
+        await eventually("the partition committed to its end", within: .seconds(60)) { consumer.committed(tp) == 30 }
+        XCTAssertEqual(lost.withLock { $0 }, 1, "onLost ran once")
+        XCTAssertEqual(consumer.groupStatistics.partitionsLostEvents, 1)
+        XCTAssertGreaterThanOrEqual(consumer.groupStatistics.rebalances, 2, "the member joined again")
+        // Where the group says the partition starts: the mock never applies transactional
+        // offsets to the group (its OffsetFetch answers none), so there the rejoined member
+        // starts at the earliest offset again; a broker would answer 10.
+        let restart = try await client.committedOffsets(groupID: "g-eos-zombie", partitions: [tp])[tp] ?? 0
+        XCTAssertEqual(starts.withLock { $0 }, [0, 10] + Array(stride(from: restart, to: 30, by: 10)),
+                       "after the loss, processing starts again at the group's committed offset; the refused batch is never committed")
+        await consumer.close()
+        try await run.value
         await client.close()
     }
 }
