@@ -83,11 +83,11 @@ final class ExactlyOnceTests: XCTestCase {
         let committed = try await client.committedOffsets(groupID: group)
         XCTAssertEqual(committed, Dictionary(uniqueKeysWithValues: tps.map { ($0, Int64(perPartition)) }),
                        "the group's committed offsets are the input's end")
-        let results = try await outputValues(client, topic: output, isolation: .readCommitted)
+        let results = try await readValues(client, topic: output, isolation: .readCommitted)
         let expected = (0..<2).flatMap { p in (0..<perPartition).map { "out-\(p):\($0)" } }
         XCTAssertEqual(results.count, expected.count, "one result per input record")
         XCTAssertEqual(Set(results), Set(expected), "every input record's result, once")
-        let everything = try await outputValues(client, topic: output, isolation: .readUncommitted)
+        let everything = try await readValues(client, topic: output, isolation: .readUncommitted)
         XCTAssertGreaterThan(everything.count, expected.count, "the aborted attempts' results are in the log, hidden")
         await client.close()
     }
@@ -148,20 +148,4 @@ final class ExactlyOnceTests: XCTestCase {
         }
         await consumer.close()
     }
-}
-
-/// Every value of partition 0 of `topic`, read with the client's own fetch.
-private func outputValues(_ client: KlifeClient, topic: String, partition: Int32 = 0,
-             isolation: IsolationLevel) async throws -> [String] {
-    var values: [String] = []
-    var offset: Int64 = 0
-    for _ in 0..<1000 {
-        let result = try await client.fetch(topic: topic, partition: partition, offset: offset, maxBytes: 1 << 20,
-                                            maxWait: .milliseconds(10), isolation: isolation)
-        values += result.records.map { String(decoding: $0.value ?? [], as: UTF8.self) }
-        let end = isolation == .readCommitted ? result.lastStableOffset : result.highWatermark
-        if result.nextOffset >= end || result.nextOffset == offset { break }
-        offset = result.nextOffset
-    }
-    return values
 }

@@ -60,8 +60,9 @@ extension KlifeConsumer {
     ///   attempt began. A coordinator that no longer counts this member as the partition's
     ///   owner refuses them (``KlifeError/Code/groupMemberFenced``): the transaction aborts,
     ///   the transactional producer stays usable, and the member (classic protocol) drops its
-    ///   partitions as lost and joins again; with the consumer protocol it heartbeats at once
-    ///   to learn whether it lost them.
+    ///   partitions as lost and joins again (`FENCED_INSTANCE_ID` ends the consumer, as from a
+    ///   heartbeat); with the consumer protocol it heartbeats at once to learn whether it lost
+    ///   them.
     /// - **A fenced producer ends the run.** `producerFenced` (another instance took the
     ///   transactional id) aborts the transaction and makes `run` throw it.
     ///

@@ -44,9 +44,9 @@ final class OffsetCommitter: Sendable {
         guard let groupID = state.configuration.groupID else {
             throw .invalidArgument("commit needs ConsumerConfiguration.groupID")
         }
-        // Exactly-once mode: its transactions commit the offsets, nothing else does.
-        if state.commitsInTransactions { return }
         try await serializer.run { () async throws(KlifeError) in
+            // Exactly-once mode: its transactions commit the offsets, nothing else does.
+            if state.commitsInTransactions { return }
             let progress = state.uncommitted(partitions)
             guard !progress.isEmpty else { return }
             try await send(progress.mapValues(\.offset), groupID: groupID, member: member)
