@@ -13,7 +13,7 @@ final class ExactlyOnceTests: XCTestCase {
     private func transactionalClient(_ base: String) async throws -> KlifeClient {
         try await Shared.client { config in
             config.transactions = TransactionConfiguration(baseTransactionalID: "\(base)-\(UUID().uuidString.prefix(8))",
-                                                           poolSize: 2)
+                                                           poolSize: 4)
         }
     }
 
@@ -89,6 +89,57 @@ final class ExactlyOnceTests: XCTestCase {
         XCTAssertEqual(Set(results), Set(expected), "every input record's result, once")
         let everything = try await readValues(client, topic: output, isolation: .readUncommitted)
         XCTAssertGreaterThan(everything.count, expected.count, "the aborted attempts' results are in the log, hidden")
+        await client.close()
+    }
+
+    /// A second member joins while the first is processing: the cooperative rebalance moves
+    /// partitions between them (a revoke waits for the transaction in progress, the new owner
+    /// starts at the committed offset), and still every input record's result is in the output
+    /// once and the group's committed offsets are the input's end.
+    func testARebalanceInTheMiddleKeepsTheOutputExactlyOnce() async throws {
+        let client = try await transactionalClient("eos-rebalance")
+        let input = try await Shared.topic(client, partitions: 4, prefix: "eos-rb-in")
+        let output = try await Shared.topic(client, partitions: 1, prefix: "eos-rb-out")
+        let group = "g-" + input
+        func produce(_ range: Range<Int>) async {
+            for p in Int32(0)..<4 {
+                for i in range { client.produce(ProducerRecord(topic: input, partition: p, value: "\(p):\(i)")) { _ in } }
+            }
+            await client.flush()
+        }
+        await produce(0..<40)
+        let processedBy = Locked<[String: Int]>([:])
+        func start(_ name: String) throws -> (KlifeConsumer, Task<Void, any Error>) {
+            let consumer = try client.consumer(settings(group: group, topic: input))
+            let task = Task {
+                try await consumer.run(transactional: .init()) { batch, txn in
+                    let records = batch.records.map { ProducerRecord(topic: output, partition: 0, value: "out-\($0.valueString ?? "")") }
+                    for result in try await txn.produceBatch(records) { _ = try result.get() }
+                    processedBy.withLock { $0[name, default: 0] += batch.records.count }
+                }
+            }
+            return (consumer, task)
+        }
+        let (a, runA) = try start("a")
+        await eventually("the first member processed records") { processedBy.withLock { $0["a"] ?? 0 } > 0 }
+        let (b, runB) = try start("b")
+        await eventually("both members hold two partitions") { a.assignment.count == 2 && b.assignment.count == 2 }
+        await produce(40..<80)
+        let tps = (Int32(0)..<4).map { TopicPartition(topic: input, partition: $0) }
+        let ends = Dictionary(uniqueKeysWithValues: tps.map { ($0, Int64(80)) })
+        await eventually("the group committed every partition to its end") {
+            (try? await client.committedOffsets(groupID: group)) == ends
+        }
+        XCTAssertGreaterThan(processedBy.withLock { $0["b"] ?? 0 }, 0, "the second member processed records")
+        await a.close()
+        await b.close()
+        try await runA.value
+        try await runB.value
+
+        let results = try await readValues(client, topic: output, isolation: .readCommitted)
+        let expected = (0..<4).flatMap { p in (0..<80).map { "out-\(p):\($0)" } }
+        XCTAssertEqual(results.count, expected.count, "one result per input record")
+        XCTAssertEqual(Set(results), Set(expected), "every input record's result, once")
         await client.close()
     }
 
