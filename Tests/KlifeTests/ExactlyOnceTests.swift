@@ -169,6 +169,32 @@ final class ExactlyOnceTests: XCTestCase {
         await client.close()
     }
 
+    /// A handler that always fails keeps its batch in retries; closing the client under the
+    /// consumer ends the retries and the run (with `clientClosed`), and nothing was committed.
+    func testClosingTheClientEndsARunWhoseHandlerKeepsFailing() async throws {
+        let client = try await transactionalClient("eos-close")
+        let topic = try await Shared.topic(client, partitions: 1, prefix: "eos-close")
+        client.produce(ProducerRecord(topic: topic, partition: 0, value: "x")) { _ in }
+        await client.flush()
+        let consumer = try client.consumer(settings(group: "g-" + topic, topic: topic))
+        let attempts = Locked(0)
+        let run = Task {
+            try await consumer.run(transactional: .init()) { _, _ in
+                attempts.withLock { $0 += 1 }
+                throw Flaky()
+            }
+        }
+        await eventually("the batch failed a few times") { attempts.withLock { $0 } >= 3 }
+        XCTAssertNil(consumer.committed(TopicPartition(topic: topic, partition: 0)), "nothing committed")
+        await client.close()
+        do {
+            try await run.value
+            XCTFail("the run must end with the client's close")
+        } catch let error as KlifeError {
+            XCTAssertEqual(error.code, .clientClosed, "\(error)")
+        }
+    }
+
     func testInvalidSetupsFailWithTheFieldNamed() async throws {
         let plain = try await Shared.client()
         let topic = try await Shared.topic(plain, partitions: 1, prefix: "eos-setup")

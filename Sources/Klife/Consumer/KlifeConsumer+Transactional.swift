@@ -114,8 +114,8 @@ extension KlifeConsumer {
         }
     }
 
-    /// Runs `batch` in transactions until one commits, or its partition is gone, or the
-    /// producer is fenced.
+    /// Runs `batch` in transactions until one commits, its partition is gone, the producer is
+    /// fenced, or the consumer ended.
     private func processInTransactions(_ batch: ConsumerBatch,
                                        with handler: @escaping @Sendable (ConsumerBatch, Transaction) async throws -> Void) async {
         let started = Reactor.monotonicNanoseconds()
@@ -139,7 +139,9 @@ extension KlifeConsumer {
                 let settings = state.configuration
                 let wait = min(settings.retryBackoff * (1 << min(attempt - 1, 16)), settings.retryBackoffMax)
                 try? await Task.sleep(for: wait)
-                guard state.isCurrent(batch) else {
+                // A consumer that failed for good (its client closed, a fenced producer of
+                // another partition's transaction) retries nothing: its run is ending.
+                guard state.isCurrent(batch), !state.isEnded else {
                     state.markAbandoned(batch)
                     return
                 }
