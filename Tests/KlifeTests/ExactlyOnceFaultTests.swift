@@ -174,4 +174,35 @@ final class ExactlyOnceFaultTests: XCTestCase {
         try await run.value
         await client.close()
     }
+    /// A fenced transactional producer (another instance took the transactional id) ends the
+    /// run with `producerFenced`; the batch's offset is not committed.
+    func testAFencedProducerEndsTheRun() async throws {
+        let topic = "eos-fenced-in"
+        let mock = try MockCluster(brokers: 1, topics: [(topic, 1), ("eos-fenced-out", 1)])
+        defer { mock.stop() }
+        try mock.consumerGroup(sessionTimeoutMs: 6_000, heartbeatIntervalMs: 250)
+        let client = try await connect(mock, base: "eos-fenced")
+        client.produce(ProducerRecord(topic: topic, partition: 0, value: "x")) { _ in }
+        await client.flush()
+        var settings = ConsumerConfiguration()
+        settings.groupID = "g-eos-fenced"
+        settings.topics = [topic]
+        settings.groupProtocol = .consumer
+        settings.offsetReset = .earliest
+        settings.isolation = .readCommitted
+        let consumer = try client.consumer(settings)
+        await eventually("the member holds the partition", within: .seconds(30)) { consumer.assignment.count == 1 }
+        try mock.pushErrors(apiKey: ApiKey.produce.rawValue, codes: [KafkaErrorCode.producerFenced.rawValue])
+        do {
+            try await consumer.run(transactional: .init()) { batch, txn in
+                _ = try await txn.produce(ProducerRecord(topic: "eos-fenced-out", partition: 0, value: "y"))
+            }
+            XCTFail("a fenced producer must end the run")
+        } catch {
+            XCTAssertEqual(error.code, .producerFenced, "\(error)")
+        }
+        XCTAssertNil(consumer.committed(TopicPartition(topic: topic, partition: 0)))
+        await consumer.close()
+        await client.close()
+    }
 }
