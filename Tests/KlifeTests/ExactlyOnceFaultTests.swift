@@ -19,6 +19,36 @@ final class ExactlyOnceFaultTests: XCTestCase {
         return try await KlifeClient.connect(config)
     }
 
+    /// A member of `group` reading `topic` at read_committed from the earliest offset, in
+    /// batches of 10, retrying a failed batch after 20-100 ms.
+    private func memberSettings(group: String, topic: String, protocol groupProtocol: GroupProtocol) -> ConsumerConfiguration {
+        var settings = ConsumerConfiguration()
+        settings.groupID = group
+        settings.topics = [topic]
+        settings.groupProtocol = groupProtocol
+        settings.offsetReset = .earliest
+        settings.isolation = .readCommitted
+        settings.maxRecords = 10
+        settings.retryBackoff = .milliseconds(20)
+        settings.retryBackoffMax = .milliseconds(100)
+        if groupProtocol == .classic {
+            // The mock's joins wait the session timeout less one second: keep it short.
+            settings.sessionTimeout = .seconds(3)
+            settings.heartbeatInterval = .milliseconds(200)
+            settings.rebalanceTimeout = .seconds(10)
+            settings.revokeTimeout = .seconds(2)
+        }
+        return settings
+    }
+
+    /// Produces `count` records to each partition of `topic` (values `"p:i"`).
+    private func produce(_ client: KlifeClient, topic: String, partitions: Int32, count: Int) async {
+        for p in Int32(0)..<partitions {
+            for i in 0..<count { client.produce(ProducerRecord(topic: topic, partition: p, value: "\(p):\(i)")) { _ in } }
+        }
+        await client.flush()
+    }
+
     /// Each fencing code answering TxnOffsetCommit fails `sendOffsets(_:group:)` with
     /// `groupMemberFenced` at once (never retried), the transaction aborts (the block's
     /// error), and the next transaction of the same producer commits.
@@ -74,20 +104,8 @@ final class ExactlyOnceFaultTests: XCTestCase {
         defer { mock.stop() }
         try mock.consumerGroup(sessionTimeoutMs: 6_000, heartbeatIntervalMs: 250)
         let client = try await connect(mock, base: "eos-run")
-        for p in Int32(0)..<2 {
-            for i in 0..<30 { client.produce(ProducerRecord(topic: topic, partition: p, value: "\(p):\(i)")) { _ in } }
-        }
-        await client.flush()
-        var settings = ConsumerConfiguration()
-        settings.groupID = "g-eos-run"
-        settings.topics = [topic]
-        settings.groupProtocol = .consumer
-        settings.offsetReset = .earliest
-        settings.isolation = .readCommitted
-        settings.maxRecords = 10
-        settings.retryBackoff = .milliseconds(20)
-        settings.retryBackoffMax = .milliseconds(100)
-        let consumer = try client.consumer(settings)
+        await produce(client, topic: topic, partitions: 2, count: 30)
+        let consumer = try client.consumer(memberSettings(group: "g-eos-run", topic: topic, protocol: .consumer))
         await eventually("the member holds both partitions", within: .seconds(30)) { consumer.assignment.count == 2 }
         try mock.pushErrors(apiKey: ApiKey.txnOffsetCommit.rawValue,
                             codes: [KafkaErrorCode.illegalGeneration.rawValue, KafkaErrorCode.unknownMemberID.rawValue])
@@ -128,20 +146,8 @@ final class ExactlyOnceFaultTests: XCTestCase {
         try mock.useGroupVersionsTheMockParses()
         try mock.groupInitialRebalanceDelay(ms: 200)
         let client = try await connect(mock, base: "eos-zombie")
-        for i in 0..<30 { client.produce(ProducerRecord(topic: topic, partition: 0, value: "\(i)")) { _ in } }
-        await client.flush()
-        var settings = ConsumerConfiguration()
-        settings.groupID = "g-eos-zombie"
-        settings.topics = [topic]
-        settings.offsetReset = .earliest
-        settings.isolation = .readCommitted
-        settings.maxRecords = 10
-        settings.sessionTimeout = .seconds(3)
-        settings.heartbeatInterval = .milliseconds(200)
-        settings.rebalanceTimeout = .seconds(10)
-        settings.revokeTimeout = .seconds(2)
-        settings.retryBackoff = .milliseconds(20)
-        settings.retryBackoffMax = .milliseconds(100)
+        await produce(client, topic: topic, partitions: 1, count: 30)
+        var settings = memberSettings(group: "g-eos-zombie", topic: topic, protocol: .classic)
         let lost = Locked(0)
         settings.onLost = { _ in lost.withLock { $0 += 1 } }
         let consumer = try client.consumer(settings)
@@ -174,6 +180,7 @@ final class ExactlyOnceFaultTests: XCTestCase {
         try await run.value
         await client.close()
     }
+
     /// A fenced transactional producer (another instance took the transactional id) ends the
     /// run with `producerFenced`; the batch's offset is not committed.
     func testAFencedProducerEndsTheRun() async throws {
@@ -182,19 +189,12 @@ final class ExactlyOnceFaultTests: XCTestCase {
         defer { mock.stop() }
         try mock.consumerGroup(sessionTimeoutMs: 6_000, heartbeatIntervalMs: 250)
         let client = try await connect(mock, base: "eos-fenced")
-        client.produce(ProducerRecord(topic: topic, partition: 0, value: "x")) { _ in }
-        await client.flush()
-        var settings = ConsumerConfiguration()
-        settings.groupID = "g-eos-fenced"
-        settings.topics = [topic]
-        settings.groupProtocol = .consumer
-        settings.offsetReset = .earliest
-        settings.isolation = .readCommitted
-        let consumer = try client.consumer(settings)
+        await produce(client, topic: topic, partitions: 1, count: 1)
+        let consumer = try client.consumer(memberSettings(group: "g-eos-fenced", topic: topic, protocol: .consumer))
         await eventually("the member holds the partition", within: .seconds(30)) { consumer.assignment.count == 1 }
         try mock.pushErrors(apiKey: ApiKey.produce.rawValue, codes: [KafkaErrorCode.producerFenced.rawValue])
         do {
-            try await consumer.run(transactional: .init()) { batch, txn in
+            try await consumer.run(transactional: .init()) { _, txn in
                 _ = try await txn.produce(ProducerRecord(topic: "eos-fenced-out", partition: 0, value: "y"))
             }
             XCTFail("a fenced producer must end the run")
