@@ -84,6 +84,15 @@ extension KlifeConsumer {
         guard state.enterTransactionalHandlerMode() else {
             throw .invalidArgument("a consumer's batches go either to one run or to next(), and a run runs once")
         }
+        try await dispatchBatches { [self] batch in await processInTransactions(batch, with: handler) }
+    }
+
+    /// The handler forms' dispatcher: hands every batch to `process` in a task of its own (its
+    /// partition is busy until `process` marks the batch processed or abandoned, so one
+    /// partition's batches go one after another), and returns once the consumer ended and
+    /// every task finished.
+    /// - Throws: what ended the consumer for good (`nil` from ``next()`` is a clean end).
+    func dispatchBatches(_ process: @escaping @Sendable (ConsumerBatch) async -> Void) async throws(KlifeError) {
         var failure: KlifeError?
         await withDiscardingTaskGroup { group in
             while true {
@@ -95,7 +104,7 @@ extension KlifeConsumer {
                     break
                 }
                 guard let batch else { break }
-                group.addTask { [self] in await processInTransactions(batch, with: handler) }
+                group.addTask { await process(batch) }
             }
         }
         if let failure { throw failure }
