@@ -4,7 +4,7 @@ import KlifeProtocol
 /// An open Kafka transaction, handed to the block of ``KlifeClient/transaction(_:)``.
 ///
 /// Everything produced through it, and the consumer offsets sent with
-/// ``sendOffsets(_:groupID:)``, becomes visible to `read_committed` consumers together
+/// ``sendOffsets(_:group:)`` or ``sendOffsets(_:groupID:)``, becomes visible to `read_committed` consumers together
 /// when the block returns, or never, when it throws. Each partition is registered with
 /// the transaction coordinator (AddPartitionsToTxn) before its first record leaves.
 ///
@@ -78,6 +78,8 @@ public final class Transaction: Sendable {
 
     /// Adds consumer-group offsets to the transaction: they are committed for `groupID`
     /// if and only if the transaction commits (consume-transform-produce, exactly once).
+    /// They are sent as by no member of the group, which a coordinator accepts only while the
+    /// group has no active members; a group member sends ``sendOffsets(_:group:)`` instead.
     /// - Parameters:
     ///   - offsets: For each partition, the offset of the next record to consume (last processed + 1).
     ///   - groupID: The consumer group whose offsets these are.
