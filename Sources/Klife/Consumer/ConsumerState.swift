@@ -98,6 +98,9 @@ final class ConsumerState: Sendable {
         var nextAssignmentID: UInt64 = 1
         /// Batches go to ``KlifeConsumer/run(_:)``'s handlers.
         var handlerMode = false
+        /// ``KlifeConsumer/run(transactional:_:)``: offsets are committed only by its
+        /// transactions, never by auto-commit, revoke, close or ``KlifeConsumer/commit()``.
+        var transactionalCommits = false
         var recordsFetched = 0
         var bytesFetched = 0
         var batchesDelivered = 0

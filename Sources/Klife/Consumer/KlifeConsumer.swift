@@ -168,13 +168,17 @@ public final class KlifeConsumer: Sendable {
     /// ``BatchAcknowledgement/explicit`` and in ``run(_:)`` only batches marked processed count.
     /// The committed offset never passes a record the application has not finished.
     /// - Throws: ``KlifeError`` from the coordinator; a group member in the middle of a
-    ///   rebalance gets `REBALANCE_IN_PROGRESS` (its revoke commits instead).
+    ///   rebalance gets `REBALANCE_IN_PROGRESS` (its revoke commits instead);
+    ///   `invalidArgument` in ``run(transactional:_:)`` (only its transactions commit).
     public func commit() async throws(KlifeError) {
+        if state.commitsInTransactions { throw ConsumerState.committedOnlyByTransactions }  // run(transactional:)
         if configuration.acknowledgement == .onNextBatch && !state.handlerMode { state.markDeliveredProcessed() }
         try await committer.commitProcessed(member: try memberIdentity())
     }
 
     /// Commits `offsets` (the next offset to read per partition) for ``ConsumerConfiguration/groupID``.
+    /// - Throws: ``KlifeError`` from the coordinator; `invalidArgument` in
+    ///   ``run(transactional:_:)`` (only its transactions commit).
     public func commit(_ offsets: [TopicPartition: Int64]) async throws(KlifeError) {
         try await committer.commit(offsets, member: try memberIdentity())
     }
