@@ -160,8 +160,8 @@ extension KlifeConsumer {
 
     /// One attempt: a transaction with the handler's records and the batch's next offset,
     /// sent as this member is now.
-    private func commitInTransaction(_ batch: ConsumerBatch,
-                                     with handler: @escaping @Sendable (ConsumerBatch, Transaction) async throws -> Void) async throws {
+    func commitInTransaction(_ batch: ConsumerBatch,
+                             with handler: @escaping @Sendable (ConsumerBatch, Transaction) async throws -> Void) async throws {
         let group = try transactionalGroupMetadata()
         let membership = membership
         try await client.transaction { txn in

@@ -38,12 +38,17 @@ struct RecordMover: Sendable {
     /// acknowledgement. - Parameter attempts: attempts made in this process.
     func move(_ record: ConsumerRecord, to destination: (topic: String, delay: Duration?), attempts: Int,
               error: String, firstFailure: Int64) async throws(KlifeError) {
+        _ = try await client.produce(copy(record, to: destination, attempts: attempts, error: error, firstFailure: firstFailure))
+    }
+
+    /// `record` as written to `destination`: its bytes, and the chain's headers with the
+    /// attempts so far (earlier moves' and `attempts` made here) and, in a retry topic, its due time.
+    func copy(_ record: ConsumerRecord, to destination: (topic: String, delay: Duration?), attempts: Int,
+              error: String, firstFailure: Int64) -> ProducerRecord {
         let now = ConsumerState.wallClockMilliseconds()
         let total = RetryHeaders.attempts(of: record.headers) + attempts
         let due = destination.delay.map { now + Int64($0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000) }
-        let moved = RetryHeaders.moved(record, to: destination.topic, attempts: total, error: error,
-                                       firstFailure: firstFailure, due: due)
-        _ = try await client.produce(moved)
+        return RetryHeaders.moved(record, to: destination.topic, attempts: total, error: error, firstFailure: firstFailure, due: due)
     }
 
     /// Creates the missing topics of every chain, with the partition count of their source
