@@ -63,21 +63,7 @@ extension KlifeConsumer {
                                        ledger: perKeyOrder ? KeyOrderLedger() : nil,
                                        log: { [hub = client.hubs[0]] level, text in hub.log(level, text) },
                                        handler: handler)
-        var failure: KlifeError?
-        await withDiscardingTaskGroup { group in
-            while true {
-                let batch: ConsumerBatch?
-                do throws(KlifeError) {
-                    batch = try await state.next(markBusy: true)
-                } catch {
-                    failure = error
-                    break
-                }
-                guard let batch else { break }
-                group.addTask { await processor.process(batch) }
-            }
-        }
-        if let failure { throw failure }
+        try await dispatchBatches { batch in await processor.process(batch) }
     }
 
     /// Processes every record with `handler`, one record at a time per partition (partitions
