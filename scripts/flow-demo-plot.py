@@ -1,0 +1,84 @@
+"""flow-demo-plot.py CSV PNG [TITLE]: plots a flow-demo timeline.
+
+Top: records per second written into PostgreSQL (and the rate limit, if any).
+Bottom: handler latency (p50 and p99 of the batches finished in each sample interval, and the
+consumer's own cumulative p99 from statistics()), log scale.
+The struggle phase is shaded and the consumer restart marked, from CSV.events.
+"""
+import csv
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def number(text):
+    return float(text) if text not in ("", None) else None
+
+
+def main():
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    path, png = sys.argv[1], sys.argv[2]
+    title = sys.argv[3] if len(sys.argv) > 3 else "Klife consumer writing into a struggling PostgreSQL"
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    events = {}
+    try:
+        with open(path + ".events", newline="") as f:
+            for row in csv.DictReader(f):
+                events[row["event"]] = float(row["time_s"])
+    except FileNotFoundError:
+        pass
+    done = events.get("done")
+    if done is not None:
+        rows = [r for r in rows if float(r["time_s"]) <= done + 0.6]
+
+    t = [float(r["time_s"]) for r in rows]
+    rate = [number(r["records_per_s"]) for r in rows]
+    limit = [number(r["rate_limit"]) for r in rows]
+    p50 = [number(r["handler_p50_ms"]) for r in rows]
+    p99 = [number(r["handler_p99_ms"]) for r in rows]
+    stats_p99 = [number(r["stats_handler_p99_ms"]) for r in rows]
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True,
+                                      gridspec_kw={"height_ratios": [3, 2]})
+    for ax in (top, bottom):
+        if "struggle_start" in events and "struggle_end" in events:
+            ax.axvspan(events["struggle_start"], events["struggle_end"], color="tab:red", alpha=0.12,
+                       label="database struggling" if ax is top else None)
+        if "restart" in events:
+            ax.axvline(events["restart"], color="tab:gray", linestyle=":",
+                       label="consumer closed and reopened" if ax is top else None)
+        ax.grid(True, alpha=0.3)
+
+    top.plot(t, rate, color="tab:blue", linewidth=1.6, label="records/s inserted")
+    if any(v is not None for v in limit):
+        top.plot(t, [v if v is not None else float("nan") for v in limit], color="tab:orange",
+                 linestyle="--", label="rate limit")
+    top.set_ylabel("records/s into PostgreSQL")
+    top.set_ylim(bottom=0)
+    top.legend(loc="upper right", fontsize=8)
+    top.set_title(title, fontsize=11)
+
+    def series(values):
+        return [v if v is not None else float("nan") for v in values]
+
+    bottom.plot(t, series(p50), color="tab:green", linewidth=1.2, label="handler p50 (per interval)")
+    bottom.plot(t, series(p99), color="tab:purple", linewidth=1.2, label="handler p99 (per interval)")
+    bottom.plot(t, series(stats_p99), color="tab:gray", linewidth=1, linestyle="--",
+                label="p99 from statistics() (cumulative)")
+    bottom.set_yscale("log")
+    bottom.set_ylabel("handler latency (ms)")
+    bottom.set_xlabel("seconds since the consumer started")
+    bottom.legend(loc="upper right", fontsize=8)
+
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    print(f"plot: {png}")
+
+
+if __name__ == "__main__":
+    main()
