@@ -3,7 +3,8 @@
 Top: records per second written into PostgreSQL (and the rate limit, if any).
 Bottom: handler latency (p50 and p99 of the batches finished in each sample interval, and the
 consumer's own cumulative p99 from statistics()), log scale.
-The struggle phase is shaded and the consumer restart marked, from CSV.events.
+The struggle phase is shaded red, the group joins gray, and the consumer restart marked
+(from CSV.events and the phase column).
 """
 import csv
 import sys
@@ -43,12 +44,28 @@ def main():
     p99 = [number(r["handler_p99_ms"]) for r in rows]
     stats_p99 = [number(r["stats_handler_p99_ms"]) for r in rows]
 
+    # Spans where the consumer was joining its group (first join, and again after the restart):
+    # no batches then, whatever the database does.
+    joining = []
+    previous = 0.0
+    for r in rows:
+        now = float(r["time_s"])
+        if r["phase"] in ("joining", "restarting"):
+            if joining and abs(joining[-1][1] - previous) < 1e-9:
+                joining[-1][1] = now
+            else:
+                joining.append([previous, now])
+        previous = now
+
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True,
                                       gridspec_kw={"height_ratios": [3, 2]})
     for ax in (top, bottom):
         if "struggle_start" in events and "struggle_end" in events:
             ax.axvspan(events["struggle_start"], events["struggle_end"], color="tab:red", alpha=0.12,
                        label="database struggling" if ax is top else None)
+        for i, (start, end) in enumerate(joining):
+            ax.axvspan(start, end, color="tab:gray", alpha=0.12,
+                       label="joining the group (no batches)" if ax is top and i == 0 else None)
         if "restart" in events:
             ax.axvline(events["restart"], color="tab:gray", linestyle=":",
                        label="consumer closed and reopened" if ax is top else None)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # flow-demo.sh — a Klife group consumer writing into a PostgreSQL that struggles.
-#   bootstrap -> build Examples (release, .build-examples) -> Tansu on a free port ->
+#   bootstrap -> build Examples (release, .build-examples; debug with --ci) -> Tansu on a free port ->
 #   PostgreSQL via scripts/postgres.sh -> flow-demo -> figure line -> plot (docs/images/flow-demo.png)
 #
 #   bash scripts/flow-demo.sh [--records N] [--struggle-seconds S] [--ci] [--no-plot]
@@ -8,8 +8,8 @@
 #
 #   --records N            records to produce and consume (default 300000)
 #   --struggle-seconds S   how long the database struggles (default 10)
-#   --ci                   bounded run for CI: 20000 records, a 3 s struggle, no plot; exits
-#                          non-zero unless lost=0, duplicated=0 and rows=records
+#   --ci                   bounded run for CI: a debug build, 20000 records, a 3 s struggle, no
+#                          plot; exits non-zero unless lost=0, duplicated=0 and rows=records
 #   --no-plot              skip the PNG
 #   --png PATH             where the plot goes (default docs/images/flow-demo.png)
 #   --csv PATH             the timeline CSV (default .klife/flow-demo.csv)
@@ -51,9 +51,13 @@ bash scripts/bootstrap.sh
 source scripts/env.sh
 mkdir -p .klife
 
-echo "==> [2/5] swift build -c release --package-path Examples --scratch-path .build-examples"
-swift build -c release --package-path Examples --scratch-path .build-examples --product flow-demo
-bin="$(swift build -c release --package-path Examples --scratch-path .build-examples --show-bin-path)/flow-demo"
+# Release for the demo's figures; CI builds debug (a release build of postgres-nio and its
+# dependencies takes several times as long on 2 cores, and CI only checks what is lost or doubled).
+config=release
+((ci)) && config=debug
+echo "==> [2/5] swift build -c $config --package-path Examples --scratch-path .build-examples"
+swift build -c "$config" --package-path Examples --scratch-path .build-examples --product flow-demo
+bin="$(swift build -c "$config" --package-path Examples --scratch-path .build-examples --show-bin-path)/flow-demo"
 
 tansu_pid=""
 pg_state=".klife/flow-demo-postgres.$$.env"

@@ -21,7 +21,7 @@ final class Database: Sendable {
                                                   password: nil, database: url.database, tls: .disable)
         config.options.maximumConnections = 16
         var logger = Logger(label: "flow-demo.postgres")
-        logger.logLevel = .warning
+        logger.logLevel = .error
         self.logger = logger
         let client = PostgresClient(configuration: config, backgroundLogger: logger)
         self.client = client

@@ -4,6 +4,8 @@ import Synchronization
 
 /// The demo's phases, in the order they happen.
 enum Phase: String, Sendable {
+    /// Joining the group, until the first batch is in (Tansu holds a first join for seconds).
+    case joining
     case normal
     case restarting
     case struggle
@@ -18,7 +20,7 @@ final class Progress: Sendable {
         var batches = 0
         /// Handler durations (ms) since the sampler last looked.
         var window: [Double] = []
-        var phase = Phase.normal
+        var phase = Phase.joining
     }
 
     private let state = Mutex(State())

@@ -136,6 +136,7 @@ func runDemo(_ options: Options) async throws -> Int32 {
             log("timed out after \(options.timeoutSeconds) s with \(inserted) of \(options.records) records in")
             break
         }
+        if inserted > 0, progress.phase == .joining { progress.phase = .normal }
         if let mark = restartMark, inserted > mark {
             restartMark = nil
             progress.phase = struggleEnd != nil ? .recovery : .normal
@@ -201,7 +202,7 @@ func runDemo(_ options: Options) async throws -> Int32 {
         case .normal: before.append(s.recordsPerSecond)
         case .struggle: during.append(s.recordsPerSecond)
         case .recovery: after.append(s.recordsPerSecond)
-        case .restarting: break
+        case .joining, .restarting: break
         }
     }
     if during.isEmpty { during = samples.filter { $0.phase == .struggle }.map(\.recordsPerSecond) }
