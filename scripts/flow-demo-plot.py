@@ -56,6 +56,11 @@ def main():
             else:
                 joining.append([previous, now])
         previous = now
+    # The restart's span starts at the restart itself, not at the sample before it.
+    if "restart" in events:
+        for span in joining:
+            if span[0] < events["restart"] < span[1]:
+                span[0] = events["restart"]
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True,
                                       gridspec_kw={"height_ratios": [3, 2]})
@@ -76,8 +81,9 @@ def main():
         top.plot(t, [v if v is not None else float("nan") for v in limit], color="tab:orange",
                  linestyle="--", label="rate limit")
     top.set_ylabel("records/s into PostgreSQL")
-    top.set_ylim(bottom=0)
-    top.legend(loc="upper right", fontsize=8)
+    highest = max([v for v in rate if v is not None] + [v for v in limit if v is not None] + [1])
+    top.set_ylim(0, highest * 1.45)
+    top.legend(loc="upper left", ncol=3, fontsize=8)
     top.set_title(title, fontsize=11)
 
     def series(values):
@@ -90,7 +96,9 @@ def main():
     bottom.set_yscale("log")
     bottom.set_ylabel("handler latency (ms)")
     bottom.set_xlabel("seconds since the consumer started")
-    bottom.legend(loc="upper right", fontsize=8)
+    low, high = bottom.get_ylim()
+    bottom.set_ylim(low, high * 8)
+    bottom.legend(loc="upper left", ncol=3, fontsize=8)
 
     fig.tight_layout()
     fig.savefig(png, dpi=110)

@@ -3,18 +3,20 @@
 #   bootstrap -> build Examples (release, .build-examples; debug with --ci) -> Tansu on a free port ->
 #   PostgreSQL via scripts/postgres.sh -> flow-demo -> figure line -> plot (docs/images/flow-demo.png)
 #
-#   bash scripts/flow-demo.sh [--records N] [--struggle-seconds S] [--ci] [--no-plot]
+#   bash scripts/flow-demo.sh [--records N] [--struggle-seconds S] [--mode M] [--rate R] [--ci] [--no-plot]
 #                             [--png PATH] [--csv PATH] [-- FLOW-DEMO OPTIONS...]
 #
 #   --records N            records to produce and consume (default 300000)
 #   --struggle-seconds S   how long the database struggles (default 10)
+#   --mode none|manual     the consumer's pacing (default manual: a fixed rate limit)
+#   --rate R               manual: records per second (default 20000)
 #   --ci                   bounded run for CI: a debug build, 20000 records, a 3 s struggle, no
 #                          plot; exits non-zero unless lost=0, duplicated=0 and rows=records
 #   --no-plot              skip the PNG
 #   --png PATH             where the plot goes (default docs/images/flow-demo.png)
 #   --csv PATH             the timeline CSV (default .klife/flow-demo.csv)
-#   after --                passed to flow-demo as they are (--mode manual --rate 8000,
-#                          --struggle lock, --row-cost-ms 1, ...; `flow-demo --help` lists them)
+#   after --               passed to flow-demo as they are (--struggle lock, --row-cost-ms 1,
+#                          --restart-at 0, ...; `flow-demo --help` lists them)
 #
 # Every process it starts (Tansu, PostgreSQL, the demo) is stopped on exit, also on Ctrl-C.
 set -euo pipefail
@@ -22,6 +24,8 @@ cd "$(dirname "$0")/.."
 
 records=300000
 struggle_seconds=10
+mode=manual
+rate=20000
 ci=0
 plot=1
 png=docs/images/flow-demo.png
@@ -31,12 +35,14 @@ while (($#)); do
   case "$1" in
     --records) records="$2"; shift 2 ;;
     --struggle-seconds) struggle_seconds="$2"; shift 2 ;;
+    --mode) mode="$2"; shift 2 ;;
+    --rate) rate="$2"; shift 2 ;;
     --ci) ci=1; plot=0; shift ;;
     --no-plot) plot=0; shift ;;
     --png) png="$2"; shift 2 ;;
     --csv) csv="$2"; shift 2 ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "flow-demo.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -98,10 +104,11 @@ echo "Tansu on 127.0.0.1:$kafka_port (pid $tansu_pid)"
 pg_url="$(bash scripts/postgres.sh start --state "$pg_state" | sed -n 's/^PGURL=//p')"
 echo "PostgreSQL at $pg_url"
 
-echo "==> [4/5] flow-demo --records $records --struggle-seconds $struggle_seconds${extra[*]:+ ${extra[*]}}"
+echo "==> [4/5] flow-demo --records $records --struggle-seconds $struggle_seconds --mode $mode --rate $rate${extra[*]:+ ${extra[*]}}"
 out=".klife/flow-demo.out"
 "$bin" --bootstrap "127.0.0.1:$kafka_port" --postgres "$pg_url" \
-  --records "$records" --struggle-seconds "$struggle_seconds" --csv "$csv" "${extra[@]}" >"$out" &
+  --records "$records" --struggle-seconds "$struggle_seconds" --mode "$mode" --rate "$rate" \
+  --csv "$csv" "${extra[@]}" >"$out" &
 demo_pid=$!
 demo_rc=0
 wait "$demo_pid" || demo_rc=$?
