@@ -205,7 +205,14 @@ func runDemo(_ options: Options) async throws -> Int32 {
         case .joining, .restarting: break
         }
     }
+    // A short phase may have no whole interval (a fast run, a small --records): then every
+    // sample of it with some progress.
+    func partial(_ phase: Phase) -> [Double] {
+        samples.filter { $0.phase == phase && $0.recordsPerSecond > 0 && $0.inserted < options.records }.map(\.recordsPerSecond)
+    }
+    if before.isEmpty { before = partial(.normal) }
     if during.isEmpty { during = samples.filter { $0.phase == .struggle }.map(\.recordsPerSecond) }
+    if after.isEmpty { after = partial(.recovery) }
     func rate(_ v: Double?) -> String { v.map { String(format: "%.0f", $0) } ?? "n/a" }
 
     try timeline.writeCSV(to: options.csvPath)
