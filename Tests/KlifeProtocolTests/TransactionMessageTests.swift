@@ -305,6 +305,43 @@ final class TransactionMessageTests: XCTestCase {
         ])
     }
 
+    /// KIP-848: a consumer-protocol member sends its member epoch as the generation, its
+    /// generated (UUID) member id, and no instance id.
+    func testTxnOffsetCommitRequestV3WithMemberEpoch() {
+        let request = TxnOffsetCommitRequest(
+            transactionalID: "tx", groupID: "g", producerID: 7, producerEpoch: 3,
+            generationID: 0x0102, memberID: "ab",
+            topics: [.init(name: "t", partitions: [.init(partitionIndex: 0, committedOffset: 1)])])
+        XCTAssertEqual(MsgWire.encode(request, version: 3), [
+            0x03, 0x74, 0x78,  // transactional_id "tx"
+            0x02, 0x67,  // group_id "g"
+        ] + Self.producerID + [
+            0x00, 0x03,  // producer_epoch 3
+            0x00, 0x00, 0x01, 0x02,  // generation_id: member epoch 258
+            0x03, 0x61, 0x62,  // member_id: COMPACT_STRING "ab"
+            0x00,  // group_instance_id: null
+            0x02,  // topics: COMPACT_ARRAY 1
+            0x02, 0x74,  // name "t"
+            0x02,  // partitions: COMPACT_ARRAY 1
+            0x00, 0x00, 0x00, 0x00,  // partition_index 0
+            0, 0, 0, 0, 0, 0, 0, 0x01,  // committed_offset 1
+            0xff, 0xff, 0xff, 0xff,  // committed_leader_epoch -1
+            0x00,  // committed_metadata: null
+            0x00,  // partition tagged fields
+            0x00,  // topic tagged fields
+            0x00,  // tagged fields
+        ])
+    }
+
+    /// The group fields need v3: a broker offering more gets v3, one offering less gets its
+    /// highest (the fields are then not sent, and no generation fences).
+    func testTxnOffsetCommitVersionNegotiation() throws {
+        let modern = ApiVersionTable([ApiVersionRange(apiKey: 28, minVersion: 0, maxVersion: 5)])
+        XCTAssertEqual(try modern.negotiate(TxnOffsetCommitRequest.self), 3)
+        let old = ApiVersionTable([ApiVersionRange(apiKey: 28, minVersion: 0, maxVersion: 2)])
+        XCTAssertEqual(try old.negotiate(TxnOffsetCommitRequest.self), 2)
+    }
+
     private static let txnOffsetCommitResponseV0: [UInt8] = [
         0x00, 0x00, 0x00, 0x07,  // throttle_time_ms 7
         0x00, 0x00, 0x00, 0x01,  // topics: ARRAY 1

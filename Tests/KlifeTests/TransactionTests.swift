@@ -325,8 +325,8 @@ private func committedOffset(group: String, topic: String) async throws -> Int64
 }
 
 /// Reads a partition from offset 0 to its end at `isolation`, returning the values.
-private func readValues(_ client: KlifeClient, topic: String, partition: Int32 = 0,
-                        isolation: IsolationLevel) async throws -> [String] {
+func readValues(_ client: KlifeClient, topic: String, partition: Int32 = 0,
+                isolation: IsolationLevel) async throws -> [String] {
     var values: [String] = []
     var offset: Int64 = 0
     for _ in 0..<100 {

@@ -61,6 +61,18 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
         /// idle (resetting its offsets, deleting it) was refused: by the client after describing
         /// the group, or by the coordinator (`NON_EMPTY_GROUP`). Stop the group's consumers first.
         public static let groupNotEmpty = Code("groupNotEmpty")
+        /// A consumed record failed every attempt the consumer's ``FailurePolicy`` allows, and no
+        /// retry or dead-letter topic took it: its partition stopped at that record (nothing
+        /// after it is handed out or committed) until ``KlifeConsumer/seek(_:to:)``.
+        public static let recordFailed = Code("recordFailed")
+        /// The group coordinator refused offsets sent in a transaction because the consumer
+        /// group member they were sent for is no longer the partitions' owner: its generation
+        /// (or member epoch) is gone (`ILLEGAL_GENERATION`, `FENCED_MEMBER_EPOCH`), the group no
+        /// longer knows it (`UNKNOWN_MEMBER_ID`), or another member took its static instance id
+        /// (`FENCED_INSTANCE_ID`). The member is a zombie: the transaction is aborted, the
+        /// transactional producer stays usable, and the member has lost its partitions; see
+        /// ``KlifeError/kafkaErrorCode``.
+        public static let groupMemberFenced = Code("groupMemberFenced")
         /// The name of the code.
         public var description: String { name }
     }
@@ -85,6 +97,8 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
         case transactionAborted(transactionalID: String, reason: String)
         case tlsHandshakeFailed(broker: String, failure: TLSFailure)
         case groupNotEmpty(groupID: String, operation: String, detail: String)
+        case recordFailed(TopicPartition, offset: Int64, attempts: Int, error: String)
+        case groupMemberFenced(groupID: String, generation: Int32, code: KafkaErrorCode)
     }
 
     private let kind: Kind
@@ -115,6 +129,8 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
         case .transactionAborted: .transactionAborted
         case .tlsHandshakeFailed: .tlsHandshakeFailed
         case .groupNotEmpty: .groupNotEmpty
+        case .recordFailed: .recordFailed
+        case .groupMemberFenced: .groupMemberFenced
         }
     }
 
@@ -125,6 +141,7 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
         case .broker(let code, _, _): code
         case .producerFenced(_, let code): code
         case .groupNotEmpty: .nonEmptyGroup
+        case .groupMemberFenced(_, _, let code): code
         default: nil
         }
     }
@@ -180,6 +197,10 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
             "TLS handshake with \(broker) failed: \(failure)"
         case .groupNotEmpty(let id, let operation, let detail):
             "cannot \(operation) group '\(id)': \(detail); stop its consumers first"
+        case .recordFailed(let tp, let offset, let attempts, let error):
+            "record \(tp.topic)/\(tp.partition) at offset \(offset) failed after \(attempts) attempt\(attempts == 1 ? "" : "s"): \(error); its partition stopped"
+        case .groupMemberFenced(let id, let generation, let code):
+            "group '\(id)' refused transactional offsets of generation \(generation) (\(code)): the member no longer owns its partitions"
         }
     }
 
@@ -224,8 +245,14 @@ public struct KlifeError: Error, Sendable, CustomStringConvertible {
     static func transactionAborted(_ transactionalID: String, reason: String) -> KlifeError {
         KlifeError(.transactionAborted(transactionalID: transactionalID, reason: reason))
     }
+    static func recordFailed(_ tp: TopicPartition, offset: Int64, attempts: Int, error: String) -> KlifeError {
+        KlifeError(.recordFailed(tp, offset: offset, attempts: attempts, error: error))
+    }
     static func groupNotEmpty(_ groupID: String, operation: String, detail: String) -> KlifeError {
         KlifeError(.groupNotEmpty(groupID: groupID, operation: operation, detail: detail))
+    }
+    static func groupMemberFenced(_ groupID: String, generation: Int32, code: KafkaErrorCode) -> KlifeError {
+        KlifeError(.groupMemberFenced(groupID: groupID, generation: generation, code: code))
     }
     static func authenticationFailed(_ detail: String, broker: String) -> KlifeError {
         KlifeError(.authenticationFailed(broker: broker, detail: detail))

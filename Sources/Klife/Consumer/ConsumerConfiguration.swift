@@ -83,6 +83,14 @@ public struct ConsumerConfiguration: Sendable {
     /// consumer and per partition; see ``ConsumerRateLimit``). `nil` (default): none. Changed
     /// at run time with ``KlifeConsumer/setRateLimit(_:)``.
     public var rateLimit: ConsumerRateLimit?
+    /// An adaptive limit on records in flight (handed out, not yet finished) and so on batch
+    /// sizes, from measured latency and handler errors (see ``AdaptiveLimit``). `nil`
+    /// (default): none. Changed at run time with ``KlifeConsumer/setAdaptiveLimit(_:)``.
+    public var adaptiveLimit: AdaptiveLimit?
+    /// The downstream's capacity signal for ``KlifeConsumer/run(_:)``: a handler is started
+    /// only when the downstream can take its batch (see ``DownstreamCapacity``). `nil`
+    /// (default): handlers start as batches are ready.
+    public var downstream: DownstreamCapacity?
     /// ``IsolationLevel/readUncommitted`` (default) or ``IsolationLevel/readCommitted``.
     public var isolation: IsolationLevel = .readUncommitted
     /// Where a partition starts when its position is out of range (deleted by retention, or
@@ -94,6 +102,13 @@ public struct ConsumerConfiguration: Sendable {
     public var retryBackoff: Duration = .milliseconds(100)
     /// Upper bound of the fetch retry backoff.
     public var retryBackoffMax: Duration = .seconds(1)
+    /// What happens to records a ``KlifeConsumer/run(_:)`` handler could not finish: attempts,
+    /// backoff with jitter, halving failed batches, and what stops a partition. Default: retry
+    /// without limit (100 ms doubling to 30 s, 20 % jitter), never halve.
+    public var failurePolicy = FailurePolicy()
+    /// Retry and dead-letter topics for records whose attempts run out (`nil`: none; such a
+    /// record stops its partition). Needs ``topics`` (the chains are per subscribed topic).
+    public var retryTopics: RetryTopics?
 
     /// Creates the default settings.
     public init() {}
@@ -112,6 +127,13 @@ public struct ConsumerConfiguration: Sendable {
         if fetchMaxBytes < 1024 { throw .invalidConfiguration("consumer.fetchMaxBytes", "must be at least 1024") }
         if partitionMaxBytes < 1024 { throw .invalidConfiguration("consumer.partitionMaxBytes", "must be at least 1024") }
         try rateLimit?.validate()
+        try failurePolicy.validate()
+        if let retryTopics {
+            if topics.isEmpty { throw .invalidConfiguration("consumer.retryTopics", "needs consumer.topics (a subscription)") }
+            try retryTopics.validate(sources: topics)
+        }
+        try adaptiveLimit?.validate()
+        try downstream?.validate()
         if retryBackoff <= .zero { throw .invalidConfiguration("consumer.retryBackoff", "must be positive") }
         if retryBackoffMax < retryBackoff {
             throw .invalidConfiguration("consumer.retryBackoffMax", "must be >= consumer.retryBackoff")

@@ -203,6 +203,13 @@ public struct ConsumerRecords: RandomAccessCollection, Sendable {
                         slots: slots[slots.startIndex + range.lowerBound..<slots.startIndex + range.upperBound])
     }
 
+    /// The records whose positions `keep` accepts, sharing the same buffers (a new slot array).
+    func filter(positions keep: (Int) -> Bool) -> ConsumerRecords {
+        var kept: [RecordSlot] = []
+        for position in 0..<count where keep(position) { kept.append(slots[slots.startIndex + position]) }
+        return ConsumerRecords(topic: topic, partition: partition, fetched: fetched, inflated: inflated, slots: kept[...])
+    }
+
     /// Offset of the record at `position`, without making the record.
     @inlinable func offset(at position: Int) -> Int64 { slots[slots.startIndex &+ position].offset }
 

@@ -13,14 +13,16 @@ extension ConsumerState {
     /// its next batch again.
     func markProcessed(_ batch: ConsumerBatch) {
         let handOff = state.withLock { s -> (Waiter, ConsumerBatch)? in
+            finishHandlerBatch(&s, batch.topicPartition, assignmentID: batch.assignmentID, processed: true)
             Self.markProcessed(&s, batch.topicPartition, assignmentID: batch.assignmentID, epoch: batch.epoch,
                                nextOffset: batch.nextOffset)
             if let done = s.outstanding, done.tp == batch.topicPartition, done.assignmentID == batch.assignmentID,
                done.nextOffset <= batch.nextOffset {
-                s.outstanding = nil
+                finishOutstanding(&s, processed: true)
             }
             return takeWaiter(&s)
         }
+        releasePermit(of: batch)
         if let (waiter, next) = handOff { waiter.resume(returning: .success(next)) }
     }
 
@@ -35,7 +37,7 @@ extension ConsumerState {
     /// processes batches in its loop).
     func markDeliveredProcessed() {
         state.withLock { s in
-            s.outstanding = nil
+            if s.outstanding != nil { finishOutstanding(&s, processed: true) }
             for (tp, p) in s.partitions where !p.busy && p.deliveredPosition > p.processedPosition {
                 s.partitions[tp]!.processedPosition = p.deliveredPosition
             }
@@ -46,9 +48,7 @@ extension ConsumerState {
     /// ``BatchAcknowledgement/onNextBatch``: as Kafka's poll loop, what was handed out is done).
     func markOutstandingProcessed() {
         state.withLock { s in
-            guard let done = s.outstanding else { return }
-            s.outstanding = nil
-            Self.markProcessed(&s, done.tp, assignmentID: done.assignmentID, epoch: done.epoch, nextOffset: done.nextOffset)
+            if s.outstanding != nil { finishOutstanding(&s, processed: true) }
         }
     }
 
@@ -75,9 +75,11 @@ extension ConsumerState {
     func uncommitted(_ partitions: Set<TopicPartition>? = nil) -> [TopicPartition: Progress] {
         state.withLock { s in
             var found: [TopicPartition: Progress] = [:]
-            for (tp, p) in s.partitions where p.processedPosition >= 0 && p.processedPosition != p.committedPosition {
+            for (tp, p) in s.partitions {
+                let position = Self.commitPosition(p)
+                guard position >= 0 && position != p.committedPosition else { continue }
                 if let partitions, !partitions.contains(tp) { continue }
-                found[tp] = Progress(offset: p.processedPosition, assignmentID: p.assignmentID)
+                found[tp] = Progress(offset: position, assignmentID: p.assignmentID)
             }
             return found
         }

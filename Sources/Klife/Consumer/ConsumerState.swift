@@ -26,6 +26,8 @@ public struct ConsumerBatch: Sendable {
     var bytes: Int { records.payloadBytes }
     /// The partition's epoch when fetched (a seek or reset since makes the batch stale).
     var epoch: UInt64 = 0
+    /// The adaptive limit when the batch was handed out (0 without one).
+    var limitAtHandOut = 0
     /// Which assignment of the partition the batch belongs to (it may be revoked and given back).
     var assignmentID: UInt64 = 0
 }
@@ -50,6 +52,10 @@ final class ConsumerState: Sendable {
         var committedPosition: Int64 = -1
         /// A batch of it is being processed by a handler (no other batch of it is handed out).
         var busy = false
+        /// Records of the batch being processed by a handler, and when it was handed out
+        /// (limiter clock): in flight until it finishes.
+        var busyRecords = 0
+        var handedOutAt: UInt64 = 0
         /// Being revoked: neither fetched nor handed out any more.
         var revoking = false
         /// Unique per assignment of the partition to this consumer.
@@ -65,6 +71,15 @@ final class ConsumerState: Sendable {
         var lastStableOffset: Int64 = -1
         /// Batches fetched and not yet handed out.
         var ready: [ConsumerBatch] = []
+        /// Offsets of records handed out and not finished (retrying, or being moved to a retry
+        /// topic), in ascending order: commits stop at the first.
+        var holds: [Int64] = []
+        /// Set when a record failed for good: nothing more is fetched or handed out.
+        var stopped: KlifeError?
+        /// A retry topic's partition: each record waits until the due time in its headers.
+        var delayed = false
+        /// While delayed records wait: the wall-clock time (ms) the head record is due.
+        var dueAt: Int64 = 0
     }
 
     struct State: Sendable {
@@ -79,14 +94,38 @@ final class ConsumerState: Sendable {
         var waiterMarksBusy = false
         /// The batch last returned by ``next()`` (``BatchAcknowledgement/onNextBatch``: processed
         /// once the reader asks again).
-        var outstanding: (tp: TopicPartition, assignmentID: UInt64, epoch: UInt64, nextOffset: Int64)?
+        var outstanding: Outstanding?
         var nextAssignmentID: UInt64 = 1
         /// Batches go to ``KlifeConsumer/run(_:)``'s handlers.
         var handlerMode = false
+        /// ``KlifeConsumer/run(transactional:_:)``: offsets are committed only by its
+        /// transactions, never by auto-commit, revoke, close or ``KlifeConsumer/commit()``.
+        var transactionalCommits = false
         var recordsFetched = 0
         var bytesFetched = 0
         var batchesDelivered = 0
         var handlerLatency = LatencyHistogram()
+        /// Latencies of the last finished batches (limiter clock), for recent percentiles.
+        var recentLatencies = RecentLatencies()
+        /// Records of batches being processed by handlers (the reader's ``outstanding`` batch
+        /// is counted apart).
+        var handlerRecords = 0
+        /// The adaptive limit on records in flight (`nil`: none).
+        var adaptive: AdaptiveLimiter?
+        /// `run`'s dispatcher took downstream capacity and has not got its batch yet.
+        var pendingPermit = false
+        /// `run`'s dispatcher waits for a batch it could take before it asks for a permit.
+        var readyWaiter: CheckedContinuation<Void, Never>?
+        /// Batches handed to handlers holding a downstream permit.
+        var permitHolders: Set<PermitHolder> = []
+        /// Cancels what the dispatcher waits on for downstream capacity (close wakes it).
+        var downstreamWait: (@Sendable () -> Void)?
+        /// Streams of ``KlifeConsumer/statisticsUpdates(every:)``, finished when the consumer ends.
+        var statisticsStreams: [UInt64: AsyncStream<ConsumerStatistics>.Continuation] = [:]
+        var nextStreamID: UInt64 = 0
+
+        /// Records handed out and not yet finished.
+        var inFlightRecords: Int { handlerRecords + (outstanding?.records ?? 0) }
         var failure: KlifeError?
         var closed = false
         /// The rate limits on handing out batches (inactive without one).
@@ -96,9 +135,23 @@ final class ConsumerState: Sendable {
         /// When ``rateTimer`` fires (limiter clock), and which timer is current.
         var rateTimerDeadline: UInt64 = 0
         var rateTimerGeneration: UInt64 = 0
+        /// What handlers' outcomes did to records: retries, moves, dead letters.
+        var outcomes = OutcomeCounters()
+    }
+
+    /// The batch last returned by ``next()``.
+    struct Outstanding: Sendable {
+        var tp: TopicPartition
+        var assignmentID: UInt64
+        var epoch: UInt64
+        var nextOffset: Int64
+        var records: Int
+        var handedOutAt: UInt64
     }
 
     let configuration: ConsumerConfiguration
+    /// The retry topics read beside the sources: their records wait until due.
+    let delayedTopics: Set<String>
     let state: Locked<State>
     /// The time of the rate limits, and how their timer sleeps.
     let limiterClock: LimiterClock
@@ -109,8 +162,11 @@ final class ConsumerState: Sendable {
     init(configuration: ConsumerConfiguration, limiterClock: LimiterClock = .monotonic,
          wakeFetchers: @escaping @Sendable () -> Void) {
         self.configuration = configuration
+        self.delayedTopics = configuration.retryTopics.map { Set(configuration.topics.flatMap($0.retryTopics(of:))) } ?? []
         self.limiterClock = limiterClock
-        self.state = Locked(State(limiter: DeliveryLimiter(configuration.rateLimit, now: limiterClock.now())))
+        var initial = State(limiter: DeliveryLimiter(configuration.rateLimit, now: limiterClock.now()))
+        initial.adaptive = configuration.adaptiveLimit.map(AdaptiveLimiter.init)
+        self.state = Locked(initial)
         self.wakeFetchers = wakeFetchers
     }
 
@@ -176,7 +232,8 @@ final class ConsumerState: Sendable {
             var nextDue = UInt64.max
             let room = configuration.maxBufferedBytes - s.bufferedBytes - s.reservedBytes
             guard !s.closed, s.failure == nil, room > 0 else { return ([:], 0, false, .max) }
-            for (tp, p) in s.partitions where !p.paused && !p.inFlight && !p.revoking && p.fetchPosition >= 0 {
+            for (tp, p) in s.partitions where !p.paused && !p.inFlight && !p.revoking && p.fetchPosition >= 0
+                && p.stopped == nil && !(p.delayed && !p.ready.isEmpty) {
                 if p.notBefore > now {
                     nextDue = min(nextDue, p.notBefore)
                     continue
@@ -230,6 +287,7 @@ final class ConsumerState: Sendable {
             p.inFlight = false
             p.fetchPosition = -1
             p.epoch &+= 1
+            p.holds.removeAll()
             s.bufferedBytes -= p.ready.reduce(0) { $0 + $1.bytes }
             p.ready.removeAll()
             s.order.removeAll { $0 == tp }
@@ -240,12 +298,13 @@ final class ConsumerState: Sendable {
 
     /// Ends the stream with `error` (a fatal fetch error).
     func fail(_ error: KlifeError) {
-        let waiter = state.withLock { s -> Waiter? in
+        let (waiter, observers) = state.withLock { s -> (Waiter?, EndObservers) in
             if s.failure == nil { s.failure = error }
             stopRateWait(&s)
             defer { s.waiter = nil }
-            return s.waiter
+            return (s.waiter, takeEndObservers(&s))
         }
+        observers.notify()
         waiter?.resume(returning: .failure(error))
     }
 
@@ -263,6 +322,8 @@ final class ConsumerState: Sendable {
             p.fetchPosition = offset
             p.deliveredPosition = offset
             p.processedPosition = offset
+            p.holds.removeAll()
+            p.stopped = nil
             p.inFlight = false
             p.notBefore = 0
             s.partitions[tp] = p
@@ -271,20 +332,38 @@ final class ConsumerState: Sendable {
         if changed { wakeFetchers() }
     }
 
-    /// The next batch of a partition that is not paused, or `nil` when none is ready or the
-    /// rate limits hold back every ready one. Frees its bytes from the prefetch bound.
+    /// The next batch of a partition that is not paused, or `nil` when none is ready, the
+    /// adaptive limit has no room, or the rate limits hold back every ready one. Frees its
+    /// bytes from the prefetch bound. A batch larger than the adaptive limit's room is split:
+    /// its first `room` records go out, the rest stays at the head of the partition's batches.
     /// - Parameter held: set to the nanoseconds until the limits let the earliest held batch
     ///   go (0 when no batch is held back).
     private func takeReady(_ s: inout State, markBusy: Bool, held: inout UInt64) -> ConsumerBatch? {
         held = 0
+        var room = Int.max
+        if let adaptive = s.adaptive {
+            room = adaptive.currentLimit - s.inFlightRecords
+            // Full: a finishing batch wakes the reader (no timer).
+            guard room > 0 else { return nil }
+        }
         let limited = s.limiter.isActive
         let now = limited ? limiterClock.now() : 0
         for (i, tp) in s.order.enumerated() {
-            guard var p = s.partitions[tp], !p.paused, !p.busy, !p.revoking, !p.ready.isEmpty else { continue }
+            guard var p = s.partitions[tp], !p.paused, !p.busy, !p.revoking, !p.ready.isEmpty, p.stopped == nil else { continue }
+            if p.delayed {
+                let wait = Self.waitForDue(&p, now: ConsumerState.wallClockMilliseconds())
+                s.partitions[tp] = p
+                if wait > 0 {
+                    held = held == 0 ? wait : min(held, wait)
+                    continue
+                }
+            }
+            let whole = p.ready[0].records.count
+            let count = min(whole, room)
             if limited {
                 // Per batch, never per record. A partition held by its own limit lets the
                 // others go first; the consumer-wide limit holds everything in arrival order.
-                let count = p.ready[0].records.count, size = p.ready[0].bytes
+                let size = count == whole ? p.ready[0].bytes : p.ready[0].records.records(0..<count).payloadBytes
                 s.limiter.track(tp, now: now)
                 let own = s.limiter.partitionWait(tp, count: count, size: size, now: now)
                 if own > 0 {
@@ -298,14 +377,34 @@ final class ConsumerState: Sendable {
                 }
                 s.limiter.take(tp, count: count, size: size, now: now)
             }
-            let batch = p.ready.removeFirst()
+            var batch: ConsumerBatch
+            if count < whole {
+                let records = p.ready[0].records
+                batch = p.ready[0]
+                batch.records = records.records(0..<count)
+                batch.nextOffset = records.offset(at: count)
+                p.ready[0].records = records.records(count..<whole)
+            } else {
+                batch = p.ready.removeFirst()
+            }
+            batch.limitAtHandOut = s.adaptive?.currentLimit ?? 0
+            let handedOutAt = limited ? now : limiterClock.now()
             p.deliveredPosition = batch.nextOffset
             p.busy = markBusy
+            if markBusy {
+                p.busyRecords = count
+                p.handedOutAt = handedOutAt
+                s.handlerRecords += count
+            } else {
+                s.outstanding = Outstanding(tp: tp, assignmentID: batch.assignmentID, epoch: batch.epoch,
+                                            nextOffset: batch.nextOffset, records: count, handedOutAt: handedOutAt)
+            }
             s.batchesDelivered += 1
             s.partitions[tp] = p
             s.order.remove(at: i)
             if !p.ready.isEmpty { s.order.append(tp) }
             s.bufferedBytes -= batch.bytes
+            if markBusy { attachPermit(&s, to: batch) }
             return batch
         }
         return nil
@@ -313,6 +412,11 @@ final class ConsumerState: Sendable {
 
     /// The waiting reader and the batch to resume it with, if both exist.
     func takeWaiter(_ s: inout State) -> (Waiter, ConsumerBatch)? {
+        if s.readyWaiter != nil && hasTakeable(s) {
+            // Resuming only schedules the dispatcher: safe under the lock.
+            s.readyWaiter?.resume()
+            s.readyWaiter = nil
+        }
         guard let waiter = s.waiter else { return nil }
         var held: UInt64 = 0
         guard let batch = takeReady(&s, markBusy: s.waiterMarksBusy, held: &held) else {
@@ -321,7 +425,6 @@ final class ConsumerState: Sendable {
         }
         stopRateWait(&s)
         s.waiter = nil
-        if !s.waiterMarksBusy { s.outstanding = (batch.topicPartition, batch.assignmentID, batch.epoch, batch.nextOffset) }
         return (waiter, batch)
     }
 
@@ -337,6 +440,7 @@ final class ConsumerState: Sendable {
                     // Never an epoch of an earlier assignment of the partition: an answer to a
                     // fetch sent before it was lost or revoked would pass for a current one.
                     p.epoch = p.assignmentID << 32
+                    p.delayed = delayedTopics.contains(tp.topic)
                     s.nextAssignmentID &+= 1
                     s.partitions[tp] = p
                 }
@@ -348,14 +452,22 @@ final class ConsumerState: Sendable {
 
     /// Removes partitions and what was fetched ahead for them.
     func unassign(_ tps: [TopicPartition]) {
-        state.withLock { s in
+        let handOff = state.withLock { s -> (Waiter, ConsumerBatch)? in
+            var released = false
             for tp in tps {
                 guard let p = s.partitions.removeValue(forKey: tp) else { continue }
                 s.limiter.forget(tp)
+                if p.busy && p.busyRecords > 0 {
+                    s.handlerRecords -= p.busyRecords
+                    released = true
+                }
                 s.bufferedBytes -= p.ready.reduce(0) { $0 + $1.bytes }
                 s.order.removeAll { $0 == tp }
             }
+            // Records released: a reader waiting for room under the adaptive limit may go on.
+            return released ? takeWaiter(&s) : nil
         }
+        if let (waiter, batch) = handOff { waiter.resume(returning: .success(batch)) }
         wakeFetchers()
     }
 
@@ -376,16 +488,19 @@ final class ConsumerState: Sendable {
 
     /// Ends the stream: the reader gets `nil`; fetched batches are dropped.
     func close() {
-        let waiter = state.withLock { s -> Waiter? in
+        let (waiter, observers) = state.withLock { s -> (Waiter?, EndObservers) in
             s.closed = true
             s.partitions.removeAll()
             s.order.removeAll()
             s.bufferedBytes = 0
             s.reservedBytes = 0
+            s.handlerRecords = 0
+            s.outstanding = nil
             stopRateWait(&s)
             defer { s.waiter = nil }
-            return s.waiter
+            return (s.waiter, takeEndObservers(&s))
         }
+        observers.notify()
         waiter?.resume(returning: .success(nil))
     }
 
@@ -395,22 +510,28 @@ final class ConsumerState: Sendable {
     ///   batch until ``markProcessed(_:)``. Otherwise (a reader), the batch returned by the
     ///   previous call counts as processed when ``BatchAcknowledgement/onNextBatch``.
     func next(markBusy: Bool = false) async throws(KlifeError) -> ConsumerBatch? {
+        if markBusy, let downstream = configuration.downstream {
+            do {
+                try await acquireDownstream(downstream)
+            } catch {
+                let end = state.withLock { s -> Result<ConsumerBatch?, KlifeError> in
+                    if let failure = s.failure { return .failure(failure) }
+                    return s.closed ? .success(nil) : .failure(error)
+                }
+                return try end.get()
+            }
+        }
         let result: Result<ConsumerBatch?, KlifeError> = await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let immediate = state.withLock { s -> Result<ConsumerBatch?, KlifeError>? in
-                    if !markBusy, let done = s.outstanding {
-                        s.outstanding = nil
-                        if configuration.acknowledgement == .onNextBatch {
-                            Self.markProcessed(&s, done.tp, assignmentID: done.assignmentID, epoch: done.epoch,
-                                               nextOffset: done.nextOffset)
-                        }
+                    if !markBusy, s.outstanding != nil {
+                        finishOutstanding(&s, processed: configuration.acknowledgement == .onNextBatch)
                     }
                     if let failure = s.failure { return .failure(failure) }
                     if s.closed { return .success(nil) }
                     if s.waiter != nil { return .failure(.invalidArgument("a consumer's batches are read by one task at a time")) }
                     var held: UInt64 = 0
                     if let batch = takeReady(&s, markBusy: markBusy, held: &held) {
-                        if !markBusy { s.outstanding = (batch.topicPartition, batch.assignmentID, batch.epoch, batch.nextOffset) }
                         stopRateWait(&s)
                         return .success(batch)
                     }
@@ -430,6 +551,8 @@ final class ConsumerState: Sendable {
             }
             waiter?.resume(returning: .failure(.cancelled))
         }
+        let gotBatch = if case .success(.some) = result { true } else { false }
+        if markBusy && !gotBatch { returnPendingPermit() }
         wakeFetchers()
         return try result.get()
     }

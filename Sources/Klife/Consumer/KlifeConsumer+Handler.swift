@@ -14,20 +14,55 @@ extension KlifeConsumer {
     /// }
     /// ```
     ///
-    /// A handler that throws gets the same batch again after a backoff (doubling from
-    /// ``ConsumerConfiguration/retryBackoff`` to ``ConsumerConfiguration/retryBackoffMax``):
-    /// nothing after it in its partition is handed out or committed until it succeeds, and other
-    /// partitions go on. When its partition is revoked meanwhile, the retries stop and the
-    /// partition's next owner starts from the last commit.
+    /// A handler that throws gets the same batch again after a backoff, as
+    /// ``ConsumerConfiguration/failurePolicy`` says (by default without limit, doubling from
+    /// 100 ms to 30 s with jitter): nothing after it in its partition is handed out or
+    /// committed meanwhile, and other partitions go on. When its partition is revoked
+    /// meanwhile, the retries stop and the partition's next owner starts from the last commit.
+    /// For outcomes per record (retry one, dead-letter another), use the form whose handler
+    /// returns a ``BatchOutcome``.
     ///
     /// Returns once ``close(timeout:)`` finished and every handler returned.
     /// - Throws: ``KlifeError`` when the consumer fails for good (for example
     ///   ``OffsetResetPolicy/none`` without a committed offset), or `invalidArgument` when the
     ///   batches are already being read with ``next()`` or another `run`.
     public func run(_ handler: @escaping @Sendable (ConsumerBatch) async throws -> Void) async throws(KlifeError) {
+        try await run { (batch: ConsumerBatch) async throws -> BatchOutcome in
+            try await handler(batch)
+            return .done
+        }
+    }
+
+    /// Processes every batch with `handler`, which says what became of each record: the
+    /// batch is ``BatchOutcome/done``, to be retried as a whole, or some records are to be
+    /// retried alone or dead-lettered (see ``BatchOutcome``). Throwing is a whole-batch retry.
+    ///
+    /// Records after a retrying one go on being processed, but the committed offset never
+    /// passes a record that is not finished. Retries follow
+    /// ``ConsumerConfiguration/failurePolicy``; a record whose attempts run out moves to the
+    /// ``ConsumerConfiguration/retryTopics`` chain, or stops its partition
+    /// (``stoppedPartitions``). A retrying record holds back commits, never heartbeats.
+    ///
+    /// ```swift
+    /// try await consumer.run { batch -> BatchOutcome in
+    ///     var outcome = BatchOutcome.done
+    ///     for record in batch.records where !(await index.put(record)) {
+    ///         outcome.retry(record, error: "index refused")
+    ///     }
+    ///     return outcome
+    /// }
+    /// ```
+    /// - Throws: as the form whose handler returns nothing.
+    @_disfavoredOverload  // a handler whose last statement has a value is the form above
+    public func run(_ handler: @escaping @Sendable (ConsumerBatch) async throws -> BatchOutcome) async throws(KlifeError) {
         guard state.enterHandlerMode() else {
             throw .invalidArgument("a consumer's batches go either to run(_:) or to next(), and run(_:) runs once")
         }
+        let perKeyOrder = state.configuration.retryTopics?.perKeyOrder == true
+        let processor = BatchProcessor(state: state, policy: state.configuration.failurePolicy, mover: mover,
+                                       ledger: perKeyOrder ? KeyOrderLedger() : nil,
+                                       log: { [hub = client.hubs[0]] level, text in hub.log(level, text) },
+                                       handler: handler)
         var failure: KlifeError?
         await withDiscardingTaskGroup { group in
             while true {
@@ -39,33 +74,41 @@ extension KlifeConsumer {
                     break
                 }
                 guard let batch else { break }
-                group.addTask { [self] in await process(batch, with: handler) }
+                group.addTask { await processor.process(batch) }
             }
         }
         if let failure { throw failure }
     }
 
-    /// Runs the handler for one batch until it succeeds or the batch's partition is gone.
-    private func process(_ batch: ConsumerBatch, with handler: @Sendable (ConsumerBatch) async throws -> Void) async {
-        let started = Reactor.monotonicNanoseconds()
-        var attempt = 0
-        while true {
-            do {
-                try await handler(batch)
-                state.noteHandlerLatency(Reactor.monotonicNanoseconds() &- started)
-                state.markProcessed(batch)
-                return
-            } catch {
-                attempt += 1
-                client.hubs[0].log(.warning, "handler failed for \(batch.topicPartition) at offset \(batch.records.first?.offset ?? batch.nextOffset) (attempt \(attempt)): \(error)")
-                let settings = configuration
-                let wait = min(settings.retryBackoff * (1 << min(attempt - 1, 16)), settings.retryBackoffMax)
-                try? await Task.sleep(for: wait)
-                guard state.isCurrent(batch) else {
-                    state.markAbandoned(batch)
-                    return
+    /// Processes every record with `handler`, one record at a time per partition (partitions
+    /// concurrently), each record's ``RecordOutcome`` applied as in the batch form; a thrown
+    /// error retries that record alone.
+    ///
+    /// ```swift
+    /// try await consumer.runEach { record in
+    ///     guard let event = Event(record.value) else { return .deadLetter(reason: "unreadable") }
+    ///     try await webhook.post(event)
+    ///     return .done
+    /// }
+    /// ```
+    public func runEach(_ handler: @escaping @Sendable (ConsumerRecord) async throws -> RecordOutcome) async throws(KlifeError) {
+        try await run { (batch: ConsumerBatch) async -> BatchOutcome in
+            var outcome = BatchOutcome.done
+            for record in batch.records {
+                do {
+                    outcome.set(try await handler(record), forOffset: record.offset)
+                } catch {
+                    outcome.set(.retry(error: "\(error)"), forOffset: record.offset)
                 }
             }
+            return outcome
         }
     }
+
+    /// Partitions stopped by a record that failed every attempt with no retry or dead-letter
+    /// topic to take it, with the ``KlifeError/Code/recordFailed`` error that says which. Such
+    /// a partition is neither fetched nor handed out, and its commits stay below the record,
+    /// until ``seek(_:to:)`` says where to go on (the record's offset to try it again, the next
+    /// one to skip it). A revoke ends the stop too (the next owner starts from the commit).
+    public var stoppedPartitions: [TopicPartition: KlifeError] { state.stoppedPartitions }
 }

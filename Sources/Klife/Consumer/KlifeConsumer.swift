@@ -22,10 +22,12 @@ import KlifeProtocol
 /// positions are committed (see ``ConsumerConfiguration/acknowledgement``). Without topics,
 /// ``assign(_:)`` chooses the partitions.
 public final class KlifeConsumer: Sendable {
-    /// The consumer's settings (with the rate limit in force, see ``setRateLimit(_:)``).
+    /// The consumer's settings (with the rate and adaptive limits in force, see
+    /// ``setRateLimit(_:)`` and ``setAdaptiveLimit(_:)``).
     public var configuration: ConsumerConfiguration {
         var settings = state.configuration
         settings.rateLimit = state.rateLimit
+        settings.adaptiveLimit = state.adaptiveLimit
         return settings
     }
     let state: ConsumerState
@@ -33,6 +35,8 @@ public final class KlifeConsumer: Sendable {
     let committer: OffsetCommitter
     /// The group membership, for a consumer that subscribes to topics.
     let membership: (any GroupMembership)?
+    /// Moves records along their retry chains (with ``ConsumerConfiguration/retryTopics``).
+    let mover: RecordMover?
     private let autoCommit = Locked<Task<Void, Never>?>(nil)
     private let closing = Locked(false)
     /// The client's ``KlifeClient/onClose(_:)`` registration, forgotten when the consumer ends.
@@ -43,11 +47,16 @@ public final class KlifeConsumer: Sendable {
         let services = client.fetchers
         self.state = ConsumerState(configuration: configuration, limiterClock: limiterClock) { for s in services { s.wake() } }
         self.committer = OffsetCommitter(state: state, client: client)
+        let mover = configuration.retryTopics.map { RecordMover(client: client, topics: $0, sources: configuration.topics) }
+        self.mover = mover
         if configuration.isGroupMember {
             let listener = GroupAssignmentHandler(state: state, client: client, committer: committer)
+            // The consumer reads its retry topics itself, in the same group.
+            var subscription = configuration
+            subscription.topics += (mover?.retryTopicNames ?? []).sorted()
             switch configuration.groupProtocol {
-            case .classic: membership = ClassicMembership(client: client, settings: configuration, listener: listener)
-            case .consumer: membership = ConsumerGroupMembership(client: client, settings: configuration, listener: listener)
+            case .classic: membership = ClassicMembership(client: client, settings: subscription, listener: listener)
+            case .consumer: membership = ConsumerGroupMembership(client: client, settings: subscription, listener: listener)
             }
         } else {
             membership = nil
@@ -65,7 +74,19 @@ public final class KlifeConsumer: Sendable {
                 Task { await Self.decideFromLog(claim, state: state, client: client) }
             })
         for service in services { service.hub.reactor.submit { service.add(consumer) } }
-        membership?.start()
+        if let mover, configuration.retryTopics?.createMissing == true, let membership {
+            // Joins once the chains' topics exist (the membership waits for its topics anyway).
+            Task { [hub = client.hubs[0], sources = configuration.topics] in
+                do throws(KlifeError) {
+                    try await mover.createMissingTopics(sources: sources)
+                } catch {
+                    hub.log(.error, "creating retry topics failed: \(error)")
+                }
+                membership.start()
+            }
+        } else {
+            membership?.start()
+        }
         if let interval = configuration.autoCommitInterval, configuration.groupID != nil {
             // Holds what it commits with, never the consumer: dropping the consumer must free
             // it at once (its deinit cancels this task).
@@ -147,13 +168,17 @@ public final class KlifeConsumer: Sendable {
     /// ``BatchAcknowledgement/explicit`` and in ``run(_:)`` only batches marked processed count.
     /// The committed offset never passes a record the application has not finished.
     /// - Throws: ``KlifeError`` from the coordinator; a group member in the middle of a
-    ///   rebalance gets `REBALANCE_IN_PROGRESS` (its revoke commits instead).
+    ///   rebalance gets `REBALANCE_IN_PROGRESS` (its revoke commits instead);
+    ///   `invalidArgument` in ``run(transactional:_:)`` (only its transactions commit).
     public func commit() async throws(KlifeError) {
+        if state.commitsInTransactions { throw ConsumerState.committedOnlyByTransactions }  // run(transactional:)
         if configuration.acknowledgement == .onNextBatch && !state.handlerMode { state.markDeliveredProcessed() }
         try await committer.commitProcessed(member: try memberIdentity())
     }
 
     /// Commits `offsets` (the next offset to read per partition) for ``ConsumerConfiguration/groupID``.
+    /// - Throws: ``KlifeError`` from the coordinator; `invalidArgument` in
+    ///   ``run(transactional:_:)`` (only its transactions commit).
     public func commit(_ offsets: [TopicPartition: Int64]) async throws(KlifeError) {
         try await committer.commit(offsets, member: try memberIdentity())
     }
@@ -215,7 +240,7 @@ public final class KlifeConsumer: Sendable {
     /// The offset after the last record the application finished with (processed, what a
     /// commit sends) for `tp`, or `nil` when `tp` is not assigned or nothing was processed.
     public func processed(_ tp: TopicPartition) -> Int64? {
-        state.state.withLock { s in s.partitions[tp].flatMap { $0.processedPosition >= 0 ? $0.processedPosition : nil } }
+        state.state.withLock { s in s.partitions[tp].flatMap { ConsumerState.commitPosition($0) >= 0 ? ConsumerState.commitPosition($0) : nil } }
     }
 
     /// Stops handing out and fetching batches of `partitions`; batches fetched ahead are kept

@@ -6,7 +6,7 @@ extension KlifeClient {
     /// Runs `body` in a Kafka transaction on a producer from the transactional pool.
     ///
     /// Every record produced through the ``Transaction`` handed to `body` (and every offset
-    /// sent with ``Transaction/sendOffsets(_:groupID:)``) is committed atomically when
+    /// sent with ``Transaction/sendOffsets(_:group:)``) is committed atomically when
     /// `body` returns — after all of them were acknowledged — or aborted when `body`
     /// throws, in which case that error is rethrown unchanged.
     ///

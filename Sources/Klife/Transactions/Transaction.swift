@@ -4,7 +4,7 @@ import KlifeProtocol
 /// An open Kafka transaction, handed to the block of ``KlifeClient/transaction(_:)``.
 ///
 /// Everything produced through it, and the consumer offsets sent with
-/// ``sendOffsets(_:groupID:)``, becomes visible to `read_committed` consumers together
+/// ``sendOffsets(_:group:)`` or ``sendOffsets(_:groupID:)``, becomes visible to `read_committed` consumers together
 /// when the block returns, or never, when it throws. Each partition is registered with
 /// the transaction coordinator (AddPartitionsToTxn) before its first record leaves.
 ///
@@ -78,16 +78,44 @@ public final class Transaction: Sendable {
 
     /// Adds consumer-group offsets to the transaction: they are committed for `groupID`
     /// if and only if the transaction commits (consume-transform-produce, exactly once).
+    /// They are sent as by no member of the group, which a coordinator accepts only while the
+    /// group has no active members; a group member sends ``sendOffsets(_:group:)`` instead.
     /// - Parameters:
     ///   - offsets: For each partition, the offset of the next record to consume (last processed + 1).
     ///   - groupID: The consumer group whose offsets these are.
     public func sendOffsets(_ offsets: [TopicPartition: Int64], groupID: String) async throws(KlifeError) {
-        guard !groupID.isEmpty else { throw .invalidArgument("sendOffsets needs a group id") }
+        try await sendOffsets(offsets, group: ConsumerGroupMetadata(groupID: groupID))
+    }
+
+    /// Adds consumer-group offsets to the transaction as the group member `group` describes
+    /// (KIP-447): the group coordinator accepts them only while that member still holds its
+    /// generation (classic protocol) or member epoch (consumer protocol), so a zombie — a
+    /// member the group has moved on without — cannot commit offsets for partitions that now
+    /// belong to another member. They are committed if and only if the transaction commits.
+    ///
+    /// ```swift
+    /// try await client.transaction { txn in
+    ///     _ = try await txn.produce(ProducerRecord(topic: "enriched", value: enrich(record)))
+    ///     try await txn.sendOffsets([batch.topicPartition: batch.nextOffset], group: consumer.groupMetadata!)
+    /// }
+    /// ```
+    ///
+    /// The member fields travel in TxnOffsetCommit v3 and later; a broker that only speaks
+    /// older versions gets the offsets without them (no fencing by generation).
+    /// - Parameters:
+    ///   - offsets: For each partition, the offset of the next record to consume (last processed + 1).
+    ///   - group: The group and the member sending (``KlifeConsumer/groupMetadata``).
+    /// - Throws: ``KlifeError``: ``KlifeError/Code/groupMemberFenced`` when the coordinator no
+    ///   longer takes offsets from this member (the transaction will abort; the transactional
+    ///   producer stays usable), `producerFenced`, or a broker or connection error. Any failure
+    ///   makes the transaction abort when its block ends, even if the block catches it.
+    public func sendOffsets(_ offsets: [TopicPartition: Int64], group: ConsumerGroupMetadata) async throws(KlifeError) {
+        guard !group.groupID.isEmpty else { throw .invalidArgument("sendOffsets needs a group id") }
         guard !offsets.isEmpty else { return }
         try checkUsable()
         state.withLock { $0.begun = true }
         do {
-            try await client.sendOffsetsToTransaction(offsets, groupID: groupID, member: member)
+            try await client.sendOffsetsToTransaction(offsets, group: group, member: member)
         } catch {
             member.session.markAbortable(error)
             throw error

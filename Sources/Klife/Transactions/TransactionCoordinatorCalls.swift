@@ -88,9 +88,13 @@ extension KlifeClient {
         try Self.requireAnswers(for: partitions, in: answered, call: "AddPartitionsToTxn")
     }
 
-    /// AddOffsetsToTxn then TxnOffsetCommit: the group's offsets commit or abort with the transaction.
-    func sendOffsetsToTransaction(_ offsets: [TopicPartition: Int64], groupID: String,
+    /// AddOffsetsToTxn then TxnOffsetCommit: the group's offsets commit or abort with the
+    /// transaction. TxnOffsetCommit carries `group`'s generation, member id and instance id
+    /// (v3+, KIP-447); the codes by which the coordinator refuses a stale member become
+    /// ``KlifeError/Code/groupMemberFenced`` (not fatal for the producer, never retried).
+    func sendOffsetsToTransaction(_ offsets: [TopicPartition: Int64], group: ConsumerGroupMetadata,
                                   member: TransactionalMember) async throws(KlifeError) {
+        let groupID = group.groupID
         let identity = member.session.identity.current
         let add = AddOffsetsToTxnRequest(transactionalID: member.transactionalID, producerID: identity.producerID,
                                          producerEpoch: identity.epoch, groupID: groupID)
@@ -103,7 +107,8 @@ extension KlifeClient {
         }
         let commit = TxnOffsetCommitRequest(
             transactionalID: member.transactionalID, groupID: groupID, producerID: identity.producerID,
-            producerEpoch: identity.epoch,
+            producerEpoch: identity.epoch, generationID: group.generationID, memberID: group.memberID,
+            groupInstanceID: group.groupInstanceID,
             topics: byTopic.sorted { $0.key < $1.key }.map { t in
                 .init(name: t.key, partitions: t.value.sorted { $0.partitionIndex < $1.partitionIndex })
             })
@@ -113,9 +118,24 @@ extension KlifeClient {
                                                  errorCode: { response in
                                                      Self.firstError(response.topics.flatMap { t in t.partitions.map { $0.errorCode } })
                                                  },
-                                                 fatal: Self.fencing(member.transactionalID) { member.session.markFatal($0) })
+                                                 fatal: { code in
+                                                     if let fenced = Self.groupFencing(group, code) { return fenced }
+                                                     return Self.fencing(member.transactionalID) { member.session.markFatal($0) }(code)
+                                                 })
         let answered = Set(response.topics.flatMap { t in t.partitions.map { TopicPartition(topic: t.name, partition: $0.partitionIndex) } })
         try Self.requireAnswers(for: Array(offsets.keys), in: answered, call: "TxnOffsetCommit")
+    }
+
+    /// The codes by which a group coordinator refuses offsets of a member it no longer counts
+    /// as the partitions' owner, for offsets sent as a member (a generation or member id).
+    static func groupFencing(_ group: ConsumerGroupMetadata, _ code: KafkaErrorCode) -> KlifeError? {
+        guard group.generationID >= 0 || !group.memberID.isEmpty else { return nil }
+        switch code {
+        case .illegalGeneration, .unknownMemberID, .fencedInstanceID, .fencedMemberEpoch:
+            return .groupMemberFenced(group.groupID, generation: group.generationID, code: code)
+        default:
+            return nil
+        }
     }
 
     /// A success answer that leaves out a partition asked about is malformed: that partition's

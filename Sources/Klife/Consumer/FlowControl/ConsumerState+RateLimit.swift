@@ -13,7 +13,7 @@ extension ConsumerState {
             return
         }
         let now = limiterClock.now()
-        s.limiter.beginWait(now: now)
+        if s.limiter.isActive { s.limiter.beginWait(now: now) }
         let deadline = now &+ held
         if s.rateTimer != nil && s.rateTimerDeadline <= deadline { return }
         s.rateTimer?.cancel()

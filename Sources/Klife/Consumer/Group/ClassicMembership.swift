@@ -82,6 +82,13 @@ final class ClassicMembership: GroupMembership {
 
     var owned: Set<TopicPartition> { state.withLock { $0.owned } }
 
+    /// As a heartbeat answered with `code`: when `identity`'s generation is still the current
+    /// one, the member lost its partitions (no commit) and joins again. An answer about an
+    /// older generation is ignored, as stale heartbeat answers are.
+    func transactionalOffsetsRefused(as identity: GroupCommitIdentity, code: KafkaErrorCode) {
+        mailbox.yield(.lost(generation: identity.generationOrEpoch, code))
+    }
+
     var statistics: GroupStatistics {
         state.withLock { s in
             var stats = s.statistics

@@ -119,6 +119,13 @@ final class ConsumerGroupMembership: GroupMembership {
 
     var owned: Set<TopicPartition> { state.withLock { $0.reconciler.owned } }
 
+    /// A member epoch may move ahead in a heartbeat answer while a transaction is under way,
+    /// so a refusal alone does not prove the member is out: it heartbeats at once, and the
+    /// answer (FENCED_MEMBER_EPOCH, UNKNOWN_MEMBER_ID) says whether its partitions are lost.
+    func transactionalOffsetsRefused(as identity: GroupCommitIdentity, code: KafkaErrorCode) {
+        heartbeatNow()
+    }
+
     var statistics: GroupStatistics {
         state.withLock { s in
             var stats = s.statistics

@@ -45,6 +45,8 @@ final class OffsetCommitter: Sendable {
             throw .invalidArgument("commit needs ConsumerConfiguration.groupID")
         }
         try await serializer.run { () async throws(KlifeError) in
+            // Exactly-once mode: its transactions commit the offsets, nothing else does.
+            if state.commitsInTransactions { return }
             let progress = state.uncommitted(partitions)
             guard !progress.isEmpty else { return }
             try await send(progress.mapValues(\.offset), groupID: groupID, member: member)
@@ -57,6 +59,7 @@ final class OffsetCommitter: Sendable {
         guard let groupID = state.configuration.groupID else {
             throw .invalidArgument("commit needs ConsumerConfiguration.groupID")
         }
+        if state.commitsInTransactions { throw ConsumerState.committedOnlyByTransactions }
         try await serializer.run { () async throws(KlifeError) in
             let ids = state.assignmentIDs(Set(offsets.keys))
             try await send(offsets, groupID: groupID, member: member)

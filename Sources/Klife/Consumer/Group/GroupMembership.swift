@@ -47,6 +47,10 @@ protocol GroupMembership: AnyObject, Sendable {
     /// The identity to send a commit with once more after the coordinator refused it, sent as
     /// `stale`, with STALE_MEMBER_EPOCH; `nil`: not sent again.
     func identityAfterStaleEpoch(_ stale: GroupCommitIdentity) async -> GroupCommitIdentity?
+    /// Offsets a transaction sent as `identity` were refused with `code` (ILLEGAL_GENERATION,
+    /// UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID, FENCED_MEMBER_EPOCH): the member may be a zombie
+    /// and must find out whether it still owns its partitions. Returns at once.
+    func transactionalOffsetsRefused(as identity: GroupCommitIdentity, code: KafkaErrorCode)
 }
 
 extension GroupMembership {
