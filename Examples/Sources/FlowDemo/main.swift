@@ -152,7 +152,9 @@ func runDemo(_ options: Options) async throws -> Int32 {
             (consumer, running) = try start()
             restartMark = progress.inserted
         }
-        if struggleStart == nil, inserted >= Int(options.struggleAt * Double(options.records)) {
+        // The struggle starts once the consumer is writing (not while it joins the group).
+        if struggleStart == nil, inserted >= Int(options.struggleAt * Double(options.records)),
+           progress.phase != .joining, progress.phase != .restarting {
             struggleStart = clock.now
             progress.phase = .struggle
             switch options.struggle {
