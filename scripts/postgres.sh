@@ -22,6 +22,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Debian 12's PostgreSQL is 15; without PG_VERSION the newest installed version is used.
+newest_version() { ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1; }
+PG_VERSION="${PG_VERSION:-$(newest_version)}"
 PG_VERSION="${PG_VERSION:-15}"
 BIN="/usr/lib/postgresql/$PG_VERSION/bin"
 
@@ -61,7 +64,11 @@ install_if_missing() {
   if ! out="$($sudo apt-get install -y --no-install-recommends postgresql 2>&1 </dev/null)"; then
     echo "$out" >&2; exit 1
   fi
-  [[ -x "$BIN/initdb" ]] || { log "no $BIN/initdb after installing postgresql (PG_VERSION=$PG_VERSION?)"; exit 1; }
+  if [[ ! -x "$BIN/initdb" ]]; then
+    PG_VERSION="$(newest_version)"
+    BIN="/usr/lib/postgresql/$PG_VERSION/bin"
+  fi
+  [[ -x "$BIN/initdb" ]] || { log "no initdb under /usr/lib/postgresql after installing postgresql"; exit 1; }
 }
 
 free_port() {
