@@ -27,10 +27,13 @@ echo "==> swift test exit code: $rc"
 # libFuzzer and run briefly over their seed corpora) and the benchmarks. Skipped when
 # arguments narrow the run to some tests, or with KLIFE_SKIP_SIDE_PACKAGES=1.
 if (($# == 0)) && [[ "${KLIFE_SKIP_SIDE_PACKAGES:-0}" != 1 ]]; then
-  echo "==> [4/4] side packages: Fuzz (fuzz.sh --ci), Benchmarks (swift build)"
+  echo "==> [4/4] side packages: Fuzz (fuzz.sh --ci), Benchmarks (swift build), Examples (flow-demo.sh --ci)"
   side=0
   bash scripts/fuzz.sh --ci || side=1
   swift build --package-path Benchmarks --scratch-path .build-benchmarks || side=1
+  # Builds the Examples package (postgres-nio) and runs the PostgreSQL flow-control demo, bounded:
+  # 20,000 records and a 3 s struggle; fails unless nothing is lost or duplicated.
+  bash scripts/flow-demo.sh --ci || side=1
   echo "==> side packages: $([[ $side == 0 ]] && echo ok || echo FAILED)"
   if ((side != 0 && rc == 0)); then rc=1; fi
 fi
