@@ -149,8 +149,9 @@ final class AdaptiveLimiterTests: XCTestCase {
         run.batches(10, records: 10, perRecord: ms * 3 / 2)
         XCTAssertGreaterThan(run.limiter.baseline, Double(ms))
         XCTAssertLessThan(run.limiter.baseline, Double(ms) * 1.1, "drifts up slowly")
-        // A downstream slower for good (10×) is learned as the new normal in the end: decreases stop.
-        run.batches(5_000, records: 10, perRecord: 10 * ms)
+        // A downstream slower for good (10×) is learned as the new normal in the end (each
+        // congested batch lifts its class by at most 1/1000): decreases stop.
+        run.batches(20_000, records: 10, perRecord: 10 * ms)
         let decreases = run.limiter.decreases
         run.batches(50, records: 10, perRecord: 10 * ms)
         XCTAssertEqual(run.limiter.decreases, decreases, "the new latency is no longer congestion")
@@ -208,5 +209,35 @@ final class AdaptiveLimiterTests: XCTestCase {
         XCTAssertEqual(recent.percentiles?.count, RecentLatencies.capacity)
         XCTAssertEqual(recent.percentiles?.p50, .seconds(1))
         XCTAssertEqual(recent.percentiles?.p99, .seconds(1))
+    }
+
+    /// A batch split down to a few records costs about a fixed amount (a round trip, a
+    /// statement) whatever its size: compared with batches of its own size, it is not congestion.
+    func testSmallBatchesWithAFixedCostAreNotCongestion() {
+        for baseline in [AdaptiveLimit.Baseline.learned(tolerance: 2), .target(perRecord: .microseconds(400))] {
+            var limiter = AdaptiveLimiter(AdaptiveLimit(baseline: baseline, minimum: 1, maximum: 3_000, initial: 3_000))
+            var now: UInt64 = 1_000_000_000
+            func batch(_ records: Int, fixed: UInt64, perRecord: UInt64) {
+                let start = now
+                now += fixed + UInt64(records) * perRecord
+                limiter.recordSuccess(records: records, handedOutAt: start, now: now, inFlight: 3_000)
+            }
+            for _ in 0..<20 { batch(500, fixed: 3 * ms, perRecord: 100_000) }  // 53 ms for 500: 0.1 ms per record
+            for size in [1, 3, 12, 40, 1, 7, 2, 12, 3] { batch(size, fixed: 3 * ms, perRecord: 100_000) }
+            XCTAssertEqual(limiter.decreases, 0, "\(baseline): small batches at the fixed cost are normal")
+            batch(10, fixed: 40 * ms, perRecord: 100_000)
+            XCTAssertEqual(limiter.decreases, 1, "\(baseline): a small batch far slower than any batch before is congestion")
+        }
+    }
+
+    /// A struggle of a few hundred slow batches does not become the new normal: the baseline
+    /// rises by at most 1/1000 of itself per congested batch.
+    func testALongStruggleDoesNotBecomeTheBaseline() {
+        var run = Run(AdaptiveLimit(baseline: .learned(tolerance: 3), minimum: 10, maximum: 1_000, initial: 500))
+        run.batches(50, records: 100, perRecord: ms)
+        let learned = run.limiter.baseline
+        run.batches(300, records: 100, perRecord: 50 * ms)
+        XCTAssertLessThan(run.limiter.baseline, learned * 1.35, "300 congested batches lift it by at most 1.001^300")
+        XCTAssertEqual(run.limiter.currentLimit, 10, "still congested at the end of the struggle: the limit stays down")
     }
 }

@@ -52,11 +52,14 @@ final class FailurePolicyTests: XCTestCase {
         XCTAssertTrue(field { $0.retryTopics = RetryTopics(delays: [], deadLetter: false) }?.contains("consumer.retryTopics") == true)
         XCTAssertTrue(field { $0.retryTopics = RetryTopics(delays: [.zero]) }?.contains("consumer.retryTopics.delays") == true)
         XCTAssertTrue(field {
-            $0.retryTopics = RetryTopics(delays: [.seconds(1)], names: ["orders": .init(retry: [], deadLetter: "dead")])
-        }?.contains("consumer.retryTopics.names[orders].retry") == true)
+            $0.retryTopics = RetryTopics(delays: [.seconds(1)], perTopic: ["orders": .init(retryNames: [], deadLetterName: "dead")])
+        }?.contains("consumer.retryTopics.perTopic[orders].retryNames") == true)
         XCTAssertTrue(field {
-            $0.retryTopics = RetryTopics(delays: [.seconds(1)], names: ["orders": .init(retry: ["orders"], deadLetter: "dead")])
-        }?.contains("consumer.retryTopics.names[orders]") == true)
+            $0.retryTopics = RetryTopics(delays: [.seconds(1)], perTopic: ["orders": .init(delays: [.zero])])
+        }?.contains("consumer.retryTopics.perTopic[orders].delays") == true)
+        XCTAssertTrue(field {
+            $0.retryTopics = RetryTopics(delays: [.seconds(1)], perTopic: ["orders": .init(retryNames: ["orders"], deadLetterName: "dead")])
+        }?.contains("consumer.retryTopics.perTopic[orders]") == true)
         XCTAssertTrue(field {
             $0.topics = []
             $0.retryTopics = RetryTopics(delays: [.seconds(1)])
@@ -69,10 +72,14 @@ final class FailurePolicyTests: XCTestCase {
         XCTAssertEqual(topics.retryTopics(of: "orders"),
                        ["orders.retry.500ms", "orders.retry.5s", "orders.retry.1m", "orders.retry.10m", "orders.retry.2h"])
         XCTAssertEqual(topics.deadLetterTopic(of: "orders"), "orders.dlq")
-        let named = RetryTopics(delays: [.seconds(5)], names: ["orders": .init(retry: ["o-later"], deadLetter: "o-dead")])
+        let named = RetryTopics(delays: [.seconds(5)], perTopic: ["orders": .init(retryNames: ["o-later"], deadLetterName: "o-dead")])
         XCTAssertEqual(named.retryTopics(of: "orders"), ["o-later"])
         XCTAssertEqual(named.deadLetterTopic(of: "orders"), "o-dead")
         XCTAssertEqual(named.retryTopics(of: "payments"), ["payments.retry.5s"], "other topics follow the convention")
+        let own = RetryTopics(delays: [.seconds(5)], perTopic: ["audit": .init(delays: [.seconds(60), .seconds(3600)])])
+        XCTAssertEqual(own.retryTopics(of: "audit"), ["audit.retry.1m", "audit.retry.1h"], "a topic's own delays")
+        XCTAssertEqual(own.delays(of: "audit"), [.seconds(60), .seconds(3600)])
+        XCTAssertEqual(own.delays(of: "orders"), [.seconds(5)])
         XCTAssertNil(RetryTopics(delays: [.seconds(5)], deadLetter: false).deadLetterTopic(of: "orders"))
     }
 

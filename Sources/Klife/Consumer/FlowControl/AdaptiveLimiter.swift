@@ -8,25 +8,32 @@
 /// batch a second), and its two knobs are easy to reason about. A gradient follows latency
 /// smoothly but needs many samples per window and backs off only in proportion.
 ///
-/// Latency is compared *per record* (batch latency / records): batches differ in size (the
-/// limit itself shrinks them), and a batch of 50 taking half the time of one of 100 is normal.
-/// A fixed cost per batch makes small batches look slower per record; the tolerance (2× by
-/// default) absorbs that, and a target can be set instead of learning.
+/// Latency is compared *per record*: batches differ in size (the limit itself shrinks them, down
+/// to a record when it splits a batch), and a batch of 50 taking half the time of one of 100 is
+/// normal. But a fixed cost per batch (a round trip, a statement) makes small batches slower
+/// per record, so the learned latency per record is kept per *size class* (1, 2–3, 4–7, …
+/// records): a batch is compared with what batches of its size took. A class not seen yet is
+/// compared with the smallest batch of the nearest larger class seen (a smaller batch should not
+/// take longer than a larger one) and starts learning from that.
 struct AdaptiveLimiter: Sendable {
     private(set) var settings: AdaptiveLimit
     /// The limit, fractional so additive increases of less than a record add up.
     private(set) var limit: Double
     /// The learned (or target) latency per record, in nanoseconds; 0 before the first sample.
     private(set) var baseline: Double
+    /// The learned latency per record of each size class (`⌊log₂ records⌋`, the last one open
+    /// ended), in nanoseconds; 0 for a class not seen yet.
+    private(set) var classes = [Double](repeating: 0, count: 14)
     /// When the limit last went down: samples of batches handed out before say nothing about
     /// the reduced limit (at most one decrease per round trip, as TCP).
     private(set) var lastDecreaseAt: UInt64?
     private(set) var decreases = 0
     private(set) var lastCongestion: AdaptiveLimitStatistics.Congestion?
 
-    /// How fast the learned baseline drifts up towards a sample above it: quickly enough to
-    /// follow a downstream that became slower for good, slowly enough that a spike (congested
-    /// samples, ten times slower still) does not become the new normal.
+    /// How fast the learned baseline (and the floor) drift up towards a sample above them: a
+    /// normal sample moves them 1/100 of the way; a congested one by at most 1/1000 of their
+    /// own value, however slow it was, so a struggle of a few hundred batches does not become
+    /// the new normal, while a downstream slower for good is followed within a few thousand.
     static let driftNormal = 1.0 / 100
     static let driftCongested = 1.0 / 1000
 
@@ -59,26 +66,57 @@ struct AdaptiveLimiter: Sendable {
     /// (this batch's included) were in flight just before it finished.
     mutating func recordSuccess(records: Int, handedOutAt: UInt64, now: UInt64, inFlight: Int) {
         guard records > 0 else { return }
-        let perRecord = Double(now &- min(now, handedOutAt)) / Double(records)
+        let latency = Double(now &- min(now, handedOutAt))
+        let perRecord = latency / Double(records)
+        let sizeClass = Self.sizeClass(records)
+        let usual = expected(records)
         let congested: Bool
         switch settings.baseline {
         case .target:
-            congested = perRecord > baseline
+            congested = latency > max(baseline * Double(records), 2 * (usual ?? 0))
         case .learned(let tolerance):
-            if baseline == 0 || perRecord < baseline {
-                baseline = perRecord
-                congested = false
-            } else {
-                congested = perRecord > tolerance * baseline
-                baseline += (perRecord - baseline) * (congested ? Self.driftCongested : Self.driftNormal)
-            }
+            if baseline == 0 { baseline = perRecord }
+            congested = latency > tolerance * (usual ?? baseline * Double(records))
+            Self.learn(&baseline, from: perRecord, congested: congested)
         }
+        // A class seen for the first time starts from what was expected of it, so a congested
+        // first sample moves it only as far as any congested sample moves a learned class.
+        if classes[sizeClass] == 0 { classes[sizeClass] = usual.map { $0 / Double(records) } ?? perRecord }
+        Self.learn(&classes[sizeClass], from: perRecord, congested: congested)
         guard !isStale(handedOutAt) else { return }
         if congested {
             decrease(now: now, because: .latency)
         } else if inFlight * 2 >= currentLimit {
             // Only a limit in use grows (an idle consumer proves nothing about a higher one).
             limit = min(Double(settings.maximum), limit + Double(settings.increasePerRoundTrip) * Double(records) / limit)
+        }
+    }
+
+    /// The size class of a batch of `records` (`⌊log₂ records⌋`, at most the last class).
+    static func sizeClass(_ records: Int) -> Int {
+        min(13, Int.bitWidth - 1 - max(records, 1).leadingZeroBitCount)
+    }
+
+    /// What a normal batch of `records` takes (nanoseconds): its class's latency per record;
+    /// for a class not seen yet, what the smallest batch of the nearest larger class seen
+    /// takes; `nil` before any sample.
+    private func expected(_ records: Int) -> Double? {
+        let own = Self.sizeClass(records)
+        if classes[own] > 0 { return classes[own] * Double(records) }
+        for larger in own + 1..<classes.count where classes[larger] > 0 {
+            return classes[larger] * Double(1 << larger)
+        }
+        return nil
+    }
+
+    /// A minimum that drifts slowly up towards samples above it (see ``driftNormal``).
+    private static func learn(_ value: inout Double, from sample: Double, congested: Bool) {
+        if sample < value {
+            value = sample
+        } else if congested {
+            value += min((sample - value) * driftNormal, value * driftCongested)
+        } else {
+            value += (sample - value) * driftNormal
         }
     }
 

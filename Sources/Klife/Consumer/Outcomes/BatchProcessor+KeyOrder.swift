@@ -92,7 +92,7 @@ extension BatchProcessor {
         let source = self.source(of: record).topic
         let chain = mover.topics.retryTopics(of: source)
         guard toStage < chain.count else { return false }
-        return await move(record, of: batch, to: (chain[toStage], mover.topics.delays[toStage]), attempts: 0,
+        return await move(record, of: batch, to: (chain[toStage], mover.topics.delays(of: source)[toStage]), attempts: 0,
                           error: "follows an earlier record of its key into the retry chain",
                           firstFailure: ConsumerState.wallClockMilliseconds())
     }

@@ -30,7 +30,7 @@ struct RecordMover: Sendable {
         let source = stages[topic]?.source ?? topic
         let next = stages[topic].map { $0.stage + 1 } ?? 0
         let chain = topics.retryTopics(of: source)
-        if !deadLetter && next < chain.count { return (chain[next], topics.delays[next]) }
+        if !deadLetter && next < chain.count { return (chain[next], topics.delays(of: source)[next]) }
         return topics.deadLetterTopic(of: source).map { ($0, nil) }
     }
 

@@ -7,7 +7,8 @@
 /// moves a record that fails there too one step further along the chain.
 ///
 /// Names follow the convention `<topic>.retry.<delay>` and `<topic>.dlq` (`orders.retry.5s`,
-/// `orders.retry.1m`, `orders.retry.10m`, `orders.dlq`) unless ``names`` gives them.
+/// `orders.retry.1m`, `orders.retry.10m`, `orders.dlq`) unless ``perTopic`` gives them; a
+/// topic's chain may also have delays of its own there.
 ///
 /// ```swift
 /// settings.topics = ["orders"]
@@ -22,8 +23,9 @@ public struct RetryTopics: Sendable, Equatable {
     /// Whether the chain ends in a dead-letter topic. Without one, a record failing in the
     /// last retry topic stops that partition (``KlifeError/Code/recordFailed``).
     public var deadLetter: Bool
-    /// Explicit names by source topic; other topics follow the convention.
-    public var names: [String: Names]
+    /// A chain of its own for some source topics (delays, names); others use ``delays`` and the
+    /// naming convention.
+    public var perTopic: [String: Chain]
     /// Creates missing retry and dead-letter topics (with the source topic's partition count)
     /// when the consumer starts.
     public var createMissing: Bool
@@ -33,40 +35,46 @@ public struct RetryTopics: Sendable, Equatable {
     /// The replication factor of created topics (`-1`: the broker's default).
     public var replicationFactor: Int16
 
-    /// Explicit names of one source topic's chain.
-    public struct Names: Sendable, Equatable {
-        /// One retry topic per delay, in chain order.
-        public var retry: [String]
-        /// The dead-letter topic.
-        public var deadLetter: String?
-        /// Names; `retry` must have as many entries as ``RetryTopics/delays``.
-        public init(retry: [String], deadLetter: String?) {
-            self.retry = retry
-            self.deadLetter = deadLetter
+    /// One source topic's own chain: each field left `nil` follows the ``RetryTopics`` default.
+    public struct Chain: Sendable, Equatable {
+        /// Delays of this topic's retry topics, in chain order (`nil`: ``RetryTopics/delays``).
+        public var delays: [Duration]?
+        /// Names of its retry topics, one per delay (`nil`: the naming convention).
+        public var retryNames: [String]?
+        /// Name of its dead-letter topic (`nil`: `<topic>.dlq`).
+        public var deadLetterName: String?
+        /// A chain; `retryNames`, when given, must have one name per delay.
+        public init(delays: [Duration]? = nil, retryNames: [String]? = nil, deadLetterName: String? = nil) {
+            self.delays = delays
+            self.retryNames = retryNames
+            self.deadLetterName = deadLetterName
         }
     }
 
     /// A chain of retry topics with `delays`, then a dead-letter topic when `deadLetter`.
-    public init(delays: [Duration] = [], deadLetter: Bool = true, names: [String: Names] = [:],
+    public init(delays: [Duration] = [], deadLetter: Bool = true, perTopic: [String: Chain] = [:],
                 createMissing: Bool = false, perKeyOrder: Bool = false, replicationFactor: Int16 = -1) {
         self.delays = delays
         self.deadLetter = deadLetter
-        self.names = names
+        self.perTopic = perTopic
         self.createMissing = createMissing
         self.perKeyOrder = perKeyOrder
         self.replicationFactor = replicationFactor
     }
 
+    /// The delays of `topic`'s retry topics, in chain order.
+    public func delays(of topic: String) -> [Duration] { perTopic[topic]?.delays ?? delays }
+
     /// The retry topics of `topic`, in chain order.
     public func retryTopics(of topic: String) -> [String] {
-        if let explicit = names[topic] { return explicit.retry }
-        return delays.map { "\(topic).retry.\(Self.label($0))" }
+        if let explicit = perTopic[topic]?.retryNames { return explicit }
+        return delays(of: topic).map { "\(topic).retry.\(Self.label($0))" }
     }
 
     /// The dead-letter topic of `topic` (`nil` without one).
     public func deadLetterTopic(of topic: String) -> String? {
         guard deadLetter else { return nil }
-        return names[topic]?.deadLetter ?? "\(topic).dlq"
+        return perTopic[topic]?.deadLetterName ?? "\(topic).dlq"
     }
 
     /// A delay as a topic-name label: `500ms`, `5s`, `1m`, `2h`, the largest exact unit.
@@ -82,17 +90,22 @@ public struct RetryTopics: Sendable, Equatable {
         if delays.contains(where: { $0 < .milliseconds(1) }) {
             throw .invalidConfiguration("consumer.retryTopics.delays", "every delay must be at least 1 ms")
         }
-        if delays.isEmpty && !deadLetter {
-            throw .invalidConfiguration("consumer.retryTopics", "needs a delay or a dead-letter topic")
+        for (topic, chain) in perTopic {
+            if chain.delays?.contains(where: { $0 < .milliseconds(1) }) == true {
+                throw .invalidConfiguration("consumer.retryTopics.perTopic[\(topic)].delays", "every delay must be at least 1 ms")
+            }
+            if let names = chain.retryNames, names.count != delays(of: topic).count {
+                throw .invalidConfiguration("consumer.retryTopics.perTopic[\(topic)].retryNames",
+                                            "must name one topic per delay (\(delays(of: topic).count))")
+            }
         }
-        for (topic, explicit) in names where explicit.retry.count != delays.count {
-            throw .invalidConfiguration("consumer.retryTopics.names[\(topic)].retry",
-                                        "must name one topic per delay (\(delays.count))")
+        for source in sources where delays(of: source).isEmpty && !deadLetter {
+            throw .invalidConfiguration("consumer.retryTopics", "needs a delay or a dead-letter topic (for \(source))")
         }
         for source in sources {
             let chain = retryTopics(of: source) + [deadLetterTopic(of: source)].compactMap { $0 }
             if chain.contains(source) || Set(chain).count != chain.count {
-                throw .invalidConfiguration("consumer.retryTopics.names[\(source)]", "every topic of a chain must differ from the others and from its source")
+                throw .invalidConfiguration("consumer.retryTopics.perTopic[\(source)]", "every topic of a chain must differ from the others and from its source")
             }
         }
     }
