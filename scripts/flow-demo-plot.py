@@ -1,6 +1,7 @@
 """flow-demo-plot.py CSV PNG [TITLE]: plots a flow-demo timeline.
 
 Top: records per second written into PostgreSQL (and the rate limit, if any).
+Middle (adaptive mode only): the adaptive limit on records in flight, and the records in flight.
 Bottom: handler latency (p50 and p99 of the batches finished in each sample interval, and the
 consumer's own cumulative p99 from statistics()), log scale.
 The struggle phase is shaded red, the group joins gray, and the consumer restart marked
@@ -43,6 +44,9 @@ def main():
     p50 = [number(r["handler_p50_ms"]) for r in rows]
     p99 = [number(r["handler_p99_ms"]) for r in rows]
     stats_p99 = [number(r["stats_handler_p99_ms"]) for r in rows]
+    adaptive = [number(r.get("adaptive_limit")) for r in rows]
+    in_flight = [number(r.get("in_flight")) for r in rows]
+    has_adaptive = any(v is not None for v in adaptive)
 
     # Spans where the consumer was joining its group (first join, and again after the restart):
     # no batches then, whatever the database does.
@@ -62,9 +66,16 @@ def main():
             if span[0] < events["restart"] < span[1]:
                 span[0] = events["restart"]
 
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True,
-                                      gridspec_kw={"height_ratios": [3, 2]})
-    for ax in (top, bottom):
+    if has_adaptive:
+        fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(10, 8.5), sharex=True,
+                                                  gridspec_kw={"height_ratios": [3, 2, 2]})
+        panels = (top, middle, bottom)
+    else:
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True,
+                                          gridspec_kw={"height_ratios": [3, 2]})
+        middle = None
+        panels = (top, bottom)
+    for ax in panels:
         if "struggle_start" in events and "struggle_end" in events:
             ax.axvspan(events["struggle_start"], events["struggle_end"], color="tab:red", alpha=0.12,
                        label="database struggling" if ax is top else None)
@@ -88,6 +99,17 @@ def main():
 
     def series(values):
         return [v if v is not None else float("nan") for v in values]
+
+    if middle is not None:
+        # Sampled every interval: the limit, and the records in flight at that instant.
+        middle.step(t, series(adaptive), where="post", color="tab:orange", linewidth=1.6,
+                    label="adaptive limit (records in flight)")
+        middle.plot(t, series(in_flight), color="tab:blue", linewidth=0.9, alpha=0.7, marker=".",
+                    markersize=3, label="records in flight (sampled)")
+        middle.set_ylabel("records in flight")
+        most = max([v for v in adaptive if v is not None] + [v for v in in_flight if v is not None] + [1])
+        middle.set_ylim(0, most * 1.35)
+        middle.legend(loc="upper left", ncol=2, fontsize=8)
 
     bottom.plot(t, series(p50), color="tab:green", linewidth=1.2, label="handler p50 (per interval)")
     bottom.plot(t, series(p99), color="tab:purple", linewidth=1.2, label="handler p99 (per interval)")

@@ -8,16 +8,19 @@
 #
 #   --records N            records to produce and consume (default 300000)
 #   --struggle-seconds S   how long the database struggles (default 10)
-#   --mode none|manual     the consumer's pacing (default manual: a fixed rate limit)
+#   --mode adaptive|manual|none
+#                          the consumer's pacing (default adaptive: the adaptive limit on
+#                          records in flight; manual: a fixed rate limit; none: nothing)
 #   --rate R               manual: records per second (default 20000)
-#   --ci                   bounded run for CI: a debug build, 20000 records at 5000/s, a 3 s
-#                          struggle, no plot; exits non-zero unless lost=0, duplicated=0 and
-#                          rows=records
+#   --ci                   bounded run for CI: a debug build, adaptive (unless --mode), 20000
+#                          records (at 5000/s in manual mode), a 3 s struggle, no plot; exits
+#                          non-zero unless lost=0, duplicated=0 and rows=records
 #   --no-plot              skip the PNG
 #   --png PATH             where the plot goes (default docs/images/flow-demo.png)
 #   --csv PATH             the timeline CSV (default .klife/flow-demo.csv)
 #   after --               passed to flow-demo as they are (--struggle lock, --row-cost-ms 1,
-#                          --restart-at 0, ...; `flow-demo --help` lists them)
+#                          --restart-at 0, --tolerance 4, --limit-min 50, ...; `flow-demo --help`
+#                          lists them)
 #
 # Every process it starts (Tansu, PostgreSQL, the demo) is stopped on exit, also on Ctrl-C.
 set -euo pipefail
@@ -25,7 +28,7 @@ cd "$(dirname "$0")/.."
 
 records=300000
 struggle_seconds=10
-mode=manual
+mode=adaptive
 rate=20000
 rate_set=0
 ci=0
@@ -44,14 +47,16 @@ while (($#)); do
     --png) png="$2"; shift 2 ;;
     --csv) csv="$2"; shift 2 ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "flow-demo.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 if ((ci)); then
   records=20000
   struggle_seconds=3
-  # Slower than the full run, so that the restart and the struggle each find records to write.
+  # Manual mode: slower than the full run, so that the restart and the struggle each find records
+  # to write. (Adaptive and none run at the database's pace: the struggle, 3 s at 2,000 rows/s,
+  # still finds records left after the restart's join.)
   ((rate_set)) || rate=5000
   csv=.klife/flow-demo-ci.csv
 fi
@@ -108,10 +113,12 @@ echo "Tansu on 127.0.0.1:$kafka_port (pid $tansu_pid)"
 pg_url="$(bash scripts/postgres.sh start --state "$pg_state" | sed -n 's/^PGURL=//p')"
 echo "PostgreSQL at $pg_url"
 
-echo "==> [4/5] flow-demo --records $records --struggle-seconds $struggle_seconds --mode $mode --rate $rate${extra[*]:+ ${extra[*]}}"
+rate_args=()
+[[ "$mode" == manual ]] && rate_args=(--rate "$rate")
+echo "==> [4/5] flow-demo --records $records --struggle-seconds $struggle_seconds --mode $mode${rate_args[*]:+ ${rate_args[*]}}${extra[*]:+ ${extra[*]}}"
 out=".klife/flow-demo.out"
 "$bin" --bootstrap "127.0.0.1:$kafka_port" --postgres "$pg_url" \
-  --records "$records" --struggle-seconds "$struggle_seconds" --mode "$mode" --rate "$rate" \
+  --records "$records" --struggle-seconds "$struggle_seconds" --mode "$mode" "${rate_args[@]}" \
   --csv "$csv" "${extra[@]}" >"$out" &
 demo_pid=$!
 demo_rc=0

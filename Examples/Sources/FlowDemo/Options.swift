@@ -7,6 +7,10 @@ enum FlowMode: String, CaseIterable, Sendable {
     case none
     /// A fixed rate limit (`--rate`), as an operator would set one (docs/flow-control.md).
     case manual
+    /// The adaptive limit on records in flight (no rate limit): it halves when a batch takes
+    /// `--tolerance` times longer per record than the lowest seen, and grows back by
+    /// `--increase` records per limit's worth of records finished normally.
+    case adaptive
 
     /// Puts the mode's settings into the consumer's configuration.
     func configure(_ settings: inout ConsumerConfiguration, _ options: Options) {
@@ -18,6 +22,9 @@ enum FlowMode: String, CaseIterable, Sendable {
             let burst = max(1.0, Double(options.maxRecords) / options.rate)
             settings.rateLimit = ConsumerRateLimit(recordsPerSecond: options.rate,
                                                    burst: .milliseconds(Int64(burst * 1000)))
+        case .adaptive:
+            settings.rateLimit = nil
+            settings.adaptiveLimit = options.adaptiveLimit
         }
     }
 }
@@ -40,8 +47,16 @@ struct Options: Sendable {
     var records = 300_000
     var partitions: Int32 = 6
     var maxRecords = 500
-    var mode = FlowMode.none
+    var mode = FlowMode.adaptive
     var rate = 20_000.0
+    // Adaptive mode (see adaptiveLimit): bounds in records in flight; 0 = derived from
+    // --partitions and --max-records.
+    var limitMinimum = 0
+    var limitMaximum = 0
+    var limitInitial = 0
+    var tolerance = 3.0
+    var targetMicroseconds = 400.0
+    var increase = 100
     var struggle = StruggleKind.slow
     var struggleAt = 0.4
     var struggleSeconds = 10.0
@@ -67,8 +82,19 @@ struct Options: Sendable {
           --records N                records to produce and consume (default 300000)
           --partitions N             partitions of the topic (default 6)
           --max-records N            records per batch (default 500)
-          --mode none|manual         pacing: none, or a fixed rate limit (default none)
+          --mode adaptive|manual|none
+                                     pacing (default adaptive): the adaptive limit on records
+                                     in flight, a fixed rate limit, or nothing
           --rate R                   manual mode: records per second (default 20000)
+          --limit-min N              adaptive: lowest limit (default max-records / 5)
+          --limit-max N              adaptive: highest limit (default partitions × max-records)
+          --limit-initial N          adaptive: limit at the start (default the highest)
+          --target-us X              adaptive: congestion above X µs per record (default 400;
+                                     0: learn the baseline instead, see --tolerance)
+          --tolerance X              adaptive with --target-us 0: congestion above X × the
+                                     learned latency per record (default 3)
+          --increase N               adaptive: records added per limit's worth finished
+                                     normally (default 100)
           --struggle slow|lock       how the database struggles (default slow):
                                      slow: inserts one at a time and --row-cost-ms per row
                                      lock: another connection holds an EXCLUSIVE table lock
@@ -81,6 +107,32 @@ struct Options: Sendable {
           --sample-ms N              timeline sample interval (default 500)
           --timeout S                give up after S seconds of consuming (default 300)
         """
+
+    /// The adaptive mode's settings. The defaults, for 6 partitions of batches of 500:
+    /// - maximum 3,000 = one whole batch in flight per partition, what `none` has at most: the
+    ///   limit never holds back a healthy database;
+    /// - initial = the maximum: it starts as `none` and only measured latency lowers it;
+    /// - minimum 100 = one bulk insert still worth a round trip; at 0.5 ms per row a struggling
+    ///   database then holds 50 ms of work from this consumer, not 1.5 s;
+    /// - a target of 400 µs per record, not a learned baseline: one bulk INSERT costs mostly per
+    ///   statement (a few ms), so per record a healthy batch takes 10–80 µs at 500 records but
+    ///   hundreds of µs as a fragment of a few records (the limit splits batches to the room
+    ///   left), which a learned baseline (the fastest batch seen) takes for congestion; and a
+    ///   learned baseline drifts up by 1/1000 of each sample's gap, which fragments of seconds
+    ///   per record turn into a fast climb during a long struggle (docs/flow-control.md,
+    ///   "Demo"). A struggling batch takes at least 500 µs per record (0.5 ms per row, one
+    ///   statement at a time), above the target whatever its size;
+    /// - increase 100 per limit's worth: back from 100 to 3,000 in about 45,000 records
+    ///   ((3000² − 100²) / (2 × 100)), a few seconds after the database is well again.
+    var adaptiveLimit: AdaptiveLimit {
+        let maximum = limitMaximum > 0 ? limitMaximum : Int(partitions) * maxRecords
+        let minimum = limitMinimum > 0 ? limitMinimum : min(maximum, max(1, maxRecords / 5))
+        let initial = limitInitial > 0 ? limitInitial : maximum
+        let baseline: AdaptiveLimit.Baseline = targetMicroseconds > 0
+            ? .target(perRecord: .nanoseconds(Int64(targetMicroseconds * 1000))) : .learned(tolerance: tolerance)
+        return AdaptiveLimit(baseline: baseline, minimum: minimum, maximum: maximum,
+                             initial: initial, decreaseFactor: 0.5, increasePerRoundTrip: max(1, increase))
+    }
 
     static func parse(_ arguments: [String]) throws -> Options {
         var o = Options()
@@ -109,6 +161,12 @@ struct Options: Sendable {
                 }
                 o.mode = m
             case "--rate": o.rate = try number(try value(), arg)
+            case "--limit-min": o.limitMinimum = Int(try number(try value(), arg))
+            case "--limit-max": o.limitMaximum = Int(try number(try value(), arg))
+            case "--limit-initial": o.limitInitial = Int(try number(try value(), arg))
+            case "--tolerance": o.tolerance = try number(try value(), arg)
+            case "--target-us": o.targetMicroseconds = try number(try value(), arg)
+            case "--increase": o.increase = Int(try number(try value(), arg))
             case "--struggle":
                 let v = try value()
                 guard let s = StruggleKind(rawValue: v) else { throw UsageError("--struggle: slow or lock, not \(v)") }
@@ -129,6 +187,9 @@ struct Options: Sendable {
             throw UsageError("--records, --partitions and --max-records must be > 0, --sample-ms ≥ 50")
         }
         guard o.mode != .manual || o.rate > 0 else { throw UsageError("--rate must be > 0") }
+        if o.mode == .adaptive {
+            do { try o.adaptiveLimit.validate() } catch { throw UsageError("adaptive limit: \(error)") }
+        }
         guard o.struggleAt < 1, o.restartAt < 1 else { throw UsageError("--struggle-at and --restart-at are fractions below 1") }
         return o
     }

@@ -20,6 +20,8 @@ final class Progress: Sendable {
         var batches = 0
         /// Handler durations (ms) since the sampler last looked.
         var window: [Double] = []
+        /// Batch sizes since the sampler last looked.
+        var sizes: [Int] = []
         var phase = Phase.joining
     }
 
@@ -31,6 +33,7 @@ final class Progress: Sendable {
             $0.conflicts += handled - inserted
             $0.batches += 1
             $0.window.append(milliseconds)
+            $0.sizes.append(handled)
         }
     }
 
@@ -43,10 +46,13 @@ final class Progress: Sendable {
     }
 
     /// The totals, and the handler durations since the last call (which it empties).
-    func drain() -> (inserted: Int, conflicts: Int, phase: Phase, window: [Double]) {
+    func drain() -> (inserted: Int, conflicts: Int, phase: Phase, window: [Double], sizes: [Int]) {
         state.withLock { s in
-            defer { s.window.removeAll(keepingCapacity: true) }
-            return (s.inserted, s.conflicts, s.phase, s.window)
+            defer {
+                s.window.removeAll(keepingCapacity: true)
+                s.sizes.removeAll(keepingCapacity: true)
+            }
+            return (s.inserted, s.conflicts, s.phase, s.window, s.sizes)
         }
     }
 }
@@ -65,15 +71,26 @@ struct Sample: Sendable {
     var rateLimit: Double?
     var lag: Int64?
     var bufferedBytes: Int?
+    var adaptiveLimit: Int?
+    var inFlight: Int?
+    var limitDecreases: Int?
+    var recentP99: Double?
+    var batches = 0
+    var batchMin: Int?
+    var batchP50: Int?
 
     static let header = "time_s,phase,records_per_s,inserted,conflicts,handler_p50_ms,handler_p99_ms,"
-        + "stats_handler_p50_ms,stats_handler_p99_ms,rate_limit,lag,buffered_bytes"
+        + "stats_handler_p50_ms,stats_handler_p99_ms,rate_limit,lag,buffered_bytes,"
+        + "adaptive_limit,in_flight,limit_decreases,recent_p99_ms,batches,batch_min,batch_p50"
 
     var csv: String {
         func f(_ v: Double?, _ digits: Int = 2) -> String { v.map { String(format: "%.\(digits)f", $0) } ?? "" }
-        return [f(time, 3), phase.rawValue, f(recordsPerSecond, 1), "\(inserted)", "\(conflicts)",
-                f(windowP50), f(windowP99), f(statsP50), f(statsP99), f(rateLimit, 1),
-                lag.map(String.init) ?? "", bufferedBytes.map(String.init) ?? ""].joined(separator: ",")
+        func i<T: BinaryInteger>(_ v: T?) -> String { v.map { "\($0)" } ?? "" }
+        let columns: [String] = [f(time, 3), phase.rawValue, f(recordsPerSecond, 1), i(inserted), i(conflicts),
+                                 f(windowP50), f(windowP99), f(statsP50), f(statsP99), f(rateLimit, 1),
+                                 i(lag), i(bufferedBytes), i(adaptiveLimit), i(inFlight), i(limitDecreases),
+                                 f(recentP99), i(batches), i(batchMin), i(batchP50)]
+        return columns.joined(separator: ",")
     }
 }
 
@@ -98,10 +115,14 @@ final class Timeline: Sendable {
             let t = Double(now.components.seconds) + Double(now.components.attoseconds) / 1e18
             let p = progress.drain()
             let window = p.window.sorted()
+            let sizes = p.sizes.sorted()
             var sample = Sample(time: t, phase: p.phase,
                                 recordsPerSecond: Double(p.inserted - last.inserted) / max(t - last.time, 1e-3),
                                 inserted: p.inserted, conflicts: p.conflicts,
                                 windowP50: Self.quantile(window, 0.5), windowP99: Self.quantile(window, 0.99))
+            sample.batches = sizes.count
+            sample.batchMin = sizes.first
+            sample.batchP50 = sizes.isEmpty ? nil : sizes[(sizes.count - 1) / 2]
             if let stats = consumer.withLock({ $0 })?.statistics() {
                 if stats.handlerLatency.count > 0 {
                     sample.statsP50 = stats.handlerLatency.p50 / 1000
@@ -111,15 +132,24 @@ final class Timeline: Sendable {
                 let lags = stats.partitions.values.map(\.lag).filter { $0 >= 0 }
                 sample.lag = lags.isEmpty ? nil : lags.reduce(0, +)
                 sample.bufferedBytes = stats.bufferedBytes
+                sample.inFlight = stats.inFlightRecords
+                sample.adaptiveLimit = stats.adaptiveLimit?.limit
+                sample.limitDecreases = stats.adaptiveLimit?.decreases
+                if stats.recentLatency.count > 0 {
+                    sample.recentP99 = Double(stats.recentLatency.p99.components.attoseconds) / 1e15
+                        + Double(stats.recentLatency.p99.components.seconds) * 1000
+                }
             }
             samples.withLock { $0.append(sample) }
             last = (t, p.inserted)
             if t - lastPrinted >= 2 {
                 lastPrinted = t
                 let p99 = sample.windowP99.map { String(format: "%.0f ms", $0) } ?? "-"
+                let limit = sample.adaptiveLimit.map { "  limit \($0)" } ?? ""
                 FileHandle.standardError.write(Data(String(
-                    format: "flow-demo: %5.1fs %-10@ %8.0f records/s  %7d/%d in  handler p99 %@\n",
-                    t, p.phase.rawValue as NSString, sample.recordsPerSecond, p.inserted, total, p99 as NSString).utf8))
+                    format: "flow-demo: %5.1fs %-10@ %8.0f records/s  %7d/%d in  handler p99 %@%@\n",
+                    t, p.phase.rawValue as NSString, sample.recordsPerSecond, p.inserted, total, p99 as NSString,
+                    limit as NSString).utf8))
             }
         }
     }
