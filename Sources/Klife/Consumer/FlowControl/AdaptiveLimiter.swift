@@ -28,14 +28,24 @@ struct AdaptiveLimiter: Sendable {
     /// the reduced limit (at most one decrease per round trip, as TCP).
     private(set) var lastDecreaseAt: UInt64?
     private(set) var decreases = 0
+    /// Slow batches in a row so far (see ``slowInARow``).
+    private var slowStreak = 0
     private(set) var lastCongestion: AdaptiveLimitStatistics.Congestion?
 
-    /// How fast the learned baseline (and the floor) drift up towards a sample above them: a
+    /// How fast what is learned drifts up towards a sample above it: a
     /// normal sample moves them 1/100 of the way; a congested one by at most 1/1000 of their
     /// own value, however slow it was, so a struggle of a few hundred batches does not become
     /// the new normal, while a downstream slower for good is followed within a few thousand.
     static let driftNormal = 1.0 / 100
     static let driftCongested = 1.0 / 1000
+    /// How far a faster sample pulls what was learned down (1/10 of the gap): together with the
+    /// slow drift up, what is learned settles near a low percentile of the latencies (about the
+    /// 10th), not at the single fastest batch, so a downstream whose normal latency spreads
+    /// widely is not taken for congested half of the time.
+    static let pullDown = 1.0 / 10
+    /// Slow batches in a row that make congestion: one slow batch alone (a pause, a checkpoint)
+    /// is not congestion; two in a row are. Handler errors count at once.
+    static let slowInARow = 2
 
     init(_ settings: AdaptiveLimit) {
         self.settings = settings
@@ -83,10 +93,11 @@ struct AdaptiveLimiter: Sendable {
         // first sample moves it only as far as any congested sample moves a learned class.
         if classes[sizeClass] == 0 { classes[sizeClass] = usual.map { $0 / Double(records) } ?? perRecord }
         Self.learn(&classes[sizeClass], from: perRecord, congested: congested)
+        slowStreak = congested ? slowStreak + 1 : 0
         guard !isStale(handedOutAt) else { return }
-        if congested {
+        if slowStreak >= Self.slowInARow {
             decrease(now: now, because: .latency)
-        } else if inFlight * 2 >= currentLimit {
+        } else if !congested && inFlight * 2 >= currentLimit {
             // Only a limit in use grows (an idle consumer proves nothing about a higher one).
             limit = min(Double(settings.maximum), limit + Double(settings.increasePerRoundTrip) * Double(records) / limit)
         }
@@ -109,10 +120,11 @@ struct AdaptiveLimiter: Sendable {
         return nil
     }
 
-    /// A minimum that drifts slowly up towards samples above it (see ``driftNormal``).
+    /// A low percentile of the samples: pulled down by faster ones (``pullDown``), drifting
+    /// slowly up towards slower ones (``driftNormal``, ``driftCongested``).
     private static func learn(_ value: inout Double, from sample: Double, congested: Bool) {
         if sample < value {
-            value = sample
+            value += (sample - value) * pullDown
         } else if congested {
             value += min((sample - value) * driftNormal, value * driftCongested)
         } else {
