@@ -260,12 +260,23 @@ final class TransactionalMoveTests: XCTestCase {
         let second = try startWorker()
         defer { if second.isRunning { kill(second.processIdentifier, SIGKILL); second.waitUntilExit() } }
         let poison = values.values.flatMap { $0 }.filter { $0.hasSuffix("poison") }
+        let good = Set(values.values.flatMap { $0 }.filter { !$0.hasSuffix("poison") }.map { "out-" + $0 })
+        // At least once, the group's commits must reach the end. Transactionally, Tansu may set a
+        // partition's commit back to the offset of the transaction the killed process left open,
+        // when it commits that transaction with the successor's first one
+        // (TansuTransactionQuirkTests), so there the results themselves are awaited.
         await eventually("the restarted process finishes every source record and dead-letters every poison record",
                          within: .seconds(240)) {
-            guard await committed() == Int64(Int(partitions) * perPartition) else { return false }
+            if mode != "transactional" {
+                guard await committed() == Int64(Int(partitions) * perPartition) else { return false }
+            } else {
+                let out = (try? await readValues(client, topic: output, isolation: .readCommitted)) ?? []
+                guard Set(out) == good else { return false }
+            }
             let dead = (try? await self.committedValues(client, topic: input + ".dlq", partitions: partitions)) ?? []
             return Set(dead).count == Set(poison).count
         }
+        try await Task.sleep(for: .seconds(1))  // a transaction committing now is counted too
         kill(second.processIdentifier, SIGKILL)
         second.waitUntilExit()
         return (client, input, output, values, atKill)
