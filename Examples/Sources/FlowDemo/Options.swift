@@ -114,17 +114,15 @@ struct Options: Sendable {
     /// - initial = the maximum: it starts as `none` and only measured latency lowers it;
     /// - minimum 100 = one bulk insert still worth a round trip; at 0.5 ms per row a struggling
     ///   database then holds 50 ms of work from this consumer, not 1.5 s;
-    /// - a target of 400 µs per record, not a learned baseline (`--target-us 0`): healthy
-    ///   latency here varies more than 3× around its minimum (6 bulk INSERTs at once on a
-    ///   shared 2-core machine: batches of 500 take 30–40 ms at p50 and 50–110 ms at p99), and a
-    ///   learned baseline is that minimum, per size class: with `--tolerance 3` it halves a healthy
-    ///   limit 60–80 times before the struggle (down to 270–450) and after it, so it never climbs
-    ///   back; with `--tolerance 10` it stays at 3,000 while healthy but, with only 500-record
-    ///   batches seen, a small batch is expected to take what 256 records of them take (several
-    ///   ms), so the struggle's 12-record batches of 55 ms look normal at the minimum and the
-    ///   limit climbs back to 150–350 mid-struggle (docs/flow-control.md, "Demo"). A
-    ///   struggling batch takes at least 500 µs per record (0.5 ms per row, one statement at a
-    ///   time), above the target whatever its size;
+    /// - a target of 400 µs per record, not a learned baseline (`--target-us 0`): a learned
+    ///   baseline settles near the 10th percentile of each size class and needs two slow batches
+    ///   in a row, and with `--tolerance 3` the struggle is handled as well as with the target
+    ///   (at 100 to its end), but healthy latency of split batches spreads widely (batches of
+    ///   60–100 records: 3–10 ms at p50, 13–90 ms at p99), so once a decrease splits batches more
+    ///   decreases follow: 2–12 before the struggle (down to 550 in one run), 37–57 after it,
+    ///   the limit at 260–750 instead of 3,000; `--tolerance 2` is worse (62 before, at 350)
+    ///   (docs/flow-control.md, "Demo"). A struggling batch takes at least 500 µs per record
+    ///   (0.5 ms per row, one statement at a time), above the target whatever its size;
     /// - increase 100 per limit's worth: back from 100 to 3,000 in about 45,000 records
     ///   ((3000² − 100²) / (2 × 100)), a few seconds after the database is well again.
     var adaptiveLimit: AdaptiveLimit {
