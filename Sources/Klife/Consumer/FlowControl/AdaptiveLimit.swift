@@ -20,11 +20,13 @@
 public struct AdaptiveLimit: Sendable, Hashable {
     /// What latency per record counts as normal.
     public enum Baseline: Sendable, Hashable {
-        /// A fixed latency per record: samples above it are congestion.
+        /// A fixed latency per record: batches above it (and above twice what batches of their
+        /// size took), twice in a row, are congestion.
         case target(perRecord: Duration)
-        /// Learned: the lowest latency per record seen, drifting slowly up towards later
-        /// samples (so a downstream that became slower for good is accepted after about a
-        /// thousand congested batches); samples above `tolerance ×` it are congestion.
+        /// Learned per batch size class: a low percentile of the latency per record, drifting
+        /// slowly up towards later samples (a downstream that became slower for good is accepted
+        /// after a few thousand congested batches); batches above `tolerance ×` it, twice in a
+        /// row, are congestion.
         case learned(tolerance: Double = 2)
     }
 
