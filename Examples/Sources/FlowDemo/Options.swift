@@ -75,7 +75,8 @@ struct Options: Sendable {
         for a while; the consumer is closed and reopened in the same group once. At the end it
         checks the table against what was produced and prints one line of figures:
           records=N rows=N lost=0 duplicated=0 rebalances=N before_rate=… min_rate=… recovered_rate=…
-        and writes a timeline CSV (one row per sample).
+        and writes a timeline CSV (one row per sample). `rebalances` counts the group's rebalances
+        after each consumer's own first join: the struggle must cause none.
 
           --bootstrap HOST:PORT      Kafka bootstrap server (default 127.0.0.1:9092)
           --postgres URL             postgresql://USER@HOST:PORT/DATABASE (trust auth, no TLS)

@@ -148,7 +148,7 @@ func runDemo(_ options: Options) async throws -> Int32 {
             log("closing the consumer (commits what is processed) and opening a new one in group \(group)")
             await consumer.close()
             try await running.value
-            rebalances += consumer.statistics().group.rebalances
+            rebalances += max(0, consumer.statistics().group.rebalances - 1)  // after its own first join
             (consumer, running) = try start()
             restartMark = progress.inserted
         }
@@ -175,7 +175,7 @@ func runDemo(_ options: Options) async throws -> Int32 {
     let consumeTime = seconds(clock.now - started)
     await consumer.close()
     try await running.value
-    rebalances += consumer.statistics().group.rebalances
+    rebalances += max(0, consumer.statistics().group.rebalances - 1)  // after its own first join
     timeline.watch(nil)
     sampler.cancel()
     await sampler.value
