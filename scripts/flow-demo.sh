@@ -14,7 +14,7 @@
 #   --rate R               manual: records per second (default 20000)
 #   --ci                   bounded run for CI: a debug build, adaptive (unless --mode), 20000
 #                          records (at 5000/s in manual mode), a 3 s struggle, no plot; exits
-#                          non-zero unless lost=0, duplicated=0 and rows=records
+#                          non-zero unless lost=0, duplicated=0, rebalances=0 and rows=records
 #   --no-plot              skip the PNG
 #   --png PATH             where the plot goes (default docs/images/flow-demo.png)
 #   --csv PATH             the timeline CSV (default .klife/flow-demo.csv)
@@ -130,8 +130,8 @@ echo "$figures"
 
 field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$figures"; }
 check_rc=0
-if [[ "$(field lost)" != 0 || "$(field duplicated)" != 0 || "$(field rows)" != "$(field records)" ]]; then
-  echo "flow-demo: FAILED: lost=$(field lost) duplicated=$(field duplicated) rows=$(field rows) records=$(field records)" >&2
+if [[ "$(field lost)" != 0 || "$(field duplicated)" != 0 || "$(field rows)" != "$(field records)" || "$(field rebalances)" != 0 ]]; then
+  echo "flow-demo: FAILED: lost=$(field lost) duplicated=$(field duplicated) rows=$(field rows) records=$(field records) rebalances=$(field rebalances)" >&2
   check_rc=1
 fi
 if ((demo_rc != 0)); then
