@@ -155,7 +155,7 @@ final class HandlerOutcomeTests: XCTestCase {
         let running = Task {
             try await consumer.runEach { record in
                 if record.topic.hasSuffix(".retry.300ms"), let due = header(record, RetryHeaders.due).flatMap(Int64.init) {
-                    retryHandedOut.withLock { $0.append((ConsumerState.wallClockMilliseconds(), due)) }
+                    retryHandedOut.withLock { $0.append((currentTimeMilliseconds(), due)) }
                 }
                 if record.valueString == "poison" { return .retry(error: "constraint violated") }
                 processed.withLock { $0[TopicPartition(topic: record.topic, partition: record.partition), default: []].append(record.offset) }

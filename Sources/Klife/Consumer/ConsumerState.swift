@@ -351,7 +351,7 @@ final class ConsumerState: Sendable {
         for (i, tp) in s.order.enumerated() {
             guard var p = s.partitions[tp], !p.paused, !p.busy, !p.revoking, !p.ready.isEmpty, p.stopped == nil else { continue }
             if p.delayed {
-                let wait = Self.waitForDue(&p, now: ConsumerState.wallClockMilliseconds())
+                let wait = Self.waitForDue(&p, now: currentTimeMilliseconds())
                 s.partitions[tp] = p
                 if wait > 0 {
                     held = held == 0 ? wait : min(held, wait)

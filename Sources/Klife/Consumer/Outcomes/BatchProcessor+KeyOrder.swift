@@ -78,7 +78,7 @@ extension BatchProcessor {
                 guard let next = ledger.endRetry(key) else { return true }
                 let outcome = await callAlone(next.batch, index: next.index)
                 let attempt = Failure(index: next.index, outcome: outcome, attempts: 1,
-                                      firstFailure: ConsumerState.wallClockMilliseconds())
+                                      firstFailure: currentTimeMilliseconds())
                 result = await settle(attempt, of: next.batch)
             }
         }
@@ -94,6 +94,6 @@ extension BatchProcessor {
         guard toStage < chain.count else { return false }
         return await move(record, of: batch, to: (chain[toStage], mover.topics.delays(of: source)[toStage]), attempts: 0,
                           error: "follows an earlier record of its key into the retry chain",
-                          firstFailure: ConsumerState.wallClockMilliseconds())
+                          firstFailure: currentTimeMilliseconds())
     }
 }

@@ -46,7 +46,7 @@ struct BatchProcessor: Sendable {
         let handed = waiting.isEmpty ? batch : batch.keeping { waiting[$0] == nil }
         var attempt = 0
         var outcome = BatchOutcome.done
-        let firstFailure = ConsumerState.wallClockMilliseconds()
+        let firstFailure = currentTimeMilliseconds()
         while !handed.records.isEmpty {
             attempt += 1
             outcome = await call(handed)

@@ -1,4 +1,3 @@
-import Glibc
 import KlifeIO
 
 /// Records handed out and not finished — retrying in the process, or being moved to a retry
@@ -18,11 +17,7 @@ extension ConsumerState {
     func markProcessed(_ batch: ConsumerBatch, holding held: [Int64]) {
         guard !held.isEmpty else { return markProcessed(batch) }
         let handOff = state.withLock { s -> (Waiter, ConsumerBatch)? in
-            if var p = s.partitions[batch.topicPartition], p.assignmentID == batch.assignmentID, p.epoch == batch.epoch {
-                p.holds.append(contentsOf: held)
-                p.holds.sort()
-                s.partitions[batch.topicPartition] = p
-            }
+            Self.addHolds(&s, batch, offsets: held)
             finishHandlerBatch(&s, batch.topicPartition, assignmentID: batch.assignmentID, processed: true)
             Self.markProcessed(&s, batch.topicPartition, assignmentID: batch.assignmentID, epoch: batch.epoch,
                                nextOffset: batch.nextOffset)
@@ -35,13 +30,15 @@ extension ConsumerState {
     /// Holds the records at `offsets` of `batch` (handed out, not finished) before the batch is.
     func addHolds(_ batch: ConsumerBatch, offsets: [Int64]) {
         guard !offsets.isEmpty else { return }
-        state.withLock { s in
-            guard var p = s.partitions[batch.topicPartition], p.assignmentID == batch.assignmentID,
-                  p.epoch == batch.epoch else { return }
-            p.holds.append(contentsOf: offsets)
-            p.holds.sort()
-            s.partitions[batch.topicPartition] = p
-        }
+        state.withLock { s in Self.addHolds(&s, batch, offsets: offsets) }
+    }
+
+    private static func addHolds(_ s: inout State, _ batch: ConsumerBatch, offsets: [Int64]) {
+        guard var p = s.partitions[batch.topicPartition], p.assignmentID == batch.assignmentID,
+              p.epoch == batch.epoch else { return }
+        p.holds.append(contentsOf: offsets)
+        p.holds.sort()
+        s.partitions[batch.topicPartition] = p
     }
 
     /// The held record at `offset` of `batch`'s partition is finished (done, or moved on).
@@ -126,13 +123,6 @@ extension ConsumerState {
         }
         p.dueAt = firstDue
         return UInt64(firstDue - now) * 1_000_000
-    }
-
-    /// Wall-clock milliseconds since the Unix epoch (the time record timestamps use).
-    static func wallClockMilliseconds() -> Int64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
     }
 }
 

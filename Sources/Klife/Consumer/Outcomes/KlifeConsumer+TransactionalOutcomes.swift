@@ -71,7 +71,7 @@ extension KlifeConsumer {
                                                with handler: @escaping @Sendable (ConsumerBatch, Transaction) async throws -> BatchOutcome) async {
         let policy = state.configuration.failurePolicy
         let started = Reactor.monotonicNanoseconds()
-        let firstFailure = ConsumerState.wallClockMilliseconds()
+        let firstFailure = currentTimeMilliseconds()
         var attempt = 0
         var lastError = ""
         while true {

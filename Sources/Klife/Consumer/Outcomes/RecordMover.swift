@@ -45,9 +45,9 @@ struct RecordMover: Sendable {
     /// attempts so far (earlier moves' and `attempts` made here) and, in a retry topic, its due time.
     func copy(_ record: ConsumerRecord, to destination: (topic: String, delay: Duration?), attempts: Int,
               error: String, firstFailure: Int64) -> ProducerRecord {
-        let now = ConsumerState.wallClockMilliseconds()
+        let now = currentTimeMilliseconds()
         let total = RetryHeaders.attempts(of: record.headers) + attempts
-        let due = destination.delay.map { now + Int64($0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000) }
+        let due = destination.delay.map { now + Int64($0.nanoseconds / 1_000_000) }
         return RetryHeaders.moved(record, to: destination.topic, attempts: total, error: error, firstFailure: firstFailure, due: due)
     }
 

@@ -79,7 +79,7 @@ public struct RetryTopics: Sendable, Equatable {
 
     /// A delay as a topic-name label: `500ms`, `5s`, `1m`, `2h`, the largest exact unit.
     static func label(_ delay: Duration) -> String {
-        let ms = delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000
+        let ms = delay.nanoseconds / 1_000_000
         if ms % 3_600_000 == 0 { return "\(ms / 3_600_000)h" }
         if ms % 60_000 == 0 { return "\(ms / 60_000)m" }
         if ms % 1000 == 0 { return "\(ms / 1000)s" }
