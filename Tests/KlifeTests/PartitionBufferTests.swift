@@ -6,6 +6,7 @@ import XCTest
 /// copies) and every record comes out exactly once, in order, whatever the batch limits.
 final class PartitionBufferTests: XCTestCase {
     private let counter = OutstandingCounter()
+    private let pool = RecordChunkPool()
 
     private func record(_ i: Int) -> PendingRecord {
         let value = Array("value-\(i)".utf8)
@@ -24,18 +25,18 @@ final class PartitionBufferTests: XCTestCase {
             // Interleave appends and takes so `head` sits mid-array when prefixes are moved out.
             for round in 0..<40 {
                 for _ in 0..<(round % 7 + 1) {
-                    _ = buffer.append(record(next), now: 0, epoch: -1, lingerNanos: 0, maxBatchBytes: 1 << 20)
+                    _ = buffer.append(record(next), now: 0, epoch: -1, lingerNanos: 0, maxBatchBytes: 1 << 20, pool: pool)
                     next += 1
                 }
                 if round % 3 != 2 {
-                    let (records, bytes) = buffer.takePrefix(maxBytes: limit, spare: &spare)
+                    let (records, bytes) = buffer.takePrefix(maxBytes: limit, spare: &spare, pool: pool)
                     XCTAssertFalse(records.isEmpty)
                     XCTAssertEqual(bytes, records.reduce(0) { $0 + PartitionBuffer.estimatedSize($1) })
                     taken += records.map { String(decoding: $0.value ?? [], as: UTF8.self) }
                 }
             }
             while buffer.hasUnsent {
-                taken += buffer.takePrefix(maxBytes: limit, spare: &spare).records.map {
+                taken += buffer.takePrefix(maxBytes: limit, spare: &spare, pool: pool).records.map {
                     String(decoding: $0.value ?? [], as: UTF8.self)
                 }
             }
@@ -48,9 +49,9 @@ final class PartitionBufferTests: XCTestCase {
     func testMovedOutRecordsKeepTheirValuesAfterTheBufferCompacts() {
         var buffer = PartitionBuffer()
         var spare: [PendingRecord] = []
-        for i in 0..<3_000 { _ = buffer.append(record(i), now: 0, epoch: -1, lingerNanos: 0, maxBatchBytes: 1 << 20) }
+        for i in 0..<3_000 { _ = buffer.append(record(i), now: 0, epoch: -1, lingerNanos: 0, maxBatchBytes: 1 << 20, pool: pool) }
         var batches: [[PendingRecord]] = []
-        while buffer.hasUnsent { batches.append(buffer.takePrefix(maxBytes: 4_096, spare: &spare).records) }
+        while buffer.hasUnsent { batches.append(buffer.takePrefix(maxBytes: 4_096, spare: &spare, pool: pool).records) }
         // Compaction destroyed the vacated slots; the moved records are intact and unique.
         let values = batches.joined().map { String(decoding: $0.value ?? [], as: UTF8.self) }
         XCTAssertEqual(values, (0..<3_000).map { "value-\($0)" })
@@ -63,7 +64,7 @@ final class PartitionBufferTests: XCTestCase {
     func testRecordsSentUnderAVoidIdentityGoBeforeRecordsNeverSent() {
         var buffer = PartitionBuffer()
         var spare: [PendingRecord] = []
-        func append(_ r: PendingRecord) { _ = buffer.append(r, now: 0, epoch: 3, lingerNanos: 0, maxBatchBytes: 1 << 20) }
+        func append(_ r: PendingRecord) { _ = buffer.append(r, now: 0, epoch: 3, lingerNanos: 0, maxBatchBytes: 1 << 20, pool: pool) }
         func resent(_ i: Int, epoch: Int16) -> PendingRecord {
             var r = record(i)
             if epoch == PendingRecord.sentUnderVoidIdentity {
@@ -81,15 +82,106 @@ final class PartitionBufferTests: XCTestCase {
         append(resent(2, epoch: 2))       // sequenced under an older epoch: void now
         append(record(12))
         append(resent(3, epoch: PendingRecord.sentUnderVoidIdentity))
-        XCTAssertEqual(values(Array(buffer.records)), ["value-1", "value-2", "value-3", "value-10", "value-11", "value-12"])
-        XCTAssertTrue(buffer.records.allSatisfy { $0.batchBase == -1 && $0.sequenceEpoch == -1 }, "no stale sequence survives")
+        XCTAssertEqual(values(buffer.unsentRecords), ["value-1", "value-2", "value-3", "value-10", "value-11", "value-12"])
+        XCTAssertTrue(buffer.unsentRecords.allSatisfy { $0.batchBase == -1 && $0.sequenceEpoch == -1 }, "no stale sequence survives")
 
         // Take two, put them back (a sequence reservation refused), then one more arrives.
         let (taken, _) = buffer.takePrefix(maxBytes: RecordBatchLayout.headerSize + 2 * PartitionBuffer.estimatedSize(record(1)),
-                                           spare: &spare)
+                                           spare: &spare, pool: pool)
         XCTAssertEqual(values(taken), ["value-1", "value-2"])
-        buffer.putBack(taken)
+        buffer.putBack(taken, pool: pool)
         append(resent(4, epoch: PendingRecord.sentUnderVoidIdentity))
-        XCTAssertEqual(values(Array(buffer.records)), ["value-1", "value-2", "value-3", "value-4", "value-10", "value-11", "value-12"])
+        XCTAssertEqual(values(buffer.unsentRecords), ["value-1", "value-2", "value-3", "value-4", "value-10", "value-11", "value-12"])
+    }
+}
+
+/// `RecordQueue` across chunk boundaries: order kept through appends, moves and prepends,
+/// and emptied chunks go back to the pool and are reused (a backlog that drains and fills
+/// again allocates nothing new).
+final class RecordQueueTests: XCTestCase {
+    private let counter = OutstandingCounter()
+
+    private func record(_ i: Int) -> PendingRecord {
+        PendingRecord(topic: "t", partition: 0, key: nil, value: Array("v\(i)".utf8), headers: [], timestamp: 0,
+                      deadline: UInt64(i), completion: .none, size: 10, tracker: counter)
+    }
+
+    private func values(_ records: [PendingRecord]) -> [Int] {
+        records.map { Int(String(decoding: $0.value!.dropFirst(), as: UTF8.self))! }
+    }
+
+    func testOrderSurvivesChunkBoundariesMovesAndPrepends() {
+        let pool = RecordChunkPool()
+        var queue = RecordQueue()
+        let n = RecordChunk.capacity * 3 + 17
+        for i in 0..<n { queue.append(record(i), pool: pool) }
+        XCTAssertEqual(queue.count, n)
+        var out: [PendingRecord] = []
+        queue.moveFront(RecordChunk.capacity + 5, appendingTo: &out, pool: pool)
+        XCTAssertEqual(values(out), Array(0..<(RecordChunk.capacity + 5)))
+        XCTAssertEqual(pool.pooledCount, 1, "the emptied first chunk went back")
+        // Put the last 10 taken back in front.
+        let back = Array(out.suffix(10))
+        queue.prepend(back, pool: pool)
+        XCTAssertEqual(queue.firstDeadline, UInt64(RecordChunk.capacity - 5))
+        var rest: [PendingRecord] = []
+        queue.removeAll(appendingTo: &rest, pool: pool)
+        XCTAssertEqual(values(rest), Array((RecordChunk.capacity - 5)..<n))
+        XCTAssertTrue(queue.isEmpty)
+        XCTAssertNil(queue.firstDeadline)
+    }
+
+    func testADrainedBacklogReusesItsChunks() {
+        let pool = RecordChunkPool()
+        var queue = RecordQueue()
+        var sink: [PendingRecord] = []
+        for i in 0..<(RecordChunk.capacity * 8) { queue.append(record(i), pool: pool) }
+        queue.removeAll(appendingTo: &sink, pool: pool)
+        let pooled = pool.pooledCount
+        XCTAssertEqual(pooled, 8)
+        for round in 0..<5 {
+            for i in 0..<(RecordChunk.capacity * 8) { queue.append(record(i), pool: pool) }
+            XCTAssertEqual(pool.pooledCount, 0, "round \(round): every chunk came from the pool")
+            sink.removeAll(keepingCapacity: true)
+            queue.removeAll(appendingTo: &sink, pool: pool)
+            XCTAssertEqual(pool.pooledCount, pooled)
+            XCTAssertEqual(values(sink), Array(0..<(RecordChunk.capacity * 8)))
+        }
+    }
+
+    /// Records left in a queue that is dropped are destroyed with it (no leak, no double free).
+    func testDroppingAQueueReleasesTheRecordsItHolds() {
+        let pool = RecordChunkPool()
+        weak var watched: AnyObject?
+        do {
+            var queue = RecordQueue()
+            final class Box: @unchecked Sendable {}
+            let box = Box()
+            watched = box
+            var r = record(1)
+            r.completion = .callback { _ in _ = box }
+            queue.append(r, pool: pool)
+            queue.append(record(2), pool: pool)
+            var first: [PendingRecord] = []
+            queue.moveFront(1, appendingTo: &first, pool: pool)
+            XCTAssertEqual(values(first), [1])
+            first.removeAll()
+        }
+        XCTAssertNil(watched)
+    }
+
+    func testExpiredRecordsLeaveFromTheFrontOfResentThenFresh() {
+        let pool = RecordChunkPool()
+        var buffer = PartitionBuffer()
+        for i in 0..<(RecordChunk.capacity + 10) {
+            _ = buffer.append(record(100 + i), now: 0, epoch: 1, lingerNanos: 0, maxBatchBytes: 1 << 30, pool: pool)
+        }
+        var retried = record(50)
+        retried.batchBase = -1
+        buffer.requeueFront([retried], notBefore: 0, epoch: 1)
+        let expired = buffer.removeExpiredUnsent(now: UInt64(100 + RecordChunk.capacity + 2), pool: pool)
+        XCTAssertEqual(values(expired), [50] + Array(100...(100 + RecordChunk.capacity + 2)))
+        XCTAssertEqual(buffer.unsentCount, 7)
+        XCTAssertEqual(buffer.estimatedBytes, 7 * PartitionBuffer.estimatedSize(record(0)))
     }
 }

@@ -28,6 +28,8 @@ final class ProducerEngine {
     private var scratch = ByteWriter(capacity: 64 << 10)
     /// Emptied record arrays from answered requests, reused by the next batches.
     private var arrayPool: [[PendingRecord]] = []
+    /// Empty chunks the partition buffers of every sink grow from.
+    private let chunkPool = RecordChunkPool()
     private let idempotent: Bool
     /// The identity batches are stamped with; `identityReady` is false until InitProducerId
     /// answered and during an epoch bump, and then nothing is sent.
@@ -163,7 +165,7 @@ final class ProducerEngine {
         if let existing = sinks[node] {
             found = existing
         } else {
-            found = BrokerSink(nodeID: node, lingerNanos: lingerNanos, maxBatchBytes: config.maxBatchBytes)
+            found = BrokerSink(nodeID: node, lingerNanos: lingerNanos, maxBatchBytes: config.maxBatchBytes, pool: chunkPool)
             sinks[node] = found
         }
         lastSinkNode = node
@@ -347,14 +349,13 @@ final class ProducerEngine {
         }
         let budget = min(config.maxBatchBytes, max(config.maxRequestBytes - requestBytes, RecordBatchLayout.headerSize + 1))
         var spare = arrayPool.popLast() ?? []
-        var (records, recordBytes) = buffer.takePrefix(maxBytes: budget, spare: &spare)
-        if spare.capacity > 0 { arrayPool.append(spare) }
+        var (records, recordBytes) = buffer.takePrefix(maxBytes: budget, spare: &spare, pool: chunkPool)
         var baseSequence: Int32 = -1
         if idempotent {
             let tp = TopicPartition(topic: topic, partition: index)
             guard let base = session.sequences.reserveNew(tp, count: records.count,
                                                           maxInFlight: config.maxInFlightPerBroker) else {
-                buffer.putBack(records)
+                buffer.putBack(records, pool: chunkPool)
                 recheckSoon(sink, now: now, nextDeadline: &nextDeadline)
                 return true
             }
