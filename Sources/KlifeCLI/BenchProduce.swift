@@ -160,16 +160,17 @@ struct ProduceRun {
         let deliveries = BenchDeliveries()
         let shared: @Sendable (Result<RecordMetadata, KlifeError>) -> Void = { deliveries.complete($0) }
         for i in 0..<count {
-            let record = ProducerRecord(topic: topic, value: value(i))
+            // Records are built in the call: a record bound to a local first is copied into
+            // the call (a retain and release of each of its references).
             if latencyEvery > 0 && i % latencyEvery == 0 {
                 let sent = BenchSupport.monotonicNanoseconds()
-                try await client.enqueue(record) { result in
+                try await client.enqueue(ProducerRecord(topic: topic, value: value(i))) { result in
                     let took = BenchSupport.monotonicNanoseconds() &- sent
                     deliveries.latencies.withLock { $0.append(took) }
                     deliveries.complete(result)
                 }
             } else {
-                try await client.enqueue(record, onDelivery: shared)
+                try await client.enqueue(ProducerRecord(topic: topic, value: value(i)), onDelivery: shared)
             }
         }
         await client.flush()

@@ -24,6 +24,7 @@ public struct ProducerRecord: Sendable {
     public var timestamp: Int64?
 
     /// Creates a record from bytes.
+    @inlinable
     public init(topic: String, partition: Int32? = nil, key: [UInt8]? = nil, value: [UInt8]?,
                 headers: [RecordHeader] = [], timestamp: Int64? = nil) {
         self.topic = topic
@@ -56,17 +57,13 @@ public struct ProducerRecord: Sendable {
     }
 
     /// Creates a record from UTF-8 text.
+    @inlinable
     public init(topic: String, partition: Int32? = nil, key: String? = nil, value: String,
                 headers: [RecordHeader] = [], timestamp: Int64? = nil) {
         self.init(topic: topic, partition: partition, key: key.map { Array($0.utf8) }, value: Array(value.utf8),
                   headers: headers, timestamp: timestamp)
     }
 
-    /// Encoded size of this record inside a batch, used for limit checks before encoding.
-    var encodedSize: Int {
-        RecordBatchLayout.recordSize(offsetDelta: 0, timestampDelta: 0, keyCount: key?.count,
-                                     valueCount: value?.count, headers: headers)
-    }
 }
 
 /// Where a produced record landed.

@@ -24,7 +24,8 @@ final class BrokerSink {
     /// Topic names in request order (sorted), kept as topics are added.
     private(set) var topicOrder: [String] = []
     private var lastTopic = ""
-    private var lastBuffers: TopicBuffers?
+    /// `topics[lastTopic]`, lent without a retain on the per-record path.
+    private var lastBuffers: Unmanaged<TopicBuffers>?
     var bufferedRecordCount = 0
     var inFlightRequests = 0
     /// Set while a connect is under way, so the flush loop does not start another.
@@ -50,9 +51,8 @@ final class BrokerSink {
     /// The buffers of `topic`, created on first use. Records usually come in runs of one
     /// topic, so the last topic's buffers are kept (comparing the name is far cheaper than
     /// hashing it).
-    @inline(__always)
     func buffers(for topic: String) -> TopicBuffers {
-        if topic == lastTopic, let cached = lastBuffers { return cached }
+        if topic == lastTopic, let cached = lastBuffers { return cached.takeUnretainedValue() }
         let found: TopicBuffers
         if let existing = topics[topic] {
             found = existing
@@ -62,16 +62,20 @@ final class BrokerSink {
             topicOrder.insert(topic, at: topicOrder.firstIndex { $0 > topic } ?? topicOrder.count)
         }
         lastTopic = topic
-        lastBuffers = found
+        lastBuffers = Unmanaged.passUnretained(found)
         return found
     }
 
-    func append(_ record: consuming PendingRecord, now: UInt64, epoch: Int16) {
-        let buffers = buffers(for: record.topic)
+    /// Adds a record moved out of `record` (left vacated) to its partition's buffer.
+    func append(taking record: inout PendingRecord, now: UInt64, epoch: Int16) {
+        let buffers = record.topic == lastTopic && lastBuffers != nil
+            ? lastBuffers.unsafelyUnwrapped : Unmanaged.passUnretained(self.buffers(for: record.topic))
         let index = Int(record.partition)
-        buffers.ensure(index)
-        let due = buffers.partitions[index].append(consume record, now: now, epoch: epoch, lingerNanos: lingerNanos,
-                                                   maxBatchBytes: maxBatchBytes, pool: pool)
+        let due = buffers._withUnsafeGuaranteedRef { buffers in
+            buffers.ensure(index)
+            return buffers.partitions[index].append(record.take(), now: now, epoch: epoch,
+                                                    lingerNanos: lingerNanos, maxBatchBytes: maxBatchBytes, pool: pool)
+        }
         if due < nothingDueBefore { nothingDueBefore = due }
         bufferedRecordCount += 1
     }

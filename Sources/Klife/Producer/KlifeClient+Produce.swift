@@ -228,16 +228,24 @@ extension KlifeClient {
     }
 
     /// Turns a user record into a pending one and picks the reactor that will own it.
+    ///
+    /// The record's references move into the pending record at once (taking its parts first:
+    /// reading fields of the record before moving it would make the compiler copy it, a
+    /// retain and release of each reference).
     func prepare(_ record: consuming ProducerRecord, completion: consuming DeliveryCompletion,
                  session: ProducerSession) throws(KlifeError) -> (PendingRecord, ProducerService) {
+        let partitionGiven = record.partition
+        let timestamp = record.timestamp ?? PendingRecord.unsetTimestamp
+        let (topic, key, value, headers) = record.takeParts()
         if isClosing { throw .clientClosed }
-        if record.topic.isEmpty { throw .invalidArgument("record topic is empty") }
-        let size = record.encodedSize
+        if topic.isEmpty { throw .invalidArgument("record topic is empty") }
+        let size = RecordBatchLayout.recordSize(offsetDelta: 0, timestampDelta: 0, keyCount: key?.count,
+                                                valueCount: value?.count, headers: headers)
         if size > maxRecordBytes {
             throw .recordTooLarge(size: size, limit: maxRecordBytes, limitName: "producer.maxRecordBytes")
         }
-        var partition = record.partition ?? -1
-        if let p = record.partition, p < 0 { throw .unknownTopicOrPartition(record.topic, partition: p) }
+        var partition = partitionGiven ?? -1
+        if let p = partitionGiven, p < 0 { throw .unknownTopicOrPartition(topic, partition: p) }
         var owner = TopicRoute.leaderlessOwner
         var routedAt: UInt64 = 0
         // With one reactor there is no owner to find: that reactor runs the partitioner when
@@ -245,28 +253,25 @@ extension KlifeClient {
         if producers.count > 1 {
             let snapshot = metadataStore.snapshot
             routedAt = snapshot.version
-            if let route = snapshot.routes[record.topic] {
+            if let route = snapshot.routes[topic] {
                 let count = route.partitionCount
                 // A partition past the known count may be new: the reactor waits for metadata
                 // (up to unknownTopicTimeout) before failing it.
                 if partition < 0 {
-                    partition = partitions.choose(topic: record.topic, key: record.key, value: record.value, partitionCount: count)
+                    partition = partitions.choose(topic: topic, key: key, value: value, partitionCount: count)
                     if partition < 0 || partition >= count {
-                        throw .invalidArgument("the partitioner for \(record.topic) chose partition \(partition) of \(count)")
+                        throw .invalidArgument("the partitioner for \(topic) chose partition \(partition) of \(count)")
                     }
                 }
                 if partition < count {
                     owner = TopicRoute.owner(ofLeader: route.leaders[Int(partition)], reactorCount: producers.count)
                 }
             } else {
-                noteTopicOfInterest(record.topic)
+                noteTopicOfInterest(topic)
             }
         }
-        let timestamp = record.timestamp ?? PendingRecord.unsetTimestamp
-        // The record's references move into the pending record (no retain per field).
-        let (topic, key, value, headers) = record.takeParts()
         var pending = PendingRecord(
-            topic: topic, partition: partition, key: key, value: value, headers: headers,
+            topic: topic, partition: partition, key: key, value: value, headers: headers.isEmpty ? nil : headers,
             // The reactor stamps the CreateTime and the delivery deadline when it takes the record.
             timestamp: timestamp, deadline: 0,
             completion: completion, size: Int32(size), slot: session.slot, tracker: session.outstanding)

@@ -75,7 +75,6 @@ struct PartitionBuffer {
     /// every record never sent.
     @inline(never)
     private mutating func appendSentBefore(_ record: consuming PendingRecord, now: UInt64, epoch: Int16) {
-        var record = record
         if record.batchBase >= 0 && record.sequenceEpoch == epoch {
             addSealed(record)
             return

@@ -151,6 +151,19 @@ final class TopicSlots<Slot: TopicSlot>: @unchecked Sendable {
         self.make = make
     }
 
+    /// Runs `body` with the slot of `topic`. A cached slot is lent without a retain (the
+    /// table keeps it alive): this runs once per record.
+    @inline(__always)
+    func withSlot<R>(topic: String, partitionCount: Int32, _ body: (Slot) -> R) -> R {
+        if let cached = cache.load(ordering: .acquiring) {
+            let hit: R? = Unmanaged<Slot>.fromOpaque(cached)._withUnsafeGuaranteedRef { slot in
+                slot.serves(topic: topic, partitionCount: partitionCount) ? body(slot) : nil
+            }
+            if let hit { return hit }
+        }
+        return body(slot(topic: topic, partitionCount: partitionCount))
+    }
+
     func slot(topic: String, partitionCount: Int32) -> Slot {
         if let cached = cache.load(ordering: .acquiring) {
             let slot = Unmanaged<Slot>.fromOpaque(cached).takeUnretainedValue()
@@ -202,7 +215,12 @@ final class StickyState: Sendable {
     /// The partition for a record of `bytes` bytes (`partitionCount > 1`); the topic moves
     /// to another partition once `limit` bytes were assigned to the current one.
     func assign(topic: String, bytes: Int, limit: Int, partitionCount: Int32) -> Int32 {
-        let slot = slots.slot(topic: topic, partitionCount: partitionCount)
+        slots.withSlot(topic: topic, partitionCount: partitionCount) { slot in
+            assign(slot, bytes: bytes, limit: limit, partitionCount: partitionCount)
+        }
+    }
+
+    private func assign(_ slot: Slot, bytes: Int, limit: Int, partitionCount: Int32) -> Int32 {
         let limit = UInt64(min(limit, Int(Int32.max)))
         let size = UInt64(min(bytes, Int(Int32.max)))
         var old = slot.word.load(ordering: .relaxed)
@@ -247,7 +265,7 @@ final class RoundRobinState: Sendable {
     }
 
     func next(topic: String, partitionCount: Int32) -> Int32 {
-        let n = slots.slot(topic: topic, partitionCount: partitionCount).counter.wrappingAdd(1, ordering: .relaxed).oldValue
+        let n = slots.withSlot(topic: topic, partitionCount: partitionCount) { $0.counter.wrappingAdd(1, ordering: .relaxed).oldValue }
         return Int32(n % UInt32(partitionCount))
     }
 }

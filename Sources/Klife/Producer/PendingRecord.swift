@@ -76,7 +76,9 @@ struct PendingRecord: Sendable {
     var partition: Int32
     var key: [UInt8]?
     var value: [UInt8]?
-    var headers: [RecordHeader]
+    /// `nil` when the record has none: an empty array would still cost a reference-count
+    /// operation on every copy and destroy of the record.
+    var headers: [RecordHeader]?
     /// CreateTime in ms; ``unsetTimestamp`` until the reactor stamps it.
     var timestamp: Int64
     /// Monotonic deadline (ns) for delivery, retries included; 0 until the reactor sets it
@@ -120,6 +122,19 @@ struct PendingRecord: Sendable {
 
     func fail(_ error: KlifeError) { complete(.failure(error)) }
 
+    /// Moves the record out, leaving ``vacated`` in its place: lets a record travel by
+    /// `inout` into a method of an object lent without a retain, where moving a `consuming`
+    /// value into a closure would copy it (a retain and release of every reference it holds).
+    @inline(__always)
+    mutating func take() -> PendingRecord {
+        // Built here rather than copied from `vacated`: copying a stored record goes through
+        // its value witness (a retain per reference field, even of empty ones).
+        var out = PendingRecord(topic: "", partition: -1, key: nil, value: nil, headers: nil, timestamp: 0,
+                                deadline: 0, completion: .none, tracker: OutstandingCounter.vacated)
+        swap(&self, &out)
+        return out
+    }
+
     /// `sequenceEpoch` (with `batchBase` -1) of a record that was sent before under a producer
     /// identity that is gone: it is resent first, in front of records never sent.
     static let sentUnderVoidIdentity: Int16 = -2
@@ -128,7 +143,7 @@ struct PendingRecord: Sendable {
     static let unsetTimestamp = Int64.min
 
     /// Fills a buffer slot whose record was moved out; holds no references, is never completed.
-    static let vacated = PendingRecord(topic: "", partition: -1, key: nil, value: nil, headers: [], timestamp: 0,
+    static let vacated = PendingRecord(topic: "", partition: -1, key: nil, value: nil, headers: nil, timestamp: 0,
                                        deadline: 0, completion: .none, tracker: OutstandingCounter.vacated)
 }
 

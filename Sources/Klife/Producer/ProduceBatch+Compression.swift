@@ -25,7 +25,7 @@ extension ProduceBatch {
                                        producerID: options.producerID, producerEpoch: options.producerEpoch,
                                        baseSequence: entry.baseSequence, isTransactional: options.isTransactional)
         for r in records {
-            batch.append(into: &scratch, timestamp: r.timestamp, key: r.key, value: r.value, headers: r.headers)
+            batch.append(into: &scratch, timestamp: r.timestamp, key: r.key, value: r.value, headers: r.headers ?? [])
         }
         let range = batch.finishCompressedIfSmaller(into: &scratch, codec: codec, level: options.compressionLevel)
         request.beginPartition(into: &writer, index: entry.tp.partition, recordsByteCount: range.count)

@@ -73,7 +73,7 @@ final class ProduceBatch {
             for i in records.indices {
                 size += RecordBatchLayout.recordSize(offsetDelta: Int32(i), timestampDelta: records[i].timestamp - baseTimestamp,
                                                      keyCount: records[i].key?.count, valueCount: records[i].value?.count,
-                                                     headers: records[i].headers)
+                                                     headers: records[i].headers ?? [])
             }
             request.beginPartition(into: &writer, index: entry.tp.partition, recordsByteCount: size)
             var batch = RecordBatchEncoder(writer: &writer, baseTimestamp: baseTimestamp, producerID: options.producerID,
@@ -81,7 +81,7 @@ final class ProduceBatch {
                                            isTransactional: options.isTransactional)
             for i in records.indices {
                 batch.append(into: &writer, timestamp: records[i].timestamp, key: records[i].key, value: records[i].value,
-                             headers: records[i].headers)
+                             headers: records[i].headers ?? [])
             }
             batch.finish(into: &writer)
         }

@@ -55,6 +55,9 @@ final class ProducerEngine {
         self.ackTimeoutMs = config.ackTimeout.int32Milliseconds
         self.idempotent = session.idempotent
         self.transactionalID = session.transactionalID
+        self.partitions = service.partitions
+        self.reactorCount = service.configuration.reactorCount
+        self.reactorIndex = service.index
         let identity = session.identity.current
         if identity.isValid {
             producerID = identity.producerID
@@ -64,30 +67,41 @@ final class ProducerEngine {
     }
 
     private let transactionalID: String?
+    /// The sink used last, lent without a retain on the per-record path (`sinks` keeps it).
     private var lastSinkNode: Int32 = -1
-    private var lastSink: BrokerSink?
-    private var routeCacheTopic = ""
-    private var routeCacheVersion: UInt64 = .max
-    private var routeCache: TopicRoute?
+    private var lastSink: Unmanaged<BrokerSink>?
+    /// The route of the topic routed last, as plain values: records come in runs of one
+    /// topic, and comparing the name is far cheaper than hashing it (and than the reference
+    /// counting of reaching the snapshot through the hub). Cleared by `metadataChanged`,
+    /// which runs for every snapshot the hub installs.
+    private var cachedRoute: CachedRoute?
+    private let partitions: PartitionChooser
+    private let reactorCount: Int
+    private let reactorIndex: Int
 
     // MARK: Intake
+
+    /// ``route(_:now:)`` for a record moved out of `record` (which is left vacated).
+    @inline(__always)
+    func route(taking record: inout PendingRecord, now: UInt64) {
+        route(record.take(), now: now)
+    }
 
     /// Puts a record in its leader's sink, forwards it to the reactor owning that leader,
     /// or parks it until metadata knows where it goes.
     func route(_ record: consuming PendingRecord, now: UInt64) {
-        var record = record
-        guard let route = cachedRoute(record.topic) else {
+        if cachedRoute?.topic != record.topic { cacheRoute(of: record.topic) }
+        guard let count = cachedRoute?.partitionCount else {
             parkAtOwner(consume record, ownerChangedAt: nil)
             return
         }
-        let count = route.partitionCount
         if record.partition < 0 {
-            record.partition = service.choosePartition(topic: record.topic, key: record.key, value: record.value,
-                                                       partitionCount: count)
-            if record.partition < 0 || record.partition >= count {
-                record.fail(.invalidArgument("the partitioner for \(record.topic) chose partition \(record.partition) of \(count)"))
+            let chosen = partitions.choose(topic: record.topic, key: record.key, value: record.value, partitionCount: count)
+            if chosen < 0 || chosen >= count {
+                record.fail(.invalidArgument("the partitioner for \(record.topic) chose partition \(chosen) of \(count)"))
                 return
             }
+            record.partition = chosen
         } else if record.partition >= count {
             // Maybe partitions were added and metadata has not caught up: wait a bounded time.
             if now &- (record.deadline &- config.deliveryTimeout.nanoseconds) >= config.unknownTopicTimeout.nanoseconds {
@@ -97,37 +111,40 @@ final class ProducerEngine {
             }
             return
         }
-        guard let leader = route.leader(record.partition) else {
-            let ownerChangedAt = route.ownerChangedAt[Int(record.partition)]
-            parkAtOwner(consume record, ownerChangedAt: ownerChangedAt)
+        let index = Int(record.partition)
+        let leader = cachedRoute.unsafelyUnwrapped.leaders[index]
+        guard leader >= 0 else {
+            parkAtOwner(consume record, ownerChangedAt: cachedRoute.unsafelyUnwrapped.ownerChangedAt[index])
             return
         }
-        if !service.ownsConnection(toNode: leader) {
-            service.forward(consume record, toNode: leader)
-            return
+        if reactorCount > 1 {
+            if ReactorHub.index(forNode: leader, reactorCount: reactorCount) != reactorIndex {
+                service.forward(consume record, toNode: leader)
+                return
+            }
+            if service.handsOff
+                && service.mustHold(routedAt: record.routedAt, batchBase: record.batchBase,
+                                    ownerChangedAt: cachedRoute.unsafelyUnwrapped.ownerChangedAt[index]) {
+                service.hold(consume record)
+                return
+            }
         }
-        if service.handsOff
-            && service.mustHold(routedAt: record.routedAt, batchBase: record.batchBase,
-                                ownerChangedAt: route.ownerChangedAt[Int(record.partition)]) {
-            service.hold(consume record)
-            return
-        }
-        sink(for: leader).append(consume record, now: now, epoch: epoch)
+        let sink = leader == lastSinkNode ? lastSink.unsafelyUnwrapped : Unmanaged.passUnretained(self.sink(for: leader))
+        var moving = consume record
+        sink._withUnsafeGuaranteedRef { $0.append(taking: &moving, now: now, epoch: epoch) }
         ensureHousekeeping()
     }
 
-    /// The route of `topic` in the current snapshot. The last topic's route is kept for as
-    /// long as the snapshot stays: records come in runs of one topic, and comparing the name
-    /// is far cheaper than hashing it.
-    @inline(__always)
-    private func cachedRoute(_ topic: String) -> TopicRoute? {
-        let snapshot = service.snapshot
-        if snapshot.version == routeCacheVersion && topic == routeCacheTopic { return routeCache }
-        let route = snapshot.routes[topic]
-        routeCacheVersion = snapshot.version
-        routeCacheTopic = topic
-        routeCache = route
-        return route
+    /// Reads `topic`'s route from the reactor's snapshot into ``cachedRoute`` (`nil` leaders
+    /// when the snapshot does not know the topic).
+    @inline(never)
+    private func cacheRoute(of topic: String) {
+        if let route = service.snapshot.routes[topic] {
+            cachedRoute = CachedRoute(topic: topic, partitionCount: route.partitionCount, leaders: route.leaders,
+                                      ownerChangedAt: route.ownerChangedAt)
+        } else {
+            cachedRoute = CachedRoute(topic: topic, partitionCount: nil, leaders: [], ownerChangedAt: [])
+        }
     }
 
     /// Parks a record no leader can take yet on the reactor that owns such records (reactor 0,
@@ -158,9 +175,8 @@ final class ProducerEngine {
 
     /// The sink of broker `node`, created on first use (the last one is kept at hand: records
     /// come in runs for one leader).
-    @inline(__always)
     private func sink(for node: Int32) -> BrokerSink {
-        if node == lastSinkNode, let cached = lastSink { return cached }
+        if node == lastSinkNode, let cached = lastSink { return cached.takeUnretainedValue() }
         let found: BrokerSink
         if let existing = sinks[node] {
             found = existing
@@ -169,7 +185,7 @@ final class ProducerEngine {
             sinks[node] = found
         }
         lastSinkNode = node
-        lastSink = found
+        lastSink = Unmanaged.passUnretained(found)
         return found
     }
 
@@ -177,6 +193,7 @@ final class ProducerEngine {
 
     /// Re-routes parked records and records buffered for brokers that no longer lead their partition.
     func metadataChanged() {
+        cachedRoute = nil
         let now = Reactor.monotonicNanoseconds()
         let metadata = service.snapshot.metadata
         var moved: [PendingRecord] = []
@@ -646,4 +663,14 @@ private struct SequencedBatchKey: Hashable {
         base = record.batchBase
         epoch = record.sequenceEpoch
     }
+}
+
+/// What ``ProducerEngine/route(_:now:)`` needs of one topic's route, copied out of the snapshot.
+private struct CachedRoute {
+    let topic: String
+    /// `nil` when the snapshot does not know the topic.
+    let partitionCount: Int32?
+    /// Leader per partition (-1 when unknown).
+    let leaders: [Int32]
+    let ownerChangedAt: [UInt64]
 }

@@ -10,7 +10,9 @@ final class ProducerService: ReactorService, @unchecked Sendable {
     // objects, and `sessions`, `siblings`, `metadataStore` and the callbacks are set before the
     // reactor starts. Everything else is touched only on the hub's reactor thread.
 
-    unowned let hub: ReactorHub
+    // unowned(unsafe): the hub registers this service and outlives it (the client and the
+    // reactor loop keep the hub); a checked `unowned` costs two atomic operations per use.
+    unowned(unsafe) let hub: ReactorHub
     /// Records submitted by application threads, drained once per reactor iteration.
     let records: MPSCRing<PendingRecord>
     /// The producer's partitioners.
@@ -86,6 +88,10 @@ final class ProducerService: ReactorService, @unchecked Sendable {
     /// Engines that exist, in slot order.
     var activeEngines: [ProducerEngine] { engines.compactMap { $0 } }
 
+    /// The idempotent producer's engine (slot 0), lent without a retain on the per-record
+    /// path; `engines` keeps it alive.
+    private var defaultEngine: Unmanaged<ProducerEngine>?
+
     /// Drains the record ring into the engines, then flushes them (once per reactor iteration).
     func iterate() {
         let now = Reactor.monotonicNanoseconds()
@@ -104,11 +110,23 @@ final class ProducerService: ReactorService, @unchecked Sendable {
     /// timestamp (two clock reads per record saved on the producing thread; the wall clock
     /// is read at most once per millisecond here).
     func route(_ record: consuming PendingRecord, now: UInt64) {
-        var record = record
         if record.deadline == 0 { record.deadline = now &+ deliveryTimeoutNanos }
         if record.timestamp == PendingRecord.unsetTimestamp { record.timestamp = wallClockMilliseconds(now: now) }
         let slot = record.slot
-        engine(slot: slot).route(consume record, now: now)
+        if slot == 0 {
+            let engine = defaultEngine ?? makeDefaultEngine()
+            var moving = consume record
+            engine._withUnsafeGuaranteedRef { $0.route(taking: &moving, now: now) }
+        } else {
+            engine(slot: slot).route(consume record, now: now)
+        }
+    }
+
+    @inline(never)
+    private func makeDefaultEngine() -> Unmanaged<ProducerEngine> {
+        let engine = Unmanaged.passUnretained(engine(slot: 0))
+        defaultEngine = engine
+        return engine
     }
 
     /// The wall clock in milliseconds, re-read when `now` (monotonic) moved by 1 ms or more.
@@ -158,12 +176,6 @@ final class ProducerService: ReactorService, @unchecked Sendable {
     @inline(__always)
     func ownsConnection(toNode node: Int32) -> Bool {
         siblings.count <= 1 || ReactorHub.index(forNode: node, reactorCount: siblings.count) == index
-    }
-
-    /// The configured partitioner's choice (the topic's own, else the client-wide one).
-    @inline(__always)
-    func choosePartition(topic: String, key: [UInt8]?, value: [UInt8]?, partitionCount: Int32) -> Int32 {
-        partitions.choose(topic: topic, key: key, value: value, partitionCount: partitionCount)
     }
 
     // MARK: Shutdown

@@ -127,16 +127,15 @@ public struct RecordBatchEncoder {
     public mutating func append(
         into writer: inout ByteWriter, timestamp: Int64, key: [UInt8]?, value: [UInt8]?, headers: [RecordHeader]
     ) {
-        switch (key, value) {
-        case let (k?, v?):
-            k.withUnsafeBytes { kb in v.withUnsafeBytes { vb in
-                append(into: &writer, timestamp: timestamp, key: kb, value: vb, headers: headers)
-            } }
-        case let (k?, nil):
-            k.withUnsafeBytes { append(into: &writer, timestamp: timestamp, key: $0, value: nil, headers: headers) }
-        case let (nil, v?):
-            v.withUnsafeBytes { append(into: &writer, timestamp: timestamp, key: nil, value: $0, headers: headers) }
-        case (nil, nil):
+        // No tuple of the two optionals and no `let` bindings: either would copy the arrays
+        // (a retain and release of each per record); optional chaining borrows them in place.
+        let wroteWithKey: Void? = key?.withUnsafeBytes { kb in
+            if value?.withUnsafeBytes({ vb in append(into: &writer, timestamp: timestamp, key: kb, value: vb, headers: headers) }) == nil {
+                append(into: &writer, timestamp: timestamp, key: kb, value: nil, headers: headers)
+            }
+        }
+        guard wroteWithKey == nil else { return }
+        if value?.withUnsafeBytes({ vb in append(into: &writer, timestamp: timestamp, key: nil, value: vb, headers: headers) }) == nil {
             append(into: &writer, timestamp: timestamp, key: UnsafeRawBufferPointer?.none, value: nil, headers: headers)
         }
     }
