@@ -18,6 +18,9 @@ final class SinkCatalog: Sendable {
         var nextProducerID: Int64 = 1000
     }
 
+    /// The largest partition count a topic may have (a bound on memory).
+    static let maxPartitions: Int32 = 10_000
+
     private let state = Mutex(State())
     /// Records every new partition starts with (the prepared Fetch record set).
     let preparedRecords: Int64
@@ -29,11 +32,12 @@ final class SinkCatalog: Sendable {
         self.defaultPartitions = defaultPartitions
     }
 
-    /// Creates `name` with `partitions` partitions (the default when `nil` or not positive).
+    /// Creates `name` with `partitions` partitions (the default when `nil` or not positive;
+    /// at most ``maxPartitions``).
     /// - Returns: `false` when the topic already exists (it is left as it is).
     @discardableResult
     func create(_ name: String, partitions: Int32?) -> Bool {
-        let count = Int(partitions.flatMap { $0 > 0 ? $0 : nil } ?? defaultPartitions)
+        let count = Int(min(partitions.flatMap { $0 > 0 ? $0 : nil } ?? defaultPartitions, Self.maxPartitions))
         let start = preparedRecords
         return state.withLock { state in
             guard state.highWatermarks[name] == nil else { return false }

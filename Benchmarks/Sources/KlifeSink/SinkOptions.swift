@@ -55,7 +55,8 @@ struct SinkOptions {
         while let flag = rest.popFirst() {
             switch flag {
             case "--port": options.port = try integer(flag, UInt16.self, minimum: 0)
-            case "--default-partitions": options.defaultPartitions = try integer(flag, Int32.self, minimum: 1)
+            case "--default-partitions":
+                options.defaultPartitions = min(try integer(flag, Int32.self, minimum: 1), SinkCatalog.maxPartitions)
             case "--fetch-records": options.fetchRecords = try integer(flag, Int64.self, minimum: 0)
             case "--fetch-record-size": options.fetchRecordSize = try integer(flag, Int.self, minimum: 0)
             case "--fetch-batch-records": options.fetchBatchRecords = try integer(flag, Int.self, minimum: 1)
@@ -67,7 +68,7 @@ struct SinkOptions {
             case "--topic":
                 let spec = try value(flag)
                 guard let colon = spec.lastIndex(of: ":"), colon != spec.startIndex,
-                      let count = Int32(spec[spec.index(after: colon)...]), count >= 1
+                      let count = Int32(spec[spec.index(after: colon)...]), (1...SinkCatalog.maxPartitions).contains(count)
                 else { throw SinkOptionsError("--topic: '\(spec)' is not NAME:PARTITIONS") }
                 options.topics.append((String(spec[..<colon]), count))
             case "-h", "--help": throw SinkOptionsError(usage, isHelp: true)

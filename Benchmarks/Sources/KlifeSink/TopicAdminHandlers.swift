@@ -37,7 +37,8 @@ extension SinkBroker {
         body.writeInt32(Int32(wanted.count))
         for topic in wanted {
             body.writeString(topic.name)
-            if topic.name.isEmpty || (topic.partitions == 0 || topic.partitions < -1) {
+            if topic.name.isEmpty || topic.partitions == 0 || topic.partitions < -1
+                || topic.partitions > SinkCatalog.maxPartitions {
                 body.writeInt16(SinkErrorCode.invalidPartitions)
                 body.writeNullableString(topic.name.isEmpty ? "empty topic name" : "partition count \(topic.partitions)")
             } else if validateOnly ? catalog.partitionCount(topic.name) != nil
