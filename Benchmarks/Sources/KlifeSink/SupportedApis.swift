@@ -52,13 +52,3 @@ enum SupportedApis {
         body.writeEmptyTaggedFields(flexible: flexible)
     }
 }
-
-/// The Kafka error codes the sink answers with.
-enum SinkErrorCode {
-    static let none: Int16 = 0
-    static let offsetOutOfRange: Int16 = 1
-    static let unknownTopicOrPartition: Int16 = 3
-    static let unsupportedVersion: Int16 = 35
-    static let topicAlreadyExists: Int16 = 36
-    static let invalidPartitions: Int16 = 37
-}
