@@ -18,10 +18,17 @@ final class PreparedRecordSet: @unchecked Sendable {
     /// The whole log; never freed (it lives as long as the process).
     private let log: UnsafeRawBufferPointer
 
+    /// Uncompressed size the default batch aims for: about the 1 MiB batch limit both
+    /// producers use in `compare.sh`, so consumers see batches like those of a filled topic.
+    static let defaultBatchBytes = 1_000_000
+    /// Bytes a record takes besides its value (length, attributes, deltas, null key, no headers).
+    static let recordOverhead = 10
+
     /// Encodes `recordCount` records of `valueSize`-byte values (no key, no headers),
-    /// compressed with `compression` batch by batch.
+    /// compressed with `compression` batch by batch; `batchRecords` records per batch, or
+    /// about ``defaultBatchBytes`` of records when `nil`.
     init(recordCount: Int64, valueSize: Int, compression: CompressionCodec, batchRecords: Int?) throws(CompressionError) {
-        let perBatch = Int64(max(1, batchRecords ?? 65_536 / max(valueSize + 16, 1)))
+        let perBatch = Int64(max(1, batchRecords ?? Self.defaultBatchBytes / (valueSize + Self.recordOverhead)))
         self.recordCount = recordCount
         self.batchRecords = perBatch
         guard recordCount > 0 else {

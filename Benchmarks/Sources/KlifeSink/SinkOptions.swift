@@ -14,7 +14,7 @@ struct SinkOptions {
     var fetchRecordSize: Int = 100
     /// Codec of the prepared batches.
     var fetchCompression: CompressionCodec = .none
-    /// Records per prepared batch; `nil` picks about 64 KiB of values per batch.
+    /// Records per prepared batch; `nil` picks about 1 MB of records per batch.
     var fetchBatchRecords: Int?
 
     static let usage = """
@@ -33,7 +33,7 @@ struct SinkOptions {
           --fetch-records N        records every partition holds for consumers (default 0)
           --fetch-record-size B    value bytes of those records (default 100)
           --fetch-compression C    codec of the prepared batches (default none)
-          --fetch-batch-records K  records per prepared batch (default: about 64 KiB of values)
+          --fetch-batch-records K  records per prepared batch (default: about 1 MB of records)
         """
 
     /// Parses `arguments` (without the program name).
