@@ -54,8 +54,9 @@ final class SinkBroker: Sendable {
             let correlationID = reader.readInt32()
             _ = reader.readNullableString()   // client_id
             if let error = reader.error { return report(descriptor, "bad request header: \(error)") }
-            let supported = SupportedApis.versions(for: apiKey)
-            guard let supported, supported.contains(version) else {
+            let key = ApiKey(rawValue: apiKey)
+            let supported = key.flatMap(SupportedApis.versions(for:))
+            guard let key, let supported, supported.contains(version) else {
                 if apiKey == ApiKey.apiVersions.rawValue {
                     // Unknown ApiVersions version: v0 body, UNSUPPORTED_VERSION, our ranges.
                     response.begin(correlationID: correlationID, flexibleHeader: false)
@@ -63,17 +64,17 @@ final class SinkBroker: Sendable {
                     guard response.send(to: descriptor) else { return }
                     continue
                 }
-                let name = ApiKey(rawValue: apiKey).map(String.init(describing:)) ?? "key \(apiKey)"
+                let name = key.map(String.init(describing:)) ?? "key \(apiKey)"
                 return report(descriptor, "\(name) v\(version) is not supported (advertised: "
                               + (supported.map { "v\($0.lowerBound)-\($0.upperBound)" } ?? "none") + ")")
             }
             // Among the supported versions only ApiVersions v3 is flexible (request header v2);
             // its response header stays v0, so every response here uses header v0.
-            if apiKey == ApiKey.apiVersions.rawValue && version >= 3 { reader.skipTaggedFields() }
+            if key == .apiVersions && version >= 3 { reader.skipTaggedFields() }
             response.begin(correlationID: correlationID, flexibleHeader: false)
-            let answer = handle(ApiKey(rawValue: apiKey)!, version: version, request: &reader, into: &response)
+            let answer = handle(key, version: version, request: &reader, into: &response)
             if let error = reader.error {
-                return report(descriptor, "malformed \(ApiKey(rawValue: apiKey)!) v\(version) request: \(error)")
+                return report(descriptor, "malformed \(key) v\(version) request: \(error)")
             }
             if answer, !response.send(to: descriptor) { return }
         }

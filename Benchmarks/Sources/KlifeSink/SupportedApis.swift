@@ -31,8 +31,8 @@ enum SupportedApis {
     ]
 
     /// The range for `key`, or `nil` when the sink does not implement the API.
-    static func versions(for key: Int16) -> ClosedRange<Int16>? {
-        ranges.first { $0.key.rawValue == key }?.versions
+    static func versions(for key: ApiKey) -> ClosedRange<Int16>? {
+        ranges.first { $0.key == key }?.versions
     }
 
     /// Writes an ApiVersions response body at `version` (0–3). For a version the sink does
