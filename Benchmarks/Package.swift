@@ -24,6 +24,9 @@ func benchmarkTarget(_ name: String, _ products: [String]) -> Target {
 
 let package = Package(
     name: "klife-benchmarks",
+    products: [
+        .executable(name: "klife-sink", targets: ["KlifeSink"]),
+    ],
     dependencies: [
         .package(name: "klife-swift", path: "../"),
         // MallocInterposer only (no RuntimeInterposer): malloc counts without jemalloc.
@@ -45,6 +48,13 @@ let package = Package(
         benchmarkTarget("RingBenchmarks", ["Klife"]),
         // Against a real broker: the embedded Tansu of KlifeTesting.
         benchmarkTarget("ConsumerBenchmarks", ["Klife", "KlifeTesting"]),
+        // A Kafka-speaking sink broker for compare.sh --broker sink: acknowledges Produce
+        // without storing and serves Fetch from a prepared record set (README.md).
+        .executableTarget(
+            name: "KlifeSink",
+            dependencies: [.product(name: "KlifeProtocol", package: "klife-swift")],
+            path: "Sources/KlifeSink"
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

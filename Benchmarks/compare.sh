@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# compare.sh — klife vs librdkafka on identical workloads against one fresh Tansu broker.
+# compare.sh — klife vs librdkafka on identical workloads against one fresh Tansu broker
+# (or the klife-sink broker, or both one after the other).
 #
 #   Benchmarks/compare.sh [--runs N] [--quick | --full] [--cases REGEX] [--scale F]
+#                         [--broker tansu|sink|both]
 #                         [--no-profile | --profile-mode produce|group] [--no-install]
 #                         [--out FILE] [--keep-raw FILE] [--idle-wait S]
 #
@@ -25,6 +27,12 @@
 #                 expression RE as a whole (e.g. 'c-100-6p.*')
 #   --profile-mode produce (default) or group: what the perf profile records
 #   --scale F     multiply every record count by F (e.g. 0.2)
+#   --broker B    tansu (default): a real broker sharing the cores; sink: klife-sink
+#                 (Benchmarks/Sources/KlifeSink), which acknowledges Produce without storing
+#                 and serves consume cases from a record set it prepares at start (restarted
+#                 per consume case; group cases are skipped), so each client runs at its own
+#                 ceiling; both: the matrix against the sink, then against Tansu. Sink results
+#                 get tables of their own; the profile always runs against Tansu.
 #   --no-profile  skip the perf profile
 #   --no-install  do not run bootstrap / apt-get / builds (use what is there)
 #   --out FILE    markdown file to update (default docs/benchmarks.md)
@@ -54,6 +62,7 @@ KEEP_RAW=""
 IDLE_WAIT=120
 CASES_RE=".*"
 PROFILE_MODE=produce
+BROKER_CHOICE=tansu
 while (($#)); do
   case "$1" in
     --runs) RUNS="$2"; shift 2 ;;
@@ -71,13 +80,21 @@ while (($#)); do
     --cases=*) CASES_RE="${1#*=}"; shift ;;
     --profile-mode) PROFILE_MODE="$2"; shift 2 ;;
     --profile-mode=*) PROFILE_MODE="${1#*=}"; shift ;;
-    -h|--help) sed -n '2,39p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --broker) BROKER_CHOICE="$2"; shift 2 ;;
+    --broker=*) BROKER_CHOICE="${1#*=}"; shift ;;
+    -h|--help) sed -n '2,47p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "compare.sh: unknown option '$1' (see --help)" >&2; exit 64 ;;
   esac
 done
 if [[ -z "$RUNS" ]]; then RUNS=3; [[ $MATRIX == quick ]] && RUNS=1; fi
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: --runs needs a positive integer" >&2; exit 64; }
 [[ $PROFILE_MODE == produce || $PROFILE_MODE == group ]] || { echo "compare.sh: --profile-mode is produce or group" >&2; exit 64; }
+case $BROKER_CHOICE in
+  tansu) BROKER_KINDS=(tansu) ;;
+  sink) BROKER_KINDS=(sink) ;;
+  both) BROKER_KINDS=(sink tansu) ;;   # Tansu last: the profile runs against it
+  *) echo "compare.sh: --broker is tansu, sink or both" >&2; exit 64 ;;
+esac
 
 log() { printf '[compare %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -85,19 +102,29 @@ SCRATCH="$ROOT/.build-bench"
 KLIFE="$SCRATCH/release/klife"
 PEER="$SCRATCH/rdkafka_bench"
 WORK="$(mktemp -d /tmp/klife-compare.XXXXXX)"
-RAW="$WORK/results.tsv"
-: > "$RAW"
+RAW_TANSU="$WORK/results.tsv"
+RAW_SINK="$WORK/results-sink.tsv"
+RAW="$RAW_TANSU"   # the current broker's results (start_broker switches it)
+: > "$RAW_TANSU"; : > "$RAW_SINK"
+SINK="$ROOT/Benchmarks/.build/release/klife-sink"
 BROKER_PID=""
+BROKER_KIND=""
 PROBES_ADDED=0
 
 cleanup() {
   if [[ $PROBES_ADDED == 1 ]]; then perf probe -q -d 'klifebench:*' >/dev/null 2>&1 || true; fi
   rm -f "$WORK"/perf*.data
+  stop_broker
+}
+# Stops the broker started last, if any (TERM, then KILL after 3 s).
+stop_broker() {
   if [[ -n "$BROKER_PID" ]] && kill -0 "$BROKER_PID" 2>/dev/null; then
     kill "$BROKER_PID" 2>/dev/null || true
     for _ in $(seq 1 30); do kill -0 "$BROKER_PID" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$BROKER_PID" 2>/dev/null || true
+    wait "$BROKER_PID" 2>/dev/null || true
   fi
+  BROKER_PID=""
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -123,8 +150,15 @@ if ((INSTALL)); then
   log "compiling the librdkafka peer against $(basename "$LIBRDKAFKA")"
   mkdir -p "$SCRATCH"
   gcc -O2 -Wall -o "$PEER" Benchmarks/peers/rdkafka_bench.c "$LIBRDKAFKA" -Wl,-rpath,"$(dirname "$LIBRDKAFKA")"
+  if [[ $BROKER_CHOICE != tansu ]]; then
+    log "building klife-sink (release, Benchmarks package)"
+    swift build -c release --package-path Benchmarks --product klife-sink 2>&1 | grep -E "error|warning: unre|Build" >&2 || true
+  fi
 fi
 [[ -x "$KLIFE" ]] || { echo "compare.sh: $KLIFE missing (build failed?)" >&2; exit 1; }
+if [[ $BROKER_CHOICE != tansu && ! -x "$SINK" ]]; then
+  echo "compare.sh: $SINK missing (build failed?)" >&2; exit 1
+fi
 [[ -x "$PEER" ]] || { echo "compare.sh: $PEER missing" >&2; exit 1; }
 RDK_VERSION="$("$PEER" version)"
 case "$RDK_VERSION" in
@@ -134,19 +168,80 @@ esac
 log "librdkafka $RDK_VERSION ($(ldd "$PEER" | awk '/librdkafka/ {print $3}'))"
 
 # ---------------------------------------------------------------- broker
-TANSU="${KLIFE_TANSU_BIN:-$(cat .klife/tansu-path)}"
-PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-BROKER="127.0.0.1:$PORT"
-log "starting Tansu on $BROKER ($(basename "$TANSU"))"
-RUST_LOG=warn "$TANSU" broker --listener-url "tcp://$BROKER" --advertised-listener-url "tcp://$BROKER" \
-  >"$WORK/tansu.log" 2>&1 &
-BROKER_PID=$!
-for i in $(seq 1 100); do
-  if "$KLIFE" topic list -b "$BROKER" -X connect.timeout.ms=500 >/dev/null 2>&1; then break; fi
-  kill -0 "$BROKER_PID" 2>/dev/null || { cat "$WORK/tansu.log" >&2; echo "compare.sh: broker exited" >&2; exit 1; }
-  ((i == 100)) && { echo "compare.sh: broker not ready after 10 s" >&2; exit 1; }
-  sleep 0.1
-done
+TANSU="${KLIFE_TANSU_BIN:-$(cat .klife/tansu-path 2>/dev/null || true)}"
+# Waits until the broker just started answers Metadata (10 s at most).
+wait_broker_ready() {
+  local i
+  for i in $(seq 1 100); do
+    if "$KLIFE" topic list -b "$BROKER" -X connect.timeout.ms=500 >/dev/null 2>&1; then return 0; fi
+    kill -0 "$BROKER_PID" 2>/dev/null || { cat "$WORK/$BROKER_KIND.log" >&2; echo "compare.sh: broker exited" >&2; exit 1; }
+    ((i == 100)) && { echo "compare.sh: broker not ready after 10 s" >&2; exit 1; }
+    sleep 0.1
+  done
+}
+# start_broker KIND [SINK ARGS...]: stops the running broker and starts Tansu or klife-sink
+# on a fresh free loopback port (sets BROKER, BROKER_PID, BROKER_KIND, RAW).
+start_broker() {
+  local kind=$1; shift
+  stop_broker
+  BROKER_KIND=$kind
+  if [[ $kind == sink ]]; then
+    RAW="$RAW_SINK"
+    rm -f "$WORK/sink.out"   # so that the wait below never reads the previous sink's port
+    "$SINK" --port 0 "$@" >"$WORK/sink.out" 2>>"$WORK/sink.log" &
+    BROKER_PID=$!
+    local i
+    for i in $(seq 1 600); do
+      [[ -s "$WORK/sink.out" ]] && break
+      kill -0 "$BROKER_PID" 2>/dev/null || { cat "$WORK/sink.log" >&2; echo "compare.sh: klife-sink exited" >&2; exit 1; }
+      ((i == 600)) && { echo "compare.sh: klife-sink not listening after 60 s" >&2; exit 1; }
+      sleep 0.1
+    done
+    BROKER="$(head -n1 "$WORK/sink.out" | awk '{print $2}')"
+    log "started klife-sink on $BROKER${*:+ ($*)}"
+  else
+    [[ -x "$TANSU" ]] || { echo "compare.sh: Tansu not found (.klife/tansu-path; run scripts/bootstrap.sh)" >&2; exit 1; }
+    RAW="$RAW_TANSU"
+    local port
+    port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    BROKER="127.0.0.1:$port"
+    log "starting Tansu on $BROKER ($(basename "$TANSU"))"
+    RUST_LOG=warn "$TANSU" broker --listener-url "tcp://$BROKER" --advertised-listener-url "tcp://$BROKER" \
+      >"$WORK/tansu.log" 2>&1 &
+    BROKER_PID=$!
+  fi
+  wait_broker_ready
+}
+# fill_topic TOPIC RECORDS SIZE PARTITIONS [FILL FLAGS...]: gives a consume case its
+# records. Tansu: klife produces them (linger 5 ms, the case's -z). Sink: a fresh sink whose
+# prepared record set is the case's (count per partition, value size, codec).
+fill_topic() {
+  local topic=$1 records=$2 size=$3 parts=$4; shift 4
+  if [[ $BROKER_KIND == sink ]]; then
+    local codec=none per_partition
+    local words=("$@") i
+    for ((i = 0; i < ${#words[@]}; i++)); do
+      [[ ${words[i]} == -z || ${words[i]} == --compression ]] && codec=${words[i + 1]}
+    done
+    per_partition=$(( (records + parts - 1) / parts ))
+    start_broker sink --topic "$topic:$parts" --fetch-records "$per_partition" --fetch-record-size "$size" \
+      --fetch-compression "$codec"
+    return 0
+  fi
+  if ! "$KLIFE" bench produce -b "$BROKER" -t "$topic" -n "$records" -s "$size" -P "$parts" --linger-ms 5 \
+      --latency-every 0 "$@" >/dev/null 2>"$WORK/$id-fill.err"; then
+    log "  filling $topic failed: $(tail -n 2 "$WORK/$id-fill.err" | tr '\n' ' ')"
+    return 1
+  fi
+}
+# broker_cases: the cases the current broker runs (the sink runs no consumer groups).
+broker_cases() {
+  if [[ $BROKER_KIND == sink ]]; then
+    grep -v -- '--group' <<< "$CASES" || true
+  else
+    printf '%s\n' "$CASES"
+  fi
+}
 
 # ---------------------------------------------------------------- matrix
 # One case a line:  ID|MODE|RECORD_SIZE|PARTITIONS|RECORDS|FLAGS
@@ -305,6 +400,9 @@ if python3 -c "import sys; sys.exit(0 if float(open('/proc/loadavg').read().spli
 fi
 STARTED=$(date +%s)
 SEQ=0
+# The whole matrix once per broker; the last broker stays up for the profile.
+for kind in "${BROKER_KINDS[@]}"; do
+start_broker "$kind"
 while IFS='|' read -r id mode size parts records flags; do
   [[ -z "$id" ]] && continue
   records="$(scaled "$records")"
@@ -337,11 +435,7 @@ while IFS='|' read -r id mode size parts records flags; do
         *) fill_words+=("$word") ;;
       esac
     done
-    if ! "$KLIFE" bench produce -b "$BROKER" -t "$topic" -n "$records" -s "$size" -P "$parts" --linger-ms 5 \
-        --latency-every 0 "${fill_words[@]}" >/dev/null 2>"$WORK/$id-fill.err"; then
-      log "  filling $topic failed: $(tail -n 2 "$WORK/$id-fill.err" | tr '\n' ' ')"
-      continue
-    fi
+    fill_topic "$topic" "$records" "$size" "$parts" "${fill_words[@]}" || continue
     for run in $(seq 1 "$RUNS"); do
       if ((run % 2)); then order=(klife librdkafka); else order=(librdkafka klife); fi
       for client in "${order[@]}"; do
@@ -353,7 +447,8 @@ while IFS='|' read -r id mode size parts records flags; do
     delete_topic "$topic"
   fi
   case_ratios "$id"
-done <<< "$CASES"
+done <<< "$(broker_cases)"
+done
 ELAPSED=$(( $(date +%s) - STARTED ))
 LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 log "matrix done in ${ELAPSED} s"
@@ -361,6 +456,10 @@ log "matrix done in ${ELAPSED} s"
 # ---------------------------------------------------------------- profile
 PROFILE_MD="$WORK/profile.md"
 : > "$PROFILE_MD"
+if ((PROFILE)) && [[ $BROKER_KIND == sink ]]; then
+  log "profile skipped: it runs against Tansu (--broker tansu or both)"
+  PROFILE=0
+fi
 if ((PROFILE)); then
   if command -v perf >/dev/null && perf record -e cpu-clock -o "$WORK/perf-probe.data" -- true >/dev/null 2>&1; then
     PRECORDS="$(scaled 1000000)"
@@ -482,16 +581,22 @@ fi
 # ---------------------------------------------------------------- report
 CPU_MODEL="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 SWIFT_VERSION="$(swift --version 2>/dev/null | grep -m1 -i 'swift version' | sed 's/^ *//')"
-[[ -n "$KEEP_RAW" ]] && cp "$RAW" "$KEEP_RAW"
+if [[ -n "$KEEP_RAW" ]]; then
+  { cat "$RAW_TANSU"; sed 's|^|sink/|' "$RAW_SINK"; } > "$KEEP_RAW"
+fi
+BROKER_TEXT=""
+[[ " ${BROKER_KINDS[*]} " == *" tansu "* ]] && BROKER_TEXT="$(basename "$TANSU") (memory storage), same machine"
+[[ " ${BROKER_KINDS[*]} " == *" sink "* ]] && \
+  BROKER_TEXT="${BROKER_TEXT:+$BROKER_TEXT; }klife-sink (no storage; the *sink broker* tables), same machine"
 export CMP_NPROC="$(nproc)" CMP_CPU="$CPU_MODEL" CMP_KERNEL="$(uname -srm)" CMP_SWIFT="$SWIFT_VERSION" \
   CMP_RDK="$RDK_VERSION (confluent-kafka wheel: $(basename "$LIBRDKAFKA"))" \
-  CMP_BROKER="$(basename "$TANSU") (memory storage), same machine" CMP_DATE="$(date -u '+%Y-%m-%d %H:%M UTC')" \
+  CMP_BROKER="$BROKER_TEXT" CMP_DATE="$(date -u '+%Y-%m-%d %H:%M UTC')" \
   CMP_COMMAND="$ARGS_TEXT" CMP_RUNS="$RUNS" CMP_MATRIX="$MATRIX" CMP_ELAPSED="$ELAPSED" CMP_CASES="$CASES" \
   CMP_COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- Sources Package.swift 2>/dev/null || echo ' + uncommitted changes under Sources/')" \
   CMP_LOAD="$LOAD_BEFORE before the matrix, $LOAD_AFTER after (1, 5, 15 min); $BUSY_STARTS run(s) started while other processes kept the machine busy"
-python3 - "$RAW" "$OUT" "$PROFILE_MD" "$PROFILE" "$PROFILE_MODE" <<'EOF'
+python3 - "$RAW_TANSU" "$OUT" "$PROFILE_MD" "$PROFILE" "$PROFILE_MODE" "$RAW_SINK" <<'EOF'
 import json, statistics, sys, os
-raw, out, profile_md, profile_on, profile_mode = sys.argv[1:]
+raw, out, profile_md, profile_on, profile_mode, raw_sink = sys.argv[1:]
 E = os.environ
 machine = {
     "nproc": E["CMP_NPROC"], "cpu": E["CMP_CPU"], "kernel": E["CMP_KERNEL"], "swift": E["CMP_SWIFT"],
@@ -511,6 +616,11 @@ for line in open(raw):
     cid, run, js = line.rstrip("\n").split("\t", 2)
     r = json.loads(js)
     results.setdefault((cid, r["client"]), []).append(r)
+sink_results = {}
+for line in open(raw_sink):
+    cid, run, js = line.rstrip("\n").split("\t", 2)
+    r = json.loads(js)
+    sink_results.setdefault((cid, r["client"]), []).append(r)
 
 def med(rs, key):
     vals = [r[key] for r in rs if not r.get("failed") and key in r]
@@ -568,35 +678,40 @@ lines.append("Medians. *Ratio* is klife / librdkafka: above 1 is better for thro
              "(mostly time spent queued behind earlier records), produce → acknowledgement of every "
              "record in the sync runs.")
 lines.append("")
-for mode in ("produce", "consume"):
-    sel = [c for c in cases if c["mode"] == mode]
-    if not sel: continue
-    lines.append(f"### {mode.capitalize()}")
-    lines.append("")
-    if mode == "produce":
-        lines.append("| case | records | klife rec/s | librdkafka rec/s | ratio | klife MB/s | klife CPU ns/rec | librdkafka CPU ns/rec | ratio | klife p50 / p99 µs | librdkafka p50 / p99 µs |")
-        lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    else:
-        lines.append("| case | records | klife rec/s | librdkafka rec/s | ratio | klife MB/s | klife CPU ns/rec | librdkafka CPU ns/rec | ratio | join s klife / librdkafka |")
-        lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for c in sel:
-        k = results.get((c["id"], "klife"), [])
-        r = results.get((c["id"], "librdkafka"), [])
-        kr, rr = med(k, "records_per_sec"), med(r, "records_per_sec")
-        kc, rc = med(k, "cpu_ns_per_record"), med(r, "cpu_ns_per_record")
-        km = med(k, "mb_per_sec")
-        fails = sum(1 for x in k + r if x.get("failed"))
-        n = next((x["records"] for x in k + r if not x.get("failed")), c["records"])
-        name = f"`{c['id']}` {describe(c)}" + (f" ({fails} failed runs)" if fails else "")
-        row = [name, fmt(int(n)), fmt(kr), fmt(rr), ratio(kr, rr), fmt(km, 1), fmt(kc), fmt(rc), ratio(kc, rc)]
+def case_tables(results, title_suffix, skip_groups=False):
+    """Appends the produce and consume tables of one broker's results to `lines`."""
+    for mode in ("produce", "consume"):
+        sel = [c for c in cases if c["mode"] == mode and not (skip_groups and "--group" in c["flags"].split())]
+        if not sel: continue
+        lines.append(f"### {mode.capitalize()}{title_suffix}")
+        lines.append("")
         if mode == "produce":
-            lat = lambda rs: "—" if med(rs, "p50_us") is None else f"{fmt(med(rs, 'p50_us'))} / {fmt(med(rs, 'p99_us'))}"
-            row += [lat(k), lat(r)]
+            lines.append("| case | records | klife rec/s | librdkafka rec/s | ratio | klife MB/s | klife CPU ns/rec | librdkafka CPU ns/rec | ratio | klife p50 / p99 µs | librdkafka p50 / p99 µs |")
+            lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         else:
-            kj, rj = med(k, "join_seconds"), med(r, "join_seconds")
-            row.append("—" if kj is None or rj is None else f"{kj:.2f} / {rj:.2f}")
-        lines.append("| " + " | ".join(row) + " |")
-    lines.append("")
+            lines.append("| case | records | klife rec/s | librdkafka rec/s | ratio | klife MB/s | klife CPU ns/rec | librdkafka CPU ns/rec | ratio | join s klife / librdkafka |")
+            lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for c in sel:
+            k = results.get((c["id"], "klife"), [])
+            r = results.get((c["id"], "librdkafka"), [])
+            kr, rr = med(k, "records_per_sec"), med(r, "records_per_sec")
+            kc, rc = med(k, "cpu_ns_per_record"), med(r, "cpu_ns_per_record")
+            km = med(k, "mb_per_sec")
+            fails = sum(1 for x in k + r if x.get("failed"))
+            n = next((x["records"] for x in k + r if not x.get("failed")), c["records"])
+            name = f"`{c['id']}` {describe(c)}" + (f" ({fails} failed runs)" if fails else "")
+            row = [name, fmt(int(n)), fmt(kr), fmt(rr), ratio(kr, rr), fmt(km, 1), fmt(kc), fmt(rc), ratio(kc, rc)]
+            if mode == "produce":
+                lat = lambda rs: "—" if med(rs, "p50_us") is None else f"{fmt(med(rs, 'p50_us'))} / {fmt(med(rs, 'p99_us'))}"
+                row += [lat(k), lat(r)]
+            else:
+                kj, rj = med(k, "join_seconds"), med(r, "join_seconds")
+                row.append("—" if kj is None or rj is None else f"{kj:.2f} / {rj:.2f}")
+            lines.append("| " + " | ".join(row) + " |")
+        lines.append("")
+
+if results:
+    case_tables(results, "")
 
 # Target check over the throughput cases (async produce; consume).
 def geo(vals):
@@ -628,12 +743,22 @@ if summary:
     lines.append("| --- | ---: | ---: | --- | ---: | ---: | --- |")
     lines.extend(summary)
     lines.append("")
+# The sink's tables after the targets, which are computed from the Tansu results only.
+if sink_results:
+    lines.append("Against **klife-sink** (the sink broker): Produce is acknowledged without being stored and "
+                 "Fetch is served from a record set prepared at start-up, so these tables show each client near "
+                 "its own ceiling, with the broker's cost nearly removed. Consumer-group cases are not run.")
+    lines.append("")
+    case_tables(sink_results, " (sink broker)", skip_groups=True)
 lines.append("<details><summary>Raw results (one JSON line per run)</summary>")
 lines.append("")
 lines.append("```")
 for line in open(raw):
     cid, run, js = line.rstrip("\n").split("\t", 2)
     lines.append(f"{cid}\trun {run}\t{js}")
+for line in open(raw_sink):
+    cid, run, js = line.rstrip("\n").split("\t", 2)
+    lines.append(f"sink/{cid}\trun {run}\t{js}")
 lines.append("```")
 lines.append("")
 lines.append("</details>")
