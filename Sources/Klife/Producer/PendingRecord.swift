@@ -2,27 +2,36 @@ import KlifeIO
 import KlifeProtocol
 import Synchronization
 
-/// How a record's outcome reaches its producer.
-enum DeliveryCompletion: Sendable {
-    /// Nobody waits (fire and forget).
-    case none
-    /// An asynchronous-produce callback; runs on the reactor thread.
-    case callback(@Sendable (Result<RecordMetadata, KlifeError>) -> Void)
-    /// A suspended `produce` call.
-    case continuation(CheckedContinuation<Result<RecordMetadata, KlifeError>, Never>)
-    /// One slot of a batch produce.
-    case batch(BatchCollector, index: Int)
+/// How a record's outcome reaches its producer: one optional closure.
+///
+/// A struct around a single optional closure rather than an enum of the ways to wait (callback,
+/// continuation, batch slot): copying or moving a record holding a multi-payload enum goes
+/// through the runtime's enum witnesses on every hop of its path. A suspended `produce` and a
+/// slot of `produceBatch` wrap their continuation or slot in a closure instead (one small
+/// allocation for those forms; the callback forms pass the caller's closure as it is).
+struct DeliveryCompletion: Sendable {
+    let body: (@Sendable (Result<RecordMetadata, KlifeError>) -> Void)?
 
-    // Not inlined: inlined into a caller holding a whole `PendingRecord`, the switch made
-    // the optimizer copy the entire record (five retains and releases) to project this enum.
-    @inline(never)
+    /// Nobody waits (fire and forget).
+    static var none: DeliveryCompletion { DeliveryCompletion(body: nil) }
+
+    /// An asynchronous-produce callback; runs on the reactor thread.
+    static func callback(_ body: @escaping @Sendable (Result<RecordMetadata, KlifeError>) -> Void) -> DeliveryCompletion {
+        DeliveryCompletion(body: body)
+    }
+
+    /// A suspended `produce` call.
+    static func continuation(_ continuation: CheckedContinuation<Result<RecordMetadata, KlifeError>, Never>) -> DeliveryCompletion {
+        DeliveryCompletion { continuation.resume(returning: $0) }
+    }
+
+    /// One slot of a batch produce.
+    static func batch(_ collector: BatchCollector, index: Int) -> DeliveryCompletion {
+        DeliveryCompletion { collector.complete(index, $0) }
+    }
+
     func complete(_ result: Result<RecordMetadata, KlifeError>) {
-        switch self {
-        case .none: break
-        case .callback(let body): body(result)
-        case .continuation(let continuation): continuation.resume(returning: result)
-        case .batch(let collector, let index): collector.complete(index, result)
-        }
+        body?(result)
     }
 }
 
@@ -116,8 +125,7 @@ struct PendingRecord: Sendable {
     /// The caller accounts the record in its tracker afterwards (batched: see
     /// ``OutstandingCounter/completed(count:bytes:success:)``).
     static func deliver(at record: UnsafePointer<PendingRecord>, _ result: Result<RecordMetadata, KlifeError>) {
-        let completion = record.pointee.completion
-        completion.complete(result)
+        record.pointee.completion.body?(result)
     }
 
     func fail(_ error: KlifeError) { complete(.failure(error)) }

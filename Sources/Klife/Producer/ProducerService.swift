@@ -97,10 +97,10 @@ final class ProducerService: ReactorService, @unchecked Sendable {
         let now = Reactor.monotonicNanoseconds()
         if handsOff {
             catchUpWithMetadata()
-            while records.drain(maxCount: 4096, { record in self.routeFromRing(consume record, now: now) }) == 4096 {}
+            while records.drain(maxCount: 4096, { record in self.routeFromRing(record, now: now) }) == 4096 {}
             progressHandoff()
         } else {
-            while records.drain(maxCount: 4096, { record in self.route(consume record, now: now) }) == 4096 {}
+            while records.drain(maxCount: 4096, { record in self.route(record, now: now) }) == 4096 {}
         }
         for engine in engines { engine?.flushAll(now: now) }
     }
