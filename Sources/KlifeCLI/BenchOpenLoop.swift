@@ -1,3 +1,4 @@
+import CKlifeShim
 import Klife
 import KlifeIO
 import Synchronization
@@ -235,15 +236,10 @@ enum OpenLoopPacing {
     }
 
     /// Lowers the calling thread's timer slack (how late the kernel may wake a sleeper so it
-    /// can batch wake-ups; 50 µs by default). `prctl` is variadic, which Swift cannot call,
-    /// so this writes `/proc/thread-self/timerslack_ns`, which any thread may do for itself.
-    /// Best effort: an older kernel without that file keeps the default.
+    /// can batch wake-ups; 50 µs by default) with `prctl(PR_SET_TIMERSLACK)`, through the C
+    /// shim because `prctl` is variadic. Best effort: on failure the default stays.
     static func reduceTimerSlack(to nanoseconds: Int) {
-        let fd = open("/proc/thread-self/timerslack_ns", O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { return }
-        defer { close(fd) }
-        let text = Array(String(nanoseconds).utf8)
-        _ = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        _ = klife_set_current_timer_slack(UInt(nanoseconds))
     }
 }
 
