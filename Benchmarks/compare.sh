@@ -247,6 +247,9 @@ broker_cases() {
 # One case a line:  ID|MODE|RECORD_SIZE|PARTITIONS|RECORDS|FLAGS
 # FLAGS are passed unchanged to both `klife bench` and `rdkafka_bench` (same spellings).
 # Consume cases fill their topic once (klife, linger 5 ms, the case's -z) and then read it.
+# Latency cases (lat-*) run open loop (--rate N): RECORDS is the measured count, so
+# RECORDS / N seconds after a 0.5 s warm-up of their own (no --warmup records); every
+# record is timed from its scheduled time to its acknowledgement.
 DEFAULT_CASES='
 p-100-1p|produce|100|1|1000000|--acks all --idempotent true --linger-ms 5
 p-100-6p|produce|100|6|1000000|--acks all --idempotent true --linger-ms 5
@@ -261,6 +264,8 @@ p-100-6p-zstd|produce|100|6|500000|--acks all --idempotent true --linger-ms 5 -z
 p-100-1p-sync|produce|100|1|2000|--acks all --idempotent true --linger-ms 0 --sync
 p-100-1p-buf20k|produce|100|1|1000000|--acks all --idempotent true --linger-ms 5 --max-buffered 20000
 p-100-6p-buf20k|produce|100|6|1000000|--acks all --idempotent true --linger-ms 5 --max-buffered 20000
+lat-20k|produce|100|6|100000|--acks all --idempotent true --linger-ms 0 --rate 20000
+lat-200k|produce|100|6|1000000|--acks all --idempotent true --linger-ms 0 --rate 200000
 c-100-1p|consume|100|1|1000000|
 c-100-6p|consume|100|6|1000000|
 c-1k-6p|consume|1024|6|200000|
@@ -359,6 +364,7 @@ run_one() {
 import json, sys
 r = json.loads(sys.argv[1])
 lat = f"  p50 {r['p50_us']:.0f} µs p99 {r['p99_us']:.0f} µs" if "p50_us" in r else ""
+if "p999_us" in r: lat += f" p99.9 {r['p999_us']:.0f} µs"
 print(f"[compare]   {r['client']:<10} {r['records_per_sec']:>12,.0f} rec/s {r['mb_per_sec']:>8.1f} MB/s "
       f"{r['cpu_ns_per_record']:>8.1f} CPU ns/rec{lat}")
 EOF
@@ -411,7 +417,7 @@ while IFS='|' read -r id mode size parts records flags; do
   log "case $id: $mode, $records x $size B, $parts partition(s) $flags"
   if [[ $mode == produce ]]; then
     warm=()
-    [[ " $flags " == *" --sync "* ]] || warm=(--warmup "$(( records / 20 ))")
+    [[ " $flags " == *" --sync "* || " $flags " == *" --rate "* ]] || warm=(--warmup "$(( records / 20 ))")
     for run in $(seq 1 "$RUNS"); do
       if ((run % 2)); then order=(klife librdkafka); else order=(librdkafka klife); fi
       for client in "${order[@]}"; do
@@ -656,6 +662,7 @@ def describe(c):
         elif "--assign" in words: bits.append("klife consumer.assign + batches")
         else: bits.append("klife fetch loop")
     if "max-buffered" in opts: bits.append(f"**buffer {int(opts['max-buffered']):,} records**")
+    if "rate" in opts: bits.append(f"**open loop {int(opts['rate']):,} records/s**")
     if opts.get("sync"): bits.append("**sync**")
     return ", ".join(bits)
 
@@ -676,7 +683,8 @@ lines.append("Medians. *Ratio* is klife / librdkafka: above 1 is better for thro
              "for CPU. CPU is the client process's user + system time (all threads) per record. "
              "Latency: enqueue → acknowledgement of every 64th record in the asynchronous runs "
              "(mostly time spent queued behind earlier records), produce → acknowledgement of every "
-             "record in the sync runs.")
+             "record in the sync runs, scheduled time → acknowledgement of every record in the "
+             "open-loop latency cases (`lat-*`, see below).")
 lines.append("")
 def case_tables(results, title_suffix, skip_groups=False):
     """Appends the produce and consume tables of one broker's results to `lines`."""
@@ -720,29 +728,104 @@ def geo(vals):
     p = 1.0
     for v in vals: p *= v
     return p ** (1 / len(vals))
-summary = []
-for mode, tput_target, cpu_target in (("produce", 3.0, 0.2), ("consume", 2.0, 1 / 3)):
-    tr, cr = [], []
-    for c in cases:
-        if c["mode"] != mode or "--sync" in c["flags"]: continue
-        k = results.get((c["id"], "klife"), []); r = results.get((c["id"], "librdkafka"), [])
-        kr, rr = med(k, "records_per_sec"), med(r, "records_per_sec")
-        kc, rc = med(k, "cpu_ns_per_record"), med(r, "cpu_ns_per_record")
-        if kr and rr: tr.append(kr / rr)
-        if kc and rc: cr.append(kc / rc)
-    if not tr: continue
-    gt, gc = geo(tr), geo(cr)
-    ok_t = "met" if gt >= tput_target else "**missed**"
-    ok_c = "met" if gc is not None and gc <= cpu_target else "**missed**"
-    summary.append(f"| {mode} | ≥ {tput_target:g}× | {gt:.2f}× (range {min(tr):.2f}–{max(tr):.2f}) | {ok_t} | "
-                   f"≤ {cpu_target:.2f}× | {gc:.2f}× (range {min(cr):.2f}–{max(cr):.2f}) | {ok_c} |")
-if summary:
-    lines.append("### Targets (geometric mean of the per-case median ratios; sync case excluded)")
-    lines.append("")
-    lines.append("| | throughput target | measured | | CPU/record target | measured | |")
-    lines.append("| --- | ---: | ---: | --- | ---: | ---: | --- |")
-    lines.extend(summary)
-    lines.append("")
+def latency_tables(cases, results):
+    """The open-loop table (lat-* cases) and the tail of the sync and buffered cases."""
+    out = []
+    us = lambda v: fmt(v)
+    def trio(rs):
+        return " / ".join(us(med(rs, key)) for key in ("p50_us", "p99_us", "p999_us"))
+    def checked(name, a, b, limit, misses):
+        if a is None or b in (None, 0): return "—"
+        value = a / b
+        if value > limit:
+            misses.append(f"{name} {value:.2f}×")
+            return f"{value:.2f}× **missed**"
+        return f"{value:.2f}×"
+    lat = [c for c in cases if "--rate" in c["flags"].split()]
+    if lat:
+        out.append("### Latency at a fixed offered load")
+        out.append("")
+        out.append("Open loop (`--rate`): record *i* is due at start + *i* / rate; each client produces every "
+                   "record when it is due, whatever happened to earlier ones, and times every record from its "
+                   "*scheduled* time to its acknowledgement (no coordinated omission). Medians over the runs of "
+                   "each run's percentiles, in µs; ratio is klife / librdkafka (below 1 is better). "
+                   "Achieved: records acknowledged per second over the measured section.")
+        out.append("")
+        out.append("| case | target rec/s | achieved klife / librdkafka | klife p50 / p99 / p99.9 µs | librdkafka p50 / p99 / p99.9 µs | p50 ratio | p99 ratio | p99.9 ratio |")
+        out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        misses, checks = [], 0
+        for c in lat:
+            k = results.get((c["id"], "klife"), []); r = results.get((c["id"], "librdkafka"), [])
+            fails = sum(1 for x in k + r if x.get("failed"))
+            words = c["flags"].split()
+            target = int(words[words.index("--rate") + 1])
+            row = [f"`{c['id']}` {describe(c)}" + (f" ({fails} failed runs)" if fails else ""), fmt(target),
+                   f"{fmt(med(k, 'records_per_sec'))} / {fmt(med(r, 'records_per_sec'))}", trio(k), trio(r)]
+            for key, label in (("p50_us", "p50"), ("p99_us", "p99"), ("p999_us", "p99.9")):
+                checks += 1
+                row.append(checked(f"`{c['id']}` {label}", med(k, key), med(r, key), 0.5, misses))
+            out.append("| " + " | ".join(row) + " |")
+        out.append("")
+        verdict = "all met" if not misses else "**missed**: " + ", ".join(misses)
+        out.append(f"Targets: every latency ratio ≤ 0.50× ({checks} checked): {verdict}.")
+        out.append("")
+    tail = [c for c in cases if c["mode"] == "produce" and "--rate" not in c["flags"].split()
+            and ("--sync" in c["flags"].split() or "--max-buffered" in c["flags"].split())]
+    if tail:
+        out.append("### Latency tails of the sync and buffered cases")
+        out.append("")
+        out.append("Medians of each run's percentiles, in µs: produce → acknowledgement of every record (sync), "
+                   "enqueue → acknowledgement of every 64th record (buffered, closed loop). Ratio is klife / librdkafka.")
+        out.append("")
+        out.append("| case | klife p50 / p99 / p99.9 µs | librdkafka p50 / p99 / p99.9 µs | p50 ratio | p99 ratio | p99.9 ratio |")
+        out.append("| --- | ---: | ---: | ---: | ---: | ---: |")
+        misses, checks = [], 0
+        for c in tail:
+            k = results.get((c["id"], "klife"), []); r = results.get((c["id"], "librdkafka"), [])
+            row = [f"`{c['id']}` {describe(c)}", trio(k), trio(r)]
+            buffered = "--max-buffered" in c["flags"].split()
+            for key in ("p50_us", "p99_us", "p999_us"):
+                if buffered and key == "p50_us":
+                    checks += 1
+                    row.append(checked(f"`{c['id']}` p50", med(k, key), med(r, key), 1.0, misses))
+                else:
+                    row.append(ratio(med(k, key), med(r, key)))
+            out.append("| " + " | ".join(row) + " |")
+        out.append("")
+        if checks:
+            verdict = "all met" if not misses else "**missed**: " + ", ".join(misses)
+            out.append(f"Targets: buffered cases' p50 no worse than librdkafka's (ratio ≤ 1.00×, {checks} checked): {verdict}.")
+            out.append("")
+    return out
+
+def target_summary(results, title):
+    """The targets table (geometric means of per-case median ratios) of one broker's results."""
+    summary = []
+    for mode, tput_target, cpu_target in (("produce", 3.0, 0.2), ("consume", 2.0, 1 / 3)):
+        tr, cr = [], []
+        for c in cases:
+            if c["mode"] != mode or "--sync" in c["flags"] or "--rate" in c["flags"]: continue
+            k = results.get((c["id"], "klife"), []); r = results.get((c["id"], "librdkafka"), [])
+            kr, rr = med(k, "records_per_sec"), med(r, "records_per_sec")
+            kc, rc = med(k, "cpu_ns_per_record"), med(r, "cpu_ns_per_record")
+            if kr and rr: tr.append(kr / rr)
+            if kc and rc: cr.append(kc / rc)
+        if not tr: continue
+        gt, gc = geo(tr), geo(cr)
+        ok_t = "met" if gt >= tput_target else "**missed**"
+        ok_c = "met" if gc is not None and gc <= cpu_target else "**missed**"
+        summary.append(f"| {mode} | ≥ {tput_target:g}× | {gt:.2f}× (range {min(tr):.2f}–{max(tr):.2f}) | {ok_t} | "
+                       f"≤ {cpu_target:.2f}× | {gc:.2f}× (range {min(cr):.2f}–{max(cr):.2f}) | {ok_c} |")
+    if summary:
+        lines.append(f"### {title}")
+        lines.append("")
+        lines.append("| | throughput target | measured | | CPU/record target | measured | |")
+        lines.append("| --- | ---: | ---: | --- | ---: | ---: | --- |")
+        lines.extend(summary)
+        lines.append("")
+
+target_summary(results, "Targets (geometric mean of the per-case median ratios; sync and open-loop cases excluded)")
+lines.extend(latency_tables(cases, results))
 # The sink's tables after the targets, which are computed from the Tansu results only.
 if sink_results:
     lines.append("Against **klife-sink** (the sink broker): Produce is acknowledged without being stored and "
@@ -750,6 +833,7 @@ if sink_results:
                  "its own ceiling, with the broker's cost nearly removed. Consumer-group cases are not run.")
     lines.append("")
     case_tables(sink_results, " (sink broker)", skip_groups=True)
+    target_summary(sink_results, "Targets against the sink broker (same method)")
 lines.append("<details><summary>Raw results (one JSON line per run)</summary>")
 lines.append("")
 lines.append("```")

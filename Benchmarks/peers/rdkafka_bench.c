@@ -20,6 +20,15 @@
  * as the message opaque so its enqueue->ack latency is recorded. --sync produces one
  * record and flushes before the next, timing each.
  *
+ * Open loop (--rate N, as `klife bench produce --rate`): record i is scheduled at
+ * start + i/N s. The main thread produces every record whose time has passed, then sleeps
+ * until the next one with clock_nanosleep (absolute, 1 us timer slack), but never for less
+ * than 50 us, so it wakes at most 20,000 times a second instead of spinning. QUEUE_FULL is
+ * retried after 50 us. Every record carries its index as the opaque; a poller thread
+ * (rd_kafka_poll in a loop: librdkafka hands delivery reports to whichever application
+ * thread polls) records scheduled-time -> acknowledgement for every record, so a stalled
+ * producer cannot hide latency. The first 0.5 s are a warm-up, not measured.
+ *
  * Consume: by default (or --assign) no group join: the partitions are assigned at their
  * low watermark (what OFFSET_BEGINNING resolves to, but without the extra ListOffsets after
  * the clock starts), and rd_kafka_consume_batch_queue is read until N records arrived;
@@ -38,11 +47,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -66,6 +77,9 @@ static long max_buffered = 1000000;
 static int sync_mode = 0;
 static long long warmup = 0;
 static long latency_every = 64;
+static long long rate = 0;        /* --rate: open loop, records per second (0: off) */
+static double duration_s = -1;    /* --duration: open loop measured seconds (default 5) */
+static int records_given = 0;
 static long fetch_max_bytes = 8388608;
 static long max_wait_ms = 100;
 static int show_threads = 0;
@@ -102,6 +116,9 @@ static void usage(void) {
             "      --sync                produce one record at a time\n"
             "      --warmup N            records produced and flushed before measuring (default 0)\n"
             "      --latency-every K     time every K-th record's delivery (default 64; 0 = none)\n"
+            "      --rate N              open loop: schedule N records a second, time every record from its\n"
+            "                            scheduled time to its acknowledgement (0.5 s warm-up not measured)\n"
+            "      --duration S          open loop: measured seconds (default 5; -n N measures N records)\n"
             "      --fetch-max-bytes N   consume: fetch.max.bytes and max.partition.fetch.bytes (default 8388608)\n"
             "      --max-wait-ms N       consume: fetch.wait.max.ms (default 100)\n"
             "      --check-crcs true|false  consume: check.crcs (default true, as klife always checks)\n"
@@ -149,7 +166,7 @@ static void parse_args(int argc, char **argv) {
 #define VAL() (i + 1 < argc ? argv[++i] : (die("option %s needs a value", a), (char *)0))
         if (IS("-b", "--bootstrap") || !strcmp(a, "--brokers")) brokers = VAL();
         else if (IS("-t", "--topic")) topic = VAL();
-        else if (IS("-n", "--records")) records = parse_int(a, VAL(), 1, 1000000000);
+        else if (IS("-n", "--records")) { records = parse_int(a, VAL(), 1, 1000000000); records_given = 1; }
         else if (IS("-s", "--record-size")) record_size = (long)parse_int(a, VAL(), 0, 1 << 20);
         else if (IS("-P", "--partitions")) partitions = (int)parse_int(a, VAL(), 1, 10000);
         else if (!strcmp(a, "--acks")) {
@@ -165,6 +182,13 @@ static void parse_args(int argc, char **argv) {
         else if (!strcmp(a, "--sync")) sync_mode = 1;
         else if (!strcmp(a, "--warmup")) warmup = parse_int(a, VAL(), 0, 1000000000);
         else if (!strcmp(a, "--latency-every")) latency_every = (long)parse_int(a, VAL(), 0, 1000000000);
+        else if (!strcmp(a, "--rate")) rate = parse_int(a, VAL(), 1, 10000000);
+        else if (!strcmp(a, "--duration")) {
+            const char *v = VAL();
+            char *end;
+            duration_s = strtod(v, &end);
+            if (*end || end == v || duration_s < 0.01 || duration_s > 86400) die("invalid value '%s' for --duration", v);
+        }
         else if (!strcmp(a, "--fetch-max-bytes")) fetch_max_bytes = (long)parse_int(a, VAL(), 1024, 256 << 20);
         else if (!strcmp(a, "--max-wait-ms")) max_wait_ms = (long)parse_int(a, VAL(), 1, 60000);
         else if (!strcmp(a, "--check-crcs")) check_crcs = parse_bool(a, VAL());
@@ -183,6 +207,16 @@ static void parse_args(int argc, char **argv) {
     if (!brokers || !*brokers) die("missing -b HOST:PORT");
     if (!topic) die("missing -t TOPIC");
     if (group_id && assign_flag) die("--group and --assign exclude each other");
+    if (duration_s >= 0 && !rate) die("--duration needs --rate");
+    if (rate) {
+        if (sync_mode) die("--rate and --sync exclude each other");
+        if (warmup) die("--rate has its own 0.5 s warm-up; drop --warmup");
+        if (records_given && duration_s >= 0) die("give -n or --duration, not both");
+        if (!records_given) {
+            long long n = (long long)((duration_s >= 0 ? duration_s : 5.0) * (double)rate + 0.5);
+            records = n < 1 ? 1 : n;
+        }
+    }
     if (idempotent < 0) idempotent = !strcmp(acks, "all");
     if (idempotent && strcmp(acks, "all")) {
         fprintf(stderr, "rdkafka_bench: idempotence needs acks=all\n");
@@ -301,8 +335,9 @@ static void emit(const char *m, long long n, long size, int parts, uint64_t ns, 
            m, n, size, parts, s, s > 0 ? n / s : 0.0, s > 0 ? bytes / 1e6 / s : 0.0, n > 0 ? (double)cpu / n : 0.0);
     if (nlat > 0) {
         qsort(lat, nlat, sizeof *lat, cmp_u64);
-        printf(",\"p50_us\":%.1f,\"p99_us\":%.1f,\"latency_samples\":%zu", percentile_us(lat, nlat, 0.50),
-               percentile_us(lat, nlat, 0.99), nlat);
+        printf(",\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,\"latency_samples\":%zu",
+               percentile_us(lat, nlat, 0.50), percentile_us(lat, nlat, 0.99), percentile_us(lat, nlat, 0.999),
+               (double)lat[nlat - 1] / 1000.0, nlat);
     }
     if (!strcmp(m, "produce"))
         printf(",\"acks\":\"%s\",\"compression\":\"%s\",\"linger_ms\":%ld,\"idempotent\":%s,\"sync\":%s", acks,
@@ -400,9 +435,26 @@ static long long delivered, failed;
 static rd_kafka_resp_err_t first_error;
 static uint64_t *latencies;
 static size_t nlatencies, cap_latencies;
+/* Open loop: record i is due at open_loop_start + i * 1e9 / rate ns; its opaque is i + 1. */
+static uint64_t open_loop_start;
+
+static uint64_t scheduled_ns(long long i) { return open_loop_start + (uint64_t)i * 1000000000ull / (uint64_t)rate; }
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     (void)rk; (void)opaque;
+    if (rate) {
+        /* Open loop: every record, from its scheduled time; the counters are read by the
+         * producing thread while the poller thread runs this. */
+        long long i = (long long)(uintptr_t)m->_private - 1;
+        latencies[i] = mono_ns() - scheduled_ns(i);
+        if (m->err) {
+            if (!first_error) first_error = m->err;
+            __atomic_add_fetch(&failed, 1, __ATOMIC_RELEASE);
+        } else {
+            __atomic_add_fetch(&delivered, 1, __ATOMIC_RELEASE);
+        }
+        return;
+    }
     if (m->err) {
         failed++;
         if (!first_error) first_error = m->err;
@@ -443,6 +495,91 @@ static void produce_n(rd_kafka_t *rk, rd_kafka_topic_t *rkt, char *buf, long lon
     while (rd_kafka_outq_len(rk) > 0 || delivered + failed < target) rd_kafka_flush(rk, 100);
 }
 
+/* Open loop: serves delivery reports as they arrive until told to stop. */
+static volatile int poller_stop;
+
+static void *poller_main(void *arg) {
+    rd_kafka_t *rk = arg;
+    while (!__atomic_load_n(&poller_stop, __ATOMIC_ACQUIRE)) rd_kafka_poll(rk, 100);
+    return NULL;
+}
+
+static void sleep_until(uint64_t deadline) {
+    struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000ull), .tv_nsec = (long)(deadline % 1000000000ull)};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {}
+}
+
+/* --rate: the open-loop schedule (see the header). Emits the result line itself. */
+enum { MIN_SLEEP_NS = 50000 };
+
+static int run_open_loop(rd_kafka_t *rk, rd_kafka_topic_t *rkt, char *buf, int parts) {
+    long long warm = (long long)((double)rate * 0.5);
+    long long total = warm + records;
+    latencies = calloc((size_t)total, sizeof *latencies);
+    if (!latencies) die("out of memory for %lld latencies", total);
+    pthread_t poller;
+    if (pthread_create(&poller, NULL, poller_main, rk)) die("pthread_create failed");
+    prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
+    struct thread_snapshot *tb = malloc(sizeof *tb), *ta = malloc(sizeof *ta);
+    uint64_t c0 = 0, lag_sum = 0, lag_max = 0;
+    open_loop_start = mono_ns() + 1000000;
+    long long i = 0;
+    while (i < total) {
+        uint64_t now = mono_ns();
+        while (i < total && scheduled_ns(i) <= now) {
+            if (i == warm) {
+                if (show_threads) snapshot_threads(tb);
+                c0 = cpu_ns();
+            }
+            uint64_t idx = (uint64_t)i;
+            if (record_size >= 8) memcpy(buf, &idx, 8);
+            else if (record_size > 0) memcpy(buf, &idx, (size_t)record_size);
+            uint64_t sent;
+            for (;;) {
+                sent = mono_ns();
+                if (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, buf, (size_t)record_size, NULL, 0,
+                                     (void *)(uintptr_t)(i + 1)) == 0)
+                    break;
+                rd_kafka_resp_err_t e = rd_kafka_last_error();
+                if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) die("produce: %s", rd_kafka_err2str(e));
+                sleep_until(mono_ns() + MIN_SLEEP_NS);
+            }
+            if (i >= warm) {
+                uint64_t lag = sent - scheduled_ns(i);
+                lag_sum += lag;
+                if (lag > lag_max) lag_max = lag;
+            }
+            i++;
+        }
+        if (i >= total) break;
+        uint64_t awake = mono_ns(), next = scheduled_ns(i);
+        if (next > awake) sleep_until(next > awake + MIN_SLEEP_NS ? next : awake + MIN_SLEEP_NS);
+    }
+    uint64_t deadline = mono_ns() + 60000000000ull;
+    while (__atomic_load_n(&delivered, __ATOMIC_ACQUIRE) + __atomic_load_n(&failed, __ATOMIC_ACQUIRE) < total) {
+        if (mono_ns() > deadline) die("%lld of %lld records never completed", total - delivered - failed, total);
+        usleep(1000);
+    }
+    uint64_t c1 = cpu_ns();
+    snapshot_threads(ta);
+    __atomic_store_n(&poller_stop, 1, __ATOMIC_RELEASE);
+    pthread_join(poller, NULL);
+    if (show_threads) print_thread_delta(tb, ta, records);
+    if (failed) die("%lld of %lld records failed: first error %s", failed, total, rd_kafka_err2str(first_error));
+    uint64_t measured_start = scheduled_ns(warm), last_ack = measured_start;
+    for (long long k = warm; k < total; k++) {
+        uint64_t acked = scheduled_ns(k) + latencies[k];
+        if (acked > last_ack) last_ack = acked;
+    }
+    snprintf(extra_json, sizeof extra_json, ",\"target_rate\":%lld,\"send_lag_mean_us\":%.1f,\"send_lag_max_us\":%.1f",
+             rate, records > 0 ? (double)lag_sum / (double)records / 1000.0 : 0.0, (double)lag_max / 1000.0);
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_destroy(rk);
+    emit("produce", records, record_size, parts, last_ack - measured_start, c1 - c0, records * (long long)record_size,
+         latencies + warm, (size_t)records);
+    return 0;
+}
+
 static int run_produce(void) {
     rd_kafka_conf_t *conf = base_conf();
     set(conf, "acks", acks);
@@ -466,6 +603,7 @@ static int run_produce(void) {
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     char *buf = malloc((size_t)record_size + 8);
     for (long i = 0; i < record_size; i++) buf[i] = (char)('a' + i % 26);
+    if (rate) return run_open_loop(rk, rkt, buf, parts);
 
     if (warmup > 0) produce_n(rk, rkt, buf, 0, warmup, 0, 0);
     if (failed) die("%lld warmup records failed: %s", failed, rd_kafka_err2str(first_error));

@@ -12,11 +12,13 @@ import Glibc
 /// The throughput run uses `enqueue` (suspends while the buffer is full) with one shared
 /// delivery callback; every `--latency-every`th record gets a callback that also records
 /// its enqueue→acknowledgement time. `--sync` produces one record at a time and times each.
+/// `--rate N` is the open-loop form (``OpenLoopProduce``): records are scheduled at a fixed
+/// offered load and every record is timed from its scheduled time to its acknowledgement.
 enum BenchProduce {
     static let spec = CommandSpec(
         path: "bench produce",
         synopsis: "-b HOST:PORT -t TOPIC [-n N] [-s BYTES] [-P P] [--acks all|1|0] [-z CODEC] [--linger-ms N] "
-            + "[--idempotent true|false] [--sync] [--warmup N]",
+            + "[--idempotent true|false] [--sync | --rate N [--duration S]] [--warmup N]",
         summary: """
             Produces N records of BYTES value bytes (no key, default partitioner) and prints one
             JSON line: records/s, MB/s, process CPU ns per record, and latency percentiles.
@@ -36,14 +38,26 @@ enum BenchProduce {
                        help: "Give every record the same value array (no per-record copy; for profiling)"),
             OptionSpec(["--latency-every"], value: "K",
                        help: "Asynchronous runs: time every K-th record's delivery (default 64; 0 = none)"),
+            OptionSpec(["--rate"], value: "N",
+                       help: "Open loop: schedule N records a second and time every record from its scheduled time"),
+            OptionSpec(["--duration"], value: "S",
+                       help: "Open loop: measured seconds (default 5; -n N measures N records instead)"),
         ],
         details: """
             The measured section runs from the first measured record to the moment every
             record is acknowledged (flush plus the last callbacks). Exit status 1 if any
             record fails.
 
-            Example:
+            With --rate N (open loop) record i is due at start + i/N seconds; a generator
+            thread produces each record when it is due (without waiting for earlier ones)
+            and its latency runs from that scheduled time to its acknowledgement, so a
+            stalled producer cannot hide latency. The first 0.5 s are a warm-up, not
+            measured. The line adds p99.9, max, target_rate and how late the generator
+            handed records over (send_lag_*); records_per_sec is the achieved rate.
+
+            Examples:
               klife bench produce -b 127.0.0.1:9092 -t bench-1 -n 1000000 -s 100 -P 6 --linger-ms 5
+              klife bench produce -b 127.0.0.1:9092 -t bench-2 -P 6 --rate 200000 --duration 5
             """)
 
     static func main(_ arguments: [String]) async throws -> Int32 {
@@ -68,10 +82,18 @@ enum BenchProduce {
         let warmup = try parsed.integer("--warmup", as: Int.self, in: 0...1_000_000_000) ?? 0
         let every = try parsed.integer("--latency-every", as: Int.self, in: 0...1_000_000_000) ?? 64
         let sync = parsed.has("--sync")
+        let rate = try parsed.integer("--rate", as: Int.self, in: 1...10_000_000)
+        let measuredForRate = try openLoopRecordCount(parsed, rate: rate, sync: sync, warmup: warmup)
 
         var result = try await ClientOptions.withClient(config) { client -> BenchResult in
             let actualPartitions = try await BenchSupport.ensureTopic(client, topic, partitions: partitions)
             let run = ProduceRun(client: client, topic: topic, size: size, shared: parsed.has("--shared-value"))
+            if let rate, let measuredForRate {
+                let openLoop = OpenLoopProduce(run: run, rate: rate, measured: measuredForRate)
+                let result = try await openLoop.execute(partitions: actualPartitions, threads: threads)
+                printStatistics(await client.statistics())
+                return result
+            }
             if warmup > 0 {
                 _ = try await run.asynchronous(warmup, latencyEvery: 0)
             }
@@ -82,13 +104,11 @@ enum BenchProduce {
             let cpu = BenchSupport.processCPUNanoseconds() - cpuStarted
             let elapsed = BenchSupport.monotonicNanoseconds() - started
             if threads { BenchSupport.printThreadCPU(BenchSupport.threadCPUDelta(threadsBefore, BenchSupport.threadCPU()), records: count) }
-            let stats = await client.statistics()
-            printError("klife bench: \(stats.produceRequests) produce requests, \(stats.batchesSent) batches, "
-                + "\(stats.retries) retries, \(stats.bytesSent) bytes sent")
+            printStatistics(await client.statistics())
             return BenchResult(mode: "produce", records: count, recordSize: size, partitions: actualPartitions,
                                nanoseconds: elapsed, cpuNanoseconds: cpu, bytes: count * size, latencies: latencies.sorted())
         }
-        result.extra = [
+        result.extra += [
             ("acks", "\"\(config.producer.acks.cliName)\""),
             ("compression", "\"\(config.producer.compression)\""),
             ("linger_ms", String(config.producer.linger.components.seconds * 1000
@@ -99,6 +119,32 @@ enum BenchProduce {
         if parsed.has("--shared-value") { result.extra.append(("shared_value", "true")) }
         try result.emit()
         return ExitStatus.success
+    }
+
+    /// The measured record count of an open-loop run (`nil` without `--rate`): `-n`, or
+    /// `--duration` seconds (default 5) at the rate.
+    private static func openLoopRecordCount(_ parsed: ParsedArguments, rate: Int?, sync: Bool,
+                                            warmup: Int) throws(UsageError) -> Int? {
+        guard let rate else {
+            if parsed.has("--duration") { throw parsed.usageError("--duration needs --rate") }
+            return nil
+        }
+        if sync { throw parsed.usageError("--rate and --sync exclude each other") }
+        if warmup > 0 { throw parsed.usageError("--rate has its own 0.5 s warm-up; drop --warmup") }
+        if let count = try parsed.integer("--records", as: Int.self, in: 1...1_000_000_000) {
+            if parsed.has("--duration") { throw parsed.usageError("give -n or --duration, not both") }
+            return count
+        }
+        let text = parsed.value("--duration") ?? "5"
+        guard let seconds = Double(text), seconds >= 0.01, seconds <= 86_400 else {
+            throw parsed.usageError("invalid value '\(text)' for --duration: expected seconds in 0.01...86400")
+        }
+        return max(1, Int((seconds * Double(rate)).rounded()))
+    }
+
+    private static func printStatistics(_ stats: KlifeClient.Statistics) {
+        printError("klife bench: \(stats.produceRequests) produce requests, \(stats.batchesSent) batches, "
+            + "\(stats.retries) retries, \(stats.bytesSent) bytes sent")
     }
 }
 

@@ -174,6 +174,8 @@ struct BenchResult {
         if let p50 = BenchSupport.percentileMicros(latencies, 0.50), let p99 = BenchSupport.percentileMicros(latencies, 0.99) {
             fields.append(("p50_us", Format.fixed(p50, digits: 1)))
             fields.append(("p99_us", Format.fixed(p99, digits: 1)))
+            fields.append(("p999_us", Format.fixed(BenchSupport.percentileMicros(latencies, 0.999) ?? p99, digits: 1)))
+            fields.append(("max_us", Format.fixed(Double(latencies[latencies.count - 1]) / 1000, digits: 1)))
             fields.append(("latency_samples", String(latencies.count)))
         }
         fields += extra

@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <netdb.h>
+#include <sys/prctl.h>
 
 // ---- CRC-32C (Castagnoli), as used by Kafka RecordBatch v2 ----
 
@@ -66,5 +67,13 @@ int klife_pin_current_thread(const int *cpus, int count);
 
 /// Number of CPUs configured on this machine.
 int klife_cpu_count(void);
+
+// ---- timer slack (prctl is variadic, which Swift cannot call) ----
+
+/// Sets how late the kernel may wake the calling thread from a timed sleep, in nanoseconds
+/// (PR_SET_TIMERSLACK; the default is 50 us). Returns 0, or -1 with errno set.
+static inline int klife_set_current_timer_slack(unsigned long nanoseconds) {
+    return prctl(PR_SET_TIMERSLACK, nanoseconds, 0UL, 0UL, 0UL);
+}
 
 #endif
