@@ -52,8 +52,19 @@ public struct ProducerRecord: Sendable {
 
     /// Gives up the record's references (for the producer, which moves them into its own
     /// record instead of retaining each).
-    consuming func takeParts() -> (topic: String, key: [UInt8]?, value: [UInt8]?, headers: [RecordHeader]) {
-        (topic, key, value, headers)
+    ///
+    /// Swapped out one by one: returning the fields of a consumed record copies them first (a
+    /// retain of each) and then destroys the record (a release of each).
+    mutating func takeParts() -> (topic: String, key: [UInt8]?, value: [UInt8]?, headers: [RecordHeader]) {
+        var topic = ""
+        swap(&topic, &self.topic)
+        var key: [UInt8]? = nil
+        swap(&key, &self.key)
+        var value: [UInt8]? = nil
+        swap(&value, &self.value)
+        var headers: [RecordHeader] = []
+        swap(&headers, &self.headers)
+        return (topic, key, value, headers)
     }
 
     /// Creates a record from UTF-8 text.

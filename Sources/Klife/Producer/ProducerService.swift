@@ -45,6 +45,7 @@ final class ProducerService: ReactorService, @unchecked Sendable {
 
     init(hub: ReactorHub) {
         self.hub = hub
+        self.reactor = hub.reactor
         let producer = hub.configuration.producer
         self.records = MPSCRing(capacity: producer.queueCapacity)
         self.partitions = PartitionChooser(producer)
@@ -54,7 +55,9 @@ final class ProducerService: ReactorService, @unchecked Sendable {
     // MARK: What the engines use of the hub
 
     var index: Int { hub.index }
-    var reactor: Reactor { hub.reactor }
+    /// The hub's reactor, kept here too: a stored constant is read without reference counting
+    /// (producing threads wake it once per record).
+    let reactor: Reactor
     var configuration: KlifeConfiguration { hub.configuration }
     var snapshot: MetadataSnapshot { hub.snapshot }
 
