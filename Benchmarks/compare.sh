@@ -35,7 +35,7 @@
 #                 get tables of their own; the profile always runs against Tansu.
 #   --scaling     also run the reactor-scaling case (see run_scaling below): klife-sink with
 #                 --nodes 2, klife with 1 and 2 reactors (2 also pinned) and librdkafka, produce
-#                 and consume, in a table of its own (~1 minute). On by default with --broker
+#                 and consume, in a table of its own (1–3 minutes). On by default with --broker
 #                 sink|both and the default or full matrix; --no-scaling turns it off. With
 #                 --scaling the --cases regex may match nothing (only the scaling case runs).
 #   --no-profile  skip the perf profile
