@@ -3,7 +3,7 @@
 # (or the klife-sink broker, or both one after the other).
 #
 #   Benchmarks/compare.sh [--runs N] [--quick | --full] [--cases REGEX] [--scale F]
-#                         [--broker tansu|sink|both]
+#                         [--broker tansu|sink|both] [--scaling | --no-scaling]
 #                         [--no-profile | --profile-mode produce|group] [--no-install]
 #                         [--out FILE] [--keep-raw FILE] [--idle-wait S]
 #
@@ -33,6 +33,11 @@
 #                 per consume case; group cases are skipped), so each client runs at its own
 #                 ceiling; both: the matrix against the sink, then against Tansu. Sink results
 #                 get tables of their own; the profile always runs against Tansu.
+#   --scaling     also run the reactor-scaling case (see run_scaling below): klife-sink with
+#                 --nodes 2, klife with 1 and 2 reactors (2 also pinned) and librdkafka, produce
+#                 and consume, in a table of its own (1–3 minutes). On by default with --broker
+#                 sink|both and the default or full matrix; --no-scaling turns it off. With
+#                 --scaling the --cases regex may match nothing (only the scaling case runs).
 #   --no-profile  skip the perf profile
 #   --no-install  do not run bootstrap / apt-get / builds (use what is there)
 #   --out FILE    markdown file to update (default docs/benchmarks.md)
@@ -63,6 +68,7 @@ IDLE_WAIT=120
 CASES_RE=".*"
 PROFILE_MODE=produce
 BROKER_CHOICE=tansu
+SCALING=auto
 while (($#)); do
   case "$1" in
     --runs) RUNS="$2"; shift 2 ;;
@@ -82,7 +88,9 @@ while (($#)); do
     --profile-mode=*) PROFILE_MODE="${1#*=}"; shift ;;
     --broker) BROKER_CHOICE="$2"; shift 2 ;;
     --broker=*) BROKER_CHOICE="${1#*=}"; shift ;;
-    -h|--help) sed -n '2,47p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --scaling) SCALING=1; shift ;;
+    --no-scaling) SCALING=0; shift ;;
+    -h|--help) sed -n '2,52p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "compare.sh: unknown option '$1' (see --help)" >&2; exit 64 ;;
   esac
 done
@@ -95,6 +103,10 @@ case $BROKER_CHOICE in
   both) BROKER_KINDS=(sink tansu) ;;   # Tansu last: the profile runs against it
   *) echo "compare.sh: --broker is tansu, sink or both" >&2; exit 64 ;;
 esac
+if [[ $SCALING == auto ]]; then
+  SCALING=0
+  [[ $BROKER_CHOICE != tansu && $MATRIX != quick ]] && SCALING=1
+fi
 
 log() { printf '[compare %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -150,13 +162,13 @@ if ((INSTALL)); then
   log "compiling the librdkafka peer against $(basename "$LIBRDKAFKA")"
   mkdir -p "$SCRATCH"
   gcc -O2 -Wall -o "$PEER" Benchmarks/peers/rdkafka_bench.c "$LIBRDKAFKA" -Wl,-rpath,"$(dirname "$LIBRDKAFKA")"
-  if [[ $BROKER_CHOICE != tansu ]]; then
+  if [[ $BROKER_CHOICE != tansu || $SCALING == 1 ]]; then
     log "building klife-sink (release, Benchmarks package)"
     swift build -c release --package-path Benchmarks --product klife-sink 2>&1 | grep -E "error|warning: unre|Build" >&2 || true
   fi
 fi
 [[ -x "$KLIFE" ]] || { echo "compare.sh: $KLIFE missing (build failed?)" >&2; exit 1; }
-if [[ $BROKER_CHOICE != tansu && ! -x "$SINK" ]]; then
+if [[ ($BROKER_CHOICE != tansu || $SCALING == 1) && ! -x "$SINK" ]]; then
   echo "compare.sh: $SINK missing (build failed?)" >&2; exit 1
 fi
 [[ -x "$PEER" ]] || { echo "compare.sh: $PEER missing" >&2; exit 1; }
@@ -308,7 +320,7 @@ esac
 CASES="$(while IFS='|' read -r id rest; do
   if [[ -n "$id" && "$id" =~ ^($CASES_RE)$ ]]; then printf '%s|%s\n' "$id" "$rest"; fi
 done <<< "$CASES")"
-[[ -n "$CASES" ]] || { echo "compare.sh: no case of the $MATRIX matrix matches --cases '$CASES_RE'" >&2; exit 64; }
+[[ -n "$CASES" || $SCALING == 1 ]] || { echo "compare.sh: no case of the $MATRIX matrix matches --cases '$CASES_RE'" >&2; exit 64; }
 
 client_cmd() { # client -> executable
   if [[ $1 == klife ]]; then echo "$KLIFE bench"; else echo "$PEER"; fi
@@ -400,14 +412,95 @@ print(line)
 EOF
 }
 
+# ---------------------------------------------------------------- reactor scaling
+# run_scaling: klife with 1 and 2 reactor threads on the same workload. klife gives each
+# broker connection to reactor (node id mod reactors), so a one-node broker leaves a second
+# reactor idle: this case runs klife-sink --nodes 2 (partition p led by node p mod 2), 100 B
+# records, 6 partitions. Variants, alternating which goes first in each run:
+#   r1          -X reactors=1
+#   r2          -X reactors=2
+#   r2-pinned   -X reactors=2 -X reactor.affinity=0,1 (only with 2 or more CPUs)
+#   librdkafka  the same workload, as the reference
+# Produce: acks all, idempotent, linger 5 ms, a fresh topic per run. Consume: the sink's
+# prepared record set. Every run uses --threads (CPU per thread); the sink's own CPU is read
+# from /proc around each run. Results go to $WORK/scaling*.tsv and the table to
+# $SCALING_MD (Benchmarks/peers/reactor_scaling_table.py).
+SCALING_NODES=2
+SCALING_RAW="$WORK/scaling.tsv"
+SCALING_THREADS="$WORK/scaling-threads.tsv"
+SCALING_SINK_CPU="$WORK/scaling-sink-cpu.tsv"
+SCALING_MD="$WORK/scaling.md"
+: > "$SCALING_RAW"; : > "$SCALING_THREADS"; : > "$SCALING_SINK_CPU"; : > "$SCALING_MD"
+# CPU time (user + system) of process $1 so far, in nanoseconds.
+process_cpu_ns() {
+  python3 -c 'import os, sys
+f = open(f"/proc/{sys.argv[1]}/stat").read().rsplit(")", 1)[1].split()
+print((int(f[11]) + int(f[12])) * 1_000_000_000 // os.sysconf("SC_CLK_TCK"))' "$1" 2>/dev/null || echo 0
+}
+# scaling_run VARIANT MODE RUN RECORDS TOPIC: one run of one variant, its result appended to
+# $SCALING_RAW (through run_one), its --threads lines and the sink's CPU to their files.
+scaling_run() {
+  local variant=$1 mode=$2 run=$3 records=$4 topic=$5 client=klife id="scale-$2-$1"
+  local extra=()
+  case $variant in
+    r1) extra=(-X reactors=1) ;;
+    r2) extra=(-X reactors=2) ;;
+    r2-pinned) extra=(-X reactors=2 -X reactor.affinity=0,1) ;;
+    librdkafka) client=librdkafka ;;
+  esac
+  local words=(-n "$records" --threads)
+  if [[ $mode == produce ]]; then
+    words+=(-s 100 -P 6 --acks all --idempotent true --linger-ms 5 --warmup $((records / 20)))
+  fi
+  local sink_before sink_after
+  sink_before="$(process_cpu_ns "$BROKER_PID")"
+  run_one "$client" "$id" "$run" "$mode" "$topic" "${words[@]}" "${extra[@]}"
+  sink_after="$(process_cpu_ns "$BROKER_PID")"
+  printf '%s\t%s\t%s\n' "$id" "$run" "$((sink_after - sink_before))" >> "$SCALING_SINK_CPU"
+  sed -nE 's/^  (.*[^ ]) +([0-9.]+) s +[0-9.]+ ns\/record$/\1\t\2/p' "$WORK/$id-$client-$run.err" \
+    | awk -F'\t' -v id="$id" -v run="$run" '{printf "%s\t%s\t%s\t%.0f\n", id, run, $1, $2 * 1e9}' >> "$SCALING_THREADS"
+  [[ $mode == produce ]] && delete_topic "$topic"
+  return 0
+}
+run_scaling() {
+  local variants=(r1 r2 r2-pinned librdkafka) records mode run i
+  (( $(nproc) >= 2 )) || variants=(r1 r2 librdkafka)
+  records="$(scaled 1000000)"
+  for mode in produce consume; do
+    if [[ $mode == produce ]]; then
+      start_broker sink --nodes "$SCALING_NODES"
+    else
+      start_broker sink --nodes "$SCALING_NODES" --topic "bench-scale-consume:6" \
+        --fetch-records $(( (records + 5) / 6 )) --fetch-record-size 100
+    fi
+    RAW="$SCALING_RAW"
+    log "case reactor scaling, $mode: $records x 100 B, 6 partitions, klife-sink --nodes $SCALING_NODES" \
+      "($(sed -n 2p "$WORK/sink.out")), variants ${variants[*]}"
+    for run in $(seq 1 "$RUNS"); do
+      for ((i = 0; i < ${#variants[@]}; i++)); do
+        local variant=${variants[(i + run - 1) % ${#variants[@]}]} topic=bench-scale-consume
+        SEQ=$((SEQ + 1))
+        [[ $mode == produce ]] && topic="bench-scale-$variant-$run-$SEQ"
+        scaling_run "$variant" "$mode" "$run" "$records" "$topic"
+      done
+    done
+  done
+  stop_broker
+  python3 Benchmarks/peers/reactor_scaling_table.py "$SCALING_RAW" "$SCALING_THREADS" "$SCALING_SINK_CPU" \
+    "$SCALING_NODES" > "$SCALING_MD"
+  sed -n '/^| ---/,$p' "$SCALING_MD" | tail -n +2 | sed 's/^/[compare]   /' >&2
+}
+
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 if python3 -c "import sys; sys.exit(0 if float(open('/proc/loadavg').read().split()[0]) > 0.7 else 1)"; then
   log "warning: load average $LOAD_BEFORE before the matrix: other work on this machine will skew the numbers"
 fi
 STARTED=$(date +%s)
 SEQ=0
+((SCALING)) && run_scaling
 # The whole matrix once per broker; the last broker stays up for the profile.
 for kind in "${BROKER_KINDS[@]}"; do
+[[ -n "$CASES" ]] || break
 start_broker "$kind"
 while IFS='|' read -r id mode size parts records flags; do
   [[ -z "$id" ]] && continue
@@ -588,16 +681,17 @@ fi
 CPU_MODEL="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 SWIFT_VERSION="$(swift --version 2>/dev/null | grep -m1 -i 'swift version' | sed 's/^ *//')"
 if [[ -n "$KEEP_RAW" ]]; then
-  { cat "$RAW_TANSU"; sed 's|^|sink/|' "$RAW_SINK"; } > "$KEEP_RAW"
+  { cat "$RAW_TANSU"; sed 's|^|sink/|' "$RAW_SINK"; sed "s|^|sink$SCALING_NODES/|" "$SCALING_RAW"; } > "$KEEP_RAW"
 fi
 BROKER_TEXT=""
 [[ " ${BROKER_KINDS[*]} " == *" tansu "* ]] && BROKER_TEXT="$(basename "$TANSU") (memory storage), same machine"
 [[ " ${BROKER_KINDS[*]} " == *" sink "* ]] && \
   BROKER_TEXT="${BROKER_TEXT:+$BROKER_TEXT; }klife-sink (no storage; the *sink broker* tables), same machine"
+((SCALING)) && BROKER_TEXT="${BROKER_TEXT:+$BROKER_TEXT; }klife-sink --nodes $SCALING_NODES (reactor scaling), same machine"
 export CMP_NPROC="$(nproc)" CMP_CPU="$CPU_MODEL" CMP_KERNEL="$(uname -srm)" CMP_SWIFT="$SWIFT_VERSION" \
   CMP_RDK="$RDK_VERSION (confluent-kafka wheel: $(basename "$LIBRDKAFKA"))" \
   CMP_BROKER="$BROKER_TEXT" CMP_DATE="$(date -u '+%Y-%m-%d %H:%M UTC')" \
-  CMP_COMMAND="$ARGS_TEXT" CMP_RUNS="$RUNS" CMP_MATRIX="$MATRIX" CMP_ELAPSED="$ELAPSED" CMP_CASES="$CASES" \
+  CMP_SCALING_NODES="$SCALING_NODES" CMP_SCALING_MD="$SCALING_MD" CMP_SCALING_RAW="$SCALING_RAW" CMP_COMMAND="$ARGS_TEXT" CMP_RUNS="$RUNS" CMP_MATRIX="$MATRIX" CMP_ELAPSED="$ELAPSED" CMP_CASES="$CASES" \
   CMP_COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- Sources Package.swift 2>/dev/null || echo ' + uncommitted changes under Sources/')" \
   CMP_LOAD="$LOAD_BEFORE before the matrix, $LOAD_AFTER after (1, 5, 15 min); $BUSY_STARTS run(s) started while other processes kept the machine busy"
 python3 - "$RAW_TANSU" "$OUT" "$PROFILE_MD" "$PROFILE" "$PROFILE_MODE" "$RAW_SINK" <<'EOF'
@@ -834,6 +928,10 @@ if sink_results:
     lines.append("")
     case_tables(sink_results, " (sink broker)", skip_groups=True)
     target_summary(sink_results, "Targets against the sink broker (same method)")
+# The reactor-scaling table (run_scaling), when it ran.
+if os.path.getsize(E["CMP_SCALING_MD"]) > 0:
+    lines.append(open(E["CMP_SCALING_MD"]).read().rstrip())
+    lines.append("")
 lines.append("<details><summary>Raw results (one JSON line per run)</summary>")
 lines.append("")
 lines.append("```")
@@ -843,6 +941,9 @@ for line in open(raw):
 for line in open(raw_sink):
     cid, run, js = line.rstrip("\n").split("\t", 2)
     lines.append(f"sink/{cid}\trun {run}\t{js}")
+for line in open(E["CMP_SCALING_RAW"]):
+    cid, run, js = line.rstrip("\n").split("\t", 2)
+    lines.append(f"sink{E['CMP_SCALING_NODES']}/{cid}\trun {run}\t{js}")
 lines.append("```")
 lines.append("")
 lines.append("</details>")

@@ -37,6 +37,8 @@ enum ClientOptions {
           enable.idempotence=B    true|false: idempotent production (default true with acks=all)
           compression.type=C      none|gzip|snappy|lz4|zstd (default none)
           reactors=N              reactor threads (default 1)
+          reactor.affinity=L      pin reactor i to the i-th CPU id of L, e.g. 0,1 (one per reactor;
+                                  default: unpinned)
           client.id=NAME          client id sent to the broker (default klife-swift)
           request.timeout.ms=N    request round-trip limit (default 30000)
           connect.timeout.ms=N    TCP connect limit (default 10000)
@@ -49,6 +51,9 @@ enum ClientOptions {
         /// Idempotence asked for explicitly (`-X enable.idempotence`, `--no-idempotence`);
         /// `nil` lets the acknowledgement level decide, as the Java client does.
         var idempotence: Bool?
+        /// `-X reactor.affinity`: one CPU id per reactor, checked against the reactor count
+        /// once every `-X` is read (the two may come in either order).
+        var reactorCPUs: [Int]?
     }
 
     /// Builds a validated configuration from `-b` (or `$KLIFE_BROKERS`) and `-X`, then the
@@ -79,6 +84,13 @@ enum ClientOptions {
             try apply(key, value, to: &config, &adjustments, arguments)
         }
         try adjust(&config, &adjustments)
+        if let cpus = adjustments.reactorCPUs {
+            guard cpus.count == config.reactorCount else {
+                throw arguments.usageError("-X reactor.affinity lists \(cpus.count) CPU id(s) but there are "
+                    + "\(config.reactorCount) reactor(s) (-X reactors=N): give one CPU id per reactor")
+            }
+            config.reactorCPUAffinity = cpus.map { [$0] }
+        }
         config.sasl = try sasl(from: arguments)
         config.tls = try tls(from: arguments)
         switch adjustments.idempotence {
@@ -162,6 +174,7 @@ enum ClientOptions {
             }
             config.producer.compression = codec
         case "reactors": config.reactorCount = try number(1...64)
+        case "reactor.affinity": adjustments.reactorCPUs = try reactorCPUs(value, arguments)
         case "client.id":
             guard !value.isEmpty else { throw arguments.usageError("-X client.id must not be empty") }
             config.clientID = value
@@ -171,9 +184,28 @@ enum ClientOptions {
         case "max.in.flight": config.producer.maxInFlightPerBroker = try number(1...1000)
         default:
             throw arguments.usageError("unknown property '\(key)' (known: linger.ms, acks, enable.idempotence, "
-                + "compression.type, reactors, client.id, request.timeout.ms, connect.timeout.ms, "
+                + "compression.type, reactors, reactor.affinity, client.id, request.timeout.ms, connect.timeout.ms, "
                 + "delivery.timeout.ms, max.in.flight)")
         }
+    }
+
+    /// Parses `-X reactor.affinity=0,1`: comma-separated CPU ids, each one this machine has
+    /// (below the configured processor count).
+    private static func reactorCPUs(_ value: String, _ arguments: ParsedArguments) throws(UsageError) -> [Int] {
+        let machineCPUs = max(Int(sysconf(Int32(_SC_NPROCESSORS_CONF))), 1)
+        var cpus: [Int] = []
+        for item in value.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let cpu = Int(item.trimmingPrefix(" ")), cpu >= 0 else {
+                throw arguments.usageError("invalid value '\(value)' for -X reactor.affinity: expected CPU ids "
+                    + "separated by commas, one per reactor (e.g. 0,1)")
+            }
+            guard cpu < machineCPUs else {
+                throw arguments.usageError("-X reactor.affinity: CPU \(cpu) does not exist "
+                    + "(this machine has CPUs 0...\(machineCPUs - 1))")
+            }
+            cpus.append(cpu)
+        }
+        return cpus
     }
 
     /// Connects, runs `body`, and closes the client whether `body` succeeds or throws.

@@ -1,7 +1,7 @@
 import KlifeProtocol
 
 extension SinkBroker {
-    /// FindCoordinator v0: names the sink itself. The sink runs no groups or transactions;
+    /// FindCoordinator v0: names node 0, whichever node is asked. The sink runs no groups or transactions;
     /// the API is advertised because librdkafka enables LZ4 produce only for brokers that
     /// list it.
     ///
@@ -11,8 +11,8 @@ extension SinkBroker {
         _ = request.readString()
         guard request.error == nil else { return }
         body.writeInt16(SinkErrorCode.none)
-        body.writeInt32(nodeID)
-        body.writeString(host)
-        body.writeInt32(port)
+        body.writeInt32(nodes.coordinatorID)
+        body.writeString(SinkNodes.host)
+        body.writeInt32(nodes.port(of: nodes.coordinatorID))
     }
 }

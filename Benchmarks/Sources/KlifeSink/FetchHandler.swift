@@ -10,7 +10,8 @@ extension SinkBroker {
     /// least one batch per response, as Kafka does); the high watermark is the partition's.
     /// No fetch sessions (session id 0: every request is a full fetch). When no partition has
     /// records the answer waits max_wait_ms (at most ``maxFetchWaitMilliseconds``), as a
-    /// broker would for new data.
+    /// broker would for new data. A partition this node does not lead is answered
+    /// NOT_LEADER_OR_FOLLOWER without records.
     ///
     ///     request:  replica_id:INT32 max_wait_ms:INT32 min_bytes:INT32 max_bytes:INT32 isolation_level:INT8
     ///               session_id:INT32 session_epoch:INT32 (v7+)
@@ -58,7 +59,7 @@ extension SinkBroker {
             let partitionCount = catalog.partitionCount(topic.topic) ?? 0
             return topic.partitions.contains { wish in
                 wish.partition >= 0 && Int(wish.partition) < partitionCount
-                    && wish.offset >= 0 && wish.offset < records.recordCount
+                    && wish.offset >= 0 && wish.offset < records.recordCount && leads(wish.partition)
             }
         }
         if !anyRecords, maxWait > 0 {
@@ -84,7 +85,7 @@ extension SinkBroker {
                 switch catalog.highWatermark(topic.topic, wish.partition) {
                 case .unknown:
                     error = SinkErrorCode.unknownTopicOrPartition
-                case .offset(let mark):
+                case .offset(let mark) where leads(wish.partition):
                     highWatermark = mark
                     if wish.offset < 0 || wish.offset > mark {
                         error = SinkErrorCode.offsetOutOfRange
@@ -92,6 +93,8 @@ extension SinkBroker {
                         slice = records.batches(from: wish.offset, maxBytes: min(Int(max(wish.maxBytes, 0)), budget),
                                                 atLeastOne: !wroteRecords)
                     }
+                case .offset:
+                    error = SinkErrorCode.notLeaderOrFollower
                 }
                 response.body.writeInt16(error)
                 response.body.writeInt64(highWatermark)

@@ -1,8 +1,8 @@
 import KlifeProtocol
 
 extension SinkBroker {
-    /// Metadata v1–8: the sink as the only broker and controller, leader (and only replica)
-    /// of every partition. A requested topic that does not exist is created with the default
+    /// Metadata v1–8: every node of the sink (node 0 the controller), partition `p` led (and
+    /// only replicated) by node `p mod N`, whichever node is asked. A requested topic that does not exist is created with the default
     /// partition count when the request allows auto-creation (always below v4), otherwise
     /// answered with UNKNOWN_TOPIC_OR_PARTITION.
     ///
@@ -33,13 +33,15 @@ extension SinkBroker {
         }
 
         if version >= 3 { body.writeInt32(0) }            // throttle_time_ms
-        body.writeInt32(1)                                // brokers
-        body.writeInt32(nodeID)
-        body.writeString(host)
-        body.writeInt32(port)
-        body.writeNullableString(nil)                     // rack
+        body.writeInt32(Int32(nodes.ports.count))         // brokers
+        for id in nodes.ids {
+            body.writeInt32(id)
+            body.writeString(SinkNodes.host)
+            body.writeInt32(nodes.port(of: id))
+            body.writeNullableString(nil)                 // rack
+        }
         if version >= 2 { body.writeNullableString("klife-sink") }   // cluster_id
-        body.writeInt32(nodeID)                           // controller_id
+        body.writeInt32(nodes.coordinatorID)              // controller_id
         body.writeInt32(Int32(topics.count))
         for topic in topics {
             body.writeInt16(topic.partitions == nil ? SinkErrorCode.unknownTopicOrPartition : SinkErrorCode.none)
@@ -48,12 +50,13 @@ extension SinkBroker {
             let count = topic.partitions ?? 0
             body.writeInt32(Int32(count))
             for partition in 0..<count {
+                let leader = nodes.leader(of: Int32(partition))
                 body.writeInt16(SinkErrorCode.none)
                 body.writeInt32(Int32(partition))
-                body.writeInt32(nodeID)                   // leader_id
+                body.writeInt32(leader)                   // leader_id
                 if version >= 7 { body.writeInt32(0) }    // leader_epoch
-                body.writeInt32(1); body.writeInt32(nodeID)   // replica_nodes
-                body.writeInt32(1); body.writeInt32(nodeID)   // isr_nodes
+                body.writeInt32(1); body.writeInt32(leader)   // replica_nodes
+                body.writeInt32(1); body.writeInt32(leader)   // isr_nodes
                 if version >= 5 { body.writeInt32(0) }    // offline_replicas
             }
             if version >= 8 { body.writeInt32(Int32.min) }   // topic_authorized_operations: not provided

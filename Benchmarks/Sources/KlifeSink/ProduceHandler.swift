@@ -3,7 +3,8 @@ import KlifeProtocol
 extension SinkBroker {
     /// Produce v3–8: every batch is acknowledged without being stored. Only the topic,
     /// partition and each RecordBatch header's LastOffsetDelta are read (record count =
-    /// LastOffsetDelta + 1); the partition's base offset then moves by that count.
+    /// LastOffsetDelta + 1); the partition's base offset then moves by that count. A partition
+    /// this node does not lead is answered NOT_LEADER_OR_FOLLOWER and not counted.
     /// - Returns: `false` for acks=0, which gets no response.
     ///
     ///     request:  transactional_id:NULLABLE_STRING acks:INT16 timeout_ms:INT32
@@ -34,9 +35,11 @@ extension SinkBroker {
                     records = counted
                 }
                 guard request.error == nil else { return false }
-                let outcome = catalog.append(name, partition, records: records)
                 body.writeInt32(partition)
-                if case .offset(let base) = outcome {
+                if catalog.partitionCount(name) != nil, partition >= 0, !leads(partition) {
+                    body.writeInt16(SinkErrorCode.notLeaderOrFollower)
+                    body.writeInt64(-1)
+                } else if case .offset(let base) = catalog.append(name, partition, records: records) {
                     body.writeInt16(SinkErrorCode.none)
                     body.writeInt64(base)
                 } else {

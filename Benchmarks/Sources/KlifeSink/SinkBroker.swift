@@ -1,28 +1,31 @@
 import Glibc
 import KlifeProtocol
 
-/// The sink broker: what every connection shares (topics, prepared records, its own
-/// address) and the per-connection request loop.
+/// One node of the sink broker: what its connections share (topics, prepared records, the
+/// nodes' addresses, its own node id) and the per-connection request loop. The nodes of a
+/// `--nodes N` sink share the catalog and the record set.
 final class SinkBroker: Sendable {
     /// Topics and high watermarks.
     let catalog: SinkCatalog
     /// What Fetch serves.
     let records: PreparedRecordSet
-    /// The advertised host (the only broker, node 0).
-    let host = "127.0.0.1"
-    /// The advertised port.
-    let port: Int32
-    /// The node id of the sink, leader of every partition.
-    let nodeID: Int32 = 0
+    /// Every node's address and the partition leaders.
+    let nodes: SinkNodes
+    /// The node id this broker answers as.
+    let nodeID: Int32
 
     /// Frames larger than this are treated as malformed input.
     static let maxFrameBytes = 256 << 20
 
-    init(catalog: SinkCatalog, records: PreparedRecordSet, port: UInt16) {
+    init(catalog: SinkCatalog, records: PreparedRecordSet, nodes: SinkNodes, nodeID: Int32) {
         self.catalog = catalog
         self.records = records
-        self.port = Int32(port)
+        self.nodes = nodes
+        self.nodeID = nodeID
     }
+
+    /// Whether this node leads `partition` (Produce and Fetch elsewhere get NOT_LEADER_OR_FOLLOWER).
+    func leads(_ partition: Int32) -> Bool { nodes.leader(of: partition) == nodeID }
 
     /// Answers requests on `descriptor` until the peer closes it or sends something the
     /// sink cannot parse (then the connection is closed with a line on stderr). Closes

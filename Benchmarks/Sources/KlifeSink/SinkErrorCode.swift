@@ -6,6 +6,8 @@ enum SinkErrorCode {
     static let offsetOutOfRange: Int16 = 1
     /// No such topic, or no such partition in it.
     static let unknownTopicOrPartition: Int16 = 3
+    /// Produce or Fetch sent to a node that does not lead the partition.
+    static let notLeaderOrFollower: Int16 = 6
     /// An ApiVersions version the sink does not know.
     static let unsupportedVersion: Int16 = 35
     /// CreateTopics for a topic that exists.

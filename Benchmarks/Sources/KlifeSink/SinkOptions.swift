@@ -2,8 +2,11 @@ import KlifeProtocol
 
 /// The command line of `klife-sink`.
 struct SinkOptions {
-    /// Loopback port to listen on; 0 lets the kernel pick a free one.
+    /// Loopback port of node 0; 0 lets the kernel pick a free one. Node `i` listens on
+    /// `port + i`, or on a free port when `port` is 0.
     var port: UInt16 = 0
+    /// Brokers the sink plays (node ids `0..<nodes`, each on its own port).
+    var nodes: Int = 1
     /// Topics that exist from the start, with their partition counts.
     var topics: [(name: String, partitions: Int32)] = []
     /// Partition count of topics created by Metadata or by CreateTopics without a count.
@@ -18,16 +21,19 @@ struct SinkOptions {
     var fetchBatchRecords: Int?
 
     static let usage = """
-        usage: klife-sink [--port P] [--topic NAME:PARTITIONS]... [--default-partitions N]
+        usage: klife-sink [--port P] [--nodes N] [--topic NAME:PARTITIONS]... [--default-partitions N]
                           [--fetch-records N] [--fetch-record-size B]
                           [--fetch-compression none|gzip|snappy|lz4|zstd] [--fetch-batch-records K]
 
-        A Kafka-speaking sink for benchmarks: one broker (node 0) on 127.0.0.1 that leads every
-        partition, acknowledges Produce without storing anything and serves Fetch from one record
-        set prepared at start-up (N records of B-byte values in every partition). Prints
-        `listening 127.0.0.1:PORT` as its first line of output.
+        A Kafka-speaking sink for benchmarks: brokers on 127.0.0.1 (one by default, node 0) that
+        acknowledge Produce without storing anything and serve Fetch from one record set prepared
+        at start-up (N records of B-byte values in every partition). With --nodes N, node ids
+        0..N-1 each listen on their own port and partition p of every topic is led by node p mod N.
+        Prints `listening 127.0.0.1:PORT` (node 0) as its first line of output, then
+        `node I listening 127.0.0.1:PORT` for every further node.
 
-          --port P                 port to listen on (default 0: a free one)
+          --port P                 port of node 0 (default 0: a free one; node i gets P+i)
+          --nodes N                brokers to play, 1-64 (default 1)
           --topic NAME:PARTITIONS  a topic that exists from the start (repeatable)
           --default-partitions N   partitions of topics created on demand (default 6)
           --fetch-records N        records every partition holds for consumers (default 0)
@@ -55,6 +61,9 @@ struct SinkOptions {
         while let flag = rest.popFirst() {
             switch flag {
             case "--port": options.port = try integer(flag, UInt16.self, minimum: 0)
+            case "--nodes":
+                options.nodes = try integer(flag, Int.self, minimum: 1)
+                guard options.nodes <= 64 else { throw SinkOptionsError("--nodes: at most 64") }
             case "--default-partitions":
                 options.defaultPartitions = min(try integer(flag, Int32.self, minimum: 1), SinkCatalog.maxPartitions)
             case "--fetch-records": options.fetchRecords = try integer(flag, Int64.self, minimum: 0)
@@ -74,6 +83,9 @@ struct SinkOptions {
             case "-h", "--help": throw SinkOptionsError(usage, isHelp: true)
             default: throw SinkOptionsError("unknown option '\(flag)' (see --help)")
             }
+        }
+        if options.port != 0, Int(options.port) + options.nodes - 1 > Int(UInt16.max) {
+            throw SinkOptionsError("--port \(options.port) leaves no room for \(options.nodes) consecutive ports")
         }
         return options
     }

@@ -30,29 +30,30 @@ do {
 let catalog = SinkCatalog(preparedRecords: options.fetchRecords, defaultPartitions: options.defaultPartitions)
 for topic in options.topics { catalog.create(topic.name, partitions: topic.partitions) }
 
-let listener: LoopbackListener
-do {
-    listener = try LoopbackListener(port: options.port)
-} catch {
-    fail(error.description)
+var listeners: [LoopbackListener] = []
+for node in 0..<options.nodes {
+    do {
+        listeners.append(try LoopbackListener(port: options.port == 0 ? 0 : options.port + UInt16(node)))
+    } catch {
+        fail("node \(node): \(error.description)")
+    }
 }
 
-let broker = SinkBroker(catalog: catalog, records: records, port: listener.port)
-printToStandardOutput("listening 127.0.0.1:\(listener.port)")
+let nodes = SinkNodes(ports: listeners.map(\.port))
+let brokers = nodes.ids.map { SinkBroker(catalog: catalog, records: records, nodes: nodes, nodeID: $0) }
+printToStandardOutput("listening \(SinkNodes.host):\(listeners[0].port)")
+for node in 1..<listeners.count {
+    printToStandardOutput("node \(node) listening \(SinkNodes.host):\(listeners[node].port)")
+}
 if options.fetchRecords > 0 {
     printToStandardOutput("fetch record set: \(options.fetchRecords) records of \(options.fetchRecordSize) B per partition, "
           + "\(options.fetchCompression), \(records.batchRecords) records per batch, \(records.byteCount) bytes")
 }
 
-while true {
-    let connection: Int32
-    do {
-        connection = try listener.accept()
-    } catch {
-        fail(error.description)
-    }
-    if !startDetachedThread({ broker.serve(connection: connection) }) {
-        close(connection)
-        printToStandardError("klife-sink: no thread for a new connection; closed it")
+for node in 1..<listeners.count {
+    let listener = listeners[node], broker = brokers[node]
+    guard startDetachedThread({ acceptConnections(on: listener, for: broker) }) else {
+        fail("no thread to accept connections for node \(node)")
     }
 }
+acceptConnections(on: listeners[0], for: brokers[0])
