@@ -18,6 +18,9 @@ public struct KlifeConfiguration: Sendable {
     /// The client id sent in every request header.
     public var clientID: String = "klife-swift"
     /// Number of reactor threads. Each broker connection belongs to exactly one reactor.
+    ///
+    /// One by default: a second reactor only pays off with a core of its own beyond the
+    /// producing threads and at least as many brokers (see `docs/producer.md`, Reactors).
     public var reactorCount: Int = 1
     /// Optional CPU ids per reactor (index `i` pins reactor `i`). `nil` leaves threads unpinned.
     public var reactorCPUAffinity: [[Int]]? = nil
