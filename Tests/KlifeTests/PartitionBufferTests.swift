@@ -95,7 +95,7 @@ final class PartitionBufferTests: XCTestCase {
     }
 }
 
-/// `RecordQueue` across chunk boundaries: order kept through appends, moves and prepends,
+/// `RecordQueue` (a `ChunkedQueue` of records) across chunk boundaries: order kept through appends, moves and prepends,
 /// and emptied chunks go back to the pool and are reused (a backlog that drains and fills
 /// again allocates nothing new).
 final class RecordQueueTests: XCTestCase {
@@ -123,12 +123,12 @@ final class RecordQueueTests: XCTestCase {
         // Put the last 10 taken back in front.
         let back = Array(out.suffix(10))
         queue.prepend(back, pool: pool)
-        XCTAssertEqual(queue.firstDeadline, UInt64(RecordChunk.capacity - 5))
+        XCTAssertEqual(queue.withFirst({ $0.deadline }), UInt64(RecordChunk.capacity - 5))
         var rest: [PendingRecord] = []
         queue.removeAll(appendingTo: &rest, pool: pool)
         XCTAssertEqual(values(rest), Array((RecordChunk.capacity - 5)..<n))
         XCTAssertTrue(queue.isEmpty)
-        XCTAssertNil(queue.firstDeadline)
+        XCTAssertNil(queue.withFirst({ $0.deadline }))
     }
 
     func testADrainedBacklogReusesItsChunks() {

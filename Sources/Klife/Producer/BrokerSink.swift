@@ -1,3 +1,4 @@
+import KlifeIO
 import KlifeProtocol
 
 /// One topic's partition buffers within a sink, indexed by partition number (grown on

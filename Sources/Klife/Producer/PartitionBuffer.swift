@@ -1,3 +1,4 @@
+import KlifeIO
 import KlifeProtocol
 
 /// Records buffered for one partition, oldest first.
@@ -157,7 +158,7 @@ struct PartitionBuffer {
             expired.append(contentsOf: resent[..<fromResent])
             resent.removeFirst(fromResent)
         }
-        if resent.isEmpty, let deadline = fresh.firstDeadline, deadline <= now {
+        if resent.isEmpty, let deadline = fresh.withFirst({ $0.deadline }), deadline <= now {
             var n = 0
             fresh.forEachFromFront { r in
                 guard r.deadline <= now else { return false }
