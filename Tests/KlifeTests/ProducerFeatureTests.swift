@@ -48,6 +48,42 @@ final class ProducerFeatureTests: XCTestCase {
         await client.close()
     }
 
+    /// With `acks = .none` the broker answers nothing: every record completes at once after its
+    /// request is written, with offset -1 and its own partition and timestamp, the buffer is
+    /// emptied (flush returns), and the records are on the broker.
+    func testAcksNoneCompletesEveryRecordWithoutOffsets() async throws {
+        let client = try await Shared.client {
+            $0.producer.acks = .none
+            $0.producer.idempotent = false
+        }
+        let topic = try await Shared.topic(client, partitions: 2)
+        let results = Locked<[Int: RecordMetadata]>([:])
+        let failures = Locked<[String]>([])
+        for i in 0..<500 {
+            client.produce(ProducerRecord(topic: topic, partition: Int32(i % 2), value: "n\(i)", timestamp: 1_700_000_000_000 + Int64(i))) { r in
+                switch r {
+                case .success(let metadata): results.withLock { $0[i] = metadata }
+                case .failure(let error): failures.withLock { $0.append(error.description) }
+                }
+            }
+        }
+        await client.flush()
+        XCTAssertEqual(client.pendingRecordCount, 0, "the buffer's room was given back")
+        XCTAssertEqual(failures.withLock { $0 }, [])
+        let delivered = results.withLock { $0 }
+        XCTAssertEqual(delivered.count, 500, "every record completed exactly once")
+        for (i, metadata) in delivered {
+            XCTAssertEqual(metadata.offset, -1)
+            XCTAssertEqual(metadata.partition, Int32(i % 2))
+            XCTAssertEqual(metadata.timestamp, 1_700_000_000_000 + Int64(i))
+            XCTAssertEqual(metadata.topic, topic)
+        }
+        try await eventually("all 500 records on the broker") {
+            try await client.allRecords(topic: topic).count == 500
+        }
+        await client.close()
+    }
+
     /// close() delivers what is buffered within its timeout; close(timeout: .zero) fails it.
     func testGracefulCloseDeliversBufferedRecords() async throws {
         let client = try await Shared.client { $0.producer.linger = .milliseconds(300) }

@@ -113,7 +113,7 @@ extension KlifeClient {
         }
         for (i, batch) in perContext.enumerated() where !batch.isEmpty {
             let producer = producers[i]
-            for r in batch { session.outstanding.reserve(bytes: Int(r.size)) }
+            for i in batch.indices { session.outstanding.reserve(bytes: Int(batch[i].size)) }
             if !producer.reactor.trySubmit({ producer.routeMany(batch) }) {
                 producer.reactor.submit { producer.routeMany(batch) }
             }

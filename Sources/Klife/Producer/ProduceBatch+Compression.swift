@@ -19,13 +19,18 @@ extension ProduceBatch {
     func encodeCompressed(_ entry: Entry, request: inout ProduceRequestWriter, into writer: inout ByteWriter,
                           scratch: inout ByteWriter, options: BatchEncodingOptions) {
         let codec = Self.effectiveCodec(options.compression, version: options.version)
-        let records = entry.records
         scratch.removeAll()
-        var batch = RecordBatchEncoder(writer: &scratch, baseTimestamp: records[0].timestamp,
-                                       producerID: options.producerID, producerEpoch: options.producerEpoch,
-                                       baseSequence: entry.baseSequence, isTransactional: options.isTransactional)
-        for r in records {
-            batch.append(into: &scratch, timestamp: r.timestamp, key: r.key, value: r.value, headers: r.headers ?? [])
+        // Borrowed where they lie, as in the uncompressed path: `for r in records` would copy
+        // every record (a retain and release of each reference it holds).
+        let batch = entry.records.withUnsafeBufferPointer { records in
+            var batch = RecordBatchEncoder(writer: &scratch, baseTimestamp: records[0].timestamp,
+                                           producerID: options.producerID, producerEpoch: options.producerEpoch,
+                                           baseSequence: entry.baseSequence, isTransactional: options.isTransactional)
+            for i in records.indices {
+                batch.append(into: &scratch, timestamp: records[i].timestamp, key: records[i].key, value: records[i].value,
+                             headers: records[i].headers ?? [])
+            }
+            return batch
         }
         let range = batch.finishCompressedIfSmaller(into: &scratch, codec: codec, level: options.compressionLevel)
         request.beginPartition(into: &writer, index: entry.tp.partition, recordsByteCount: range.count)
