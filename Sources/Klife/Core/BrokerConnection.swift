@@ -32,6 +32,9 @@ final class BrokerConnection: ChannelHandler {
         var responseHeaderVersion: Int16
         var deadline: UInt64
         var handler: ResponseHandler
+        /// How many requests without an answer had been sent on the connection before this one
+        /// (see `unanswered`).
+        var unansweredSentBefore: Int
     }
 
     private enum State {
@@ -47,6 +50,15 @@ final class BrokerConnection: ChannelHandler {
     private(set) var versions: ApiVersionTable?
     private var inFlight: [InFlight] = []
     private var inFlightHead = 0
+    /// Correlation ids of requests sent without expecting an answer (Produce with acks = 0),
+    /// oldest first. Kafka never answers them, but some brokers do (Tansu 0.6): such an
+    /// answer is recognised here and dropped instead of failing the connection. An id leaves
+    /// once an answer to a later request arrived (answers come in order, so it can no longer
+    /// be answered), or once 1,024 newer ones are kept.
+    private var unanswered: [Int32] = []
+    /// Requests without an answer sent so far, and how many of them left `unanswered`.
+    private var unansweredSent = 0
+    private var unansweredDropped = 0
     private var waiters: [(Result<BrokerConnection, KlifeError>) -> Void] = []
     private var nextCorrelationID: Int32 = 1
     private var timeoutTimer: TimerHandle?
@@ -230,8 +242,13 @@ final class BrokerConnection: ChannelHandler {
         if expectsResponse {
             let deadline = Reactor.monotonicNanoseconds() &+ hub.configuration.requestTimeout.nanoseconds &+ extraTimeout
             inFlight.append(InFlight(correlationID: correlationID, apiKey: apiKey,
-                                     responseHeaderVersion: responseHeaderVersion, deadline: deadline, handler: handler))
+                                     responseHeaderVersion: responseHeaderVersion, deadline: deadline, handler: handler,
+                                     unansweredSentBefore: unansweredSent))
             armTimeoutTimer()
+        } else {
+            unanswered.append(correlationID)
+            unansweredSent += 1
+            if unanswered.count > 1024 { dropUnanswered(unanswered.count - 1024) }
         }
         channel.flush()
         if !expectsResponse { handler(.success(ByteReader(UnsafeRawBufferPointer(start: nil, count: 0)))) }
@@ -258,6 +275,14 @@ final class BrokerConnection: ChannelHandler {
 
     /// Hands one frame to the head in-flight request. Returns false when the connection failed.
     private func deliver(_ frame: UnsafeRawBufferPointer, on source: TCPChannel) -> Bool {
+        // Every response header starts with the correlation id.
+        if frame.count >= 4, !unanswered.isEmpty,
+           let index = unanswered.firstIndex(of: Int32(bigEndian: frame.loadUnaligned(as: Int32.self))),
+           inFlightHead == inFlight.count || inFlight[inFlightHead].correlationID != unanswered[index] {
+            // An answer the request did not ask for (acks = 0): dropped, with every older one.
+            dropUnanswered(index + 1)
+            return true
+        }
         guard inFlightHead < inFlight.count else {
             fail(.malformed(DecodeError(.invalidValue, offset: 0, detail: "response with no request in flight"),
                             broker: address.description))
@@ -277,8 +302,16 @@ final class BrokerConnection: ChannelHandler {
             return false
         }
         popInFlight()
+        let stale = entry.unansweredSentBefore - unansweredDropped
+        if stale > 0 { dropUnanswered(min(stale, unanswered.count)) }
         entry.handler(.success(reader))
         return channel === source
+    }
+
+    /// Forgets the `count` oldest requests sent without an answer.
+    private func dropUnanswered(_ count: Int) {
+        unanswered.removeFirst(count)
+        unansweredDropped += count
     }
 
     private func popInFlight() {
@@ -357,6 +390,9 @@ final class BrokerConnection: ChannelHandler {
         let pending = inFlight[inFlightHead...]
         inFlight.removeAll()
         inFlightHead = 0
+        unanswered.removeAll()
+        unansweredSent = 0
+        unansweredDropped = 0
         let waiting = waiters
         waiters.removeAll()
         if error.code != .clientClosed {
