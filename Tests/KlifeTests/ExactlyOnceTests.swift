@@ -83,9 +83,13 @@ final class ExactlyOnceTests: XCTestCase {
         // A committed transaction's offsets reach the group when its markers are written, after
         // EndTxn answered: a read right after may still see the previous transaction's.
         let ends = Dictionary(uniqueKeysWithValues: tps.map { ($0, Int64(perPartition)) })
+        let lastSeen = Locked<[TopicPartition: Int64]?>(nil)
         await eventually("the group's committed offsets are the input's end") {
-            (try? await client.committedOffsets(groupID: group)) == ends
+            let seen = try? await client.committedOffsets(groupID: group)
+            lastSeen.withLock { $0 = seen }
+            return seen == ends
         }
+        XCTAssertEqual(lastSeen.withLock { $0 }, ends, "the group's committed offsets, as last read")
         let results = try await readValues(client, topic: output, isolation: .readCommitted)
         let expected = (0..<2).flatMap { p in (0..<perPartition).map { "out-\(p):\($0)" } }
         XCTAssertEqual(results.count, expected.count, "one result per input record")
