@@ -135,10 +135,7 @@ struct PendingRecord: Sendable {
     /// value into a closure would copy it (a retain and release of every reference it holds).
     @inline(__always)
     mutating func take() -> PendingRecord {
-        // Built here rather than copied from `vacated`: copying a stored record goes through
-        // its value witness (a retain per reference field, even of empty ones).
-        var out = PendingRecord(topic: "", partition: -1, key: nil, value: nil, headers: nil, timestamp: 0,
-                                deadline: 0, completion: .none, tracker: OutstandingCounter.vacated)
+        var out = PendingRecord.vacated
         swap(&self, &out)
         return out
     }
@@ -150,9 +147,13 @@ struct PendingRecord: Sendable {
     /// `timestamp` of a record the reactor has not stamped yet (the user gave none).
     static let unsetTimestamp = Int64.min
 
-    /// Fills a buffer slot whose record was moved out; holds no references, is never completed.
-    static let vacated = PendingRecord(topic: "", partition: -1, key: nil, value: nil, headers: nil, timestamp: 0,
-                                       deadline: 0, completion: .none, tracker: OutstandingCounter.vacated)
+    /// Fills a slot whose record was moved out; holds no references, is never completed.
+    /// Built on each use rather than stored: copying a stored record goes through its value
+    /// witness (a retain per reference field, even of empty ones).
+    static var vacated: PendingRecord {
+        PendingRecord(topic: "", partition: -1, key: nil, value: nil, headers: nil, timestamp: 0,
+                      deadline: 0, completion: .none, tracker: OutstandingCounter.vacated)
+    }
 }
 
 /// Records and bytes accepted by `produce` and not yet completed: the producer's
