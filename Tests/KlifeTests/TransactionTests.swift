@@ -324,6 +324,17 @@ private func committedOffset(group: String, topic: String) async throws -> Int64
     return (object?["committed"] as? NSNumber)?.int64Value
 }
 
+/// Reads partitions `0..<partitions` of a topic from offset 0 to their ends at `isolation`,
+/// returning the values, partition after partition.
+func readValues(_ client: KlifeClient, topic: String, partitions: Int32,
+                isolation: IsolationLevel) async throws -> [String] {
+    var values: [String] = []
+    for partition in 0..<partitions {
+        values += try await readValues(client, topic: topic, partition: partition, isolation: isolation)
+    }
+    return values
+}
+
 /// Reads a partition from offset 0 to its end at `isolation`, returning the values.
 func readValues(_ client: KlifeClient, topic: String, partition: Int32 = 0,
                 isolation: IsolationLevel) async throws -> [String] {
