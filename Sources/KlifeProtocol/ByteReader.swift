@@ -118,8 +118,28 @@ public struct ByteReader {
     @inlinable public mutating func readFloat64() -> Double { Double(bitPattern: readBigEndian(UInt64.self)) }
 
     /// Reads an unsigned varlong of at most `maxBytes` bytes.
-    @inlinable
+    ///
+    /// Values of one or two bytes (the lengths, deltas and counts of records up to 8 KiB)
+    /// take the inlined path; longer ones the loop.
+    @inlinable @inline(__always)
     public mutating func readUnsignedVarlong(maxBytes: Int = 10) -> UInt64 {
+        if _error == nil, _offset &+ 2 <= count, let base {
+            let first = base.load(fromByteOffset: _offset, as: UInt8.self)
+            if first & 0x80 == 0 {
+                _offset &+= 1
+                return UInt64(first)
+            }
+            let second = base.load(fromByteOffset: _offset &+ 1, as: UInt8.self)
+            if second & 0x80 == 0 {
+                _offset &+= 2
+                return UInt64(first & 0x7f) | UInt64(second) &<< 7
+            }
+        }
+        return readMultiByteUnsignedVarlong(maxBytes: maxBytes)
+    }
+
+    @usableFromInline
+    mutating func readMultiByteUnsignedVarlong(maxBytes: Int) -> UInt64 {
         var result: UInt64 = 0
         var shift: UInt64 = 0
         for _ in 0..<maxBytes {
@@ -134,7 +154,7 @@ public struct ByteReader {
     }
 
     /// Reads an unsigned varint (at most 5 bytes).
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func readUnsignedVarint() -> UInt32 {
         let v = readUnsignedVarlong(maxBytes: 5)
         guard v <= UInt64(UInt32.max) else { fail(.invalidVarint); return 0 }
@@ -142,14 +162,14 @@ public struct ByteReader {
     }
 
     /// Reads a zig-zag VARINT.
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func readVarint() -> Int32 {
         let u = readUnsignedVarint()
         return Int32(bitPattern: (u >> 1) ^ (0 &- (u & 1)))
     }
 
     /// Reads a zig-zag VARLONG.
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func readVarlong() -> Int64 {
         let u = readUnsignedVarlong()
         return Int64(bitPattern: (u >> 1) ^ (0 &- (u & 1)))

@@ -170,6 +170,31 @@ final class ByteReaderTests: XCTestCase {
         XCTAssertEqual(short.error?.kind, .truncated)
     }
 
+    /// One- and two-byte varints take an inlined path when two bytes remain: followed by more
+    /// bytes, at the very end, cut after a continuation byte, and after an earlier error.
+    func testShortVarintsMidBufferAtTheEndAndAfterAnError() {
+        let (values, r) = read([0x7E, 0x80, 0x01, 0xFE, 0x7F, 0x80, 0x80, 0x01, 0x02]) { r in
+            [r.readVarint(), r.readVarint(), r.readVarint(), r.readVarint(), r.readVarint()]
+        }
+        XCTAssertEqual(values, [63, 64, 8191, 8192, 1])
+        XCTAssertTrue(r.isAtEnd)
+        let (last, end) = read([0x05, 0x81, 0x01]) { r in (r.readUInt8(), r.readVarint()) }
+        XCTAssertEqual(last.0, 5)
+        XCTAssertEqual(last.1, -65)
+        XCTAssertTrue(end.isAtEnd)
+        let (cut, cr) = read([0x02, 0x80]) { r in (r.readVarint(), r.readVarint()) }
+        XCTAssertEqual(cut.0, 1)
+        XCTAssertEqual(cut.1, 0)
+        XCTAssertEqual(cr.error?.kind, .truncated)
+        let (afterError, ar) = read([0x00, 0x02, 0x02]) { r -> Int32 in
+            _ = r.readInt32()  // 3 bytes left: truncated
+            return r.readVarint()
+        }
+        XCTAssertEqual(afterError, 0, "a failed reader reads nothing")
+        XCTAssertEqual(ar.error?.kind, .truncated)
+        XCTAssertEqual(ar.error?.offset, 0)
+    }
+
     func testHostileLengthsAndCounts() {
         let (n, r) = read(RBBytes.i32(Int32.max) + [0, 0, 0, 0]) { $0.readArrayCount(flexible: false) }
         XCTAssertEqual(n, 0)

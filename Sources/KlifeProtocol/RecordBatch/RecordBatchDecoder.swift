@@ -266,7 +266,9 @@ public enum RecordBatchDecoder {
         if count < 0 || count > bytes.count / RecordBatchLayout.minimumRecordSize {
             throw DecodeError(.invalidLength, offset: base - 4, detail: "record count \(count) for \(bytes.count) bytes")
         }
-        slots.reserveCapacity(slots.count + count)
+        // Grown geometrically: reserving exactly `count` more per batch reallocates and copies
+        // every slot indexed so far, once per batch of the response.
+        if slots.capacity - slots.count < count { slots.reserveCapacity(Swift.max(slots.count + count, slots.capacity * 2)) }
         var r = ByteReader(bytes)
         let logAppend = header.timestampType == .logAppendTime
         for _ in 0..<count {
@@ -334,6 +336,7 @@ public enum RecordBatchDecoder {
     }
 
     /// Varint length (-1 = null) then that many bytes, skipped: where they start and how many (-1 = null).
+    @inline(__always)
     static func skipNullableVarintBytes(_ r: inout ByteReader) -> (start: Int, length: Int32) {
         let n = Int(r.readVarint())
         if n == -1 || r.error != nil { return (r.offset, -1) }
