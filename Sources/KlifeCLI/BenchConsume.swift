@@ -192,7 +192,8 @@ struct PartitionReader: Sendable {
         var sum: UInt64 = 0
         var n = 0
         var bytes = 0
-        for record in page.records where record.offset < end {
+        page.records.forEachView { record in
+            guard record.offset < end else { return }
             if let value = record.value, let first = value.first, let last = value.last {
                 sum &+= UInt64(value.count) &+ UInt64(first) &+ UInt64(last)
                 bytes += value.count

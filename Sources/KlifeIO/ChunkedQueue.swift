@@ -7,9 +7,9 @@ public final class QueueChunk<Element> {
     @usableFromInline let slots: UnsafeMutablePointer<Element>
     @usableFromInline let capacity: Int
     /// First slot holding an element.
-    @usableFromInline var start = 0
+    @exclusivity(unchecked) @usableFromInline var start = 0
     /// One past the last slot holding an element.
-    @usableFromInline var end = 0
+    @exclusivity(unchecked) @usableFromInline var end = 0
 
     @usableFromInline
     init(capacity: Int) {
@@ -27,7 +27,7 @@ public final class QueueChunk<Element> {
 /// that drains and fills again takes its chunks from here instead of allocating: memory is
 /// reused instead of being returned to the allocator (or the kernel) and faulted in again.
 public final class ChunkPool<Element> {
-    @usableFromInline var free: [QueueChunk<Element>] = []
+    @exclusivity(unchecked) @usableFromInline var free: [QueueChunk<Element>] = []
     /// Elements per chunk.
     public let chunkCapacity: Int
     /// At most this many empty chunks are kept (the rest are freed).

@@ -92,4 +92,52 @@ final class ConsumerRecordsTests: XCTestCase {
         XCTAssertEqual(a.value![1], 2)
         XCTAssertEqual(a.value!.description, "[1, 2]")
     }
+
+    /// Views read the same fields as records, from plain and decompressed batches alike, and a
+    /// throwing body stops the walk.
+    func testViewsReadWhatRecordsReadAndStopAtAThrow() throws {
+        let headers = [RecordHeader(key: "h", value: Array("x".utf8)), RecordHeader(key: "n", value: nil)]
+        let plain = RecordBatchEncoder.encode(baseTimestamp: 1_000, records: [
+            (1_000, nil, Array("a".utf8), headers), (1_001, Array("k".utf8), nil, []), (1_002, [], [], []),
+        ])
+        var writer = ByteWriter(capacity: 256)
+        var compressed = RecordBatchEncoder(writer: &writer, baseTimestamp: 2_000)
+        for i in 0..<20 { compressed.append(into: &writer, timestamp: 2_000 + Int64(i), key: Array("key".utf8), value: Array("value \(i)".utf8), headers: []) }
+        let range = try compressed.finishCompressed(into: &writer, codec: .lz4, level: nil)
+        let index = try index(log([plain, Array(writer.bytes[range])]))
+        XCTAssertFalse(index.inflated.isEmpty, "the second batch was decompressed")
+        let filter = TransactionFilter(isolation: .readUncommitted, lastStableOffset: -1, abortedTransactions: [])
+        let records = FetchDecoding.visibleRecords(index, filter.apply(index, from: 0), topic: "t", partition: 0)
+        XCTAssertEqual(records.count, 23)
+
+        var seen: [(Int64, Int64, [UInt8]?, [UInt8]?, [RecordHeader], Int)] = []
+        records.forEachView { view in
+            seen.append((view.offset, view.timestamp, view.key.map(Array.init), view.value.map(Array.init), view.headers, view.headerCount))
+        }
+        XCTAssertEqual(seen.count, records.count)
+        for (record, view) in zip(records, seen) {
+            XCTAssertEqual(record.offset, view.0)
+            XCTAssertEqual(record.timestamp, view.1)
+            XCTAssertTrue(record.key == view.2, "key at \(record.offset)")
+            XCTAssertTrue(record.value == view.3, "value at \(record.offset)")
+            XCTAssertEqual(record.headers, view.4)
+            XCTAssertEqual(record.headers.count, view.5)
+        }
+        XCTAssertNil(seen[0].2, "a null key is nil")
+        XCTAssertEqual(seen[2].2, [], "an empty key is empty, not null")
+        XCTAssertNil(seen[1].3, "a null value is nil")
+        XCTAssertEqual(seen[3].3, Array("value 0".utf8))
+
+        var tail: [String] = []
+        records.records(20..<23).forEachView { tail.append($0.valueString ?? "-") }
+        XCTAssertEqual(tail, ["value 17", "value 18", "value 19"], "a slice's views")
+
+        struct Stop: Error {}
+        var visited = 0
+        XCTAssertThrowsError(try records.forEachView { (view: ConsumerRecordView) throws(Stop) in
+            visited += 1
+            if view.offset == 4 { throw Stop() }
+        })
+        XCTAssertEqual(visited, 5, "no view after the throw")
+    }
 }

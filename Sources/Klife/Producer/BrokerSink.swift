@@ -5,7 +5,7 @@ import KlifeProtocol
 /// demand). A class, so a buffer is changed in place through it and the sink can keep the
 /// last topic's buffers at hand without hashing the topic name per record.
 final class TopicBuffers {
-    var partitions: [PartitionBuffer] = []
+    @exclusivity(unchecked) var partitions: [PartitionBuffer] = []
 
     /// Makes `partitions[index]` exist.
     @inline(__always)
@@ -21,20 +21,20 @@ final class BrokerSink {
     let nodeID: Int32
     /// Buffers by topic. Entries are never removed (an emptied buffer stays, empty), so the
     /// one-entry cache below stays valid.
-    private(set) var topics: [String: TopicBuffers] = [:]
+    @exclusivity(unchecked) private(set) var topics: [String: TopicBuffers] = [:]
     /// Topic names in request order (sorted), kept as topics are added.
     private(set) var topicOrder: [String] = []
-    private var lastTopic = ""
+    @exclusivity(unchecked) private var lastTopic = ""
     /// `topics[lastTopic]`, lent without a retain on the per-record path.
-    private var lastBuffers: Unmanaged<TopicBuffers>?
-    var bufferedRecordCount = 0
-    var inFlightRequests = 0
+    @exclusivity(unchecked) private var lastBuffers: Unmanaged<TopicBuffers>?
+    @exclusivity(unchecked) var bufferedRecordCount = 0
+    @exclusivity(unchecked) var inFlightRequests = 0
     /// Set while a connect is under way, so the flush loop does not start another.
     var awaitingConnection = false
     /// No partition can become sendable before this monotonic time, so flushing skips the
     /// walk over every buffer until then (with linger, most reactor iterations have nothing
     /// due). Lowered by every change that can make a partition sendable sooner; 0 = look now.
-    var nothingDueBefore: UInt64 = 0
+    @exclusivity(unchecked) var nothingDueBefore: UInt64 = 0
     private let lingerNanos: UInt64
     private let maxBatchBytes: Int
     /// After a failed connect, wait until this monotonic time before trying again.

@@ -18,28 +18,28 @@ final class ProducerEngine {
     /// The identity, sequences and failure state this engine's batches are stamped with.
     let session: ProducerSession
     private let config: ProducerConfiguration
-    private var sinks: [Int32: BrokerSink] = [:]
+    @exclusivity(unchecked) private var sinks: [Int32: BrokerSink] = [:]
     /// Records waiting for metadata (unknown topic, partition or leader).
-    private var parked: [PendingRecord] = []
+    @exclusivity(unchecked) private var parked: [PendingRecord] = []
     private var lingerTimer: TimerHandle?
     private var lingerTimerDeadline: UInt64 = .max
     private var housekeepingTimer: TimerHandle?
     /// Where compressed batches are built before they are copied into a request.
-    private var scratch = ByteWriter(capacity: 64 << 10)
+    @exclusivity(unchecked) private var scratch = ByteWriter(capacity: 64 << 10)
     /// Emptied record arrays from answered requests, reused by the next batches.
-    private var arrayPool: [[PendingRecord]] = []
+    @exclusivity(unchecked) private var arrayPool: [[PendingRecord]] = []
     /// Empty chunks the partition buffers of every sink grow from.
     private let chunkPool = RecordChunkPool()
     private let idempotent: Bool
     /// The identity batches are stamped with; `identityReady` is false until InitProducerId
     /// answered and during an epoch bump, and then nothing is sent.
     private var producerID: Int64 = -1
-    private var epoch: Int16 = -1
+    @exclusivity(unchecked) private var epoch: Int16 = -1
     private var identityReady = false
     private let lingerNanos: UInt64
     private let backoffMaxNanos: UInt64
     /// Counters for ``KlifeClient/statistics()``.
-    private(set) var counters = ProducerCounters()
+    @exclusivity(unchecked) private(set) var counters = ProducerCounters()
     /// Consecutive retries per partition, for the exponential backoff; cleared on success.
     private var retryAttempts: [TopicPartition: Int] = [:]
     private let backoffNanos: UInt64
@@ -68,13 +68,13 @@ final class ProducerEngine {
 
     private let transactionalID: String?
     /// The sink used last, lent without a retain on the per-record path (`sinks` keeps it).
-    private var lastSinkNode: Int32 = -1
-    private var lastSink: Unmanaged<BrokerSink>?
+    @exclusivity(unchecked) private var lastSinkNode: Int32 = -1
+    @exclusivity(unchecked) private var lastSink: Unmanaged<BrokerSink>?
     /// The route of the topic routed last, as plain values: records come in runs of one
     /// topic, and comparing the name is far cheaper than hashing it (and than the reference
     /// counting of reaching the snapshot through the hub). Cleared by `metadataChanged`,
     /// which runs for every snapshot the hub installs.
-    private var cachedRoute: CachedRoute?
+    @exclusivity(unchecked) private var cachedRoute: CachedRoute?
     private let partitions: PartitionChooser
     private let reactorCount: Int
     private let reactorIndex: Int

@@ -38,10 +38,10 @@ final class ProducerService: ReactorService, @unchecked Sendable {
     var handoff: HandoffState?
 
     /// One engine per producer session that sent records through this reactor (index = slot).
-    private(set) var engines: [ProducerEngine?] = []
+    @exclusivity(unchecked) private(set) var engines: [ProducerEngine?] = []
     private let deliveryTimeoutNanos: UInt64
-    private var cachedWallClockMs: Int64 = 0
-    private var wallClockReadAt: UInt64 = 0
+    @exclusivity(unchecked) private var cachedWallClockMs: Int64 = 0
+    @exclusivity(unchecked) private var wallClockReadAt: UInt64 = 0
 
     init(hub: ReactorHub) {
         self.hub = hub
@@ -93,7 +93,7 @@ final class ProducerService: ReactorService, @unchecked Sendable {
 
     /// The idempotent producer's engine (slot 0), lent without a retain on the per-record
     /// path; `engines` keeps it alive.
-    private var defaultEngine: Unmanaged<ProducerEngine>?
+    @exclusivity(unchecked) private var defaultEngine: Unmanaged<ProducerEngine>?
 
     /// Drains the record ring into the engines, then flushes them (once per reactor iteration).
     func iterate() {

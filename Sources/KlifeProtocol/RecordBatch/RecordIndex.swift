@@ -141,23 +141,26 @@ public enum RecordHeaderReader {
     /// The `count` headers starting at `start` in `buffer` (positions checked when indexed;
     /// anything out of place reads as no more headers, never a trap).
     public static func headers(in buffer: [UInt8], start: Int32, count: Int32) -> [RecordHeader] {
-        guard count > 0, start >= 0, Int(start) <= buffer.count else { return [] }
-        return buffer.withUnsafeBytes { raw in
-            var r = ByteReader(UnsafeRawBufferPointer(rebasing: raw[Int(start)...]))
-            var headers: [RecordHeader] = []
-            headers.reserveCapacity(Int(count))
-            for _ in 0..<count {
-                let keyLength = Int(r.readVarint())
-                if r.error == nil && keyLength < 0 { break }
-                let keyBytes = r.readRawBytes(count: keyLength)
-                let valueLength = Int(r.readVarint())
-                var value: [UInt8]?
-                if valueLength >= 0 { value = r.readBytes(count: valueLength) }
-                guard r.error == nil, let keyBytes else { break }
-                // Lenient like Kafka's Java client: malformed UTF-8 is repaired, not rejected.
-                headers.append(RecordHeader(key: String(decoding: keyBytes, as: UTF8.self), value: value))
-            }
-            return headers
+        buffer.withUnsafeBytes { headers(in: $0, start: start, count: count) }
+    }
+
+    /// The `count` headers starting at `start` in `raw` (as ``headers(in:start:count:)-([UInt8],_,_)``).
+    public static func headers(in raw: UnsafeRawBufferPointer, start: Int32, count: Int32) -> [RecordHeader] {
+        guard count > 0, start >= 0, Int(start) <= raw.count else { return [] }
+        var r = ByteReader(UnsafeRawBufferPointer(rebasing: raw[Int(start)...]))
+        var headers: [RecordHeader] = []
+        headers.reserveCapacity(Int(count))
+        for _ in 0..<count {
+            let keyLength = Int(r.readVarint())
+            if r.error == nil && keyLength < 0 { break }
+            let keyBytes = r.readRawBytes(count: keyLength)
+            let valueLength = Int(r.readVarint())
+            var value: [UInt8]?
+            if valueLength >= 0 { value = r.readBytes(count: valueLength) }
+            guard r.error == nil, let keyBytes else { break }
+            // Lenient like Kafka's Java client: malformed UTF-8 is repaired, not rejected.
+            headers.append(RecordHeader(key: String(decoding: keyBytes, as: UTF8.self), value: value))
         }
+        return headers
     }
 }
