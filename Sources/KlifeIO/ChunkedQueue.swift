@@ -7,6 +7,8 @@ public final class QueueChunk<Element> {
     @usableFromInline let slots: UnsafeMutablePointer<Element>
     @usableFromInline let capacity: Int
     /// First slot holding an element.
+    // `@exclusivity(unchecked)`: a chunk is used by one thread, and the runtime's access checks
+    // on every append cost more than the append (docs/DESIGN.md, performance rules).
     @exclusivity(unchecked) @usableFromInline var start = 0
     /// One past the last slot holding an element.
     @exclusivity(unchecked) @usableFromInline var end = 0

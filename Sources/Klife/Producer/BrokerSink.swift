@@ -5,6 +5,8 @@ import KlifeProtocol
 /// demand). A class, so a buffer is changed in place through it and the sink can keep the
 /// last topic's buffers at hand without hashing the topic name per record.
 final class TopicBuffers {
+    // `@exclusivity(unchecked)` here and below: one thread owns this object, and the runtime's
+    // access checks cost more than the per-record work (docs/DESIGN.md, performance rules).
     @exclusivity(unchecked) var partitions: [PartitionBuffer] = []
 
     /// Makes `partitions[index]` exist.

@@ -18,6 +18,8 @@ final class ProducerEngine {
     /// The identity, sequences and failure state this engine's batches are stamped with.
     let session: ProducerSession
     private let config: ProducerConfiguration
+    // `@exclusivity(unchecked)` here and below: one thread owns this object, and the runtime's
+    // access checks cost more than the per-record work (docs/DESIGN.md, performance rules).
     @exclusivity(unchecked) private var sinks: [Int32: BrokerSink] = [:]
     /// Records waiting for metadata (unknown topic, partition or leader).
     @exclusivity(unchecked) private var parked: [PendingRecord] = []

@@ -38,6 +38,8 @@ final class ProducerService: ReactorService, @unchecked Sendable {
     var handoff: HandoffState?
 
     /// One engine per producer session that sent records through this reactor (index = slot).
+    // `@exclusivity(unchecked)` here and below: one thread owns this object, and the runtime's
+    // access checks cost more than the per-record work (docs/DESIGN.md, performance rules).
     @exclusivity(unchecked) private(set) var engines: [ProducerEngine?] = []
     private let deliveryTimeoutNanos: UInt64
     @exclusivity(unchecked) private var cachedWallClockMs: Int64 = 0
