@@ -29,6 +29,29 @@ final class CRC32CTests: XCTestCase {
         _ = CRC32C.isHardwareAccelerated
     }
 
+    /// Buffers of three 512-byte blocks and more take three interleaved streams merged by a
+    /// table: every length around the block boundaries and at several alignments.
+    func testInterleavedStreamsMatchSoftwareAroundTheirBlocks() {
+        var rng = XorShift(seed: 0xBEEF)
+        let buffer = (0..<5_000).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        buffer.withUnsafeBytes { raw in
+            var lengths = Array(1_530...1_545) + Array(3_066...3_080) + [4_608, 4_609, 4_615, 4_991]
+            lengths += [0, 8, 1_535, 1_536, 1_537]
+            for offset in [0, 1, 3, 8] {
+                for length in lengths where offset + length <= raw.count {
+                    let slice = UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + length)])
+                    XCTAssertEqual(CRC32C.checksum(slice), klife_crc32c_software(0, slice.baseAddress!, length),
+                                   "offset \(offset) length \(length)")
+                }
+            }
+            // Continued from a state that is not the initial one.
+            let head = UnsafeRawBufferPointer(rebasing: raw[0..<100])
+            let tail = UnsafeRawBufferPointer(rebasing: raw[100..<4_000])
+            XCTAssertEqual(CRC32C.update(CRC32C.checksum(head), tail),
+                           klife_crc32c_software(0, raw.baseAddress!, 4_000))
+        }
+    }
+
     func testIncrementalUpdate() {
         var rng = XorShift(seed: 42)
         let bytes = (0..<1000).map { _ in UInt8.random(in: 0...255, using: &rng) }
