@@ -277,6 +277,13 @@ public enum RecordBatchDecoder {
                 r.fail(.invalidLength, "record length \(length)")
             }
             let bodyStart = r.offset
+            if r.error == nil, let start = bytes.baseAddress,
+               let slot = plainSlot(start + bodyStart, length: length, header: header, logAppend: logAppend,
+                                    position: position + bodyStart, inflated: inflated) {
+                r.skip(length)
+                slots.append(slot)
+                continue
+            }
             var body = r.subReader(count: length)
             let slot = readSlot(&body, header: header, logAppend: logAppend, position: position + bodyStart, inflated: inflated)
             if let error = r.error { throw rebased(error, by: base) }
@@ -299,6 +306,50 @@ public enum RecordBatchDecoder {
         var e = error
         e.offset += base
         return e
+    }
+
+    /// The slot of a record body of `length` bytes at `body` (inside the caller's checked
+    /// bounds) in its most common shape, read with raw loads: varints of up to three bytes, no
+    /// headers, exactly `length` bytes. Any other shape (headers, longer varints, anything
+    /// malformed) returns `nil`, and ``readSlot(_:header:logAppend:position:inflated:)`` reads
+    /// the record instead, reporting errors as always.
+    @inline(__always)
+    static func plainSlot(_ body: UnsafeRawPointer, length: Int, header: RecordBatchHeader, logAppend: Bool,
+                          position: Int, inflated: Bool) -> RecordSlot? {
+        var at = 1  // attributes, unused
+        /// A zig-zag varint of one to three bytes at `at` (up to ±2^19: deltas of batches of
+        /// up to half a million records), or nil.
+        @inline(__always) func shortVarint() -> Int32? {
+            var raw: UInt32 = 0
+            var shift: UInt32 = 0
+            while shift < 21 {
+                guard at < length else { return nil }
+                let byte = body.load(fromByteOffset: at, as: UInt8.self)
+                at &+= 1
+                raw |= UInt32(byte & 0x7f) &<< shift
+                if byte & 0x80 == 0 { return Int32(bitPattern: (raw &>> 1) ^ (0 &- (raw & 1))) }
+                shift &+= 7
+            }
+            return nil
+        }
+        guard length >= RecordBatchLayout.minimumRecordSize - 1,
+              let timestampDelta = shortVarint(), let offsetDelta = shortVarint(),
+              let keyLength = shortVarint(), keyLength >= -1 else { return nil }
+        let keyStart = at
+        if keyLength > 0 { guard Int(keyLength) <= length &- at else { return nil }; at &+= Int(keyLength) }
+        guard let valueLength = shortVarint(), valueLength >= -1 else { return nil }
+        let valueStart = at
+        if valueLength > 0 { guard Int(valueLength) <= length &- at else { return nil }; at &+= Int(valueLength) }
+        guard let headerCount = shortVarint(), headerCount == 0, at == length else { return nil }
+        let headersStart = at
+        let origin = Int32(truncatingIfNeeded: position)
+        return RecordSlot(
+            offset: header.baseOffset &+ Int64(offsetDelta),
+            timestamp: logAppend ? header.maxTimestamp : header.baseTimestamp &+ Int64(timestampDelta),
+            keyStart: origin &+ Int32(truncatingIfNeeded: keyStart), keyLength: keyLength,
+            valueStart: origin &+ Int32(truncatingIfNeeded: valueStart), valueLength: valueLength,
+            headersStart: origin &+ Int32(truncatingIfNeeded: headersStart), headerCount: 0,
+            isInflated: inflated, isLogAppendTime: logAppend)
     }
 
     /// Reads one record body (after its length varint) into a slot; `position` is where the
