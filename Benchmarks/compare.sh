@@ -822,7 +822,7 @@ def geo(vals):
     p = 1.0
     for v in vals: p *= v
     return p ** (1 / len(vals))
-def latency_tables(cases, results):
+def latency_tables(cases, results, suffix=""):
     """The open-loop table (lat-* cases) and the tail of the sync and buffered cases."""
     out = []
     us = lambda v: fmt(v)
@@ -837,7 +837,7 @@ def latency_tables(cases, results):
         return f"{value:.2f}×"
     lat = [c for c in cases if "--rate" in c["flags"].split()]
     if lat:
-        out.append("### Latency at a fixed offered load")
+        out.append(f"### Latency at a fixed offered load{suffix}")
         out.append("")
         out.append("Open loop (`--rate`): record *i* is due at start + *i* / rate; each client produces every "
                    "record when it is due, whatever happened to earlier ones, and times every record from its "
@@ -866,7 +866,7 @@ def latency_tables(cases, results):
     tail = [c for c in cases if c["mode"] == "produce" and "--rate" not in c["flags"].split()
             and ("--sync" in c["flags"].split() or "--max-buffered" in c["flags"].split())]
     if tail:
-        out.append("### Latency tails of the sync and buffered cases")
+        out.append(f"### Latency tails of the sync and buffered cases{suffix}")
         out.append("")
         out.append("Medians of each run's percentiles, in µs: produce → acknowledgement of every record (sync), "
                    "enqueue → acknowledgement of every 64th record (buffered, closed loop). Ratio is klife / librdkafka.")
@@ -928,6 +928,8 @@ if sink_results:
     lines.append("")
     case_tables(sink_results, " (sink broker)", skip_groups=True)
     target_summary(sink_results, "Targets against the sink broker (same method)")
+    # Against the sink the latency is the clients' own: the broker answers at once.
+    lines.extend(latency_tables(cases, sink_results, " (sink broker)"))
 # The reactor-scaling table (run_scaling), when it ran.
 if os.path.getsize(E["CMP_SCALING_MD"]) > 0:
     lines.append(open(E["CMP_SCALING_MD"]).read().rstrip())
