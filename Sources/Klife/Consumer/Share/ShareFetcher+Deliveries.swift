@@ -1,0 +1,59 @@
+import KlifeProtocol
+
+extension ShareFetcher {
+    /// The longest acquired range whose offsets are settled one by one (gaps, undecodable
+    /// data); a longer one, which no broker sends for real data, is left to its lock timeout.
+    static let largestRangeSettled: Int64 = 100_000
+
+    /// The records of one partition's answer that this member acquired, cut into batches of at
+    /// most `maxRecords`, each record with its delivery count. Records of the answer outside
+    /// the acquired ranges (held by other members, or settled) and control records are left
+    /// out; acquired offsets with no record (compacted away, transaction markers) are settled
+    /// as gaps at once.
+    func deliveries(_ partition: ShareFetchResponse.Partition, tp: TopicPartition, source: ShareSource,
+                    lockTimeout: Duration, receivedAt: ContinuousClock.Instant,
+                    broker: String) throws(KlifeError) -> [ShareBatch] {
+        let index = try FetchDecoding.index(partition.records, broker: broker,
+                                            maxUncompressedBytes: settings.maxUncompressedBytes)
+        let ranges = partition.acquiredRecords.filter { $0.lastOffset >= $0.firstOffset }
+            .sorted { $0.firstOffset < $1.firstOffset }
+        var slots: [RecordSlot] = []
+        var counts: [Int16] = []
+        var delivered = Set<Int64>()
+        for batch in index.batches where !batch.header.isControl {
+            for slot in index.slots[batch.records] {
+                guard let count = Self.deliveryCount(of: slot.offset, in: ranges), delivered.insert(slot.offset).inserted
+                else { continue }
+                slots.append(slot)
+                counts.append(count)
+            }
+        }
+        var gaps: [Int64] = []
+        for range in ranges where range.lastOffset - range.firstOffset < Self.largestRangeSettled {
+            for offset in range.firstOffset...range.lastOffset where !delivered.contains(offset) { gaps.append(offset) }
+        }
+        recordAcquired(source, delivered: delivered, gaps: gaps)
+        let records = ConsumerRecords(topic: tp.topic, partition: tp.partition, fetched: index.fetched,
+                                      inflated: index.inflated, slots: slots[...])
+        var batches: [ShareBatch] = []
+        var start = 0
+        while start < slots.count {
+            let end = min(start + settings.maxRecords, slots.count)
+            batches.append(ShareBatch(records: records.records(start..<end), deliveryCounts: Array(counts[start..<end]),
+                                      source: source, acquisitionLockTimeout: lockTimeout, receivedAt: receivedAt))
+            start = end
+        }
+        return batches
+    }
+
+    /// The delivery count of the range holding `offset`, `nil` when none does (`ranges` sorted).
+    static func deliveryCount(of offset: Int64, in ranges: [ShareFetchResponse.AcquiredRecords]) -> Int16? {
+        var low = 0, high = ranges.count
+        while low < high {
+            let mid = (low + high) / 2
+            if ranges[mid].lastOffset < offset { low = mid + 1 } else { high = mid }
+        }
+        guard low < ranges.count, ranges[low].firstOffset <= offset else { return nil }
+        return ranges[low].deliveryCount
+    }
+}
