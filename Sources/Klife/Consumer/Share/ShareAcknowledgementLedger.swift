@@ -7,16 +7,22 @@ import KlifeProtocol
 /// A record is settled once: settling one not held (never acquired here, settled already, or
 /// lost with its share session) is refused.
 struct ShareAcknowledgementLedger: Sendable {
-    /// Acquired and unsettled offsets.
-    private(set) var held: [ShareSource: Set<Int64>] = [:]
+    /// Acquired and unsettled offsets, with the delivery count they were acquired at.
+    private(set) var held: [ShareSource: [Int64: Int16]] = [:]
     /// Settled offsets waiting to be sent, with how.
     private(set) var pending: [ShareSource: [Int64: ShareAcknowledgeType]] = [:]
     /// Held offsets handed to the application.
     private var handedOut: [ShareSource: Set<Int64>] = [:]
 
-    /// Records `offsets` as acquired from `source`.
-    mutating func acquired(_ source: ShareSource, offsets: some Sequence<Int64>) {
-        held[source, default: []].formUnion(offsets)
+    /// Records `offsets` as acquired from `source`, each at its delivery count.
+    mutating func acquired(_ source: ShareSource, offsets: some Sequence<(offset: Int64, deliveryCount: Int16)>) {
+        for (offset, count) in offsets { held[source, default: [:]][offset] = count }
+    }
+
+    /// Whether `offset` of `source` is held at delivery count `count` already: a broker
+    /// reporting it again is not delivering it again.
+    func isHeld(_ source: ShareSource, offset: Int64, deliveryCount count: Int16) -> Bool {
+        held[source]?[offset] == count
     }
 
     /// Records that the application was given `offsets` of `source`.
@@ -26,7 +32,7 @@ struct ShareAcknowledgementLedger: Sendable {
 
     /// Settles one held offset. Returns false when it is not held.
     mutating func settle(_ source: ShareSource, offset: Int64, as type: ShareAcknowledgeType) -> Bool {
-        guard held[source]?.remove(offset) != nil else { return false }
+        guard held[source]?.removeValue(forKey: offset) != nil else { return false }
         if held[source]?.isEmpty == true { held[source] = nil }
         handedOut[source]?.remove(offset)
         pending[source, default: [:]][offset] = type

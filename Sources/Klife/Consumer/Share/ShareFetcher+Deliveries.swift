@@ -8,8 +8,9 @@ extension ShareFetcher {
     /// The records of one partition's answer that this member acquired, cut into batches of at
     /// most `maxRecords`, each record with its delivery count. Records of the answer outside
     /// the acquired ranges (held by other members, or settled) and control records are left
-    /// out; acquired offsets with no record (compacted away, transaction markers) are settled
-    /// as gaps at once.
+    /// out, and so are records this member holds already at the same delivery count (librdkafka's
+    /// mock reports every record a member holds in each answer); acquired offsets with no
+    /// record (compacted away, transaction markers) are settled as gaps at once.
     func deliveries(_ partition: ShareFetchResponse.Partition, tp: TopicPartition, source: ShareSource,
                     lockTimeout: Duration, receivedAt: ContinuousClock.Instant,
                     broker: String) throws(KlifeError) -> [ShareBatch] {
@@ -19,20 +20,27 @@ extension ShareFetcher {
             .sorted { $0.firstOffset < $1.firstOffset }
         var slots: [RecordSlot] = []
         var counts: [Int16] = []
-        var delivered = Set<Int64>()
+        var seen = Set<Int64>()
         for batch in index.batches where !batch.header.isControl {
             for slot in index.slots[batch.records] {
-                guard let count = Self.deliveryCount(of: slot.offset, in: ranges), delivered.insert(slot.offset).inserted
+                guard let count = Self.deliveryCount(of: slot.offset, in: ranges), seen.insert(slot.offset).inserted
                 else { continue }
                 slots.append(slot)
                 counts.append(count)
             }
         }
-        var gaps: [Int64] = []
+        var gaps: [(offset: Int64, deliveryCount: Int16)] = []
         for range in ranges where range.lastOffset - range.firstOffset < Self.largestRangeSettled {
-            for offset in range.firstOffset...range.lastOffset where !delivered.contains(offset) { gaps.append(offset) }
+            for offset in range.firstOffset...range.lastOffset where !seen.contains(offset) {
+                gaps.append((offset, range.deliveryCount))
+            }
         }
-        recordAcquired(source, delivered: delivered, gaps: gaps)
+        let fresh = recordAcquired(source, delivered: zip(slots.map(\.offset), counts).map { ($0, $1) }, gaps: gaps)
+        if fresh.count < slots.count {
+            let keep = zip(slots, counts).filter { fresh.contains($0.0.offset) }
+            slots = keep.map(\.0)
+            counts = keep.map(\.1)
+        }
         let records = ConsumerRecords(topic: tp.topic, partition: tp.partition, fetched: index.fetched,
                                       inflated: index.inflated, slots: slots[...])
         var batches: [ShareBatch] = []

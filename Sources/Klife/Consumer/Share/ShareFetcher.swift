@@ -58,12 +58,17 @@ final class ShareFetcher: Sendable {
         state.withLock { $0.ledger.settle(source, offset: offset, as: type) }
     }
 
-    /// Records acquisitions of `source`: the offsets delivered are held, the gaps settled at once.
-    func recordAcquired(_ source: ShareSource, delivered: Set<Int64>, gaps: [Int64]) {
+    /// Records acquisitions of `source`: the offsets delivered are held, the gaps settled at
+    /// once. Returns the delivered offsets that were not held already at the same count.
+    func recordAcquired(_ source: ShareSource, delivered: [(offset: Int64, deliveryCount: Int16)],
+                        gaps: [(offset: Int64, deliveryCount: Int16)]) -> Set<Int64> {
         state.withLock { s in
-            s.ledger.acquired(source, offsets: delivered)
-            s.ledger.acquired(source, offsets: gaps)
-            for offset in gaps { _ = s.ledger.settle(source, offset: offset, as: .gap) }
+            let fresh = delivered.filter { !s.ledger.isHeld(source, offset: $0.offset, deliveryCount: $0.deliveryCount) }
+            s.ledger.acquired(source, offsets: fresh)
+            let newGaps = gaps.filter { !s.ledger.isHeld(source, offset: $0.offset, deliveryCount: $0.deliveryCount) }
+            s.ledger.acquired(source, offsets: newGaps)
+            for gap in newGaps { _ = s.ledger.settle(source, offset: gap.offset, as: .gap) }
+            return Set(fresh.map(\.offset))
         }
     }
 
@@ -273,7 +278,7 @@ final class ShareFetcher: Sendable {
             for range in ranges where range.lastOffset >= range.firstOffset
                 && range.lastOffset - range.firstOffset < ShareFetcher.largestRangeSettled {
                 let offsets = range.firstOffset...range.lastOffset
-                s.ledger.acquired(source, offsets: offsets)
+                s.ledger.acquired(source, offsets: offsets.map { ($0, range.deliveryCount) })
                 for offset in offsets { _ = s.ledger.settle(source, offset: offset, as: .release) }
             }
         }

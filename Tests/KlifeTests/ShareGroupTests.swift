@@ -1,0 +1,375 @@
+import Foundation
+@testable import Klife
+import KlifeIO
+import KlifeProtocol
+import XCTest
+
+/// A share consumer read by a task of its own: every record it is given, in arrival order
+/// (duplicates kept), with its delivery count; `decide` says how each is acknowledged (`nil`:
+/// left to the acknowledgement mode).
+final class ShareReader: Sendable {
+    let consumer: KlifeShareConsumer
+    /// (offset, delivery count) of every record given, in arrival order.
+    let received = Locked<[(offset: Int64, deliveries: Int)]>([])
+    let failure = Locked<KlifeError?>(nil)
+    private let task = Locked<Task<Void, Never>?>(nil)
+
+    init(_ consumer: KlifeShareConsumer,
+         decide: (@Sendable (ShareRecord) -> ShareAcknowledgement?)? = nil) {
+        self.consumer = consumer
+        let task = Task { [received, failure] in
+            do {
+                for try await batch in consumer.batches {
+                    for record in batch {
+                        received.withLock { $0.append((record.offset, record.deliveryCount)) }
+                        if let type = decide?(record) { try consumer.acknowledge(record, type) }
+                    }
+                }
+            } catch {
+                failure.withLock { $0 = error as? KlifeError ?? .cancelled }
+            }
+        }
+        self.task.withLock { $0 = task }
+    }
+
+    var offsets: [Int64] { received.withLock { $0.map(\.offset) } }
+
+    /// Closes the consumer and waits for the reading task.
+    func close() async {
+        await consumer.close()
+        await task.withLock { $0 }?.value
+    }
+}
+
+final class ShareGroupTests: XCTestCase {
+    // MARK: Settings
+
+    func testInvalidSettingsFailAtConstructionNamingTheField() throws {
+        func field(_ change: (inout ShareConsumerConfiguration) -> Void) -> String? {
+            var settings = ShareConsumerConfiguration(groupID: "g", topics: ["t"])
+            change(&settings)
+            do {
+                try settings.validate()
+                return nil
+            } catch {
+                XCTAssertEqual(error.code, .invalidConfiguration)
+                return "\(error)"
+            }
+        }
+        XCTAssertNil(field { _ in })
+        XCTAssertTrue(field { $0.groupID = "" }?.contains("shareConsumer.groupID") == true)
+        XCTAssertTrue(field { $0.topics = [] }?.contains("shareConsumer.topics") == true)
+        XCTAssertTrue(field { $0.topics = [""] }?.contains("shareConsumer.topics") == true)
+        XCTAssertTrue(field { $0.maxRecords = 0 }?.contains("shareConsumer.maxRecords") == true)
+        XCTAssertTrue(field { $0.fetchMaxWait = .seconds(-1) }?.contains("shareConsumer.fetchMaxWait") == true)
+        XCTAssertTrue(field { $0.fetchMaxBytes = 0 }?.contains("shareConsumer.fetchMaxBytes") == true)
+        XCTAssertTrue(field { $0.heartbeatInterval = .zero }?.contains("shareConsumer.heartbeatInterval") == true)
+        XCTAssertTrue(field { $0.deadLetter = .init(topic: "", maxDeliveryCount: 3) }?
+            .contains("shareConsumer.deadLetter.topic") == true)
+        XCTAssertTrue(field { $0.deadLetter = .init(topic: "t", maxDeliveryCount: 3) }?
+            .contains("shareConsumer.deadLetter.topic") == true)
+        XCTAssertTrue(field { $0.deadLetter = .init(topic: "dlq", maxDeliveryCount: 0) }?
+            .contains("shareConsumer.deadLetter.maxDeliveryCount") == true)
+    }
+
+    // MARK: Pure pieces
+
+    func testShareSessionEpochsAddAndForgetPartitions() {
+        let a = SharePartitionKey(topicID: msgTopicID, partition: 0)
+        let b = SharePartitionKey(topicID: msgTopicID, partition: 1)
+        var session = ShareSession()
+        let build = { (epoch: Int32, topics: [ShareFetchRequest.Topic], forgotten: [ShareFetchRequest.ForgottenTopic]) in
+            ShareFetchRequest(groupID: "g", memberID: "m", shareSessionEpoch: epoch, maxWaitMs: 0, topics: topics,
+                              forgottenTopics: forgotten)
+        }
+        let ack = [msgTopicID: [Int32(0): [ShareAcknowledgementBatch(firstOffset: 1, lastOffset: 1, type: .accept)]]]
+        // Opening: epoch 0, every wanted partition, acknowledgements withheld.
+        var request = session.fetchRequest(wanted: [a], acknowledgements: ack, build: build)
+        XCTAssertEqual(request.shareSessionEpoch, 0)
+        XCTAssertEqual(request.topics, [.init(topicID: msgTopicID, partitions: [.init(partitionIndex: 0)])])
+        session.fetched(wanted: [a])
+        XCTAssertEqual(session.epoch, 1)
+        // Nothing changed: no partitions listed.
+        request = session.fetchRequest(wanted: [a], acknowledgements: [:], build: build)
+        XCTAssertEqual(request.shareSessionEpoch, 1)
+        XCTAssertEqual(request.topics, [])
+        // Acknowledgements ride along; a new partition is added.
+        request = session.fetchRequest(wanted: [a, b], acknowledgements: ack, build: build)
+        XCTAssertEqual(request.topics, [.init(topicID: msgTopicID, partitions: [
+            .init(partitionIndex: 0, acknowledgementBatches: [.init(firstOffset: 1, lastOffset: 1, type: .accept)]),
+            .init(partitionIndex: 1),
+        ])])
+        session.fetched(wanted: [a, b])
+        session.acknowledged()
+        XCTAssertEqual(session.epoch, 3)
+        // A partition no longer wanted is forgotten.
+        request = session.fetchRequest(wanted: [b], acknowledgements: [:], build: build)
+        XCTAssertEqual(request.forgottenTopics, [.init(topicID: msgTopicID, partitions: [0])])
+        session.reset()
+        XCTAssertFalse(session.isOpen)
+        XCTAssertEqual(session.fetchRequest(wanted: [b], acknowledgements: [:], build: build).shareSessionEpoch, 0)
+    }
+
+    func testLedgerSettlesHeldRecordsOnce() {
+        let source = ShareSource(node: 1, topicID: msgTopicID, partition: 0)
+        var ledger = ShareAcknowledgementLedger()
+        ledger.acquired(source, offsets: (0...4).map { ($0, 1) })
+        XCTAssertTrue(ledger.isHeld(source, offset: 3, deliveryCount: 1))
+        XCTAssertFalse(ledger.isHeld(source, offset: 3, deliveryCount: 2), "a later delivery is a new one")
+        ledger.handedOut(source, offsets: 0...2)
+        XCTAssertTrue(ledger.settle(source, offset: 1, as: .release))
+        XCTAssertFalse(ledger.settle(source, offset: 1, as: .accept), "settled once")
+        XCTAssertFalse(ledger.settle(source, offset: 9, as: .accept), "never acquired")
+        XCTAssertEqual(ledger.acceptHandedOut(), 2, "0 and 2; 3 and 4 were not handed out")
+        XCTAssertEqual(ledger.heldCount, 2)
+        XCTAssertEqual(ledger.takePending(for: 1), [msgTopicID: [0: [
+            .init(firstOffset: 0, lastOffset: 2, acknowledgeTypes: [1, 2, 1]),
+        ]]])
+        XCTAssertEqual(ledger.takePending(for: 1), [:])
+        XCTAssertEqual(ledger.forget(node: 1), 2)
+        XCTAssertEqual(ledger.heldCount, 0)
+    }
+
+    func testDeliveryCountLookupOverSortedRanges() {
+        let ranges: [ShareFetchResponse.AcquiredRecords] = [
+            .init(firstOffset: 0, lastOffset: 3, deliveryCount: 1), .init(firstOffset: 7, lastOffset: 7, deliveryCount: 4),
+        ]
+        XCTAssertEqual(ShareFetcher.deliveryCount(of: 0, in: ranges), 1)
+        XCTAssertEqual(ShareFetcher.deliveryCount(of: 3, in: ranges), 1)
+        XCTAssertNil(ShareFetcher.deliveryCount(of: 5, in: ranges))
+        XCTAssertEqual(ShareFetcher.deliveryCount(of: 7, in: ranges), 4)
+        XCTAssertNil(ShareFetcher.deliveryCount(of: 8, in: ranges))
+        XCTAssertNil(ShareFetcher.deliveryCount(of: 0, in: []))
+    }
+
+    // MARK: On the mock cluster
+
+    private func connect(_ mock: MockCluster) async throws -> KlifeClient {
+        var config = KlifeConfiguration(bootstrapServers: mock.bootstrap)
+        config.clientID = "klife-share-tests"
+        config.connectTimeout = .seconds(3)
+        config.requestTimeout = .seconds(5)
+        return try await KlifeClient.connect(config)
+    }
+
+    /// A mock whose share groups start at the earliest offset, heartbeat every 200 ms and
+    /// hold records for `lockMs`.
+    private func shareMock(topics: [(String, Int32)], brokers: Int = 3, lockMs: Int = 30_000) throws -> MockCluster {
+        let mock = try MockCluster(brokers: brokers, topics: topics)
+        try mock.shareGroup(sessionTimeoutMs: 10_000, heartbeatIntervalMs: 200, lockDurationMs: lockMs)
+        try mock.shareOffsetReset(earliest: true)
+        return mock
+    }
+
+    private func settings(group: String, topic: String, mode: ShareConsumerConfiguration.AcknowledgementMode,
+                          maxRecords: Int = 20) -> ShareConsumerConfiguration {
+        var settings = ShareConsumerConfiguration(groupID: group, topics: [topic])
+        settings.acknowledgement = mode
+        settings.maxRecords = maxRecords
+        settings.fetchMaxWait = .milliseconds(100)
+        return settings
+    }
+
+    private func produce(_ client: KlifeClient, topic: String, count: Int, from start: Int = 0) async {
+        for i in start..<(start + count) { client.produce(ProducerRecord(topic: topic, partition: 0, value: "r\(i)")) { _ in } }
+        await client.flush()
+    }
+
+    func testTwoConsumersOnOnePartitionTogetherReadEveryRecordOnce() async throws {
+        let topic = "share-two"
+        let mock = try shareMock(topics: [(topic, 1)])
+        defer { mock.stop() }
+        let client = try await connect(mock)
+        await produce(client, topic: topic, count: 300)
+        let a = ShareReader(try client.shareConsumer(settings(group: "g-two", topic: topic, mode: .implicit)))
+        let b = ShareReader(try client.shareConsumer(settings(group: "g-two", topic: topic, mode: .implicit)))
+        try await eventuallyAssignBoth(mock, group: "g-two", topic: topic, [a, b])
+        await eventually("all 300 records read", within: .seconds(60)) { Set(a.offsets + b.offsets).count == 300 }
+        await produce(client, topic: topic, count: 100, from: 300)
+        await eventually("all 400 records read", within: .seconds(60)) { Set(a.offsets + b.offsets).count == 400 }
+        await a.close()
+        await b.close()
+        XCTAssertNil(a.failure.withLock { $0 })
+        XCTAssertNil(b.failure.withLock { $0 })
+        let all = a.offsets + b.offsets
+        XCTAssertEqual(all.count, 400, "no record delivered twice (a: \(a.offsets.count), b: \(b.offsets.count))")
+        XCTAssertEqual(Set(all), Set(0..<400))
+        XCTAssertTrue(a.received.withLock { $0 }.allSatisfy { $0.deliveries == 1 })
+        XCTAssertTrue(b.received.withLock { $0 }.allSatisfy { $0.deliveries == 1 })
+        XCTAssertEqual(a.consumer.statistics.accepted + b.consumer.statistics.accepted, 400)
+        XCTAssertEqual(a.consumer.acquisitionLockTimeout, .seconds(30))
+        await client.close()
+    }
+
+    /// Waits until both readers joined, then gives the partition to both.
+    private func eventuallyAssignBoth(_ mock: MockCluster, group: String, topic: String, _ readers: [ShareReader]) async throws {
+        await eventually("both members joined and share partition 0", within: .seconds(30)) {
+            guard (try? mock.shareAssign(group: group, minMembers: readers.count, topic: topic, partitions: [0])) != nil
+            else { return false }
+            return readers.allSatisfy { $0.consumer.assignment == [TopicPartition(topic: topic, partition: 0)] }
+        }
+    }
+
+    func testAReleasedRecordComesBackWithDeliveryCountTwo() async throws {
+        let topic = "share-release"
+        let mock = try shareMock(topics: [(topic, 1)])
+        defer { mock.stop() }
+        let client = try await connect(mock)
+        await produce(client, topic: topic, count: 5)
+        let released = Locked(false)
+        let reader = ShareReader(try client.shareConsumer(settings(group: "g-release", topic: topic, mode: .explicit))) { record in
+            if record.offset == 2 && record.deliveryCount == 1 { released.withLock { $0 = true }; return .release }
+            return .accept
+        }
+        await eventually("offset 2 delivered a second time", within: .seconds(30)) {
+            reader.received.withLock { $0 }.contains { $0.offset == 2 && $0.deliveries == 2 }
+        }
+        await reader.close()
+        XCTAssertNil(reader.failure.withLock { $0 })
+        let received = reader.received.withLock { $0 }
+        XCTAssertEqual(received.filter { $0.offset == 2 }.map(\.deliveries), [1, 2])
+        XCTAssertEqual(received.filter { $0.offset != 2 }.map(\.offset), [0, 1, 3, 4], "the others once, in order")
+        XCTAssertEqual(reader.consumer.statistics.released, 1)
+        await client.close()
+    }
+
+    func testARejectedRecordNeverComesBack() async throws {
+        let topic = "share-reject"
+        let mock = try shareMock(topics: [(topic, 1)])
+        defer { mock.stop() }
+        let client = try await connect(mock)
+        try mock.shareMaxDeliveries(0)
+        await produce(client, topic: topic, count: 3)
+        let reader = ShareReader(try client.shareConsumer(settings(group: "g-reject", topic: topic, mode: .explicit))) { record in
+            record.offset == 1 ? .reject : .accept
+        }
+        await eventually("the first three read", within: .seconds(30)) { Set(reader.offsets) == [0, 1, 2] }
+        await produce(client, topic: topic, count: 3, from: 3)
+        await eventually("the next three read", within: .seconds(30)) { Set(reader.offsets) == Set(0..<6) }
+        await reader.close()
+        XCTAssertEqual(reader.offsets, [0, 1, 2, 3, 4, 5], "the rejected record was delivered once")
+        XCTAssertEqual(reader.consumer.statistics.rejected, 1)
+        await client.close()
+    }
+
+    func testRecordsHeldByAConsumerThatStopsAreRedeliveredToAnotherAfterTheLockTimesOut() async throws {
+        let topic = "share-lock"
+        let mock = try shareMock(topics: [(topic, 1)], lockMs: 1000)
+        defer { mock.stop() }
+        let client = try await connect(mock)
+        await produce(client, topic: topic, count: 10)
+        // The first member takes a batch and then stops: it never acknowledges, never asks again.
+        let stuck = try client.shareConsumer(settings(group: "g-lock", topic: topic, mode: .explicit, maxRecords: 100))
+        let held = try await stuck.next()
+        XCTAssertEqual(held.map { $0.map(\.offset) }, Array(0..<10))
+        XCTAssertEqual(held?.acquisitionLockTimeout, .seconds(1), "the lock the broker granted")
+        XCTAssertEqual(stuck.acquisitionLockTimeout, .seconds(1))
+        XCTAssertEqual(stuck.heldRecords, 10)
+        // The other member holds what it reads (explicit mode, never acknowledging), so the
+        // records stay acquired by it.
+        let other = ShareReader(try client.shareConsumer(settings(group: "g-lock", topic: topic, mode: .explicit)))
+        await eventually("both members joined and share partition 0", within: .seconds(30)) {
+            (try? mock.shareAssign(group: "g-lock", minMembers: 2, topic: topic, partitions: [0])) != nil
+                && other.consumer.assignment.count == 1
+        }
+        await eventually("the other member read all ten", within: .seconds(30)) { Set(other.offsets) == Set(0..<10) }
+        XCTAssertTrue(other.received.withLock { $0 }.allSatisfy { $0.deliveries == 2 }, "\(other.received.withLock { $0 })")
+        // The stuck member's locks ended and the other holds the records: the broker refuses
+        // the stuck member's acknowledgements.
+        if let held { stuck.acknowledge(held, .accept) }
+        try await stuck.commit()
+        XCTAssertEqual(stuck.statistics.acknowledgementErrors, 1)
+        await stuck.close()
+        await other.close()
+        XCTAssertEqual(other.offsets.count, 10)
+        await client.close()
+    }
+
+    func testImplicitModeAcceptsTheRecordsOfABatchWhenTheNextIsAskedFor() async throws {
+        let topic = "share-implicit"
+        let mock = try shareMock(topics: [(topic, 1)])
+        defer { mock.stop() }
+        let client = try await connect(mock)
+        await produce(client, topic: topic, count: 10)
+        let consumer = try client.shareConsumer(settings(group: "g-implicit", topic: topic, mode: .implicit, maxRecords: 5))
+        var offsets: [Int64] = []
+        while offsets.count < 10, let batch = try await consumer.next() {
+            XCTAssertLessThanOrEqual(batch.count, 5, "bounded batches")
+            XCTAssertEqual(consumer.statistics.accepted, offsets.count, "the earlier batches are accepted")
+            offsets += batch.map(\.offset)
+        }
+        XCTAssertEqual(offsets, Array(0..<10))
+        await consumer.close()
+        XCTAssertEqual(consumer.statistics.accepted, 10, "close accepts the last batch")
+        XCTAssertEqual(consumer.heldRecords, 0)
+        await client.close()
+    }
+
+    func testExplicitModeLeavesUnacknowledgedRecordsHeld() async throws {
+        let topic = "share-explicit"
+        let mock = try shareMock(topics: [(topic, 1)])
+        defer { mock.stop() }
+        let client = try await connect(mock)
+        await produce(client, topic: topic, count: 10)
+        let consumer = try client.shareConsumer(settings(group: "g-explicit", topic: topic, mode: .explicit, maxRecords: 5))
+        var batches: [ShareBatch] = []
+        while batches.reduce(0, { $0 + $1.count }) < 10, let batch = try await consumer.next() { batches.append(batch) }
+        XCTAssertEqual(consumer.statistics.accepted, 0)
+        XCTAssertEqual(consumer.heldRecords, 10, "\(consumer.statistics)")
+        let first = try XCTUnwrap(batches.first?.first)
+        try consumer.acknowledge(first, .accept)
+        XCTAssertThrowsError(try consumer.acknowledge(first, .reject)) { error in
+            XCTAssertEqual((error as? KlifeError)?.code, .invalidArgument)
+        }
+        for batch in batches { consumer.acknowledge(batch, .accept) }
+        try await consumer.commit()
+        XCTAssertEqual(consumer.statistics.accepted, 10)
+        XCTAssertEqual(consumer.statistics.acknowledgementErrors, 0)
+        XCTAssertEqual(consumer.heldRecords, 0)
+        await consumer.close()
+        await client.close()
+    }
+
+    func testRecordsDeliveredTooOftenGoToTheDeadLetterTopic() async throws {
+        let topic = "share-dlq-in"
+        let mock = try shareMock(topics: [(topic, 1), ("share-dlq", 1)])
+        defer { mock.stop() }
+        let client = try await connect(mock)
+        try mock.shareMaxDeliveries(0)
+        await produce(client, topic: topic, count: 2)
+        var settings = settings(group: "g-dlq", topic: topic, mode: .explicit)
+        settings.deadLetter = .init(topic: "share-dlq", maxDeliveryCount: 2)
+        // Offset 0 always fails and is released; offset 1 is accepted.
+        let reader = ShareReader(try client.shareConsumer(settings)) { $0.offset == 0 ? .release : .accept }
+        await eventually("offset 0 moved to the dead-letter topic", within: .seconds(30)) {
+            reader.consumer.statistics.deadLettered == 1
+        }
+        await reader.close()
+        XCTAssertEqual(reader.received.withLock { $0 }.filter { $0.offset == 0 }.map(\.deliveries), [1, 2],
+                       "handed out twice, then moved instead of a third time")
+        let moved = try await client.fetch(topic: "share-dlq", partition: 0, offset: 0).records
+        XCTAssertEqual(moved.map(\.valueString), ["r0"])
+        XCTAssertEqual(moved.first?.headers.first { $0.key == "klife-share-deliveries" }?.value, Array("3".utf8))
+        await client.close()
+    }
+
+    func testABrokerWithoutShareGroupsGivesAnErrorNamingTheMissingApi() async throws {
+        let topic = "share-none"
+        let mock = try MockCluster(brokers: 1, topics: [(topic, 1)])
+        defer { mock.stop() }
+        try mock.apiVersions(76, 0...0)  // only the early-access heartbeat, which klife does not speak
+        let client = try await connect(mock)
+        let consumer = try client.shareConsumer(settings(group: "g-none", topic: topic, mode: .implicit))
+        do {
+            _ = try await consumer.next()
+            XCTFail("expected an error")
+        } catch {
+            XCTAssertEqual(error.code, .unsupportedVersion)
+            XCTAssertTrue("\(error)".contains("ShareGroupHeartbeat"), "\(error)")
+        }
+        await consumer.close()
+        await client.close()
+    }
+}
+
+private let msgTopicID = KafkaUUID(high: 7, low: 9)
