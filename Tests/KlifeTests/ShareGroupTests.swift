@@ -180,18 +180,21 @@ final class ShareGroupTests: XCTestCase {
         let mock = try shareMock(topics: [(topic, 1)])
         defer { mock.stop() }
         let client = try await connect(mock)
-        await produce(client, topic: topic, count: 300)
+        await produce(client, topic: topic, count: 100)
         let a = ShareReader(try client.shareConsumer(settings(group: "g-two", topic: topic, mode: .implicit)))
         let b = ShareReader(try client.shareConsumer(settings(group: "g-two", topic: topic, mode: .implicit)))
         try await eventuallyAssignBoth(mock, group: "g-two", topic: topic, [a, b])
-        await eventually("all 300 records read", within: .seconds(60)) { Set(a.offsets + b.offsets).count == 300 }
-        await produce(client, topic: topic, count: 100, from: 300)
+        await eventually("the first 100 records read", within: .seconds(60)) { Set(a.offsets + b.offsets).count == 100 }
+        // Both members fetch the one partition now: the next records are spread over them.
+        for round in 0..<10 { await produce(client, topic: topic, count: 30, from: 100 + 30 * round) }
         await eventually("all 400 records read", within: .seconds(60)) { Set(a.offsets + b.offsets).count == 400 }
         await a.close()
         await b.close()
         XCTAssertNil(a.failure.withLock { $0 })
         XCTAssertNil(b.failure.withLock { $0 })
         let all = a.offsets + b.offsets
+        XCTAssertGreaterThan(a.offsets.filter { $0 >= 100 }.count, 0, "both members read the partition")
+        XCTAssertGreaterThan(b.offsets.filter { $0 >= 100 }.count, 0, "both members read the partition")
         XCTAssertEqual(all.count, 400, "no record delivered twice (a: \(a.offsets.count), b: \(b.offsets.count))")
         XCTAssertEqual(Set(all), Set(0..<400))
         XCTAssertTrue(a.received.withLock { $0 }.allSatisfy { $0.deliveries == 1 })
