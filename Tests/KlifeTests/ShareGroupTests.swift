@@ -213,6 +213,43 @@ final class ShareGroupTests: XCTestCase {
         }
     }
 
+    func testAMixedGroupWithLibrdkafkasShareConsumerReadsEveryRecordOnce() async throws {
+        let topic = "share-mixed"
+        let mock = try shareMock(topics: [(topic, 1)], brokers: 1)
+        defer { mock.stop() }
+        let client = try await connect(mock)
+        await produce(client, topic: topic, count: 100)
+        let ours = ShareReader(try client.shareConsumer(settings(group: "g-mixed", topic: topic, mode: .implicit)))
+        let theirs = try RdkafkaShareConsumer(bootstrap: mock.bootstrap.joined(separator: ","), group: "g-mixed",
+                                              topic: topic)
+        await eventually("both members joined and share partition 0", within: .seconds(60)) {
+            (try? mock.shareAssign(group: "g-mixed", minMembers: 2, topic: topic, partitions: [0])) != nil
+                && ours.consumer.assignment.count == 1
+        }
+        await eventually("the first 100 records read", within: .seconds(60)) {
+            Set(ours.offsets + theirs.offsets).count == 100
+        }
+        // Produce ten at a time, each read before the next, until both members read some.
+        let produced = Locked(100)
+        await eventually("both members read records of the shared partition", within: .seconds(60)) {
+            let from = produced.withLock { n in defer { n += 10 }; return n }
+            await produce(client, topic: topic, count: 10, from: from)
+            await eventually("records up to \(from + 10) read", within: .seconds(30)) {
+                Set(ours.offsets + theirs.offsets).count == from + 10
+            }
+            return ours.offsets.contains { $0 >= 100 } && theirs.offsets.contains { $0 >= 100 }
+        }
+        await ours.close()
+        await theirs.stop()
+        XCTAssertNil(ours.failure.withLock { $0 })
+        let total = produced.withLock { $0 }
+        let all = ours.offsets + theirs.offsets
+        XCTAssertEqual(all.count, total, "no record read twice (ours \(ours.offsets.count), librdkafka's "
+                       + "\(theirs.offsets.count); \(theirs.otherLines.withLock { $0 }))")
+        XCTAssertEqual(Set(all), Set(0..<Int64(total)))
+        await client.close()
+    }
+
     func testAReleasedRecordComesBackWithDeliveryCountTwo() async throws {
         let topic = "share-release"
         let mock = try shareMock(topics: [(topic, 1)])
