@@ -185,23 +185,37 @@ final class ShareGroupTests: XCTestCase {
         let b = ShareReader(try client.shareConsumer(settings(group: "g-two", topic: topic, mode: .implicit)))
         try await eventuallyAssignBoth(mock, group: "g-two", topic: topic, [a, b])
         await eventually("the first 100 records read", within: .seconds(60)) { Set(a.offsets + b.offsets).count == 100 }
-        // Both members fetch the one partition now: the next records are spread over them.
-        for round in 0..<10 { await produce(client, topic: topic, count: 30, from: 100 + 30 * round) }
-        await eventually("all 400 records read", within: .seconds(60)) { Set(a.offsets + b.offsets).count == 400 }
+        // Both members fetch the one partition now: records are spread over them.
+        let total = await produceUntilEachReadSome(client, topic: topic, from: 100, [{ a.offsets }, { b.offsets }])
         await a.close()
         await b.close()
         XCTAssertNil(a.failure.withLock { $0 })
         XCTAssertNil(b.failure.withLock { $0 })
         let all = a.offsets + b.offsets
-        XCTAssertGreaterThan(a.offsets.filter { $0 >= 100 }.count, 0, "both members read the partition")
-        XCTAssertGreaterThan(b.offsets.filter { $0 >= 100 }.count, 0, "both members read the partition")
-        XCTAssertEqual(all.count, 400, "no record delivered twice (a: \(a.offsets.count), b: \(b.offsets.count))")
-        XCTAssertEqual(Set(all), Set(0..<400))
+        XCTAssertEqual(all.count, total, "no record delivered twice (a: \(a.offsets.count), b: \(b.offsets.count))")
+        XCTAssertEqual(Set(all), Set(0..<Int64(total)))
         XCTAssertTrue(a.received.withLock { $0 }.allSatisfy { $0.deliveries == 1 })
         XCTAssertTrue(b.received.withLock { $0 }.allSatisfy { $0.deliveries == 1 })
-        XCTAssertEqual(a.consumer.statistics.accepted + b.consumer.statistics.accepted, 400)
+        XCTAssertEqual(a.consumer.statistics.accepted + b.consumer.statistics.accepted, total)
         XCTAssertEqual(a.consumer.acquisitionLockTimeout, .seconds(30))
         await client.close()
+    }
+
+    /// Produces ten records at a time from offset `from`, each ten read (by any reader) before
+    /// the next, until every reader has read one of them. Returns how many records the topic
+    /// holds then.
+    private func produceUntilEachReadSome(_ client: KlifeClient, topic: String, from start: Int,
+                                          _ readers: [@Sendable () -> [Int64]]) async -> Int {
+        let produced = Locked(start)
+        await eventually("every member read records of the shared partition", within: .seconds(60)) {
+            let from = produced.withLock { n in defer { n += 10 }; return n }
+            await produce(client, topic: topic, count: 10, from: from)
+            await eventually("records up to \(from + 10) read", within: .seconds(30)) {
+                Set(readers.flatMap { $0() }).count == from + 10
+            }
+            return readers.allSatisfy { $0().contains { $0 >= Int64(start) } }
+        }
+        return produced.withLock { $0 }
     }
 
     /// Waits until both readers joined, then gives the partition to both.
@@ -229,20 +243,10 @@ final class ShareGroupTests: XCTestCase {
         await eventually("the first 100 records read", within: .seconds(60)) {
             Set(ours.offsets + theirs.offsets).count == 100
         }
-        // Produce ten at a time, each read before the next, until both members read some.
-        let produced = Locked(100)
-        await eventually("both members read records of the shared partition", within: .seconds(60)) {
-            let from = produced.withLock { n in defer { n += 10 }; return n }
-            await produce(client, topic: topic, count: 10, from: from)
-            await eventually("records up to \(from + 10) read", within: .seconds(30)) {
-                Set(ours.offsets + theirs.offsets).count == from + 10
-            }
-            return ours.offsets.contains { $0 >= 100 } && theirs.offsets.contains { $0 >= 100 }
-        }
+        let total = await produceUntilEachReadSome(client, topic: topic, from: 100, [{ ours.offsets }, { theirs.offsets }])
         await ours.close()
         await theirs.stop()
         XCTAssertNil(ours.failure.withLock { $0 })
-        let total = produced.withLock { $0 }
         let all = ours.offsets + theirs.offsets
         XCTAssertEqual(all.count, total, "no record read twice (ours \(ours.offsets.count), librdkafka's "
                        + "\(theirs.offsets.count); \(theirs.otherLines.withLock { $0 }))")

@@ -42,18 +42,7 @@ public struct ShareAcknowledgeRequest: KafkaRequest, Equatable {
         writer.writeCompactNullableString(groupID)
         writer.writeCompactNullableString(memberID)
         writer.writeInt32(shareSessionEpoch)
-        writer.writeArrayCount(topics.count, flexible: true)
-        for topic in topics {
-            writer.writeUUID(topic.topicID)
-            writer.writeArrayCount(topic.partitions.count, flexible: true)
-            for partition in topic.partitions {
-                writer.writeInt32(partition.partitionIndex)
-                writer.writeArrayCount(partition.acknowledgementBatches.count, flexible: true)
-                for batch in partition.acknowledgementBatches { batch.encode(into: &writer) }
-                writer.writeEmptyTaggedFields()
-            }
-            writer.writeEmptyTaggedFields()
-        }
+        ShareFetchRequest.Topic.encode(topics, into: &writer)
         writer.writeEmptyTaggedFields()
     }
 }
@@ -107,8 +96,7 @@ public struct ShareAcknowledgeResponse: KafkaResponse, Equatable {
             r.skipTaggedFields()
             return Topic(topicID: topicID, partitions: partitions)
         }
-        let endpoints = reader.readArrayCount(flexible: true, minimumElementSize: 11)
-        nodeEndpoints = reader.readArray(count: endpoints) { FetchResponse.NodeEndpoint(from: &$0, flexible: true) }
+        nodeEndpoints = ShareFetchResponse.readNodeEndpoints(&reader)
         reader.skipTaggedFields()
     }
 

@@ -79,18 +79,7 @@ public struct ShareFetchRequest: KafkaRequest, Equatable {
         writer.writeInt32(maxBytes)
         writer.writeInt32(maxRecords)
         writer.writeInt32(batchSize)
-        writer.writeArrayCount(topics.count, flexible: true)
-        for topic in topics {
-            writer.writeUUID(topic.topicID)
-            writer.writeArrayCount(topic.partitions.count, flexible: true)
-            for partition in topic.partitions {
-                writer.writeInt32(partition.partitionIndex)
-                writer.writeArrayCount(partition.acknowledgementBatches.count, flexible: true)
-                for batch in partition.acknowledgementBatches { batch.encode(into: &writer) }
-                writer.writeEmptyTaggedFields()
-            }
-            writer.writeEmptyTaggedFields()
-        }
+        Topic.encode(topics, into: &writer)
         writer.writeArrayCount(forgottenTopics.count, flexible: true)
         for topic in forgottenTopics {
             writer.writeUUID(topic.topicID)
@@ -101,7 +90,10 @@ public struct ShareFetchRequest: KafkaRequest, Equatable {
         writer.writeEmptyTaggedFields()
     }
 
-    /// The partitions of one topic in a share fetch.
+    /// The partitions of one topic in a share fetch (and in a ShareAcknowledge).
+    ///
+    ///     topic_id:UUID
+    ///     partitions:[partition_index:INT32 acknowledgement_batches:[...] <tags>] <tags>
     public struct Topic: Sendable, Hashable {
         /// The topic id.
         public var topicID: KafkaUUID
@@ -112,6 +104,22 @@ public struct ShareFetchRequest: KafkaRequest, Equatable {
         public init(topicID: KafkaUUID, partitions: [Partition]) {
             self.topicID = topicID
             self.partitions = partitions
+        }
+
+        /// Writes `topics` as a compact array.
+        static func encode(_ topics: [Topic], into writer: inout ByteWriter) {
+            writer.writeArrayCount(topics.count, flexible: true)
+            for topic in topics {
+                writer.writeUUID(topic.topicID)
+                writer.writeArrayCount(topic.partitions.count, flexible: true)
+                for partition in topic.partitions {
+                    writer.writeInt32(partition.partitionIndex)
+                    writer.writeArrayCount(partition.acknowledgementBatches.count, flexible: true)
+                    for batch in partition.acknowledgementBatches { batch.encode(into: &writer) }
+                    writer.writeEmptyTaggedFields()
+                }
+                writer.writeEmptyTaggedFields()
+            }
         }
     }
 

@@ -58,9 +58,14 @@ public struct ShareFetchResponse: KafkaResponse, Equatable {
             r.skipTaggedFields()
             return Topic(topicID: topicID, partitions: partitions)
         }
-        let endpoints = reader.readArrayCount(flexible: true, minimumElementSize: 11)
-        nodeEndpoints = reader.readArray(count: endpoints) { FetchResponse.NodeEndpoint(from: &$0, flexible: true) }
+        nodeEndpoints = Self.readNodeEndpoints(&reader)
         reader.skipTaggedFields()
+    }
+
+    /// Reads the `node_endpoints` array of a share response; check `reader.error` afterwards.
+    static func readNodeEndpoints(_ reader: inout ByteReader) -> [FetchResponse.NodeEndpoint] {
+        let count = reader.readArrayCount(flexible: true, minimumElementSize: 11)
+        return reader.readArray(count: count) { FetchResponse.NodeEndpoint(from: &$0, flexible: true) }
     }
 
     /// Data for one topic.

@@ -59,7 +59,8 @@ public struct ShareGroupHeartbeatRequest: KafkaRequest, Equatable {
     }
 }
 
-/// ShareGroupHeartbeat response (key 76), version 1.
+/// ShareGroupHeartbeat response (key 76), version 1: the grammar of the KIP-848 heartbeat
+/// response, so the same type.
 ///
 ///     throttle_time_ms:INT32 error_code:INT16 error_message:COMPACT_NULLABLE_STRING
 ///     member_id:COMPACT_NULLABLE_STRING member_epoch:INT32 heartbeat_interval_ms:INT32
@@ -68,53 +69,7 @@ public struct ShareGroupHeartbeatRequest: KafkaRequest, Equatable {
 ///         topic_partitions:[topic_id:UUID partitions:[INT32] <tags>] <tags>
 ///     <tags>
 ///
-/// The assignment has the layout of the KIP-848 heartbeat's; `nil` means unchanged, an
-/// empty list means the member has no partitions.
-public struct ShareGroupHeartbeatResponse: KafkaResponse, Equatable {
-    /// Partitions of one topic, by id.
-    public typealias TopicPartitions = ConsumerGroupHeartbeatRequest.TopicPartitions
-    /// The partitions assigned to the member.
-    public typealias Assignment = ConsumerGroupHeartbeatResponse.Assignment
-
-    /// Quota throttle time.
-    public var throttleTimeMs: Int32
-    /// The error, 0 on success (for example `UNKNOWN_MEMBER_ID`, `FENCED_MEMBER_EPOCH`).
-    public var errorCode: Int16
-    /// Error details, if any.
-    public var errorMessage: String?
-    /// The member id, echoed back on success; `nil` otherwise.
-    public var memberID: String?
-    /// The member epoch the member must send next.
-    public var memberEpoch: Int32
-    /// How often the member should heartbeat, in milliseconds.
-    public var heartbeatIntervalMs: Int32
-    /// The member's new assignment; `nil` when it did not change.
-    public var assignment: Assignment?
-
-    /// Creates a response.
-    public init(
-        throttleTimeMs: Int32 = 0, errorCode: Int16 = 0, errorMessage: String? = nil, memberID: String? = nil,
-        memberEpoch: Int32 = 0, heartbeatIntervalMs: Int32 = 0, assignment: Assignment? = nil
-    ) {
-        self.throttleTimeMs = throttleTimeMs
-        self.errorCode = errorCode
-        self.errorMessage = errorMessage
-        self.memberID = memberID
-        self.memberEpoch = memberEpoch
-        self.heartbeatIntervalMs = heartbeatIntervalMs
-        self.assignment = assignment
-    }
-
-    /// Decodes the body at `version`; check `reader.error` afterwards.
-    public init(from reader: inout ByteReader, version: Int16) {
-        // The same grammar as the KIP-848 heartbeat response: decode through it.
-        let shared = ConsumerGroupHeartbeatResponse(from: &reader, version: 1)
-        throttleTimeMs = shared.throttleTimeMs
-        errorCode = shared.errorCode
-        errorMessage = shared.errorMessage
-        memberID = shared.memberID
-        memberEpoch = shared.memberEpoch
-        heartbeatIntervalMs = shared.heartbeatIntervalMs
-        assignment = shared.assignment
-    }
-}
+/// `memberID` echoes the member's id on success; `assignment` is `nil` when unchanged, an
+/// empty list when the member has no partitions. (Both KIP-848 versions decode alike, so the
+/// version passed when decoding does not matter.)
+public typealias ShareGroupHeartbeatResponse = ConsumerGroupHeartbeatResponse
