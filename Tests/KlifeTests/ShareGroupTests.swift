@@ -70,6 +70,9 @@ final class ShareGroupTests: XCTestCase {
             .contains("shareConsumer.deadLetter.topic") == true)
         XCTAssertTrue(field { $0.deadLetter = .init(topic: "dlq", maxDeliveryCount: 0) }?
             .contains("shareConsumer.deadLetter.maxDeliveryCount") == true)
+        XCTAssertTrue(field { $0.rateLimit = .init(perPartitionRecordsPerSecond: 5) }?
+            .contains("shareConsumer.rateLimit") == true)
+        XCTAssertTrue(field { $0.rateLimit = .init(recordsPerSecond: -1) }?.contains("rateLimit.recordsPerSecond") == true)
     }
 
     // MARK: Pure pieces
@@ -397,6 +400,50 @@ final class ShareGroupTests: XCTestCase {
         await client.close()
     }
 
+    func testARateLimitHoldsTheConsumerBackBeforeItFetches() async throws {
+        let topic = "share-rate"
+        let mock = try shareMock(topics: [(topic, 1)])
+        defer { mock.stop() }
+        let client = try await connect(mock)
+        await produce(client, topic: topic, count: 10)
+        var settings = settings(group: "g-rate", topic: topic, mode: .implicit, maxRecords: 5)
+        // Five records at once, then one every 100 ms.
+        settings.rateLimit = ConsumerRateLimit(recordsPerSecond: 10, burst: .milliseconds(500))
+        let consumer = try client.shareConsumer(settings)
+        var offsets: [Int64] = []
+        while offsets.count < 10, let batch = try await consumer.next() { offsets += batch.map(\.offset) }
+        XCTAssertEqual(offsets, Array(0..<10))
+        XCTAssertGreaterThan(consumer.statistics.flowControlWaits, 0, "the second batch waited for the bucket")
+        await consumer.close()
+        await client.close()
+    }
+
+    func testDownstreamPermitsAreTakenBeforeFetchingAndGivenBackOnTheNextBatch() async throws {
+        let topic = "share-permits"
+        let mock = try shareMock(topics: [(topic, 1)])
+        defer { mock.stop() }
+        let client = try await connect(mock)
+        await produce(client, topic: topic, count: 10)
+        let permits = GatedPermits()
+        var settings = settings(group: "g-permits", topic: topic, mode: .implicit, maxRecords: 5)
+        settings.downstream = permits
+        let consumer = try client.shareConsumer(settings)
+        let first = Task { try await consumer.next() }
+        await eventually("the consumer asked for a permit") { permits.acquires == 1 }
+        XCTAssertEqual(consumer.heldRecords, 0, "nothing fetched (and locked) while no permit is granted")
+        permits.open()
+        let batch = try await first.value
+        XCTAssertEqual(batch?.map(\.offset), Array(0..<5))
+        XCTAssertEqual(permits.releases, 0, "the batch holds its permit")
+        let second = try await consumer.next()
+        XCTAssertEqual(second?.map(\.offset), Array(5..<10))
+        XCTAssertEqual(permits.releases, 1, "asking for the next batch gave the first one's permit back")
+        XCTAssertEqual(permits.acquires, 2)
+        await consumer.close()
+        XCTAssertEqual(permits.releases, 2, "close gives the last permit back")
+        await client.close()
+    }
+
     func testABrokerWithoutShareGroupsGivesAnErrorNamingTheMissingApi() async throws {
         let topic = "share-none"
         let mock = try MockCluster(brokers: 1, topics: [(topic, 1)])
@@ -417,3 +464,39 @@ final class ShareGroupTests: XCTestCase {
 }
 
 private let msgTopicID = KafkaUUID(high: 7, low: 9)
+
+/// Downstream permits that are all refused until ``open()``, counting acquisitions and releases.
+final class GatedPermits: DownstreamPermits {
+    private struct State {
+        var opened = false
+        var acquires = 0
+        var releases = 0
+        var waiting: [CheckedContinuation<Void, Never>] = []
+    }
+    private let state = Locked(State())
+
+    var acquires: Int { state.withLock { $0.acquires } }
+    var releases: Int { state.withLock { $0.releases } }
+
+    func acquire() async throws {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let granted = state.withLock { s -> Bool in
+                s.acquires += 1
+                if !s.opened { s.waiting.append(continuation) }
+                return s.opened
+            }
+            if granted { continuation.resume() }
+        }
+    }
+
+    func release() { state.withLock { $0.releases += 1 } }
+
+    func open() {
+        let waiting = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            s.opened = true
+            defer { s.waiting = [] }
+            return s.waiting
+        }
+        for continuation in waiting { continuation.resume() }
+    }
+}

@@ -40,6 +40,8 @@ public final class KlifeShareConsumer: Sendable {
         public var recordsDropped = 0
         /// Share sessions lost and opened again.
         public var sessionsReset = 0
+        /// Times the rate limit or a downstream permit held the consumer back.
+        public var flowControlWaits = 0
     }
 
     private struct State {
@@ -53,6 +55,7 @@ public final class KlifeShareConsumer: Sendable {
     private let client: KlifeClient
     private let membership: ShareGroupMembership
     private let fetcher: ShareFetcher
+    private let flow: ShareFlowControl
     private let state = Locked(State())
 
     init(client: KlifeClient, configuration: ShareConsumerConfiguration) {
@@ -60,6 +63,7 @@ public final class KlifeShareConsumer: Sendable {
         self.configuration = configuration
         self.membership = ShareGroupMembership(client: client, settings: configuration)
         self.fetcher = ShareFetcher(client: client, settings: configuration, memberID: membership.memberID)
+        self.flow = ShareFlowControl(rateLimit: configuration.rateLimit, permits: configuration.downstream)
         membership.start()
     }
 
@@ -84,24 +88,31 @@ public final class KlifeShareConsumer: Sendable {
         statistics.acknowledgementErrors = counters.acknowledgementErrors
         statistics.recordsDropped = counters.recordsDropped
         statistics.sessionsReset = counters.sessionsReset
+        statistics.flowControlWaits = flow.waits
         return statistics
     }
 
     /// The next batch of records (at most ``ShareConsumerConfiguration/maxRecords``, one
     /// partition), waiting until there is one. In implicit mode, first accepts every record of
-    /// earlier batches not acknowledged yet.
+    /// earlier batches not acknowledged yet. With ``ShareConsumerConfiguration/downstream``,
+    /// releases the previous batch's permit and acquires one for this batch; with
+    /// ``ShareConsumerConfiguration/rateLimit``, waits until the limit allows a batch. Both
+    /// waits happen before fetching, so no record is held while waiting.
     /// - Returns: `nil` once the consumer is closed.
     /// - Throws: ``KlifeError`` when the membership or a fetch fails for good: a broker
     ///   without share groups (``KlifeError/Code/unsupportedVersion``, naming the missing API),
     ///   an authorization failure; ``KlifeError/Code/cancelled`` when the task is cancelled.
     public func next() async throws(KlifeError) -> ShareBatch? {
         if configuration.acknowledgement == .implicit { acceptHandedOut() }
+        flow.releasePermit()
         while true {
             if Task.isCancelled { throw .cancelled }
             if state.withLock({ $0.closed }) { return nil }
             if let error = membership.failure { throw error }
+            try await flow.admit()
             if let batch = state.withLock({ s in s.buffered.isEmpty ? nil : s.buffered.removeFirst() }) {
                 fetcher.handedOut(batch)
+                flow.handedOut(records: batch.count, bytes: batch.records.payloadBytes)
                 state.withLock { $0.statistics.recordsDelivered += batch.count }
                 return batch
             }
@@ -160,6 +171,7 @@ public final class KlifeShareConsumer: Sendable {
         }
         guard first else { return }
         if configuration.acknowledgement == .implicit { acceptHandedOut() }
+        flow.releasePermit()
         await fetcher.close()
         await membership.leave()
     }

@@ -55,6 +55,14 @@ public struct ShareConsumerConfiguration: Sendable {
     public var deadLetter: DeadLetter?
     /// The rack the member runs in, sent to the coordinator.
     public var rackID: String?
+    /// A limit on the records (and bytes of keys and values) handed out per second, over the
+    /// whole consumer; the per-partition rates of ``ConsumerRateLimit`` do not apply (records
+    /// of one partition go to many members). `nil`: unlimited.
+    public var rateLimit: ConsumerRateLimit?
+    /// Permits from the application's downstream: one is acquired before each batch is
+    /// fetched and handed out, and released when the next batch is asked for (or on close).
+    /// `nil`: no permits.
+    public var downstream: (any DownstreamPermits)?
 
     /// Creates settings for `groupID` reading `topics`.
     public init(groupID: String, topics: [String]) {
@@ -82,6 +90,12 @@ public struct ShareConsumerConfiguration: Sendable {
         }
         if heartbeatInterval <= .zero {
             throw .invalidConfiguration("shareConsumer.heartbeatInterval", "must be positive")
+        }
+        if let rateLimit {
+            if rateLimit.perPartitionRecordsPerSecond != nil || rateLimit.perPartitionBytesPerSecond != nil {
+                throw .invalidConfiguration("shareConsumer.rateLimit", "per-partition rates do not apply to a share group")
+            }
+            try rateLimit.validate()
         }
         if let deadLetter {
             if deadLetter.topic.isEmpty {
