@@ -257,6 +257,36 @@ final class ShareGroupTests: XCTestCase {
         await client.close()
     }
 
+    func testOneShareSessionPerLeaderAndALeaderMoveIsFollowed() async throws {
+        let topic = "share-leaders"
+        let mock = try shareMock(topics: [(topic, 3)], brokers: 3)  // partition p led by broker p + 1
+        defer { mock.stop() }
+        let client = try await connect(mock)
+        for p in Int32(0)..<3 {
+            for i in 0..<20 { client.produce(ProducerRecord(topic: topic, partition: p, value: "\(p)-\(i)")) { _ in } }
+        }
+        await client.flush()
+        let values = Locked<[String]>([])
+        let consumer = try client.shareConsumer(settings(group: "g-leaders", topic: topic, mode: .implicit))
+        let reader = Task {
+            for try await batch in consumer.batches { values.withLock { $0 += batch.compactMap(\.valueString) } }
+        }
+        await eventually("all 60 records read from the three leaders", within: .seconds(60)) {
+            values.withLock { Set($0).count } == 60
+        }
+        try mock.leader(topic, 0, broker: 3)
+        for i in 20..<30 { client.produce(ProducerRecord(topic: topic, partition: 0, value: "0-\(i)")) { _ in } }
+        await client.flush()
+        await eventually("the records produced after the move read from the new leader", within: .seconds(60)) {
+            values.withLock { Set($0).count } == 70
+        }
+        await consumer.close()
+        _ = try await reader.value
+        XCTAssertEqual(values.withLock { $0.count }, 70, "every record once")
+        XCTAssertEqual(consumer.statistics.accepted, 70)
+        await client.close()
+    }
+
     func testAReleasedRecordComesBackWithDeliveryCountTwo() async throws {
         let topic = "share-release"
         let mock = try shareMock(topics: [(topic, 1)])
