@@ -145,6 +145,56 @@ final class ShareGroupTests: XCTestCase {
         XCTAssertNil(ShareFetcher.deliveryCount(of: 0, in: []))
     }
 
+    func testShareFetchAnswersAreCutToTheAcquiredRangesAndHostileOnesNeverTrap() async throws {
+        let mock = try MockCluster(brokers: 1, topics: [("t", 1)])
+        defer { mock.stop() }
+        let client = try await connect(mock)
+        var settings = ShareConsumerConfiguration(groupID: "g", topics: ["t"])
+        settings.maxRecords = 2
+        let fetcher = ShareFetcher(client: client, settings: settings, memberID: "m")
+        let source = ShareSource(node: 1, topicID: msgTopicID, partition: 0)
+        let tp = TopicPartition(topic: "t", partition: 0)
+        let batch = RecordBatchEncoder.encode(baseTimestamp: 0, records: (0..<5).map { (0, nil, Array("v\($0)".utf8), []) })
+        func deliver(_ ranges: [ShareFetchResponse.AcquiredRecords], _ records: [UInt8]) throws(KlifeError) -> [ShareBatch] {
+            try fetcher.deliveries(.init(partitionIndex: 0, records: records, acquiredRecords: ranges), tp: tp,
+                                   source: source, lockTimeout: .seconds(1), receivedAt: .now, broker: "1")
+        }
+        // Only the acquired offsets, with their counts, in batches of at most maxRecords.
+        let cut = try deliver([.init(firstOffset: 1, lastOffset: 3, deliveryCount: 2)], batch)
+        XCTAssertEqual(cut.map { $0.map(\.offset) }, [[1, 2], [3]])
+        XCTAssertEqual(cut.flatMap { $0.map(\.deliveryCount) }, [2, 2, 2])
+        XCTAssertEqual(cut.first?.first?.valueString, "v1")
+        XCTAssertEqual(fetcher.heldRecords, 3)
+        // Reported again at the same count: not delivered twice; at a higher count: a new delivery.
+        XCTAssertEqual(try deliver([.init(firstOffset: 1, lastOffset: 3, deliveryCount: 2)], batch).count, 0)
+        XCTAssertEqual(try deliver([.init(firstOffset: 3, lastOffset: 3, deliveryCount: 3)], batch)
+            .flatMap { $0.map(\.deliveryCount) }, [3])
+        // Acquired offsets without records are settled as gaps, not handed out or held.
+        XCTAssertEqual(try deliver([.init(firstOffset: 4, lastOffset: 9, deliveryCount: 1)], batch)
+            .flatMap { $0.map(\.offset) }, [4])
+        XCTAssertEqual(fetcher.heldRecords, 4)
+        // Hostile ranges: reversed, enormous, overlapping, negative counts.
+        XCTAssertEqual(try deliver([.init(firstOffset: 3, lastOffset: 1, deliveryCount: 1)], batch).count, 0)
+        _ = try deliver([.init(firstOffset: 0, lastOffset: .max, deliveryCount: -5),
+                         .init(firstOffset: .min, lastOffset: 2, deliveryCount: 1)], batch)
+        // Bytes that do not decode (a CRC that does not match) are a typed error.
+        var corrupt = batch
+        corrupt[corrupt.count - 1] ^= 0xff
+        XCTAssertThrowsError(try deliver([.init(firstOffset: 0, lastOffset: 1, deliveryCount: 1)], corrupt)) { error in
+            XCTAssertEqual((error as? KlifeError)?.code, .malformedResponse)
+        }
+        // Mutated batches and ranges never trap.
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<500 {
+            var bytes = batch
+            for _ in 0..<Int.random(in: 1...4, using: &rng) { bytes[Int.random(in: 0..<bytes.count, using: &rng)] = .random(in: 0...255, using: &rng) }
+            let first = Int64.random(in: -3...8, using: &rng)
+            _ = try? deliver([.init(firstOffset: first, lastOffset: first + .random(in: -2...6, using: &rng),
+                                    deliveryCount: .random(in: -2...9, using: &rng))], bytes)
+        }
+        await client.close()
+    }
+
     // MARK: On the mock cluster
 
     private func connect(_ mock: MockCluster) async throws -> KlifeClient {

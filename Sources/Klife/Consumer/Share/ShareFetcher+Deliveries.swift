@@ -5,6 +5,13 @@ extension ShareFetcher {
     /// data); a longer one, which no broker sends for real data, is left to its lock timeout.
     static let largestRangeSettled: Int64 = 100_000
 
+    /// Whether `range` is ordered and short enough to settle offset by offset (a hostile one,
+    /// reversed or spanning most of the offset space, is not; and never overflows).
+    static func isSettleable(_ range: ShareFetchResponse.AcquiredRecords) -> Bool {
+        let (span, overflow) = range.lastOffset.subtractingReportingOverflow(range.firstOffset)
+        return !overflow && span >= 0 && span < largestRangeSettled
+    }
+
     /// The records of one partition's answer that this member acquired, cut into batches of at
     /// most `maxRecords`, each record with its delivery count. Records of the answer outside
     /// the acquired ranges (held by other members, or settled) and control records are left
@@ -30,7 +37,7 @@ extension ShareFetcher {
             }
         }
         var gaps: [(offset: Int64, deliveryCount: Int16)] = []
-        for range in ranges where range.lastOffset - range.firstOffset < Self.largestRangeSettled {
+        for range in ranges where Self.isSettleable(range) {
             for offset in range.firstOffset...range.lastOffset where !seen.contains(offset) {
                 gaps.append((offset, range.deliveryCount))
             }

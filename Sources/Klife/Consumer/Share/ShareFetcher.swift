@@ -275,8 +275,7 @@ final class ShareFetcher: Sendable {
     /// Settles `ranges` as released (a partition whose records could not be decoded).
     private func release(_ ranges: [ShareFetchResponse.AcquiredRecords], source: ShareSource) {
         state.withLock { s in
-            for range in ranges where range.lastOffset >= range.firstOffset
-                && range.lastOffset - range.firstOffset < ShareFetcher.largestRangeSettled {
+            for range in ranges where ShareFetcher.isSettleable(range) {
                 let offsets = range.firstOffset...range.lastOffset
                 s.ledger.acquired(source, offsets: offsets.map { ($0, range.deliveryCount) })
                 for offset in offsets { _ = s.ledger.settle(source, offset: offset, as: .release) }
