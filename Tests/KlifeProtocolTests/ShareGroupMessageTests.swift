@@ -298,6 +298,9 @@ final class ShareGroupMessageTests: XCTestCase {
             .init(firstOffset: 9, lastOffset: 9, type: .accept),
         ])
         XCTAssertEqual(ShareAcknowledgementBatch.runs([]), [])
+        // The last offset there is: no overflow looking past it.
+        XCTAssertEqual(ShareAcknowledgementBatch.runs([(.max - 1, .accept), (.max, .accept)]),
+                       [.init(firstOffset: .max - 1, lastOffset: .max, type: .accept)])
     }
 
     // MARK: Responses

@@ -55,7 +55,7 @@ public struct ShareAcknowledgementBatch: Sendable, Hashable {
         var index = 0
         while index < settled.count {
             var end = index
-            while end + 1 < settled.count && settled[end + 1].offset == settled[end].offset + 1 { end += 1 }
+            while end + 1 < settled.count && settled[end + 1].offset == settled[end].offset &+ 1 { end += 1 }
             let types = settled[index...end].map(\.type.rawValue)
             let uniform = types.allSatisfy { $0 == types[0] }
             result.append(ShareAcknowledgementBatch(

@@ -116,7 +116,8 @@ final class ShareGroupMembership: Sendable {
             switch code {
             case .none:
                 recoveries = 0
-                if response.heartbeatIntervalMs > 0 { interval = .milliseconds(Int(response.heartbeatIntervalMs)) }
+                // The coordinator's interval, kept within 10 ms and 60 s whatever it says.
+                if response.heartbeatIntervalMs > 0 { interval = .milliseconds(Int(min(max(response.heartbeatIntervalMs, 10), 60_000))) }
                 state.withLock { $0.epoch = response.memberEpoch }
                 if let assignment = response.assignment {
                     do {
