@@ -129,6 +129,11 @@ final class ShareGroupTests: XCTestCase {
             .init(firstOffset: 0, lastOffset: 2, acknowledgeTypes: [1, 2, 1]),
         ]]])
         XCTAssertEqual(ledger.takePending(for: 1), [:])
+        // Settled and sent, not yet answered: a report of it at the same count is no delivery.
+        XCTAssertTrue(ledger.isHeld(source, offset: 1, deliveryCount: 1))
+        XCTAssertFalse(ledger.isHeld(source, offset: 1, deliveryCount: 2), "released and delivered again")
+        ledger.answered(node: 1)
+        XCTAssertFalse(ledger.isHeld(source, offset: 1, deliveryCount: 1))
         XCTAssertEqual(ledger.forget(node: 1), 2)
         XCTAssertEqual(ledger.heldCount, 0)
     }
@@ -453,6 +458,31 @@ final class ShareGroupTests: XCTestCase {
         XCTAssertEqual(consumer.statistics.accepted, 10)
         XCTAssertEqual(consumer.statistics.acknowledgementErrors, 0)
         XCTAssertEqual(consumer.heldRecords, 0)
+        await consumer.close()
+        await client.close()
+    }
+
+    func testRecordsAcknowledgedWhileAFetchIsInFlightAreNotDeliveredAgain() async throws {
+        let topic = "share-inflight"
+        let mock = try shareMock(topics: [(topic, 1)])
+        defer { mock.stop() }
+        let client = try await connect(mock)
+        await produce(client, topic: topic, count: 5)
+        let consumer = try client.shareConsumer(settings(group: "g-inflight", topic: topic, mode: .explicit))
+        let first = try await consumer.next()
+        XCTAssertEqual(first?.map(\.offset), Array(0..<5))
+        // The next fetch goes out with nothing to acknowledge; the acknowledgements are made
+        // while it (or the ones after it) wait at the broker, which still lists 0-4 as held.
+        let second = Task { try await consumer.next() }
+        await eventually("a fetch is in flight") { consumer.statistics.recordsDelivered == 5 }
+        if let first { consumer.acknowledge(first, .accept) }
+        await produce(client, topic: topic, count: 5, from: 5)
+        let next = try await second.value
+        XCTAssertEqual(next?.map(\.offset), Array(5..<10), "0-4 were not handed out again")
+        if let next { consumer.acknowledge(next, .accept) }
+        try await consumer.commit()
+        XCTAssertEqual(consumer.statistics.accepted, 10)
+        XCTAssertEqual(consumer.statistics.acknowledgementErrors, 0)
         await consumer.close()
         await client.close()
     }

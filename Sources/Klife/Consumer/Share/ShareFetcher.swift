@@ -213,6 +213,7 @@ final class ShareFetcher: Sendable {
                 }
             }
         }
+        state.withLock { $0.ledger.answered(node: node) }
         return .success(batches)
     }
 
@@ -245,6 +246,7 @@ final class ShareFetcher: Sendable {
             return .failure(error)
         }
         state.withLock { s in
+            s.ledger.answered(node: node)
             if !close { s.sessions[node]?.acknowledged() }
             for topic in response.responses {
                 for partition in topic.partitions where partition.errorCode != 0 { s.counters.acknowledgementErrors += 1 }
