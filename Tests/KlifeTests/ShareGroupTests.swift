@@ -342,6 +342,31 @@ final class ShareGroupTests: XCTestCase {
         await client.close()
     }
 
+    func testAFencedMemberRejoinsAndAMovedCoordinatorIsFoundAgain() async throws {
+        let topic = "share-fenced"
+        let mock = try shareMock(topics: [(topic, 1)])
+        defer { mock.stop() }
+        let client = try await connect(mock)
+        await produce(client, topic: topic, count: 10)
+        let reader = ShareReader(try client.shareConsumer(settings(group: "g-fenced", topic: topic, mode: .implicit)))
+        await eventually("the first ten read", within: .seconds(30)) { Set(reader.offsets).count == 10 }
+        XCTAssertGreaterThan(reader.consumer.memberEpoch, 0)
+        // FENCED_MEMBER_EPOCH, then NOT_COORDINATOR, then UNKNOWN_MEMBER_ID for the next heartbeats.
+        try mock.pushErrors(apiKey: 76, codes: [110, 16, 25])
+        try mock.coordinator("group", key: "g-fenced", broker: 2)
+        await produce(client, topic: topic, count: 10, from: 10)
+        await eventually("the next ten read after rejoining", within: .seconds(30)) { Set(reader.offsets).count == 20 }
+        await eventually("rejoined twice and found the coordinator again", within: .seconds(30)) {
+            let stats = reader.consumer.statistics
+            return stats.rejoins == 2 && stats.coordinatorSearches == 2 && reader.consumer.memberEpoch > 0
+        }
+        await reader.close()
+        XCTAssertNil(reader.failure.withLock { $0 })
+        XCTAssertEqual(reader.offsets, Array(0..<20), "every record once, in order")
+        XCTAssertEqual(reader.consumer.memberEpoch, -1, "left")
+        await client.close()
+    }
+
     func testAReleasedRecordComesBackWithDeliveryCountTwo() async throws {
         let topic = "share-release"
         let mock = try shareMock(topics: [(topic, 1)])

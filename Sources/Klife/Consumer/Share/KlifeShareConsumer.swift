@@ -42,6 +42,12 @@ public final class KlifeShareConsumer: Sendable {
         public var sessionsReset = 0
         /// Times the rate limit or a downstream permit held the consumer back.
         public var flowControlWaits = 0
+        /// ShareGroupHeartbeat answers received.
+        public var heartbeats = 0
+        /// Times the member joined again after the coordinator fenced it or forgot it.
+        public var rejoins = 0
+        /// Times the member looked for its group coordinator (once at the start, again after it moved).
+        public var coordinatorSearches = 0
     }
 
     private struct State {
@@ -70,6 +76,9 @@ public final class KlifeShareConsumer: Sendable {
     /// The member id this consumer generated and joined the group with.
     public var memberID: String { membership.memberID }
 
+    /// The member epoch the coordinator last gave this member: 0 while joining, -1 once left.
+    public var memberEpoch: Int32 { membership.epoch }
+
     /// The partitions the coordinator assigned to this member now (other members may be
     /// assigned the same ones).
     public var assignment: Set<TopicPartition> { Set(membership.assignment.keys) }
@@ -89,6 +98,7 @@ public final class KlifeShareConsumer: Sendable {
         statistics.recordsDropped = counters.recordsDropped
         statistics.sessionsReset = counters.sessionsReset
         statistics.flowControlWaits = flow.waits
+        (statistics.heartbeats, statistics.rejoins, statistics.coordinatorSearches) = membership.counters
         return statistics
     }
 
