@@ -367,6 +367,54 @@ final class ShareGroupTests: XCTestCase {
         await client.close()
     }
 
+    func testALeaderThatGoesDownAndComesBackIsReadAgainWithANewSession() async throws {
+        let topic = "share-down"
+        let mock = try shareMock(topics: [(topic, 1)], brokers: 3)  // partition 0 led by broker 1
+        defer { mock.stop() }
+        try mock.coordinator("group", key: "g-down", broker: 2)
+        let client = try await connect(mock)
+        await produce(client, topic: topic, count: 10)
+        let reader = ShareReader(try client.shareConsumer(settings(group: "g-down", topic: topic, mode: .implicit)))
+        await eventually("the first ten read", within: .seconds(30)) { Set(reader.offsets).count == 10 }
+        try mock.down(1)
+        await eventually("the session with the leader was lost", within: .seconds(30)) {
+            reader.consumer.statistics.sessionsReset >= 1
+        }
+        try mock.up(1)
+        await produce(client, topic: topic, count: 10, from: 10)
+        await eventually("the next ten read from the leader back up", within: .seconds(60)) {
+            Set(reader.offsets).count == 20
+        }
+        await reader.close()
+        XCTAssertNil(reader.failure.withLock { $0 })
+        XCTAssertEqual(Set(reader.offsets), Set(0..<20), "at least once: nothing lost")
+        await client.close()
+    }
+
+    func testWaitingForAnAssignmentEndsWhenTheTaskIsCancelled() async throws {
+        let topic = "share-cancel"
+        let mock = try shareMock(topics: [(topic, 1)])
+        defer { mock.stop() }
+        let client = try await connect(mock)
+        let holder = try client.shareConsumer(settings(group: "g-cancel", topic: topic, mode: .implicit))
+        await eventually("the first member holds the partition", within: .seconds(30)) { holder.assignment.count == 1 }
+        // The mock's own assignor gives the one partition to one member only.
+        let idle = try client.shareConsumer(settings(group: "g-cancel", topic: topic, mode: .implicit))
+        await eventually("the second member joined", within: .seconds(30)) { idle.memberEpoch > 0 }
+        XCTAssertEqual(idle.assignment, [])
+        let waiting = Task { try await idle.next() }
+        waiting.cancel()
+        do {
+            _ = try await waiting.value
+            XCTFail("expected cancelled")
+        } catch {
+            XCTAssertEqual((error as? KlifeError)?.code, .cancelled)
+        }
+        await idle.close()
+        await holder.close()
+        await client.close()
+    }
+
     func testAReleasedRecordComesBackWithDeliveryCountTwo() async throws {
         let topic = "share-release"
         let mock = try shareMock(topics: [(topic, 1)])

@@ -129,6 +129,9 @@ public final class KlifeShareConsumer: Sendable {
             let version = membership.version
             let assignment = membership.assignment
             if assignment.isEmpty {
+                // Nothing assigned (any more): settle what is owed and close the sessions left,
+                // so the brokers hand what this member held to the others at once.
+                if fetcher.hasOpenSessions { _ = try await fetcher.round([:]) }
                 _ = await membership.waitForChange(after: version)
                 continue
             }

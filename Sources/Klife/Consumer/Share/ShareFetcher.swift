@@ -23,6 +23,7 @@ final class ShareFetcher: Sendable {
         var ledger = ShareAcknowledgementLedger()
         var lockTimeout: Duration?
         var metadataStale = false
+        var consecutiveFailures = 0
         var counters = Counters()
     }
 
@@ -47,6 +48,9 @@ final class ShareFetcher: Sendable {
 
     /// Counters of acknowledgements and sessions.
     var counters: Counters { state.withLock { $0.counters } }
+
+    /// Whether a share session is open with some broker.
+    var hasOpenSessions: Bool { state.withLock { $0.sessions.values.contains { $0.isOpen } } }
 
     /// Records held (acquired, not settled) now.
     var heldRecords: Int { state.withLock { $0.ledger.heldCount } }
@@ -125,12 +129,23 @@ final class ShareFetcher: Sendable {
                 return all
             }
             var batches: [ShareBatch] = []
+            var failed = false
             for result in results {
                 switch result {
                 case .success(let delivered): batches += delivered
                 case .failure(let error) where !error.isRetriable: throw error
-                case .failure: state.withLock { $0.metadataStale = true }
+                case .failure: failed = true
                 }
+            }
+            // A round that only failed (brokers down, sessions refused) waits before the next
+            // one: 100 ms doubling up to 1 s, so an unreachable leader is not hammered.
+            let failures = state.withLock { s -> Int in
+                if failed { s.metadataStale = true }
+                s.consecutiveFailures = failed && batches.isEmpty ? s.consecutiveFailures + 1 : 0
+                return s.consecutiveFailures
+            }
+            if failures > 0 {
+                try? await Task.sleep(for: min(.milliseconds(100) * (1 << min(failures - 1, 4)), .seconds(1)))
             }
             return batches
         }

@@ -97,14 +97,19 @@ final class ShareGroupMembership: Sendable {
 
     /// Waits until the assignment changes or the membership ends (returns at once if either
     /// happened since `version`). Returns the version it saw.
+    /// A cancelled task stops waiting (every waiter is woken; the others wait again).
     func waitForChange(after version: UInt64) async -> UInt64 {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let ready = state.withLock { s -> Bool in
-                if s.version != version || s.stopped { return true }
-                s.waiters.append(continuation)
-                return false
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let ready = state.withLock { s -> Bool in
+                    if s.version != version || s.stopped || Task.isCancelled { return true }
+                    s.waiters.append(continuation)
+                    return false
+                }
+                if ready { continuation.resume() }
             }
-            if ready { continuation.resume() }
+        } onCancel: {
+            wake { _ in }
         }
         return state.withLock { $0.version }
     }
