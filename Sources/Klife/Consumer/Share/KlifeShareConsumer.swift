@@ -192,9 +192,7 @@ public final class KlifeShareConsumer: Sendable {
     // MARK: Private
 
     private func acceptHandedOut() {
-        let before = fetcher.heldRecords
-        fetcher.acceptHandedOut()
-        count(.accept, before - fetcher.heldRecords)
+        count(.accept, fetcher.acceptHandedOut())
     }
 
     private func count(_ type: ShareAcknowledgement, _ n: Int) {

@@ -82,9 +82,10 @@ final class ShareFetcher: Sendable {
         state.withLock { $0.ledger.handedOut(batch.source, offsets: offsets) }
     }
 
-    /// Accepts every record handed out and not settled yet (implicit acknowledgement).
-    func acceptHandedOut() {
-        state.withLock { _ = $0.ledger.acceptHandedOut() }
+    /// Accepts every record handed out and not settled yet (implicit acknowledgement); returns
+    /// how many.
+    func acceptHandedOut() -> Int {
+        state.withLock { $0.ledger.acceptHandedOut() }
     }
 
     // MARK: Rounds
