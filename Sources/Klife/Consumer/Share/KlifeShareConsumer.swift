@@ -119,21 +119,23 @@ public final class KlifeShareConsumer: Sendable {
             if Task.isCancelled { throw .cancelled }
             if state.withLock({ $0.closed }) { return nil }
             if let error = membership.failure { throw error }
+            let version = membership.version
+            let assignment = membership.assignment
+            if assignment.isEmpty && state.withLock({ $0.buffered.isEmpty }) {
+                // Nothing assigned (any more): settle what is owed and close the sessions left,
+                // so the brokers hand what this member held to the others at once. No permit
+                // is held while waiting.
+                flow.releasePermit()
+                if fetcher.hasOpenSessions { _ = try await fetcher.round([:]) }
+                _ = await membership.waitForChange(after: version)
+                continue
+            }
             try await flow.admit()
             if let batch = state.withLock({ s in s.buffered.isEmpty ? nil : s.buffered.removeFirst() }) {
                 fetcher.handedOut(batch)
                 flow.handedOut(records: batch.count, bytes: batch.records.payloadBytes)
                 state.withLock { $0.statistics.recordsDelivered += batch.count }
                 return batch
-            }
-            let version = membership.version
-            let assignment = membership.assignment
-            if assignment.isEmpty {
-                // Nothing assigned (any more): settle what is owed and close the sessions left,
-                // so the brokers hand what this member held to the others at once.
-                if fetcher.hasOpenSessions { _ = try await fetcher.round([:]) }
-                _ = await membership.waitForChange(after: version)
-                continue
             }
             let delivered = try await fetcher.round(assignment)
             let kept = await moveDeadLetters(delivered)
