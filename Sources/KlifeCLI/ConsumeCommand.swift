@@ -12,6 +12,7 @@ enum ConsumeCommand: Subcommand {
             -b HOST:PORT -t TOPIC [-p PARTITION] [-o OFFSET] [-c COUNT] [-e] [-f FORMAT | --tsv] [options]
               or: -b HOST:PORT -G GROUP -t TOPIC [-t TOPIC ...] [--group-protocol classic|consumer]
                   [--assignor NAME] [--instance-id ID] [-o beginning|end] [-c COUNT] [options]
+              or: -b HOST:PORT --share-group GROUP -t TOPIC [-t TOPIC ...] [-c COUNT] [options]
             """,
         summary: """
             Reads a topic with fetch requests and prints one record value per line. Without -p
@@ -24,10 +25,18 @@ enum ConsumeCommand: Subcommand {
             and flushed; on Ctrl-C (SIGINT) or SIGTERM it stops fetching, commits the offsets of
             what it printed, leaves the group (a static member with --instance-id stays) and
             exits 0.
+
+            With --share-group it is a member of the share group GROUP (KIP-932): the group
+            hands it records of the topics, possibly of partitions other members read too, and
+            it accepts each record once printed and flushed. On Ctrl-C (SIGINT) or SIGTERM it
+            sends its acknowledgements, closes its share sessions (records handed to it and not
+            printed go back to the group), leaves the group and exits 0.
             """,
         options: ClientOptions.specs + [
             OptionSpec(["-t", "--topic"], value: "TOPIC", help: "Topic to read (required; with -G, repeat for more)"),
             OptionSpec(["-G", "--group"], value: "GROUP", help: "Consume as a member of this consumer group"),
+            OptionSpec(["--share-group"], value: "GROUP",
+                       help: "Consume as a member of this share group (KIP-932), accepting each record printed"),
             OptionSpec(["--group-protocol"], value: "PROTOCOL",
                        help: "With -G: classic (default) or consumer (KIP-848, the broker assigns)"),
             OptionSpec(["--assignor"], value: "NAME",
@@ -67,6 +76,14 @@ enum ConsumeCommand: Subcommand {
     static func main(_ arguments: [String]) async throws -> Int32 {
         let parsed = try spec.parse(arguments)
         let config = try ClientOptions.configuration(from: parsed)
+        if let group = parsed.value("--share-group") {
+            var options = try ConsumeShareGroup.options(parsed, group: group)
+            options.limit = try parsed.integer("--count", as: Int.self, in: 1...Int.max)
+            options.verbose = parsed.has("--verbose")
+            let formatter = try makeFormatter(parsed)
+            _ = try await ConsumeShareGroup.run(options, config: config, formatter: formatter, signals: SignalWatcher.install())
+            return ExitStatus.success
+        }
         if let group = parsed.value("--group") {
             var options = try ConsumeGroup.options(parsed, group: group)
             options.limit = try parsed.integer("--count", as: Int.self, in: 0...Int.max)

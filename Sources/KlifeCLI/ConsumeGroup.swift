@@ -82,7 +82,7 @@ enum ConsumeGroup {
             } catch {
                 throw CommandFailure("\(error)")
             }
-            let printing = Task { () throws -> Int in
+            let (printed, signal) = await ConsumeUntilSignal.run(signals: signals, close: { await consumer.close() }) {
                 var out = OutputBuffer()
                 var printed = 0
                 for try await batch in consumer.batches {
@@ -102,18 +102,6 @@ enum ConsumeGroup {
                 }
                 return printed
             }
-            // Whichever comes first: a signal, or the printer stopping (limit, error).
-            let stopper = Task {
-                let signal = await signals.wait()
-                if signal != nil { await consumer.close() }
-                return signal
-            }
-            let printed: Result<Int, any Error> = await { () async -> Result<Int, any Error> in
-                do { return .success(try await printing.value) } catch { return .failure(error) }
-            }()
-            stopper.cancel()
-            await consumer.close()
-            let signal = await stopper.value
             if options.verbose {
                 let stats = consumer.statistics()
                 let why = signal.map { "\(SignalWatcher.name($0)) received" } ?? "stopped"

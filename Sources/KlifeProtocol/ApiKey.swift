@@ -33,6 +33,14 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
     case consumerGroupHeartbeat = 68
     /// KIP-848 consumer group description.
     case consumerGroupDescribe = 69
+    /// KIP-932 share group heartbeat (joins, leaves and carries the assignment).
+    case shareGroupHeartbeat = 76
+    /// KIP-932 share group description.
+    case shareGroupDescribe = 77
+    /// KIP-932 fetch that acquires records for a share group member (and acknowledges earlier ones).
+    case shareFetch = 78
+    /// KIP-932 acknowledgement of records acquired through ``shareFetch``.
+    case shareAcknowledge = 79
 
     /// The name used in Kafka's documentation, for error messages.
     public var description: String {
@@ -64,6 +72,10 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
         case .offsetDelete: "OffsetDelete"
         case .consumerGroupHeartbeat: "ConsumerGroupHeartbeat"
         case .consumerGroupDescribe: "ConsumerGroupDescribe"
+        case .shareGroupHeartbeat: "ShareGroupHeartbeat"
+        case .shareGroupDescribe: "ShareGroupDescribe"
+        case .shareFetch: "ShareFetch"
+        case .shareAcknowledge: "ShareAcknowledge"
         }
     }
 }

@@ -144,6 +144,29 @@ final class MockCluster: @unchecked Sendable {
         try command("group_initial_delay \(ms)")
     }
 
+    /// Share groups (KIP-932): the member session timeout, the heartbeat interval and how long
+    /// a member holds a record it was given (the mock's defaults are 45 s, 5 s and 30 s).
+    func shareGroup(sessionTimeoutMs: Int, heartbeatIntervalMs: Int, lockDurationMs: Int) throws {
+        try command("share_group \(sessionTimeoutMs) \(heartbeatIntervalMs) \(lockDurationMs)")
+    }
+
+    /// Where a share partition starts when the group first reads it (the mock's default is latest).
+    func shareOffsetReset(earliest: Bool) throws {
+        try command("share_offset_reset \(earliest ? "earliest" : "latest")")
+    }
+
+    /// Deliveries before the mock archives a record (default 5; 0 for no limit).
+    func shareMaxDeliveries(_ n: Int) throws {
+        try command("share_max_deliveries \(n)")
+    }
+
+    /// Gives `partitions` of `topic` to every member of share group `group` (a manual
+    /// assignment: the mock's own assignor never gives one partition to two members). Fails
+    /// unless at least `minMembers` have joined.
+    func shareAssign(group: String, minMembers: Int, topic: String, partitions: [Int32]) throws {
+        try command("share_assign \(group) \(minMembers) \(topic) " + partitions.map(String.init).joined(separator: " "))
+    }
+
     /// Asks the child to quit, closes its stdin and reaps it (SIGKILL if it lingers). Idempotent.
     func stop() {
         let first = lock.withLock { () -> Bool in

@@ -43,6 +43,7 @@ final class ScriptedGroupCluster: @unchecked Sendable {
         (16, 4, 4),   // ListGroups (states, flexible)
         (42, 0, 0),   // DeleteGroups
         (69, 0, 0),   // ConsumerGroupDescribe
+        (77, 1, 1),   // ShareGroupDescribe
         (8, 2, 2),    // OffsetCommit
         (9, 1, 1),    // OffsetFetch
     ]
@@ -172,7 +173,7 @@ final class ScriptedGroupCluster: @unchecked Sendable {
     static func isFlexible(apiKey: Int16, version: Int16) -> Bool {
         switch apiKey {
         case 16: version >= 3
-        case 69: true
+        case 69, 77: true
         case 15: version >= 5
         case 42: version >= 2
         case 10: version >= 3

@@ -34,6 +34,19 @@ Commands, one per line on stdin; each is answered with one JSON line,
   group_initial_delay MS          how long the first join of an empty group waits for more
                                   members before the leader is elected (librdkafka's
                                   default is 3000, as Kafka's group.initial.rebalance.delay.ms)
+  share_group SESSION_MS HEARTBEAT_MS LOCK_MS
+                                  share groups (KIP-932): member session timeout,
+                                  heartbeat interval and record acquisition lock
+                                  duration (defaults 45000, 5000 and 30000)
+  share_offset_reset earliest|latest
+                                  where a share partition starts when first
+                                  consumed (default latest)
+  share_max_deliveries N          deliveries before a record is archived (default 5;
+                                  0 = unlimited)
+  share_assign GROUP MIN_MEMBERS TOPIC PARTITION [PARTITION...]
+                                  give these partitions to every member of the share
+                                  group (a manual assignment: several members share one
+                                  partition); fails unless at least MIN_MEMBERS joined
   quit                            exit
 
 The process exits when stdin closes or its parent process dies, so it never outlives
@@ -112,6 +125,17 @@ def load(path):
     api.set_host_port = fn("rd_kafka_mock_broker_set_host_port", None, P, I32, ctypes.c_char_p, I)
     api.set_apiversion = fn("rd_kafka_mock_set_apiversion", I, P, I16, I16, I16)
     api.group_initial_delay = fn("rd_kafka_mock_group_initial_rebalance_delay_ms", None, P, I32)
+    api.sgrp_session_timeout = fn("rd_kafka_mock_sharegroup_set_session_timeout", None, P, I, required=False)
+    api.sgrp_heartbeat_interval = fn("rd_kafka_mock_sharegroup_set_heartbeat_interval", None, P, I, required=False)
+    api.sgrp_lock_duration = fn("rd_kafka_mock_sharegroup_set_record_lock_duration", None, P, I, required=False)
+    api.sgrp_offset_reset = fn("rd_kafka_mock_sharegroup_set_auto_offset_reset", None, P, I, required=False)
+    api.sgrp_max_deliveries = fn("rd_kafka_mock_sharegroup_set_max_delivery_attempts", None, P, I, required=False)
+    api.sgrp_member_ids = fn("rd_kafka_mock_sharegroup_get_member_ids", I, P, ctypes.c_char_p,
+                             ctypes.POINTER(ctypes.POINTER(ctypes.c_char_p)), ctypes.POINTER(SZ), required=False)
+    api.sgrp_target_assignment = fn("rd_kafka_mock_sharegroup_target_assignment", None, P, ctypes.c_char_p,
+                                    ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(P), SZ, required=False)
+    api.tplist_new = fn("rd_kafka_topic_partition_list_new", P, I)
+    api.tplist_add = fn("rd_kafka_topic_partition_list_add", P, P, ctypes.c_char_p, I32)
     api.push_errors_va = fn("rd_kafka_mock_push_request_errors", None, required=True)
     api.push_errors_va.argtypes = None  # variadic: arguments converted per call
     api.broker_push_error_rtts = fn("rd_kafka_mock_broker_push_request_error_rtts", I)
@@ -177,6 +201,41 @@ class Mock:
 
     def apiversion(self, apikey, low, high):
         self.check(self.api.set_apiversion(self.mc, apikey, low, high), f"api {apikey} versions")
+
+    def share_api(self, name):
+        f = getattr(self.api, name)
+        if f is None:
+            raise RuntimeError("this librdkafka's mock cluster has no share groups (KIP-932)")
+        return f
+
+    def share_group(self, session_ms, heartbeat_ms, lock_ms):
+        self.share_api("sgrp_session_timeout")(self.mc, session_ms)
+        self.share_api("sgrp_heartbeat_interval")(self.mc, heartbeat_ms)
+        self.share_api("sgrp_lock_duration")(self.mc, lock_ms)
+
+    def share_offset_reset(self, earliest):
+        self.share_api("sgrp_offset_reset")(self.mc, 1 if earliest else 0)
+
+    def share_max_deliveries(self, n):
+        self.share_api("sgrp_max_deliveries")(self.mc, n)
+
+    def share_assign(self, group, min_members, topic, partitions):
+        ids = ctypes.POINTER(ctypes.c_char_p)()
+        count = ctypes.c_size_t(0)
+        err = self.share_api("sgrp_member_ids")(self.mc, group.encode(), ctypes.byref(ids), ctypes.byref(count))
+        self.check(err, f"share group {group} members")
+        members = [ids[i] for i in range(count.value)]  # bytes; the C strings are left to the process
+        if len(members) < min_members:
+            raise RuntimeError(f"share group {group} has {len(members)} member(s), wanted {min_members}")
+        lists = []
+        for _ in members:
+            tp = self.api.tplist_new(len(partitions))
+            for p in partitions:
+                self.api.tplist_add(tp, topic.encode(), p)
+            lists.append(tp)
+        id_array = (ctypes.c_char_p * len(members))(*members)
+        list_array = (ctypes.c_void_p * len(members))(*lists)
+        self.share_api("sgrp_target_assignment")(self.mc, group.encode(), id_array, list_array, len(members))
 
     def group_initial_delay(self, ms):
         self.api.group_initial_delay(self.mc, ms)
@@ -295,6 +354,26 @@ def run_command(mock, words):
         if ms < 0:
             raise ValueError("group_initial_delay must be >= 0")
         mock.group_initial_delay(ms)
+    elif cmd == "share_group":
+        session_ms, heartbeat_ms, lock_ms = ints(3)
+        if min(session_ms, heartbeat_ms, lock_ms) < 1:
+            raise ValueError("share_group: every value must be >= 1")
+        mock.share_group(session_ms, heartbeat_ms, lock_ms)
+    elif cmd == "share_offset_reset":
+        if args not in (["earliest"], ["latest"]):
+            raise ValueError("usage: share_offset_reset earliest|latest")
+        mock.share_offset_reset(args[0] == "earliest")
+    elif cmd == "share_max_deliveries":
+        (n,) = ints(1)
+        if n < 0:
+            raise ValueError("share_max_deliveries must be >= 0")
+        mock.share_max_deliveries(n)
+    elif cmd == "share_assign":
+        if len(args) < 4:
+            raise ValueError("usage: share_assign GROUP MIN_MEMBERS TOPIC PARTITION [PARTITION...]")
+        if args[2] not in mock.topics:
+            raise ValueError(f"share_assign: unknown topic {args[2]!r}")
+        mock.share_assign(args[0], int(args[1]), args[2], [int(a) for a in args[3:]])
     else:
         raise ValueError(f"unknown command {cmd!r}")
 
