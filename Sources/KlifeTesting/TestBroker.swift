@@ -47,6 +47,7 @@ public final class TestBroker: Sendable {
     ///   - port: A fixed port, or `nil` for a free one.
     ///   - advertisedPort: The loopback port the broker names in Metadata (where clients
     ///     connect after bootstrap), when not `port`: e.g. a ``FaultProxy`` in front of it.
+    ///   - readyTimeout: How long the broker may take to answer ApiVersions and Metadata.
     /// - Throws: ``TestBrokerError`` when no binary is found or the broker never becomes ready.
     public static func start(port: Int? = nil, advertisedPort: Int? = nil,
                              readyTimeout: Duration = .seconds(20)) async throws -> TestBroker {
