@@ -49,7 +49,8 @@ final class KlifeServiceLifecycleTests: XCTestCase {
         try await client.createTopic(topic, partitions: 1)
         for i in 0..<10 { _ = try await client.produce(ProducerRecord(topic: topic, partition: 0, value: "v\(i)")) }
         var settings = ConsumerConfiguration()
-        settings.groupID = TestCluster.uniqueTopicName("service-group")
+        let groupID = TestCluster.uniqueTopicName("service-group")
+        settings.groupID = groupID
         let consumer = try client.consumer(settings)
         let partition = TopicPartition(topic: topic, partition: 0)
         try await consumer.assign([partition: .earliest])
@@ -71,6 +72,9 @@ final class KlifeServiceLifecycleTests: XCTestCase {
         }
 
         XCTAssertEqual(handled.load(ordering: .relaxed), 10)
-        XCTAssertEqual(consumer.committed(partition), 10, "the processed position was committed on close")
+        let admin = try await cluster.client()
+        let offsets = try await admin.groupOffsets(groupID)
+        XCTAssertEqual(offsets[partition]?.committed, 10, "the processed position was committed on close")
+        await admin.close()
     }
 }
