@@ -49,6 +49,11 @@ let package = Package(
                                          .product(name: "Metrics", package: "swift-metrics"),
                                          .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
                           swiftSettings: strict),
+        // Imports Klife only: the client's public API needs no other module (KlifeProtocol's
+        // types it names are re-exported).
+        .testTarget(name: "ImportKlifeAloneTests",
+                    dependencies: [.product(name: "Klife", package: "klife-swift")],
+                    swiftSettings: strict),
         .testTarget(name: "KlifeLoggingTests",
                     dependencies: ["KlifeLogging",
                                    .product(name: "Klife", package: "klife-swift"),

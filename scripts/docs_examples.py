@@ -81,7 +81,7 @@ def main():
         "docsBootstrap = cluster.bootstrapServers[0]\n"
         f"{calls}\n"
         "cluster.stop()\n"
-        f'print("{len(runs)} passed, 0 failed")\n')
+        f'print("ran {len(runs)} documentation example(s) against an embedded broker")\n')
     template = (root / "scripts" / "docs-examples" / "Package.swift.template").read_text()
     (out / "Package.swift").write_text(template.replace("@ROOT@", str(root)))
     print(f"{compiled} blocks compiled, {len(runs)} run, {skipped} skipped")
