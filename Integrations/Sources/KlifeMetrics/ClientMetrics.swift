@@ -27,9 +27,7 @@ public import Klife
 public final class ClientMetrics: Sendable {
     /// The client whose statistics are exported.
     public let client: KlifeClient
-    private let counters: CounterTracker
-    private let gauges: GaugeSet
-    private let latency: LatencyTimers
+    private let recorders: MetricRecorders
 
     /// Prepares the metrics of `client` (nothing is recorded before the first ``update()``).
     /// - Parameters:
@@ -39,36 +37,29 @@ public final class ClientMetrics: Sendable {
     public init(client: KlifeClient, dimensions: [(String, String)] = [],
                 factory: any MetricsFactory = MetricsSystem.factory) {
         self.client = client
-        counters = CounterTracker(factory: factory, dimensions: dimensions)
-        gauges = GaugeSet(factory: factory, dimensions: dimensions)
-        latency = LatencyTimers("klife_producer_latency", factory: factory, dimensions: dimensions)
+        recorders = MetricRecorders(latencyLabel: "klife_producer_latency", factory: factory, dimensions: dimensions)
     }
 
     /// Polls the client's statistics once and records them.
     public func update() async {
         let stats = await client.statistics()
-        counters.update("klife_producer_records_delivered", total: stats.recordsDelivered)
-        counters.update("klife_producer_records_failed", total: stats.recordsFailed)
-        counters.update("klife_producer_requests", total: stats.produceRequests)
-        counters.update("klife_producer_batches", total: stats.batchesSent)
-        counters.update("klife_producer_bytes", total: stats.bytesSent)
-        counters.update("klife_producer_retries", total: stats.retries)
+        recorders.counters.update("klife_producer_records_delivered", total: stats.recordsDelivered)
+        recorders.counters.update("klife_producer_records_failed", total: stats.recordsFailed)
+        recorders.counters.update("klife_producer_requests", total: stats.produceRequests)
+        recorders.counters.update("klife_producer_batches", total: stats.batchesSent)
+        recorders.counters.update("klife_producer_bytes", total: stats.bytesSent)
+        recorders.counters.update("klife_producer_retries", total: stats.retries)
         for (broker, errors) in stats.errorsByBroker {
-            counters.update("klife_producer_errors", total: errors, extra: [("broker", String(broker))])
+            recorders.counters.update("klife_producer_errors", total: errors, extra: [("broker", String(broker))])
         }
-        gauges.set("klife_producer_buffered_records", Double(stats.pendingRecords))
-        gauges.set("klife_producer_buffered_bytes", Double(stats.pendingBytes))
-        let summary = stats.produceLatency
-        latency.update(count: summary.count, p50: .microseconds(summary.p50), p99: .microseconds(summary.p99),
-                       max: .microseconds(summary.max))
+        recorders.gauges.set("klife_producer_buffered_records", Double(stats.pendingRecords))
+        recorders.gauges.set("klife_producer_buffered_bytes", Double(stats.pendingBytes))
+        recorders.record(stats.produceLatency)
     }
 
     /// Calls ``update()`` every `interval` until the calling task is cancelled.
     /// - Parameter interval: Time between polls.
     public func run(every interval: Duration = .seconds(10)) async {
-        while !Task.isCancelled {
-            await update()
-            do { try await Task.sleep(for: interval) } catch { return }
-        }
+        await poll(every: interval) { await update() }
     }
 }

@@ -30,9 +30,7 @@ public import Klife
 public final class ConsumerMetrics: Sendable {
     /// The consumer whose statistics are exported.
     public let consumer: KlifeConsumer
-    private let counters: CounterTracker
-    private let gauges: GaugeSet
-    private let handlerLatency: LatencyTimers
+    private let recorders: MetricRecorders
 
     /// Prepares the metrics of `consumer` (nothing is recorded before the first ``update()``).
     /// - Parameters:
@@ -42,43 +40,36 @@ public final class ConsumerMetrics: Sendable {
     public init(consumer: KlifeConsumer, dimensions: [(String, String)] = [],
                 factory: any MetricsFactory = MetricsSystem.factory) {
         self.consumer = consumer
-        counters = CounterTracker(factory: factory, dimensions: dimensions)
-        gauges = GaugeSet(factory: factory, dimensions: dimensions)
-        handlerLatency = LatencyTimers("klife_consumer_handler_latency", factory: factory, dimensions: dimensions)
+        recorders = MetricRecorders(latencyLabel: "klife_consumer_handler_latency", factory: factory, dimensions: dimensions)
     }
 
     /// Polls the consumer's statistics once and records them.
     public func update() {
         let stats = consumer.statistics()
-        counters.update("klife_consumer_records_fetched", total: stats.recordsFetched)
-        counters.update("klife_consumer_bytes_fetched", total: stats.bytesFetched)
-        counters.update("klife_consumer_batches_delivered", total: stats.batchesDelivered)
-        counters.update("klife_consumer_retries", total: stats.outcomes.retries)
-        counters.update("klife_consumer_dead_lettered", total: stats.outcomes.deadLettered)
-        counters.update("klife_consumer_moved_to_retry_topics", total: stats.outcomes.movedToRetryTopics)
-        counters.update("klife_consumer_rebalances", total: stats.group.rebalances)
-        gauges.set("klife_consumer_lag", Double(stats.totalLag))
-        gauges.set("klife_consumer_buffered_bytes", Double(stats.bufferedBytes))
-        gauges.set("klife_consumer_in_flight_records", Double(stats.inFlightRecords))
-        gauges.set("klife_consumer_assigned_partitions", Double(stats.partitions.count))
+        recorders.counters.update("klife_consumer_records_fetched", total: stats.recordsFetched)
+        recorders.counters.update("klife_consumer_bytes_fetched", total: stats.bytesFetched)
+        recorders.counters.update("klife_consumer_batches_delivered", total: stats.batchesDelivered)
+        recorders.counters.update("klife_consumer_retries", total: stats.outcomes.retries)
+        recorders.counters.update("klife_consumer_dead_lettered", total: stats.outcomes.deadLettered)
+        recorders.counters.update("klife_consumer_moved_to_retry_topics", total: stats.outcomes.movedToRetryTopics)
+        recorders.counters.update("klife_consumer_rebalances", total: stats.group.rebalances)
+        recorders.gauges.set("klife_consumer_lag", Double(stats.totalLag))
+        recorders.gauges.set("klife_consumer_buffered_bytes", Double(stats.bufferedBytes))
+        recorders.gauges.set("klife_consumer_in_flight_records", Double(stats.inFlightRecords))
+        recorders.gauges.set("klife_consumer_assigned_partitions", Double(stats.partitions.count))
         var assigned: [[(String, String)]] = []
         for (partition, state) in stats.partitions where state.lag >= 0 {
             let extra = [("topic", partition.topic), ("partition", String(partition.partition))]
-            gauges.set("klife_consumer_partition_lag", Double(state.lag), extra: extra)
+            recorders.gauges.set("klife_consumer_partition_lag", Double(state.lag), extra: extra)
             assigned.append(extra)
         }
-        gauges.retain("klife_consumer_partition_lag", only: assigned)
-        let summary = stats.handlerLatency
-        handlerLatency.update(count: summary.count, p50: .microseconds(summary.p50), p99: .microseconds(summary.p99),
-                              max: .microseconds(summary.max))
+        recorders.gauges.retain("klife_consumer_partition_lag", only: assigned)
+        recorders.record(stats.handlerLatency)
     }
 
     /// Calls ``update()`` every `interval` until the calling task is cancelled.
     /// - Parameter interval: Time between polls.
     public func run(every interval: Duration = .seconds(10)) async {
-        while !Task.isCancelled {
-            update()
-            do { try await Task.sleep(for: interval) } catch { return }
-        }
+        await poll(every: interval) { update() }
     }
 }

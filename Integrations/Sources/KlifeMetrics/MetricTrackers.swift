@@ -1,4 +1,5 @@
 import CoreMetrics
+import Klife
 import Synchronization
 
 /// Turns the running totals the library reports into swift-metrics counter increments: each
@@ -107,5 +108,32 @@ final class GaugeSet: Sendable {
             return stale.compactMap { gauges.removeValue(forKey: $0) }
         }
         for gauge in gone { gauge.destroy() }
+    }
+}
+
+/// The counters, gauges and latency timers of one exporter, sharing its dimensions and backend.
+struct MetricRecorders: Sendable {
+    let counters: CounterTracker
+    let gauges: GaugeSet
+    let latency: LatencyTimers
+
+    init(latencyLabel: String, factory: any MetricsFactory, dimensions: [(String, String)]) {
+        counters = CounterTracker(factory: factory, dimensions: dimensions)
+        gauges = GaugeSet(factory: factory, dimensions: dimensions)
+        latency = LatencyTimers(latencyLabel, factory: factory, dimensions: dimensions)
+    }
+
+    /// Records a ``Klife/LatencySummary`` (microseconds) into the latency timers.
+    func record(_ summary: LatencySummary) {
+        latency.update(count: summary.count, p50: .microseconds(summary.p50), p99: .microseconds(summary.p99),
+                       max: .microseconds(summary.max))
+    }
+}
+
+/// Calls `update` every `interval` until the calling task is cancelled.
+func poll(every interval: Duration, _ update: () async -> Void) async {
+    while !Task.isCancelled {
+        await update()
+        do { try await Task.sleep(for: interval) } catch { return }
     }
 }
