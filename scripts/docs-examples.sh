@@ -4,13 +4,16 @@
 #   right before a fence skips a fragment), builds them as one package against this checkout
 #   (a path dependency), then runs the blocks marked `<!-- run: ... -->` (the README's example)
 #   against an embedded Tansu on a free 127.0.0.1 port.
-# Output: .build-docs-examples/package (generated) and .build-docs-examples/scratch.
+# Output: .build-docs-examples/package (generated). The build shares the Integrations package's
+# scratch path (.build-integrations, or $KLIFE_DOCS_SCRATCH): both compile the library the same
+# way, so scripts/test.sh builds it once for the two.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 work=.build-docs-examples
 python3 scripts/docs_examples.py "$PWD" "$work/package"
 echo "==> building the documentation's examples"
-swift build --package-path "$work/package" --scratch-path "$work/scratch"
+scratch="${KLIFE_DOCS_SCRATCH:-.build-integrations}"
+swift build --package-path "$work/package" --scratch-path "$scratch"
 echo "==> running the examples marked to run"
-"$work/scratch/debug/DocsExamples"
+"$scratch/debug/DocsExamples"
