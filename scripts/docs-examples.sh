@@ -2,7 +2,7 @@
 # docs-examples.sh — the Swift examples of README.md and docs/*.md, compiled and run.
 #   Extracts every ```swift block (scripts/docs_examples.py; `<!-- not compiled: REASON -->`
 #   right before a fence skips a fragment), builds them as one package against this checkout
-#   (a path dependency), then runs the blocks marked `<!-- run: ... -->` (the README's example)
+#   and its Integrations package (path dependencies), then runs the blocks marked `<!-- run: ... -->` (the README's example)
 #   against an embedded Tansu on a free 127.0.0.1 port.
 # Output: .build-docs-examples/package (generated). The build shares the Integrations package's
 # scratch path (.build-integrations, or $KLIFE_DOCS_SCRATCH): both compile the library the same

@@ -2,8 +2,9 @@
 """Generates a Swift package from the ```swift blocks of README.md and docs/*.md.
 
 Each block becomes one file with one function wrapping the block's statements; the block's own
-`import` lines head the file (a block without any gets Foundation, Klife, KlifeTesting and
-XCTest, as a fragment of a test or an application). The names a fragment continues from
+`import` lines head the file (a block without any gets Foundation, Klife, KlifeTesting, XCTest
+and the Integrations adapters with swift-log and swift-service-lifecycle, as a fragment of a
+test or an application). The names a fragment continues from
 (`client`, `settings`, a `database`) come from scripts/docs-examples/DocsContext.swift.
 
 Markers, an HTML comment on the line right before the fence:
@@ -19,7 +20,9 @@ import pathlib
 import re
 import sys
 
-DEFAULT_IMPORTS = ["import Foundation", "import Klife", "import KlifeTesting", "import XCTest"]
+DEFAULT_IMPORTS = ["import Foundation", "import Klife", "import KlifeTesting", "import XCTest",
+                   "import KlifeLogging", "import KlifeMetrics", "import KlifeServiceLifecycle",
+                   "import Logging", "import ServiceLifecycle"]
 SKIP = re.compile(r"^<!--\s*not compiled:\s*(.+?)\s*-->$")
 RUN = re.compile(r"^<!--\s*run:.*-->$")
 

@@ -6,6 +6,7 @@
 import Foundation
 import Klife
 import KlifeTesting
+import Logging
 
 /// The bootstrap address the examples' `"127.0.0.1:9092"` stands for (the run sets it to an
 /// embedded broker's).
@@ -45,6 +46,7 @@ struct ByRegion: Partitioner {
     func partition(topic: String, key: [UInt8]?, value: [UInt8]?, partitionCount: Int32) -> Int32 { 0 }
 }
 
+let logger = Logger(label: "docs")
 let database = Database()
 let pool = ConnectionPool()
 let search = SearchIndex()
