@@ -46,7 +46,6 @@ let package = Package(
                           dependencies: ["KlifeLogging", "KlifeMetrics", "KlifeServiceLifecycle",
                                          .product(name: "Klife", package: "klife-swift"),
                                          .product(name: "Logging", package: "swift-log"),
-                                         .product(name: "Metrics", package: "swift-metrics"),
                                          .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
                           swiftSettings: strict),
         // Imports Klife only: the client's public API needs no other module (KlifeProtocol's
