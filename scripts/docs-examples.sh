@@ -4,16 +4,16 @@
 #   right before a fence skips a fragment), builds them as one package against this checkout
 #   and its Integrations package (path dependencies), then runs the blocks marked `<!-- run: ... -->` (the README's example)
 #   against an embedded Tansu on a free 127.0.0.1 port.
-# Output: .build-docs-examples/package (generated). The build shares the Integrations package's
-# scratch path (.build-integrations, or $KLIFE_DOCS_SCRATCH): both compile the library the same
-# way, so scripts/test.sh builds it once for the two.
+# Output: .build-docs-examples/package (generated) and .build-docs-examples/scratch. The scratch
+# path is its own: SwiftPM keeps one build description per scratch path, and another root
+# package's build in the same one leaves changes in the library unseen.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 work=.build-docs-examples
 python3 scripts/docs_examples.py "$PWD" "$work/package"
 echo "==> building the documentation's examples"
-scratch="${KLIFE_DOCS_SCRATCH:-.build-integrations}"
+scratch="$work/scratch"
 swift build --package-path "$work/package" --scratch-path "$scratch"
 echo "==> running the examples marked to run"
 "$scratch/debug/DocsExamples"

@@ -120,8 +120,10 @@ public final class TestBroker: Sendable {
 
     /// The path of the Tansu binary (see the type's documentation for the search order).
     public static func locateBinary() throws -> String {
-        try locateBinary(environment: ProcessInfo.processInfo.environment,
-                         homeDirectory: FileManager.default.homeDirectoryForCurrentUser.path)
+        let environment = ProcessInfo.processInfo.environment
+        let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? FileManager.default.homeDirectoryForCurrentUser.path
+        return try locateBinary(environment: environment, homeDirectory: home)
     }
 
     /// ``locateBinary()`` with the environment and home directory given (for tests).
