@@ -11,6 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 work=.build-docs-examples
+# The extraction's own tests first (a made-up README: compile, skip with a reason, run).
+checks="$(python3 scripts/docs-examples/test_extraction.py 2>&1)" || { echo "$checks"; exit 1; }
 python3 scripts/docs_examples.py "$PWD" "$work/package"
 echo "==> building the documentation's examples"
 scratch="$work/scratch"

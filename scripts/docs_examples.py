@@ -23,7 +23,7 @@ import sys
 DEFAULT_IMPORTS = ["import Foundation", "import Klife", "import KlifeTesting", "import XCTest",
                    "import KlifeLogging", "import KlifeMetrics", "import KlifeServiceLifecycle",
                    "import Logging", "import ServiceLifecycle"]
-SKIP = re.compile(r"^<!--\s*not compiled:\s*(.+?)\s*-->$")
+SKIP = re.compile(r"^<!--\s*not compiled:(.*)-->$")
 RUN = re.compile(r"^<!--\s*run:.*-->$")
 
 
@@ -64,7 +64,10 @@ def main():
         relative = doc.relative_to(root)
         for line, body, marker in blocks(doc):
             if m := SKIP.match(marker):
-                print(f"skip    {relative}:{line} ({m.group(1)})")
+                reason = m.group(1).strip()
+                if not reason:
+                    sys.exit(f"{relative}:{line}: a block not compiled needs a reason")
+                print(f"skip    {relative}:{line} ({reason})")
                 skipped += 1
                 continue
             name, text = swift_file(relative, line, body)
