@@ -3,7 +3,7 @@ public import Logging
 
 extension KlifeConfiguration {
     /// Sends the client's log events to `logger`, and lets through the events at or above the
-    /// logger's level (``Klife/LogLevel`` has four levels: `trace` maps to `debug`, `notice` to
+    /// logger's level (`LogLevel` has four levels: `trace` maps to `debug`, `notice` to
     /// `info`, `critical` to `error`).
     ///
     /// ```swift
@@ -13,8 +13,8 @@ extension KlifeConfiguration {
     ///
     /// Events arrive from reactor threads; `logger`'s handler must be cheap and thread-safe, as
     /// every swift-log handler is. An event about one broker carries it as the `broker` metadata
-    /// value. Changing ``KlifeConfiguration/logLevel`` afterwards still filters in the client.
-    /// - Parameter logger: Where the events go; its `logLevel` sets ``KlifeConfiguration/logLevel``.
+    /// value. Changing `KlifeConfiguration.logLevel` afterwards still filters in the client.
+    /// - Parameter logger: Where the events go; its `logLevel` sets `KlifeConfiguration.logLevel`.
     public mutating func log(to logger: Logger) {
         logLevel = Klife.LogLevel(logger.logLevel)
         logHandler = { event in logger.log(event) }
@@ -24,7 +24,7 @@ extension KlifeConfiguration {
 extension Logger {
     /// Logs one of the client's events at the matching level, with its broker as the `broker`
     /// metadata value and `klife` as the source.
-    /// - Parameter event: An event the client handed to ``KlifeConfiguration/logHandler``.
+    /// - Parameter event: An event the client handed to `KlifeConfiguration.logHandler`.
     public func log(_ event: Klife.LogEvent) {
         var metadata: Logger.Metadata = [:]
         if let broker = event.broker { metadata["broker"] = .string(broker) }

@@ -67,7 +67,7 @@ extension Duration {
             ? .max : seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 
-    /// A duration of `micros` microseconds (the unit of ``Klife/LatencySummary``).
+    /// A duration of `micros` microseconds (the unit of `LatencySummary`).
     static func microseconds(_ micros: Double) -> Duration { .nanoseconds(Int64(micros * 1000)) }
 }
 
@@ -123,7 +123,7 @@ struct MetricRecorders: Sendable {
         latency = LatencyTimers(latencyLabel, factory: factory, dimensions: dimensions)
     }
 
-    /// Records a ``Klife/LatencySummary`` (microseconds) into the latency timers.
+    /// Records a `LatencySummary` (microseconds) into the latency timers.
     func record(_ summary: LatencySummary) {
         latency.update(count: summary.count, p50: .microseconds(summary.p50), p99: .microseconds(summary.p99),
                        max: .microseconds(summary.max))

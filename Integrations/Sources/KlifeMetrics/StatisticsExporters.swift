@@ -1,7 +1,7 @@
 public import CoreMetrics
 public import Klife
 
-/// Exports a client's producer statistics (``KlifeClient/statistics()``) as swift-metrics, by
+/// Exports a client's producer statistics (`KlifeClient.statistics()`) as swift-metrics, by
 /// polling: call ``update()`` yourself, or let ``run(every:)`` poll until its task is cancelled.
 ///
 /// ```swift
@@ -64,7 +64,7 @@ public final class ClientMetrics: Sendable {
     }
 }
 
-/// Exports a consumer's statistics (``KlifeConsumer/statistics()``) as swift-metrics, by
+/// Exports a consumer's statistics (`KlifeConsumer.statistics()`) as swift-metrics, by
 /// polling: call ``update()`` yourself, or let ``run(every:)`` poll until its task is cancelled.
 ///
 /// ```swift

@@ -1,7 +1,7 @@
 public import Klife
 public import ServiceLifecycle
 
-/// A ``Klife/KlifeClient`` as a service of a `ServiceGroup`: it runs until the group shuts
+/// A `KlifeClient` as a service of a `ServiceGroup`: it runs until the group shuts
 /// down, then flushes the buffered records and closes the client.
 ///
 /// ```swift
@@ -43,7 +43,7 @@ public struct KlifeClientService: Service {
     }
 }
 
-/// A ``Klife/KlifeConsumer`` running a handler as a service of a `ServiceGroup`: it starts
+/// A `KlifeConsumer` running a handler as a service of a `ServiceGroup`: it starts
 /// processing when the group runs it and, on the group's graceful shutdown, closes the
 /// consumer: fetching stops, the batches being handled finish (up to ``closeTimeout``), what
 /// was processed is committed and the consumer leaves its group.
@@ -58,8 +58,8 @@ public struct KlifeClientService: Service {
 /// try await group.run()
 /// ```
 ///
-/// When the consumer fails for good (``Klife/KlifeConsumer/run(_:)`` throws), `run()` throws
-/// that ``Klife/KlifeError`` and the group reacts as its configuration says (by default, it
+/// When the consumer fails for good (`KlifeConsumer.run(_:)` throws), `run()` throws
+/// that `KlifeError` and the group reacts as its configuration says (by default, it
 /// shuts down).
 public struct KlifeConsumerService: Service {
     /// The consumer the service runs and closes.
@@ -69,7 +69,7 @@ public struct KlifeConsumerService: Service {
     private let handler: @Sendable (ConsumerBatch) async throws -> BatchOutcome
 
     /// Wraps a consumer and the handler that processes its batches (as
-    /// ``Klife/KlifeConsumer/run(_:)``).
+    /// `KlifeConsumer.run(_:)`).
     /// - Parameters:
     ///   - consumer: The consumer; the service owns its shutdown.
     ///   - closeTimeout: How long batches being handled may take on graceful shutdown.
@@ -83,7 +83,7 @@ public struct KlifeConsumerService: Service {
     }
 
     /// Wraps a consumer and a handler that says what became of each record (as the form of
-    /// ``Klife/KlifeConsumer/run(_:)`` whose handler returns a ``Klife/BatchOutcome``).
+    /// `KlifeConsumer.run(_:)` whose handler returns a `BatchOutcome`).
     /// - Parameters:
     ///   - consumer: The consumer; the service owns its shutdown.
     ///   - closeTimeout: How long batches being handled may take on graceful shutdown.
@@ -99,7 +99,7 @@ public struct KlifeConsumerService: Service {
     /// Processes batches until the group shuts down gracefully (then closes the consumer and
     /// returns once every handler returned) or the task is cancelled (then closes it without
     /// waiting for handlers).
-    /// - Throws: ``Klife/KlifeError`` when the consumer fails for good.
+    /// - Throws: `KlifeError` when the consumer fails for good.
     public func run() async throws {
         let consumer = consumer
         let closeTimeout = closeTimeout
