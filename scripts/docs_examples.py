@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Generates a Swift package from the ```swift blocks of README.md and docs/*.md.
 
-Each block becomes one file with one function wrapping the block's statements; the block's own
+Each block becomes one file with one function wrapping the block's statements (its top-level
+type declarations stay at file scope); the block's own
 `import` lines head the file (a block without any gets Foundation, Klife, KlifeTesting, XCTest
 and the Integrations adapters with swift-log and swift-service-lifecycle, as a fragment of a
 test or an application). The names a fragment continues from
@@ -20,11 +21,13 @@ import pathlib
 import re
 import sys
 
-DEFAULT_IMPORTS = ["import Foundation", "import Klife", "import KlifeTesting", "import XCTest",
+DEFAULT_IMPORTS = ["import Foundation", "import Synchronization", "import Klife", "import KlifeTesting", "import XCTest",
                    "import KlifeLogging", "import KlifeMetrics", "import KlifeServiceLifecycle",
                    "import Logging", "import ServiceLifecycle"]
 SKIP = re.compile(r"^<!--\s*not compiled:(.*)-->$")
 RUN = re.compile(r"^<!--\s*run:.*-->$")
+TYPE_DECLARATION = re.compile(r"^(?:(?:public|final|private|fileprivate|internal)\s+)*"
+                              r"(?:class|struct|enum|actor|protocol|extension)\s")
 
 
 def blocks(path):
@@ -42,14 +45,35 @@ def blocks(path):
         i += 1
 
 
+def split_declarations(lines):
+    """Separates the block's top-level type declarations (a line at column 0 starting a class,
+    struct, enum, actor, protocol or extension, up to its closing brace at column 0), which
+    stay at file scope where static stored properties and extensions are allowed, from the
+    statements, which go into the wrapping function."""
+    declarations, statements, inside = [], [], False
+    for l in lines:
+        if not inside and TYPE_DECLARATION.match(l):
+            inside = not l.rstrip().endswith("}")
+            declarations.append(l)
+        elif inside:
+            declarations.append(l)
+            inside = not l.startswith("}")
+        else:
+            statements.append(l)
+    return declarations, statements
+
+
 def swift_file(doc, line, body):
     imports = [l.strip() for l in body if l.startswith("import ")]
-    statements = [l for l in body if not l.startswith("import ")]
+    declarations, statements = split_declarations([l for l in body if not l.startswith("import ")])
     text = "\n".join(statements).replace('["127.0.0.1:9092"]', "[docsBootstrap]")
     name = re.sub(r"\W", "_", doc.stem.lower()) + f"_line{line}"
     header = "\n".join(imports or DEFAULT_IMPORTS)
+    types = "\n".join(declarations).replace('["127.0.0.1:9092"]', "[docsBootstrap]")
     indented = "\n".join(("    " + l) if l.strip() else "" for l in text.split("\n"))
-    return name, f"{header}\n\n// {doc.as_posix()}, the block at line {line}.\nfunc {name}() async throws {{\n{indented}\n}}\n"
+    return name, (f"{header}\n\n// {doc.as_posix()}, the block at line {line}.\n"
+                  f"{types + chr(10) + chr(10) if types else ''}"
+                  f"func {name}() async throws {{\n{indented}\n}}\n")
 
 
 def main():

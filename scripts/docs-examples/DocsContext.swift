@@ -56,6 +56,7 @@ let shard = 0
 let secret = "secret"
 let payload: [UInt8] = []
 let lines: [String] = []
+let line = "an event"
 let records: [ProducerRecord] = []
 let batch: [ConsumerRecord] = []
 let lastOffset: Int64 = 0

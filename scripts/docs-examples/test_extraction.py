@@ -69,6 +69,21 @@ class ExtractionTests(unittest.TestCase):
         for module in ("Klife", "KlifeTesting", "XCTest"):
             self.assertIn(f"import {module}\n", fragment)
 
+    def test_type_declarations_stay_at_file_scope(self):
+        readme = README + """
+```swift
+final class Deliveries: Sendable {
+    static let shared = Deliveries()
+}
+struct Empty {}
+let deliveries = Deliveries.shared
+```
+"""
+        _, sources = self.generate(readme)
+        text = (sources / "readme_line23.swift").read_text()
+        self.assertIn("final class Deliveries: Sendable {\n    static let shared = Deliveries()\n}\nstruct Empty {}\n", text)
+        self.assertIn("func readme_line23() async throws {\n    let deliveries = Deliveries.shared\n}", text)
+
     def test_a_skip_without_a_reason_fails(self):
         result, _ = self.generate(README.replace("<!-- not compiled: a fragment -->", "<!-- not compiled: -->"))
         self.assertNotEqual(result.returncode, 0)
