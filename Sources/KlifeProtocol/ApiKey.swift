@@ -1,29 +1,50 @@
 /// Kafka API keys used by this client.
 public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
+    /// Writes record batches to partitions.
     case produce = 0
+    /// Reads record batches from partitions.
     case fetch = 1
+    /// Looks up offsets by time (earliest, latest, a timestamp).
     case listOffsets = 2
+    /// Brokers, topics, partitions and their leaders.
     case metadata = 3
+    /// Commits a group's offsets.
     case offsetCommit = 8
+    /// Reads a group's committed offsets.
     case offsetFetch = 9
+    /// Finds the broker coordinating a group or a transactional id.
     case findCoordinator = 10
+    /// Joins a classic consumer group (a rebalance).
     case joinGroup = 11
+    /// Keeps a classic group membership alive.
     case heartbeat = 12
+    /// Leaves a classic consumer group.
     case leaveGroup = 13
+    /// Hands out (leader) or receives a classic group's assignment.
     case syncGroup = 14
     /// Classic group description (state, protocol, members with their metadata and assignment).
     case describeGroups = 15
     /// The groups a broker coordinates (ask every broker for the whole cluster).
     case listGroups = 16
+    /// Chooses the SASL mechanism.
     case saslHandshake = 17
+    /// The API versions a broker supports.
     case apiVersions = 18
+    /// Creates topics.
     case createTopics = 19
+    /// Deletes topics.
     case deleteTopics = 20
+    /// Gets a producer id and epoch (idempotence, transactions).
     case initProducerId = 22
+    /// Adds partitions to an open transaction.
     case addPartitionsToTxn = 24
+    /// Adds a group's offsets to an open transaction.
     case addOffsetsToTxn = 25
+    /// Commits or aborts a transaction.
     case endTxn = 26
+    /// Commits a group's offsets inside a transaction.
     case txnOffsetCommit = 28
+    /// Carries one SASL authentication step.
     case saslAuthenticate = 36
     /// Deletes empty groups and their committed offsets.
     case deleteGroups = 42

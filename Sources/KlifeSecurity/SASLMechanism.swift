@@ -14,7 +14,7 @@ public import KlifeProtocol
 /// A mechanism is complete (``isComplete``) once the server's last message is verified;
 /// a connection must not treat itself as authenticated before that.
 public protocol SASLMechanism: Sendable {
-    /// The IANA mechanism name sent in ``SaslHandshakeRequest`` (for example `"SCRAM-SHA-256"`).
+    /// The IANA mechanism name sent in `SaslHandshakeRequest` (for example `"SCRAM-SHA-256"`).
     var mechanismName: String { get }
     /// Whether the exchange finished successfully.
     var isComplete: Bool { get }
@@ -25,7 +25,7 @@ public protocol SASLMechanism: Sendable {
 }
 
 extension SASLMechanism {
-    /// The ``SaslHandshakeRequest`` naming this mechanism.
+    /// The `SaslHandshakeRequest` naming this mechanism.
     public var handshakeRequest: SaslHandshakeRequest { SaslHandshakeRequest(mechanism: mechanismName) }
 }
 

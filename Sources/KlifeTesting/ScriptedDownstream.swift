@@ -107,9 +107,11 @@ public final class ScriptedDownstream: Sendable {
     /// Compares what was written with `expected` (the offsets each partition must have): lost
     /// records, records written more than once, and records written out of their partition's
     /// offset order (a record's first write before an earlier offset's first write).
-    /// - Parameter duplicates: whether a second write counts against ``FlowCheck/isClean``
-    ///   (`.forbidden`) or is only reported (`.allowed`, for at-least-once scenarios such as a
-    ///   revoke that outlives its timeout).
+    /// - Parameters:
+    ///   - expected: The offsets each partition must have been written with.
+    ///   - duplicates: whether a second write counts against ``FlowCheck/isClean``
+    ///     (`.forbidden`) or is only reported (`.allowed`, for at-least-once scenarios such as a
+    ///     revoke that outlives its timeout).
     public func check(expected: [TopicPartition: Range<Int64>], duplicates: FlowCheck.Duplicates = .forbidden) -> FlowCheck {
         FlowCheck(written: written, expected: expected, duplicates: duplicates)
     }

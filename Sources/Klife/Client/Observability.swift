@@ -40,6 +40,18 @@ public struct LogEvent: Sendable, CustomStringConvertible {
     /// The broker concerned (`host:port`), when there is one.
     public var broker: String?
 
+    /// An event, as the client makes them (for log adapters' tests, or to route an
+    /// application's own events through the same hook).
+    /// - Parameters:
+    ///   - level: Severity.
+    ///   - message: What happened, in one line.
+    ///   - broker: The broker concerned (`host:port`), if any.
+    public init(level: LogLevel, message: String, broker: String? = nil) {
+        self.level = level
+        self.message = message
+        self.broker = broker
+    }
+
     /// `level: message [broker]`.
     public var description: String { "\(level): \(message)" + (broker.map { " [\($0)]" } ?? "") }
 }

@@ -40,7 +40,7 @@ public struct ConsumerConfiguration: Sendable {
     /// upper bound of what this member spends revoking partitions. Default 60 s.
     public var rebalanceTimeout: Duration = .seconds(60)
     /// How long revoking a partition waits for its batch still being processed (by a handler of
-    /// ``KlifeConsumer/run(_:)``, or a batch not yet marked processed) before it commits what is
+    /// ``KlifeConsumer/run(_:)-((ConsumerBatch)->Void)``, or a batch not yet marked processed) before it commits what is
     /// processed and gives the partition up. Must be below ``rebalanceTimeout``. Default 30 s.
     public var revokeTimeout: Duration = .seconds(30)
     /// Commits the *processed* positions (see ``acknowledgement``) this often; `nil`: only
@@ -87,7 +87,7 @@ public struct ConsumerConfiguration: Sendable {
     /// sizes, from measured latency and handler errors (see ``AdaptiveLimit``). `nil`
     /// (default): none. Changed at run time with ``KlifeConsumer/setAdaptiveLimit(_:)``.
     public var adaptiveLimit: AdaptiveLimit?
-    /// The downstream's capacity signal for ``KlifeConsumer/run(_:)``: a handler is started
+    /// The downstream's capacity signal for ``KlifeConsumer/run(_:)-((ConsumerBatch)->Void)``: a handler is started
     /// only when the downstream can take its batch (see ``DownstreamCapacity``). `nil`
     /// (default): handlers start as batches are ready.
     public var downstream: DownstreamCapacity?
@@ -102,7 +102,7 @@ public struct ConsumerConfiguration: Sendable {
     public var retryBackoff: Duration = .milliseconds(100)
     /// Upper bound of the fetch retry backoff.
     public var retryBackoffMax: Duration = .seconds(1)
-    /// What happens to records a ``KlifeConsumer/run(_:)`` handler could not finish: attempts,
+    /// What happens to records a ``KlifeConsumer/run(_:)-((ConsumerBatch)->Void)`` handler could not finish: attempts,
     /// backoff with jitter, halving failed batches, and what stops a partition. Default: retry
     /// without limit (100 ms doubling to 30 s, 20 % jitter), never halve.
     public var failurePolicy = FailurePolicy()
@@ -216,7 +216,7 @@ public enum OffsetResetPolicy: Sendable, Hashable {
     /// The end of the log: only records produced from now on.
     case latest
     /// No reset: the partition stops and its batches stream ends with
-    /// ``KlifeError/Code/offsetOutOfRange``.
+    /// a ``KlifeError`` whose ``KlifeError/kafkaErrorCode`` is `offsetOutOfRange`.
     case none
 }
 

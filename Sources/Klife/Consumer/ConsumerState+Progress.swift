@@ -52,7 +52,7 @@ extension ConsumerState {
         }
     }
 
-    /// Whether ``KlifeConsumer/run(_:)`` hands the batches to handlers (then only handlers
+    /// Whether ``KlifeConsumer/run(_:)-((ConsumerBatch)->Void)`` hands the batches to handlers (then only handlers
     /// mark them processed).
     var handlerMode: Bool { state.withLock { $0.handlerMode } }
 

@@ -1,6 +1,6 @@
 import KlifeIO
 
-/// The consumer's state in exactly-once mode (``KlifeConsumer/run(transactional:_:)``): the
+/// The consumer's state in exactly-once mode (``KlifeConsumer/run(transactional:_:)-(_,(ConsumerBatch,Transaction)->Void)``): the
 /// batches go to handlers, and a partition's committed position moves only when a
 /// transaction carrying its offset committed.
 extension ConsumerState {

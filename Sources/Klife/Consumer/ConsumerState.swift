@@ -96,9 +96,9 @@ final class ConsumerState: Sendable {
         /// once the reader asks again).
         var outstanding: Outstanding?
         var nextAssignmentID: UInt64 = 1
-        /// Batches go to ``KlifeConsumer/run(_:)``'s handlers.
+        /// Batches go to ``KlifeConsumer/run(_:)-((ConsumerBatch)->Void)``'s handlers.
         var handlerMode = false
-        /// ``KlifeConsumer/run(transactional:_:)``: offsets are committed only by its
+        /// ``KlifeConsumer/run(transactional:_:)-(_,(ConsumerBatch,Transaction)->Void)``: offsets are committed only by its
         /// transactions, never by auto-commit, revoke, close or ``KlifeConsumer/commit()``.
         var transactionalCommits = false
         var recordsFetched = 0

@@ -32,7 +32,7 @@ public struct ConsumerStatistics: Sendable {
     /// Bytes fetched ahead of the application now (bounded by
     /// ``ConsumerConfiguration/maxBufferedBytes``).
     public var bufferedBytes: Int
-    /// Time from handing a batch to a ``KlifeConsumer/run(_:)`` handler until it returned
+    /// Time from handing a batch to a ``KlifeConsumer/run(_:)-((ConsumerBatch)->Void)`` handler until it returned
     /// successfully (retries included).
     public var handlerLatency: LatencySummary
     /// Rebalances and membership of the group (zeros outside group membership).
@@ -47,7 +47,7 @@ public struct ConsumerStatistics: Sendable {
     /// What handlers' outcomes did: records retrying now, retries, moves to retry and
     /// dead-letter topics, stopped partitions.
     public var outcomes: OutcomeStatistics
-    /// Records handed out and not yet finished: in ``KlifeConsumer/run(_:)`` handlers, or the
+    /// Records handed out and not yet finished: in ``KlifeConsumer/run(_:)-((ConsumerBatch)->Void)`` handlers, or the
     /// batch a reader of ``KlifeConsumer/next()`` got last (until it asks again).
     public var inFlightRecords: Int
     /// The adaptive limit's state (`nil`: no ``ConsumerConfiguration/adaptiveLimit``).

@@ -1,7 +1,7 @@
 import KlifeIO
 import KlifeProtocol
 
-/// Settings of ``KlifeConsumer/run(transactional:_:)``.
+/// Settings of ``KlifeConsumer/run(transactional:_:)-(_,(ConsumerBatch,Transaction)->Void)``.
 public struct TransactionalRunOptions: Sendable, Hashable {
     /// Whether the consumer may read its input at ``IsolationLevel/readUncommitted``. Default
     /// `false`: ``ConsumerConfiguration/isolation`` must be ``IsolationLevel/readCommitted``,
@@ -41,7 +41,7 @@ extension KlifeConsumer {
     /// }                                                    // offsets: committed by the transactions
     /// ```
     ///
-    /// As in ``run(_:)``, one partition's batches are processed one after another in offset
+    /// As in ``run(_:)-((ConsumerBatch)->Void)``, one partition's batches are processed one after another in offset
     /// order and different partitions concurrently, each in its own transaction (a pool member
     /// each: size ``TransactionConfiguration/poolSize`` for the partitions processed at once).
     ///
@@ -77,7 +77,7 @@ extension KlifeConsumer {
     ///   has no ``KlifeConfiguration/transactions``, `consumer.groupID` without a group, or
     ///   `consumer.isolation` (see ``TransactionalRunOptions/allowReadUncommittedInput``);
     ///   `invalidArgument` when the batches are already read by ``next()`` or a `run`;
-    ///   `producerFenced`; or what ends the consumer for good (as ``run(_:)``).
+    ///   `producerFenced`; or what ends the consumer for good (as ``run(_:)-((ConsumerBatch)->Void)``).
     public func run(transactional options: TransactionalRunOptions,
                     _ handler: @escaping @Sendable (ConsumerBatch, Transaction) async throws -> Void) async throws(KlifeError) {
         try checkTransactionalSetup(options)

@@ -165,11 +165,11 @@ public final class KlifeConsumer: Sendable {
     /// partition: the offset after the last processed record. With
     /// ``BatchAcknowledgement/onNextBatch`` every batch handed out by ``next()`` counts as
     /// processed when this is called (call it after processing them); with
-    /// ``BatchAcknowledgement/explicit`` and in ``run(_:)`` only batches marked processed count.
+    /// ``BatchAcknowledgement/explicit`` and in ``run(_:)-((ConsumerBatch)->Void)`` only batches marked processed count.
     /// The committed offset never passes a record the application has not finished.
     /// - Throws: ``KlifeError`` from the coordinator; a group member in the middle of a
     ///   rebalance gets `REBALANCE_IN_PROGRESS` (its revoke commits instead);
-    ///   `invalidArgument` in ``run(transactional:_:)`` (only its transactions commit).
+    ///   `invalidArgument` in ``run(transactional:_:)-(_,(ConsumerBatch,Transaction)->Void)`` (only its transactions commit).
     public func commit() async throws(KlifeError) {
         if state.commitsInTransactions { throw ConsumerState.committedOnlyByTransactions }  // run(transactional:)
         if configuration.acknowledgement == .onNextBatch && !state.handlerMode { state.markDeliveredProcessed() }
@@ -178,7 +178,7 @@ public final class KlifeConsumer: Sendable {
 
     /// Commits `offsets` (the next offset to read per partition) for ``ConsumerConfiguration/groupID``.
     /// - Throws: ``KlifeError`` from the coordinator; `invalidArgument` in
-    ///   ``run(transactional:_:)`` (only its transactions commit).
+    ///   ``run(transactional:_:)-(_,(ConsumerBatch,Transaction)->Void)`` (only its transactions commit).
     public func commit(_ offsets: [TopicPartition: Int64]) async throws(KlifeError) {
         try await committer.commit(offsets, member: try memberIdentity())
     }
@@ -263,7 +263,7 @@ public final class KlifeConsumer: Sendable {
         }
     }
 
-    /// The next batch, waiting until one is fetched; `nil` after ``close()``.
+    /// The next batch, waiting until one is fetched; `nil` after ``close(timeout:)``.
     /// - Throws: ``KlifeError`` when fetching failed for good (for example `OFFSET_OUT_OF_RANGE`
     ///   with ``OffsetResetPolicy/none``), or when another task is already waiting.
     public func next() async throws(KlifeError) -> ConsumerBatch? {
@@ -274,7 +274,7 @@ public final class KlifeConsumer: Sendable {
     public var batches: Batches { Batches(consumer: self) }
 
     /// Closes the consumer gracefully: stops fetching, waits up to `timeout` for batches being
-    /// processed (handlers of ``run(_:)``; with ``BatchAcknowledgement/explicit``, batches not
+    /// processed (handlers of ``run(_:)-((ConsumerBatch)->Void)``; with ``BatchAcknowledgement/explicit``, batches not
     /// yet marked processed), commits what was processed, leaves the group (a static member
     /// stays: its partitions wait for it until the session times out), and ends ``batches``.
     /// Fetched-ahead records are dropped. Calling it again does nothing.

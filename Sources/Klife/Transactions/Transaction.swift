@@ -1,7 +1,7 @@
 import KlifeIO
 import KlifeProtocol
 
-/// An open Kafka transaction, handed to the block of ``KlifeClient/transaction(_:)``.
+/// An open Kafka transaction, handed to the block of ``KlifeClient/transaction(isolation:_:)``.
 ///
 /// Everything produced through it, and the consumer offsets sent with
 /// ``sendOffsets(_:group:)`` or ``sendOffsets(_:groupID:)``, becomes visible to `read_committed` consumers together

@@ -1,4 +1,4 @@
-/// Settings of the transactional producer pool used by ``KlifeClient/transaction(_:)``.
+/// Settings of the transactional producer pool used by ``KlifeClient/transaction(isolation:_:)``.
 ///
 /// The client runs `poolSize` transactional producers, each with its own transactional id
 /// `"<baseTransactionalID>-<n>"` (n = 0..<poolSize), producer id and epoch. A transaction

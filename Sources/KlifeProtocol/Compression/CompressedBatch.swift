@@ -128,7 +128,7 @@ extension RecordBatchEncoder {
 }
 
 extension RecordBatchDecoder {
-    /// Default bound on the bytes that decompressing one ``decode(_:verifyCRC:maxUncompressedBytes:)``
+    /// Default bound on the bytes that decompressing one ``decode(_:verifyCRC:maxUncompressedBytes:)-([UInt8],_,_)``
     /// call may produce, summed over its batches: 256 MiB, the client's default
     /// `maxResponseBytes`. Past it decoding fails instead of allocating more.
     public static let defaultMaxUncompressedBytes = 256 << 20

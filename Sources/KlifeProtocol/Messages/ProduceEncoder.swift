@@ -31,7 +31,13 @@ public struct ProduceRequestWriter {
 
     /// Writes transactional id, acks, timeout and the topic array length.
     ///
-    /// - Parameter version: 3...12 (``ProduceRequest/supportedVersions``).
+    /// - Parameters:
+    ///   - writer: Where the request is written.
+    ///   - version: 3...12 (``ProduceRequest/supportedVersions``).
+    ///   - transactionalID: The transactional id, or `nil` outside transactions.
+    ///   - acks: 0, 1 or -1 (all in-sync replicas).
+    ///   - timeoutMs: How long the broker may wait for the replicas.
+    ///   - topicCount: How many topics follow.
     @inlinable
     public init(writer: inout ByteWriter, version: Int16, transactionalID: String?, acks: Int16,
                 timeoutMs: Int32, topicCount: Int) {

@@ -112,7 +112,7 @@ public struct DecodedBatch: Sendable {
     }
 }
 
-/// Result of ``RecordBatchDecoder/decode(_:verifyCRC:)``.
+/// Result of ``RecordBatchDecoder/decode(_:verifyCRC:maxUncompressedBytes:)-([UInt8],_,_)``.
 public struct RecordBatchDecodeResult: Sendable {
     /// Every complete batch, in order.
     public var batches: [DecodedBatch]
@@ -148,9 +148,12 @@ public enum RecordBatchDecoder {
     /// Compressed batches (gzip, snappy raw or xerial-framed, lz4, zstd) are
     /// decompressed and their records decoded from the result; the CRC is checked
     /// on the compressed bytes, as written.
-    /// - Parameter maxUncompressedBytes: the most bytes decompression may produce in
-    ///   this call, summed over all compressed batches (a bound against hostile or
-    ///   "bomb" batches).
+    /// - Parameters:
+    ///   - bytes: Record batches as a Fetch answer carries them.
+    ///   - verifyCRC: Whether each batch's CRC-32C is checked.
+    ///   - maxUncompressedBytes: the most bytes decompression may produce in
+    ///     this call, summed over all compressed batches (a bound against hostile or
+    ///     "bomb" batches).
     public static func decode(_ bytes: UnsafeRawBufferPointer, verifyCRC: Bool = true,
                               maxUncompressedBytes: Int = defaultMaxUncompressedBytes) throws(DecodeError) -> RecordBatchDecodeResult {
         try decode([UInt8](bytes), verifyCRC: verifyCRC, maxUncompressedBytes: maxUncompressedBytes)
@@ -175,7 +178,7 @@ public enum RecordBatchDecoder {
 
     /// Locates every record of every complete batch in `bytes` without copying one: CRC checked
     /// and compressed batches decompressed once, into one buffer. Errors as
-    /// ``decode(_:verifyCRC:maxUncompressedBytes:)``.
+    /// ``decode(_:verifyCRC:maxUncompressedBytes:)-([UInt8],_,_)``.
     public static func index(_ bytes: [UInt8], verifyCRC: Bool = true,
                              maxUncompressedBytes: Int = defaultMaxUncompressedBytes) throws(DecodeError) -> RecordIndex {
         var batches: [IndexedBatch] = []

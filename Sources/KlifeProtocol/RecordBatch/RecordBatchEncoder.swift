@@ -49,10 +49,13 @@ public struct RecordBatchEncoder {
     /// LastOffsetDelta, MaxTimestamp and RecordCount.
     ///
     /// - Parameters:
+    ///   - writer: Where the batch is written.
     ///   - baseOffset: 0 for produce; the broker assigns offsets.
     ///   - partitionLeaderEpoch: -1 for produce.
     ///   - baseTimestamp: usually the first record's timestamp (ms since epoch).
-    ///   - producerID, producerEpoch, baseSequence: idempotence fields, -1 when unused.
+    ///   - producerID: The idempotent producer's id, -1 when unused.
+    ///   - producerEpoch: Its epoch, -1 when unused.
+    ///   - baseSequence: The first record's sequence number, -1 when unused.
     ///   - isTransactional: sets attributes bit 4.
     ///   - compression: the codec flag in the attributes only; `append` always writes
     ///     plain records. To compress, leave it `.none` and end the batch with

@@ -1,5 +1,5 @@
 /// Manual rate limits on the batches a ``KlifeConsumer`` hands to the application
-/// (``KlifeConsumer/next()``, ``KlifeConsumer/batches``, ``KlifeConsumer/run(_:)``): records
+/// (``KlifeConsumer/next()``, ``KlifeConsumer/batches``, ``KlifeConsumer/run(_:)-((ConsumerBatch)->Void)``): records
 /// per second and bytes (keys and values) per second, for the whole consumer and for each
 /// partition. Every limit is a token bucket holding ``burst`` worth of its rate; `nil` leaves
 /// that dimension unlimited.

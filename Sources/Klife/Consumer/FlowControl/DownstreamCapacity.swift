@@ -1,7 +1,7 @@
 import KlifeIO
 
 /// Permits for batches, granted by the application's downstream (a database pool, a bulk
-/// indexer): ``KlifeConsumer/run(_:)`` acquires one once a batch could go out (so an idle
+/// indexer): ``KlifeConsumer/run(_:)-((ConsumerBatch)->Void)`` acquires one once a batch could go out (so an idle
 /// consumer holds none), before it hands the batch out, and releases it when the batch's
 /// handler finished (returned, or gave the batch up). One permit per batch, never per record.
 ///
@@ -26,7 +26,7 @@ public protocol DownstreamPermits: Sendable {
     func release()
 }
 
-/// How ``KlifeConsumer/run(_:)`` learns whether its downstream can take another batch: a
+/// How ``KlifeConsumer/run(_:)-((ConsumerBatch)->Void)`` learns whether its downstream can take another batch: a
 /// handler is started only when it can. While the consumer waits, fetched data stays buffered
 /// (within ``ConsumerConfiguration/maxBufferedBytes``) and heartbeats go on.
 public struct DownstreamCapacity: Sendable {

@@ -2,7 +2,7 @@ import KlifeIO
 
 extension KlifeConsumer {
     /// The exactly-once form of the outcome handler: each batch is processed in a transaction
-    /// as in ``run(transactional:_:)``, and what the handler decides about single records
+    /// as in ``run(transactional:_:)-(_,(ConsumerBatch,Transaction)->Void)``, and what the handler decides about single records
     /// happens **inside that transaction**. A record to retry is handed to the handler again
     /// alone (with the ``ConsumerConfiguration/failurePolicy`` backoff) before the transaction
     /// commits; a record dead-lettered, or whose attempts ran out, is written to the next topic
@@ -32,13 +32,13 @@ extension KlifeConsumer {
     /// the handler.
     ///
     /// Retries of single records keep the transaction open: their waits must fit in
-    /// ``TransactionConfiguration/transactionTimeout`` (a transaction that outlives it aborts
+    /// ``TransactionConfiguration/timeout`` (a transaction that outlives it aborts
     /// and the batch starts again: nothing is lost or duplicated, but nothing advances), so set
     /// ``FailurePolicy/maxAttempts``. Halving (``FailurePolicy/isolateFailures``) and
     /// ``RetryTopics/perKeyOrder`` are not available in this form. A record whose attempts ran
     /// out with no topic to take it aborts the transaction and stops its partition at its
     /// committed offset (``stoppedPartitions``).
-    /// - Throws: as ``run(transactional:_:)``, and `invalidConfiguration` naming
+    /// - Throws: as ``run(transactional:_:)-(_,(ConsumerBatch,Transaction)->Void)``, and `invalidConfiguration` naming
     ///   `consumer.failurePolicy.isolateFailures` or `consumer.retryTopics.perKeyOrder` when set.
     @_disfavoredOverload  // a handler whose last statement has a value is the form above
     public func run(transactional options: TransactionalRunOptions,
