@@ -62,6 +62,10 @@ let batch: [ConsumerRecord] = []
 let lastOffset: Int64 = 0
 let response = (authBytes: [UInt8](), errorCode: Int16(0))
 
+enum RenderError: Error { case corrupt }
+
+func render(_ value: RecordBytes?) async throws {}
+func render(_ record: ShareRecord) async throws {}
 func store<Records: Sendable>(_ records: Records) async throws {}
 func insert<Records: Sendable>(_ records: Records) async throws {}
 func flushCaches<Partitions: Sendable>(_ partitions: Partitions) async {}
