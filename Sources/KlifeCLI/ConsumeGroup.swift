@@ -76,12 +76,7 @@ enum ConsumeGroup {
             settings.isolation = options.isolation
             // A batch is processed once its records are printed and flushed.
             settings.acknowledgement = .explicit
-            let consumer: KlifeConsumer
-            do {
-                consumer = try client.consumer(settings)
-            } catch {
-                throw CommandFailure("\(error)")
-            }
+            let consumer = try CommandFailure.reporting { try client.consumer(settings) }
             let (printed, signal) = await ConsumeUntilSignal.run(signals: signals, close: { await consumer.close() }) {
                 var out = OutputBuffer()
                 var printed = 0

@@ -32,12 +32,7 @@ enum ConsumeShareGroup {
             // A record is accepted once it is printed and flushed.
             settings.acknowledgement = .explicit
             if let limit = options.limit { settings.maxRecords = max(1, min(limit, settings.maxRecords)) }
-            let consumer: KlifeShareConsumer
-            do {
-                consumer = try client.shareConsumer(settings)
-            } catch {
-                throw CommandFailure("\(error)")
-            }
+            let consumer = try CommandFailure.reporting { try client.shareConsumer(settings) }
             let (printed, signal) = await ConsumeUntilSignal.run(signals: signals, close: { await consumer.close() }) {
                 var out = OutputBuffer()
                 var printed = 0

@@ -8,6 +8,17 @@ struct CommandFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
+extension CommandFailure {
+    /// Runs `body`; what it throws becomes a failure of the command, described as the error is.
+    static func reporting<T>(_ body: () throws -> T) throws(CommandFailure) -> T {
+        do {
+            return try body()
+        } catch {
+            throw CommandFailure("\(error)")
+        }
+    }
+}
+
 /// Thrown when stdout's reader went away (`klife consume | head`): the command stops quietly.
 struct OutputClosed: Error {}
 

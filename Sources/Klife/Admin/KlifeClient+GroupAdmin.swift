@@ -263,27 +263,16 @@ extension KlifeClient {
     /// KIP-848 consumer group (`GROUP_ID_NOT_FOUND`).
     private func describeConsumerGroup(_ groupID: String) async throws(KlifeError) -> GroupDescription? {
         let cache = groupCoordinator(groupID)
-        let response = try await coordinatorCall(
-            ConsumerGroupDescribeRequest(groupIDs: [groupID]), name: "ConsumerGroupDescribe", subject: groupID, cache: cache,
-            key: groupID, keyType: FindCoordinatorRequest.groupKeyType,
-            errorCode: { response in
-                guard let group = response.groups.first(where: { $0.groupID == groupID }) ?? response.groups.first else {
-                    return (.none, nil)
-                }
-                let code = KafkaErrorCode(rawValue: group.errorCode)
-                return (code == .groupIDNotFound ? .none : code, group.errorMessage)
-            })
-        guard let group = response.groups.first(where: { $0.groupID == groupID }),
+        let groups = try await describeAtCoordinator(
+            ConsumerGroupDescribeRequest(groupIDs: [groupID]), name: "ConsumerGroupDescribe", groupID: groupID, cache: cache
+        ) { $0.groups }
+        guard let group = groups.first(where: { $0.groupID == groupID }),
               group.errorCode == 0, !group.groupState.isEmpty else { return nil }
-        let topicNames = metadataStore.snapshot.metadata.topics.values.reduce(into: [KafkaUUID: String]()) { $0[$1.topicID] = $1.name }
-        func partitions(_ assignment: ConsumerGroupDescribeResponse.Assignment) -> [TopicPartition] {
-            Self.partitions(assignment.topicPartitions.map { entry in
-                (entry.topicName.isEmpty ? topicNames[entry.topicID] ?? "\(entry.topicID)" : entry.topicName, entry.partitions)
-            })
-        }
+        let topicNames = topicNamesByID()
         let members = group.members.map { m in
             GroupMemberDescription(memberID: m.memberID, instanceID: m.instanceID, clientID: m.clientID, host: m.clientHost,
-                                   assignment: partitions(m.assignment), targetAssignment: partitions(m.targetAssignment),
+                                   assignment: Self.partitions(m.assignment, topicNames: topicNames),
+                                   targetAssignment: Self.partitions(m.targetAssignment, topicNames: topicNames),
                                    subscribedTopics: m.subscribedTopicNames.sorted(), memberEpoch: m.memberEpoch)
         }
         return GroupDescription(groupID: groupID, state: GroupState(rawValue: group.groupState), type: .consumer,
@@ -296,6 +285,40 @@ extension KlifeClient {
     private static func partitions(_ entries: [(String, [Int32])]) -> [TopicPartition] {
         entries.flatMap { topic, partitions in partitions.map { TopicPartition(topic: topic, partition: $0) } }
             .sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) }
+    }
+
+    /// ConsumerGroupDescribe or ShareGroupDescribe (`request`, named `name`) for `groupID` at its
+    /// coordinator; returns the answer's group entries, taken from it by `groups`. A group the
+    /// coordinator does not know (`GROUP_ID_NOT_FOUND`) is no error: its entry comes back as is.
+    func describeAtCoordinator<R: KafkaRequest, Member: Sendable & Hashable>(
+        _ request: R, name: String, groupID: String, cache: CoordinatorCache,
+        groups: (R.Response) -> [DescribedGroupEntry<Member>]
+    ) async throws(KlifeError) -> [DescribedGroupEntry<Member>] {
+        let response = try await coordinatorCall(
+            request, name: name, subject: groupID, cache: cache, key: groupID, keyType: FindCoordinatorRequest.groupKeyType,
+            errorCode: { response in
+                let entries = groups(response)
+                guard let group = entries.first(where: { $0.groupID == groupID }) ?? entries.first else {
+                    return (.none, nil)
+                }
+                let code = KafkaErrorCode(rawValue: group.errorCode)
+                return (code == .groupIDNotFound ? .none : code, group.errorMessage)
+            })
+        return groups(response)
+    }
+
+    /// Topic names by topic id, from the metadata cache.
+    func topicNamesByID() -> [KafkaUUID: String] {
+        metadataStore.snapshot.metadata.topics.values.reduce(into: [KafkaUUID: String]()) { $0[$1.topicID] = $1.name }
+    }
+
+    /// The partitions of a described member's `assignment`, sorted; a topic the coordinator did
+    /// not name is named from `topicNames`, or by its id when the metadata does not know it.
+    static func partitions(_ assignment: ConsumerGroupDescribeResponse.Assignment,
+                           topicNames: [KafkaUUID: String]) -> [TopicPartition] {
+        partitions(assignment.topicPartitions.map { entry in
+            (entry.topicName.isEmpty ? topicNames[entry.topicID] ?? "\(entry.topicID)" : entry.topicName, entry.partitions)
+        })
     }
 
     /// `state Stable with 2 members (m-1, m-2)`, for the refusal of an active group.

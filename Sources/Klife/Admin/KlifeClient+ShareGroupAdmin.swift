@@ -14,29 +14,17 @@ extension KlifeClient {
     public func describeShareGroup(_ groupID: String) async throws(KlifeError) -> GroupDescription {
         guard !groupID.isEmpty else { throw .invalidArgument("group id is empty") }
         let cache = groupCoordinator(groupID)
-        let response = try await coordinatorCall(
-            ShareGroupDescribeRequest(groupIDs: [groupID]), name: "ShareGroupDescribe", subject: groupID, cache: cache,
-            key: groupID, keyType: FindCoordinatorRequest.groupKeyType,
-            errorCode: { response in
-                guard let group = response.groups.first(where: { $0.groupID == groupID }) ?? response.groups.first else {
-                    return (.none, nil)
-                }
-                let code = KafkaErrorCode(rawValue: group.errorCode)
-                return (code == .groupIDNotFound ? .none : code, group.errorMessage)
-            })
+        let groups = try await describeAtCoordinator(
+            ShareGroupDescribeRequest(groupIDs: [groupID]), name: "ShareGroupDescribe", groupID: groupID, cache: cache
+        ) { $0.groups }
         let coordinator = cache.node ?? -1
-        guard let group = response.groups.first(where: { $0.groupID == groupID }), group.errorCode == 0 else {
+        guard let group = groups.first(where: { $0.groupID == groupID }), group.errorCode == 0 else {
             return GroupDescription(groupID: groupID, state: .dead, type: .share, protocolType: "", protocolName: "",
                                     coordinator: coordinator, members: [])
         }
-        let topicNames = metadataStore.snapshot.metadata.topics.values.reduce(into: [KafkaUUID: String]()) {
-            $0[$1.topicID] = $1.name
-        }
+        let topicNames = topicNamesByID()
         let members = group.members.map { m in
-            let assignment = m.assignment.topicPartitions.flatMap { entry in
-                let topic = entry.topicName.isEmpty ? topicNames[entry.topicID] ?? "\(entry.topicID)" : entry.topicName
-                return entry.partitions.map { TopicPartition(topic: topic, partition: $0) }
-            }.sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) }
+            let assignment = Self.partitions(m.assignment, topicNames: topicNames)
             return GroupMemberDescription(memberID: m.memberID, clientID: m.clientID, host: m.clientHost,
                                           assignment: assignment, subscribedTopics: m.subscribedTopicNames.sorted(),
                                           memberEpoch: m.memberEpoch)

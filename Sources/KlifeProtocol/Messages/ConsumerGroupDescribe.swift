@@ -4,7 +4,7 @@
 ///
 /// Both versions have the same request layout; v1 only adds ``ConsumerGroupDescribeResponse/Member/memberType``
 /// to the response (KIP-1099). Sent to each group's coordinator.
-public struct ConsumerGroupDescribeRequest: KafkaRequest, Equatable {
+public struct ConsumerGroupDescribeRequest: FlexibleGroupDescribeRequest, Equatable {
     /// Answered by ``ConsumerGroupDescribeResponse``.
     public typealias Response = ConsumerGroupDescribeResponse
     /// Key 69.
@@ -23,14 +23,6 @@ public struct ConsumerGroupDescribeRequest: KafkaRequest, Equatable {
     public init(groupIDs: [String], includeAuthorizedOperations: Bool = false) {
         self.groupIDs = groupIDs
         self.includeAuthorizedOperations = includeAuthorizedOperations
-    }
-
-    /// Encodes the body at `version`.
-    public func encode(into writer: inout ByteWriter, version: Int16) {
-        writer.writeArrayCount(groupIDs.count, flexible: true)
-        for id in groupIDs { writer.writeCompactString(id) }
-        writer.writeBool(includeAuthorizedOperations)
-        writer.writeEmptyTaggedFields()
     }
 }
 
@@ -64,67 +56,16 @@ public struct ConsumerGroupDescribeResponse: KafkaResponse, Equatable {
     public init(from reader: inout ByteReader, version: Int16) {
         throttleTimeMs = reader.readInt32()
         let n = reader.readArrayCount(flexible: true, minimumElementSize: DescribedGroup.minimumSize)
-        groups = reader.readArray(count: n) { DescribedGroup(from: &$0, version: version) }
+        groups = reader.readArray(count: n) { r in
+            DescribedGroup(from: &r, memberMinimumSize: Member.minimumSize(version: version)) {
+                Member(from: &$0, version: version)
+            }
+        }
         reader.skipTaggedFields()
     }
 
     /// One described group.
-    public struct DescribedGroup: Sendable, Hashable {
-        /// The error, 0 on success (for example `GROUP_ID_NOT_FOUND`).
-        public var errorCode: Int16
-        /// Error details, if any.
-        public var errorMessage: String?
-        /// The group id.
-        public var groupID: String
-        /// The group state (for example `Stable`, `Assigning`, `Empty`), or empty.
-        public var groupState: String
-        /// The group epoch.
-        public var groupEpoch: Int32
-        /// The epoch of the group's target assignment.
-        public var assignmentEpoch: Int32
-        /// The server-side assignor in use.
-        public var assignorName: String
-        /// The members.
-        public var members: [Member]
-        /// Authorized operations bitfield (only when asked; `Int32.min` otherwise).
-        public var authorizedOperations: Int32
-
-        /// Creates a group entry.
-        public init(
-            errorCode: Int16 = 0, errorMessage: String? = nil, groupID: String, groupState: String = "",
-            groupEpoch: Int32 = 0, assignmentEpoch: Int32 = 0, assignorName: String = "", members: [Member] = [],
-            authorizedOperations: Int32 = .min
-        ) {
-            self.errorCode = errorCode
-            self.errorMessage = errorMessage
-            self.groupID = groupID
-            self.groupState = groupState
-            self.groupEpoch = groupEpoch
-            self.assignmentEpoch = assignmentEpoch
-            self.assignorName = assignorName
-            self.members = members
-            self.authorizedOperations = authorizedOperations
-        }
-
-        /// Bytes a group takes at least: error, three empty strings, two epochs, no members,
-        /// the bitfield, no tags (and a null message).
-        static let minimumSize = 20
-
-        /// Reads a group; check `r.error` afterwards.
-        init(from r: inout ByteReader, version: Int16) {
-            errorCode = r.readInt16()
-            errorMessage = r.readCompactNullableString()
-            groupID = r.readCompactString()
-            groupState = r.readCompactString()
-            groupEpoch = r.readInt32()
-            assignmentEpoch = r.readInt32()
-            assignorName = r.readCompactString()
-            let n = r.readArrayCount(flexible: true, minimumElementSize: Member.minimumSize(version: version))
-            members = r.readArray(count: n) { Member(from: &$0, version: version) }
-            authorizedOperations = r.readInt32()
-            r.skipTaggedFields()
-        }
-    }
+    public typealias DescribedGroup = DescribedGroupEntry<Member>
 
     /// One member of a group.
     public struct Member: Sendable, Hashable {

@@ -82,37 +82,19 @@ public struct ShareAcknowledgeResponse: KafkaResponse, Equatable {
         throttleTimeMs = reader.readInt32()
         errorCode = reader.readInt16()
         errorMessage = reader.readCompactNullableString()
-        let n = reader.readArrayCount(flexible: true, minimumElementSize: 18)
-        responses = reader.readArray(count: n) { r in
-            let topicID = r.readUUID()
-            let count = r.readArrayCount(flexible: true, minimumElementSize: 17)
-            let partitions = r.readArray(count: count) { r in
-                let partition = Partition(partitionIndex: r.readInt32(), errorCode: r.readInt16(),
-                                          errorMessage: r.readCompactNullableString(),
-                                          currentLeader: ShareLeaderIDAndEpoch(shareFrom: &r))
-                r.skipTaggedFields()
-                return partition
-            }
+        responses = Topic.readArray(from: &reader, partitionMinimumSize: 17) { r in
+            let partition = Partition(partitionIndex: r.readInt32(), errorCode: r.readInt16(),
+                                      errorMessage: r.readCompactNullableString(),
+                                      currentLeader: ShareLeaderIDAndEpoch(shareFrom: &r))
             r.skipTaggedFields()
-            return Topic(topicID: topicID, partitions: partitions)
+            return partition
         }
         nodeEndpoints = ShareFetchResponse.readNodeEndpoints(&reader)
         reader.skipTaggedFields()
     }
 
-    /// Results for one topic.
-    public struct Topic: Sendable, Hashable {
-        /// The topic id.
-        public var topicID: KafkaUUID
-        /// Results per partition.
-        public var partitions: [Partition]
-
-        /// Creates a topic entry.
-        public init(topicID: KafkaUUID, partitions: [Partition]) {
-            self.topicID = topicID
-            self.partitions = partitions
-        }
-    }
+    /// Results for one topic, by partition.
+    public typealias Topic = ShareTopic<Partition>
 
     /// The acknowledgement result for one partition.
     public struct Partition: Sendable, Hashable {

@@ -94,34 +94,7 @@ public struct ShareFetchRequest: KafkaRequest, Equatable {
     ///
     ///     topic_id:UUID
     ///     partitions:[partition_index:INT32 acknowledgement_batches:[...] <tags>] <tags>
-    public struct Topic: Sendable, Hashable {
-        /// The topic id.
-        public var topicID: KafkaUUID
-        /// The partitions.
-        public var partitions: [Partition]
-
-        /// Creates an entry.
-        public init(topicID: KafkaUUID, partitions: [Partition]) {
-            self.topicID = topicID
-            self.partitions = partitions
-        }
-
-        /// Writes `topics` as a compact array.
-        static func encode(_ topics: [Topic], into writer: inout ByteWriter) {
-            writer.writeArrayCount(topics.count, flexible: true)
-            for topic in topics {
-                writer.writeUUID(topic.topicID)
-                writer.writeArrayCount(topic.partitions.count, flexible: true)
-                for partition in topic.partitions {
-                    writer.writeInt32(partition.partitionIndex)
-                    writer.writeArrayCount(partition.acknowledgementBatches.count, flexible: true)
-                    for batch in partition.acknowledgementBatches { batch.encode(into: &writer) }
-                    writer.writeEmptyTaggedFields()
-                }
-                writer.writeEmptyTaggedFields()
-            }
-        }
-    }
+    public typealias Topic = ShareTopic<Partition>
 
     /// One partition of a share fetch, with the records of it being acknowledged.
     public struct Partition: Sendable, Hashable {

@@ -48,16 +48,8 @@ public struct ShareFetchResponse: KafkaResponse, Equatable {
         errorCode = reader.readInt16()
         errorMessage = reader.readCompactNullableString()
         acquisitionLockTimeoutMs = version >= 1 ? reader.readInt32() : 0
-        // A topic is at least a UUID, an empty array and tags.
-        let n = reader.readArrayCount(flexible: true, minimumElementSize: 18)
-        responses = reader.readArray(count: n) { r in
-            let topicID = r.readUUID()
-            // A partition is at least 4+2+1+2+1+8+1 (leader tags)+1+1+1 bytes.
-            let count = r.readArrayCount(flexible: true, minimumElementSize: 22)
-            let partitions = r.readArray(count: count) { Partition(from: &$0) }
-            r.skipTaggedFields()
-            return Topic(topicID: topicID, partitions: partitions)
-        }
+        // A partition is at least 4+2+1+2+1+8+1 (leader tags)+1+1+1 bytes.
+        responses = Topic.readArray(from: &reader, partitionMinimumSize: 22) { Partition(from: &$0) }
         nodeEndpoints = Self.readNodeEndpoints(&reader)
         reader.skipTaggedFields()
     }
@@ -68,19 +60,8 @@ public struct ShareFetchResponse: KafkaResponse, Equatable {
         return reader.readArray(count: count) { FetchResponse.NodeEndpoint(from: &$0, flexible: true) }
     }
 
-    /// Data for one topic.
-    public struct Topic: Sendable, Hashable {
-        /// The topic id.
-        public var topicID: KafkaUUID
-        /// Data per partition.
-        public var partitions: [Partition]
-
-        /// Creates a topic entry.
-        public init(topicID: KafkaUUID, partitions: [Partition]) {
-            self.topicID = topicID
-            self.partitions = partitions
-        }
-    }
+    /// Data for one topic, by partition.
+    public typealias Topic = ShareTopic<Partition>
 
     /// Records and acquisitions for one partition.
     public struct Partition: Sendable, Hashable {

@@ -3,7 +3,7 @@
 ///     group_ids:[COMPACT_STRING] include_authorized_operations:BOOL <tags>
 ///
 /// Sent to each group's coordinator. (librdkafka's mock cluster does not implement it.)
-public struct ShareGroupDescribeRequest: KafkaRequest, Equatable {
+public struct ShareGroupDescribeRequest: FlexibleGroupDescribeRequest, Equatable {
     /// Answered by ``ShareGroupDescribeResponse``.
     public typealias Response = ShareGroupDescribeResponse
     /// Key 77.
@@ -22,14 +22,6 @@ public struct ShareGroupDescribeRequest: KafkaRequest, Equatable {
     public init(groupIDs: [String], includeAuthorizedOperations: Bool = false) {
         self.groupIDs = groupIDs
         self.includeAuthorizedOperations = includeAuthorizedOperations
-    }
-
-    /// Encodes the body at `version`.
-    public func encode(into writer: inout ByteWriter, version: Int16) {
-        writer.writeArrayCount(groupIDs.count, flexible: true)
-        for id in groupIDs { writer.writeCompactString(id) }
-        writer.writeBool(includeAuthorizedOperations)
-        writer.writeEmptyTaggedFields()
     }
 }
 
@@ -65,65 +57,16 @@ public struct ShareGroupDescribeResponse: KafkaResponse, Equatable {
     /// Decodes the body at `version`; check `reader.error` afterwards.
     public init(from reader: inout ByteReader, version: Int16) {
         throttleTimeMs = reader.readInt32()
-        // error, null message, three empty strings, two epochs, empty array, operations, tags: 20 bytes.
-        let n = reader.readArrayCount(flexible: true, minimumElementSize: 20)
-        groups = reader.readArray(count: n) { DescribedGroup(from: &$0) }
+        let n = reader.readArrayCount(flexible: true, minimumElementSize: DescribedGroup.minimumSize)
+        groups = reader.readArray(count: n) { r in
+            // A member: id, null rack, epoch, two strings, empty array, empty assignment, tags.
+            DescribedGroup(from: &r, memberMinimumSize: 12) { Member(from: &$0) }
+        }
         reader.skipTaggedFields()
     }
 
-    /// One share group.
-    public struct DescribedGroup: Sendable, Hashable {
-        /// The group's error, e.g. `GROUP_ID_NOT_FOUND`; 0 on success.
-        public var errorCode: Int16
-        /// Error details, if any.
-        public var errorMessage: String?
-        /// The group id.
-        public var groupID: String
-        /// The group state: `Empty`, `Stable` or `Dead`.
-        public var groupState: String
-        /// The group epoch.
-        public var groupEpoch: Int32
-        /// The epoch of the group's target assignment.
-        public var assignmentEpoch: Int32
-        /// The name of the server assignor (`simple`).
-        public var assignorName: String
-        /// The members.
-        public var members: [Member]
-        /// The authorized-operations bitfield, `Int32.min` when not asked for.
-        public var authorizedOperations: Int32
-
-        /// Creates a group entry.
-        public init(
-            errorCode: Int16 = 0, errorMessage: String? = nil, groupID: String, groupState: String = "",
-            groupEpoch: Int32 = 0, assignmentEpoch: Int32 = 0, assignorName: String = "", members: [Member] = [],
-            authorizedOperations: Int32 = .min
-        ) {
-            self.errorCode = errorCode
-            self.errorMessage = errorMessage
-            self.groupID = groupID
-            self.groupState = groupState
-            self.groupEpoch = groupEpoch
-            self.assignmentEpoch = assignmentEpoch
-            self.assignorName = assignorName
-            self.members = members
-            self.authorizedOperations = authorizedOperations
-        }
-
-        init(from r: inout ByteReader) {
-            errorCode = r.readInt16()
-            errorMessage = r.readCompactNullableString()
-            groupID = r.readCompactString()
-            groupState = r.readCompactString()
-            groupEpoch = r.readInt32()
-            assignmentEpoch = r.readInt32()
-            assignorName = r.readCompactString()
-            // id, null rack, epoch, two strings, empty array, empty assignment, tags.
-            let n = r.readArrayCount(flexible: true, minimumElementSize: 12)
-            members = r.readArray(count: n) { Member(from: &$0) }
-            authorizedOperations = r.readInt32()
-            r.skipTaggedFields()
-        }
-    }
+    /// One share group (its state `Empty`, `Stable` or `Dead`; its assignor `simple`).
+    public typealias DescribedGroup = DescribedGroupEntry<Member>
 
     /// One member of a share group.
     public struct Member: Sendable, Hashable {

@@ -34,13 +34,6 @@ final class ConsumerGroupMembership: GroupMembership {
         case stop
     }
 
-    /// What a heartbeat answer leads to on the reactor.
-    private enum NextBeat {
-        case none
-        case now(UInt64)
-        case after(nanoseconds: UInt64, token: UInt64)
-    }
-
     private struct State {
         /// Generated here (KIP-1082), kept until the coordinator no longer knows it.
         var memberID: String
@@ -491,14 +484,7 @@ final class ConsumerGroupMembership: GroupMembership {
         if let note { channel.hub.log(note.0, "group '\(groupID)': \(note.1)") }
         if let event { mailbox.yield(event) }
         resumeAnswerWaiters()
-        switch next {
-        case .none:
-            break
-        case .now(let token):
-            beat(token)
-        case .after(let nanoseconds, let token):
-            _ = channel.hub.reactor.scheduleTimer(afterNanoseconds: nanoseconds) { [weak self] in self?.beat(token) }
-        }
+        channel.schedule(next) { [weak self] in self?.beat($0) }
     }
 
     /// Takes in an answer: the new epoch, interval and assignment, or what its error needs.

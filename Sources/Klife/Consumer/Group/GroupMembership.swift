@@ -99,6 +99,14 @@ public struct GroupStatistics: Sendable, Hashable {
     }
 }
 
+/// What a heartbeat answer leads to on the member's reactor: nothing, the next heartbeat at
+/// once, or the next heartbeat after a wait; each with the token the beat must still hold.
+enum NextBeat {
+    case none
+    case now(UInt64)
+    case after(nanoseconds: UInt64, token: UInt64)
+}
+
 /// A group member's line to its coordinator: the coordinator's node (found on demand,
 /// forgotten when it moves) and a connection of the member's own to it, on one reactor. A
 /// connection per member because the broker answers a connection's requests in order and may
@@ -118,6 +126,19 @@ final class GroupChannel: Sendable {
         self.owner = ReactorHub.newConnectionOwner()
         // Members spread over the reactors; a member stays on its reactor for life.
         self.hub = client.hubs[Int(owner % UInt64(client.hubs.count))]
+    }
+
+    /// Carries out `next` on the channel's reactor: calls `beat` with the token at once, or
+    /// from a timer after the wait (`beat` should hold its member weakly).
+    func schedule(_ next: NextBeat, beat: @escaping (UInt64) -> Void) {
+        switch next {
+        case .none:
+            break
+        case .now(let token):
+            beat(token)
+        case .after(let nanoseconds, let token):
+            _ = hub.reactor.scheduleTimer(afterNanoseconds: nanoseconds) { beat(token) }
+        }
     }
 
     /// The coordinator's node, when known (any thread).

@@ -28,13 +28,6 @@ final class ShareGroupMembership: Sendable {
         case failed(KlifeError)
     }
 
-    /// What an answer leads to on the reactor.
-    private enum NextBeat {
-        case none
-        case now(UInt64)
-        case after(nanoseconds: UInt64, token: UInt64)
-    }
-
     private struct State {
         var epoch: Int32 = ShareGroupHeartbeatRequest.joinEpoch
         var assignment: [TopicPartition: KafkaUUID] = [:]
@@ -263,14 +256,7 @@ final class ShareGroupMembership: Sendable {
         }
         if let published { wake { $0.assignment = published } }
         if let event { mailbox.yield(event) }
-        switch next {
-        case .none:
-            break
-        case .now(let token):
-            beat(token)
-        case .after(let nanoseconds, let token):
-            _ = channel.hub.reactor.scheduleTimer(afterNanoseconds: nanoseconds) { [weak self] in self?.beat(token) }
-        }
+        channel.schedule(next) { [weak self] in self?.beat($0) }
     }
 
     // MARK: Helpers
