@@ -19,7 +19,7 @@ import KlifeProtocol
 /// when no fetch to it is due (``commit()``, ``close()``). Batches are fetched when asked for,
 /// never ahead: a member only holds locks on records it is about to be given.
 ///
-/// Thread-safe: ``acknowledge(_:_:)`` may be called from any task; one task at a time should
+/// Thread-safe: ``acknowledge(_:_:)-(ShareRecord,_)`` may be called from any task; one task at a time should
 /// ask for batches.
 public final class KlifeShareConsumer: Sendable {
     /// A running count of what the consumer did.

@@ -15,7 +15,7 @@ public struct ShareConsumerConfiguration: Sendable {
         /// Every record of a batch not acknowledged by the time the next batch is asked for is
         /// accepted then (the share group counterpart of committing on the next poll).
         case implicit
-        /// Only ``KlifeShareConsumer/acknowledge(_:_:)`` settles a record; one never
+        /// Only ``KlifeShareConsumer/acknowledge(_:_:)-(ShareRecord,_)`` settles a record; one never
         /// acknowledged goes back to the group when its acquisition lock times out.
         case explicit
     }
