@@ -11,6 +11,7 @@ import XCTest
 /// under random connection kills and across a `kill -9` of the consuming process and a restart.
 final class TransactionalMoveTests: XCTestCase {
     static let workerVariable = "KLIFE_TXN_MOVE_WORKER"
+    static let stallVariable = "KLIFE_TXN_MOVE_STALL"
 
     /// The pipeline both tests run: poison records (`…-poison`) fail every attempt, in the
     /// source and in the retry topic, and end in the dead-letter topic; the others produce
@@ -32,7 +33,27 @@ final class TransactionalMoveTests: XCTestCase {
         return settings
     }
 
-    static func run(_ consumer: KlifeConsumer, output: String) async throws {
+    /// Where a worker process stops for good, so that a test kills it in the middle of a batch:
+    /// once its earlier batches handled `after` records, the next batch produces its results
+    /// (into the open transaction, or acknowledged when at least once) and then, instead of
+    /// returning, writes `marker` and waits to be killed.
+    struct Stall: Sendable {
+        let marker: String
+        let after: Int
+        /// Records handled by the batches that returned.
+        let handled = Locked(0)
+
+        /// Called after a batch produced its results.
+        func batchProduced(_ count: Int) async throws {
+            if handled.withLock({ $0 }) >= after {
+                _ = FileManager.default.createFile(atPath: marker, contents: nil)
+                while true { try await Task.sleep(for: .seconds(1)) }
+            }
+            handled.withLock { $0 += count }
+        }
+    }
+
+    static func run(_ consumer: KlifeConsumer, output: String, stall: Stall? = nil) async throws {
         try await consumer.run(transactional: .init()) { batch, txn -> BatchOutcome in
             var outcome = BatchOutcome.done
             for record in batch.records {
@@ -43,13 +64,15 @@ final class TransactionalMoveTests: XCTestCase {
                 }
                 _ = try await txn.produce(ProducerRecord(topic: output, partition: 0, value: "out-" + value))
             }
+            try await stall?.batchProduced(batch.records.count)
             return outcome
         }
     }
 
     /// The same pipeline at least once: results produced and acknowledged before the batch
     /// counts as processed, moves acknowledged before their holds are released.
-    static func runAtLeastOnce(_ consumer: KlifeConsumer, client: KlifeClient, output: String) async throws {
+    static func runAtLeastOnce(_ consumer: KlifeConsumer, client: KlifeClient, output: String,
+                               stall: Stall? = nil) async throws {
         try await consumer.run { batch -> BatchOutcome in
             var outcome = BatchOutcome.done
             for record in batch.records {
@@ -60,6 +83,7 @@ final class TransactionalMoveTests: XCTestCase {
                 }
                 _ = try await client.produce(ProducerRecord(topic: output, partition: 0, value: "out-" + value))
             }
+            try await stall?.batchProduced(batch.records.count)
             return outcome
         }
     }
@@ -158,10 +182,15 @@ final class TransactionalMoveTests: XCTestCase {
         config.transactions = TransactionConfiguration(baseTransactionalID: parts[3], poolSize: 2, timeout: .seconds(20))
         let client = try await KlifeClient.connect(config)
         let consumer = try client.consumer(Self.settings(group: "g-" + parts[1], input: parts[1]))
+        // "marker after": the first process stops in a batch (see Stall); the restarted one runs on.
+        let stall = ProcessInfo.processInfo.environment[Self.stallVariable].map { value in
+            let fields = value.split(separator: " ")
+            return Stall(marker: String(fields[0]), after: Int(fields[1]) ?? 0)
+        }
         if parts[4] == "transactional" {
-            try await Self.run(consumer, output: parts[2])  // until killed
+            try await Self.run(consumer, output: parts[2], stall: stall)  // until killed
         } else {
-            try await Self.runAtLeastOnce(consumer, client: client, output: parts[2])
+            try await Self.runAtLeastOnce(consumer, client: client, output: parts[2], stall: stall)
         }
     }
 
@@ -231,12 +260,16 @@ final class TransactionalMoveTests: XCTestCase {
         await client.flush()
 
         let spec = "\(cluster.bootstrapServers[0]) \(input) \(output) kill-\(input) \(mode)"
-        func startWorker() throws -> Process {
+        let marker = FileManager.default.temporaryDirectory.appendingPathComponent("\(input).stalled").path
+        try? FileManager.default.removeItem(atPath: marker)
+        defer { try? FileManager.default.removeItem(atPath: marker) }
+        func startWorker(stallingAfter stall: Int? = nil) throws -> Process {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
             process.arguments = ["KlifeTests.TransactionalMoveTests/testWorkerProcess"]
             var environment = ProcessInfo.processInfo.environment
             environment[Self.workerVariable] = spec
+            environment[Self.stallVariable] = stall.map { "\(marker) \($0)" }
             process.environment = environment
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
@@ -248,9 +281,15 @@ final class TransactionalMoveTests: XCTestCase {
             let offsets = (try? await client.committedOffsets(groupID: "g-" + input)) ?? [:]
             return sources.reduce(0) { $0 + (offsets[$1] ?? 0) }
         }
-        let first = try startWorker()
-        // Killed mid-run: once some batches committed (a transaction is very likely open then).
-        await eventually("the first process commits some batches", within: .seconds(120)) { await committed() >= 60 }
+        // Killed mid-run, by construction: the first process stops in a batch once earlier ones
+        // handled 60 records, its results produced (transactionally: the transaction open) and
+        // nothing of the batch committed, however fast it ran until then. (What the group has
+        // committed by then varies: Tansu holds transactional offsets while another transaction
+        // that wrote the same output partition is open, as the stopped one is.)
+        let first = try startWorker(stallingAfter: 60)
+        await eventually("the first process stops in a batch", within: .seconds(120)) {
+            FileManager.default.fileExists(atPath: marker)
+        }
         kill(first.processIdentifier, SIGKILL)
         first.waitUntilExit()
         let atKill = await committed()
