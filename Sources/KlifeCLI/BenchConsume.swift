@@ -115,6 +115,7 @@ enum BenchConsume {
             let bytes = progress.bytes.load(ordering: .acquiring)
             if records < count { throw CommandFailure("read \(records) of \(count) records") }
             printError("klife bench: read \(records) records, \(bytes) value bytes, checksum \(touched)")
+            printError(BenchSupport.fetchMemoryLine())
             return BenchResult(mode: "consume", records: records, recordSize: records > 0 ? bytes / records : 0,
                                partitions: metadata.partitions.count, nanoseconds: elapsed, cpuNanoseconds: cpu, bytes: bytes)
         }

@@ -146,6 +146,7 @@ enum BenchConsumer {
             throw CommandFailure("read \(read.records) of \(work.count) records (nothing new for 10 s: does '\(work.topic)' hold that many?)")
         }
         printError("klife bench: read \(read.records) records, \(read.bytes) value bytes, checksum \(read.sum)")
+        printError(BenchSupport.fetchMemoryLine())
         return read
     }
 }

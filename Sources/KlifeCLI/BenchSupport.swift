@@ -196,3 +196,12 @@ extension String {
         count >= width ? self : self + String(repeating: " ", count: width - count)
     }
 }
+
+extension BenchSupport {
+    /// How the pool of fetch buffers served this run (reused memory faults no pages in).
+    static func fetchMemoryLine() -> String {
+        let pool = ByteBlockPool.shared.statistics
+        return "klife bench: fetch buffers: \(pool.reused) reused, \(pool.allocated) newly allocated, "
+            + "\(pool.retainedBytes >> 20) MiB kept"
+    }
+}

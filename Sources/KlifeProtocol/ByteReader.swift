@@ -302,6 +302,14 @@ public struct ByteReader {
         return readBytes(count: n)
     }
 
+    /// Reads COMPACT_NULLABLE_BYTES or NULLABLE_BYTES into a ``ByteBlock`` (memory from `pool`
+    /// when large); `nil` for null.
+    public mutating func readNullableSizedBlock(flexible: Bool, pool: ByteBlockPool? = .shared) -> ByteBlock? {
+        guard let n = readNullableBytesLength(flexible: flexible), let p = take(n) else { return nil }
+        if n == 0 { return .empty }
+        return ByteBlock(copying: UnsafeRawBufferPointer(start: p, count: n), pool: pool)
+    }
+
     /// Reads the length of a (nullable) byte field without copying it; `nil` for null.
     @inlinable
     public mutating func readNullableBytesLength(flexible: Bool) -> Int? {

@@ -4,19 +4,19 @@ public import KlifeProtocol
 /// decompressed) into, not a copy. Indices start at 0. `Array(bytes)` copies them out; a view
 /// keeps its whole fetch buffer alive, so copy what you keep for long.
 public struct RecordBytes: RandomAccessCollection, Sendable, Hashable, ExpressibleByArrayLiteral, CustomStringConvertible {
-    @usableFromInline let storage: [UInt8]
+    @usableFromInline let storage: ByteBlock
     @usableFromInline let start: Int
     /// Number of bytes.
     public let count: Int
 
-    @inlinable init(storage: [UInt8], start: Int, count: Int) {
+    @inlinable init(storage: ByteBlock, start: Int, count: Int) {
         self.storage = storage
         self.start = start
         self.count = count
     }
 
     /// Bytes of an array of their own (tests, and records made by hand).
-    public init(_ bytes: [UInt8]) { self.init(storage: bytes, start: 0, count: bytes.count) }
+    public init(_ bytes: [UInt8]) { self.init(storage: ByteBlock(bytes, pool: nil), start: 0, count: bytes.count) }
 
     /// Bytes from an array literal (`[]` for an empty key or value).
     public init(arrayLiteral elements: UInt8...) { self.init(elements) }
@@ -34,10 +34,9 @@ public struct RecordBytes: RandomAccessCollection, Sendable, Hashable, Expressib
 
     /// Calls `body` with the bytes in place (valid only during the call).
     @inlinable public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
-        let result = storage.withUnsafeBytes { raw in
-            Result { () throws(E) in try body(UnsafeRawBufferPointer(rebasing: raw[start..<start &+ count])) }
+        try storage.withUnsafeBytes { (raw) throws(E) -> R in
+            try body(UnsafeRawBufferPointer(rebasing: raw[start..<start &+ count]))
         }
-        return try result.get()
     }
 
     /// The bytes as UTF-8 text, when they are valid UTF-8.
@@ -82,9 +81,9 @@ public struct ConsumerRecord: Sendable, Equatable {
     /// Partition read from.
     public let partition: Int32
     @usableFromInline let slot: RecordSlot
-    @usableFromInline let storage: [UInt8]
+    @usableFromInline let storage: ByteBlock
 
-    @inlinable init(topic: String, partition: Int32, slot: RecordSlot, storage: [UInt8]) {
+    @inlinable init(topic: String, partition: Int32, slot: RecordSlot, storage: ByteBlock) {
         self.topic = topic
         self.partition = partition
         self.slot = slot
@@ -104,7 +103,7 @@ public struct ConsumerRecord: Sendable, Equatable {
             offset: offset, timestamp: timestamp, keyStart: 0, keyLength: key.map { Int32($0.count) } ?? -1,
             valueStart: Int32(valueStart), valueLength: value.map { Int32($0.count) } ?? -1,
             headersStart: Int32(headersStart), headerCount: Int32(headers.count), isInflated: false,
-            isLogAppendTime: timestampType == .logAppendTime), storage: buffer)
+            isLogAppendTime: timestampType == .logAppendTime), storage: ByteBlock(buffer, pool: nil))
     }
 
     /// The record's offset.
@@ -147,11 +146,11 @@ public struct ConsumerRecords: RandomAccessCollection, Sendable {
     public let topic: String
     /// Partition of every record.
     public let partition: Int32
-    @usableFromInline let fetched: [UInt8]
-    @usableFromInline let inflated: [UInt8]
+    @usableFromInline let fetched: ByteBlock
+    @usableFromInline let inflated: ByteBlock
     @usableFromInline let slots: ArraySlice<RecordSlot>
 
-    init(topic: String, partition: Int32, fetched: [UInt8], inflated: [UInt8], slots: ArraySlice<RecordSlot>) {
+    init(topic: String, partition: Int32, fetched: ByteBlock, inflated: ByteBlock, slots: ArraySlice<RecordSlot>) {
         self.topic = topic
         self.partition = partition
         self.fetched = fetched
@@ -166,7 +165,7 @@ public struct ConsumerRecords: RandomAccessCollection, Sendable {
         slots.reserveCapacity(records.count)
         for record in records {
             let shift = Int32(buffer.count)
-            buffer += record.storage
+            buffer += record.storage.bytes
             var slot = record.slot
             slot.keyStart += shift
             slot.valueStart += shift
@@ -174,12 +173,12 @@ public struct ConsumerRecords: RandomAccessCollection, Sendable {
             slot.isInflated = false
             slots.append(slot)
         }
-        self.init(topic: topic, partition: partition, fetched: buffer, inflated: [], slots: slots[...])
+        self.init(topic: topic, partition: partition, fetched: ByteBlock(buffer), inflated: .empty, slots: slots[...])
     }
 
     /// No records.
     static func empty(_ tp: TopicPartition) -> ConsumerRecords {
-        ConsumerRecords(topic: tp.topic, partition: tp.partition, fetched: [], inflated: [], slots: [])
+        ConsumerRecords(topic: tp.topic, partition: tp.partition, fetched: .empty, inflated: .empty, slots: [])
     }
 
     /// Always 0.

@@ -5,7 +5,7 @@ import KlifeProtocol
 enum FetchDecoding {
     /// Locates a partition's records (CRC checked, decompressed at most `maxUncompressedBytes`)
     /// without copying them. A batch cut off at the end of the answer is reported, not an error.
-    static func index(_ bytes: [UInt8], broker: String, maxUncompressedBytes: Int) throws(KlifeError) -> RecordIndex {
+    static func index(_ bytes: ByteBlock, broker: String, maxUncompressedBytes: Int) throws(KlifeError) -> RecordIndex {
         guard !bytes.isEmpty else { return .empty }
         do {
             return try RecordBatchDecoder.index(bytes, maxUncompressedBytes: maxUncompressedBytes)

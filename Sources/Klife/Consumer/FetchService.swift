@@ -318,7 +318,7 @@ final class FetchService: ReactorService, @unchecked Sendable {
         let settings = state.configuration
         let decoded: RecordIndex
         do {
-            decoded = try FetchDecoding.index(p.records, broker: broker,
+            decoded = try FetchDecoding.index(p.recordBlock, broker: broker,
                                                       maxUncompressedBytes: hub.configuration.maxResponseBytes)
         } catch {
             // Bytes that fail their CRC or do not decode: the connection's data is suspect, the

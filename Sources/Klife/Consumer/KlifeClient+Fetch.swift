@@ -76,7 +76,7 @@ extension KlifeClient {
         let (p, node) = answer
         let filter = TransactionFilter(isolation: isolation, lastStableOffset: p.lastStableOffset,
                                        abortedTransactions: p.abortedTransactions ?? [])
-        let decoded = try FetchDecoding.index(p.records, broker: "node \(node)", maxUncompressedBytes: configuration.maxResponseBytes)
+        let decoded = try FetchDecoding.index(p.recordBlock, broker: "node \(node)", maxUncompressedBytes: configuration.maxResponseBytes)
         let output = filter.apply(decoded, from: offset)
         let result = FetchResult(records: FetchDecoding.visibleRecords(decoded, output, topic: topic, partition: partition),
                                  highWatermark: p.highWatermark, logStartOffset: p.logStartOffset,
@@ -142,7 +142,7 @@ extension KlifeClient {
             let (p, node) = answer
             highWatermark = p.highWatermark
             logStart = p.logStartOffset
-            let decoded = try FetchDecoding.index(p.records, broker: "node \(node)", maxUncompressedBytes: configuration.maxResponseBytes)
+            let decoded = try FetchDecoding.index(p.recordBlock, broker: "node \(node)", maxUncompressedBytes: configuration.maxResponseBytes)
             guard let last = decoded.batches.last else { break }
             read.append(decoded)
             if round == 0 { firstAnswerEnd = read.batches.count }

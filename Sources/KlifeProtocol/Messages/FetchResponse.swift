@@ -112,8 +112,14 @@ public struct FetchResponse: KafkaResponse, Equatable {
         public var abortedTransactions: [AbortedTransaction]?
         /// Replica to fetch from next time (KIP-392; v11+), -1 for none.
         public var preferredReadReplica: Int32
-        /// Raw record batches, copied out of the response; empty when null. May end in a partial batch.
-        public var records: [UInt8]
+        /// Raw record batches, copied out of the response into a block of their own (pooled when
+        /// large: see ``ByteBlock``); empty when null. May end in a partial batch.
+        public var recordBlock: ByteBlock
+        /// ``recordBlock``'s bytes in a new array (tests and tools; readers index the block).
+        public var records: [UInt8] {
+            get { recordBlock.bytes }
+            set { recordBlock = ByteBlock(newValue) }
+        }
         /// The new leader when ``errorCode`` is `NOT_LEADER_OR_FOLLOWER` or `FENCED_LEADER_EPOCH` (v12+ tag 1).
         public var currentLeader: LeaderIDAndEpoch?
 
@@ -130,7 +136,7 @@ public struct FetchResponse: KafkaResponse, Equatable {
             self.logStartOffset = logStartOffset
             self.abortedTransactions = abortedTransactions
             self.preferredReadReplica = preferredReadReplica
-            self.records = records
+            self.recordBlock = records.isEmpty ? .empty : ByteBlock(records)
             self.currentLeader = currentLeader
         }
 
@@ -151,7 +157,7 @@ public struct FetchResponse: KafkaResponse, Equatable {
                 abortedTransactions = nil
             }
             preferredReadReplica = version >= 11 ? r.readInt32() : -1
-            records = r.readNullableSizedBytes(flexible: flexible) ?? []
+            recordBlock = r.readNullableSizedBlock(flexible: flexible) ?? .empty
             var leader: LeaderIDAndEpoch?
             if flexible {
                 FetchResponse.readTaggedFields(&r) { tag, r in

@@ -77,8 +77,14 @@ public struct ShareFetchResponse: KafkaResponse, Equatable {
         public var acknowledgeErrorMessage: String?
         /// The current leader; -1/-1 unless the error says the leader moved.
         public var currentLeader: ShareLeaderIDAndEpoch
-        /// Raw record batches, copied out of the response; empty when null.
-        public var records: [UInt8]
+        /// Raw record batches, copied out of the response into a block of their own (pooled when
+        /// large: see ``ByteBlock``); empty when null.
+        public var recordBlock: ByteBlock
+        /// ``recordBlock``'s bytes in a new array (tests and tools; readers index the block).
+        public var records: [UInt8] {
+            get { recordBlock.bytes }
+            set { recordBlock = ByteBlock(newValue) }
+        }
         /// The offset ranges this member acquired, each with its delivery count.
         public var acquiredRecords: [AcquiredRecords]
 
@@ -95,7 +101,7 @@ public struct ShareFetchResponse: KafkaResponse, Equatable {
             self.acknowledgeErrorCode = acknowledgeErrorCode
             self.acknowledgeErrorMessage = acknowledgeErrorMessage
             self.currentLeader = currentLeader
-            self.records = records
+            self.recordBlock = records.isEmpty ? .empty : ByteBlock(records)
             self.acquiredRecords = acquiredRecords
         }
 
@@ -106,7 +112,7 @@ public struct ShareFetchResponse: KafkaResponse, Equatable {
             acknowledgeErrorCode = r.readInt16()
             acknowledgeErrorMessage = r.readCompactNullableString()
             currentLeader = ShareLeaderIDAndEpoch(shareFrom: &r)
-            records = r.readNullableSizedBytes(flexible: true) ?? []
+            recordBlock = r.readNullableSizedBlock(flexible: true) ?? .empty
             let n = r.readArrayCount(flexible: true, minimumElementSize: 19)
             acquiredRecords = r.readArray(count: n) { r in
                 let range = AcquiredRecords(firstOffset: r.readInt64(), lastOffset: r.readInt64(),

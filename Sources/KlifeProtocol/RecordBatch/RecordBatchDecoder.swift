@@ -168,7 +168,7 @@ public enum RecordBatchDecoder {
             DecodedBatch(header: batch.header, records: index.slots[batch.records].map { slot in
                 DecodedRecord(offset: slot.offset, timestamp: slot.timestamp,
                               timestampType: slot.isLogAppendTime ? .logAppendTime : .createTime,
-                              key: index.key(of: slot).map(Array.init), value: index.value(of: slot).map(Array.init),
+                              key: index.key(of: slot), value: index.value(of: slot),
                               headers: RecordHeaderReader.headers(in: index.buffer(of: slot), start: slot.headersStart,
                                                                   count: slot.headerCount))
             })
@@ -180,6 +180,13 @@ public enum RecordBatchDecoder {
     /// and compressed batches decompressed once, into one buffer. Errors as
     /// ``decode(_:verifyCRC:maxUncompressedBytes:)-([UInt8],_,_)``.
     public static func index(_ bytes: [UInt8], verifyCRC: Bool = true,
+                             maxUncompressedBytes: Int = defaultMaxUncompressedBytes) throws(DecodeError) -> RecordIndex {
+        try index(ByteBlock(bytes), verifyCRC: verifyCRC, maxUncompressedBytes: maxUncompressedBytes)
+    }
+
+    /// ``index(_:verifyCRC:maxUncompressedBytes:)-([UInt8],_,_)`` of the bytes of a block, which
+    /// the index shares (records are read where they lie in it).
+    public static func index(_ bytes: ByteBlock, verifyCRC: Bool = true,
                              maxUncompressedBytes: Int = defaultMaxUncompressedBytes) throws(DecodeError) -> RecordIndex {
         var batches: [IndexedBatch] = []
         var slots: [RecordSlot] = []
@@ -220,7 +227,11 @@ public enum RecordBatchDecoder {
             }
         }
         try result.get()
-        let inflatedBytes = inflated?.bytes ?? []
+        let inflatedBytes: ByteBlock
+        switch consume inflated {
+        case .some(let writer): inflatedBytes = writer.withUnsafeBytes { ByteBlock(copying: $0) }
+        case .none: inflatedBytes = .empty
+        }
         return RecordIndex(fetched: bytes, inflated: inflatedBytes, batches: batches, slots: slots, truncatedTail: truncatedTail)
     }
 

@@ -62,9 +62,9 @@ public struct IndexedBatch: Sendable {
 /// key, value and headers are. Readers slice keys and values out of the two buffers.
 public struct RecordIndex: Sendable {
     /// The bytes as fetched (uncompressed batches' records are read in place).
-    public var fetched: [UInt8]
+    public var fetched: ByteBlock
     /// The records of every compressed batch, decompressed one after the other.
-    public var inflated: [UInt8]
+    public var inflated: ByteBlock
     /// Every complete batch, in order.
     public var batches: [IndexedBatch]
     /// Every record of every batch.
@@ -72,8 +72,14 @@ public struct RecordIndex: Sendable {
     /// The bytes ended inside a batch (normal in Fetch: the broker cuts at its byte limit).
     public var truncatedTail: Bool
 
-    /// Creates an index from its parts.
+    /// Creates an index from its parts, copying the bytes into blocks.
     public init(fetched: [UInt8], inflated: [UInt8], batches: [IndexedBatch], slots: [RecordSlot], truncatedTail: Bool) {
+        self.init(fetched: ByteBlock(fetched), inflated: ByteBlock(inflated), batches: batches, slots: slots,
+                  truncatedTail: truncatedTail)
+    }
+
+    /// Creates an index from its parts.
+    public init(fetched: ByteBlock, inflated: ByteBlock, batches: [IndexedBatch], slots: [RecordSlot], truncatedTail: Bool) {
         self.fetched = fetched
         self.inflated = inflated
         self.batches = batches
@@ -82,19 +88,24 @@ public struct RecordIndex: Sendable {
     }
 
     /// An index of nothing.
-    public static let empty = RecordIndex(fetched: [], inflated: [], batches: [], slots: [], truncatedTail: false)
+    public static let empty = RecordIndex(fetched: ByteBlock.empty, inflated: ByteBlock.empty, batches: [], slots: [],
+                                          truncatedTail: false)
 
     /// The buffer a slot points into.
-    @inlinable public func buffer(of slot: RecordSlot) -> [UInt8] { slot.isInflated ? inflated : fetched }
+    @inlinable public func buffer(of slot: RecordSlot) -> ByteBlock { slot.isInflated ? inflated : fetched }
 
-    /// The key of a slot, sliced (not copied) from its buffer.
-    @inlinable public func key(of slot: RecordSlot) -> ArraySlice<UInt8>? {
-        slot.keyLength < 0 ? nil : buffer(of: slot)[Int(slot.keyStart)..<Int(slot.keyStart) + Int(slot.keyLength)]
+    /// The key of a slot, copied out of its buffer.
+    public func key(of slot: RecordSlot) -> [UInt8]? {
+        slot.keyLength < 0 ? nil : copy(of: slot, start: slot.keyStart, count: slot.keyLength)
     }
 
-    /// The value of a slot, sliced (not copied) from its buffer.
-    @inlinable public func value(of slot: RecordSlot) -> ArraySlice<UInt8>? {
-        slot.valueLength < 0 ? nil : buffer(of: slot)[Int(slot.valueStart)..<Int(slot.valueStart) + Int(slot.valueLength)]
+    /// The value of a slot, copied out of its buffer.
+    public func value(of slot: RecordSlot) -> [UInt8]? {
+        slot.valueLength < 0 ? nil : copy(of: slot, start: slot.valueStart, count: slot.valueLength)
+    }
+
+    private func copy(of slot: RecordSlot, start: Int32, count: Int32) -> [UInt8] {
+        buffer(of: slot).withUnsafeBytes { [UInt8](UnsafeRawBufferPointer(rebasing: $0[Int(start)..<Int(start) + Int(count)])) }
     }
 
     /// Appends another index's batches after this one's (the buffers are concatenated: a slow
@@ -103,8 +114,8 @@ public struct RecordIndex: Sendable {
         let fetchedShift = Int32(clamping: fetched.count)
         let inflatedShift = Int32(clamping: inflated.count)
         let slotShift = slots.count
-        fetched += other.fetched
-        inflated += other.inflated
+        fetched = ByteBlock(fetched.bytes + other.fetched.bytes)
+        inflated = ByteBlock(inflated.bytes + other.inflated.bytes)
         slots.reserveCapacity(slots.count + other.slots.count)
         for var slot in other.slots {
             let shift = slot.isInflated ? inflatedShift : fetchedShift
@@ -142,6 +153,11 @@ public enum RecordHeaderReader {
     /// anything out of place reads as no more headers, never a trap).
     public static func headers(in buffer: [UInt8], start: Int32, count: Int32) -> [RecordHeader] {
         buffer.withUnsafeBytes { headers(in: $0, start: start, count: count) }
+    }
+
+    /// The `count` headers starting at `start` in `block` (as ``headers(in:start:count:)-([UInt8],_,_)``).
+    public static func headers(in block: ByteBlock, start: Int32, count: Int32) -> [RecordHeader] {
+        block.withUnsafeBytes { headers(in: $0, start: start, count: count) }
     }
 
     /// The `count` headers starting at `start` in `raw` (as ``headers(in:start:count:)-([UInt8],_,_)``).

@@ -333,7 +333,7 @@ extension ShareFetcher {
     func deliveries(_ partition: ShareFetchResponse.Partition, tp: TopicPartition, source: ShareSource,
                     lockTimeout: Duration, receivedAt: ContinuousClock.Instant,
                     broker: String) throws(KlifeError) -> [ShareBatch] {
-        let index = try FetchDecoding.index(partition.records, broker: broker,
+        let index = try FetchDecoding.index(partition.recordBlock, broker: broker,
                                             maxUncompressedBytes: settings.maxUncompressedBytes)
         let ranges = partition.acquiredRecords.filter { $0.lastOffset >= $0.firstOffset }
             .sorted { $0.firstOffset < $1.firstOffset }
