@@ -44,6 +44,9 @@ public final class KlifeClient: Sendable {
     let partitions: PartitionChooser
     let maxBlockNanos: UInt64
     let maxRecordBytes: Int
+    /// Where producing threads copy records' keys and values (at most as many bytes as the
+    /// producer may buffer).
+    let payloadArena: PayloadArena
 
     private struct CloseHandlers {
         var next: UInt64 = 0
@@ -83,6 +86,7 @@ public final class KlifeClient: Sendable {
         self.partitions = PartitionChooser(configuration.producer)
         self.maxBlockNanos = configuration.producer.maxBlock.nanoseconds
         self.maxRecordBytes = configuration.producer.maxRecordBytes
+        self.payloadArena = PayloadArena(maxChunks: max(16, configuration.producer.maxBufferedBytes / PayloadArena.chunkBytes))
         let metadataStore = self.metadataStore
         for (hub, producer) in zip(hubs, producers) {
             producer.metadataStore = metadataStore

@@ -23,6 +23,12 @@ public struct DefaultPartitioner: Partitioner {
         sticky.partition(topic: topic, key: key, value: value, partitionCount: partitionCount)
     }
 
+    /// As ``partition(topic:key:value:partitionCount:)``, reading the key in place.
+    public func partition(topic: String, keyBytes: UnsafeRawBufferPointer?, valueBytes: UnsafeRawBufferPointer?,
+                          partitionCount: Int32) -> Int32 {
+        sticky.partition(topic: topic, keyBytes: keyBytes, valueBytes: valueBytes, partitionCount: partitionCount)
+    }
+
     /// Kafka's murmur2 hash (seed 0x9747b28c), bit-exact with the Java client.
     public static func murmur2(_ data: [UInt8]) -> Int32 {
         data.withUnsafeBytes { murmur2(UnsafeRawBufferPointer($0)) }

@@ -22,7 +22,12 @@ extension KlifeClient {
     /// ``produce(_:)`` for a given producer session (the idempotent one or a transactional one).
     func produce(_ record: consuming ProducerRecord, session: ProducerSession) async throws(KlifeError) -> RecordMetadata {
         let (pending, target) = try prepare(consume record, completion: .none, session: session)
-        try await waitForRoom(bytes: Int(pending.size), counter: session.outstanding)
+        do {
+            try await waitForRoom(bytes: Int(pending.size), counter: session.outstanding)
+        } catch {
+            pending.releasePayload()
+            throw error
+        }
         // Moved into the continuation's closure through an optional: capturing the record
         // itself would copy it (a retain and release of each of its references).
         var waiting = Optional(consume pending)
@@ -48,6 +53,7 @@ extension KlifeClient {
             return
         }
         guard admit(bytes: Int(pending.size), counter: outstanding) else {
+            pending.releasePayload()
             onDelivery(.failure(.bufferFull(records: outstanding.value, bytes: outstanding.byteCount)))
             return
         }
@@ -73,9 +79,7 @@ extension KlifeClient {
         onDelivery: @escaping @Sendable (Result<RecordMetadata, KlifeError>) -> Void
     ) async throws(KlifeError) {
         let (pending, target) = try prepare(consume record, completion: .callback(onDelivery), session: session)
-        if !admit(bytes: Int(pending.size), counter: session.outstanding) {
-            try await waitForRoom(bytes: Int(pending.size), counter: session.outstanding)
-        }
+        try await admitOrWait(pending, counter: session.outstanding)
         if let error = push(consume pending, into: target) { onDelivery(.failure(error)) }
     }
 
@@ -139,6 +143,18 @@ extension KlifeClient {
         return counter.tryReserve(bytes: bytes, maxRecords: producer.maxBufferedRecords, maxBytes: producer.maxBufferedBytes)
     }
 
+    /// Takes room for `pending`, suspending while there is none (without a suspension when
+    /// there is room). A record refused here gives its payload bytes back.
+    nonisolated(nonsending) func admitOrWait(_ pending: borrowing PendingRecord, counter: OutstandingCounter) async throws(KlifeError) {
+        if admit(bytes: Int(pending.size), counter: counter) { return }
+        do {
+            try await waitForRoom(bytes: Int(pending.size), counter: counter)
+        } catch {
+            pending.releasePayload()
+            throw error
+        }
+    }
+
     /// Suspends until the buffer has room for a record of `bytes`, then takes it.
     private func waitForRoom(bytes: Int, counter: OutstandingCounter) async throws(KlifeError) {
         var delay = 50
@@ -151,7 +167,7 @@ extension KlifeClient {
 
     /// Hands an admitted record to its reactor's ring (moving it, not copying it). Returns
     /// the error when it cannot.
-    private func push(_ pending: consuming PendingRecord, into target: ProducerService) -> KlifeError? {
+    func push(_ pending: consuming PendingRecord, into target: ProducerService) -> KlifeError? {
         if producers.count > 1 { return pushChecked(pending, into: target) }
         guard let refused = target.records.offer(pending) else {
             target.reactor.wakeup()
@@ -191,6 +207,7 @@ extension KlifeClient {
             spins += 1
             if spins < 16 { sched_yield() } else { usleep(50) }
         }
+        record.releasePayload()
         record.tracker.decrement(bytes: Int(record.size))
         return isClosed ? .clientClosed : .queueFull
     }
@@ -223,6 +240,7 @@ extension KlifeClient {
             spins += 1
             if spins < 16 { sched_yield() } else { usleep(50) }
         }
+        pending.releasePayload()
         pending.tracker.decrement(bytes: Int(pending.size))
         return isClosed ? .clientClosed : .queueFull
     }
@@ -237,6 +255,25 @@ extension KlifeClient {
         let partitionGiven = record.partition
         let timestamp = record.timestamp ?? PendingRecord.unsetTimestamp
         let (topic, key, value, headers) = record.takeParts()
+        let prepared = key.withUnsafeBytesIfPresent { k in
+            value.withUnsafeBytesIfPresent { v in
+                Result { () throws(KlifeError) in
+                    try prepare(topic: topic, partition: partitionGiven, timestamp: timestamp, headers: headers,
+                                key: k, value: v, keyArray: key, valueArray: value, completion: completion, session: session)
+                }
+            }
+        }
+        return try prepared.get()
+    }
+
+    /// ``prepare(_:completion:session:)`` from a record's parts: `key` and `value` are read in place
+    /// during the call. They are copied into the payload arena when it takes them (then the
+    /// caller's arrays are released on this thread, the one that made them, and the record holds
+    /// no reference to them); otherwise the record keeps `keyArray` / `valueArray`, or copies of
+    /// the bytes when there are no arrays.
+    func prepare(topic: String, partition partitionGiven: Int32?, timestamp: Int64, headers: [RecordHeader],
+                 key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, keyArray: [UInt8]?, valueArray: [UInt8]?,
+                 completion: DeliveryCompletion, session: ProducerSession) throws(KlifeError) -> (PendingRecord, ProducerService) {
         if isClosing { throw .clientClosed }
         if topic.isEmpty { throw .invalidArgument("record topic is empty") }
         let size = RecordBatchLayout.recordSize(offsetDelta: 0, timestampDelta: 0, keyCount: key?.count,
@@ -258,7 +295,7 @@ extension KlifeClient {
                 // A partition past the known count may be new: the reactor waits for metadata
                 // (up to unknownTopicTimeout) before failing it.
                 if partition < 0 {
-                    partition = partitions.choose(topic: topic, key: key, value: value, partitionCount: count)
+                    partition = partitions.choose(topic: topic, keyBytes: key, valueBytes: value, partitionCount: count)
                     if partition < 0 || partition >= count {
                         throw .invalidArgument("the partitioner for \(topic) chose partition \(partition) of \(count)")
                     }
@@ -271,11 +308,27 @@ extension KlifeClient {
             }
         }
         var pending = PendingRecord(
-            topic: topic, partition: partition, key: key, value: value, headers: headers.isEmpty ? nil : headers,
+            topic: topic, partition: partition, key: nil, value: nil, headers: headers.isEmpty ? nil : headers,
             // The reactor stamps the CreateTime and the delivery deadline when it takes the record.
             timestamp: timestamp, deadline: 0,
             completion: completion, size: Int32(size), slot: session.slot, tracker: session.outstanding)
+        if let (chunk, offset) = payloadArena.copy(key: key, value: value) {
+            pending.payloadChunk = chunk
+            pending.payloadOffset = offset
+        } else {
+            pending.key = keyArray ?? key.map { [UInt8]($0) }
+            pending.value = valueArray ?? value.map { [UInt8]($0) }
+        }
         pending.routedAt = routedAt
         return (pending, producers[owner])
+    }
+}
+
+extension Optional where Wrapped == [UInt8] {
+    /// Calls `body` with the array's bytes in place, or with `nil` when there is no array.
+    @inline(__always)
+    func withUnsafeBytesIfPresent<R>(_ body: (UnsafeRawBufferPointer?) -> R) -> R {
+        guard self != nil else { return body(nil) }
+        return self!.withUnsafeBytes { body($0) }
     }
 }

@@ -14,6 +14,22 @@
 public protocol Partitioner: Sendable {
     /// A partition in `0..<partitionCount` for this record.
     func partition(topic: String, key: [UInt8]?, value: [UInt8]?, partitionCount: Int32) -> Int32
+
+    /// The same choice for a record whose key and value the producer already copied into its
+    /// own memory (the bytes are valid only during the call; `nil` is a null key or value).
+    /// The default copies them into arrays and calls
+    /// ``partition(topic:key:value:partitionCount:)``; the built-in partitioners read them in place.
+    func partition(topic: String, keyBytes: UnsafeRawBufferPointer?, valueBytes: UnsafeRawBufferPointer?,
+                   partitionCount: Int32) -> Int32
+}
+
+extension Partitioner {
+    /// Copies the bytes into arrays and calls ``partition(topic:key:value:partitionCount:)``.
+    public func partition(topic: String, keyBytes: UnsafeRawBufferPointer?, valueBytes: UnsafeRawBufferPointer?,
+                          partitionCount: Int32) -> Int32 {
+        partition(topic: topic, key: keyBytes.map { [UInt8]($0) }, value: valueBytes.map { [UInt8]($0) },
+                  partitionCount: partitionCount)
+    }
 }
 
 /// The producer's partitioners resolved once from the configuration: the topic's own,
@@ -26,6 +42,24 @@ struct PartitionChooser: Sendable {
     init(_ producer: ProducerConfiguration) {
         partitioner = producer.partitioner
         topicPartitioners = producer.topicPartitioners
+    }
+
+    /// The partition for a pending record without one: its key and value read where they lie.
+    @inline(__always)
+    func choose(_ record: borrowing PendingRecord, partitionCount: Int32) -> Int32 {
+        guard let chunk = record.payloadChunk else {
+            return choose(topic: record.topic, key: record.key, value: record.value, partitionCount: partitionCount)
+        }
+        let (key, value) = PayloadArena.bytes(in: chunk, at: record.payloadOffset)
+        return choose(topic: record.topic, keyBytes: key, valueBytes: value, partitionCount: partitionCount)
+    }
+
+    /// The partition for a record without one, its key and value read in place.
+    @inline(__always)
+    func choose(topic: String, keyBytes: UnsafeRawBufferPointer?, valueBytes: UnsafeRawBufferPointer?,
+                partitionCount: Int32) -> Int32 {
+        let chosen = topicPartitioners.isEmpty ? partitioner : (topicPartitioners[topic] ?? partitioner)
+        return chosen.partition(topic: topic, keyBytes: keyBytes, valueBytes: valueBytes, partitionCount: partitionCount)
     }
 
     /// The partition for a record without one.

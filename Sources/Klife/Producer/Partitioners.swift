@@ -32,6 +32,14 @@ public struct Murmur2Partitioner: Partitioner {
         if let key { return DefaultPartitioner.partition(forKey: key, partitionCount: partitionCount) }
         return random.next(below: partitionCount)
     }
+
+    /// As ``partition(topic:key:value:partitionCount:)``, reading the key in place.
+    public func partition(topic: String, keyBytes: UnsafeRawBufferPointer?, valueBytes: UnsafeRawBufferPointer?,
+                          partitionCount: Int32) -> Int32 {
+        guard partitionCount > 1 else { return 0 }
+        if let keyBytes { return (DefaultPartitioner.murmur2(keyBytes) & 0x7fff_ffff) % partitionCount }
+        return random.next(below: partitionCount)
+    }
 }
 
 /// Keyed records by murmur2; unkeyed records stick to one partition of their topic until
@@ -76,6 +84,15 @@ public struct StickyPartitioner: Partitioner {
         let size = (value?.count ?? 0) &+ Self.recordOverheadBytes
         return state.assign(topic: topic, bytes: size, limit: batchBytes, partitionCount: partitionCount)
     }
+
+    /// As ``partition(topic:key:value:partitionCount:)``, reading the key in place.
+    public func partition(topic: String, keyBytes: UnsafeRawBufferPointer?, valueBytes: UnsafeRawBufferPointer?,
+                          partitionCount: Int32) -> Int32 {
+        guard partitionCount > 1 else { return 0 }
+        if let keyBytes { return (DefaultPartitioner.murmur2(keyBytes) & 0x7fff_ffff) % partitionCount }
+        let size = (valueBytes?.count ?? 0) &+ Self.recordOverheadBytes
+        return state.assign(topic: topic, bytes: size, limit: batchBytes, partitionCount: partitionCount)
+    }
 }
 
 /// Every record, keyed or not, goes to the next partition of its topic in turn (each topic
@@ -94,6 +111,13 @@ public struct RoundRobinPartitioner: Partitioner {
 
     /// The topic's next partition in turn.
     public func partition(topic: String, key: [UInt8]?, value: [UInt8]?, partitionCount: Int32) -> Int32 {
+        guard partitionCount > 1 else { return 0 }
+        return state.next(topic: topic, partitionCount: partitionCount)
+    }
+
+    /// The topic's next partition in turn (the bytes are not read).
+    public func partition(topic: String, keyBytes: UnsafeRawBufferPointer?, valueBytes: UnsafeRawBufferPointer?,
+                          partitionCount: Int32) -> Int32 {
         guard partitionCount > 1 else { return 0 }
         return state.next(topic: topic, partitionCount: partitionCount)
     }

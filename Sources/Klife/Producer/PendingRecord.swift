@@ -83,8 +83,16 @@ struct PendingRecord: Sendable {
     var topic: String
     /// -1 until the partitioner ran (it needs the topic's partition count).
     var partition: Int32
+    /// The caller's key and value, when they were not copied into the payload arena (see
+    /// ``payloadChunk``); read them through ``keyCount``, ``valueCount`` and ``withPayload(_:)``.
     var key: [UInt8]?
     var value: [UInt8]?
+    /// The arena chunk holding key and value when they were copied on the producing thread
+    /// (then `key` and `value` are `nil`), unretained: the arena owns its chunks. Released
+    /// exactly once, when the record completes or is refused.
+    var payloadChunk: Unmanaged<PayloadChunk>? = nil
+    /// Where the record's key and value lie in ``payloadChunk``.
+    var payloadOffset: Int32 = 0
     /// `nil` when the record has none: an empty array would still cost a reference-count
     /// operation on every copy and destroy of the record.
     var headers: [RecordHeader]?
@@ -116,7 +124,63 @@ struct PendingRecord: Sendable {
     func complete(_ result: Result<RecordMetadata, KlifeError>) {
         completion.complete(result)
         let success = if case .success = result { true } else { false }
+        releasePayload()
         tracker.completed(bytes: Int(size), success: success)
+    }
+
+    /// Gives the record's arena bytes back (completion, or a record refused after `prepare`).
+    @inline(__always)
+    func releasePayload() {
+        payloadChunk?._withUnsafeGuaranteedRef { $0.release(1) }
+    }
+
+    /// Key length, `nil` for a null key.
+    @inline(__always)
+    var keyCount: Int? {
+        if let chunk = payloadChunk { return PayloadArena.bytes(in: chunk, at: payloadOffset).key?.count }
+        return key?.count
+    }
+
+    /// Value length, `nil` for a null value.
+    @inline(__always)
+    var valueCount: Int? {
+        if let chunk = payloadChunk { return PayloadArena.bytes(in: chunk, at: payloadOffset).value?.count }
+        return value?.count
+    }
+
+    /// Calls `body` with the key and value in place (valid only during the call).
+    @inline(__always)
+    func withPayload<R>(_ body: (UnsafeRawBufferPointer?, UnsafeRawBufferPointer?) -> R) -> R {
+        if let chunk = payloadChunk {
+            let (key, value) = PayloadArena.bytes(in: chunk, at: payloadOffset)
+            return body(key, value)
+        }
+        // Optional chaining borrows the arrays in place (a binding would copy them).
+        guard key != nil else {
+            guard value != nil else { return body(nil, nil) }
+            return value!.withUnsafeBytes { body(nil, $0) }
+        }
+        return key!.withUnsafeBytes { k in
+            guard value != nil else { return body(k, nil) }
+            return value!.withUnsafeBytes { body(k, $0) }
+        }
+    }
+
+    /// Gives the arena bytes of `records` back after ``deliver(at:_:)`` completed each: one
+    /// release per run of records sharing a chunk.
+    static func releasePayloads(_ records: UnsafeBufferPointer<PendingRecord>) {
+        var run: Unmanaged<PayloadChunk>?
+        var count = 0
+        for i in records.indices {
+            let chunk = records[i].payloadChunk
+            if chunk?.toOpaque() != run?.toOpaque() {
+                if let run { run._withUnsafeGuaranteedRef { $0.release(count) } }
+                run = chunk
+                count = 0
+            }
+            count &+= 1
+        }
+        if let run { run._withUnsafeGuaranteedRef { $0.release(count) } }
     }
 
     /// Completes the record stored at `record` without copying it: borrowing a record

@@ -72,7 +72,7 @@ final class ProduceBatch {
             var size = RecordBatchLayout.headerSize
             for i in records.indices {
                 size += RecordBatchLayout.recordSize(offsetDelta: Int32(i), timestampDelta: records[i].timestamp - baseTimestamp,
-                                                     keyCount: records[i].key?.count, valueCount: records[i].value?.count,
+                                                     keyCount: records[i].keyCount, valueCount: records[i].valueCount,
                                                      headers: records[i].headers ?? [])
             }
             request.beginPartition(into: &writer, index: entry.tp.partition, recordsByteCount: size)
@@ -80,8 +80,14 @@ final class ProduceBatch {
                                            producerEpoch: options.producerEpoch, baseSequence: entry.baseSequence,
                                            isTransactional: options.isTransactional)
             for i in records.indices {
-                batch.append(into: &writer, timestamp: records[i].timestamp, key: records[i].key, value: records[i].value,
-                             headers: records[i].headers ?? [])
+                if let chunk = records[i].payloadChunk {
+                    let (key, value) = PayloadArena.bytes(in: chunk, at: records[i].payloadOffset)
+                    batch.append(into: &writer, timestamp: records[i].timestamp, key: key, value: value,
+                                 headers: records[i].headers ?? [])
+                } else {
+                    batch.append(into: &writer, timestamp: records[i].timestamp, key: records[i].key, value: records[i].value,
+                                 headers: records[i].headers ?? [])
+                }
             }
             batch.finish(into: &writer)
         }
@@ -101,6 +107,7 @@ final class ProduceBatch {
                     PendingRecord.deliver(at: base + i, .success(RecordMetadata(topic: topic, partition: entry.tp.partition,
                                                                                 offset: -1, timestamp: records[i].timestamp)))
                 }
+                PendingRecord.releasePayloads(records)
                 tracker.completed(count: records.count, bytes: bytes, success: true)
             }
         }

@@ -98,7 +98,7 @@ final class ProducerEngine {
             return
         }
         if record.partition < 0 {
-            let chosen = partitions.choose(topic: record.topic, key: record.key, value: record.value, partitionCount: count)
+            let chosen = partitions.choose(record, partitionCount: count)
             if chosen < 0 || chosen >= count {
                 record.fail(.invalidArgument("the partitioner for \(record.topic) chose partition \(chosen) of \(count)"))
                 return
@@ -504,6 +504,7 @@ final class ProducerEngine {
                                                                               offset: known ? p.baseOffset + Int64(i) : -1,
                                                                               timestamp: timestamp)))
                 }
+                PendingRecord.releasePayloads(records)
                 // Every record of a batch belongs to this engine's session: one counter update.
                 session.outstanding.completed(count: records.count, bytes: bytes, success: true)
             }

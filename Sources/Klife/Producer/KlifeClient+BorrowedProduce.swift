@@ -1,0 +1,64 @@
+import KlifeProtocol
+
+/// Producing from bytes the caller owns: no `[UInt8]` per record.
+///
+/// Key and value are read in place and copied once, during the call, into the producer's payload
+/// arena (see `PayloadArena`): the record then holds no reference to the caller's memory, which
+/// only has to stay valid until the call returns. A record the arena cannot take (a key and
+/// value over 16 KiB, or every chunk in use by records still waiting) gets arrays of its own
+/// instead — the only allocation of these forms.
+extension KlifeClient {
+    /// Produces one record whose key and value are borrowed bytes, without waiting: as
+    /// ``produce(_:onDelivery:)`` (fails with ``KlifeError/Code/bufferFull`` when the buffer is
+    /// full), for callers whose bytes are not in arrays.
+    ///
+    ///     buffer.withUnsafeBytes { value in
+    ///         client.produce(topic: "events", value: value) { result in … }
+    ///     }
+    ///
+    /// - Parameters:
+    ///   - key: The key (`nil` for none), read during the call only.
+    ///   - value: The value (`nil` for a tombstone), read during the call only.
+    ///   - partition: A partition, or `nil` to let the partitioner choose.
+    ///   - timestamp: CreateTime in ms since the epoch, or `nil` for the time the record is sent.
+    ///   - onDelivery: Called exactly once with the outcome.
+    public func produce(topic: String, key: UnsafeRawBufferPointer? = nil, value: UnsafeRawBufferPointer?,
+                        headers: [RecordHeader] = [], partition: Int32? = nil, timestamp: Int64? = nil,
+                        onDelivery: @escaping @Sendable (Result<RecordMetadata, KlifeError>) -> Void) {
+        let pending: PendingRecord, target: ProducerService
+        do {
+            (pending, target) = try prepare(topic: topic, partition: partition, timestamp: timestamp ?? PendingRecord.unsetTimestamp,
+                                            headers: headers, key: key, value: value, keyArray: nil, valueArray: nil,
+                                            completion: .callback(onDelivery), session: defaultSession)
+        } catch {
+            onDelivery(.failure(error))
+            return
+        }
+        let producer = configuration.producer
+        guard outstanding.tryReserve(bytes: Int(pending.size), maxRecords: producer.maxBufferedRecords,
+                                     maxBytes: producer.maxBufferedBytes) else {
+            pending.releasePayload()
+            onDelivery(.failure(.bufferFull(records: outstanding.value, bytes: outstanding.byteCount)))
+            return
+        }
+        if let error = push(consume pending, into: target) { onDelivery(.failure(error)) }
+    }
+
+    /// Queues one record whose key and value are borrowed bytes, suspending while the producer's
+    /// buffer is full: as ``enqueue(_:onDelivery:)``. The bytes are copied before the first
+    /// suspension, but must stay valid until the call returns.
+    /// - Throws: ``KlifeError`` when the record is refused before queuing (too large, client
+    ///   closed, cancelled while waiting for room); then `onDelivery` is not called.
+    public nonisolated(nonsending) func enqueue(
+        topic: String, key: UnsafeRawBufferPointer? = nil, value: UnsafeRawBufferPointer?, headers: [RecordHeader] = [],
+        partition: Int32? = nil, timestamp: Int64? = nil,
+        onDelivery: @escaping @Sendable (Result<RecordMetadata, KlifeError>) -> Void
+    ) async throws(KlifeError) {
+        let (pending, target) = try prepare(topic: topic, partition: partition,
+                                            timestamp: timestamp ?? PendingRecord.unsetTimestamp, headers: headers,
+                                            key: key, value: value, keyArray: nil, valueArray: nil,
+                                            completion: .callback(onDelivery), session: defaultSession)
+        try await admitOrWait(pending, counter: defaultSession.outstanding)
+        if let error = push(consume pending, into: target) { onDelivery(.failure(error)) }
+    }
+}
