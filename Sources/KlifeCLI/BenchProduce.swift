@@ -34,6 +34,8 @@ enum BenchProduce {
                        help: "Records accepted but not yet acknowledged, at most (default 1000000)"),
             OptionSpec(["--sync"], help: "Produce one record at a time, waiting for each acknowledgement"),
             OptionSpec(["--warmup"], value: "N", help: "Records produced and flushed before measuring (default 0)"),
+            OptionSpec(["--borrowed"],
+                       help: "Asynchronous runs: produce from one reused buffer (enqueue(topic:value:), no array per record)"),
             OptionSpec(["--shared-value"],
                        help: "Give every record the same value array (no per-record copy; for profiling)"),
             OptionSpec(["--latency-every"], value: "K",
@@ -87,7 +89,8 @@ enum BenchProduce {
 
         var result = try await ClientOptions.withClient(config) { client -> BenchResult in
             let actualPartitions = try await BenchSupport.ensureTopic(client, topic, partitions: partitions)
-            let run = ProduceRun(client: client, topic: topic, size: size, shared: parsed.has("--shared-value"))
+            let run = ProduceRun(client: client, topic: topic, size: size, shared: parsed.has("--shared-value"),
+                                 borrowed: parsed.has("--borrowed"))
             if let rate, let measuredForRate {
                 let openLoop = OpenLoopProduce(run: run, rate: rate, measured: measuredForRate)
                 let result = try await openLoop.execute(partitions: actualPartitions, threads: threads)
@@ -179,11 +182,14 @@ struct ProduceRun {
     let template: [UInt8]
     /// Every record shares `template` (a retain instead of a copy).
     let shared: Bool
+    /// Asynchronous runs produce from one reused buffer through the borrowed-bytes form.
+    let borrowed: Bool
 
-    init(client: KlifeClient, topic: String, size: Int, shared: Bool = false) {
+    init(client: KlifeClient, topic: String, size: Int, shared: Bool = false, borrowed: Bool = false) {
         self.client = client
         self.topic = topic
         self.shared = shared
+        self.borrowed = borrowed
         // Printable filler so a peek at the topic shows something readable.
         self.template = (0..<size).map { UInt8(ascii: "a") + UInt8($0 % 26) }
     }
@@ -211,6 +217,21 @@ struct ProduceRun {
         let (deliveredBefore, failedBefore) = (deliveries.delivered.load(ordering: .acquiring), deliveries.failed.load(ordering: .acquiring))
         deliveries.latencies.withLock { $0.removeAll() }
         let shared: @Sendable (Result<RecordMetadata, KlifeError>) -> Void = { BenchDeliveries.shared.complete($0) }
+        if borrowed {
+            // The librdkafka peer's way: one buffer, the index written into it, copied by the producer.
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(template.count, 1), alignment: 8)
+            defer { buffer.deallocate() }
+            template.withUnsafeBytes { buffer.copyMemory(from: $0) }
+            let n = min(8, template.count)
+            for i in 0..<count {
+                withUnsafeBytes(of: UInt64(truncatingIfNeeded: i).littleEndian) { index in
+                    buffer.baseAddress!.copyMemory(from: index.baseAddress!, byteCount: n)
+                }
+                try await client.enqueue(topic: topic, value: UnsafeRawBufferPointer(rebasing: buffer[0..<template.count]),
+                                         onDelivery: shared)
+            }
+            return try await finish(count, deliveredBefore: deliveredBefore, failedBefore: failedBefore)
+        }
         for i in 0..<count {
             // Records are built in the call: a record bound to a local first is copied into
             // the call (a retain and release of each of its references).
@@ -225,6 +246,13 @@ struct ProduceRun {
                 try await client.enqueue(ProducerRecord(topic: topic, value: value(i)), onDelivery: shared)
             }
         }
+        return try await finish(count, deliveredBefore: deliveredBefore, failedBefore: failedBefore)
+    }
+
+    /// Waits until the `count` records enqueued since the counts were `deliveredBefore` /
+    /// `failedBefore` are acknowledged; throws when any failed.
+    private func finish(_ count: Int, deliveredBefore: Int, failedBefore: Int) async throws -> [UInt64] {
+        let deliveries = BenchDeliveries.shared
         await client.flush()
         // flush() can return just before the last callbacks ran.
         let deadline = BenchSupport.monotonicNanoseconds() + 10_000_000_000
