@@ -291,3 +291,19 @@ final class OutstandingCounter: Sendable {
     /// The counter of ``PendingRecord/vacated`` slots (never used: those are never completed).
     static let vacated = OutstandingCounter()
 }
+
+extension RecordBatchEncoder {
+    /// Appends the record at `record`, its key and value read where they lie (in the payload
+    /// arena or in its arrays) and the record itself borrowed, not copied.
+    @inline(__always)
+    mutating func append(into writer: inout ByteWriter, record: UnsafePointer<PendingRecord>) {
+        if let chunk = record.pointee.payloadChunk {
+            let (key, value) = PayloadArena.bytes(in: chunk, at: record.pointee.payloadOffset)
+            append(into: &writer, timestamp: record.pointee.timestamp, key: key, value: value,
+                   headers: record.pointee.headers ?? [])
+        } else {
+            append(into: &writer, timestamp: record.pointee.timestamp, key: record.pointee.key, value: record.pointee.value,
+                   headers: record.pointee.headers ?? [])
+        }
+    }
+}

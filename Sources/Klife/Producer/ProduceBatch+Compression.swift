@@ -27,14 +27,7 @@ extension ProduceBatch {
                                            producerID: options.producerID, producerEpoch: options.producerEpoch,
                                            baseSequence: entry.baseSequence, isTransactional: options.isTransactional)
             for i in records.indices {
-                if let chunk = records[i].payloadChunk {
-                    let (key, value) = PayloadArena.bytes(in: chunk, at: records[i].payloadOffset)
-                    batch.append(into: &scratch, timestamp: records[i].timestamp, key: key, value: value,
-                                 headers: records[i].headers ?? [])
-                } else {
-                    batch.append(into: &scratch, timestamp: records[i].timestamp, key: records[i].key, value: records[i].value,
-                                 headers: records[i].headers ?? [])
-                }
+                batch.append(into: &scratch, record: records.baseAddress.unsafelyUnwrapped + i)
             }
             return batch
         }

@@ -80,14 +80,7 @@ final class ProduceBatch {
                                            producerEpoch: options.producerEpoch, baseSequence: entry.baseSequence,
                                            isTransactional: options.isTransactional)
             for i in records.indices {
-                if let chunk = records[i].payloadChunk {
-                    let (key, value) = PayloadArena.bytes(in: chunk, at: records[i].payloadOffset)
-                    batch.append(into: &writer, timestamp: records[i].timestamp, key: key, value: value,
-                                 headers: records[i].headers ?? [])
-                } else {
-                    batch.append(into: &writer, timestamp: records[i].timestamp, key: records[i].key, value: records[i].value,
-                                 headers: records[i].headers ?? [])
-                }
+                batch.append(into: &writer, record: records.baseAddress.unsafelyUnwrapped + i)
             }
             batch.finish(into: &writer)
         }
