@@ -100,8 +100,8 @@ public enum MessageCatalog {
     /// A Fetch response's partitions carry record batches: decode them as the consumer does.
     @Sendable static func useFetch(_ response: FetchResponse) {
         for topic in response.responses {
-            for partition in topic.partitions where !partition.records.isEmpty {
-                partition.records.withUnsafeBytes { decodeRecordBatches($0) }
+            for partition in topic.partitions where !partition.recordBlock.isEmpty {
+                partition.recordBlock.withUnsafeBytes { decodeRecordBatches($0) }
             }
         }
     }
