@@ -159,7 +159,7 @@ public enum RecordBatchDecoder {
         try decode([UInt8](bytes), verifyCRC: verifyCRC, maxUncompressedBytes: maxUncompressedBytes)
     }
 
-    /// Decodes every complete batch in a byte array (tests and slow paths): ``index(_:verifyCRC:maxUncompressedBytes:)``,
+    /// Decodes every complete batch in a byte array (tests and slow paths): ``index(_:verifyCRC:maxUncompressedBytes:)-([UInt8],_,_)``,
     /// then every key, value and header copied out.
     public static func decode(_ bytes: [UInt8], verifyCRC: Bool = true,
                               maxUncompressedBytes: Int = defaultMaxUncompressedBytes) throws(DecodeError) -> RecordBatchDecodeResult {
