@@ -17,8 +17,10 @@ extension KlifeClient {
     ///     }
     ///
     /// - Parameters:
+    ///   - topic: The topic to write to.
     ///   - key: The key (`nil` for none), read during the call only.
     ///   - value: The value (`nil` for a tombstone), read during the call only.
+    ///   - headers: The record's headers, in order.
     ///   - partition: A partition, or `nil` to let the partitioner choose.
     ///   - timestamp: CreateTime in ms since the epoch, or `nil` for the time the record is sent.
     ///   - onDelivery: Called exactly once with the outcome.
