@@ -48,6 +48,14 @@ public final class ByteBlock: @unchecked Sendable {
         self.pool = owner
     }
 
+    /// The bytes of `first` followed by those of `second`.
+    public convenience init(concatenating first: ByteBlock, _ second: ByteBlock, pool: ByteBlockPool? = .shared) {
+        self.init(count: first.count + second.count, pool: pool) { target in
+            first.withUnsafeBytes { target.copyMemory(from: $0) }
+            second.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: target[first.count...]).copyMemory(from: $0) }
+        }
+    }
+
     deinit {
         if let pool {
             pool.giveBack(base, capacity: capacity)

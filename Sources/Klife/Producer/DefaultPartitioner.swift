@@ -75,6 +75,11 @@ public struct DefaultPartitioner: Partitioner {
     /// The partition for `key` among `partitionCount` partitions (which must be positive):
     /// `(murmur2(key) & 0x7fffffff) % partitionCount`, Java's `toPositive(murmur2(key)) % n`.
     public static func partition(forKey key: [UInt8], partitionCount: Int32) -> Int32 {
+        key.withUnsafeBytes { partition(forKey: $0, partitionCount: partitionCount) }
+    }
+
+    /// ``partition(forKey:partitionCount:)-([UInt8],_)`` of a key read in place.
+    public static func partition(forKey key: UnsafeRawBufferPointer, partitionCount: Int32) -> Int32 {
         (murmur2(key) & 0x7fff_ffff) % partitionCount
     }
 }

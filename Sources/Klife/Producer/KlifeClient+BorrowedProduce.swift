@@ -36,14 +36,7 @@ extension KlifeClient {
             onDelivery(.failure(error))
             return
         }
-        let producer = configuration.producer
-        guard outstanding.tryReserve(bytes: Int(pending.size), maxRecords: producer.maxBufferedRecords,
-                                     maxBytes: producer.maxBufferedBytes) else {
-            pending.releasePayload()
-            onDelivery(.failure(.bufferFull(records: outstanding.value, bytes: outstanding.byteCount)))
-            return
-        }
-        if let error = push(consume pending, into: target) { onDelivery(.failure(error)) }
+        submit(consume pending, to: target, onDelivery: onDelivery)
     }
 
     /// Queues one record whose key and value are borrowed bytes, suspending while the producer's

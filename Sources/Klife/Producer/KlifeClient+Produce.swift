@@ -22,12 +22,7 @@ extension KlifeClient {
     /// ``produce(_:)`` for a given producer session (the idempotent one or a transactional one).
     func produce(_ record: consuming ProducerRecord, session: ProducerSession) async throws(KlifeError) -> RecordMetadata {
         let (pending, target) = try prepare(consume record, completion: .none, session: session)
-        do {
-            try await waitForRoom(bytes: Int(pending.size), counter: session.outstanding)
-        } catch {
-            pending.releasePayload()
-            throw error
-        }
+        try await admitOrWait(pending, counter: session.outstanding)
         // Moved into the continuation's closure through an optional: capturing the record
         // itself would copy it (a retain and release of each of its references).
         var waiting = Optional(consume pending)
@@ -52,6 +47,13 @@ extension KlifeClient {
             onDelivery(.failure(error))
             return
         }
+        submit(consume pending, to: target, onDelivery: onDelivery)
+    }
+
+    /// The non-blocking forms' end: takes room for `pending` and hands it to its reactor, or
+    /// reports a full buffer (giving its payload bytes back) or a refused push.
+    func submit(_ pending: consuming PendingRecord, to target: ProducerService,
+                onDelivery: @Sendable (Result<RecordMetadata, KlifeError>) -> Void) {
         guard admit(bytes: Int(pending.size), counter: outstanding) else {
             pending.releasePayload()
             onDelivery(.failure(.bufferFull(records: outstanding.value, bytes: outstanding.byteCount)))

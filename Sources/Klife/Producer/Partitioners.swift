@@ -37,7 +37,7 @@ public struct Murmur2Partitioner: Partitioner {
     public func partition(topic: String, keyBytes: UnsafeRawBufferPointer?, valueBytes: UnsafeRawBufferPointer?,
                           partitionCount: Int32) -> Int32 {
         guard partitionCount > 1 else { return 0 }
-        if let keyBytes { return (DefaultPartitioner.murmur2(keyBytes) & 0x7fff_ffff) % partitionCount }
+        if let keyBytes { return DefaultPartitioner.partition(forKey: keyBytes, partitionCount: partitionCount) }
         return random.next(below: partitionCount)
     }
 }
@@ -89,7 +89,7 @@ public struct StickyPartitioner: Partitioner {
     public func partition(topic: String, keyBytes: UnsafeRawBufferPointer?, valueBytes: UnsafeRawBufferPointer?,
                           partitionCount: Int32) -> Int32 {
         guard partitionCount > 1 else { return 0 }
-        if let keyBytes { return (DefaultPartitioner.murmur2(keyBytes) & 0x7fff_ffff) % partitionCount }
+        if let keyBytes { return DefaultPartitioner.partition(forKey: keyBytes, partitionCount: partitionCount) }
         let size = (valueBytes?.count ?? 0) &+ Self.recordOverheadBytes
         return state.assign(topic: topic, bytes: size, limit: batchBytes, partitionCount: partitionCount)
     }

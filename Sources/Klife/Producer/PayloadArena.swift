@@ -34,8 +34,7 @@ final class PayloadArena: @unchecked Sendable {
     static let recordHeaderBytes = 8
 
     private let writers: [PayloadWriter]
-    private let free: Locked<[PayloadChunk]>
-    private let created = Atomic<Int>(0)
+    private let free = Locked<[PayloadChunk]>([])
     let maxChunks: Int
     /// Every chunk ever made (the arena owns them; records hold them unretained).
     private let all = Locked<[PayloadChunk]>([])
@@ -45,7 +44,6 @@ final class PayloadArena: @unchecked Sendable {
     init(maxChunks: Int, writerCount: Int = 8) {
         self.maxChunks = max(maxChunks, 1)
         writers = (0..<max(writerCount, 1)).map { _ in PayloadWriter() }
-        free = Locked([])
     }
 
     /// Copies `key` and `value` into a chunk.
@@ -70,22 +68,15 @@ final class PayloadArena: @unchecked Sendable {
 
     /// A chunk for a writer: a free one, or a new one while fewer than `maxChunks` exist.
     fileprivate func takeChunk() -> PayloadChunk? {
-        if let chunk = free.withLock({ $0.popLast() }) {
-            chunk.open()
-            return chunk
+        let limit = maxChunks
+        let chunk = free.withLock({ $0.popLast() }) ?? all.withLock { all -> PayloadChunk? in
+            guard all.count < limit else { return nil }
+            let made = PayloadChunk(arena: self)
+            all.append(made)
+            return made
         }
-        var count = created.load(ordering: .relaxed)
-        while count < maxChunks {
-            let (exchanged, original) = created.compareExchange(expected: count, desired: count + 1, ordering: .relaxed)
-            if exchanged {
-                let chunk = PayloadChunk(arena: self)
-                all.withLock { $0.append(chunk) }
-                chunk.open()
-                return chunk
-            }
-            count = original
-        }
-        return nil
+        chunk?.open()
+        return chunk
     }
 
     /// A sealed chunk whose records all completed.
@@ -95,7 +86,7 @@ final class PayloadArena: @unchecked Sendable {
 
     /// Chunks made so far, and how many are free (tests and statistics).
     var chunkCounts: (created: Int, free: Int) {
-        (created.load(ordering: .relaxed), free.withLock { $0.count })
+        (all.withLock { $0.count }, free.withLock { $0.count })
     }
 
     /// The key and value of the record at `offset` in `chunk`.

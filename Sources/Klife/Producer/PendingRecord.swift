@@ -84,7 +84,7 @@ struct PendingRecord: Sendable {
     /// -1 until the partitioner ran (it needs the topic's partition count).
     var partition: Int32
     /// The caller's key and value, when they were not copied into the payload arena (see
-    /// ``payloadChunk``); read them through ``keyCount``, ``valueCount`` and ``withPayload(_:)``.
+    /// ``payloadChunk``); their lengths through ``payloadCounts``.
     var key: [UInt8]?
     var value: [UInt8]?
     /// The arena chunk holding key and value when they were copied on the producing thread
@@ -134,36 +134,14 @@ struct PendingRecord: Sendable {
         payloadChunk?._withUnsafeGuaranteedRef { $0.release(1) }
     }
 
-    /// Key length, `nil` for a null key.
+    /// Key and value lengths, `nil` for a null key or value.
     @inline(__always)
-    var keyCount: Int? {
-        if let chunk = payloadChunk { return PayloadArena.bytes(in: chunk, at: payloadOffset).key?.count }
-        return key?.count
-    }
-
-    /// Value length, `nil` for a null value.
-    @inline(__always)
-    var valueCount: Int? {
-        if let chunk = payloadChunk { return PayloadArena.bytes(in: chunk, at: payloadOffset).value?.count }
-        return value?.count
-    }
-
-    /// Calls `body` with the key and value in place (valid only during the call).
-    @inline(__always)
-    func withPayload<R>(_ body: (UnsafeRawBufferPointer?, UnsafeRawBufferPointer?) -> R) -> R {
+    var payloadCounts: (key: Int?, value: Int?) {
         if let chunk = payloadChunk {
             let (key, value) = PayloadArena.bytes(in: chunk, at: payloadOffset)
-            return body(key, value)
+            return (key?.count, value?.count)
         }
-        // Optional chaining borrows the arrays in place (a binding would copy them).
-        guard key != nil else {
-            guard value != nil else { return body(nil, nil) }
-            return value!.withUnsafeBytes { body(nil, $0) }
-        }
-        return key!.withUnsafeBytes { k in
-            guard value != nil else { return body(k, nil) }
-            return value!.withUnsafeBytes { body(k, $0) }
-        }
+        return (key?.count, value?.count)
     }
 
     /// Gives the arena bytes of `records` back after ``deliver(at:_:)`` completed each: one

@@ -71,8 +71,9 @@ final class ProduceBatch {
             let baseTimestamp = records[0].timestamp
             var size = RecordBatchLayout.headerSize
             for i in records.indices {
+                let counts = records[i].payloadCounts
                 size += RecordBatchLayout.recordSize(offsetDelta: Int32(i), timestampDelta: records[i].timestamp - baseTimestamp,
-                                                     keyCount: records[i].keyCount, valueCount: records[i].valueCount,
+                                                     keyCount: counts.key, valueCount: counts.value,
                                                      headers: records[i].headers ?? [])
             }
             request.beginPartition(into: &writer, index: entry.tp.partition, recordsByteCount: size)

@@ -114,8 +114,8 @@ public struct RecordIndex: Sendable {
         let fetchedShift = Int32(clamping: fetched.count)
         let inflatedShift = Int32(clamping: inflated.count)
         let slotShift = slots.count
-        fetched = ByteBlock(fetched.bytes + other.fetched.bytes)
-        inflated = ByteBlock(inflated.bytes + other.inflated.bytes)
+        fetched = ByteBlock(concatenating: fetched, other.fetched)
+        inflated = ByteBlock(concatenating: inflated, other.inflated)
         slots.reserveCapacity(slots.count + other.slots.count)
         for var slot in other.slots {
             let shift = slot.isInflated ? inflatedShift : fetchedShift
