@@ -48,6 +48,7 @@ let package = Package(
         benchmarkTarget("RingBenchmarks", ["Klife"]),
         // Against a real broker: the embedded Tansu of KlifeTesting.
         benchmarkTarget("ConsumerBenchmarks", ["Klife", "KlifeTesting"]),
+        benchmarkTarget("ProducerBenchmarks", ["Klife", "KlifeTesting"]),
         // A Kafka-speaking sink broker for compare.sh --broker sink: acknowledges Produce
         // without storing and serves Fetch from a prepared record set (README.md).
         .executableTarget(

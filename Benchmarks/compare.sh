@@ -45,6 +45,12 @@
 #   --idle-wait S before each run, wait up to S seconds (default 120) for the machine to be
 #                 idle (< 15 % CPU busy over half a second): other processes skew the numbers
 #
+# Produce cases: klife produces borrowed bytes (`bench produce --borrowed`: enqueue(topic:value:)
+# from one reused buffer, no array per record), as the librdkafka peer does (RD_KAFKA_MSG_F_COPY
+# from one buffer); cases whose id ends in -arrays use klife's ProducerRecord form instead (a
+# fresh value array per record, as callers whose bytes are in arrays produce). --sync runs
+# always use ProducerRecord (`produce(_:)`).
+#
 # Consume cases: without a flag klife reads with its fetch loop (`client.fetch`, one cursor
 # per partition); --assign reads through KlifeConsumer with the partitions assigned by hand;
 # --group joins a group (a fresh name per run and client; join time apart, in join_seconds).
@@ -267,6 +273,7 @@ p-100-1p|produce|100|1|1000000|--acks all --idempotent true --linger-ms 5
 p-100-6p|produce|100|6|1000000|--acks all --idempotent true --linger-ms 5
 p-100-6p-l0|produce|100|6|1000000|--acks all --idempotent true --linger-ms 0
 p-100-6p-noidem|produce|100|6|1000000|--acks all --idempotent false --linger-ms 5
+p-100-6p-arrays|produce|100|6|1000000|--acks all --idempotent true --linger-ms 5
 p-1k-1p|produce|1024|1|200000|--acks all --idempotent true --linger-ms 5
 p-1k-6p|produce|1024|6|200000|--acks all --idempotent true --linger-ms 5
 p-100-6p-gzip|produce|100|6|500000|--acks all --idempotent true --linger-ms 5 -z gzip
@@ -451,6 +458,7 @@ scaling_run() {
   local words=(-n "$records" --threads)
   if [[ $mode == produce ]]; then
     words+=(-s 100 -P 6 --acks all --idempotent true --linger-ms 5 --warmup $((records / 20)))
+    [[ $client == klife ]] && words+=(--borrowed)
   fi
   local sink_before sink_after
   sink_before="$(process_cpu_ns "$BROKER_PID")"
@@ -511,12 +519,18 @@ while IFS='|' read -r id mode size parts records flags; do
   if [[ $mode == produce ]]; then
     warm=()
     [[ " $flags " == *" --sync "* || " $flags " == *" --rate "* ]] || warm=(--warmup "$(( records / 20 ))")
+    # klife produces borrowed bytes, as the librdkafka peer does (RD_KAFKA_MSG_F_COPY from one
+    # buffer); the -arrays cases measure its ProducerRecord form, a fresh array per record.
+    KLIFE_PRODUCE_WORDS=(--borrowed)
+    [[ $id == *-arrays ]] && KLIFE_PRODUCE_WORDS=()
     for run in $(seq 1 "$RUNS"); do
       if ((run % 2)); then order=(klife librdkafka); else order=(librdkafka klife); fi
       for client in "${order[@]}"; do
         SEQ=$((SEQ + 1))
         topic="bench-$id-$client-$run-$SEQ"
-        run_one "$client" "$id" "$run" produce "$topic" -n "$records" -s "$size" -P "$parts" "${warm[@]}" "${flag_words[@]}"
+        client_words=()
+        [[ $client == klife ]] && client_words=("${KLIFE_PRODUCE_WORDS[@]}")
+        run_one "$client" "$id" "$run" produce "$topic" -n "$records" -s "$size" -P "$parts" "${warm[@]}" "${flag_words[@]}" "${client_words[@]}"
         delete_topic "$topic"
       done
     done
@@ -576,7 +590,7 @@ if ((PROFILE)); then
       PFLAGS="-n $PRECORDS -s 100 -P 6 --acks all --idempotent true --linger-ms 5 --warmup $((PRECORDS / 20))"
       PWORKLOAD="bench produce $PFLAGS"
       KTOPIC=bench-profile-klife; RTOPIC=bench-profile-rdk
-      KEXTRA=(); REXTRA=()
+      KEXTRA=(--borrowed); REXTRA=()
     fi
     wait_idle
     log "profiling: perf record -g klife bench $PMODE $PFLAGS ${KEXTRA[*]}"

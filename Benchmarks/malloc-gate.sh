@@ -9,9 +9,9 @@
 # Extra arguments go to the benchmark plugin, e.g. `--target RecordBatchBenchmarks`
 # or `--filter 'RecordBatch\.encode.*'` (filters match whole benchmark names).
 #
-# ConsumerBenchmarks reads from a real broker (the embedded Tansu): KLIFE_TANSU_BIN, else
-# ../.klife/tansu-path (scripts/bootstrap.sh), else `tansu` on PATH. Without one that target
-# is skipped, and the script says so.
+# ConsumerBenchmarks and ProducerBenchmarks run against a real broker (the embedded Tansu):
+# KLIFE_TANSU_BIN, else ../.klife/tansu-path (scripts/bootstrap.sh), else `tansu` on PATH.
+# Without one those targets are skipped, and the script says so.
 #
 # Only mallocCountTotal is recorded and checked: times depend on the machine, allocation
 # counts do not. The run uses `--metric mallocCountTotal` for both update and check, so
@@ -36,8 +36,8 @@ if [[ -z "${KLIFE_TANSU_BIN:-}" && -r ../.klife/tansu-path ]]; then
   export KLIFE_TANSU_BIN
 fi
 if [[ -z "${KLIFE_TANSU_BIN:-}" ]] && ! command -v tansu >/dev/null; then
-  echo "malloc-gate: no Tansu broker (run scripts/bootstrap.sh or set KLIFE_TANSU_BIN): SKIPPING ConsumerBenchmarks" >&2
-  skip=(--skip-target ConsumerBenchmarks)
+  echo "malloc-gate: no Tansu broker (run scripts/bootstrap.sh or set KLIFE_TANSU_BIN): SKIPPING ConsumerBenchmarks and ProducerBenchmarks" >&2
+  skip=(--skip-target ConsumerBenchmarks --skip-target ProducerBenchmarks)
 fi
 
 case "$mode" in

@@ -126,8 +126,13 @@ struct OpenLoopProduce {
     private static func produce(run: ProduceRun, index: Int, scheduledAt: UInt64, recorder: OpenLoopRecorder) -> UInt64 {
         while true {
             let sentAt = BenchSupport.monotonicNanoseconds()
-            run.client.produce(ProducerRecord(topic: run.topic, value: run.value(index))) { result in
+            let onDelivery: @Sendable (Result<RecordMetadata, KlifeError>) -> Void = { result in
                 recorder.complete(index, scheduledAt: scheduledAt, result)
+            }
+            if run.borrowed {
+                run.withValueBytes(index) { run.client.produce(topic: run.topic, value: $0, onDelivery: onDelivery) }
+            } else {
+                run.client.produce(ProducerRecord(topic: run.topic, value: run.value(index)), onDelivery: onDelivery)
             }
             // `bufferFull` is reported synchronously, on this thread, before `produce` returns.
             guard recorder.refused.exchange(false, ordering: .relaxed) else { return sentAt }

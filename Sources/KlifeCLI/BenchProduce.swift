@@ -35,7 +35,7 @@ enum BenchProduce {
             OptionSpec(["--sync"], help: "Produce one record at a time, waiting for each acknowledgement"),
             OptionSpec(["--warmup"], value: "N", help: "Records produced and flushed before measuring (default 0)"),
             OptionSpec(["--borrowed"],
-                       help: "Asynchronous runs: produce from one reused buffer (enqueue(topic:value:), no array per record)"),
+                       help: "Asynchronous and open-loop runs: produce borrowed bytes (enqueue/produce(topic:value:), no array per record)"),
             OptionSpec(["--shared-value"],
                        help: "Give every record the same value array (no per-record copy; for profiling)"),
             OptionSpec(["--latency-every"], value: "K",
@@ -120,6 +120,7 @@ enum BenchProduce {
             ("sync", sync ? "true" : "false"),
         ]
         if parsed.has("--shared-value") { result.extra.append(("shared_value", "true")) }
+        if parsed.has("--borrowed") && !sync { result.extra.append(("borrowed", "true")) }
         try result.emit()
         return ExitStatus.success
     }
@@ -194,6 +195,19 @@ struct ProduceRun {
         self.template = (0..<size).map { UInt8(ascii: "a") + UInt8($0 % 26) }
     }
 
+    /// Calls `body` with record `index`'s value in temporary memory instead of an array: the
+    /// template with the index in its first bytes.
+    @inline(__always)
+    func withValueBytes<R>(_ index: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        withUnsafeTemporaryAllocation(byteCount: max(template.count, 1), alignment: 8) { raw in
+            template.withUnsafeBytes { raw.copyMemory(from: $0) }
+            withUnsafeBytes(of: UInt64(truncatingIfNeeded: index).littleEndian) { src in
+                raw.baseAddress!.copyMemory(from: src.baseAddress!, byteCount: min(8, template.count))
+            }
+            return body(UnsafeRawBufferPointer(rebasing: raw[0..<template.count]))
+        }
+    }
+
     /// A fresh value buffer for record `index`: the template with the index in its first bytes.
     @inline(__always)
     func value(_ index: Int) -> [UInt8] {
@@ -227,8 +241,17 @@ struct ProduceRun {
                 withUnsafeBytes(of: UInt64(truncatingIfNeeded: i).littleEndian) { index in
                     buffer.baseAddress!.copyMemory(from: index.baseAddress!, byteCount: n)
                 }
-                try await client.enqueue(topic: topic, value: UnsafeRawBufferPointer(rebasing: buffer[0..<template.count]),
-                                         onDelivery: shared)
+                let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<template.count])
+                if latencyEvery > 0 && i % latencyEvery == 0 {
+                    let sent = BenchSupport.monotonicNanoseconds()
+                    try await client.enqueue(topic: topic, value: bytes) { result in
+                        let took = BenchSupport.monotonicNanoseconds() &- sent
+                        deliveries.latencies.withLock { $0.append(took) }
+                        deliveries.complete(result)
+                    }
+                } else {
+                    try await client.enqueue(topic: topic, value: bytes, onDelivery: shared)
+                }
             }
             return try await finish(count, deliveredBefore: deliveredBefore, failedBefore: failedBefore)
         }

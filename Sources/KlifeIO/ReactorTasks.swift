@@ -21,7 +21,10 @@ final class ReactorTasks: @unchecked Sendable {
     // the reactor thread was joined, by the thread that joined it.
     let ring: MPSCRing<@Sendable () -> Void>
     private let selector: Selector
-    private let wakeupPending = Atomic<Bool>(false)
+    /// Whether an eventfd write is pending, alone on a 128-byte block: submitters read it on
+    /// every push, and the reactor writes `local` and `running` (which would share its cache
+    /// line inside this object) on every iteration.
+    private let wakeupPending: UnsafeMutablePointer<Atomic<Bool>>
     /// eventfd writes caused by submissions and explicit wakeups (tests check coalescing).
     let eventfdWrites = Atomic<Int>(0)
     private var local: [() -> Void] = []
@@ -30,6 +33,14 @@ final class ReactorTasks: @unchecked Sendable {
     init(capacity: Int, selector: Selector) {
         ring = MPSCRing(capacity: capacity)
         self.selector = selector
+        wakeupPending = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 128)
+            .bindMemory(to: Atomic<Bool>.self, capacity: 1)
+        wakeupPending.initialize(to: Atomic(false))
+    }
+
+    deinit {
+        wakeupPending.deinitialize(count: 1)
+        UnsafeMutableRawPointer(wakeupPending).deallocate()
     }
 
     // MARK: Producers (any thread)
@@ -64,7 +75,13 @@ final class ReactorTasks: @unchecked Sendable {
     /// Makes the reactor thread run its loop soon; a write to the eventfd happens only if
     /// none is already pending.
     func wakeup() {
-        if !wakeupPending.exchange(true, ordering: .acquiringAndReleasing) {
+        // Store-buffering: the caller's push must be ordered before this read of the flag, as
+        // the reactor's clear is before its drain (the fence in `acknowledgeWakeup`). Reading
+        // before exchanging keeps the flag's line shared while a wakeup is pending, so a burst
+        // of pushes writes it once.
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+        if wakeupPending.pointee.load(ordering: .relaxed) { return }
+        if !wakeupPending.pointee.exchange(true, ordering: .acquiringAndReleasing) {
             eventfdWrites.wrappingAdd(1, ordering: .relaxed)
             selector.wakeup()
         }
@@ -82,7 +99,8 @@ final class ReactorTasks: @unchecked Sendable {
     /// to the drain that follows.
     func acknowledgeWakeup() {
         selector.drainWakeup()
-        _ = wakeupPending.exchange(false, ordering: .acquiringAndReleasing)
+        _ = wakeupPending.pointee.exchange(false, ordering: .acquiringAndReleasing)
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
     }
 
     /// Whether a drain now would run something (decides a zero `epoll_wait` timeout).

@@ -22,6 +22,9 @@ public final class KlifeClient: Sendable {
     let hubs: [ReactorHub]
     /// The producer's service on each reactor (same index).
     let producers: [ProducerService]
+    /// `producers` lent without reference counting (`producers` keeps them): the per-record
+    /// path hands records to them without a retain and release each.
+    let unretainedProducers: [Unmanaged<ProducerService>]
     /// The fetch engine on each reactor (same index), shared by every consumer of the client.
     let fetchers: [FetchService]
     let metadataStore: MetadataStore
@@ -72,6 +75,7 @@ public final class KlifeClient: Sendable {
         }
         self.hubs = hubs
         self.producers = hubs.map { ProducerService(hub: $0) }
+        self.unretainedProducers = producers.map { Unmanaged.passUnretained($0) }
         self.fetchers = hubs.map { FetchService(hub: $0) }
         var sessions = [ProducerSession(defaultWith: outstanding, idempotent: configuration.producer.idempotent)]
         if let transactions = configuration.transactions {
@@ -81,6 +85,7 @@ public final class KlifeClient: Sendable {
             }
         }
         self.sessions = sessions
+        self.defaultSession = sessions[0]
         self.transactionPool = TransactionPool(sessions: Array(sessions.dropFirst()),
                                                timeout: configuration.transactions?.timeout ?? .seconds(60))
         self.partitions = PartitionChooser(configuration.producer)
@@ -163,8 +168,9 @@ public final class KlifeClient: Sendable {
         for hub in hubs { hub.reactor.shutdown() }
     }
 
-    /// The idempotent producer's session (slot 0).
-    var defaultSession: ProducerSession { sessions[0] }
+    /// The idempotent producer's session (slot 0); stored, so reading it per record is a
+    /// borrow (an element read from `sessions` is retained and released).
+    let defaultSession: ProducerSession
 
     /// Calls `handler` once when the client closes (at once when it is closed already), unless
     /// ``removeCloseHandler(_:)`` removed it first. The client holds `handler` until then: it

@@ -27,7 +27,7 @@ extension KlifeClient {
     public func produce(topic: String, key: UnsafeRawBufferPointer? = nil, value: UnsafeRawBufferPointer?,
                         headers: [RecordHeader] = [], partition: Int32? = nil, timestamp: Int64? = nil,
                         onDelivery: @escaping @Sendable (Result<RecordMetadata, KlifeError>) -> Void) {
-        let pending: PendingRecord, target: ProducerService
+        let pending: PendingRecord, target: Unmanaged<ProducerService>
         do {
             (pending, target) = try prepare(topic: topic, partition: partition, timestamp: timestamp ?? PendingRecord.unsetTimestamp,
                                             headers: headers, key: key, value: value, keyArray: nil, valueArray: nil,

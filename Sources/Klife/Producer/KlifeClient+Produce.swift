@@ -40,7 +40,7 @@ extension KlifeClient {
     /// (``KlifeError/Code/bufferFull``: back off, or use ``enqueue(_:onDelivery:)``).
     public func produce(_ record: consuming ProducerRecord,
                         onDelivery: @escaping @Sendable (Result<RecordMetadata, KlifeError>) -> Void) {
-        let pending: PendingRecord, target: ProducerService
+        let pending: PendingRecord, target: Unmanaged<ProducerService>
         do {
             (pending, target) = try prepare(consume record, completion: .callback(onDelivery), session: defaultSession)
         } catch {
@@ -52,7 +52,7 @@ extension KlifeClient {
 
     /// The non-blocking forms' end: takes room for `pending` and hands it to its reactor, or
     /// reports a full buffer (giving its payload bytes back) or a refused push.
-    func submit(_ pending: consuming PendingRecord, to target: ProducerService,
+    func submit(_ pending: consuming PendingRecord, to target: Unmanaged<ProducerService>,
                 onDelivery: @Sendable (Result<RecordMetadata, KlifeError>) -> Void) {
         guard admit(bytes: Int(pending.size), counter: outstanding) else {
             pending.releasePayload()
@@ -105,7 +105,7 @@ extension KlifeClient {
             do {
                 let (pending, target) = try prepare(record, completion: .batch(collector, index: i), session: session)
                 bytes += Int(pending.size)
-                perContext[target.index].append(pending)
+                perContext[target.takeUnretainedValue().index].append(pending)
             } catch {
                 collector.complete(i, .failure(error))
             }
@@ -169,13 +169,20 @@ extension KlifeClient {
 
     /// Hands an admitted record to its reactor's ring (moving it, not copying it). Returns
     /// the error when it cannot.
-    func push(_ pending: consuming PendingRecord, into target: ProducerService) -> KlifeError? {
-        if producers.count > 1 { return pushChecked(pending, into: target) }
-        guard let refused = target.records.offer(pending) else {
-            target.reactor.wakeup()
-            return nil
+    ///
+    /// The service is lent unretained (the client's `producers` keep it), and the record is
+    /// swapped out of `pending` into the ring: a closure capturing it by value would copy it.
+    func push(_ pending: consuming PendingRecord, into target: Unmanaged<ProducerService>) -> KlifeError? {
+        if configuration.reactorCount > 1 { return pushChecked(consume pending, into: target.takeUnretainedValue()) }
+        let refused: PendingRecord? = target._withUnsafeGuaranteedRef { service in
+            guard let back = service.records.offer(pending.take()) else {
+                service.reactor.wakeup()
+                return nil
+            }
+            return back
         }
-        return pushWaiting(refused, into: target)
+        guard let refused else { return nil }
+        return pushWaiting(consume refused, into: target.takeUnretainedValue())
     }
 
     /// With several reactors: the ring was chosen with the snapshot of version
@@ -253,7 +260,7 @@ extension KlifeClient {
     /// reading fields of the record before moving it would make the compiler copy it, a
     /// retain and release of each reference).
     func prepare(_ record: consuming ProducerRecord, completion: consuming DeliveryCompletion,
-                 session: ProducerSession) throws(KlifeError) -> (PendingRecord, ProducerService) {
+                 session: ProducerSession) throws(KlifeError) -> (PendingRecord, Unmanaged<ProducerService>) {
         let partitionGiven = record.partition
         let timestamp = record.timestamp ?? PendingRecord.unsetTimestamp
         let (topic, key, value, headers) = record.takeParts()
@@ -265,7 +272,11 @@ extension KlifeClient {
                 }
             }
         }
-        return try prepared.get()
+        // Switched over, not `get()`: that returns a copy of the record.
+        switch consume prepared {
+        case .success(let prepared): return prepared
+        case .failure(let error): throw error
+        }
     }
 
     /// ``prepare(_:completion:session:)`` from a record's parts: `key` and `value` are read in place
@@ -275,7 +286,7 @@ extension KlifeClient {
     /// the bytes when there are no arrays.
     func prepare(topic: String, partition partitionGiven: Int32?, timestamp: Int64, headers: [RecordHeader],
                  key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, keyArray: [UInt8]?, valueArray: [UInt8]?,
-                 completion: DeliveryCompletion, session: ProducerSession) throws(KlifeError) -> (PendingRecord, ProducerService) {
+                 completion: DeliveryCompletion, session: ProducerSession) throws(KlifeError) -> (PendingRecord, Unmanaged<ProducerService>) {
         if isClosing { throw .clientClosed }
         if topic.isEmpty { throw .invalidArgument("record topic is empty") }
         let size = RecordBatchLayout.recordSize(offsetDelta: 0, timestampDelta: 0, keyCount: key?.count,
@@ -309,20 +320,16 @@ extension KlifeClient {
                 noteTopicOfInterest(topic)
             }
         }
-        var pending = PendingRecord(
-            topic: topic, partition: partition, key: nil, value: nil, headers: headers.isEmpty ? nil : headers,
+        let copied = payloadArena.copy(key: key, value: value)
+        // Built in the return: a record bound to a variable first is copied out of it.
+        return (PendingRecord(
+            topic: topic, partition: partition,
+            key: copied == nil ? keyArray ?? key.map { [UInt8]($0) } : nil,
+            value: copied == nil ? valueArray ?? value.map { [UInt8]($0) } : nil,
+            payloadChunk: copied?.0, payloadOffset: copied?.1 ?? 0, headers: headers.isEmpty ? nil : headers,
             // The reactor stamps the CreateTime and the delivery deadline when it takes the record.
-            timestamp: timestamp, deadline: 0,
-            completion: completion, size: Int32(size), slot: session.slot, tracker: session.outstanding)
-        if let (chunk, offset) = payloadArena.copy(key: key, value: value) {
-            pending.payloadChunk = chunk
-            pending.payloadOffset = offset
-        } else {
-            pending.key = keyArray ?? key.map { [UInt8]($0) }
-            pending.value = valueArray ?? value.map { [UInt8]($0) }
-        }
-        pending.routedAt = routedAt
-        return (pending, producers[owner])
+            timestamp: timestamp, deadline: 0, completion: completion, size: Int32(size), slot: session.slot,
+            routedAt: routedAt, tracker: session.outstanding), unretainedProducers[owner])
     }
 }
 

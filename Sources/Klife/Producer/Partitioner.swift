@@ -58,8 +58,12 @@ struct PartitionChooser: Sendable {
     @inline(__always)
     func choose(topic: String, keyBytes: UnsafeRawBufferPointer?, valueBytes: UnsafeRawBufferPointer?,
                 partitionCount: Int32) -> Int32 {
-        let chosen = topicPartitioners.isEmpty ? partitioner : (topicPartitioners[topic] ?? partitioner)
-        return chosen.partition(topic: topic, keyBytes: keyBytes, valueBytes: valueBytes, partitionCount: partitionCount)
+        // Called on the stored existential, not on a local: binding one copies it (a retain).
+        if topicPartitioners.isEmpty {
+            return partitioner.partition(topic: topic, keyBytes: keyBytes, valueBytes: valueBytes, partitionCount: partitionCount)
+        }
+        return (topicPartitioners[topic] ?? partitioner).partition(topic: topic, keyBytes: keyBytes, valueBytes: valueBytes,
+                                                                   partitionCount: partitionCount)
     }
 
     /// The partition for a record without one.

@@ -34,6 +34,9 @@ final class PayloadArena: @unchecked Sendable {
     static let recordHeaderBytes = 8
 
     private let writers: [PayloadWriter]
+    /// `writers` lent without reference counting (`writers` keeps them): a slot read from the
+    /// array is retained and released on every record otherwise.
+    private let unretainedWriters: [Unmanaged<PayloadWriter>]
     private let free = Locked<[PayloadChunk]>([])
     let maxChunks: Int
     /// Every chunk ever made (the arena owns them; records hold them unretained).
@@ -44,6 +47,7 @@ final class PayloadArena: @unchecked Sendable {
     init(maxChunks: Int, writerCount: Int = 8) {
         self.maxChunks = max(maxChunks, 1)
         writers = (0..<max(writerCount, 1)).map { _ in PayloadWriter() }
+        unretainedWriters = writers.map { Unmanaged.passUnretained($0) }
     }
 
     /// Copies `key` and `value` into a chunk.
@@ -57,11 +61,15 @@ final class PayloadArena: @unchecked Sendable {
         guard payload <= Self.maxCopiedBytes else { return nil }
         let need = (Self.recordHeaderBytes &+ payload &+ 7) & ~7
         let start = Int(bitPattern: UInt(pthread_self()) &>> 8) & Int.max
-        for attempt in 0..<writers.count {
-            let writer = writers[(start &+ attempt) % writers.count]
-            guard writer.tryLock() else { continue }
-            defer { writer.unlock() }
-            return writer.write(key: key, value: value, need: need, arena: self)
+        let count = unretainedWriters.count
+        for attempt in 0..<count {
+            let copied = unretainedWriters[(start &+ attempt) % count]._withUnsafeGuaranteedRef {
+                writer -> (Unmanaged<PayloadChunk>, Int32)?? in
+                guard writer.tryLock() else { return .none }
+                defer { writer.unlock() }
+                return .some(writer.write(key: key, value: value, need: need, arena: self))
+            }
+            if let copied { return copied }
         }
         return nil
     }
