@@ -83,11 +83,15 @@ public final class TCPChannel {
     var sealed: ByteWriter
     /// Decrypted bytes the handler has not consumed yet (`readBuffer` holds ciphertext).
     var decrypted: ReadBuffer
+    /// A frame being read straight into a block of its own (`TCPChannel+Collect.swift`).
+    var collecting: FrameCollection?
 
     // Counters for tests and diagnostics.
     var writevCount = 0
     var wouldBlockCount = 0
     var readCount = 0
+    /// Frames read straight into blocks of their own (``collectNext(_:pool:then:)``).
+    var collectedFrameCount = 0
 
     /// Most `read`s per readiness event; level-triggered epoll reports the rest again.
     static let readsPerEvent = 4
@@ -149,6 +153,7 @@ public final class TCPChannel {
         flushing.removeAll()
         sealed.removeAll()
         flushOffset = 0
+        collecting = nil
     }
 
     /// Deregisters and closes the current socket, if any.
@@ -198,6 +203,10 @@ public final class TCPChannel {
     /// errors with the error.
     private func readAvailable() {
         for _ in 0..<Self.readsPerEvent {
+            if collecting != nil {
+                guard readIntoCollection() else { return }
+                continue
+            }
             readBuffer.prepareForRead()
             let result: IOResult<Int>
             do {
@@ -218,10 +227,7 @@ public final class TCPChannel {
                 if tls != nil {
                     guard receiveCiphertext() else { return }
                 } else {
-                    guard let handler else { return }
-                    let consumed = readBuffer.withUnreadBytes { handler.channelDidRead(self, $0) }
-                    guard state == .connected else { return }
-                    readBuffer.consume(consumed)
+                    guard presentUnreadBytes() else { return }
                 }
                 if !readBuffer.lastReadFilledSpace { return }
             }

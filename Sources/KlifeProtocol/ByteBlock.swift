@@ -10,15 +10,21 @@ import Synchronization
 /// served by `mmap` or by a heap the allocator trims, and faulting its pages in again (the kernel
 /// zeroing each one) cost more than reading the records.
 ///
+/// A block can also be a slice of another (``init(slicing:offset:count:)``): a whole Fetch answer
+/// read straight from the socket into one block, its partitions' records slices of it. A slice
+/// keeps its parent, and so all of the parent's memory, alive.
+///
 /// The bytes are written once, before the block is shared, and never again.
 public final class ByteBlock: @unchecked Sendable {
     @usableFromInline let base: UnsafeMutableRawPointer
     /// Number of bytes.
     public let count: Int
-    /// Bytes allocated (a pool's size class; at least `count`).
+    /// Bytes allocated (a pool's size class; at least `count`); 0 for a slice.
     let capacity: Int
-    /// Where the memory goes back to; `nil` when it is freed.
+    /// Where the memory goes back to; `nil` when it is freed (or belongs to `parent`).
     let pool: ByteBlockPool?
+    /// The block a slice's bytes belong to; `nil` for a block that owns its memory.
+    let parent: ByteBlock?
 
     /// A copy of `bytes`, in memory from `pool` when they are large enough to be pooled.
     public init(copying bytes: UnsafeRawBufferPointer, pool: ByteBlockPool? = .shared) {
@@ -28,6 +34,7 @@ public final class ByteBlock: @unchecked Sendable {
         self.count = bytes.count
         self.capacity = capacity
         self.pool = owner
+        self.parent = nil
     }
 
     /// A copy of `bytes`, in memory from `pool` when they are large enough to be pooled.
@@ -46,6 +53,44 @@ public final class ByteBlock: @unchecked Sendable {
         self.count = count
         self.capacity = capacity
         self.pool = owner
+        self.parent = nil
+    }
+
+    /// `count` bytes of `parent` from `offset`, sharing its memory (no copy); `parent` stays
+    /// alive as long as the slice does. A slice of a slice refers to the owning block.
+    public init(slicing parent: ByteBlock, offset: Int, count: Int) {
+        precondition(offset >= 0 && count >= 0 && offset <= parent.count - count,
+                     "ByteBlock slice \(offset)..<\(offset + count) outside 0..<\(parent.count)")
+        self.base = parent.base + offset
+        self.count = count
+        self.capacity = 0
+        self.pool = nil
+        self.parent = parent.parent ?? parent
+    }
+
+    /// A block of `count` bytes that its maker fills after creating it, in as many steps as it
+    /// needs, through ``unsafeWritableBytes``, and shares only once every byte is written (a
+    /// channel reading a frame straight into it).
+    package init(unfilledCount count: Int, pool: ByteBlockPool? = .shared) {
+        let (memory, capacity, owner) = ByteBlock.allocate(count, pool: pool)
+        self.base = memory
+        self.count = count
+        self.capacity = capacity
+        self.pool = owner
+        self.parent = nil
+    }
+
+    /// The bytes, for the maker of an ``init(unfilledCount:pool:)`` block only, before it
+    /// shares the block.
+    package var unsafeWritableBytes: UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: base, count: count)
+    }
+
+    /// Whether `pointer ..< pointer + count` lies inside these bytes (then it can be sliced).
+    @inlinable
+    public func contains(_ pointer: UnsafeRawPointer, count: Int) -> Bool {
+        let start = UnsafeRawPointer(base)
+        return pointer >= start && count >= 0 && pointer - start <= self.count - count
     }
 
     /// The bytes of `first` followed by those of `second`.
@@ -57,6 +102,7 @@ public final class ByteBlock: @unchecked Sendable {
     }
 
     deinit {
+        if parent != nil { return }
         if let pool {
             pool.giveBack(base, capacity: capacity)
         } else {

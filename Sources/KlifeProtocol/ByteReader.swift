@@ -56,6 +56,10 @@ public struct ByteReader {
     @inlinable public var error: DecodeError? { _error }
     @usableFromInline internal var _offset: Int
     @usableFromInline internal var _error: DecodeError?
+    /// The block the bytes lie in, when they do: ``readNullableSizedBlock(flexible:pool:)`` then
+    /// returns slices of it instead of copies. Unretained (a reader is copied freely and must
+    /// not count references); whoever sets it keeps the block alive while the reader is used.
+    public var backingBlock: Unmanaged<ByteBlock>?
 
     /// Creates a reader over `bytes`, which must stay alive while the reader is used.
     @inlinable
@@ -64,6 +68,7 @@ public struct ByteReader {
         self.count = bytes.count
         self._offset = 0
         self._error = nil
+        self.backingBlock = nil
     }
 
     /// Bytes left to read (0 once an error is set).
@@ -198,7 +203,9 @@ public struct ByteReader {
     @inlinable
     public mutating func subReader(count n: Int) -> ByteReader {
         guard let p = take(n) else { return ByteReader(failed: error ?? DecodeError(.truncated, offset: offset)) }
-        return ByteReader(UnsafeRawBufferPointer(start: n == 0 ? nil : p, count: n))
+        var sub = ByteReader(UnsafeRawBufferPointer(start: n == 0 ? nil : p, count: n))
+        sub.backingBlock = backingBlock
+        return sub
     }
 
     @usableFromInline
@@ -207,6 +214,7 @@ public struct ByteReader {
         self.count = 0
         self._offset = 0
         self._error = failed
+        self.backingBlock = nil
     }
 
     // MARK: Lengths
@@ -302,11 +310,15 @@ public struct ByteReader {
         return readBytes(count: n)
     }
 
-    /// Reads COMPACT_NULLABLE_BYTES or NULLABLE_BYTES into a ``ByteBlock`` (memory from `pool`
-    /// when large); `nil` for null.
+    /// Reads COMPACT_NULLABLE_BYTES or NULLABLE_BYTES into a ``ByteBlock``; `nil` for null. A
+    /// slice of ``backingBlock`` when the bytes lie in it, else a copy (memory from `pool` when
+    /// large).
     public mutating func readNullableSizedBlock(flexible: Bool, pool: ByteBlockPool? = .shared) -> ByteBlock? {
         guard let n = readNullableBytesLength(flexible: flexible), let p = take(n) else { return nil }
         if n == 0 { return .empty }
+        if let backing = backingBlock?.takeUnretainedValue(), backing.contains(p, count: n) {
+            return ByteBlock(slicing: backing, offset: p - UnsafeRawPointer(backing.base), count: n)
+        }
         return ByteBlock(copying: UnsafeRawBufferPointer(start: p, count: n), pool: pool)
     }
 

@@ -127,6 +127,59 @@ final class TCPChannelTests: XCTestCase {
         XCTAssertEqual(handler.state.withLock { $0.closeCount }, 1)
     }
 
+    /// Frames of 64 KiB and more are read straight into blocks of their own (`collectNext`),
+    /// whatever the read boundaries: every frame arrives whole and in order, the large ones as
+    /// blocks, and the receive buffer never grows to hold them.
+    func testLargeFramesAreCollectedIntoBlocksOfTheirOwn() throws {
+        let reactor = try startedReactor()
+        defer { reactor.shutdown() }
+        guard let server = BlockingServer() else { return XCTFail("listen") }
+        let serverDone = startEchoServer(server)
+        let handler = CollectingHandler()
+        let sizes = [10, 300_000, 5, 2_000_000, 0, 70_000, 65_536, 3]
+        handler.onConnect = { channel in
+            for (i, size) in sizes.enumerated() { appendFrame(to: channel, size: size, seed: i) }
+            channel.flush()
+        }
+        let ref = connect(reactor, host: "127.0.0.1", port: server.port, handler: handler)
+        for _ in sizes { guard waitOrFail(handler.frameSignal, "echoed frame") else { return } }
+        let frames = handler.frames.withLock { $0 }
+        XCTAssertEqual(frames.map(\.bytes.count), sizes)
+        for (i, size) in sizes.enumerated() where i < frames.count {
+            XCTAssertEqual(frames[i].bytes, framePayload(size: size, seed: i), "frame \(i)")
+            XCTAssertEqual(frames[i].collected, size >= CollectingHandler.threshold, "frame \(i) of \(size) bytes")
+        }
+        let counts = onReactor(reactor) { (ref!.channel.collectedFrameCount, ref!.channel.readBuffer.capacity) }
+        XCTAssertEqual(counts?.0, 4)
+        XCTAssertEqual(counts?.1, TCPChannel.initialReadCapacity, "the receive buffer kept its size")
+        _ = onReactor(reactor) { ref!.channel.close() }
+        _ = waitOrFail(handler.closedSignal, "close")
+        _ = waitOrFail(serverDone, "echo server")
+    }
+
+    /// The peer closing in the middle of a collected frame closes the channel with
+    /// `.peerClosed`; the partial frame is never delivered.
+    func testPeerClosingDuringACollectedFrameIsReported() throws {
+        let reactor = try startedReactor()
+        defer { reactor.shutdown() }
+        guard let server = BlockingServer() else { return XCTFail("listen") }
+        let serverDone = runThread {
+            guard let client = server.acceptOne() else { return }
+            var header = [UInt8](repeating: 0, count: 4)
+            withUnsafeBytes(of: UInt32(1_000_000).bigEndian) { header = Array($0) }
+            writeAll(client, header + framePayload(size: 200_000, seed: 0))
+            usleep(50_000)
+            close(client)
+        }
+        let handler = CollectingHandler()
+        let ref = connect(reactor, host: "127.0.0.1", port: server.port, handler: handler)
+        guard waitOrFail(handler.closedSignal, "close") else { return }
+        XCTAssertEqual(handler.closeError.withLock { $0?.kind }, .peerClosed)
+        XCTAssertTrue(handler.frames.withLock { $0.isEmpty }, "no partial frame delivered")
+        XCTAssertEqual(onReactor(reactor) { ref!.channel.collectedFrameCount }, 0)
+        _ = waitOrFail(serverDone, "server")
+    }
+
     /// 8 MiB through a small send buffer to a slow reader with a small receive buffer:
     /// writes go partial and would-block, and every byte still arrives in order.
     func testPartialWritesDeliverEveryByteInOrder() throws {
@@ -320,4 +373,45 @@ final class TCPChannelTests: XCTestCase {
 /// thread (inside `onReactor`) or for immutable properties.
 struct ChannelRef: @unchecked Sendable {
     let channel: TCPChannel
+}
+
+/// Parses length-prefixed frames and asks the channel to collect those of `threshold` bytes or
+/// more that are still arriving; records every frame and how it came.
+final class CollectingHandler: ChannelHandler, @unchecked Sendable {
+    // @unchecked Sendable: `onConnect` is set before the handler is handed to the reactor and
+    // only called on the reactor thread; recorded state is behind locks.
+    static let threshold = 64 * 1024
+    let frames = LockedBox<[(bytes: [UInt8], collected: Bool)]>([])
+    let closeError = LockedBox<IOError?>(nil)
+    let frameSignal = DispatchSemaphore(value: 0)
+    let closedSignal = DispatchSemaphore(value: 0)
+    var onConnect: ((TCPChannel) -> Void)?
+
+    func channelDidConnect(_ channel: TCPChannel) { onConnect?(channel) }
+
+    func channelDidRead(_ channel: TCPChannel, _ bytes: UnsafeRawBufferPointer) -> Int {
+        var offset = 0
+        while bytes.count - offset >= 4 {
+            let length = Int(UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+            guard bytes.count - offset - 4 >= length else {
+                if length >= Self.threshold, channel.collectNext(length, then: { [unowned self] _, block in
+                    frames.withLock { $0.append((block.bytes, true)) }
+                    frameSignal.signal()
+                }) {
+                    offset += 4
+                }
+                break
+            }
+            let payload = [UInt8](UnsafeRawBufferPointer(rebasing: bytes[(offset + 4)..<(offset + 4 + length)]))
+            frames.withLock { $0.append((payload, false)) }
+            frameSignal.signal()
+            offset += 4 + length
+        }
+        return offset
+    }
+
+    func channelDidClose(_ channel: TCPChannel, error: IOError?) {
+        closeError.withLock { $0 = error }
+        closedSignal.signal()
+    }
 }

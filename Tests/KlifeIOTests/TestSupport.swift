@@ -50,7 +50,7 @@ func onReactor<T: Sendable>(_ reactor: Reactor, _ body: @escaping @Sendable () -
 /// Connects on the reactor thread and returns the channel (for later inspection).
 /// `beforeConnect` runs right after `connect` returns, before any event can arrive.
 func connect(_ reactor: Reactor, host: String = "127.0.0.1", port: Int, tls: TLSContext? = nil,
-             handler: RecordingHandler, timeout: UInt64 = 10_000_000_000, sendBufferSize: Int32? = nil,
+             handler: some ChannelHandler & Sendable, timeout: UInt64 = 10_000_000_000, sendBufferSize: Int32? = nil,
              addresses: [SocketAddress]? = nil, beforeConnect: (@Sendable (TCPChannel) -> Void)? = nil) -> ChannelRef? {
     onReactor(reactor) {
         let channel = TCPChannel.connect(host: host, port: port, on: reactor, connectTimeoutNanoseconds: timeout,

@@ -115,6 +115,66 @@ final class ByteBlockTests: XCTestCase {
         XCTAssertNil(decoded.responses[0].partitions[0].recordBlock.pool, "a small one is allocated as usual")
         XCTAssertEqual(decoded.responses[0].partitions[0].records, [1, 2, 3])
     }
+
+    func testASliceSharesItsParentsMemoryAndKeepsItAlive() {
+        let pool = ByteBlockPool(maxRetainedBytes: 1 << 20)
+        let bytes = pattern(100_000, seed: 9)
+        var parent: ByteBlock? = ByteBlock(bytes, pool: pool)
+        let slice = ByteBlock(slicing: parent!, offset: 1_000, count: 5_000)
+        let inner = ByteBlock(slicing: slice, offset: 10, count: 20)
+        XCTAssertEqual(slice.base, parent!.base + 1_000, "no copy")
+        XCTAssertTrue(inner.parent === parent, "a slice of a slice refers to the owning block")
+        XCTAssertEqual(inner.bytes, Array(bytes[1_010..<1_030]))
+        weak let watched = parent
+        parent = nil
+        XCTAssertNotNil(watched, "the slices keep the parent")
+        XCTAssertEqual(pool.statistics.retainedBytes, 0, "its memory is still in use")
+        XCTAssertEqual(slice.bytes, Array(bytes[1_000..<6_000]))
+        _ = consume inner
+        _ = consume slice
+        XCTAssertNil(watched)
+        XCTAssertGreaterThan(pool.statistics.retainedBytes, 0, "the last slice gave the memory back to the pool")
+    }
+
+    func testSliceBoundsAreChecked() {
+        let block = ByteBlock(pattern(100, seed: 1), pool: nil)
+        XCTAssertTrue(block.contains(UnsafeRawPointer(block.base), count: 100))
+        XCTAssertTrue(block.contains(UnsafeRawPointer(block.base) + 100, count: 0))
+        XCTAssertFalse(block.contains(UnsafeRawPointer(block.base) + 1, count: 100))
+        XCTAssertFalse(block.contains(UnsafeRawPointer(block.base) - 1, count: 1))
+        XCTAssertEqual(ByteBlock(slicing: block, offset: 100, count: 0).count, 0)
+    }
+
+    /// A Fetch answer decoded from a reader backed by the answer's own block: the partitions'
+    /// records are slices of it, at the right bytes, and the memory goes back once all are gone.
+    func testFetchAnswersInABackingBlockAreSlicedNotCopied() {
+        let pool = ByteBlockPool(maxRetainedBytes: 8 << 20)
+        let first = pattern(150_000, seed: 4), second = pattern(90_000, seed: 7)
+        let answer = FetchResponse(responses: [.init(name: "t", partitions: [
+            .init(partitionIndex: 0, records: first), .init(partitionIndex: 1, records: second),
+        ])])
+        for version: Int16 in [4, 12, 16] {
+            let wire = answer.msgEncoded(version: version)
+            var frame: ByteBlock? = ByteBlock(wire, pool: pool)
+            let decoded = frame!.withUnsafeBytes { bytes -> FetchResponse in
+                var reader = ByteReader(bytes)
+                reader.backingBlock = Unmanaged.passUnretained(frame!)
+                var sub = reader.subReader(count: reader.count)
+                XCTAssertTrue(sub.backingBlock?.takeUnretainedValue() === frame, "a sub-reader keeps the backing block")
+                return FetchResponse(from: &sub, version: version)
+            }
+            let blocks = decoded.responses[0].partitions.map(\.recordBlock)
+            XCTAssertEqual(blocks.map(\.bytes), [first, second], "v\(version)")
+            XCTAssertTrue(blocks.allSatisfy { $0.parent === frame }, "slices of the answer's block (v\(version))")
+            XCTAssertTrue(blocks.allSatisfy { frame!.contains(UnsafeRawPointer($0.base), count: $0.count) })
+            let before = pool.statistics.retainedBytes
+            frame = nil
+            XCTAssertEqual(pool.statistics.retainedBytes, before, "the records still hold the answer (v\(version))")
+            _ = consume blocks
+            _ = consume decoded
+            XCTAssertGreaterThan(pool.statistics.retainedBytes, before, "then its memory returns (v\(version))")
+        }
+    }
 }
 
 private func pattern(_ count: Int, seed: UInt8) -> [UInt8] {

@@ -40,9 +40,9 @@ final class Acknowledgements: Sendable {
     /// The shared delivery callback: a non-capturing closure, so no context per record.
     static let callback: @Sendable (Result<RecordMetadata, KlifeError>) -> Void = { result in
         if case .success = result {
-            Acknowledgements.shared.delivered.add(1, ordering: .relaxing)
+            Acknowledgements.shared.delivered.add(1, ordering: .relaxed)
         } else {
-            Acknowledgements.shared.failed.add(1, ordering: .relaxing)
+            Acknowledgements.shared.failed.add(1, ordering: .relaxed)
         }
     }
 

@@ -265,7 +265,16 @@ final class BrokerConnection: ChannelHandler {
                                 broker: address.description))
                 return bytes.count
             }
-            guard bytes.count - consumed - 4 >= size else { break }
+            guard bytes.count - consumed - 4 >= size else {
+                // A large answer carrying records, still arriving: the rest is read straight
+                // into a block of its own, which its records are then slices of (no copy out
+                // of the receive buffer).
+                if size >= Self.collectedFrameBytes && headExpectsRecords
+                    && channel.collectNext(size, then: { [weak self] channel, block in self?.deliver(collected: block, on: channel) }) {
+                    consumed += 4
+                }
+                break
+            }
             let frame = UnsafeRawBufferPointer(rebasing: bytes[(consumed + 4)..<(consumed + 4 + size)])
             consumed += 4 + size
             if !deliver(frame, on: channel) { return bytes.count }
@@ -273,8 +282,25 @@ final class BrokerConnection: ChannelHandler {
         return consumed
     }
 
+    /// Answers at least this large to Fetch and ShareFetch are read into blocks of their own
+    /// (the smallest size the block pool keeps).
+    static let collectedFrameBytes = ByteBlockPool.minimumPooledBytes
+
+    /// Whether the oldest request in flight is answered with records (Fetch, ShareFetch).
+    private var headExpectsRecords: Bool {
+        guard inFlightHead < inFlight.count else { return false }
+        let key = inFlight[inFlightHead].apiKey
+        return key == .fetch || key == .shareFetch
+    }
+
+    /// Hands a frame read into a block of its own to the head in-flight request; its reader
+    /// slices the block instead of copying out of it.
+    private func deliver(collected block: ByteBlock, on source: TCPChannel) {
+        block.withUnsafeBytes { frame in _ = deliver(frame, backing: block, on: source) }
+    }
+
     /// Hands one frame to the head in-flight request. Returns false when the connection failed.
-    private func deliver(_ frame: UnsafeRawBufferPointer, on source: TCPChannel) -> Bool {
+    private func deliver(_ frame: UnsafeRawBufferPointer, backing: ByteBlock? = nil, on source: TCPChannel) -> Bool {
         // Every response header starts with the correlation id.
         if frame.count >= 4, !unanswered.isEmpty,
            let index = unanswered.firstIndex(of: Int32(bigEndian: frame.loadUnaligned(as: Int32.self))),
@@ -290,6 +316,7 @@ final class BrokerConnection: ChannelHandler {
         }
         let entry = inFlight[inFlightHead]
         var reader = ByteReader(frame)
+        reader.backingBlock = backing.map { Unmanaged.passUnretained($0) }
         let correlationID = KafkaFrame.decodeResponseHeader(from: &reader, headerVersion: entry.responseHeaderVersion)
         if let error = reader.error {
             fail(.malformed(error, broker: address.description))
