@@ -142,6 +142,8 @@ public final class KlifeClient: Sendable {
     /// - Parameter timeout: How long buffered records may take; `.zero` fails them at once.
     public func close(timeout: Duration = .seconds(30)) async {
         guard !closing.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        // Producers waiting for room give up now (they check `isClosing` when they wake).
+        outstanding.wakeAll()
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
         while outstanding.value > 0 && clock.now < deadline {

@@ -112,10 +112,14 @@ extension KlifeClient {
         }
         let producer = configuration.producer
         let count = perContext.reduce(0) { $0 + $1.count }
-        while !isClosed && outstanding.value > 0
-            && (outstanding.value + count > producer.maxBufferedRecords || outstanding.byteCount + bytes > producer.maxBufferedBytes) {
+        while true {
+            let seen = outstanding.releaseCount
+            guard !isClosing && outstanding.value > 0
+                && (outstanding.value + count > producer.maxBufferedRecords
+                    || outstanding.byteCount + bytes > producer.maxBufferedBytes) else { break }
             // On cancellation stop waiting for room: the batch goes in over the bound once.
-            do { try await Task.sleep(for: .microseconds(200)) } catch { break }
+            if Task.isCancelled { break }
+            await outstanding.waitForRelease(after: seen, registered: wakeProducerReactors)
         }
         for (i, batch) in perContext.enumerated() where !batch.isEmpty {
             let producer = producers[i]
@@ -157,14 +161,23 @@ extension KlifeClient {
         }
     }
 
-    /// Suspends until the buffer has room for a record of `bytes`, then takes it.
+    /// Suspends until the buffer has room for a record of `bytes`, then takes it: woken by the
+    /// release of room (a batch acknowledged or failed), not by polling.
     private func waitForRoom(bytes: Int, counter: OutstandingCounter) async throws(KlifeError) {
-        var delay = 50
-        while !admit(bytes: bytes, counter: counter) {
-            if isClosed { throw .clientClosed }
-            do { try await Task.sleep(for: .microseconds(delay)) } catch { throw .cancelled }
-            delay = min(delay * 2, 2000)
+        let root = counter.root
+        while true {
+            let seen = root.releaseCount
+            if admit(bytes: bytes, counter: counter) { return }
+            if isClosing { throw .clientClosed }
+            if Task.isCancelled { throw .cancelled }
+            await root.waitForRelease(after: seen, registered: wakeProducerReactors)
         }
+    }
+
+    /// Wakes every reactor's producer: one that sees producers waiting for room sends its
+    /// lingering batches now.
+    private func wakeProducerReactors() {
+        for producer in unretainedProducers { producer._withUnsafeGuaranteedRef { $0.reactor.wakeup() } }
     }
 
     /// Hands an admitted record to its reactor's ring (moving it, not copying it). Returns

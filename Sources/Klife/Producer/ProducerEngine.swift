@@ -39,6 +39,12 @@ final class ProducerEngine {
     @exclusivity(unchecked) private var epoch: Int16 = -1
     private var identityReady = false
     private let lingerNanos: UInt64
+    /// The client's buffer counter: producers waiting on it for room mean the buffer is full.
+    private let bufferCounter: OutstandingCounter
+    /// Whether producers waited for room when the current flush began: batches then go without
+    /// waiting out the linger, as the Java client's do when its buffer memory is exhausted —
+    /// lingering cannot fill them any more, it only holds back the room the producers need.
+    @exclusivity(unchecked) private var bufferExhausted = false
     private let backoffMaxNanos: UInt64
     /// Counters for ``KlifeClient/statistics()``.
     @exclusivity(unchecked) private(set) var counters = ProducerCounters()
@@ -52,6 +58,7 @@ final class ProducerEngine {
         self.session = session
         self.config = service.configuration.producer
         self.lingerNanos = config.linger.nanoseconds
+        self.bufferCounter = session.outstanding.root
         self.backoffNanos = max(config.retryBackoff.nanoseconds, 1_000_000)
         self.backoffMaxNanos = config.retryBackoffMax.nanoseconds
         self.ackTimeoutMs = config.ackTimeout.int32Milliseconds
@@ -286,6 +293,7 @@ final class ProducerEngine {
     }
 
     private func flush(_ sink: BrokerSink, now: UInt64) {
+        bufferExhausted = lingerNanos > 0 && bufferCounter.waitingCount > 0
         while sink.bufferedRecordCount > 0 && sink.inFlightRequests < config.maxInFlightPerBroker {
             guard now >= sink.reconnectNotBefore, !sink.awaitingConnection,
                   let connection = service.connection(forNode: sink.nodeID) else { return }
@@ -301,7 +309,7 @@ final class ProducerEngine {
                 }
                 return
             }
-            if now < sink.nothingDueBefore {
+            if now < sink.nothingDueBefore && !bufferExhausted {
                 armLingerTimer(at: sink.nothingDueBefore)
                 return
             }
@@ -362,7 +370,7 @@ final class ProducerEngine {
         }
         guard buffer.hasUnsent else { return true }
         let lingerDue = buffer.firstAppendNanos &+ lingerNanos
-        guard lingerNanos == 0 || now >= lingerDue || buffer.estimatedBytes >= config.maxBatchBytes else {
+        guard lingerNanos == 0 || now >= lingerDue || buffer.estimatedBytes >= config.maxBatchBytes || bufferExhausted else {
             nextDeadline = min(nextDeadline, lingerDue)
             return true
         }
