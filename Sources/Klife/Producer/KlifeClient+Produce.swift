@@ -112,14 +112,10 @@ extension KlifeClient {
         }
         let producer = configuration.producer
         let count = perContext.reduce(0) { $0 + $1.count }
-        while true {
-            let seen = outstanding.releaseCount
-            guard !isClosing && outstanding.value > 0
-                && (outstanding.value + count > producer.maxBufferedRecords
-                    || outstanding.byteCount + bytes > producer.maxBufferedBytes) else { break }
-            // On cancellation stop waiting for room: the batch goes in over the bound once.
-            if Task.isCancelled { break }
-            await outstanding.waitForRelease(after: seen, registered: wakeProducerReactors)
+        // Closing or cancelled, it stops waiting for room: the batch goes in over the bound once.
+        _ = await untilRoom(on: outstanding) {
+            outstanding.value == 0 || (outstanding.value + count <= producer.maxBufferedRecords
+                                       && outstanding.byteCount + bytes <= producer.maxBufferedBytes)
         }
         for (i, batch) in perContext.enumerated() where !batch.isEmpty {
             let producer = producers[i]
@@ -164,12 +160,20 @@ extension KlifeClient {
     /// Suspends until the buffer has room for a record of `bytes`, then takes it: woken by the
     /// release of room (a batch acknowledged or failed), not by polling.
     private func waitForRoom(bytes: Int, counter: OutstandingCounter) async throws(KlifeError) {
+        if let error = await untilRoom(on: counter, { admit(bytes: bytes, counter: counter) }) { throw error }
+    }
+
+    /// Suspends until `hasRoom` holds (it may take the room), woken by releases of room on the
+    /// root of `counter` (the client's), and waking the reactors so they stop lingering.
+    /// - Returns: `nil` once there is room; why it stopped waiting otherwise (the client is
+    ///   closing, the task was cancelled).
+    private func untilRoom(on counter: OutstandingCounter, _ hasRoom: () -> Bool) async -> KlifeError? {
         let root = counter.root
         while true {
             let seen = root.releaseCount
-            if admit(bytes: bytes, counter: counter) { return }
-            if isClosing { throw .clientClosed }
-            if Task.isCancelled { throw .cancelled }
+            if hasRoom() { return nil }
+            if isClosing { return .clientClosed }
+            if Task.isCancelled { return .cancelled }
             await root.waitForRelease(after: seen, registered: wakeProducerReactors)
         }
     }
