@@ -174,6 +174,16 @@ final class BenchDeliveries: Sendable {
     }
 
     var completed: Int { delivered.load(ordering: .acquiring) + failed.load(ordering: .acquiring) }
+
+    /// The callback of a sampled record: its latency from `sentAt` (monotonic nanoseconds) to
+    /// the outcome, then the outcome counted.
+    func timed(sentAt: UInt64) -> @Sendable (Result<RecordMetadata, KlifeError>) -> Void {
+        { result in
+            let took = BenchSupport.monotonicNanoseconds() &- sentAt
+            self.latencies.withLock { $0.append(took) }
+            self.complete(result)
+        }
+    }
 }
 
 /// One produce workload against one topic.
@@ -201,10 +211,19 @@ struct ProduceRun {
     func withValueBytes<R>(_ index: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
         withUnsafeTemporaryAllocation(byteCount: max(template.count, 1), alignment: 8) { raw in
             template.withUnsafeBytes { raw.copyMemory(from: $0) }
-            withUnsafeBytes(of: UInt64(truncatingIfNeeded: index).littleEndian) { src in
-                raw.baseAddress!.copyMemory(from: src.baseAddress!, byteCount: min(8, template.count))
-            }
-            return body(UnsafeRawBufferPointer(rebasing: raw[0..<template.count]))
+            let value = UnsafeMutableRawBufferPointer(rebasing: raw[0..<template.count])
+            Self.stampIndex(index, into: value)
+            return body(UnsafeRawBufferPointer(value))
+        }
+    }
+
+    /// Writes `index` (little-endian) over the first bytes of `value`, at most 8.
+    @inline(__always)
+    static func stampIndex(_ index: Int, into value: UnsafeMutableRawBufferPointer) {
+        let n = min(8, value.count)
+        guard n > 0 else { return }
+        withUnsafeBytes(of: UInt64(truncatingIfNeeded: index).littleEndian) { src in
+            value.baseAddress!.copyMemory(from: src.baseAddress!, byteCount: n)
         }
     }
 
@@ -213,14 +232,7 @@ struct ProduceRun {
     func value(_ index: Int) -> [UInt8] {
         if shared { return template }
         var value = template
-        let n = min(8, value.count)
-        if n > 0 {
-            value.withUnsafeMutableBytes { raw in
-                withUnsafeBytes(of: UInt64(truncatingIfNeeded: index).littleEndian) { src in
-                    raw.baseAddress!.copyMemory(from: src.baseAddress!, byteCount: n)
-                }
-            }
-        }
+        value.withUnsafeMutableBytes { Self.stampIndex(index, into: $0) }
         return value
     }
 
@@ -236,19 +248,13 @@ struct ProduceRun {
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(template.count, 1), alignment: 8)
             defer { buffer.deallocate() }
             template.withUnsafeBytes { buffer.copyMemory(from: $0) }
-            let n = min(8, template.count)
+            let valueBuffer = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<template.count])
+            let bytes = UnsafeRawBufferPointer(valueBuffer)
             for i in 0..<count {
-                withUnsafeBytes(of: UInt64(truncatingIfNeeded: i).littleEndian) { index in
-                    buffer.baseAddress!.copyMemory(from: index.baseAddress!, byteCount: n)
-                }
-                let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<template.count])
+                Self.stampIndex(i, into: valueBuffer)
                 if latencyEvery > 0 && i % latencyEvery == 0 {
                     let sent = BenchSupport.monotonicNanoseconds()
-                    try await client.enqueue(topic: topic, value: bytes) { result in
-                        let took = BenchSupport.monotonicNanoseconds() &- sent
-                        deliveries.latencies.withLock { $0.append(took) }
-                        deliveries.complete(result)
-                    }
+                    try await client.enqueue(topic: topic, value: bytes, onDelivery: deliveries.timed(sentAt: sent))
                 } else {
                     try await client.enqueue(topic: topic, value: bytes, onDelivery: shared)
                 }
@@ -260,11 +266,7 @@ struct ProduceRun {
             // the call (a retain and release of each of its references).
             if latencyEvery > 0 && i % latencyEvery == 0 {
                 let sent = BenchSupport.monotonicNanoseconds()
-                try await client.enqueue(ProducerRecord(topic: topic, value: value(i))) { result in
-                    let took = BenchSupport.monotonicNanoseconds() &- sent
-                    deliveries.latencies.withLock { $0.append(took) }
-                    deliveries.complete(result)
-                }
+                try await client.enqueue(ProducerRecord(topic: topic, value: value(i)), onDelivery: deliveries.timed(sentAt: sent))
             } else {
                 try await client.enqueue(ProducerRecord(topic: topic, value: value(i)), onDelivery: shared)
             }

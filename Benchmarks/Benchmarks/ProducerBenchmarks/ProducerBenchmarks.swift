@@ -74,6 +74,20 @@ final class ProducerFixture: Sendable {
         return fixture
     }
 
+    /// One measured iteration: `produce` hands over ``recordsPerIteration`` records with
+    /// ``Acknowledgements/callback``, and the measurement ends once all are acknowledged.
+    func measure(_ benchmark: Benchmark, _ produce: () async throws -> Void) async {
+        let before = Acknowledgements.shared.completed
+        benchmark.startMeasurement()
+        do {
+            try await produce()
+            try await waitFor(before + recordsPerIteration)
+        } catch {
+            benchmark.error("producing failed: \(error)")
+        }
+        benchmark.stopMeasurement()
+    }
+
     /// Waits until `expected` records were acknowledged in all; throws on a failed one.
     func waitFor(_ expected: Int) async throws {
         await client.flush()
@@ -95,41 +109,29 @@ let benchmarks: @Sendable () -> Void = {
     )
 
     Benchmark("Producer.enqueue.borrowed.100B.p6.x100000", configuration: configuration) { benchmark, fixture in
-        let before = Acknowledgements.shared.completed
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: valueBytes, alignment: 8)
         defer { buffer.deallocate() }
         buffer.initializeMemory(as: UInt8.self, repeating: 0x61)
-        benchmark.startMeasurement()
-        do {
+        await fixture.measure(benchmark) {
             for i in 0..<recordsPerIteration {
                 buffer.storeBytes(of: UInt64(truncatingIfNeeded: i), toByteOffset: 0, as: UInt64.self)
                 try await fixture.client.enqueue(topic: fixture.topic, value: UnsafeRawBufferPointer(buffer),
                                                  onDelivery: Acknowledgements.callback)
             }
-            try await fixture.waitFor(before + recordsPerIteration)
-        } catch {
-            benchmark.error("producing failed: \(error)")
         }
-        benchmark.stopMeasurement()
     } setup: {
         try await ProducerFixture.start()
     }
 
     Benchmark("Producer.enqueue.arrays.100B.p6.x100000", configuration: configuration) { benchmark, fixture in
-        let before = Acknowledgements.shared.completed
-        benchmark.startMeasurement()
-        do {
+        await fixture.measure(benchmark) {
             for i in 0..<recordsPerIteration {
                 var value = [UInt8](repeating: 0x61, count: valueBytes)
                 value.withUnsafeMutableBytes { $0.storeBytes(of: UInt64(truncatingIfNeeded: i), toByteOffset: 0, as: UInt64.self) }
                 try await fixture.client.enqueue(ProducerRecord(topic: fixture.topic, value: value),
                                                  onDelivery: Acknowledgements.callback)
             }
-            try await fixture.waitFor(before + recordsPerIteration)
-        } catch {
-            benchmark.error("producing failed: \(error)")
         }
-        benchmark.stopMeasurement()
     } setup: {
         try await ProducerFixture.start()
     }
