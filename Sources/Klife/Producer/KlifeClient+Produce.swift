@@ -99,15 +99,17 @@ extension KlifeClient {
     func produceBatch(_ records: [ProducerRecord], session: ProducerSession) async -> [Result<RecordMetadata, KlifeError>] {
         guard !records.isEmpty else { return [] }
         let collector = BatchCollector(count: records.count)
+        // Every slot names the collector unretained; this reference goes with the last slot filled.
+        let slots = collector.retainedUntilFilled
         var perContext: [[PendingRecord]] = Array(repeating: [], count: producers.count)
         var bytes = 0
         for (i, record) in records.enumerated() {
             do {
-                let (pending, target) = try prepare(record, completion: .batch(collector, index: i), session: session)
+                let (pending, target) = try prepare(record, completion: .batch(slots, index: i), session: session)
                 bytes += Int(pending.size)
                 perContext[target.takeUnretainedValue().index].append(pending)
             } catch {
-                collector.complete(i, .failure(error))
+                BatchCollector.fill(slots, slot: i, with: .failure(error))
             }
         }
         let producer = configuration.producer

@@ -2,15 +2,28 @@ import KlifeIO
 import KlifeProtocol
 import Synchronization
 
-/// How a record's outcome reaches its producer: one optional closure.
+/// How a record's outcome reaches its producer: one optional closure, or a slot of a batch.
 ///
-/// A struct around a single optional closure rather than an enum of the ways to wait (callback,
-/// continuation, batch slot): copying or moving a record holding a multi-payload enum goes
-/// through the runtime's enum witnesses on every hop of its path. A suspended `produce` and a
-/// slot of `produceBatch` wrap their continuation or slot in a closure instead (one small
-/// allocation for those forms; the callback forms pass the caller's closure as it is).
+/// A struct rather than an enum of the ways to wait (callback, continuation, batch slot):
+/// copying or moving a record holding a multi-payload enum goes through the runtime's enum
+/// witnesses on every hop of its path. A suspended `produce` wraps its continuation in a
+/// closure (one small allocation: that form suspends a task anyway); the callback forms pass
+/// the caller's closure as it is; a `produceBatch` record names its collector (unretained:
+/// the collector keeps itself alive until its last slot is filled) and its slot, so a batch of
+/// N records allocates no closure per record.
 struct DeliveryCompletion: Sendable {
     let body: (@Sendable (Result<RecordMetadata, KlifeError>) -> Void)?
+    /// The `produceBatch` collector this record reports to (then `body` is `nil`).
+    let collector: Unmanaged<BatchCollector>?
+    /// The record's slot in ``collector``.
+    let slot: Int32
+
+    private init(body: (@Sendable (Result<RecordMetadata, KlifeError>) -> Void)?,
+                 collector: Unmanaged<BatchCollector>? = nil, slot: Int32 = 0) {
+        self.body = body
+        self.collector = collector
+        self.slot = slot
+    }
 
     /// Nobody waits (fire and forget).
     static var none: DeliveryCompletion { DeliveryCompletion(body: nil) }
@@ -25,17 +38,25 @@ struct DeliveryCompletion: Sendable {
         DeliveryCompletion { continuation.resume(returning: $0) }
     }
 
-    /// One slot of a batch produce.
-    static func batch(_ collector: BatchCollector, index: Int) -> DeliveryCompletion {
-        DeliveryCompletion { collector.complete(index, $0) }
+    /// Slot `index` of a batch produce; `collector` is held by ``BatchCollector/retainedUntilFilled``.
+    static func batch(_ collector: Unmanaged<BatchCollector>, index: Int) -> DeliveryCompletion {
+        DeliveryCompletion(body: nil, collector: collector, slot: Int32(truncatingIfNeeded: index))
     }
 
     func complete(_ result: Result<RecordMetadata, KlifeError>) {
-        body?(result)
+        if let collector {
+            BatchCollector.fill(collector, slot: Int(slot), with: result)
+        } else {
+            body?(result)
+        }
     }
 }
 
 /// Collects the outcomes of one `produceBatch` call, resuming its caller when all arrived.
+///
+/// Records name it unretained (``DeliveryCompletion/batch(_:index:)``); it keeps one reference
+/// to itself from ``retainedUntilFilled`` until its last slot is filled, because the reactor
+/// filling that slot may still be inside ``fill(_:slot:with:)`` when the resumed caller drops it.
 final class BatchCollector: Sendable {
     private struct State {
         var results: [Result<RecordMetadata, KlifeError>?]
@@ -49,17 +70,33 @@ final class BatchCollector: Sendable {
         state = Locked(State(results: Array(repeating: nil, count: count), remaining: count, continuation: nil))
     }
 
-    func complete(_ index: Int, _ result: Result<RecordMetadata, KlifeError>) {
-        let finished: (CheckedContinuation<[Result<RecordMetadata, KlifeError>], Never>, [Result<RecordMetadata, KlifeError>])? =
+    /// The collector, retained once on behalf of its slots: released when the last is filled.
+    /// Needs at least one slot.
+    var retainedUntilFilled: Unmanaged<BatchCollector> { Unmanaged.passRetained(self) }
+
+    /// Fills `slot` of `collector` (taken from ``retainedUntilFilled``), giving up the slots'
+    /// reference once the last one is filled.
+    static func fill(_ collector: Unmanaged<BatchCollector>, slot: Int, with result: Result<RecordMetadata, KlifeError>) {
+        let last = collector._withUnsafeGuaranteedRef { $0.complete(slot, result) }
+        if last { collector.release() }
+    }
+
+    /// Fills slot `index` once (a second outcome for it is ignored).
+    /// - Returns: whether this filled the last slot.
+    @discardableResult
+    func complete(_ index: Int, _ result: Result<RecordMetadata, KlifeError>) -> Bool {
+        let (last, finished): (Bool, (CheckedContinuation<[Result<RecordMetadata, KlifeError>], Never>, [Result<RecordMetadata, KlifeError>])?) =
             state.withLock { s in
-                guard s.results[index] == nil else { return nil }
+                guard s.results[index] == nil else { return (false, nil) }
                 s.results[index] = result
                 s.remaining -= 1
-                guard s.remaining == 0, let c = s.continuation else { return nil }
+                guard s.remaining == 0 else { return (false, nil) }
+                guard let c = s.continuation else { return (true, nil) }
                 s.continuation = nil
-                return (c, s.results.map { $0! })
+                return (true, (c, s.results.map { $0! }))
             }
         if let (continuation, results) = finished { continuation.resume(returning: results) }
+        return last
     }
 
     /// Suspends until every slot completed.
@@ -167,7 +204,11 @@ struct PendingRecord: Sendable {
     /// The caller accounts the record in its tracker afterwards (batched: see
     /// ``OutstandingCounter/completed(count:bytes:success:)``).
     static func deliver(at record: UnsafePointer<PendingRecord>, _ result: Result<RecordMetadata, KlifeError>) {
-        record.pointee.completion.body?(result)
+        if let collector = record.pointee.completion.collector {
+            BatchCollector.fill(collector, slot: Int(record.pointee.completion.slot), with: result)
+        } else {
+            record.pointee.completion.body?(result)
+        }
     }
 
     func fail(_ error: KlifeError) { complete(.failure(error)) }
