@@ -12,7 +12,7 @@ final class PartitionBufferTests: XCTestCase {
         let value = Array("value-\(i)".utf8)
         let size = RecordBatchLayout.recordSize(offsetDelta: 0, timestampDelta: 0, keyCount: nil, valueCount: value.count,
                                                 headers: [])
-        return PendingRecord(topic: "t", partition: 0, key: nil, value: value, headers: [], timestamp: 1_000,
+        return PendingRecord.withPayload(topic: "t", partition: 0, key: nil, value: value, headers: [], timestamp: 1_000,
                              deadline: .max, completion: .none, size: Int32(size), tracker: counter)
     }
 
@@ -102,7 +102,7 @@ final class RecordQueueTests: XCTestCase {
     private let counter = OutstandingCounter()
 
     private func record(_ i: Int) -> PendingRecord {
-        PendingRecord(topic: "t", partition: 0, key: nil, value: Array("v\(i)".utf8), headers: [], timestamp: 0,
+        PendingRecord.withPayload(topic: "t", partition: 0, key: nil, value: Array("v\(i)".utf8), headers: [], timestamp: 0,
                       deadline: UInt64(i), completion: .none, size: 10, tracker: counter)
     }
 

@@ -8,7 +8,7 @@ final class ProduceBatchCompressionTests: XCTestCase {
     private let tracker = OutstandingCounter()
 
     private func pending(_ i: Int, topic: String, partition: Int32, value: [UInt8]? = nil) -> PendingRecord {
-        PendingRecord(topic: topic, partition: partition, key: i % 3 == 0 ? nil : Array("key-\(i)".utf8),
+        PendingRecord.withPayload(topic: topic, partition: partition, key: i % 3 == 0 ? nil : Array("key-\(i)".utf8),
                       value: value ?? Array("value \(i) ".utf8) + Array(repeating: UInt8(ascii: "x"), count: 100 + i),
                       headers: i % 2 == 0 ? [] : [RecordHeader(key: "h", value: [UInt8(i)])],
                       timestamp: 1_700_000_000_000 + Int64(i), deadline: .max, completion: .none, tracker: tracker)

@@ -30,7 +30,7 @@ extension KlifeClient {
         let pending: PendingRecord, target: Unmanaged<ProducerService>
         do {
             (pending, target) = try prepare(topic: topic, partition: partition, timestamp: timestamp ?? PendingRecord.unsetTimestamp,
-                                            headers: headers, key: key, value: value, keyArray: nil, valueArray: nil,
+                                            headers: headers, key: key, value: value,
                                             completion: .callback(onDelivery), session: defaultSession)
         } catch {
             onDelivery(.failure(error))
@@ -51,7 +51,7 @@ extension KlifeClient {
     ) async throws(KlifeError) {
         let (pending, target) = try prepare(topic: topic, partition: partition,
                                             timestamp: timestamp ?? PendingRecord.unsetTimestamp, headers: headers,
-                                            key: key, value: value, keyArray: nil, valueArray: nil,
+                                            key: key, value: value,
                                             completion: .callback(onDelivery), session: defaultSession)
         try await admitOrWait(pending, counter: defaultSession.outstanding)
         if let error = push(consume pending, into: target) { onDelivery(.failure(error)) }

@@ -287,7 +287,7 @@ extension KlifeClient {
             value.withUnsafeBytesIfPresent { v in
                 Result { () throws(KlifeError) in
                     try prepare(topic: topic, partition: partitionGiven, timestamp: timestamp, headers: headers,
-                                key: k, value: v, keyArray: key, valueArray: value, completion: completion, session: session)
+                                key: k, value: v, completion: copy completion, session: session)
                 }
             }
         }
@@ -299,13 +299,13 @@ extension KlifeClient {
     }
 
     /// ``prepare(_:completion:session:)`` from a record's parts: `key` and `value` are read in place
-    /// during the call. They are copied into the payload arena when it takes them (then the
-    /// caller's arrays are released on this thread, the one that made them, and the record holds
-    /// no reference to them); otherwise the record keeps `keyArray` / `valueArray`, or copies of
-    /// the bytes when there are no arrays.
+    /// during the call. They are copied, with the headers in their wire form, into the payload
+    /// arena (or a standalone chunk when the arena does not take them): the caller's arrays are
+    /// released on this thread, the one that made them, and the record holds no reference to
+    /// the caller's data.
     func prepare(topic: String, partition partitionGiven: Int32?, timestamp: Int64, headers: [RecordHeader],
-                 key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, keyArray: [UInt8]?, valueArray: [UInt8]?,
-                 completion: DeliveryCompletion, session: ProducerSession) throws(KlifeError) -> (PendingRecord, Unmanaged<ProducerService>) {
+                 key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?,
+                 completion: consuming DeliveryCompletion, session: ProducerSession) throws(KlifeError) -> (PendingRecord, Unmanaged<ProducerService>) {
         if isClosing { throw .clientClosed }
         if topic.isEmpty { throw .invalidArgument("record topic is empty") }
         let size = RecordBatchLayout.recordSize(offsetDelta: 0, timestampDelta: 0, keyCount: key?.count,
@@ -339,13 +339,12 @@ extension KlifeClient {
                 noteTopicOfInterest(topic)
             }
         }
-        let copied = payloadArena.copy(key: key, value: value)
+        let copied = key == nil && value == nil && headers.isEmpty ? nil
+            : payloadArena.copy(key: key, value: value, headers: headers,
+                                headerBytes: headers.isEmpty ? 0 : RecordBatchLayout.headerBytes(headers))
         // Built in the return: a record bound to a variable first is copied out of it.
         return (PendingRecord(
-            topic: topic, partition: partition,
-            key: copied == nil ? keyArray ?? key.map { [UInt8]($0) } : nil,
-            value: copied == nil ? valueArray ?? value.map { [UInt8]($0) } : nil,
-            payloadChunk: copied?.0, payloadOffset: copied?.1 ?? 0, headers: headers.isEmpty ? nil : headers,
+            topic: topic, partition: partition, payloadChunk: copied?.0, payloadOffset: copied?.1 ?? 0,
             // The reactor stamps the CreateTime and the delivery deadline when it takes the record.
             timestamp: timestamp, deadline: 0, completion: completion, size: Int32(size), slot: session.slot,
             routedAt: routedAt, tracker: session.outstanding), unretainedProducers[owner])

@@ -47,10 +47,7 @@ struct PartitionChooser: Sendable {
     /// The partition for a pending record without one: its key and value read where they lie.
     @inline(__always)
     func choose(_ record: borrowing PendingRecord, partitionCount: Int32) -> Int32 {
-        guard let chunk = record.payloadChunk else {
-            return choose(topic: record.topic, key: record.key, value: record.value, partitionCount: partitionCount)
-        }
-        let (key, value) = PayloadArena.bytes(in: chunk, at: record.payloadOffset)
+        let (key, value, _) = record.payload
         return choose(topic: record.topic, keyBytes: key, valueBytes: value, partitionCount: partitionCount)
     }
 

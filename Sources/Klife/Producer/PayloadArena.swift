@@ -1,9 +1,10 @@
 import Glibc
 import KlifeIO
+import KlifeProtocol
 import Synchronization
 
-/// Memory the producing threads copy records' keys and values into, so a record travels to its
-/// reactor and waits for its acknowledgement holding no reference to the caller's arrays.
+/// Memory the producing threads copy records' keys, values and headers into, so a record travels
+/// to its reactor and waits for its acknowledgement holding no reference to the caller's data.
 ///
 /// Why: a caller's `[UInt8]` kept in the record was freed by the reactor thread when the record
 /// completed, far from the thread that allocated it. The allocator then takes the allocating
@@ -12,7 +13,7 @@ import Synchronization
 /// caller's arrays die on the thread that made them, and each record's bytes are written once
 /// more, on the producing thread, into memory shared by hundreds of records.
 ///
-///     producing thread: prepare ─ lock a writer slot ─ copy key/value into its open chunk ─ unlock
+///     producing thread: prepare ─ lock a writer slot ─ take room in its open chunk ─ unlock ─ copy key, value, headers
 ///     reactor:          route → buffer → encode (reads the chunk) → acknowledgement → release
 ///     last release of a sealed chunk ─► free list ─► the next writer that needs a chunk
 ///
@@ -22,16 +23,23 @@ import Synchronization
 /// (no reference counting per record): the arena owns every chunk and outlives every record, as
 /// the client does (records are completed before it goes).
 ///
+/// Per record a chunk holds four `Int32`s — key length, value length (-1 for null), header
+/// count, header bytes — then the key, the value and the headers in their wire form (encoded
+/// once, on the producing thread), padded to 8 bytes.
+///
 /// Bounded: at most `maxChunks` chunks exist. When none is free (records pinned by a topic
-/// without a leader, say), a record keeps the caller's arrays instead — never a wait, never more
-/// memory. Records too large for a quarter of a chunk keep their arrays too.
+/// without a leader, say), or every writer slot is busy, or the record is larger than a quarter
+/// of a chunk, the record's bytes go into a standalone chunk of their own instead (one
+/// allocation, freed when the record completes): never a wait, and no record keeps a reference
+/// to anything but its completion.
 final class PayloadArena: @unchecked Sendable {
     /// Bytes of one chunk.
     static let chunkBytes = 64 << 10
-    /// The largest key plus value copied (larger records keep the caller's arrays).
+    /// The largest key, value and headers copied into shared chunks (larger records get a
+    /// standalone chunk).
     static let maxCopiedBytes = chunkBytes / 4
-    /// Per record: key length and value length (Int32 each, -1 for null) before the bytes.
-    static let recordHeaderBytes = 8
+    /// Per record: key length, value length (-1 for null), header count and header bytes.
+    static let recordHeaderBytes = 16
 
     private let writers: [PayloadWriter]
     /// `writers` lent without reference counting (`writers` keeps them): a slot read from the
@@ -50,28 +58,68 @@ final class PayloadArena: @unchecked Sendable {
         unretainedWriters = writers.map { Unmanaged.passUnretained($0) }
     }
 
-    /// Copies `key` and `value` into a chunk.
-    /// - Returns: the chunk and the record's offset in it, or `nil` when the record keeps its
-    ///   arrays (too large, no chunk free, every writer slot busy).
+    /// Copies `key`, `value` and `headers` (`headerBytes` of them in wire form:
+    /// `RecordBatchLayout.headerBytes`) into a shared chunk, or into a standalone one when no
+    /// shared chunk takes them (too large, no chunk free, every writer slot busy).
+    /// - Returns: the chunk and the record's offset in it; give it back with
+    ///   ``PayloadChunk/release(_:_:)`` once.
     @inline(__always)
-    func copy(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?) -> (Unmanaged<PayloadChunk>, Int32)? {
-        let keyCount = key?.count ?? 0
-        let valueCount = value?.count ?? 0
-        let payload = keyCount &+ valueCount
-        guard payload <= Self.maxCopiedBytes else { return nil }
+    func copy(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, headers: [RecordHeader],
+              headerBytes: Int) -> (Unmanaged<PayloadChunk>, Int32) {
+        let payload = (key?.count ?? 0) &+ (value?.count ?? 0) &+ headerBytes
         let need = (Self.recordHeaderBytes &+ payload &+ 7) & ~7
-        let start = Int(bitPattern: UInt(pthread_self()) &>> 8) & Int.max
-        let count = unretainedWriters.count
-        for attempt in 0..<count {
-            let copied = unretainedWriters[(start &+ attempt) % count]._withUnsafeGuaranteedRef {
-                writer -> (Unmanaged<PayloadChunk>, Int32)?? in
-                guard writer.tryLock() else { return .none }
-                defer { writer.unlock() }
-                return .some(writer.write(key: key, value: value, need: need, arena: self))
+        if payload <= Self.maxCopiedBytes {
+            let start = Int(bitPattern: UInt(pthread_self()) &>> 8) & Int.max
+            let count = unretainedWriters.count
+            for attempt in 0..<count {
+                // Only the room is taken under the slot's lock; the bytes are written after it (the
+                // room is this record's alone). A closure capturing the headers array would retain it.
+                let reserved = unretainedWriters[(start &+ attempt) % count]._withUnsafeGuaranteedRef {
+                    writer -> (Unmanaged<PayloadChunk>, Int32)?? in
+                    guard writer.tryLock() else { return .none }
+                    defer { writer.unlock() }
+                    return .some(writer.reserve(need, arena: self))
+                }
+                if let reserved, let (chunk, offset) = reserved {
+                    Self.write(key: key, value: value, headers: headers, headerBytes: headerBytes,
+                               at: chunk._withUnsafeGuaranteedRef { $0.base } + Int(offset))
+                    return (chunk, offset)
+                }
             }
-            if let copied { return copied }
         }
-        return nil
+        return Self.standalone(key: key, value: value, headers: headers, headerBytes: headerBytes, need: need)
+    }
+
+    /// A chunk of the record's own (not part of any arena), holding one record.
+    @inline(never)
+    static func standalone(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, headers: [RecordHeader],
+                           headerBytes: Int, need: Int) -> (Unmanaged<PayloadChunk>, Int32) {
+        let chunk = PayloadChunk(standaloneBytes: need)
+        write(key: key, value: value, headers: headers, headerBytes: headerBytes, at: chunk.base)
+        return (Unmanaged.passRetained(chunk), 0)
+    }
+
+    /// Writes one record's lengths and bytes at `record`.
+    @inline(__always)
+    fileprivate static func write(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, headers: [RecordHeader],
+                                  headerBytes: Int, at record: UnsafeMutableRawPointer) {
+        record.storeBytes(of: Int32(truncatingIfNeeded: key?.count ?? -1), as: Int32.self)
+        record.storeBytes(of: Int32(truncatingIfNeeded: value?.count ?? -1), toByteOffset: 4, as: Int32.self)
+        record.storeBytes(of: Int32(truncatingIfNeeded: headers.count), toByteOffset: 8, as: Int32.self)
+        record.storeBytes(of: Int32(truncatingIfNeeded: headerBytes), toByteOffset: 12, as: Int32.self)
+        var at = record + recordHeaderBytes
+        if let key, let source = key.baseAddress, key.count > 0 {
+            at.copyMemory(from: source, byteCount: key.count)
+            at += key.count
+        }
+        if let value, let source = value.baseAddress, value.count > 0 {
+            at.copyMemory(from: source, byteCount: value.count)
+            at += value.count
+        }
+        if !headers.isEmpty {
+            let end = RecordBatchLayout.writeHeaders(headers, at: at)
+            precondition(at.distance(to: end) == headerBytes, "header size mismatch")
+        }
     }
 
     /// A chunk for a writer: a free one, or a new one while fewer than `maxChunks` exist.
@@ -97,21 +145,22 @@ final class PayloadArena: @unchecked Sendable {
         (all.withLock { $0.count }, free.withLock { $0.count })
     }
 
-    /// The key and value of the record at `offset` in `chunk`.
+    /// The key, value and encoded headers of the record at `offset` in `chunk`.
     @inline(__always)
     static func bytes(in chunk: Unmanaged<PayloadChunk>, at offset: Int32)
-        -> (key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?) {
+        -> (key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, headers: EncodedHeaders) {
         let record = chunk._withUnsafeGuaranteedRef { UnsafeRawPointer($0.base) } + Int(offset)
         let keyCount = Int(record.loadUnaligned(as: Int32.self))
         let valueCount = Int(record.loadUnaligned(fromByteOffset: 4, as: Int32.self))
+        let headerCount = Int(record.loadUnaligned(fromByteOffset: 8, as: Int32.self))
+        let headerBytes = Int(record.loadUnaligned(fromByteOffset: 12, as: Int32.self))
         let keyStart = record + recordHeaderBytes
+        let valueStart = keyStart + max(keyCount, 0)
         let key = keyCount < 0 ? nil : UnsafeRawBufferPointer(start: keyStart, count: keyCount)
-        let value = valueCount < 0 ? nil : UnsafeRawBufferPointer(start: keyStart + max(keyCount, 0), count: valueCount)
-        return (key, value)
-    }
-
-    deinit {
-        for chunk in all.withLock({ $0 }) { chunk.base.deallocate() }
+        let value = valueCount < 0 ? nil : UnsafeRawBufferPointer(start: valueStart, count: valueCount)
+        let headers = EncodedHeaders(count: headerCount,
+                                     bytes: UnsafeRawBufferPointer(start: valueStart + max(valueCount, 0), count: headerBytes))
+        return (key, value, headers)
     }
 }
 
@@ -130,8 +179,9 @@ private final class PayloadWriter: @unchecked Sendable {
     @inline(__always)
     func unlock() { busy.store(false, ordering: .releasing) }
 
-    func write(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, need: Int,
-               arena: PayloadArena) -> (Unmanaged<PayloadChunk>, Int32)? {
+    /// Takes `need` bytes of the open chunk (opening another when it has no room).
+    /// - Returns: the chunk and the offset of the room, or `nil` when no chunk is free.
+    func reserve(_ need: Int, arena: PayloadArena) -> (Unmanaged<PayloadChunk>, Int32)? {
         if chunk == nil || chunk.unsafelyUnwrapped.used &+ need > PayloadArena.chunkBytes {
             chunk?.seal()
             chunk = arena.takeChunk()
@@ -139,24 +189,13 @@ private final class PayloadWriter: @unchecked Sendable {
         }
         let open = chunk.unsafelyUnwrapped
         let offset = open.used
-        let record = open.base + offset
-        record.storeBytes(of: Int32(truncatingIfNeeded: key?.count ?? -1), as: Int32.self)
-        record.storeBytes(of: Int32(truncatingIfNeeded: value?.count ?? -1), toByteOffset: 4, as: Int32.self)
-        var at = record + PayloadArena.recordHeaderBytes
-        if let key, let source = key.baseAddress, key.count > 0 {
-            at.copyMemory(from: source, byteCount: key.count)
-            at += key.count
-        }
-        if let value, let source = value.baseAddress, value.count > 0 {
-            at.copyMemory(from: source, byteCount: value.count)
-        }
         open.used = offset &+ need
         open.written &+= 1
         return (Unmanaged.passUnretained(open), Int32(truncatingIfNeeded: offset))
     }
 }
 
-/// One chunk of a ``PayloadArena``.
+/// One chunk of a ``PayloadArena``, or a standalone chunk holding one record's bytes.
 final class PayloadChunk: @unchecked Sendable {
     /// Added to `outstanding` while a writer fills the chunk, so completions never reach zero first.
     static let openBias = 1 << 40
@@ -167,12 +206,25 @@ final class PayloadChunk: @unchecked Sendable {
     fileprivate var written = 0
     /// Records not completed, plus ``openBias`` while open.
     private let outstanding = Atomic<Int>(0)
-    private unowned(unsafe) let arena: PayloadArena
+    /// The arena the chunk goes back to; `nil` for a standalone chunk, freed instead.
+    private unowned(unsafe) let arena: PayloadArena?
 
     fileprivate init(arena: PayloadArena) {
         self.arena = arena
         base = .allocate(byteCount: PayloadArena.chunkBytes, alignment: 16)
     }
+
+    /// A standalone chunk of `count` bytes for one record; its one record is outstanding.
+    fileprivate init(standaloneBytes count: Int) {
+        arena = nil
+        base = .allocate(byteCount: max(count, 8), alignment: 16)
+        outstanding.store(1, ordering: .relaxed)
+    }
+
+    deinit { base.deallocate() }
+
+    /// Whether this chunk holds one record of its own (no arena).
+    var isStandalone: Bool { arena == nil }
 
     /// Ready for a writer (taken from the free list or new).
     fileprivate func open() {
@@ -184,14 +236,23 @@ final class PayloadChunk: @unchecked Sendable {
     /// The writer is done with the chunk: its count becomes the records still to complete.
     fileprivate func seal() {
         if outstanding.subtract(Self.openBias &- written, ordering: .acquiringAndReleasing).newValue == 0 {
-            arena.recycle(self)
+            arena?.recycle(self)
         }
     }
 
-    /// `count` records whose bytes lie here completed.
-    func release(_ count: Int) {
-        if outstanding.subtract(count, ordering: .acquiringAndReleasing).newValue == 0 {
-            arena.recycle(self)
-        }
+    /// `count` records whose bytes lie in `chunk` completed: a shared chunk whose records all
+    /// completed goes back to its arena, a standalone one is freed (the reference its record
+    /// held is given up).
+    @inline(__always)
+    static func release(_ chunk: Unmanaged<PayloadChunk>, _ count: Int) {
+        if chunk._withUnsafeGuaranteedRef({ $0.release(count) }) { chunk.release() }
+    }
+
+    /// - Returns: whether this was a standalone chunk's last record (the caller releases it).
+    private func release(_ count: Int) -> Bool {
+        guard outstanding.subtract(count, ordering: .acquiringAndReleasing).newValue == 0 else { return false }
+        guard let arena else { return true }
+        arena.recycle(self)
+        return false
     }
 }

@@ -120,19 +120,15 @@ struct PendingRecord: Sendable {
     var topic: String
     /// -1 until the partitioner ran (it needs the topic's partition count).
     var partition: Int32
-    /// The caller's key and value, when they were not copied into the payload arena (see
-    /// ``payloadChunk``); their lengths through ``payloadCounts``.
-    var key: [UInt8]?
-    var value: [UInt8]?
-    /// The arena chunk holding key and value when they were copied on the producing thread
-    /// (then `key` and `value` are `nil`), unretained: the arena owns its chunks. Released
-    /// exactly once, when the record completes or is refused.
+    /// The chunk holding the record's key, value and headers (in wire form), copied there on
+    /// the producing thread: a ``PayloadArena`` chunk (unretained: the arena owns its chunks)
+    /// or a standalone one (retained for the record). `nil` when the record has none of the
+    /// three. Released exactly once, when the record completes or is refused. The record holds
+    /// no reference to the caller's data: copying, moving or destroying it touches no
+    /// reference count but its completion's.
     var payloadChunk: Unmanaged<PayloadChunk>? = nil
-    /// Where the record's key and value lie in ``payloadChunk``.
+    /// Where the record's bytes lie in ``payloadChunk``.
     var payloadOffset: Int32 = 0
-    /// `nil` when the record has none: an empty array would still cost a reference-count
-    /// operation on every copy and destroy of the record.
-    var headers: [RecordHeader]?
     /// CreateTime in ms; ``unsetTimestamp`` until the reactor stamps it.
     var timestamp: Int64
     /// Monotonic deadline (ns) for delivery, retries included; 0 until the reactor sets it
@@ -165,20 +161,18 @@ struct PendingRecord: Sendable {
         tracker.completed(bytes: Int(size), success: success)
     }
 
-    /// Gives the record's arena bytes back (completion, or a record refused after `prepare`).
+    /// Gives the record's payload bytes back (completion, or a record refused after `prepare`).
     @inline(__always)
     func releasePayload() {
-        payloadChunk?._withUnsafeGuaranteedRef { $0.release(1) }
+        if let chunk = payloadChunk { PayloadChunk.release(chunk, 1) }
     }
 
-    /// Key and value lengths, `nil` for a null key or value.
+    /// The record's key, value (`nil` when null) and headers, read where they lie; valid
+    /// until the record's payload is released.
     @inline(__always)
-    var payloadCounts: (key: Int?, value: Int?) {
-        if let chunk = payloadChunk {
-            let (key, value) = PayloadArena.bytes(in: chunk, at: payloadOffset)
-            return (key?.count, value?.count)
-        }
-        return (key?.count, value?.count)
+    var payload: (key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, headers: EncodedHeaders) {
+        guard let chunk = payloadChunk else { return (nil, nil, .none) }
+        return PayloadArena.bytes(in: chunk, at: payloadOffset)
     }
 
     /// Gives the arena bytes of `records` back after ``deliver(at:_:)`` completed each: one
@@ -189,13 +183,13 @@ struct PendingRecord: Sendable {
         for i in records.indices {
             let chunk = records[i].payloadChunk
             if chunk?.toOpaque() != run?.toOpaque() {
-                if let run { run._withUnsafeGuaranteedRef { $0.release(count) } }
+                if let run { PayloadChunk.release(run, count) }
                 run = chunk
                 count = 0
             }
             count &+= 1
         }
-        if let run { run._withUnsafeGuaranteedRef { $0.release(count) } }
+        if let run { PayloadChunk.release(run, count) }
     }
 
     /// Completes the record stored at `record` without copying it: borrowing a record
@@ -234,23 +228,36 @@ struct PendingRecord: Sendable {
     /// Built on each use rather than stored: copying a stored record goes through its value
     /// witness (a retain per reference field, even of empty ones).
     static var vacated: PendingRecord {
-        PendingRecord(topic: "", partition: -1, key: nil, value: nil, headers: nil, timestamp: 0,
-                      deadline: 0, completion: .none, tracker: OutstandingCounter.vacated)
+        PendingRecord(topic: "", partition: -1, timestamp: 0, deadline: 0, completion: .none,
+                      tracker: OutstandingCounter.vacated)
+    }
+
+    /// A record whose key, value and headers are copied into a standalone chunk (tests and
+    /// tools; `prepare` copies into the client's arena). Its size is computed as `prepare` does.
+    static func withPayload(topic: String, partition: Int32, key: [UInt8]?, value: [UInt8]?, headers: [RecordHeader] = [],
+                            timestamp: Int64, deadline: UInt64, completion: DeliveryCompletion,
+                            size: Int32? = nil, tracker: OutstandingCounter) -> PendingRecord {
+        let headerBytes = RecordBatchLayout.headerBytes(headers)
+        let need = (PayloadArena.recordHeaderBytes + (key?.count ?? 0) + (value?.count ?? 0) + headerBytes + 7) & ~7
+        let (chunk, offset) = key.withUnsafeBytesIfPresent { k in
+            value.withUnsafeBytesIfPresent { v in
+                PayloadArena.standalone(key: k, value: v, headers: headers, headerBytes: headerBytes, need: need)
+            }
+        }
+        let computed = RecordBatchLayout.recordSize(offsetDelta: 0, timestampDelta: 0, keyCount: key?.count,
+                                                    valueCount: value?.count, headers: headers)
+        return PendingRecord(topic: topic, partition: partition, payloadChunk: chunk, payloadOffset: offset,
+                             timestamp: timestamp, deadline: deadline, completion: completion, size: size ?? Int32(computed),
+                             tracker: tracker)
     }
 }
 
 extension RecordBatchEncoder {
-    /// Appends the record at `record`, its key and value read where they lie (in the payload
-    /// arena or in its arrays) and the record itself borrowed, not copied.
+    /// Appends the record at `record`, its key, value and headers read where they lie (in its
+    /// payload chunk) and the record itself borrowed, not copied.
     @inline(__always)
     mutating func append(into writer: inout ByteWriter, record: UnsafePointer<PendingRecord>) {
-        if let chunk = record.pointee.payloadChunk {
-            let (key, value) = PayloadArena.bytes(in: chunk, at: record.pointee.payloadOffset)
-            append(into: &writer, timestamp: record.pointee.timestamp, key: key, value: value,
-                   headers: record.pointee.headers ?? [])
-        } else {
-            append(into: &writer, timestamp: record.pointee.timestamp, key: record.pointee.key, value: record.pointee.value,
-                   headers: record.pointee.headers ?? [])
-        }
+        let (key, value, headers) = record.pointee.payload
+        append(into: &writer, timestamp: record.pointee.timestamp, key: key, value: value, headers: headers)
     }
 }

@@ -71,10 +71,9 @@ final class ProduceBatch {
             let baseTimestamp = records[0].timestamp
             var size = RecordBatchLayout.headerSize
             for i in records.indices {
-                let counts = records[i].payloadCounts
+                let (key, value, headers) = records[i].payload
                 size += RecordBatchLayout.recordSize(offsetDelta: Int32(i), timestampDelta: records[i].timestamp - baseTimestamp,
-                                                     keyCount: counts.key, valueCount: counts.value,
-                                                     headers: records[i].headers ?? [])
+                                                     keyCount: key?.count, valueCount: value?.count, headers: headers)
             }
             request.beginPartition(into: &writer, index: entry.tp.partition, recordsByteCount: size)
             var batch = RecordBatchEncoder(writer: &writer, baseTimestamp: baseTimestamp, producerID: options.producerID,

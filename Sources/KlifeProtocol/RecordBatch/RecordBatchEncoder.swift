@@ -124,6 +124,39 @@ public struct RecordBatchEncoder {
         if timestamp > maxTimestamp { maxTimestamp = timestamp }
     }
 
+    /// Appends one record whose headers are already in wire form: the same bytes as
+    /// ``append(into:timestamp:key:value:headers:)`` with the headers they encode.
+    @inlinable
+    public mutating func append(
+        into writer: inout ByteWriter, timestamp: Int64,
+        key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, headers: EncodedHeaders
+    ) {
+        let offsetDelta = _recordCount
+        precondition(offsetDelta < .max, "RecordBatch record count overflow")
+        let timestampDelta = timestamp &- baseTimestamp
+        let body = RecordBatchLayout.bodySize(offsetDelta: offsetDelta, timestampDelta: timestampDelta,
+                                              keyCount: key?.count, valueCount: value?.count, headers: headers)
+        precondition(body <= Int(Int32.max), "record too large")
+        let total = ByteWriter.varintSize(Int32(truncatingIfNeeded: body)) &+ body
+        writer.ensureCapacity(total)
+        let start = writer.base + writer.count
+        var p = RawWire.putVarint(Int32(truncatingIfNeeded: body), at: start)
+        p.storeBytes(of: 0, as: UInt8.self)         // attributes (unused, 0)
+        p = RawWire.putVarlong(timestampDelta, at: p + 1)
+        p = RawWire.putVarint(offsetDelta, at: p)
+        p = RawWire.putNullableBytes(key, at: p)
+        p = RawWire.putNullableBytes(value, at: p)
+        p = RawWire.putVarint(Int32(truncatingIfNeeded: headers.count), at: p)
+        if let source = headers.bytes.baseAddress, headers.bytes.count > 0 {
+            p.copyMemory(from: source, byteCount: headers.bytes.count)
+            p += headers.bytes.count
+        }
+        assert(p - start == total, "record size mismatch")
+        writer._count &+= total
+        _recordCount = offsetDelta &+ 1
+        if timestamp > maxTimestamp { maxTimestamp = timestamp }
+    }
+
     /// Appends one record from byte arrays (convenience; same bytes as the pointer form).
     /// Disfavored so that `key: nil, value: nil` picks the pointer form unambiguously.
     @inlinable @_disfavoredOverload

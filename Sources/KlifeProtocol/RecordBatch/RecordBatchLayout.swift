@@ -120,6 +120,51 @@ public enum RecordBatchLayout {
         return size
     }
 
+    /// Size of one encoded record including its own length varint, its headers already
+    /// encoded (``EncodedHeaders``).
+    @inlinable
+    public static func recordSize(
+        offsetDelta: Int32, timestampDelta: Int64, keyCount: Int?, valueCount: Int?, headers: EncodedHeaders
+    ) -> Int {
+        let body = bodySize(offsetDelta: offsetDelta, timestampDelta: timestampDelta,
+                            keyCount: keyCount, valueCount: valueCount, headers: headers)
+        return ByteWriter.varintSize(Int32(truncatingIfNeeded: body)) &+ body
+    }
+
+    /// ``bodySize(offsetDelta:timestampDelta:keyCount:valueCount:headers:)`` with the headers
+    /// already encoded.
+    @inlinable @inline(__always)
+    public static func bodySize(
+        offsetDelta: Int32, timestampDelta: Int64, keyCount: Int?, valueCount: Int?, headers: EncodedHeaders
+    ) -> Int {
+        var size = 1 // attributes
+        size &+= ByteWriter.varlongSize(timestampDelta)
+        size &+= ByteWriter.varintSize(offsetDelta)
+        size &+= nullableBytesSize(keyCount)
+        size &+= nullableBytesSize(valueCount)
+        size &+= ByteWriter.varintSize(Int32(truncatingIfNeeded: headers.count))
+        return size &+ headers.bytes.count
+    }
+
+    /// Bytes of `headers` in a record's wire form, without their count.
+    @inlinable
+    public static func headerBytes(_ headers: [RecordHeader]) -> Int {
+        var size = 0
+        for header in headers {
+            let keyCount = header.key.utf8.count
+            size &+= ByteWriter.varintSize(Int32(truncatingIfNeeded: keyCount)) &+ keyCount
+            size &+= nullableBytesSize(header.value?.count)
+        }
+        return size
+    }
+
+    /// Writes `headers` in a record's wire form (without their count) at `start`, which has
+    /// room for ``headerBytes(_:)`` bytes. - Returns: the end of what was written.
+    @inlinable
+    public static func writeHeaders(_ headers: [RecordHeader], at start: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer {
+        RecordBatchEncoder.putHeaders(headers, at: start)
+    }
+
     /// Size of a varint length prefix plus the bytes, or one byte for null (-1).
     @inlinable @inline(__always)
     public static func nullableBytesSize(_ count: Int?) -> Int {
@@ -200,4 +245,25 @@ internal enum RawWire {
         p.storeBytes(of: value.bigEndian, as: T.self)
         return p + MemoryLayout<T>.size
     }
+}
+
+/// A record's headers already in wire form (``RecordBatchLayout/writeHeaders(_:at:)``): how
+/// many there are and their bytes, without the count. A borrowed view: the bytes must outlive
+/// its use.
+public struct EncodedHeaders {
+    /// Number of headers.
+    public let count: Int
+    /// Their bytes in wire form.
+    public let bytes: UnsafeRawBufferPointer
+
+    /// Headers `bytes` in wire form, `count` of them.
+    @inlinable
+    public init(count: Int, bytes: UnsafeRawBufferPointer) {
+        self.count = count
+        self.bytes = bytes
+    }
+
+    /// No headers.
+    @inlinable
+    public static var none: EncodedHeaders { EncodedHeaders(count: 0, bytes: UnsafeRawBufferPointer(start: nil, count: 0)) }
 }
