@@ -1,5 +1,6 @@
 @testable import Klife
 import KlifeProtocol
+import KlifeIO
 import XCTest
 
 /// `PartitionBuffer` on its own: taking batches from the front moves records out (no
@@ -149,25 +150,32 @@ final class RecordQueueTests: XCTestCase {
         }
     }
 
-    /// Records left in a queue that is dropped are destroyed with it (no leak, no double free).
-    func testDroppingAQueueReleasesTheRecordsItHolds() {
+    /// A record's completion lives in its payload chunk, not in the record: moving the record
+    /// through a queue neither copies nor drops it, and it is destroyed (its closure released,
+    /// never called) exactly when the record's entry is released.
+    func testACompletionLivesUntilTheRecordsEntryIsReleased() {
         let pool = RecordChunkPool()
         weak var watched: AnyObject?
+        let called = Locked(false)
         do {
             var queue = RecordQueue()
             final class Box: @unchecked Sendable {}
             let box = Box()
             watched = box
-            var r = record(1)
-            r.completion = .callback { _ in _ = box }
+            let r = PendingRecord.withPayload(topic: "t", partition: 0, key: nil, value: Array("v1".utf8), timestamp: 0,
+                                              deadline: 1, completion: .callback { _ in _ = box; called.withLock { $0 = true } },
+                                              size: 10, tracker: counter)
             queue.append(r, pool: pool)
             queue.append(record(2), pool: pool)
             var first: [PendingRecord] = []
             queue.moveFront(1, appendingTo: &first, pool: pool)
             XCTAssertEqual(values(first), [1])
+            XCTAssertNotNil(watched, "the chunk holds the completion while the record waits")
+            first[0].releasePayload()
             first.removeAll()
         }
-        XCTAssertNil(watched)
+        XCTAssertNil(watched, "released with the record's entry")
+        XCTAssertFalse(called.withLock { $0 }, "a released completion is not called")
     }
 
     func testExpiredRecordsLeaveFromTheFrontOfResentThenFresh() {

@@ -12,7 +12,8 @@ final class PayloadArenaTests: XCTestCase {
                       headers: [RecordHeader] = []) -> (Unmanaged<PayloadChunk>, Int32) {
         key.withUnsafeBytesIfPresent { k in
             value.withUnsafeBytesIfPresent { v in
-                arena.copy(key: k, value: v, headers: headers, headerBytes: RecordBatchLayout.headerBytes(headers))
+                arena.copy(key: k, value: v, headers: headers, headerBytes: RecordBatchLayout.headerBytes(headers),
+                           completion: .none)
             }
         }
     }
@@ -63,7 +64,7 @@ final class PayloadArenaTests: XCTestCase {
         XCTAssertEqual(read(large).value, Array(repeating: 9, count: PayloadArena.maxCopiedBytes))
         XCTAssertEqual(read(large).headers, [RecordHeader(key: "h", value: [2])])
         XCTAssertEqual(arena.chunkCounts.created, 0)
-        weak var freed = large.0.takeUnretainedValue()
+        weak let freed = large.0.takeUnretainedValue()
         XCTAssertNotNil(freed)
         PayloadChunk.release(large.0, 1)
         XCTAssertNil(freed, "the record's release frees its standalone chunk")
@@ -140,7 +141,7 @@ final class PayloadArenaTests: XCTestCase {
                 let key: [UInt8] = [UInt8(p), 0, 0, 0]
                 let value = Self.valueBytes(producer: p, index: i)
                 let (chunk, offset) = key.withUnsafeBytes { k in
-                    value.withUnsafeBytes { v in arena.copy(key: k, value: v, headers: [], headerBytes: 0) }
+                    value.withUnsafeBytes { v in arena.copy(key: k, value: v, headers: [], headerBytes: 0, completion: .none) }
                 }
                 var item = RecordSlotCopy(chunk: chunk, offset: offset, producer: p, index: i)
                 while let back = ring.offer(item) { item = back }

@@ -29,6 +29,9 @@ final class BrokerSink {
     @exclusivity(unchecked) private var lastTopic = ""
     /// `topics[lastTopic]`, lent without a retain on the per-record path.
     @exclusivity(unchecked) private var lastBuffers: Unmanaged<TopicBuffers>?
+    /// The handle of `lastTopic` when a record's append set it (`.empty` when `lastBuffers`
+    /// was set through a name): records compare their handle, one pointer, with it.
+    @exclusivity(unchecked) private var lastHandle = TopicHandle.empty
     @exclusivity(unchecked) var bufferedRecordCount = 0
     @exclusivity(unchecked) var inFlightRequests = 0
     /// Set while a connect is under way, so the flush loop does not start another.
@@ -66,13 +69,19 @@ final class BrokerSink {
         }
         lastTopic = topic
         lastBuffers = Unmanaged.passUnretained(found)
+        lastHandle = .empty
         return found
     }
 
     /// Adds a record moved out of `record` (left vacated) to its partition's buffer.
     func append(taking record: inout PendingRecord, now: UInt64, epoch: Int16) {
-        let buffers = record.topic == lastTopic && lastBuffers != nil
-            ? lastBuffers.unsafelyUnwrapped : Unmanaged.passUnretained(self.buffers(for: record.topic))
+        let buffers: Unmanaged<TopicBuffers>
+        if record.topic == lastHandle, let cached = lastBuffers {
+            buffers = cached
+        } else {
+            buffers = Unmanaged.passUnretained(self.buffers(for: record.topic.name))
+            lastHandle = record.topic
+        }
         let index = Int(record.partition)
         let due = buffers._withUnsafeGuaranteedRef { buffers in
             buffers.ensure(index)

@@ -36,7 +36,7 @@ extension KlifeClient {
             onDelivery(.failure(error))
             return
         }
-        submit(consume pending, to: target, onDelivery: onDelivery)
+        submit(pending, to: target, onDelivery: onDelivery)
     }
 
     /// Queues one record whose key and value are borrowed bytes, suspending while the producer's
@@ -54,6 +54,6 @@ extension KlifeClient {
                                             key: key, value: value,
                                             completion: .callback(onDelivery), session: defaultSession)
         try await admitOrWait(pending, counter: defaultSession.outstanding)
-        if let error = push(consume pending, into: target) { onDelivery(.failure(error)) }
+        if let error = push(pending, into: target) { onDelivery(.failure(error)) }
     }
 }

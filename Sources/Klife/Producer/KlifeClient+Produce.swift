@@ -21,15 +21,11 @@ extension KlifeClient {
 
     /// ``produce(_:)`` for a given producer session (the idempotent one or a transactional one).
     func produce(_ record: consuming ProducerRecord, session: ProducerSession) async throws(KlifeError) -> RecordMetadata {
-        let (pending, target) = try prepare(consume record, completion: .none, session: session)
+        let (pending, target) = try prepare(consume record, completion: .none, reservingCompletion: true, session: session)
         try await admitOrWait(pending, counter: session.outstanding)
-        // Moved into the continuation's closure through an optional: capturing the record
-        // itself would copy it (a retain and release of each of its references).
-        var waiting = Optional(consume pending)
         let result: Result<RecordMetadata, KlifeError> = await withCheckedContinuation { continuation in
-            var admitted = waiting.take()!
-            admitted.completion = .continuation(continuation)
-            if let error = push(admitted, into: target) { continuation.resume(returning: .failure(error)) }
+            pending.setCompletion(.continuation(continuation))
+            if let error = push(pending, into: target) { continuation.resume(returning: .failure(error)) }
         }
         return try result.get()
     }
@@ -47,7 +43,7 @@ extension KlifeClient {
             onDelivery(.failure(error))
             return
         }
-        submit(consume pending, to: target, onDelivery: onDelivery)
+        submit(pending, to: target, onDelivery: onDelivery)
     }
 
     /// The non-blocking forms' end: takes room for `pending` and hands it to its reactor, or
@@ -59,7 +55,7 @@ extension KlifeClient {
             onDelivery(.failure(.bufferFull(records: outstanding.value, bytes: outstanding.byteCount)))
             return
         }
-        if let error = push(consume pending, into: target) { onDelivery(.failure(error)) }
+        if let error = push(pending, into: target) { onDelivery(.failure(error)) }
     }
 
     /// Queues one record, suspending while the producer's buffer is full, and returns as
@@ -82,7 +78,7 @@ extension KlifeClient {
     ) async throws(KlifeError) {
         let (pending, target) = try prepare(consume record, completion: .callback(onDelivery), session: session)
         try await admitOrWait(pending, counter: session.outstanding)
-        if let error = push(consume pending, into: target) { onDelivery(.failure(error)) }
+        if let error = push(pending, into: target) { onDelivery(.failure(error)) }
     }
 
     /// Produces many records, possibly to many topics and partitions, and waits for all.
@@ -201,7 +197,7 @@ extension KlifeClient {
             return back
         }
         guard let refused else { return nil }
-        return pushWaiting(consume refused, into: target.takeUnretainedValue())
+        return pushWaiting(refused, into: target.takeUnretainedValue())
     }
 
     /// With several reactors: the ring was chosen with the snapshot of version
@@ -226,7 +222,7 @@ extension KlifeClient {
             record = back
             target.reactor.wakeup()
             if stale {
-                let (owner, now) = reactor(forTopic: record.topic, partition: record.partition)
+                let (owner, now) = reactor(forTopic: record.topic.name, partition: record.partition)
                 target = owner
                 record.routedAt = now
                 continue
@@ -279,6 +275,7 @@ extension KlifeClient {
     /// reading fields of the record before moving it would make the compiler copy it, a
     /// retain and release of each reference).
     func prepare(_ record: consuming ProducerRecord, completion: consuming DeliveryCompletion,
+                 reservingCompletion: Bool = false,
                  session: ProducerSession) throws(KlifeError) -> (PendingRecord, Unmanaged<ProducerService>) {
         let partitionGiven = record.partition
         let timestamp = record.timestamp ?? PendingRecord.unsetTimestamp
@@ -287,7 +284,8 @@ extension KlifeClient {
             value.withUnsafeBytesIfPresent { v in
                 Result { () throws(KlifeError) in
                     try prepare(topic: topic, partition: partitionGiven, timestamp: timestamp, headers: headers,
-                                key: k, value: v, completion: copy completion, session: session)
+                                key: k, value: v, completion: copy completion, reservingCompletion: reservingCompletion,
+                                session: session)
                 }
             }
         }
@@ -305,7 +303,8 @@ extension KlifeClient {
     /// the caller's data.
     func prepare(topic: String, partition partitionGiven: Int32?, timestamp: Int64, headers: [RecordHeader],
                  key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?,
-                 completion: consuming DeliveryCompletion, session: ProducerSession) throws(KlifeError) -> (PendingRecord, Unmanaged<ProducerService>) {
+                 completion: consuming DeliveryCompletion, reservingCompletion: Bool = false,
+                 session: ProducerSession) throws(KlifeError) -> (PendingRecord, Unmanaged<ProducerService>) {
         if isClosing { throw .clientClosed }
         if topic.isEmpty { throw .invalidArgument("record topic is empty") }
         let size = RecordBatchLayout.recordSize(offsetDelta: 0, timestampDelta: 0, keyCount: key?.count,
@@ -339,14 +338,16 @@ extension KlifeClient {
                 noteTopicOfInterest(topic)
             }
         }
-        let copied = key == nil && value == nil && headers.isEmpty ? nil
+        // No entry only when there is nothing to keep: no bytes, and nobody waits.
+        let copied = key == nil && value == nil && headers.isEmpty && !reservingCompletion && completion.isNone ? nil
             : payloadArena.copy(key: key, value: value, headers: headers,
-                                headerBytes: headers.isEmpty ? 0 : RecordBatchLayout.headerBytes(headers))
+                                headerBytes: headers.isEmpty ? 0 : RecordBatchLayout.headerBytes(headers),
+                                completion: completion)
         // Built in the return: a record bound to a variable first is copied out of it.
         return (PendingRecord(
-            topic: topic, partition: partition, payloadChunk: copied?.0, payloadOffset: copied?.1 ?? 0,
+            topic: TopicTable.shared.handle(for: topic), partition: partition, payloadChunk: copied?.0, payloadOffset: copied?.1 ?? 0,
             // The reactor stamps the CreateTime and the delivery deadline when it takes the record.
-            timestamp: timestamp, deadline: 0, completion: completion, size: Int32(size), slot: session.slot,
+            timestamp: timestamp, deadline: 0, size: Int32(size), slot: session.slot,
             routedAt: routedAt, tracker: session.outstanding), unretainedProducers[owner])
     }
 }

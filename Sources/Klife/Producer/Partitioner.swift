@@ -48,7 +48,7 @@ struct PartitionChooser: Sendable {
     @inline(__always)
     func choose(_ record: borrowing PendingRecord, partitionCount: Int32) -> Int32 {
         let (key, value, _) = record.payload
-        return choose(topic: record.topic, keyBytes: key, valueBytes: value, partitionCount: partitionCount)
+        return choose(topic: record.topic.name, keyBytes: key, valueBytes: value, partitionCount: partitionCount)
     }
 
     /// The partition for a record without one, its key and value read in place.

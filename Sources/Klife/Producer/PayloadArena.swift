@@ -23,9 +23,11 @@ import Synchronization
 /// (no reference counting per record): the arena owns every chunk and outlives every record, as
 /// the client does (records are completed before it goes).
 ///
-/// Per record a chunk holds four `Int32`s — key length, value length (-1 for null), header
-/// count, header bytes — then the key, the value and the headers in their wire form (encoded
-/// once, on the producing thread), padded to 8 bytes.
+/// Per record a chunk holds its ``DeliveryCompletion`` (initialized memory: the closure's
+/// context is retained there, and released when the record's entry is released), four
+/// `Int32`s — key length, value length (-1 for null), header count, header bytes — then the
+/// key, the value and the headers in their wire form (encoded once, on the producing thread),
+/// padded to 8 bytes. The record itself then holds no reference at all but its topic name.
 ///
 /// Bounded: at most `maxChunks` chunks exist. When none is free (records pinned by a topic
 /// without a leader, say), or every writer slot is busy, or the record is larger than a quarter
@@ -38,8 +40,11 @@ final class PayloadArena: @unchecked Sendable {
     /// The largest key, value and headers copied into shared chunks (larger records get a
     /// standalone chunk).
     static let maxCopiedBytes = chunkBytes / 4
-    /// Per record: key length, value length (-1 for null), header count and header bytes.
-    static let recordHeaderBytes = 16
+    /// Per record: its completion, then key length, value length (-1 for null), header count
+    /// and header bytes.
+    static let completionBytes = 32
+    static let lengthsBytes = 16
+    static let recordHeaderBytes = completionBytes + lengthsBytes
 
     private let writers: [PayloadWriter]
     /// `writers` lent without reference counting (`writers` keeps them): a slot read from the
@@ -53,6 +58,8 @@ final class PayloadArena: @unchecked Sendable {
     /// An arena of at most `maxChunks` chunks, written through `writerCount` slots (producing
     /// threads that pick a busy slot try the next ones).
     init(maxChunks: Int, writerCount: Int = 8) {
+        precondition(MemoryLayout<DeliveryCompletion>.stride <= Self.completionBytes
+                     && MemoryLayout<DeliveryCompletion>.alignment <= 8, "a completion must fit its slot")
         self.maxChunks = max(maxChunks, 1)
         writers = (0..<max(writerCount, 1)).map { _ in PayloadWriter() }
         unretainedWriters = writers.map { Unmanaged.passUnretained($0) }
@@ -65,7 +72,7 @@ final class PayloadArena: @unchecked Sendable {
     ///   ``PayloadChunk/release(_:_:)`` once.
     @inline(__always)
     func copy(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, headers: [RecordHeader],
-              headerBytes: Int) -> (Unmanaged<PayloadChunk>, Int32) {
+              headerBytes: Int, completion: consuming DeliveryCompletion) -> (Unmanaged<PayloadChunk>, Int32) {
         let payload = (key?.count ?? 0) &+ (value?.count ?? 0) &+ headerBytes
         let need = (Self.recordHeaderBytes &+ payload &+ 7) & ~7
         if payload <= Self.maxCopiedBytes {
@@ -81,33 +88,38 @@ final class PayloadArena: @unchecked Sendable {
                     return .some(writer.reserve(need, arena: self))
                 }
                 if let reserved, let (chunk, offset) = reserved {
-                    Self.write(key: key, value: value, headers: headers, headerBytes: headerBytes,
+                    Self.write(key: key, value: value, headers: headers, headerBytes: headerBytes, completion: completion,
                                at: chunk._withUnsafeGuaranteedRef { $0.base } + Int(offset))
                     return (chunk, offset)
                 }
             }
         }
-        return Self.standalone(key: key, value: value, headers: headers, headerBytes: headerBytes, need: need)
+        return Self.standalone(key: key, value: value, headers: headers, headerBytes: headerBytes,
+                               completion: completion, need: need)
     }
 
     /// A chunk of the record's own (not part of any arena), holding one record.
     @inline(never)
     static func standalone(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, headers: [RecordHeader],
-                           headerBytes: Int, need: Int) -> (Unmanaged<PayloadChunk>, Int32) {
+                           headerBytes: Int, completion: consuming DeliveryCompletion,
+                           need: Int) -> (Unmanaged<PayloadChunk>, Int32) {
         let chunk = PayloadChunk(standaloneBytes: need)
-        write(key: key, value: value, headers: headers, headerBytes: headerBytes, at: chunk.base)
+        write(key: key, value: value, headers: headers, headerBytes: headerBytes, completion: completion, at: chunk.base)
         return (Unmanaged.passRetained(chunk), 0)
     }
 
-    /// Writes one record's lengths and bytes at `record`.
+    /// Writes one record's completion, lengths and bytes at `entry`.
     @inline(__always)
     fileprivate static func write(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, headers: [RecordHeader],
-                                  headerBytes: Int, at record: UnsafeMutableRawPointer) {
+                                  headerBytes: Int, completion: consuming DeliveryCompletion,
+                                  at entry: UnsafeMutableRawPointer) {
+        entry.initializeMemory(as: DeliveryCompletion.self, to: completion)
+        let record = entry + completionBytes
         record.storeBytes(of: Int32(truncatingIfNeeded: key?.count ?? -1), as: Int32.self)
         record.storeBytes(of: Int32(truncatingIfNeeded: value?.count ?? -1), toByteOffset: 4, as: Int32.self)
         record.storeBytes(of: Int32(truncatingIfNeeded: headers.count), toByteOffset: 8, as: Int32.self)
         record.storeBytes(of: Int32(truncatingIfNeeded: headerBytes), toByteOffset: 12, as: Int32.self)
-        var at = record + recordHeaderBytes
+        var at = record + lengthsBytes
         if let key, let source = key.baseAddress, key.count > 0 {
             at.copyMemory(from: source, byteCount: key.count)
             at += key.count
@@ -145,16 +157,23 @@ final class PayloadArena: @unchecked Sendable {
         (all.withLock { $0.count }, free.withLock { $0.count })
     }
 
+    /// The completion of the record at `offset` in `chunk` (initialized until the record's
+    /// entry is released: ``PendingRecord/releasePayload()``).
+    @inline(__always)
+    static func completion(in chunk: Unmanaged<PayloadChunk>, at offset: Int32) -> UnsafeMutablePointer<DeliveryCompletion> {
+        (chunk._withUnsafeGuaranteedRef { $0.base } + Int(offset)).assumingMemoryBound(to: DeliveryCompletion.self)
+    }
+
     /// The key, value and encoded headers of the record at `offset` in `chunk`.
     @inline(__always)
     static func bytes(in chunk: Unmanaged<PayloadChunk>, at offset: Int32)
         -> (key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, headers: EncodedHeaders) {
-        let record = chunk._withUnsafeGuaranteedRef { UnsafeRawPointer($0.base) } + Int(offset)
+        let record = chunk._withUnsafeGuaranteedRef { UnsafeRawPointer($0.base) } + Int(offset) + completionBytes
         let keyCount = Int(record.loadUnaligned(as: Int32.self))
         let valueCount = Int(record.loadUnaligned(fromByteOffset: 4, as: Int32.self))
         let headerCount = Int(record.loadUnaligned(fromByteOffset: 8, as: Int32.self))
         let headerBytes = Int(record.loadUnaligned(fromByteOffset: 12, as: Int32.self))
-        let keyStart = record + recordHeaderBytes
+        let keyStart = record + lengthsBytes
         let valueStart = keyStart + max(keyCount, 0)
         let key = keyCount < 0 ? nil : UnsafeRawBufferPointer(start: keyStart, count: keyCount)
         let value = valueCount < 0 ? nil : UnsafeRawBufferPointer(start: valueStart, count: valueCount)

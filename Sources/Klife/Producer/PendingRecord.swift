@@ -43,6 +43,9 @@ struct DeliveryCompletion: Sendable {
         DeliveryCompletion(body: nil, collector: collector, slot: Int32(truncatingIfNeeded: index))
     }
 
+    /// Whether nobody waits for this outcome.
+    var isNone: Bool { body == nil && collector == nil }
+
     func complete(_ result: Result<RecordMetadata, KlifeError>) {
         if let collector {
             BatchCollector.fill(collector, slot: Int(slot), with: result)
@@ -116,16 +119,23 @@ final class BatchCollector: Sendable {
 ///
 /// Travels through the reactor's ring, then sits in a partition buffer, then in an
 /// in-flight request, and is completed exactly once (success, or a typed error).
-struct PendingRecord: Sendable {
-    var topic: String
+///
+/// A fixed-size descriptor with no references (`BitwiseCopyable`, checked by the compiler):
+/// its topic is an interned handle, and its completion, key, value and headers lie in its
+/// payload chunk. Moving, copying or destroying one is a plain memory copy, with no reference
+/// counting and no value witness.
+struct PendingRecord: Sendable, BitwiseCopyable {
+    /// The topic, interned (``TopicHandle``): a record holds no reference at all.
+    var topic: TopicHandle
     /// -1 until the partitioner ran (it needs the topic's partition count).
     var partition: Int32
-    /// The chunk holding the record's key, value and headers (in wire form), copied there on
-    /// the producing thread: a ``PayloadArena`` chunk (unretained: the arena owns its chunks)
-    /// or a standalone one (retained for the record). `nil` when the record has none of the
-    /// three. Released exactly once, when the record completes or is refused. The record holds
-    /// no reference to the caller's data: copying, moving or destroying it touches no
-    /// reference count but its completion's.
+    /// The chunk holding the record's completion, key, value and headers (in wire form),
+    /// written there on the producing thread: a ``PayloadArena`` chunk (unretained: the arena
+    /// owns its chunks) or a standalone one (retained for the record). `nil` when the record
+    /// has none of them (nobody waits, no key, value or headers). Released exactly once, when
+    /// the record completes or is refused (``releasePayload()``, which also destroys the
+    /// completion). The record holds no reference: moving, copying or destroying it touches
+    /// no reference count.
     var payloadChunk: Unmanaged<PayloadChunk>? = nil
     /// Where the record's bytes lie in ``payloadChunk``.
     var payloadOffset: Int32 = 0
@@ -134,7 +144,6 @@ struct PendingRecord: Sendable {
     /// Monotonic deadline (ns) for delivery, retries included; 0 until the reactor sets it
     /// (when it takes the record from its ring).
     var deadline: UInt64
-    var completion: DeliveryCompletion
     /// Idempotence: the base sequence of the batch this record was first sent in (-1 when
     /// never sent). Records sharing it form one sealed batch, resent with the same boundaries.
     var batchBase: Int32 = -1
@@ -155,16 +164,33 @@ struct PendingRecord: Sendable {
 
     /// Completes the record exactly once (callers guarantee a single call).
     func complete(_ result: Result<RecordMetadata, KlifeError>) {
-        completion.complete(result)
+        if let chunk = payloadChunk { PayloadArena.completion(in: chunk, at: payloadOffset).pointee.complete(result) }
         let success = if case .success = result { true } else { false }
         releasePayload()
         tracker.completed(bytes: Int(size), success: success)
     }
 
-    /// Gives the record's payload bytes back (completion, or a record refused after `prepare`).
+    /// Destroys the record's completion (without calling it) and gives its chunk entry back:
+    /// once it completed, or when it is refused after `prepare`.
     @inline(__always)
     func releasePayload() {
-        if let chunk = payloadChunk { PayloadChunk.release(chunk, 1) }
+        guard let chunk = payloadChunk else { return }
+        Self.destroyCompletion(in: chunk, at: payloadOffset)
+        PayloadChunk.release(chunk, 1)
+    }
+
+    /// Deinitializes a record's completion in its chunk (nothing to do when it holds no reference).
+    @inline(__always)
+    private static func destroyCompletion(in chunk: Unmanaged<PayloadChunk>, at offset: Int32) {
+        let completion = PayloadArena.completion(in: chunk, at: offset)
+        if completion.pointee.body != nil || completion.pointee.collector != nil { completion.deinitialize(count: 1) }
+    }
+
+    /// Replaces the record's completion (`.none` until then: `prepare` reserved it with
+    /// `reservingCompletion`), before the record is handed to its reactor.
+    func setCompletion(_ completion: consuming DeliveryCompletion) {
+        guard let chunk = payloadChunk else { preconditionFailure("no completion reserved") }
+        PayloadArena.completion(in: chunk, at: payloadOffset).pointee = completion
     }
 
     /// The record's key, value (`nil` when null) and headers, read where they lie; valid
@@ -182,6 +208,7 @@ struct PendingRecord: Sendable {
         var count = 0
         for i in records.indices {
             let chunk = records[i].payloadChunk
+            if let chunk { destroyCompletion(in: chunk, at: records[i].payloadOffset) }
             if chunk?.toOpaque() != run?.toOpaque() {
                 if let run { PayloadChunk.release(run, count) }
                 run = chunk
@@ -192,17 +219,13 @@ struct PendingRecord: Sendable {
         if let run { PayloadChunk.release(run, count) }
     }
 
-    /// Completes the record stored at `record` without copying it: borrowing a record
-    /// from unsafe memory across a call makes the compiler copy the whole record first
-    /// (a retain and release of each reference), so only the completion is copied here.
+    /// Completes the record stored at `record` without copying it (its completion is called
+    /// where it lies in the record's chunk).
     /// The caller accounts the record in its tracker afterwards (batched: see
     /// ``OutstandingCounter/completed(count:bytes:success:)``).
     static func deliver(at record: UnsafePointer<PendingRecord>, _ result: Result<RecordMetadata, KlifeError>) {
-        if let collector = record.pointee.completion.collector {
-            BatchCollector.fill(collector, slot: Int(record.pointee.completion.slot), with: result)
-        } else {
-            record.pointee.completion.body?(result)
-        }
+        guard let chunk = record.pointee.payloadChunk else { return }
+        PayloadArena.completion(in: chunk, at: record.pointee.payloadOffset).pointee.complete(result)
     }
 
     func fail(_ error: KlifeError) { complete(.failure(error)) }
@@ -228,11 +251,10 @@ struct PendingRecord: Sendable {
     /// Built on each use rather than stored: copying a stored record goes through its value
     /// witness (a retain per reference field, even of empty ones).
     static var vacated: PendingRecord {
-        PendingRecord(topic: "", partition: -1, timestamp: 0, deadline: 0, completion: .none,
-                      tracker: OutstandingCounter.vacated)
+        PendingRecord(topic: .empty, partition: -1, timestamp: 0, deadline: 0, tracker: OutstandingCounter.vacated)
     }
 
-    /// A record whose key, value and headers are copied into a standalone chunk (tests and
+    /// A record whose completion, key, value and headers are written into a standalone chunk (tests and
     /// tools; `prepare` copies into the client's arena). Its size is computed as `prepare` does.
     static func withPayload(topic: String, partition: Int32, key: [UInt8]?, value: [UInt8]?, headers: [RecordHeader] = [],
                             timestamp: Int64, deadline: UInt64, completion: DeliveryCompletion,
@@ -241,13 +263,14 @@ struct PendingRecord: Sendable {
         let need = (PayloadArena.recordHeaderBytes + (key?.count ?? 0) + (value?.count ?? 0) + headerBytes + 7) & ~7
         let (chunk, offset) = key.withUnsafeBytesIfPresent { k in
             value.withUnsafeBytesIfPresent { v in
-                PayloadArena.standalone(key: k, value: v, headers: headers, headerBytes: headerBytes, need: need)
+                PayloadArena.standalone(key: k, value: v, headers: headers, headerBytes: headerBytes,
+                                        completion: completion, need: need)
             }
         }
         let computed = RecordBatchLayout.recordSize(offsetDelta: 0, timestampDelta: 0, keyCount: key?.count,
                                                     valueCount: value?.count, headers: headers)
-        return PendingRecord(topic: topic, partition: partition, payloadChunk: chunk, payloadOffset: offset,
-                             timestamp: timestamp, deadline: deadline, completion: completion, size: size ?? Int32(computed),
+        return PendingRecord(topic: TopicTable.shared.handle(for: topic), partition: partition, payloadChunk: chunk, payloadOffset: offset,
+                             timestamp: timestamp, deadline: deadline, size: size ?? Int32(computed),
                              tracker: tracker)
     }
 }

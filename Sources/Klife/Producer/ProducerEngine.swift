@@ -114,7 +114,7 @@ final class ProducerEngine {
         } else if record.partition >= count {
             // Maybe partitions were added and metadata has not caught up: wait a bounded time.
             if now &- (record.deadline &- config.deliveryTimeout.nanoseconds) >= config.unknownTopicTimeout.nanoseconds {
-                record.fail(.unknownTopicOrPartition(record.topic, partition: record.partition))
+                record.fail(.unknownTopicOrPartition(record.topic.name, partition: record.partition))
             } else {
                 parkAtOwner(consume record, ownerChangedAt: nil)
             }
@@ -147,8 +147,8 @@ final class ProducerEngine {
     /// Reads `topic`'s route from the reactor's snapshot into ``cachedRoute`` (`nil` leaders
     /// when the snapshot does not know the topic).
     @inline(never)
-    private func cacheRoute(of topic: String) {
-        if let route = service.snapshot.routes[topic] {
+    private func cacheRoute(of topic: TopicHandle) {
+        if let route = service.snapshot.routes[topic.name] {
             cachedRoute = CachedRoute(topic: topic, partitionCount: route.partitionCount, leaders: route.leaders,
                                       ownerChangedAt: route.ownerChangedAt)
         } else {
@@ -176,7 +176,7 @@ final class ProducerEngine {
     }
 
     private func park(_ record: consuming PendingRecord) {
-        let topic = record.topic
+        let topic = record.topic.name
         parked.append(consume record)
         service.requestMetadataRefresh(topic: topic)
         ensureHousekeeping()
@@ -255,7 +255,7 @@ final class ProducerEngine {
         let deliveryTimeout = config.deliveryTimeout.nanoseconds
         let wait = config.unknownTopicTimeout.nanoseconds
         let failed = failParked(.unknownTopicOrPartition(name)) { r in
-            r.topic == name && now &- (r.deadline &- deliveryTimeout) >= wait
+            r.topic.name == name && now &- (r.deadline &- deliveryTimeout) >= wait
         }
         if failed > 0 { service.log(.error, "topic \(name) does not exist: failed \(failed) records") }
         if !parked.isEmpty { ensureHousekeeping() }
@@ -647,7 +647,7 @@ final class ProducerEngine {
                 for (tp, batches) in dropped { session.sequences.droppedResend(tp, batches: batches) }
                 recoverSequences(after: .timedOut("delivery of a sequenced batch"))
             }
-            if !parked.isEmpty { service.requestMetadataRefresh(topic: parked[0].topic) }
+            if !parked.isEmpty { service.requestMetadataRefresh(topic: parked[0].topic.name) }
             flushAll(now: now)
             if !parked.isEmpty || sinks.values.contains(where: { $0.bufferedRecordCount > 0 || $0.inFlightRequests > 0 }) {
                 ensureHousekeeping()
@@ -670,7 +670,7 @@ private struct SequencedBatchKey: Hashable {
     let epoch: Int16
 
     init(_ record: borrowing PendingRecord) {
-        tp = TopicPartition(topic: record.topic, partition: record.partition)
+        tp = TopicPartition(topic: record.topic.name, partition: record.partition)
         base = record.batchBase
         epoch = record.sequenceEpoch
     }
@@ -678,7 +678,7 @@ private struct SequencedBatchKey: Hashable {
 
 /// What ``ProducerEngine/route(_:now:)`` needs of one topic's route, copied out of the snapshot.
 private struct CachedRoute {
-    let topic: String
+    let topic: TopicHandle
     /// `nil` when the snapshot does not know the topic.
     let partitionCount: Int32?
     /// Leader per partition (-1 when unknown).
