@@ -73,8 +73,8 @@ final class BrokerSink {
         return found
     }
 
-    /// Adds a record moved out of `record` (left vacated) to its partition's buffer.
-    func append(taking record: inout PendingRecord, now: UInt64, epoch: Int16) {
+    /// Adds a record to its partition's buffer.
+    func append(_ record: PendingRecord, now: UInt64, epoch: Int16) {
         let buffers: Unmanaged<TopicBuffers>
         if record.topic == lastHandle, let cached = lastBuffers {
             buffers = cached
@@ -85,7 +85,7 @@ final class BrokerSink {
         let index = Int(record.partition)
         let due = buffers._withUnsafeGuaranteedRef { buffers in
             buffers.ensure(index)
-            return buffers.partitions[index].append(record.take(), now: now, epoch: epoch,
+            return buffers.partitions[index].append(record, now: now, epoch: epoch,
                                                     lingerNanos: lingerNanos, maxBatchBytes: maxBatchBytes, pool: pool)
         }
         if due < nothingDueBefore { nothingDueBefore = due }

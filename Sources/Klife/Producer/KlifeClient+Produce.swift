@@ -185,12 +185,11 @@ extension KlifeClient {
     /// Hands an admitted record to its reactor's ring (moving it, not copying it). Returns
     /// the error when it cannot.
     ///
-    /// The service is lent unretained (the client's `producers` keep it), and the record is
-    /// swapped out of `pending` into the ring: a closure capturing it by value would copy it.
+    /// The service is lent unretained (the client's `producers` keep it).
     func push(_ pending: consuming PendingRecord, into target: Unmanaged<ProducerService>) -> KlifeError? {
         if configuration.reactorCount > 1 { return pushChecked(consume pending, into: target.takeUnretainedValue()) }
         let refused: PendingRecord? = target._withUnsafeGuaranteedRef { service in
-            guard let back = service.records.offer(pending.take()) else {
+            guard let back = service.records.offer(pending) else {
                 service.reactor.wakeup()
                 return nil
             }

@@ -230,16 +230,6 @@ struct PendingRecord: Sendable, BitwiseCopyable {
 
     func fail(_ error: KlifeError) { complete(.failure(error)) }
 
-    /// Moves the record out, leaving ``vacated`` in its place: lets a record travel by
-    /// `inout` into a method of an object lent without a retain, where moving a `consuming`
-    /// value into a closure would copy it (a retain and release of every reference it holds).
-    @inline(__always)
-    mutating func take() -> PendingRecord {
-        var out = PendingRecord.vacated
-        swap(&self, &out)
-        return out
-    }
-
     /// `sequenceEpoch` (with `batchBase` -1) of a record that was sent before under a producer
     /// identity that is gone: it is resent first, in front of records never sent.
     static let sentUnderVoidIdentity: Int16 = -2
@@ -247,12 +237,10 @@ struct PendingRecord: Sendable, BitwiseCopyable {
     /// `timestamp` of a record the reactor has not stamped yet (the user gave none).
     static let unsetTimestamp = Int64.min
 
-    /// Fills a slot whose record was moved out; holds no references, is never completed.
-    /// Built on each use rather than stored: copying a stored record goes through its value
-    /// witness (a retain per reference field, even of empty ones).
-    static var vacated: PendingRecord {
-        PendingRecord(topic: .empty, partition: -1, timestamp: 0, deadline: 0, tracker: OutstandingCounter.vacated)
-    }
+    /// The placeholder a ring slot gets when its record is withdrawn (its topic is empty);
+    /// holds no chunk and is never completed.
+    static let vacated = PendingRecord(topic: .empty, partition: -1, timestamp: 0, deadline: 0,
+                                       tracker: OutstandingCounter.vacated)
 
     /// A record whose completion, key, value and headers are written into a standalone chunk (tests and
     /// tools; `prepare` copies into the client's arena). Its size is computed as `prepare` does.

@@ -20,8 +20,8 @@ extension ProduceBatch {
                           scratch: inout ByteWriter, options: BatchEncodingOptions) {
         let codec = Self.effectiveCodec(options.compression, version: options.version)
         scratch.removeAll()
-        // Borrowed where they lie, as in the uncompressed path: `for r in records` would copy
-        // every record (a retain and release of each reference it holds).
+        // Read where they lie, as in the uncompressed path (`for r in records` would copy
+        // every record).
         let batch = entry.records.withUnsafeBufferPointer { records in
             var batch = RecordBatchEncoder(writer: &scratch, baseTimestamp: records[0].timestamp,
                                            producerID: options.producerID, producerEpoch: options.producerEpoch,

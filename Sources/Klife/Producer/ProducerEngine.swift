@@ -90,12 +90,6 @@ final class ProducerEngine {
 
     // MARK: Intake
 
-    /// ``route(_:now:)`` for a record moved out of `record` (which is left vacated).
-    @inline(__always)
-    func route(taking record: inout PendingRecord, now: UInt64) {
-        route(record.take(), now: now)
-    }
-
     /// Puts a record in its leader's sink, forwards it to the reactor owning that leader,
     /// or parks it until metadata knows where it goes.
     func route(_ record: consuming PendingRecord, now: UInt64) {
@@ -139,8 +133,7 @@ final class ProducerEngine {
             }
         }
         let sink = leader == lastSinkNode ? lastSink.unsafelyUnwrapped : Unmanaged.passUnretained(self.sink(for: leader))
-        var moving = consume record
-        sink._withUnsafeGuaranteedRef { $0.append(taking: &moving, now: now, epoch: epoch) }
+        sink._withUnsafeGuaranteedRef { $0.append(record, now: now, epoch: epoch) }
         ensureHousekeeping()
     }
 
@@ -500,7 +493,7 @@ final class ProducerEngine {
             let known = code == .none
             let topic = entry.tp.topic
             let partition = entry.tp.partition
-            // Borrow each record where it lies: iterating the array would copy every record.
+            // Each record read where it lies: iterating the array would copy every record.
             entry.records.withUnsafeBufferPointer { records in
                 guard let base = records.baseAddress else { return }
                 var bytes = 0

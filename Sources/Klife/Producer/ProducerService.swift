@@ -120,8 +120,7 @@ final class ProducerService: ReactorService, @unchecked Sendable {
         let slot = record.slot
         if slot == 0 {
             let engine = defaultEngine ?? makeDefaultEngine()
-            var moving = consume record
-            engine._withUnsafeGuaranteedRef { $0.route(taking: &moving, now: now) }
+            engine._withUnsafeGuaranteedRef { $0.route(record, now: now) }
         } else {
             engine(slot: slot).route(consume record, now: now)
         }
