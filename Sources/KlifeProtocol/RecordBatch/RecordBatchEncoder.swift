@@ -101,27 +101,10 @@ public struct RecordBatchEncoder {
         into writer: inout ByteWriter, timestamp: Int64,
         key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, headers: [RecordHeader]
     ) {
-        let offsetDelta = _recordCount
-        precondition(offsetDelta < .max, "RecordBatch record count overflow")
-        let timestampDelta = timestamp &- baseTimestamp
-        let body = RecordBatchLayout.bodySize(offsetDelta: offsetDelta, timestampDelta: timestampDelta,
-                                              keyCount: key?.count, valueCount: value?.count, headers: headers)
-        precondition(body <= Int(Int32.max), "record too large")
-        let total = ByteWriter.varintSize(Int32(truncatingIfNeeded: body)) &+ body
-        writer.ensureCapacity(total)
-        let start = writer.base + writer.count
-        var p = RawWire.putVarint(Int32(truncatingIfNeeded: body), at: start)
-        p.storeBytes(of: 0, as: UInt8.self)         // attributes (unused, 0)
-        p = RawWire.putVarlong(timestampDelta, at: p + 1)
-        p = RawWire.putVarint(offsetDelta, at: p)
-        p = RawWire.putNullableBytes(key, at: p)
-        p = RawWire.putNullableBytes(value, at: p)
-        p = RawWire.putVarint(Int32(truncatingIfNeeded: headers.count), at: p)
-        if !headers.isEmpty { p = Self.putHeaders(headers, at: p) }
-        assert(p - start == total, "record size mismatch")
-        writer._count &+= total
-        _recordCount = offsetDelta &+ 1
-        if timestamp > maxTimestamp { maxTimestamp = timestamp }
+        append(into: &writer, timestamp: timestamp, key: key, value: value, headerCount: headers.count,
+               headerBytes: headers.isEmpty ? 0 : RecordBatchLayout.headerBytes(headers)) { p in
+            headers.isEmpty ? p : Self.putHeaders(headers, at: p)
+        }
     }
 
     /// Appends one record whose headers are already in wire form: the same bytes as
@@ -131,11 +114,26 @@ public struct RecordBatchEncoder {
         into writer: inout ByteWriter, timestamp: Int64,
         key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, headers: EncodedHeaders
     ) {
+        append(into: &writer, timestamp: timestamp, key: key, value: value, headerCount: headers.count,
+               headerBytes: headers.bytes.count) { p in
+            guard let source = headers.bytes.baseAddress, headers.bytes.count > 0 else { return p }
+            p.copyMemory(from: source, byteCount: headers.bytes.count)
+            return p + headers.bytes.count
+        }
+    }
+
+    /// One record, its headers (`headerCount` of them, `headerBytes` in wire form) written by
+    /// `writeHeaders` at the position it is given, returning their end.
+    @inlinable @inline(__always)
+    mutating func append(
+        into writer: inout ByteWriter, timestamp: Int64, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?,
+        headerCount: Int, headerBytes: Int, writeHeaders: (UnsafeMutableRawPointer) -> UnsafeMutableRawPointer
+    ) {
         let offsetDelta = _recordCount
         precondition(offsetDelta < .max, "RecordBatch record count overflow")
         let timestampDelta = timestamp &- baseTimestamp
-        let body = RecordBatchLayout.bodySize(offsetDelta: offsetDelta, timestampDelta: timestampDelta,
-                                              keyCount: key?.count, valueCount: value?.count, headers: headers)
+        let body = RecordBatchLayout.bodySize(offsetDelta: offsetDelta, timestampDelta: timestampDelta, keyCount: key?.count,
+                                              valueCount: value?.count, headerCount: headerCount, headerBytes: headerBytes)
         precondition(body <= Int(Int32.max), "record too large")
         let total = ByteWriter.varintSize(Int32(truncatingIfNeeded: body)) &+ body
         writer.ensureCapacity(total)
@@ -146,12 +144,9 @@ public struct RecordBatchEncoder {
         p = RawWire.putVarint(offsetDelta, at: p)
         p = RawWire.putNullableBytes(key, at: p)
         p = RawWire.putNullableBytes(value, at: p)
-        p = RawWire.putVarint(Int32(truncatingIfNeeded: headers.count), at: p)
-        if let source = headers.bytes.baseAddress, headers.bytes.count > 0 {
-            p.copyMemory(from: source, byteCount: headers.bytes.count)
-            p += headers.bytes.count
-        }
-        assert(p - start == total, "record size mismatch")
+        p = RawWire.putVarint(Int32(truncatingIfNeeded: headerCount), at: p)
+        p = writeHeaders(p)
+        precondition(p - start == total, "record size mismatch")
         writer._count &+= total
         _recordCount = offsetDelta &+ 1
         if timestamp > maxTimestamp { maxTimestamp = timestamp }

@@ -106,18 +106,22 @@ public enum RecordBatchLayout {
     public static func bodySize(
         offsetDelta: Int32, timestampDelta: Int64, keyCount: Int?, valueCount: Int?, headers: [RecordHeader]
     ) -> Int {
+        bodySize(offsetDelta: offsetDelta, timestampDelta: timestampDelta, keyCount: keyCount, valueCount: valueCount,
+                 headerCount: headers.count, headerBytes: headers.isEmpty ? 0 : headerBytes(headers))
+    }
+
+    /// The body size from the headers' count and their bytes in wire form.
+    @inlinable @inline(__always)
+    static func bodySize(
+        offsetDelta: Int32, timestampDelta: Int64, keyCount: Int?, valueCount: Int?, headerCount: Int, headerBytes: Int
+    ) -> Int {
         var size = 1 // attributes
         size &+= ByteWriter.varlongSize(timestampDelta)
         size &+= ByteWriter.varintSize(offsetDelta)
         size &+= nullableBytesSize(keyCount)
         size &+= nullableBytesSize(valueCount)
-        size &+= ByteWriter.varintSize(Int32(truncatingIfNeeded: headers.count))
-        for header in headers {
-            let keyCount = header.key.utf8.count
-            size &+= ByteWriter.varintSize(Int32(truncatingIfNeeded: keyCount)) &+ keyCount
-            size &+= nullableBytesSize(header.value?.count)
-        }
-        return size
+        size &+= ByteWriter.varintSize(Int32(truncatingIfNeeded: headerCount))
+        return size &+ headerBytes
     }
 
     /// Size of one encoded record including its own length varint, its headers already
@@ -137,13 +141,8 @@ public enum RecordBatchLayout {
     public static func bodySize(
         offsetDelta: Int32, timestampDelta: Int64, keyCount: Int?, valueCount: Int?, headers: EncodedHeaders
     ) -> Int {
-        var size = 1 // attributes
-        size &+= ByteWriter.varlongSize(timestampDelta)
-        size &+= ByteWriter.varintSize(offsetDelta)
-        size &+= nullableBytesSize(keyCount)
-        size &+= nullableBytesSize(valueCount)
-        size &+= ByteWriter.varintSize(Int32(truncatingIfNeeded: headers.count))
-        return size &+ headers.bytes.count
+        bodySize(offsetDelta: offsetDelta, timestampDelta: timestampDelta, keyCount: keyCount, valueCount: valueCount,
+                 headerCount: headers.count, headerBytes: headers.bytes.count)
     }
 
     /// Bytes of `headers` in a record's wire form, without their count.
