@@ -23,6 +23,21 @@ final class TopicHandleTests: XCTestCase {
         XCTAssertFalse(a.isEmpty)
     }
 
+    /// More names than the recent slots, looked up in turn: every lookup still finds the one
+    /// handle of its name (through the slots or the table).
+    func testNamesBeyondTheRecentSlotsKeepTheirHandles() {
+        let table = TopicTable()
+        let names = (0..<9).map { "t\($0)" }
+        let first = names.map { table.handle(for: $0) }
+        for round in 0..<50 {
+            for (i, name) in names.enumerated() where (i + round) % 3 != 0 {
+                XCTAssertEqual(table.handle(for: name), first[i])
+            }
+        }
+        XCTAssertEqual(Set(first.map { UInt(bitPattern: $0.interned.toOpaque()) }).count, names.count)
+        XCTAssertEqual(table.count, names.count)
+    }
+
     /// Threads interning overlapping names at once each get the one handle of every name
     /// (checked under ThreadSanitizer by `scripts/sanitize.sh thread`).
     func testConcurrentInterningYieldsOneHandlePerName() {

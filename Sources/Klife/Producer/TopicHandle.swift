@@ -41,19 +41,32 @@ final class TopicTable: Sendable {
     static let shared = TopicTable()
 
     private let names = Locked<[String: InternedTopic]>([:])
-    /// The last name looked up (an ``InternedTopic``'s address, 0 before the first): a producing
-    /// thread sending to one topic finds it with one load and one comparison of the name.
-    private let last = Atomic<UInt>(0)
+    /// The last four names looked up (``InternedTopic`` addresses, 0 while empty), replaced in
+    /// turn: producing threads sending to a few topics find them with a load and a comparison
+    /// of the name each, without the lock and the hashing of the table.
+    private let recent0 = Atomic<UInt>(0)
+    private let recent1 = Atomic<UInt>(0)
+    private let recent2 = Atomic<UInt>(0)
+    private let recent3 = Atomic<UInt>(0)
+    /// Which of the recent slots the next miss replaces.
+    private let nextRecent = Atomic<UInt>(0)
 
     /// The handle of `name`, interning it on first use.
     @inline(__always)
     func handle(for name: String) -> TopicHandle {
-        let bits = last.load(ordering: .acquiring)
-        if let pointer = UnsafeRawPointer(bitPattern: bits) {
-            let recent = Unmanaged<InternedTopic>.fromOpaque(pointer)
-            if recent._withUnsafeGuaranteedRef({ $0.name == name }) { return TopicHandle(interned: recent) }
+        if let found = Self.match(recent0, name) ?? Self.match(recent1, name) ?? Self.match(recent2, name)
+            ?? Self.match(recent3, name) {
+            return found
         }
         return intern(name)
+    }
+
+    /// The handle in `slot` if it names `name`.
+    @inline(__always)
+    private static func match(_ slot: borrowing Atomic<UInt>, _ name: String) -> TopicHandle? {
+        guard let pointer = UnsafeRawPointer(bitPattern: slot.load(ordering: .acquiring)) else { return nil }
+        let interned = Unmanaged<InternedTopic>.fromOpaque(pointer)
+        return interned._withUnsafeGuaranteedRef { $0.name == name } ? TopicHandle(interned: interned) : nil
     }
 
     @inline(never)
@@ -65,7 +78,14 @@ final class TopicTable: Sendable {
             return made
         }
         let handle = Unmanaged.passUnretained(interned)
-        last.store(UInt(bitPattern: handle.toOpaque()), ordering: .releasing)
+        // Published with release ordering: a reader that loads the address sees the whole object.
+        let bits = UInt(bitPattern: handle.toOpaque())
+        switch nextRecent.add(1, ordering: .relaxed).oldValue & 3 {
+        case 0: recent0.store(bits, ordering: .releasing)
+        case 1: recent1.store(bits, ordering: .releasing)
+        case 2: recent2.store(bits, ordering: .releasing)
+        default: recent3.store(bits, ordering: .releasing)
+        }
         return TopicHandle(interned: handle)
     }
 
