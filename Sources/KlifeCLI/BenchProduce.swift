@@ -36,6 +36,8 @@ enum BenchProduce {
             OptionSpec(["--warmup"], value: "N", help: "Records produced and flushed before measuring (default 0)"),
             OptionSpec(["--borrowed"],
                        help: "Asynchronous and open-loop runs: produce borrowed bytes (enqueue/produce(topic:value:), no array per record)"),
+            OptionSpec(["--no-callback"],
+                       help: "With --borrowed, asynchronous runs: enqueue without a callback (outcomes counted in statistics)"),
             OptionSpec(["--shared-value"],
                        help: "Give every record the same value array (no per-record copy; for profiling)"),
             OptionSpec(["--latency-every"], value: "K",
@@ -90,7 +92,7 @@ enum BenchProduce {
         var result = try await ClientOptions.withClient(config) { client -> BenchResult in
             let actualPartitions = try await BenchSupport.ensureTopic(client, topic, partitions: partitions)
             let run = ProduceRun(client: client, topic: topic, size: size, shared: parsed.has("--shared-value"),
-                                 borrowed: parsed.has("--borrowed"))
+                                 borrowed: parsed.has("--borrowed"), noCallback: parsed.has("--no-callback"))
             if let rate, let measuredForRate {
                 let openLoop = OpenLoopProduce(run: run, rate: rate, measured: measuredForRate)
                 let result = try await openLoop.execute(partitions: actualPartitions, threads: threads)
@@ -121,6 +123,7 @@ enum BenchProduce {
         ]
         if parsed.has("--shared-value") { result.extra.append(("shared_value", "true")) }
         if parsed.has("--borrowed") && !sync { result.extra.append(("borrowed", "true")) }
+        if parsed.has("--no-callback") && parsed.has("--borrowed") && !sync { result.extra.append(("callback", "false")) }
         try result.emit()
         return ExitStatus.success
     }
@@ -195,12 +198,16 @@ struct ProduceRun {
     let shared: Bool
     /// Asynchronous runs produce from one reused buffer through the borrowed-bytes form.
     let borrowed: Bool
+    /// With `borrowed`: the form without a callback (no latency samples; outcomes from statistics).
+    let noCallback: Bool
 
-    init(client: KlifeClient, topic: String, size: Int, shared: Bool = false, borrowed: Bool = false) {
+    init(client: KlifeClient, topic: String, size: Int, shared: Bool = false, borrowed: Bool = false,
+         noCallback: Bool = false) {
         self.client = client
         self.topic = topic
         self.shared = shared
         self.borrowed = borrowed
+        self.noCallback = noCallback
         // Printable filler so a peek at the topic shows something readable.
         self.template = (0..<size).map { UInt8(ascii: "a") + UInt8($0 % 26) }
     }
@@ -250,6 +257,7 @@ struct ProduceRun {
             template.withUnsafeBytes { buffer.copyMemory(from: $0) }
             let valueBuffer = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<template.count])
             let bytes = UnsafeRawBufferPointer(valueBuffer)
+            if noCallback { return try await asynchronousWithoutCallbacks(count, buffer: valueBuffer) }
             for i in 0..<count {
                 Self.stampIndex(i, into: valueBuffer)
                 if latencyEvery > 0 && i % latencyEvery == 0 {
@@ -272,6 +280,25 @@ struct ProduceRun {
             }
         }
         return try await finish(count, deliveredBefore: deliveredBefore, failedBefore: failedBefore)
+    }
+
+    /// The callback-less form: `count` records enqueued, then `flush()`; the client's statistics
+    /// say whether all were delivered. No latency samples.
+    private func asynchronousWithoutCallbacks(_ count: Int, buffer: UnsafeMutableRawBufferPointer) async throws -> [UInt64] {
+        let before = await client.statistics()
+        let bytes = UnsafeRawBufferPointer(buffer)
+        for i in 0..<count {
+            Self.stampIndex(i, into: buffer)
+            try await client.enqueue(topic: topic, value: bytes)
+        }
+        await client.flush()
+        let after = await client.statistics()
+        let delivered = after.recordsDelivered - before.recordsDelivered
+        let failed = after.recordsFailed - before.recordsFailed
+        if failed > 0 || delivered != count {
+            throw CommandFailure("\(failed) of \(count) records failed, \(count - delivered - failed) never completed")
+        }
+        return []
     }
 
     /// Waits until the `count` records enqueued since the counts were `deliveredBefore` /

@@ -8,8 +8,50 @@ import XCTest
 /// Producing from borrowed bytes (no `[UInt8]` per record), and the payload arena every produce
 /// form copies keys and values into, against the Tansu broker.
 final class BorrowedProduceTests: XCTestCase {
+    /// The form without a callback: every record delivered as given (value, key, headers),
+    /// outcomes counted in the statistics, `flush()` waits for them; a refused record throws.
+    func testRecordsWithoutACallbackAreDeliveredAndCounted() async throws {
+        let client = try await Shared.client()
+        let topic = try await Shared.topic(client, partitions: 3)
+        let before = await client.statistics()
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
+        defer { buffer.deallocate() }
+        for i in 0..<300 {
+            let value = Array("fire and forget \(i)".utf8)
+            buffer.copyBytes(from: value)
+            let headers = i % 3 == 0 ? [RecordHeader(key: "n", value: Array("\(i)".utf8))] : []
+            try await client.enqueue(topic: topic, value: UnsafeRawBufferPointer(rebasing: buffer[..<value.count]),
+                                     headers: headers)
+        }
+        await client.flush()
+        XCTAssertEqual(client.pendingRecordCount, 0)
+        let after = await client.statistics()
+        XCTAssertEqual(after.recordsDelivered - before.recordsDelivered, 300)
+        XCTAssertEqual(after.recordsFailed - before.recordsFailed, 0)
+        let stored = try await client.allRecords(topic: topic)
+        XCTAssertEqual(stored.count, 300)
+        var seen = Set<Int>()
+        for record in stored {
+            let text = String(decoding: try XCTUnwrap(record.value), as: UTF8.self)
+            let i = try XCTUnwrap(Int(text.dropFirst("fire and forget ".count)))
+            seen.insert(i)
+            XCTAssertEqual(record.headers, i % 3 == 0 ? [RecordHeader(key: "n", value: Array("\(i)".utf8))] : [], text)
+        }
+        XCTAssertEqual(seen, Set(0..<300))
+
+        let closed = try await Shared.client()
+        await closed.close()
+        do {
+            try await closed.enqueue(topic: topic, value: UnsafeRawBufferPointer(rebasing: buffer[..<4]))
+            XCTFail("a closed client refuses the record")
+        } catch {
+            XCTAssertEqual(error.code, .clientClosed)
+        }
+    }
+
     /// Both borrowed forms deliver exactly the bytes given, keyed records go where their array
-    /// twins go (murmur2 read in place), and a record too large for the arena goes through arrays.
+    /// twins go (murmur2 read in place), and a record too large for the arena goes through a
+    /// chunk of its own.
     func testBorrowedRecordsAreDeliveredAsGivenAndPartitionedLikeArrays() async throws {
         let client = try await Shared.client()
         let topic = try await Shared.topic(client, partitions: 6)

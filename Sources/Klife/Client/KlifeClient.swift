@@ -47,6 +47,10 @@ public final class KlifeClient: Sendable {
     let partitions: PartitionChooser
     let maxBlockNanos: UInt64
     let maxRecordBytes: Int
+    /// `producer.maxBufferedRecords` and `producer.maxBufferedBytes`, read on every admission:
+    /// copying `configuration.producer` for them retained its reference fields each time.
+    let maxBufferedRecords: Int
+    let maxBufferedBytes: Int
     /// Where producing threads copy records' keys and values (at most as many bytes as the
     /// producer may buffer).
     let payloadArena: PayloadArena
@@ -91,6 +95,8 @@ public final class KlifeClient: Sendable {
         self.partitions = PartitionChooser(configuration.producer)
         self.maxBlockNanos = configuration.producer.maxBlock.nanoseconds
         self.maxRecordBytes = configuration.producer.maxRecordBytes
+        self.maxBufferedRecords = configuration.producer.maxBufferedRecords
+        self.maxBufferedBytes = configuration.producer.maxBufferedBytes
         self.payloadArena = PayloadArena(maxChunks: max(16, configuration.producer.maxBufferedBytes / PayloadArena.chunkBytes))
         let metadataStore = self.metadataStore
         for (hub, producer) in zip(hubs, producers) {

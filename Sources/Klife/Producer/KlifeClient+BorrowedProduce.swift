@@ -4,8 +4,8 @@ import KlifeProtocol
 ///
 /// Key and value are read in place and copied once, during the call, into the producer's payload
 /// arena (see `PayloadArena`): the record then holds no reference to the caller's memory, which
-/// only has to stay valid until the call returns. A record the arena cannot take (a key and
-/// value over 16 KiB, or every chunk in use by records still waiting) gets arrays of its own
+/// only has to stay valid until the call returns. A record the arena cannot take (key, value and
+/// headers over 16 KiB, or every chunk in use by records still waiting) gets a chunk of its own
 /// instead — the only allocation of these forms.
 extension KlifeClient {
     /// Produces one record whose key and value are borrowed bytes, without waiting: as
@@ -55,5 +55,32 @@ extension KlifeClient {
                                             completion: .callback(onDelivery), session: defaultSession)
         try await admitOrWait(pending, counter: defaultSession.outstanding)
         if let error = push(pending, into: target) { onDelivery(.failure(error)) }
+    }
+
+    /// Queues one record whose key and value are borrowed bytes, with nobody waiting for its
+    /// outcome: as ``enqueue(topic:key:value:headers:partition:timestamp:onDelivery:)`` without
+    /// the callback. Outcomes are only counted (``KlifeClient/Statistics/recordsDelivered``,
+    /// ``KlifeClient/Statistics/recordsFailed``), so nothing is kept or called per record: the
+    /// cheapest form, for streams where an aggregate is enough (metrics, logs). ``flush()``
+    /// still waits for these records.
+    ///
+    ///     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 512, alignment: 8)
+    ///     defer { buffer.deallocate() }
+    ///     for sample in samples {
+    ///         let count = sample.encode(into: buffer)        // your serializer
+    ///         try await client.enqueue(topic: "metrics", value: UnsafeRawBufferPointer(rebasing: buffer[..<count]))
+    ///     }
+    ///
+    /// - Throws: ``KlifeError`` when the record is refused before queuing (too large, client
+    ///   closed, cancelled while waiting for room).
+    public nonisolated(nonsending) func enqueue(
+        topic: String, key: UnsafeRawBufferPointer? = nil, value: UnsafeRawBufferPointer?, headers: [RecordHeader] = [],
+        partition: Int32? = nil, timestamp: Int64? = nil
+    ) async throws(KlifeError) {
+        let (pending, target) = try prepare(topic: topic, partition: partition,
+                                            timestamp: timestamp ?? PendingRecord.unsetTimestamp, headers: headers,
+                                            key: key, value: value, completion: .none, session: defaultSession)
+        try await admitOrWait(pending, counter: defaultSession.outstanding)
+        if let error = push(pending, into: target) { throw error }
     }
 }

@@ -108,12 +108,11 @@ extension KlifeClient {
                 BatchCollector.fill(slots, slot: i, with: .failure(error))
             }
         }
-        let producer = configuration.producer
         let count = perContext.reduce(0) { $0 + $1.count }
         // Closing or cancelled, it stops waiting for room: the batch goes in over the bound once.
         _ = await untilRoom(on: outstanding) {
-            outstanding.value == 0 || (outstanding.value + count <= producer.maxBufferedRecords
-                                       && outstanding.byteCount + bytes <= producer.maxBufferedBytes)
+            outstanding.value == 0 || (outstanding.value + count <= maxBufferedRecords
+                                       && outstanding.byteCount + bytes <= maxBufferedBytes)
         }
         for (i, batch) in perContext.enumerated() where !batch.isEmpty {
             let producer = producers[i]
@@ -139,8 +138,7 @@ extension KlifeClient {
     // MARK: Admission
 
     private func admit(bytes: Int, counter: OutstandingCounter) -> Bool {
-        let producer = configuration.producer
-        return counter.tryReserve(bytes: bytes, maxRecords: producer.maxBufferedRecords, maxBytes: producer.maxBufferedBytes)
+        counter.tryReserve(bytes: bytes, maxRecords: maxBufferedRecords, maxBytes: maxBufferedBytes)
     }
 
     /// Takes room for `pending`, suspending while there is none (without a suspension when
