@@ -53,7 +53,7 @@ extension KlifeClient {
                                             timestamp: timestamp ?? PendingRecord.unsetTimestamp, headers: headers,
                                             key: key, value: value,
                                             completion: .callback(onDelivery), session: defaultSession)
-        try await admitOrWait(pending, counter: defaultSession.outstanding)
+        if !tryAdmit(pending, session: defaultSession) { try await admitOrWait(pending, counter: defaultSession.outstanding) }
         if let error = push(pending, into: target) { onDelivery(.failure(error)) }
     }
 
@@ -80,7 +80,7 @@ extension KlifeClient {
         let (pending, target) = try prepare(topic: topic, partition: partition,
                                             timestamp: timestamp ?? PendingRecord.unsetTimestamp, headers: headers,
                                             key: key, value: value, completion: .none, session: defaultSession)
-        try await admitOrWait(pending, counter: defaultSession.outstanding)
+        if !tryAdmit(pending, session: defaultSession) { try await admitOrWait(pending, counter: defaultSession.outstanding) }
         if let error = push(pending, into: target) { throw error }
     }
 }

@@ -77,7 +77,7 @@ extension KlifeClient {
         onDelivery: @escaping @Sendable (Result<RecordMetadata, KlifeError>) -> Void
     ) async throws(KlifeError) {
         let (pending, target) = try prepare(consume record, completion: .callback(onDelivery), session: session)
-        try await admitOrWait(pending, counter: session.outstanding)
+        if !tryAdmit(pending, session: session) { try await admitOrWait(pending, counter: session.outstanding) }
         if let error = push(pending, into: target) { onDelivery(.failure(error)) }
     }
 
@@ -139,6 +139,13 @@ extension KlifeClient {
 
     private func admit(bytes: Int, counter: OutstandingCounter) -> Bool {
         counter.tryReserve(bytes: bytes, maxRecords: maxBufferedRecords, maxBytes: maxBufferedBytes)
+    }
+
+    /// Takes room for `pending` if there is some, without suspending: called before
+    /// ``admitOrWait(_:counter:)`` because passing the counter to an `async` function retains it.
+    @inline(__always)
+    func tryAdmit(_ pending: borrowing PendingRecord, session: ProducerSession) -> Bool {
+        admit(bytes: Int(pending.size), counter: session.outstanding)
     }
 
     /// Takes room for `pending`, suspending while there is none (without a suspension when

@@ -48,7 +48,10 @@ struct PartitionChooser: Sendable {
     @inline(__always)
     func choose(_ record: borrowing PendingRecord, partitionCount: Int32) -> Int32 {
         let (key, value, _) = record.payload
-        return choose(topic: record.topic.name, keyBytes: key, valueBytes: value, partitionCount: partitionCount)
+        // The name lent where the interned topic keeps it (a copy of it retained its storage).
+        return record.topic.interned._withUnsafeGuaranteedRef { topic in
+            choose(topic: topic.name, keyBytes: key, valueBytes: value, partitionCount: partitionCount)
+        }
     }
 
     /// The partition for a record without one, its key and value read in place.
