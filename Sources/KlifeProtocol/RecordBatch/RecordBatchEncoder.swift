@@ -93,7 +93,7 @@ public struct RecordBatchEncoder {
     /// Appends one record. `nil` key or value is written as null (length -1);
     /// an empty buffer is an empty, non-null field.
     ///
-    /// The record takes exactly ``RecordBatchLayout/recordSize(offsetDelta:timestampDelta:keyCount:valueCount:headers:)``
+    /// The record takes exactly ``RecordBatchLayout/recordSize(offsetDelta:timestampDelta:keyCount:valueCount:headers:)-(_,_,_,_,[RecordHeader])``
     /// bytes with `offsetDelta` = ``recordCount`` before the call and
     /// `timestampDelta` = `timestamp - baseTimestamp`.
     @inlinable
@@ -108,7 +108,7 @@ public struct RecordBatchEncoder {
     }
 
     /// Appends one record whose headers are already in wire form: the same bytes as
-    /// ``append(into:timestamp:key:value:headers:)`` with the headers they encode.
+    /// ``append(into:timestamp:key:value:headers:)-(_,_,UnsafeRawBufferPointer?,_,[RecordHeader])`` with the headers they encode.
     @inlinable
     public mutating func append(
         into writer: inout ByteWriter, timestamp: Int64,

@@ -135,7 +135,7 @@ public enum RecordBatchLayout {
         return ByteWriter.varintSize(Int32(truncatingIfNeeded: body)) &+ body
     }
 
-    /// ``bodySize(offsetDelta:timestampDelta:keyCount:valueCount:headers:)`` with the headers
+    /// ``bodySize(offsetDelta:timestampDelta:keyCount:valueCount:headers:)-(_,_,_,_,[RecordHeader])`` with the headers
     /// already encoded.
     @inlinable @inline(__always)
     public static func bodySize(
