@@ -187,7 +187,7 @@ extension KlifeClient {
         for producer in unretainedProducers { producer._withUnsafeGuaranteedRef { $0.reactor.wakeup() } }
     }
 
-    /// Hands an admitted record to its reactor's ring (moving it, not copying it). Returns
+    /// Hands an admitted record to its reactor's ring. Returns
     /// the error when it cannot.
     ///
     /// The service is lent unretained (the client's `producers` keep it).

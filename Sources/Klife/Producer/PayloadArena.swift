@@ -74,8 +74,8 @@ final class PayloadArena: @unchecked Sendable {
     func copy(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, headers: [RecordHeader],
               headerBytes: Int, completion: consuming DeliveryCompletion) -> (Unmanaged<PayloadChunk>, Int32) {
         let payload = (key?.count ?? 0) &+ (value?.count ?? 0) &+ headerBytes
-        let need = (Self.recordHeaderBytes &+ payload &+ 7) & ~7
         if payload <= Self.maxCopiedBytes {
+            let need = Self.entryBytes(payload: payload)
             let start = Int(bitPattern: UInt(pthread_self()) &>> 8) & Int.max
             let count = unretainedWriters.count
             for attempt in 0..<count {
@@ -94,16 +94,19 @@ final class PayloadArena: @unchecked Sendable {
                 }
             }
         }
-        return Self.standalone(key: key, value: value, headers: headers, headerBytes: headerBytes,
-                               completion: completion, need: need)
+        return Self.standalone(key: key, value: value, headers: headers, headerBytes: headerBytes, completion: completion)
     }
+
+    /// Bytes of one record's entry: its completion and lengths, then `payload` bytes of key,
+    /// value and headers, padded to 8.
+    @inline(__always)
+    static func entryBytes(payload: Int) -> Int { (recordHeaderBytes &+ payload &+ 7) & ~7 }
 
     /// A chunk of the record's own (not part of any arena), holding one record.
     @inline(never)
     static func standalone(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, headers: [RecordHeader],
-                           headerBytes: Int, completion: consuming DeliveryCompletion,
-                           need: Int) -> (Unmanaged<PayloadChunk>, Int32) {
-        let chunk = PayloadChunk(standaloneBytes: need)
+                           headerBytes: Int, completion: consuming DeliveryCompletion) -> (Unmanaged<PayloadChunk>, Int32) {
+        let chunk = PayloadChunk(standaloneBytes: entryBytes(payload: (key?.count ?? 0) &+ (value?.count ?? 0) &+ headerBytes))
         write(key: key, value: value, headers: headers, headerBytes: headerBytes, completion: completion, at: chunk.base)
         return (Unmanaged.passRetained(chunk), 0)
     }

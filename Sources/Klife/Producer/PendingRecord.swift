@@ -164,7 +164,7 @@ struct PendingRecord: Sendable, BitwiseCopyable {
 
     /// Completes the record exactly once (callers guarantee a single call).
     func complete(_ result: Result<RecordMetadata, KlifeError>) {
-        if let chunk = payloadChunk { PayloadArena.completion(in: chunk, at: payloadOffset).pointee.complete(result) }
+        notify(result)
         let success = if case .success = result { true } else { false }
         releasePayload()
         tracker.completed(bytes: Int(size), success: success)
@@ -179,11 +179,18 @@ struct PendingRecord: Sendable, BitwiseCopyable {
         PayloadChunk.release(chunk, 1)
     }
 
+    /// Calls the record's completion where it lies in its chunk (no chunk: nobody waits).
+    @inline(__always)
+    private func notify(_ result: Result<RecordMetadata, KlifeError>) {
+        guard let chunk = payloadChunk else { return }
+        PayloadArena.completion(in: chunk, at: payloadOffset).pointee.complete(result)
+    }
+
     /// Deinitializes a record's completion in its chunk (nothing to do when it holds no reference).
     @inline(__always)
     private static func destroyCompletion(in chunk: Unmanaged<PayloadChunk>, at offset: Int32) {
         let completion = PayloadArena.completion(in: chunk, at: offset)
-        if completion.pointee.body != nil || completion.pointee.collector != nil { completion.deinitialize(count: 1) }
+        if !completion.pointee.isNone { completion.deinitialize(count: 1) }
     }
 
     /// Replaces the record's completion (`.none` until then: `prepare` reserved it with
@@ -224,8 +231,7 @@ struct PendingRecord: Sendable, BitwiseCopyable {
     /// The caller accounts the record in its tracker afterwards (batched: see
     /// ``OutstandingCounter/completed(count:bytes:success:)``).
     static func deliver(at record: UnsafePointer<PendingRecord>, _ result: Result<RecordMetadata, KlifeError>) {
-        guard let chunk = record.pointee.payloadChunk else { return }
-        PayloadArena.completion(in: chunk, at: record.pointee.payloadOffset).pointee.complete(result)
+        record.pointee.notify(result)
     }
 
     func fail(_ error: KlifeError) { complete(.failure(error)) }
@@ -248,11 +254,9 @@ struct PendingRecord: Sendable, BitwiseCopyable {
                             timestamp: Int64, deadline: UInt64, completion: DeliveryCompletion,
                             size: Int32? = nil, tracker: OutstandingCounter) -> PendingRecord {
         let headerBytes = RecordBatchLayout.headerBytes(headers)
-        let need = (PayloadArena.recordHeaderBytes + (key?.count ?? 0) + (value?.count ?? 0) + headerBytes + 7) & ~7
         let (chunk, offset) = key.withUnsafeBytesIfPresent { k in
             value.withUnsafeBytesIfPresent { v in
-                PayloadArena.standalone(key: k, value: v, headers: headers, headerBytes: headerBytes,
-                                        completion: completion, need: need)
+                PayloadArena.standalone(key: k, value: v, headers: headers, headerBytes: headerBytes, completion: completion)
             }
         }
         let computed = RecordBatchLayout.recordSize(offsetDelta: 0, timestampDelta: 0, keyCount: key?.count,
