@@ -34,7 +34,7 @@ let package = Package(
         // SASL mechanisms (PLAIN, SCRAM-SHA-256/512), used by connections when configured.
         .target(name: "KlifeSecurity", dependencies: ["CCrypto", "KlifeProtocol"], swiftSettings: strict),
         // Client: connections, metadata, producer, fetch, admin.
-        .target(name: "Klife", dependencies: ["KlifeProtocol", "KlifeIO", "KlifeSecurity"], swiftSettings: strict),
+        .target(name: "Klife", dependencies: ["CKlifeShim", "KlifeProtocol", "KlifeIO", "KlifeSecurity"], swiftSettings: strict),
         // Test utilities for users' own tests: embedded broker, record assertions.
         .target(name: "KlifeTesting", dependencies: ["Klife"], swiftSettings: strict),
         .executableTarget(name: "KlifeCLI", dependencies: ["Klife", "KlifeTesting"], swiftSettings: strict),

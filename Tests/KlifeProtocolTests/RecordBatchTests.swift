@@ -166,6 +166,10 @@ final class RecordBatchTests: XCTestCase {
             let expected = RecordBatchLayout.recordSize(
                 offsetDelta: enc.recordCount, timestampDelta: delta, keyCount: key?.count, valueCount: value?.count,
                 headers: headers)
+            let zeroDelta = RecordBatchLayout.recordSize(offsetDelta: 0, timestampDelta: 0, keyCount: key?.count,
+                                                         valueCount: value?.count, headers: headers)
+            XCTAssertEqual(RecordBatchLayout.recordSize(zeroDeltaSize: zeroDelta, offsetDelta: enc.recordCount, timestampDelta: delta),
+                           expected, "record \(i) from its zero-delta size")
             let before = w.count
             enc.append(into: &w, timestamp: RBFixture.baseTimestamp + delta, key: key, value: value, headers: headers)
             XCTAssertEqual(w.count - before, expected, "record \(i)")
@@ -177,6 +181,30 @@ final class RecordBatchTests: XCTestCase {
             let result = try RecordBatchDecoder.decode(raw)
             XCTAssertEqual(result.batches.first?.records.count, 600)
         })
+    }
+
+    /// A record's size at any deltas follows from its zero-delta size, across every length
+    /// varint width (the record's own length prefix grows at 64, 8,192, 2^20 and 2^27 bytes).
+    func testRecordSizeFromZeroDeltaSizeAcrossVarintWidths() {
+        let deltas: [(Int32, Int64)] = [(0, 0), (1, 1), (63, 63), (64, -65), (8191, 8192), (Int32.max, Int64(Int32.min)),
+                                        (1000, 1 << 40), (0, Int64.min), (Int32.min, Int64.max)]
+        var lengths = Array(0...20_000)
+        for edge in [1 << 20, 1 << 27] { lengths += (edge - 300)...(edge + 300) }
+        for n in lengths {
+            for keyCount in [nil, 0, 3] as [Int?] {
+                let zeroDelta = RecordBatchLayout.recordSize(offsetDelta: 0, timestampDelta: 0, keyCount: keyCount,
+                                                             valueCount: n, headers: EncodedHeaders.none)
+                for (offset, time) in deltas {
+                    let direct = RecordBatchLayout.recordSize(offsetDelta: offset, timestampDelta: time, keyCount: keyCount,
+                                                              valueCount: n, headers: EncodedHeaders.none)
+                    let derived = RecordBatchLayout.recordSize(zeroDeltaSize: zeroDelta, offsetDelta: offset, timestampDelta: time)
+                    if derived != direct {
+                        XCTFail("value \(n), key \(String(describing: keyCount)), deltas \(offset)/\(time): \(derived) != \(direct)")
+                        return
+                    }
+                }
+            }
+        }
     }
 
     func testDecodeThenReencodeIsIdentical() throws {

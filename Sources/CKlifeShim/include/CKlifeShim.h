@@ -27,6 +27,12 @@ int klife_crc32c_is_hardware(void);
 /// The portable table-driven CRC-32C, exposed so tests can compare both paths.
 uint32_t klife_crc32c_software(uint32_t crc, const void *data, size_t len);
 
+// ---- Cache hints ----
+
+/// Asks the CPU to bring the cache line holding `address` in for reading (a hint: no fault,
+/// no effect on what a program computes).
+static inline void klife_prefetch(const void *address) { __builtin_prefetch(address, 0, 3); }
+
 // ---- ThreadSanitizer annotations for locks it cannot see ----
 // Swift's Mutex hands a contended lock over inside uninstrumented standard-library code, so
 // ThreadSanitizer misses the acquire/release. scripts/sanitize.sh defines KLIFE_TSAN for TSan

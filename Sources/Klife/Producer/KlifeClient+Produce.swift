@@ -342,8 +342,9 @@ extension KlifeClient {
                 noteTopicOfInterest(topic)
             }
         }
+        let awaited = reservingCompletion || !completion.isNone
         // No entry only when there is nothing to keep: no bytes, and nobody waits.
-        let copied = key == nil && value == nil && headers.isEmpty && !reservingCompletion && completion.isNone ? nil
+        let copied = key == nil && value == nil && headers.isEmpty && !awaited ? nil
             : payloadArena.copy(key: key, value: value, headers: headers,
                                 headerBytes: headers.isEmpty ? 0 : RecordBatchLayout.headerBytes(headers),
                                 completion: completion)
@@ -351,7 +352,7 @@ extension KlifeClient {
         return (PendingRecord(
             topic: TopicTable.shared.handle(for: topic), partition: partition, payloadChunk: copied?.0, payloadOffset: copied?.1 ?? 0,
             // The reactor stamps the CreateTime and the delivery deadline when it takes the record.
-            timestamp: timestamp, deadline: 0, size: Int32(size), slot: session.slot,
+            timestamp: timestamp, deadline: 0, size: Int32(size), awaited: awaited, slot: session.slot,
             routedAt: routedAt, tracker: session.outstanding), unretainedProducers[owner])
     }
 }

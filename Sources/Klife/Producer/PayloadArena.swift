@@ -1,3 +1,4 @@
+import CKlifeShim
 import Glibc
 import KlifeIO
 import KlifeProtocol
@@ -165,6 +166,20 @@ final class PayloadArena: @unchecked Sendable {
     @inline(__always)
     static func completion(in chunk: Unmanaged<PayloadChunk>, at offset: Int32) -> UnsafeMutablePointer<DeliveryCompletion> {
         (chunk._withUnsafeGuaranteedRef { $0.base } + Int(offset)).assumingMemoryBound(to: DeliveryCompletion.self)
+    }
+
+    /// Starts loading the entry at `offset` in `chunk` (its lengths and its first
+    /// `payloadBytes` bytes) into the cache: a producing thread wrote it on another core, and
+    /// the reactor reads it when it encodes the record.
+    @inline(__always)
+    static func prefetch(in chunk: Unmanaged<PayloadChunk>, at offset: Int32, payloadBytes: Int) {
+        let entry = chunk._withUnsafeGuaranteedRef { UnsafeRawPointer($0.base) } + Int(offset)
+        var line = 0
+        let end = recordHeaderBytes &+ payloadBytes
+        while line < end {
+            klife_prefetch(entry + line)
+            line &+= 64
+        }
     }
 
     /// The key, value and encoded headers of the record at `offset` in `chunk`.

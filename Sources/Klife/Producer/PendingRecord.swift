@@ -152,6 +152,10 @@ struct PendingRecord: Sendable, BitwiseCopyable {
     /// Encoded size with zero deltas (`RecordBatchLayout.recordSize`), computed once in
     /// `prepare`: counted against `maxBufferedBytes` and used for batch size estimates.
     var size: Int32 = 0
+    /// Whether someone waits for the outcome (a completion other than `.none` is, or will
+    /// be, stored in the chunk): records nobody waits for are settled without reading their
+    /// chunk entry again.
+    var awaited: Bool = false
     /// The ``ProducerSession`` (and so the engine) the record belongs to: 0 for the
     /// idempotent producer, 1... for members of the transactional pool.
     var slot: UInt8 = 0
@@ -175,22 +179,32 @@ struct PendingRecord: Sendable, BitwiseCopyable {
     @inline(__always)
     func releasePayload() {
         guard let chunk = payloadChunk else { return }
-        Self.destroyCompletion(in: chunk, at: payloadOffset)
+        destroyCompletion(in: chunk)
         PayloadChunk.release(chunk, 1)
     }
 
-    /// Calls the record's completion where it lies in its chunk (no chunk: nobody waits).
+    /// Calls the record's completion where it lies in its chunk (not awaited: nobody waits).
     @inline(__always)
     private func notify(_ result: Result<RecordMetadata, KlifeError>) {
-        guard let chunk = payloadChunk else { return }
+        guard awaited, let chunk = payloadChunk else { return }
         PayloadArena.completion(in: chunk, at: payloadOffset).pointee.complete(result)
     }
 
-    /// Deinitializes a record's completion in its chunk (nothing to do when it holds no reference).
+    /// Deinitializes the record's completion in `chunk` (nothing to do when nobody waits or it
+    /// holds no reference).
     @inline(__always)
-    private static func destroyCompletion(in chunk: Unmanaged<PayloadChunk>, at offset: Int32) {
-        let completion = PayloadArena.completion(in: chunk, at: offset)
+    private func destroyCompletion(in chunk: Unmanaged<PayloadChunk>) {
+        guard awaited else { return }
+        let completion = PayloadArena.completion(in: chunk, at: payloadOffset)
         if !completion.pointee.isNone { completion.deinitialize(count: 1) }
+    }
+
+    /// Starts loading the record's completion into the cache when someone waits for it, a few
+    /// records before the batch's acknowledgement reaches it.
+    @inline(__always)
+    func prefetchCompletion() {
+        guard awaited, let chunk = payloadChunk else { return }
+        PayloadArena.prefetch(in: chunk, at: payloadOffset, payloadBytes: 0)
     }
 
     /// Replaces the record's completion (`.none` until then: `prepare` reserved it with
@@ -208,6 +222,14 @@ struct PendingRecord: Sendable, BitwiseCopyable {
         return PayloadArena.bytes(in: chunk, at: payloadOffset)
     }
 
+    /// Starts loading the record's chunk entry into the cache, a few records before it is
+    /// encoded (its bytes were written on the producing thread's core).
+    @inline(__always)
+    func prefetchPayload() {
+        guard let chunk = payloadChunk else { return }
+        PayloadArena.prefetch(in: chunk, at: payloadOffset, payloadBytes: Int(size))
+    }
+
     /// Gives the arena bytes of `records` back after ``deliver(at:_:)`` completed each: one
     /// release per run of records sharing a chunk.
     static func releasePayloads(_ records: UnsafeBufferPointer<PendingRecord>) {
@@ -215,7 +237,7 @@ struct PendingRecord: Sendable, BitwiseCopyable {
         var count = 0
         for i in records.indices {
             let chunk = records[i].payloadChunk
-            if let chunk { destroyCompletion(in: chunk, at: records[i].payloadOffset) }
+            if let chunk { records[i].destroyCompletion(in: chunk) }
             if chunk?.toOpaque() != run?.toOpaque() {
                 if let run { PayloadChunk.release(run, count) }
                 run = chunk
@@ -230,6 +252,7 @@ struct PendingRecord: Sendable, BitwiseCopyable {
     /// where it lies in the record's chunk).
     /// The caller accounts the record in its tracker afterwards (batched: see
     /// ``OutstandingCounter/completed(count:bytes:success:)``).
+    @inline(__always)
     static func deliver(at record: UnsafePointer<PendingRecord>, _ result: Result<RecordMetadata, KlifeError>) {
         record.pointee.notify(result)
     }
@@ -259,10 +282,11 @@ struct PendingRecord: Sendable, BitwiseCopyable {
                 PayloadArena.standalone(key: k, value: v, headers: headers, headerBytes: headerBytes, completion: completion)
             }
         }
+        let awaited = !completion.isNone
         let computed = RecordBatchLayout.recordSize(offsetDelta: 0, timestampDelta: 0, keyCount: key?.count,
                                                     valueCount: value?.count, headers: headers)
         return PendingRecord(topic: TopicTable.shared.handle(for: topic), partition: partition, payloadChunk: chunk, payloadOffset: offset,
-                             timestamp: timestamp, deadline: deadline, size: size ?? Int32(computed),
+                             timestamp: timestamp, deadline: deadline, size: size ?? Int32(computed), awaited: awaited,
                              tracker: tracker)
     }
 }

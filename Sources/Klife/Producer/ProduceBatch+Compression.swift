@@ -26,9 +26,7 @@ extension ProduceBatch {
             var batch = RecordBatchEncoder(writer: &scratch, baseTimestamp: records[0].timestamp,
                                            producerID: options.producerID, producerEpoch: options.producerEpoch,
                                            baseSequence: entry.baseSequence, isTransactional: options.isTransactional)
-            for i in records.indices {
-                batch.append(into: &scratch, record: records.baseAddress.unsafelyUnwrapped + i)
-            }
+            Self.append(records, to: &batch, into: &scratch)
             return batch
         }
         let range = batch.finishCompressedIfSmaller(into: &scratch, codec: codec, level: options.compressionLevel)

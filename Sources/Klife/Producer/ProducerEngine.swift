@@ -53,6 +53,9 @@ final class ProducerEngine {
     private let backoffNanos: UInt64
     private let ackTimeoutMs: Int32
 
+    /// How many records ahead of the one being completed its completion is prefetched.
+    private static let completionPrefetchDistance = 8
+
     init(service: ProducerService, session: ProducerSession) {
         self.service = service
         self.session = session
@@ -497,10 +500,15 @@ final class ProducerEngine {
             entry.records.withUnsafeBufferPointer { records in
                 guard let base = records.baseAddress else { return }
                 var bytes = 0
+                for i in 0..<min(records.count, Self.completionPrefetchDistance) { base[i].prefetchCompletion() }
                 for i in records.indices {
                     let record = base + i
-                    let timestamp = p.logAppendTimeMs >= 0 ? p.logAppendTimeMs : record.pointee.timestamp
                     bytes += Int(record.pointee.size)
+                    if i &+ Self.completionPrefetchDistance < records.count {
+                        base[i &+ Self.completionPrefetchDistance].prefetchCompletion()
+                    }
+                    guard record.pointee.awaited else { continue }
+                    let timestamp = p.logAppendTimeMs >= 0 ? p.logAppendTimeMs : record.pointee.timestamp
                     PendingRecord.deliver(at: record, .success(RecordMetadata(topic: topic, partition: partition,
                                                                               offset: known ? p.baseOffset + Int64(i) : -1,
                                                                               timestamp: timestamp)))

@@ -101,6 +101,19 @@ public enum RecordBatchLayout {
         return ByteWriter.varintSize(Int32(truncatingIfNeeded: body)) &+ body
     }
 
+    /// Size of one encoded record at `offsetDelta` and `timestampDelta`, from its size with
+    /// both deltas 0 (``recordSize(offsetDelta:timestampDelta:keyCount:valueCount:headers:)-(_,_,_,_,EncodedHeaders)``
+    /// at 0 and 0): a batch's size follows from the sizes a producer computed once per record,
+    /// without reading the records' bytes again.
+    @inlinable @inline(__always)
+    public static func recordSize(zeroDeltaSize: Int, offsetDelta: Int32, timestampDelta: Int64) -> Int {
+        // Both zero deltas took one byte each; the length varint is found from the total.
+        var prefix = 1
+        while ByteWriter.varintSize(Int32(truncatingIfNeeded: zeroDeltaSize &- prefix)) != prefix && prefix < 5 { prefix &+= 1 }
+        let body = zeroDeltaSize &- prefix &- 2 &+ ByteWriter.varintSize(offsetDelta) &+ ByteWriter.varlongSize(timestampDelta)
+        return ByteWriter.varintSize(Int32(truncatingIfNeeded: body)) &+ body
+    }
+
     /// Size of a record without its leading length varint (the value that varint holds).
     @inlinable
     public static func bodySize(
