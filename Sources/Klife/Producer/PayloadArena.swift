@@ -237,14 +237,16 @@ final class PayloadChunk: @unchecked Sendable {
     /// Added to `outstanding` while a writer fills the chunk, so completions never reach zero first.
     static let openBias = 1 << 40
 
+    /// Read by the reactors for every record; kept off the line the writer updates per record.
     let base: UnsafeMutableRawPointer
+    /// The arena the chunk goes back to; `nil` for a standalone chunk, freed instead.
+    private unowned(unsafe) let arena: PayloadArena?
+    /// Records not completed, plus ``openBias`` while open.
+    private let outstanding = Atomic<Int>(0)
+    private let apart = CacheLinePadding()
     /// Bytes and records written (by the writer holding the chunk only).
     fileprivate var used = 0
     fileprivate var written = 0
-    /// Records not completed, plus ``openBias`` while open.
-    private let outstanding = Atomic<Int>(0)
-    /// The arena the chunk goes back to; `nil` for a standalone chunk, freed instead.
-    private unowned(unsafe) let arena: PayloadArena?
 
     fileprivate init(arena: PayloadArena) {
         self.arena = arena
