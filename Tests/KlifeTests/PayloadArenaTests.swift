@@ -53,6 +53,28 @@ final class PayloadArenaTests: XCTestCase {
         XCTAssertEqual(arena.chunkCounts.created, 1, "small records share one chunk")
     }
 
+    /// A record locates its key and value from the lengths it carries, without reading its
+    /// entry (what the partitioner gets): the same bytes the entry's own lengths give.
+    func testARecordLocatesItsKeyAndValueFromItsLengths() {
+        let counter = OutstandingCounter()
+        let headers = [RecordHeader(key: "h", value: [1])]
+        let cases: [([UInt8]?, [UInt8]?, [RecordHeader])] = [
+            (nil, nil, []), ([], [], headers), (nil, Array("value".utf8), []), (Array("key".utf8), nil, headers),
+            (Array("key".utf8), Array(repeating: 5, count: 300), headers),
+        ]
+        for (key, value, headers) in cases {
+            let record = PendingRecord.withPayload(topic: "t", partition: 0, key: key, value: value, headers: headers,
+                                                   timestamp: 0, deadline: .max, completion: .none, tracker: counter)
+            let located = record.keyAndValue
+            let stored = record.payload
+            XCTAssertEqual(located.key.map { [UInt8]($0) }, key)
+            XCTAssertEqual(located.value.map { [UInt8]($0) }, value)
+            XCTAssertEqual(located.key?.baseAddress, stored.key?.baseAddress)
+            XCTAssertEqual(located.value?.baseAddress, stored.value?.baseAddress)
+            record.releasePayload()
+        }
+    }
+
     /// A record larger than a quarter of a chunk gets a standalone chunk holding exactly its
     /// bytes, freed when the record is released; the arena's chunks are not touched.
     func testLargeRecordsGetAStandaloneChunkFreedOnRelease() {

@@ -350,7 +350,9 @@ extension KlifeClient {
                                 completion: completion)
         // Built in the return: a record bound to a variable first is copied out of it.
         return (PendingRecord(
-            topic: TopicTable.shared.handle(for: topic), partition: partition, payloadChunk: copied?.0, payloadOffset: copied?.1 ?? 0,
+            topic: TopicTable.shared.handle(for: topic), partition: partition,
+            keyLength: Int32(truncatingIfNeeded: key?.count ?? -1), payloadChunk: copied?.0, payloadOffset: copied?.1 ?? 0,
+            valueLength: Int32(truncatingIfNeeded: value?.count ?? -1),
             // The reactor stamps the CreateTime and the delivery deadline when it takes the record.
             timestamp: timestamp, deadline: 0, size: Int32(size), awaited: awaited, slot: session.slot,
             routedAt: routedAt, tracker: session.outstanding), unretainedProducers[owner])

@@ -44,10 +44,12 @@ struct PartitionChooser: Sendable {
         topicPartitioners = producer.topicPartitioners
     }
 
-    /// The partition for a pending record without one: its key and value read where they lie.
+    /// The partition for a pending record without one: its key and value read where they lie
+    /// (located from the record's lengths: a partitioner that looks only at the lengths reads
+    /// nothing of the entry).
     @inline(__always)
     func choose(_ record: borrowing PendingRecord, partitionCount: Int32) -> Int32 {
-        let (key, value, _) = record.payload
+        let (key, value) = record.keyAndValue
         // The name lent where the interned topic keeps it (a copy of it retained its storage).
         return record.topic.interned._withUnsafeGuaranteedRef { topic in
             choose(topic: topic.name, keyBytes: key, valueBytes: value, partitionCount: partitionCount)

@@ -129,6 +129,10 @@ struct PendingRecord: Sendable, BitwiseCopyable {
     var topic: TopicHandle
     /// -1 until the partitioner ran (it needs the topic's partition count).
     var partition: Int32
+    /// The key's length (-1: null key), as in the chunk entry: with ``valueLength`` it locates
+    /// key and value without reading the entry (the partitioner runs before the entry is
+    /// prefetched). Declared here to fill the padding after `partition`.
+    var keyLength: Int32 = -1
     /// The chunk holding the record's completion, key, value and headers (in wire form),
     /// written there on the producing thread: a ``PayloadArena`` chunk (unretained: the arena
     /// owns its chunks) or a standalone one (retained for the record). `nil` when the record
@@ -139,6 +143,8 @@ struct PendingRecord: Sendable, BitwiseCopyable {
     var payloadChunk: Unmanaged<PayloadChunk>? = nil
     /// Where the record's bytes lie in ``payloadChunk``.
     var payloadOffset: Int32 = 0
+    /// The value's length (-1: null value), as in the chunk entry.
+    var valueLength: Int32 = -1
     /// CreateTime in ms; ``unsetTimestamp`` until the reactor stamps it.
     var timestamp: Int64
     /// Monotonic deadline (ns) for delivery, retries included; 0 until the reactor sets it
@@ -230,6 +236,17 @@ struct PendingRecord: Sendable, BitwiseCopyable {
         PayloadArena.prefetch(in: chunk, at: payloadOffset, payloadBytes: Int(size))
     }
 
+    /// The record's key and value (`nil` when null), located from the descriptor's lengths
+    /// without reading the chunk entry; valid until the record's payload is released.
+    @inline(__always)
+    var keyAndValue: (key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?) {
+        guard let chunk = payloadChunk else { return (nil, nil) }
+        let key = chunk._withUnsafeGuaranteedRef { UnsafeRawPointer($0.base) } + Int(payloadOffset) + PayloadArena.recordHeaderBytes
+        let value = key + max(Int(keyLength), 0)
+        return (keyLength < 0 ? nil : UnsafeRawBufferPointer(start: key, count: Int(keyLength)),
+                valueLength < 0 ? nil : UnsafeRawBufferPointer(start: value, count: Int(valueLength)))
+    }
+
     /// Gives the arena bytes of `records` back after ``deliver(at:_:)`` completed each: one
     /// release per run of records sharing a chunk.
     static func releasePayloads(_ records: UnsafeBufferPointer<PendingRecord>) {
@@ -285,7 +302,9 @@ struct PendingRecord: Sendable, BitwiseCopyable {
         let awaited = !completion.isNone
         let computed = RecordBatchLayout.recordSize(offsetDelta: 0, timestampDelta: 0, keyCount: key?.count,
                                                     valueCount: value?.count, headers: headers)
-        return PendingRecord(topic: TopicTable.shared.handle(for: topic), partition: partition, payloadChunk: chunk, payloadOffset: offset,
+        return PendingRecord(topic: TopicTable.shared.handle(for: topic), partition: partition,
+                             keyLength: Int32(truncatingIfNeeded: key?.count ?? -1), payloadChunk: chunk, payloadOffset: offset,
+                             valueLength: Int32(truncatingIfNeeded: value?.count ?? -1),
                              timestamp: timestamp, deadline: deadline, size: size ?? Int32(computed), awaited: awaited,
                              tracker: tracker)
     }
