@@ -52,6 +52,37 @@ final class CRC32CTests: XCTestCase {
         }
     }
 
+    /// Buffers of 256 bytes and more are folded with carry-less multiplication where the CPU
+    /// has AVX-512 VPCLMULQDQ: every length around the fold sizes (16, 64, 256 bytes), several
+    /// alignments, states other than the initial one, and large buffers, against the table and
+    /// the crc32-instruction path.
+    func testFoldingMatchesSoftwareAtEveryLengthAroundItsBlocks() {
+        var rng = XorShift(seed: 0xF01D)
+        let buffer = (0..<70_000).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        buffer.withUnsafeBytes { raw in
+            var lengths = Array(0...1_100)
+            lengths += [1_535, 1_536, 1_537, 4_095, 4_096, 4_097, 16_383, 16_384, 65_536, 69_000]
+            for offset in [0, 1, 5, 8, 63] {
+                for length in lengths where offset + length <= raw.count {
+                    let start = raw.baseAddress! + offset
+                    let software = klife_crc32c_software(0, start, length)
+                    if CRC32C.checksum(UnsafeRawBufferPointer(start: start, count: length)) != software
+                        || klife_crc32c_streams(0, start, length) != software {
+                        XCTFail("offset \(offset) length \(length)")
+                        return
+                    }
+                    let state: UInt32 = 0x9E37_79B9 &+ UInt32(length)
+                    if klife_crc32c(state, start, length) != klife_crc32c_software(state, start, length) {
+                        XCTFail("from state \(state): offset \(offset) length \(length)")
+                        return
+                    }
+                }
+            }
+        }
+        // The path in use just has to be answerable; a CPU without AVX-512 takes the crc32 one.
+        _ = klife_crc32c_folds()
+    }
+
     func testIncrementalUpdate() {
         var rng = XorShift(seed: 42)
         let bytes = (0..<1000).map { _ in UInt8.random(in: 0...255, using: &rng) }

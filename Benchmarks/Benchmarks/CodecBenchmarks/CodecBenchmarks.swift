@@ -1,4 +1,5 @@
-// Byte-level codecs under the record path: CRC-32C (SSE4.2 and the table fallback),
+// Byte-level codecs under the record path: CRC-32C (AVX-512 folding where the CPU has it,
+// the SSE4.2 crc32 instruction, and the table fallback),
 // zig-zag varints, and Kafka's four compression codecs.
 
 import Benchmark
@@ -74,6 +75,23 @@ let benchmarks: @Sendable () -> Void = {
             bytes.array.withUnsafeBytes { raw in
                 benchmark.startMeasurement()
                 for _ in benchmark.scaledIterations { crc ^= CRC32C.checksum(raw) }
+                benchmark.stopMeasurement()
+            }
+            blackHole(crc)
+        } setup: {
+            requireHardwareCRC(Bytes(Fixtures.randomBytes(count: size, seed: 1)))
+        }
+
+        // The crc32-instruction path alone (three interleaved streams), which `hardware`
+        // takes on CPUs without AVX-512 VPCLMULQDQ and for buffers under 256 bytes.
+        Benchmark(
+            "CRC32C.streams.\(label)",
+            configuration: .init(metrics: metrics, scalingFactor: scaling, thresholds: exactMallocs)
+        ) { benchmark, bytes in
+            var crc: UInt32 = 0
+            bytes.array.withUnsafeBytes { raw in
+                benchmark.startMeasurement()
+                for _ in benchmark.scaledIterations { crc ^= klife_crc32c_streams(0, raw.baseAddress, raw.count) }
                 benchmark.stopMeasurement()
             }
             blackHole(crc)

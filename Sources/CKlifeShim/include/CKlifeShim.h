@@ -24,8 +24,16 @@ uint32_t klife_crc32c(uint32_t crc, const void *data, size_t len);
 /// 1 when the hardware (SSE4.2) path is in use, 0 for the table fallback.
 int klife_crc32c_is_hardware(void);
 
-/// The portable table-driven CRC-32C, exposed so tests can compare both paths.
+/// The portable table-driven CRC-32C, exposed so tests can compare every path.
 uint32_t klife_crc32c_software(uint32_t crc, const void *data, size_t len);
+
+/// 1 when buffers of 256 bytes and more are folded with AVX-512 carry-less multiplication
+/// (VPCLMULQDQ), 0 when they take the crc32 instruction.
+int klife_crc32c_folds(void);
+
+/// The crc32-instruction path alone (three interleaved streams; the table without SSE4.2),
+/// exposed so tests can compare it with the folding path.
+uint32_t klife_crc32c_streams(uint32_t crc, const void *data, size_t len);
 
 // ---- Cache hints ----
 
