@@ -246,14 +246,28 @@ public final class Reactor: @unchecked Sendable {
                 _ = message.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
             }
         }
+        // Whether the wakeup flag was cleared since the last eventfd: only then may the loop block.
+        var armed = false
         while !stopRequested.load(ordering: .acquiring) {
+            var timeout = nextTimeout()
+            if timeout != 0 && !armed {
+                // About to block: let the next submission write the eventfd, and run one more
+                // pass first (what was pushed before the clear is found there, not announced).
+                tasks.armWakeup()
+                armed = true
+                timeout = 0
+            }
             let ready: Int
             do {
-                ready = try selector.wait(timeoutMilliseconds: nextTimeout())
+                ready = try selector.wait(timeoutMilliseconds: timeout)
             } catch {
                 preconditionFailure("reactor '\(name)': \(error)")
             }
-            for index in 0..<ready { dispatch(selector.event(at: index)) }
+            for index in 0..<ready {
+                let event = selector.event(at: index)
+                if event.token == Selector.wakeupToken { armed = false }
+                dispatch(event)
+            }
             runDueTimers()
             tasks.runPending()
             var hook = 0

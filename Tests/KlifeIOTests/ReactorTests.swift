@@ -89,6 +89,89 @@ final class ReactorTests: XCTestCase {
         XCTAssertLessThanOrEqual(writes, 1, "\(2 * submissions) submissions/wakeups while busy should cost one eventfd write")
     }
 
+    /// A loop that never runs out of work never blocks, so it never clears its wakeup flag: a
+    /// stream of submissions spread over many of its iterations writes the eventfd not once.
+    /// (Clearing the flag at every wakeup, as the loop once did, cost one write per iteration.)
+    func testSubmissionsToALoopThatStaysBusyWriteNoEventfd() throws {
+        let reactor = try startedReactor()
+        defer { reactor.shutdown() }
+        let iterations = Counter(), stop = Counter()
+        let spinning = DispatchSemaphore(value: 0)
+        reactor.submit {
+            // Re-queued on the reactor itself: there is always a local task, so the loop polls
+            // without blocking and never arms its wakeup.
+            @Sendable func again() {
+                if iterations.value.add(1, ordering: .relaxed).newValue == 1 { spinning.signal() }
+                if stop.current == 0 { reactor.runSoon(again) }
+            }
+            again()
+        }
+        guard waitOrFail(spinning, "busy loop") else { return }
+        // The first submission may still find the flag cleared by the idle loop before it: after
+        // it ran, the flag is set and stays set.
+        let settled = DispatchSemaphore(value: 0)
+        reactor.submit { settled.signal() }
+        guard waitOrFail(settled, "first submission") else { return }
+        let writesBefore = reactor.tasks.eventfdWrites.load(ordering: .relaxed)
+        let iterationsBefore = iterations.current
+        let submissions = 300
+        let ran = Counter()
+        let allRan = DispatchSemaphore(value: 0)
+        _ = waitOrFail(runThread {
+            for _ in 0..<submissions {
+                reactor.submit {
+                    if ran.value.add(1, ordering: .relaxed).newValue == submissions { allRan.signal() }
+                }
+                reactor.wakeup()
+                usleep(50)  // several loop iterations between two submissions
+            }
+        }, "submitter")
+        guard waitOrFail(allRan, "submitted tasks") else { return }
+        let writes = reactor.tasks.eventfdWrites.load(ordering: .relaxed) - writesBefore
+        let loops = iterations.current - iterationsBefore
+        _ = stop.value.add(1, ordering: .relaxed)
+        XCTAssertEqual(writes, 0, "\(submissions) submissions over \(loops) iterations of a busy loop")
+        XCTAssertGreaterThan(loops, submissions, "the submissions were spread over many iterations")
+    }
+
+    /// The interleaving the wakeup protocol exists for, forced: in the loop's last busy
+    /// iteration, after a hook drained its ring, another thread pushes into that ring and calls
+    /// `wakeup()` while the flag is still set (so nothing is written). The loop must find the
+    /// push in the look it takes after clearing the flag, before it blocks.
+    func testAPushAfterTheLastDrainOfABusyIterationIsFoundBeforeTheLoopBlocks() throws {
+        let reactor = try startedReactor()
+        defer { reactor.shutdown() }
+        let queue = LockedBox<[Int]>([])
+        let found = DispatchSemaphore(value: 0)
+        let helperWrites = LockedBox<Int?>(nil)
+        let installed: Bool? = onReactor(reactor) {
+            reactor.addIterationHook {
+                let items = queue.withLock { q -> [Int] in
+                    defer { q.removeAll() }
+                    return q
+                }
+                if items.contains(2) { found.signal() }
+                guard items.contains(1) else { return }
+                let before = reactor.tasks.eventfdWrites.load(ordering: .relaxed)
+                let pushed = DispatchSemaphore(value: 0)
+                Thread {
+                    queue.withLock { $0.append(2) }
+                    reactor.wakeup()
+                    pushed.signal()
+                }.start()
+                pushed.wait()
+                helperWrites.withLock { $0 = reactor.tasks.eventfdWrites.load(ordering: .relaxed) - before }
+            }
+            return true
+        }
+        XCTAssertEqual(installed, true)
+        // Wakes the idle loop (its flag cleared): the hook then sees 1 and has 2 pushed behind it.
+        queue.withLock { $0.append(1) }
+        reactor.wakeup()
+        guard waitOrFail(found, "the push made after the last drain") else { return }
+        XCTAssertEqual(helperWrites.withLock { $0 }, 0, "the helper's wakeup found the flag set and wrote nothing")
+    }
+
     func testTrySubmitReportsFullRing() throws {
         let reactor = try startedReactor(taskCapacity: 4)
         defer { reactor.shutdown() }
