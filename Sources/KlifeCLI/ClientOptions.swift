@@ -39,6 +39,8 @@ enum ClientOptions {
           reactors=N              reactor threads (default 1)
           reactor.affinity=L      pin reactor i to the i-th CPU id of L, e.g. 0,1 (one per reactor;
                                   default: unpinned)
+          reactor.busy.poll.us=N  keep polling N µs after each event before sleeping (default 0:
+                                  sleep at once; lower latency for a busy core)
           client.id=NAME          client id sent to the broker (default klife-swift)
           request.timeout.ms=N    request round-trip limit (default 30000)
           connect.timeout.ms=N    TCP connect limit (default 10000)
@@ -175,6 +177,7 @@ enum ClientOptions {
             config.producer.compression = codec
         case "reactors": config.reactorCount = try number(1...64)
         case "reactor.affinity": adjustments.reactorCPUs = try reactorCPUs(value, arguments)
+        case "reactor.busy.poll.us": config.reactorBusyPollMicroseconds = try number(0...100_000)
         case "client.id":
             guard !value.isEmpty else { throw arguments.usageError("-X client.id must not be empty") }
             config.clientID = value
@@ -184,7 +187,8 @@ enum ClientOptions {
         case "max.in.flight": config.producer.maxInFlightPerBroker = try number(1...1000)
         default:
             throw arguments.usageError("unknown property '\(key)' (known: linger.ms, acks, enable.idempotence, "
-                + "compression.type, reactors, reactor.affinity, client.id, request.timeout.ms, connect.timeout.ms, "
+                + "compression.type, reactors, reactor.affinity, reactor.busy.poll.us, client.id, request.timeout.ms, "
+                + "connect.timeout.ms, "
                 + "delivery.timeout.ms, max.in.flight)")
         }
     }

@@ -172,6 +172,54 @@ final class ReactorTests: XCTestCase {
         XCTAssertEqual(helperWrites.withLock { $0 }, 0, "the helper's wakeup found the flag set and wrote nothing")
     }
 
+    /// A busy-polling loop keeps polling after an event instead of sleeping, so submissions
+    /// within its window find it awake and write no eventfd, however far apart they are.
+    func testABusyPollingLoopIsNotWokenWithinItsWindow() throws {
+        let reactor = try Reactor(name: "test-poll", busyPollNanoseconds: 60_000_000_000)
+        reactor.start()
+        defer { reactor.shutdown() }
+        let first = DispatchSemaphore(value: 0)
+        reactor.submit { first.signal() }  // an event: the window starts
+        guard waitOrFail(first, "first submission") else { return }
+        let writesBefore = reactor.tasks.eventfdWrites.load(ordering: .relaxed)
+        let submissions = 100
+        let ran = Counter()
+        let allRan = DispatchSemaphore(value: 0)
+        _ = waitOrFail(runThread {
+            for _ in 0..<submissions {
+                reactor.submit {
+                    if ran.value.add(1, ordering: .relaxed).newValue == submissions { allRan.signal() }
+                }
+                usleep(200)  // long enough for a loop that sleeps to go to sleep
+            }
+        }, "submitter")
+        guard waitOrFail(allRan, "submitted tasks") else { return }
+        XCTAssertEqual(reactor.tasks.eventfdWrites.load(ordering: .relaxed) - writesBefore, 0)
+    }
+
+    /// Once its window has passed with no event, a busy-polling loop goes to sleep like any
+    /// other: the next submission has to wake it (an eventfd write).
+    func testABusyPollingLoopSleepsOnceItsWindowPassed() throws {
+        let reactor = try Reactor(name: "test-poll", busyPollNanoseconds: 2_000_000)
+        reactor.start()
+        defer { reactor.shutdown() }
+        let first = DispatchSemaphore(value: 0)
+        reactor.submit { first.signal() }
+        guard waitOrFail(first, "first submission") else { return }
+        let writesBefore = reactor.tasks.eventfdWrites.load(ordering: .relaxed)
+        // Submissions do not renew the window (they find the loop awake and write nothing), so
+        // within a few windows the loop sleeps and one of them has to write.
+        var woke = false
+        for _ in 0..<2_000 where !woke {
+            let ran = DispatchSemaphore(value: 0)
+            reactor.submit { ran.signal() }
+            guard waitOrFail(ran, "submission") else { return }
+            woke = reactor.tasks.eventfdWrites.load(ordering: .relaxed) > writesBefore
+            usleep(1_000)
+        }
+        XCTAssertTrue(woke, "the loop never went to sleep after its window")
+    }
+
     func testTrySubmitReportsFullRing() throws {
         let reactor = try startedReactor(taskCapacity: 4)
         defer { reactor.shutdown() }

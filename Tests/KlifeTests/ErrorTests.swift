@@ -36,6 +36,14 @@ final class ErrorTests: XCTestCase {
         affinity.reactorCount = 2
         affinity.reactorCPUAffinity = [[0]]
         XCTAssertThrowsError(try affinity.validate()) { XCTAssertTrue("\($0)".contains("reactorCPUAffinity")) }
+        for bad in [-1, 100_001] {
+            var polling = KlifeConfiguration(bootstrapServers: ["h:1"])
+            polling.reactorBusyPollMicroseconds = bad
+            XCTAssertThrowsError(try polling.validate()) { XCTAssertTrue("\($0)".contains("reactorBusyPollMicroseconds")) }
+        }
+        var polling = KlifeConfiguration(bootstrapServers: ["h:1"])
+        polling.reactorBusyPollMicroseconds = 50
+        XCTAssertNoThrow(try polling.validate())
     }
 
     func testUnknownTopicAndPartition() async throws {

@@ -24,6 +24,15 @@ public struct KlifeConfiguration: Sendable {
     public var reactorCount: Int = 1
     /// Optional CPU ids per reactor (index `i` pins reactor `i`). `nil` leaves threads unpinned.
     public var reactorCPUAffinity: [[Int]]? = nil
+    /// How long a reactor keeps polling for work after its last event before it sleeps, in
+    /// microseconds (0...100,000; 0, the default, sleeps at once).
+    ///
+    /// Trades CPU for latency: a reactor that polls sees the next record, acknowledgement or
+    /// fetched batch without being woken — a wake-up that costs tens of microseconds on a
+    /// virtual machine whose idle CPUs halt — but keeps a core busy while events arrive within
+    /// the window. For latency-sensitive services at moderate rates; see `docs/producer.md`,
+    /// "Busy polling".
+    public var reactorBusyPollMicroseconds: Int = 0
     /// Time allowed for a TCP connect (including name resolution).
     public var connectTimeout: Duration = .seconds(10)
     /// Time allowed for one request/response round trip before the connection is failed.
@@ -66,6 +75,9 @@ public struct KlifeConfiguration: Sendable {
             }
         }
         if reactorCount < 1 || reactorCount > 64 { throw .invalidConfiguration("reactorCount", "must be 1...64, got \(reactorCount)") }
+        if reactorBusyPollMicroseconds < 0 || reactorBusyPollMicroseconds > 100_000 {
+            throw .invalidConfiguration("reactorBusyPollMicroseconds", "must be 0...100000, got \(reactorBusyPollMicroseconds)")
+        }
         if let affinity = reactorCPUAffinity {
             if affinity.count != reactorCount {
                 throw .invalidConfiguration("reactorCPUAffinity", "needs one CPU list per reactor (\(reactorCount)), got \(affinity.count)")

@@ -67,7 +67,8 @@ final class ReactorHub: @unchecked Sendable {
         self.tls = tls
         do {
             self.reactor = try Reactor(name: "klife-reactor-\(index)",
-                                       cpuAffinity: configuration.reactorCPUAffinity?[index])
+                                       cpuAffinity: configuration.reactorCPUAffinity?[index],
+                                       busyPollNanoseconds: UInt64(configuration.reactorBusyPollMicroseconds) * 1_000)
         } catch {
             throw .invalidConfiguration("reactorCPUAffinity", "reactor \(index) could not start: \(error)")
         }
