@@ -186,18 +186,25 @@ final class PayloadArena: @unchecked Sendable {
     @inline(__always)
     static func bytes(in chunk: Unmanaged<PayloadChunk>, at offset: Int32)
         -> (key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, headers: EncodedHeaders) {
-        let record = chunk._withUnsafeGuaranteedRef { UnsafeRawPointer($0.base) } + Int(offset) + completionBytes
-        let keyCount = Int(record.loadUnaligned(as: Int32.self))
-        let valueCount = Int(record.loadUnaligned(fromByteOffset: 4, as: Int32.self))
-        let headerCount = Int(record.loadUnaligned(fromByteOffset: 8, as: Int32.self))
-        let headerBytes = Int(record.loadUnaligned(fromByteOffset: 12, as: Int32.self))
-        let keyStart = record + lengthsBytes
+        let lengths = chunk._withUnsafeGuaranteedRef { UnsafeRawPointer($0.base) } + Int(offset) + completionBytes
+        let headerCount = Int(lengths.loadUnaligned(fromByteOffset: 8, as: Int32.self))
+        let headerBytes = Int(lengths.loadUnaligned(fromByteOffset: 12, as: Int32.self))
+        let (key, value, end) = keyAndValue(in: chunk, at: offset,
+                                            keyCount: Int(lengths.loadUnaligned(as: Int32.self)),
+                                            valueCount: Int(lengths.loadUnaligned(fromByteOffset: 4, as: Int32.self)))
+        return (key, value, EncodedHeaders(count: headerCount, bytes: UnsafeRawBufferPointer(start: end, count: headerBytes)))
+    }
+
+    /// Where the key and the value of the entry at `offset` in `chunk` lie, given their
+    /// lengths (-1: null), and where the headers after them start. Reads nothing of the entry.
+    @inline(__always)
+    static func keyAndValue(in chunk: Unmanaged<PayloadChunk>, at offset: Int32, keyCount: Int, valueCount: Int)
+        -> (key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, end: UnsafeRawPointer) {
+        let keyStart = chunk._withUnsafeGuaranteedRef { UnsafeRawPointer($0.base) } + Int(offset) + recordHeaderBytes
         let valueStart = keyStart + max(keyCount, 0)
-        let key = keyCount < 0 ? nil : UnsafeRawBufferPointer(start: keyStart, count: keyCount)
-        let value = valueCount < 0 ? nil : UnsafeRawBufferPointer(start: valueStart, count: valueCount)
-        let headers = EncodedHeaders(count: headerCount,
-                                     bytes: UnsafeRawBufferPointer(start: valueStart + max(valueCount, 0), count: headerBytes))
-        return (key, value, headers)
+        return (keyCount < 0 ? nil : UnsafeRawBufferPointer(start: keyStart, count: keyCount),
+                valueCount < 0 ? nil : UnsafeRawBufferPointer(start: valueStart, count: valueCount),
+                valueStart + max(valueCount, 0))
     }
 }
 

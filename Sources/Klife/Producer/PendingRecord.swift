@@ -241,10 +241,27 @@ struct PendingRecord: Sendable, BitwiseCopyable {
     @inline(__always)
     var keyAndValue: (key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?) {
         guard let chunk = payloadChunk else { return (nil, nil) }
-        let key = chunk._withUnsafeGuaranteedRef { UnsafeRawPointer($0.base) } + Int(payloadOffset) + PayloadArena.recordHeaderBytes
-        let value = key + max(Int(keyLength), 0)
-        return (keyLength < 0 ? nil : UnsafeRawBufferPointer(start: key, count: Int(keyLength)),
-                valueLength < 0 ? nil : UnsafeRawBufferPointer(start: value, count: Int(valueLength)))
+        let (key, value, _) = PayloadArena.keyAndValue(in: chunk, at: payloadOffset, keyCount: Int(keyLength),
+                                                      valueCount: Int(valueLength))
+        return (key, value)
+    }
+
+    /// How many records ahead of the one being read its chunk entry is prefetched (the
+    /// producing thread wrote it on another core).
+    static let prefetchDistance = 8
+
+    /// Calls `body` with each record of `records` in order, where it lies, after starting
+    /// `prefetch` on the record ``prefetchDistance`` ahead of it.
+    @inline(__always)
+    static func forEach(in records: UnsafeBufferPointer<PendingRecord>,
+                        prefetching prefetch: (UnsafePointer<PendingRecord>) -> Void,
+                        _ body: (_ index: Int, _ record: UnsafePointer<PendingRecord>) -> Void) {
+        guard let base = records.baseAddress else { return }
+        for i in 0..<min(records.count, prefetchDistance) { prefetch(base + i) }
+        for i in records.indices {
+            if i &+ prefetchDistance < records.count { prefetch(base + (i &+ prefetchDistance)) }
+            body(i, base + i)
+        }
     }
 
     /// Gives the arena bytes of `records` back after ``deliver(at:_:)`` completed each: one

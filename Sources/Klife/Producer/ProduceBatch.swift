@@ -87,20 +87,14 @@ final class ProduceBatch {
     }
 
     /// Appends `records` in order, borrowed where they lie, each one's chunk entry prefetched
-    /// ``prefetchDistance`` records ahead.
+    /// ``PendingRecord/prefetchDistance`` records ahead.
     @inline(__always)
     static func append(_ records: UnsafeBufferPointer<PendingRecord>, to batch: inout RecordBatchEncoder,
                        into writer: inout ByteWriter) {
-        let base = records.baseAddress.unsafelyUnwrapped
-        for i in 0..<min(records.count, prefetchDistance) { base[i].prefetchPayload() }
-        for i in records.indices {
-            if i &+ prefetchDistance < records.count { base[i &+ prefetchDistance].prefetchPayload() }
-            batch.append(into: &writer, record: base + i)
+        PendingRecord.forEach(in: records, prefetching: { $0.pointee.prefetchPayload() }) { _, record in
+            batch.append(into: &writer, record: record)
         }
     }
-
-    /// How many records ahead of the one being encoded its chunk entry is prefetched.
-    private static let prefetchDistance = 8
 
     /// Completes every record with offset -1 (acks = none: the broker sends no answer).
     func completeWithoutOffsets() {

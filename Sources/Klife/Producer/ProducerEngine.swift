@@ -53,9 +53,6 @@ final class ProducerEngine {
     private let backoffNanos: UInt64
     private let ackTimeoutMs: Int32
 
-    /// How many records ahead of the one being completed its completion is prefetched.
-    private static let completionPrefetchDistance = 8
-
     init(service: ProducerService, session: ProducerSession) {
         self.service = service
         self.session = session
@@ -498,16 +495,11 @@ final class ProducerEngine {
             let partition = entry.tp.partition
             // Each record read where it lies: iterating the array would copy every record.
             entry.records.withUnsafeBufferPointer { records in
-                guard let base = records.baseAddress else { return }
+                guard !records.isEmpty else { return }
                 var bytes = 0
-                for i in 0..<min(records.count, Self.completionPrefetchDistance) { base[i].prefetchCompletion() }
-                for i in records.indices {
-                    let record = base + i
+                PendingRecord.forEach(in: records, prefetching: { $0.pointee.prefetchCompletion() }) { i, record in
                     bytes += Int(record.pointee.size)
-                    if i &+ Self.completionPrefetchDistance < records.count {
-                        base[i &+ Self.completionPrefetchDistance].prefetchCompletion()
-                    }
-                    guard record.pointee.awaited else { continue }
+                    guard record.pointee.awaited else { return }
                     let timestamp = p.logAppendTimeMs >= 0 ? p.logAppendTimeMs : record.pointee.timestamp
                     PendingRecord.deliver(at: record, .success(RecordMetadata(topic: topic, partition: partition,
                                                                               offset: known ? p.baseOffset + Int64(i) : -1,
