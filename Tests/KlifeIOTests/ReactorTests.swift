@@ -71,16 +71,9 @@ final class ReactorTests: XCTestCase {
         guard waitOrFail(busy, "busy task") else { return }
         let before = reactor.tasks.eventfdWrites.load(ordering: .relaxed)
         let submissions = 1_000
-        let ran = Counter()
-        let allRan = DispatchSemaphore(value: 0)
-        _ = waitOrFail(runThread {
-            for _ in 0..<submissions {
-                reactor.submit {
-                    if ran.value.add(1, ordering: .relaxed).newValue == submissions { allRan.signal() }
-                }
-                reactor.wakeup()  // explicit wakeups coalesce the same way
-            }
-        }, "submitter")
+        // Explicit wakeups after each submission coalesce the same way.
+        let (submitted, allRan) = submitCounted(reactor, count: submissions, wakeups: true)
+        _ = waitOrFail(submitted, "submitter")
         let writes = reactor.tasks.eventfdWrites.load(ordering: .relaxed) - before
         release.signal()
         _ = waitOrFail(allRan, "submitted tasks")
@@ -115,17 +108,9 @@ final class ReactorTests: XCTestCase {
         let writesBefore = reactor.tasks.eventfdWrites.load(ordering: .relaxed)
         let iterationsBefore = iterations.current
         let submissions = 300
-        let ran = Counter()
-        let allRan = DispatchSemaphore(value: 0)
-        _ = waitOrFail(runThread {
-            for _ in 0..<submissions {
-                reactor.submit {
-                    if ran.value.add(1, ordering: .relaxed).newValue == submissions { allRan.signal() }
-                }
-                reactor.wakeup()
-                usleep(50)  // several loop iterations between two submissions
-            }
-        }, "submitter")
+        // 50 µs apart: several loop iterations between two submissions.
+        let (submitted, allRan) = submitCounted(reactor, count: submissions, wakeups: true, pauseMicroseconds: 50)
+        _ = waitOrFail(submitted, "submitter")
         guard waitOrFail(allRan, "submitted tasks") else { return }
         let writes = reactor.tasks.eventfdWrites.load(ordering: .relaxed) - writesBefore
         let loops = iterations.current - iterationsBefore
@@ -175,24 +160,15 @@ final class ReactorTests: XCTestCase {
     /// A busy-polling loop keeps polling after an event instead of sleeping, so submissions
     /// within its window find it awake and write no eventfd, however far apart they are.
     func testABusyPollingLoopIsNotWokenWithinItsWindow() throws {
-        let reactor = try Reactor(name: "test-poll", busyPollNanoseconds: 60_000_000_000)
-        reactor.start()
+        let reactor = try startedReactor("test-poll", busyPollNanoseconds: 60_000_000_000)
         defer { reactor.shutdown() }
         let first = DispatchSemaphore(value: 0)
         reactor.submit { first.signal() }  // an event: the window starts
         guard waitOrFail(first, "first submission") else { return }
         let writesBefore = reactor.tasks.eventfdWrites.load(ordering: .relaxed)
-        let submissions = 100
-        let ran = Counter()
-        let allRan = DispatchSemaphore(value: 0)
-        _ = waitOrFail(runThread {
-            for _ in 0..<submissions {
-                reactor.submit {
-                    if ran.value.add(1, ordering: .relaxed).newValue == submissions { allRan.signal() }
-                }
-                usleep(200)  // long enough for a loop that sleeps to go to sleep
-            }
-        }, "submitter")
+        // 200 µs apart: long enough for a loop that sleeps to go to sleep.
+        let (submitted, allRan) = submitCounted(reactor, count: 100, pauseMicroseconds: 200)
+        _ = waitOrFail(submitted, "submitter")
         guard waitOrFail(allRan, "submitted tasks") else { return }
         XCTAssertEqual(reactor.tasks.eventfdWrites.load(ordering: .relaxed) - writesBefore, 0)
     }
@@ -200,8 +176,7 @@ final class ReactorTests: XCTestCase {
     /// Once its window has passed with no event, a busy-polling loop goes to sleep like any
     /// other: the next submission has to wake it (an eventfd write).
     func testABusyPollingLoopSleepsOnceItsWindowPassed() throws {
-        let reactor = try Reactor(name: "test-poll", busyPollNanoseconds: 2_000_000)
-        reactor.start()
+        let reactor = try startedReactor("test-poll", busyPollNanoseconds: 2_000_000)
         defer { reactor.shutdown() }
         let first = DispatchSemaphore(value: 0)
         reactor.submit { first.signal() }

@@ -62,10 +62,30 @@ func connect(_ reactor: Reactor, host: String = "127.0.0.1", port: Int, tls: TLS
 }
 
 /// Creates and starts a reactor for a test; shut it down with `defer { reactor.shutdown() }`.
-func startedReactor(_ name: String = "test-io", taskCapacity: Int = 4096) throws -> Reactor {
-    let reactor = try Reactor(name: name, taskCapacity: taskCapacity)
+func startedReactor(_ name: String = "test-io", taskCapacity: Int = 4096, busyPollNanoseconds: UInt64 = 0) throws -> Reactor {
+    let reactor = try Reactor(name: name, taskCapacity: taskCapacity, busyPollNanoseconds: busyPollNanoseconds)
     reactor.start()
     return reactor
+}
+
+/// Submits `count` tasks to `reactor` from a thread of its own, calling `wakeup()` after each
+/// when `wakeups` is set and sleeping `pauseMicroseconds` between them.
+/// - Returns: `submitted`, signalled once the thread made every submission, and `allRan`,
+///   signalled once the last task ran.
+func submitCounted(_ reactor: Reactor, count: Int, wakeups: Bool = false, pauseMicroseconds: UInt32 = 0)
+    -> (submitted: DispatchSemaphore, allRan: DispatchSemaphore) {
+    let ran = Counter()
+    let allRan = DispatchSemaphore(value: 0)
+    let submitted = runThread {
+        for _ in 0..<count {
+            reactor.submit {
+                if ran.value.add(1, ordering: .relaxed).newValue == count { allRan.signal() }
+            }
+            if wakeups { reactor.wakeup() }
+            if pauseMicroseconds > 0 { usleep(pauseMicroseconds) }
+        }
+    }
+    return (submitted, allRan)
 }
 
 /// A deterministic byte pattern for stream tests.
