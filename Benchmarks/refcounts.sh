@@ -62,7 +62,7 @@ else
 fi
 count() { # n run -> "retains releases allocations"
   local topic="rc-source-$1" mode=consume extra=()
-  if [[ $MODE == produce ]]; then topic="rc-$2"; mode=produce; fi
+  if [[ $MODE == produce ]]; then topic="refcount-census-produce-$2"; mode=produce; fi
   if [[ $MODE == group ]]; then extra=(--group "rc-group-$2"); fi
   if ! perf stat -x, -o "$WORK/stat-$2.txt" -e "$EVENTS" -- \
       "$KLIFE" bench "$mode" -b "$BROKER" -t "$topic" -n "$1" "${FLAGS[@]}" "${extra[@]}" "${EXTRA[@]}" \

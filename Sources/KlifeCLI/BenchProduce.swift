@@ -151,7 +151,8 @@ enum BenchProduce {
 
     private static func printStatistics(_ stats: KlifeClient.Statistics) {
         printError("klife bench: \(stats.produceRequests) produce requests, \(stats.batchesSent) batches, "
-            + "\(stats.retries) retries, \(stats.bytesSent) bytes sent")
+            + "\(stats.retries) retries, \(stats.bytesSent) bytes sent, \(stats.reactorWakeups) reactor wakeups, "
+            + "\(stats.wakeupsSaved) saved")
     }
 }
 

@@ -145,8 +145,8 @@ enum Posix {
     /// so the loop recomputes its timer deadline.
     @inline(never)
     static func epollWait(_ epfd: Int32, _ events: UnsafeMutablePointer<epoll_event>, capacity: Int32,
-                          timeoutMilliseconds: Int32) throws(IOError) -> Int {
-        let n = CKlifeShim.epoll_wait(epfd, events, capacity, timeoutMilliseconds)
+                          timeoutNanoseconds: Int64) throws(IOError) -> Int {
+        let n = klife_epoll_wait_ns(epfd, events, capacity, timeoutNanoseconds)
         if n >= 0 { return Int(n) }
         let code = Glibc.errno
         switch code {

@@ -190,6 +190,26 @@ public final class Reactor: @unchecked Sendable {
         tasks.wakeup()
     }
 
+    /// Wakes the loop unless it runs its tasks and hooks by `deadline` (monotonic
+    /// nanoseconds) anyway: about to sleep, it said when its next timer wakes it, and a push
+    /// that can wait until then (a produced record that lingers) saves the eventfd write and
+    /// the wakeup.
+    public func wakeup(unlessAwakeBy deadline: UInt64) {
+        tasks.wakeup(unlessAwakeBy: deadline)
+    }
+
+    /// Wakeups written by other threads so far (`eventfd` writes).
+    public var wakeupCount: Int { tasks.eventfdWrites.load(ordering: .relaxed) }
+
+    /// Submissions so far that left the loop asleep for the wake it had planned
+    /// (``wakeup(unlessAwakeBy:)``).
+    public var deferredWakeupCount: Int { tasks.deferredWakeups.load(ordering: .relaxed) }
+
+    /// Whether the loop may be asleep (no wakeup pending): a submitter then decides between
+    /// ``wakeup()`` and ``wakeup(unlessAwakeBy:)``. While it is `false` the loop runs its
+    /// hooks again before it blocks.
+    public var mayBeAsleep: Bool { tasks.mayBeAsleep }
+
     /// Runs `task` on the reactor thread in this or the next iteration (reactor thread only).
     func runSoon(_ task: @escaping () -> Void) {
         tasks.enqueueLocal(task)
@@ -258,23 +278,31 @@ public final class Reactor: @unchecked Sendable {
         }
         // Whether the wakeup flag was cleared since the last eventfd: only then may the loop block.
         var armed = false
+        // The wake time submitters were last told (`armWakeup`): the loop may block until then
+        // without publishing again.
+        var publishedWake: UInt64 = 0
         // Busy polling: the loop polls instead of blocking until then.
         var pollUntil: UInt64 = 0
         while !stopRequested.load(ordering: .acquiring) {
-            var timeout = nextTimeout()
+            let next = nextTimeout()
+            var timeout = next.nanoseconds
+            let wakesBy = next.wakesBy
             if timeout != 0 && busyPollNanoseconds > 0 && Reactor.monotonicNanoseconds() < pollUntil {
                 timeout = 0
             }
-            if timeout != 0 && !armed {
-                // About to block: let the next submission write the eventfd, and run one more
-                // pass first (what was pushed before the clear is found there, not announced).
-                tasks.armWakeup()
+            if timeout != 0 && (!armed || wakesBy > publishedWake) {
+                // About to block: let the next submission write the eventfd (or wait for this
+                // wake, if it can), and run one more pass first (what was pushed before the
+                // clear is found there, not announced). Submitters that saw an earlier wake
+                // time let their pushes wait for it: blocking past it needs this again.
+                tasks.armWakeup(wakesBy: wakesBy)
                 armed = true
+                publishedWake = wakesBy
                 timeout = 0
             }
             let ready: Int
             do {
-                ready = try selector.wait(timeoutMilliseconds: timeout)
+                ready = try selector.wait(timeoutNanoseconds: timeout)
             } catch {
                 preconditionFailure("reactor '\(name)': \(error)")
             }
@@ -298,14 +326,16 @@ public final class Reactor: @unchecked Sendable {
         loopThread.store(0, ordering: .relaxed)
     }
 
-    /// 0 when work is ready, -1 without timers, else milliseconds to the earliest deadline, rounded up.
-    private func nextTimeout() -> Int32 {
-        if tasks.hasRunnableWork || stopRequested.load(ordering: .relaxed) { return 0 }
-        guard let deadline = timers.nextDeadline() else { return -1 }
+    /// The wait's timeout — 0 when work is ready, -1 without timers, else nanoseconds to the
+    /// earliest deadline — and when the loop then wakes by itself at the latest (that
+    /// deadline, plus a millisecond where waits round up to milliseconds; `.max` without
+    /// timers).
+    private func nextTimeout() -> (nanoseconds: Int64, wakesBy: UInt64) {
+        if tasks.hasRunnableWork || stopRequested.load(ordering: .relaxed) { return (0, 0) }
+        guard let deadline = timers.nextDeadline() else { return (-1, .max) }
         let now = Reactor.monotonicNanoseconds()
-        guard deadline > now else { return 0 }
-        let milliseconds = (deadline - now) / 1_000_000 + ((deadline - now) % 1_000_000 == 0 ? 0 : 1)
-        return Int32(min(milliseconds, UInt64(Int32.max)))
+        guard deadline > now else { return (0, 0) }
+        return (Int64(min(deadline - now, UInt64(Int64.max))), Selector.wakesPrecisely ? deadline : deadline &+ 1_000_000)
     }
 
     /// Routes one event: the eventfd, a channel whose registration id matches, or nothing (stale).

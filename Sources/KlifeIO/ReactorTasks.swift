@@ -8,7 +8,7 @@ import Synchronization
 /// - Tasks submitted on the reactor thread itself go into a plain array (`local`), so a
 ///   reactor callback can never block on its own full ring; they run in the same drain,
 ///   after the ring's tasks, FIFO among themselves.
-/// - Wakeups are coalesced by `wakeupPending`: only the submitter that flips it from
+/// - Wakeups are coalesced by a pending flag: only the submitter that flips it from
 ///   `false` to `true` writes the eventfd. The reactor flips it back only when it is about to
 ///   block (``armWakeup()``), then looks once more at everything a submission fills (tasks
 ///   and its iteration hooks' rings) before it blocks: a submission made before the flag went
@@ -17,34 +17,41 @@ import Synchronization
 ///   (clearing it on every wakeup instead cost a `write(2)`, an `epoll_wait` and a `read(2)`
 ///   per reactor iteration whenever the producing thread was the slower side: ≈ 120,000 each
 ///   per million produced records).
+/// - With the flag, the reactor publishes when it will wake by itself (`wakesBy`: its next
+///   timer, or never). A submitter that can wait that long (``wakeup(unlessAwakeBy:)``: a
+///   record lingers anyway) leaves the loop asleep; the loop publishes again, and looks once
+///   more, before it blocks past the time it published.
 final class ReactorTasks: @unchecked Sendable {
     // @unchecked Sendable is sound because: `ring` is itself thread-safe (MPSC, and only the
-    // reactor thread pops); `wakeupPending` and `eventfdWrites` are atomics; `selector` is
+    // reactor thread pops); `wake`, `eventfdWrites` and `deferredWakeups` are atomics; `selector` is
     // only used through `wakeup()`, a single write(2) on an immutable descriptor; `local`
     // and `running` are touched only on the reactor thread (callers assert it) or, after
     // the reactor thread was joined, by the thread that joined it.
     let ring: MPSCRing<@Sendable () -> Void>
     private let selector: Selector
-    /// Whether an eventfd write is pending, alone on a 128-byte block: submitters read it on
-    /// every push, and the reactor writes `local` and `running` (which would share its cache
-    /// line inside this object) on every iteration.
-    private let wakeupPending: UnsafeMutablePointer<Atomic<Bool>>
+    /// Whether an eventfd write is pending and when the loop wakes by itself, alone on a
+    /// 128-byte block: submitters read them on every push, and the reactor writes `local` and
+    /// `running` (which would share their cache line inside this object) on every iteration.
+    private let wake: UnsafeMutablePointer<WakeState>
     /// eventfd writes caused by submissions and explicit wakeups (tests check coalescing).
     let eventfdWrites = Atomic<Int>(0)
+    /// Submissions that left the loop asleep because it wakes by itself in time
+    /// (``wakeup(unlessAwakeBy:)``; tests and statistics).
+    let deferredWakeups = Atomic<Int>(0)
     private var local: [() -> Void] = []
     private var running: [() -> Void] = []
 
     init(capacity: Int, selector: Selector) {
         ring = MPSCRing(capacity: capacity)
         self.selector = selector
-        wakeupPending = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 128)
-            .bindMemory(to: Atomic<Bool>.self, capacity: 1)
-        wakeupPending.initialize(to: Atomic(false))
+        wake = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 128)
+            .bindMemory(to: WakeState.self, capacity: 1)
+        wake.initialize(to: WakeState())
     }
 
     deinit {
-        wakeupPending.deinitialize(count: 1)
-        UnsafeMutableRawPointer(wakeupPending).deallocate()
+        wake.deinitialize(count: 1)
+        UnsafeMutableRawPointer(wake).deallocate()
     }
 
     // MARK: Producers (any thread)
@@ -84,8 +91,31 @@ final class ReactorTasks: @unchecked Sendable {
         // before exchanging keeps the flag's line shared while a wakeup is pending, so a burst
         // of pushes writes it once.
         atomicMemoryFence(ordering: .sequentiallyConsistent)
-        if wakeupPending.pointee.load(ordering: .relaxed) { return }
-        if !wakeupPending.pointee.exchange(true, ordering: .acquiringAndReleasing) {
+        if wake.pointee.pending.load(ordering: .relaxed) { return }
+        announce()
+    }
+
+    /// As ``wakeup()``, for a submission that can wait until `deadline` (monotonic
+    /// nanoseconds): when the loop, about to block, published a wake of its own by then,
+    /// nothing is written and the loop finds the submission when it wakes.
+    func wakeup(unlessAwakeBy deadline: UInt64) {
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+        if wake.pointee.pending.load(ordering: .relaxed) { return }
+        // Read after the fence, like the flag: a time published before the loop's last look.
+        if wake.pointee.wakesBy.load(ordering: .relaxed) <= deadline {
+            deferredWakeups.wrappingAdd(1, ordering: .relaxed)
+            return
+        }
+        announce()
+    }
+
+    /// Whether no wakeup is pending (the loop may be blocked or about to block). A hint: the
+    /// flag may change right after.
+    var mayBeAsleep: Bool { !wake.pointee.pending.load(ordering: .relaxed) }
+
+    @inline(__always)
+    private func announce() {
+        if !wake.pointee.pending.exchange(true, ordering: .acquiringAndReleasing) {
             eventfdWrites.wrappingAdd(1, ordering: .relaxed)
             selector.wakeup()
         }
@@ -104,12 +134,15 @@ final class ReactorTasks: @unchecked Sendable {
         selector.drainWakeup()
     }
 
-    /// Called when the loop is about to block: the next submission writes the eventfd. The
-    /// loop must then drain tasks and run its hooks once more before blocking (what was
-    /// pushed before this call is found there). Store-buffering: the clear is ordered before
-    /// that last look, as a submitter's push is before its read of the flag (`wakeup()`).
-    func armWakeup() {
-        wakeupPending.pointee.store(false, ordering: .sequentiallyConsistent)
+    /// Called when the loop is about to block until `wakesBy` (monotonic nanoseconds, `.max`
+    /// for no timeout) at the latest: the next submission writes the eventfd, unless it can
+    /// wait until then (``wakeup(unlessAwakeBy:)``). The loop must then drain tasks and run its hooks
+    /// once more before blocking (what was pushed before this call is found there), and call
+    /// this again before it blocks past `wakesBy`. Store-buffering: the clear and the time are
+    /// ordered before that last look, as a submitter's push is before its reads of them.
+    func armWakeup(wakesBy: UInt64 = .max) {
+        wake.pointee.wakesBy.store(wakesBy, ordering: .sequentiallyConsistent)
+        wake.pointee.pending.store(false, ordering: .sequentiallyConsistent)
         atomicMemoryFence(ordering: .sequentiallyConsistent)
     }
 
@@ -132,4 +165,13 @@ final class ReactorTasks: @unchecked Sendable {
         local.removeAll()
         running.removeAll()
     }
+}
+
+/// The wakeup flag and the loop's own next wake, read by every submitter.
+private struct WakeState: ~Copyable {
+    /// Whether an eventfd write is pending (the loop will run its tasks and hooks again).
+    let pending = Atomic<Bool>(false)
+    /// When the loop, armed and about to block, wakes by itself at the latest (monotonic
+    /// nanoseconds; `.max`: only an event wakes it).
+    let wakesBy = Atomic<UInt64>(.max)
 }

@@ -40,7 +40,7 @@ struct Interest: OptionSet, Sendable {
     }
 }
 
-/// One ready descriptor from ``Selector/wait(timeoutMilliseconds:)``.
+/// One ready descriptor from ``Selector/wait(timeoutNanoseconds:)``.
 struct ReadyEvent {
     /// The token stored at registration (see ``Selector/token(fd:registrationID:)``).
     let token: UInt64
@@ -125,13 +125,18 @@ final class Selector {
     }
 
     /// Waits for events.
-    /// - Parameter timeoutMilliseconds: -1 waits forever, 0 polls.
+    /// - Parameter timeoutNanoseconds: -1 waits forever, 0 polls. Kernels before 5.11 wait
+    ///   whole milliseconds, rounded up (``wakesPrecisely``).
     /// - Returns: How many events are ready; read them with ``event(at:)``.
-    func wait(timeoutMilliseconds: Int32) throws(IOError) -> Int {
-        try Posix.epollWait(epollFD, events, capacity: Int32(eventCapacity), timeoutMilliseconds: timeoutMilliseconds)
+    func wait(timeoutNanoseconds: Int64) throws(IOError) -> Int {
+        try Posix.epollWait(epollFD, events, capacity: Int32(eventCapacity), timeoutNanoseconds: timeoutNanoseconds)
     }
 
-    /// The `index`th event of the last ``wait(timeoutMilliseconds:)``.
+    /// Whether ``wait(timeoutNanoseconds:)`` honours timeouts to the nanosecond (else to the
+    /// millisecond, rounded up).
+    static var wakesPrecisely: Bool { klife_epoll_waits_precisely() != 0 }
+
+    /// The `index`th event of the last ``wait(timeoutNanoseconds:)``.
     func event(at index: Int) -> ReadyEvent {
         // epoll_event is packed on x86_64: read it through the shim's accessors.
         ReadyEvent(token: klife_epoll_event_data(events + index), flags: klife_epoll_event_events(events + index))

@@ -157,6 +157,98 @@ final class ReactorTests: XCTestCase {
         XCTAssertEqual(helperWrites.withLock { $0 }, 0, "the helper's wakeup found the flag set and wrote nothing")
     }
 
+    /// A loop asleep until its next timer said so before blocking: a push that can wait until
+    /// then writes no eventfd and is found when the timer wakes the loop; a push that cannot
+    /// wait that long wakes it.
+    func testAPushThatCanWaitForTheLoopsOwnWakeLeavesItAsleep() throws {
+        let reactor = try startedReactor()
+        defer { reactor.shutdown() }
+        let queue = LockedBox<[Int]>([])
+        let found = LockedBox<[Int]>([])
+        let foundFirst = DispatchSemaphore(value: 0)
+        let foundSecond = DispatchSemaphore(value: 0)
+        let timerFired = Counter()
+        let armed: Bool? = onReactor(reactor) {
+            reactor.addIterationHook {
+                let items = queue.withLock { q -> [Int] in
+                    defer { q.removeAll() }
+                    return q
+                }
+                found.withLock { $0 += items }
+                if items.contains(1) { foundFirst.signal() }
+                if items.contains(2) { foundSecond.signal() }
+            }
+            // The loop's own wake, far enough away that it cannot pass during the test's checks.
+            _ = reactor.scheduleTimer(afterNanoseconds: 2_000_000_000) { _ = timerFired.value.add(1, ordering: .relaxed) }
+            return true
+        }
+        XCTAssertEqual(armed, true)
+        guard waitUntilAsleep(reactor) else { return }
+        let writesBefore = reactor.tasks.eventfdWrites.load(ordering: .relaxed)
+        let deferredBefore = reactor.deferredWakeupCount
+        queue.withLock { $0.append(1) }
+        reactor.wakeup(unlessAwakeBy: Reactor.monotonicNanoseconds() &+ 60_000_000_000)
+        XCTAssertEqual(reactor.tasks.eventfdWrites.load(ordering: .relaxed) - writesBefore, 0, "left asleep")
+        XCTAssertEqual(reactor.deferredWakeupCount - deferredBefore, 1)
+        // Found in the loop's last look if the push came before it, else at the timer's wake.
+        guard waitOrFail(foundFirst, "the deferred push") else { return }
+
+        // No timer left: the loop sleeps until an event, and a push has to wake it.
+        let deadline = DispatchTime.after(safetyTimeout)
+        while timerFired.current == 0 && DispatchTime.now() < deadline { usleep(1_000) }
+        XCTAssertEqual(timerFired.current, 1)
+        let timerGone: Bool? = onReactor(reactor) { true }
+        XCTAssertEqual(timerGone, true)
+        guard waitUntilAsleep(reactor) else { return }
+        queue.withLock { $0.append(2) }
+        reactor.wakeup(unlessAwakeBy: Reactor.monotonicNanoseconds() &+ 60_000_000_000)
+        guard waitOrFail(foundSecond, "the push to a loop with no wake of its own") else { return }
+        XCTAssertEqual(reactor.deferredWakeupCount - deferredBefore, 1, "the second push woke the loop")
+        XCTAssertEqual(found.value, [1, 2])
+    }
+
+    /// The interleaving the published wake time needs, forced: the loop's timer fired (the
+    /// time it published is past), and after its hook drained, another thread pushes and
+    /// calls `wakeup(unlessAwakeBy:)`, which reads that stale time and writes nothing. The
+    /// loop, now without timers, must publish again and look once more before it blocks.
+    func testAPushTrustingAPassedWakeIsFoundBeforeTheLoopBlocksLonger() throws {
+        let reactor = try startedReactor()
+        defer { reactor.shutdown() }
+        let queue = LockedBox<[Int]>([])
+        let found = DispatchSemaphore(value: 0)
+        let timerFired = Counter()
+        let helped = Counter()
+        let helperWrites = LockedBox<Int?>(nil)
+        let helperDeferred = LockedBox<Int?>(nil)
+        let armed: Bool? = onReactor(reactor) {
+            reactor.addIterationHook {
+                let items = queue.withLock { q -> [Int] in
+                    defer { q.removeAll() }
+                    return q
+                }
+                if items.contains(1) { found.signal() }
+                guard timerFired.current == 1, helped.value.add(1, ordering: .relaxed).newValue == 1 else { return }
+                let writes = reactor.tasks.eventfdWrites.load(ordering: .relaxed)
+                let deferred = reactor.deferredWakeupCount
+                let pushed = DispatchSemaphore(value: 0)
+                Thread {
+                    queue.withLock { $0.append(1) }
+                    reactor.wakeup(unlessAwakeBy: Reactor.monotonicNanoseconds() &+ 60_000_000_000)
+                    pushed.signal()
+                }.start()
+                pushed.wait()
+                helperWrites.withLock { $0 = reactor.tasks.eventfdWrites.load(ordering: .relaxed) - writes }
+                helperDeferred.withLock { $0 = reactor.deferredWakeupCount - deferred }
+            }
+            _ = reactor.scheduleTimer(afterNanoseconds: 50_000_000) { _ = timerFired.value.add(1, ordering: .relaxed) }
+            return true
+        }
+        XCTAssertEqual(armed, true)
+        guard waitOrFail(found, "the push made after the timer's wake, trusting its time") else { return }
+        XCTAssertEqual(helperWrites.value, 0, "the helper wrote no eventfd")
+        XCTAssertEqual(helperDeferred.value, 1, "the helper trusted the wake time the loop had published")
+    }
+
     /// A busy-polling loop keeps polling after an event instead of sleeping, so submissions
     /// within its window find it awake and write no eventfd, however far apart they are.
     func testABusyPollingLoopIsNotWokenWithinItsWindow() throws {

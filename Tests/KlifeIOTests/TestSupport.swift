@@ -271,3 +271,18 @@ final class LockedBox<Value: Sendable>: Sendable {
     func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
     var value: Value { mutex.withLock { $0 } }
 }
+
+/// Waits (up to the safety timeout) until `reactor` has no wakeup pending (it cleared its
+/// flag and published its wake time: it is blocked, or about to block after one last look),
+/// failing the test otherwise.
+func waitUntilAsleep(_ reactor: Reactor, file: StaticString = #filePath, line: UInt = #line) -> Bool {
+    let deadline = DispatchTime.after(safetyTimeout)
+    while !reactor.mayBeAsleep {
+        if DispatchTime.now() > deadline {
+            XCTFail("the reactor never went to sleep", file: file, line: line)
+            return false
+        }
+        usleep(1_000)
+    }
+    return true
+}

@@ -1,4 +1,5 @@
 import Klife
+import KlifeIO
 import KlifeProtocol
 import KlifeTesting
 import XCTest
@@ -47,6 +48,44 @@ final class BatchingTests: XCTestCase {
         XCTAssertLessThan(after - before, n / 10, "records were batched, not sent one per request")
         let total = try await client.allRecords(topic: topic).count
         XCTAssertEqual(total, n + 1)
+        await client.close()
+    }
+
+    /// Records produced while the reactor sleeps until a timer due within their linger do
+    /// not wake it (`wakeupsSaved`); they leave with their batch, and their CreateTime is when
+    /// they were produced, not when the reactor took them from its ring (up to a linger later).
+    func testLingeringRecordsLeaveASleepingReactorAsleepAndKeepTheirCreateTime() async throws {
+        let client = try await Shared.client { $0.producer.linger = .seconds(1) }
+        let topic = try await Shared.topic(client, partitions: 1)
+        _ = try await client.produce(ProducerRecord(topic: topic, partition: 0, value: "warm"))
+        let before = await client.statistics()
+        let n = 50
+        let outcomes = Locked<[Int: Result<RecordMetadata, KlifeError>]>([:])
+        var windows: [ClosedRange<Int64>] = []
+        let millis = { Int64(Date().timeIntervalSince1970 * 1000) }
+        for i in 0..<n {
+            let from = millis()
+            client.produce(ProducerRecord(topic: topic, partition: 0, value: "r\(i)")) { result in
+                outcomes.withLock { $0[i] = result }
+            }
+            windows.append(from...millis())
+            // The first record starts the batch's linger timer; let the reactor go back to sleep.
+            if i == 0 { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        await client.flush()
+        let after = await client.statistics()
+        XCTAssertGreaterThan(after.wakeupsSaved - before.wakeupsSaved, 0, "records left the sleeping reactor asleep")
+        let results = outcomes.withLock { $0 }
+        XCTAssertEqual(results.count, n)
+        var offsets: [Int64] = []
+        for i in 0..<n {
+            let metadata = try XCTUnwrap(results[i]).get()
+            offsets.append(metadata.offset)
+            // Milliseconds: the reactor derives the wall time from its monotonic clock.
+            XCTAssertTrue((windows[i].lowerBound - 2)...(windows[i].upperBound + 2) ~= metadata.timestamp,
+                          "record \(i): CreateTime \(metadata.timestamp) outside its produce call \(windows[i])")
+        }
+        XCTAssertEqual(offsets, Array(1...Int64(n)), "in order, after the warm-up record")
         await client.close()
     }
 

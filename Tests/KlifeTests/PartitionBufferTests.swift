@@ -178,6 +178,48 @@ final class RecordQueueTests: XCTestCase {
         XCTAssertFalse(called.withLock { $0 }, "a released completion is not called")
     }
 
+    /// Delivery takes the completion out of the chunk to call it: it is called once, released
+    /// right after the call (its context was not copied for it), and the entry's release that
+    /// follows finds nothing left to destroy — both the batch path (`deliver` then
+    /// `releasePayloads`) and the single-record one (`complete`).
+    func testADeliveredCompletionIsCalledOnceAndReleasedOnce() {
+        final class Box: @unchecked Sendable {}
+        let calls = Locked(0)
+        weak var batched: AnyObject?
+        weak var single: AnyObject?
+        let completed = OutstandingCounter()
+        do {
+            let boxes = (Box(), Box())
+            batched = boxes.0
+            single = boxes.1
+            let first = PendingRecord.withPayload(
+                topic: "t", partition: 0, key: nil, value: Array("v1".utf8), timestamp: 0, deadline: 1,
+                completion: .callback { [box = boxes.0] result in
+                    _ = box
+                    if case .success = result { calls.withLock { $0 += 1 } }
+                }, size: 10, tracker: counter)
+            let second = PendingRecord.withPayload(
+                topic: "t", partition: 0, key: nil, value: Array("v2".utf8), timestamp: 0, deadline: 1,
+                completion: .callback { [box = boxes.1] result in
+                    _ = box
+                    if case .failure = result { calls.withLock { $0 += 10 } }
+                }, size: 10, tracker: completed)
+            completed.reserve(bytes: 10)
+            let records = [first]
+            records.withUnsafeBufferPointer { records in
+                PendingRecord.deliver(at: records.baseAddress!, .success(RecordMetadata(topic: "t", partition: 0, offset: 7,
+                                                                                         timestamp: 0)))
+            }
+            XCTAssertNotNil(batched, "the test's own reference")
+            records.withUnsafeBufferPointer { PendingRecord.releasePayloads($0) }
+            second.fail(.timedOut("test"))
+            XCTAssertEqual(completed.value, 0, "the failed record was counted out")
+        }
+        XCTAssertEqual(calls.withLock { $0 }, 11, "each completion called once with its outcome")
+        XCTAssertNil(batched, "released once, after delivery and the entry's release")
+        XCTAssertNil(single, "released once by complete")
+    }
+
     func testExpiredRecordsLeaveFromTheFrontOfResentThenFresh() {
         let pool = RecordChunkPool()
         var buffer = PartitionBuffer()

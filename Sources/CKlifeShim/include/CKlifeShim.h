@@ -1,5 +1,5 @@
 // Small C helpers for things Swift cannot reach directly: macro constants,
-// CPU_SET-based affinity, and a hardware CRC-32C.
+// CPU_SET-based affinity, nanosecond epoll waits, and a hardware CRC-32C.
 #ifndef CKLIFE_SHIM_H
 #define CKLIFE_SHIM_H
 
@@ -73,6 +73,15 @@ static inline void klife_epoll_event_set(struct epoll_event *ev, uint32_t events
     ev->events = events;
     ev->data.u64 = data;
 }
+
+// ---- waiting ----
+
+/// `epoll_wait` with a timeout in nanoseconds (-1: forever), through `epoll_pwait2`; on a
+/// kernel without it (before 5.11), `epoll_wait` with the timeout rounded up to milliseconds.
+int klife_epoll_wait_ns(int epfd, struct epoll_event *events, int capacity, int64_t timeout_ns);
+
+/// 1 while waits take nanosecond timeouts (0 once `epoll_pwait2` was found missing).
+int klife_epoll_waits_precisely(void);
 
 // ---- CPU affinity ----
 

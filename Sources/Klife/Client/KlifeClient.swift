@@ -46,6 +46,12 @@ public final class KlifeClient: Sendable {
     /// The producer's partitioners (also held by every reactor).
     let partitions: PartitionChooser
     let maxBlockNanos: UInt64
+    /// `producer.linger` in nanoseconds: how long a pushed record may wait for its reactor to
+    /// wake by itself (``Reactor/wakeup(unlessAwakeBy:)``) — it waits that long in its batch anyway.
+    let lingerNanos: UInt64
+    /// `producer.deliveryTimeout` in nanoseconds (a record left for its reactor's own wake
+    /// carries its deadline from the push).
+    let deliveryTimeoutNanos: UInt64
     let maxRecordBytes: Int
     /// `producer.maxBufferedRecords` and `producer.maxBufferedBytes`, read on every admission:
     /// copying `configuration.producer` for them retained its reference fields each time.
@@ -94,6 +100,8 @@ public final class KlifeClient: Sendable {
                                                timeout: configuration.transactions?.timeout ?? .seconds(60))
         self.partitions = PartitionChooser(configuration.producer)
         self.maxBlockNanos = configuration.producer.maxBlock.nanoseconds
+        self.lingerNanos = configuration.producer.linger.nanoseconds
+        self.deliveryTimeoutNanos = configuration.producer.deliveryTimeout.nanoseconds
         self.maxRecordBytes = configuration.producer.maxRecordBytes
         self.maxBufferedRecords = configuration.producer.maxBufferedRecords
         self.maxBufferedBytes = configuration.producer.maxBufferedBytes
@@ -247,6 +255,12 @@ public final class KlifeClient: Sendable {
         public var errorsByBroker: [Int32: Int]
         /// Produce round-trip latency (request written to response handled), microseconds.
         public var produceLatency: LatencySummary
+        /// Times another thread woke a reactor (an `eventfd` write: a system call on that
+        /// thread and a wakeup of the reactor's), over all reactors.
+        public var reactorWakeups: Int
+        /// Records left in a sleeping reactor's ring for the wake it had planned within their
+        /// linger, instead of waking it (see ``ProducerConfiguration/linger``).
+        public var wakeupsSaved: Int
     }
 
     /// Current counters, gathered from every reactor.
@@ -266,7 +280,9 @@ public final class KlifeClient: Sendable {
                           recordsDelivered: outstanding.deliveredCount, recordsFailed: outstanding.failedCount,
                           produceRequests: counters.produceRequests, batchesSent: counters.batchesSent,
                           bytesSent: counters.bytesSent, retries: counters.retries, errorsByBroker: counters.errorsByBroker,
-                          produceLatency: counters.latency.summary)
+                          produceLatency: counters.latency.summary,
+                          reactorWakeups: hubs.reduce(0) { $0 + $1.reactor.wakeupCount },
+                          wakeupsSaved: hubs.reduce(0) { $0 + $1.reactor.deferredWakeupCount })
     }
 
     // MARK: Metadata refresh (control plane)

@@ -194,6 +194,21 @@ extension KlifeClient {
     func push(_ pending: consuming PendingRecord, into target: Unmanaged<ProducerService>) -> KlifeError? {
         if configuration.reactorCount > 1 { return pushChecked(consume pending, into: target.takeUnretainedValue()) }
         let refused: PendingRecord? = target._withUnsafeGuaranteedRef { service in
+            // A lingering record need not wake a reactor that is asleep until a time within
+            // its linger: the reactor takes it from the ring then. Such a record carries its
+            // delivery deadline from here, so the reactor counts its linger (and stamps its
+            // CreateTime) from the push, not from when it woke. The clock is read only when
+            // the reactor may be asleep, in place of the wakeup it may save.
+            if lingerNanos > 0 && service.reactor.mayBeAsleep {
+                var record = pending
+                let now = Reactor.monotonicNanoseconds()
+                record.deadline = now &+ deliveryTimeoutNanos
+                guard let back = service.records.offer(record) else {
+                    service.reactor.wakeup(unlessAwakeBy: now &+ lingerNanos)
+                    return nil
+                }
+                return back
+            }
             guard let back = service.records.offer(pending) else {
                 service.reactor.wakeup()
                 return nil

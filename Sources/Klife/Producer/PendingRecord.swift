@@ -189,11 +189,17 @@ struct PendingRecord: Sendable, BitwiseCopyable {
         PayloadChunk.release(chunk, 1)
     }
 
-    /// Calls the record's completion where it lies in its chunk (not awaited: nobody waits).
+    /// Calls the record's completion (not awaited: nobody waits), taking it out of its chunk:
+    /// the closure is moved out and `.none` left in its place, so calling it copies no
+    /// reference (reading it through `pointee` retained the closure's context for the call
+    /// and released it after) and the release that follows finds nothing to destroy.
     @inline(__always)
     private func notify(_ result: Result<RecordMetadata, KlifeError>) {
         guard awaited, let chunk = payloadChunk else { return }
-        PayloadArena.completion(in: chunk, at: payloadOffset).pointee.complete(result)
+        let slot = PayloadArena.completion(in: chunk, at: payloadOffset)
+        let completion = slot.move()
+        slot.initialize(to: .none)
+        completion.complete(result)
     }
 
     /// Deinitializes the record's completion in `chunk` (nothing to do when nobody waits or it

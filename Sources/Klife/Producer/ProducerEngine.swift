@@ -92,7 +92,9 @@ final class ProducerEngine {
 
     /// Puts a record in its leader's sink, forwards it to the reactor owning that leader,
     /// or parks it until metadata knows where it goes.
-    func route(_ record: consuming PendingRecord, now: UInt64) {
+    /// - Parameter lingerFrom: When the record's linger started (`now` unless the record waited
+    ///   in the ring for this reactor's own wake).
+    func route(_ record: consuming PendingRecord, now: UInt64, lingerFrom: UInt64? = nil) {
         if cachedRoute?.topic != record.topic { cacheRoute(of: record.topic) }
         guard let count = cachedRoute?.partitionCount else {
             parkAtOwner(consume record, ownerChangedAt: nil)
@@ -133,7 +135,7 @@ final class ProducerEngine {
             }
         }
         let sink = leader == lastSinkNode ? lastSink.unsafelyUnwrapped : Unmanaged.passUnretained(self.sink(for: leader))
-        sink._withUnsafeGuaranteedRef { $0.append(record, now: now, epoch: epoch) }
+        sink._withUnsafeGuaranteedRef { $0.append(record, now: lingerFrom ?? now, epoch: epoch) }
         ensureHousekeeping()
     }
 
@@ -620,7 +622,10 @@ final class ProducerEngine {
         lingerTimer = service.reactor.scheduleTimer(afterNanoseconds: deadline > now ? deadline - now : 0) { [unowned self] in
             lingerTimer = nil
             lingerTimerDeadline = .max
-            flushAll(now: Reactor.monotonicNanoseconds())
+            // Nothing to flush here: the timer only wakes the loop. Its iteration hook runs
+            // next (`ProducerService.iterate`) and first takes the records waiting in the ring
+            // (produced while the loop slept until this timer), then flushes what is due. A
+            // flush from here sent the batch without them, and then them alone.
         }
     }
 
@@ -669,7 +674,7 @@ private struct SequencedBatchKey: Hashable {
     }
 }
 
-/// What ``ProducerEngine/route(_:now:)`` needs of one topic's route, copied out of the snapshot.
+/// What ``ProducerEngine/route(_:now:lingerFrom:)`` needs of one topic's route, copied out of the snapshot.
 private struct CachedRoute {
     let topic: TopicHandle
     /// `nil` when the snapshot does not know the topic.

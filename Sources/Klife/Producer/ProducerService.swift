@@ -114,15 +114,26 @@ final class ProducerService: ReactorService, @unchecked Sendable {
     /// reactor: the delivery deadline and, unless the user set one, the CreateTime
     /// timestamp (two clock reads per record saved on the producing thread; the wall clock
     /// is read at most once per millisecond here).
+    ///
+    /// A record that already has its deadline was pushed earlier than `now`: left in the ring
+    /// for this reactor's own wake (it lingers anyway: `Reactor.wakeup(unlessAwakeBy:)`), or
+    /// handed over by another reactor. Its linger and CreateTime count from then, so it
+    /// waits no longer than its linger in all.
     func route(_ record: consuming PendingRecord, now: UInt64) {
-        if record.deadline == 0 { record.deadline = now &+ deliveryTimeoutNanos }
-        if record.timestamp == PendingRecord.unsetTimestamp { record.timestamp = wallClockMilliseconds(now: now) }
+        let arrived: UInt64
+        if record.deadline == 0 {
+            record.deadline = now &+ deliveryTimeoutNanos
+            arrived = now
+        } else {
+            arrived = min(now, record.deadline &- deliveryTimeoutNanos)
+        }
+        if record.timestamp == PendingRecord.unsetTimestamp { record.timestamp = wallClockMilliseconds(at: arrived, now: now) }
         let slot = record.slot
         if slot == 0 {
             let engine = defaultEngine ?? makeDefaultEngine()
-            engine._withUnsafeGuaranteedRef { $0.route(record, now: now) }
+            engine._withUnsafeGuaranteedRef { $0.route(record, now: now, lingerFrom: arrived) }
         } else {
-            engine(slot: slot).route(consume record, now: now)
+            engine(slot: slot).route(consume record, now: now, lingerFrom: arrived)
         }
     }
 
@@ -133,13 +144,15 @@ final class ProducerService: ReactorService, @unchecked Sendable {
         return engine
     }
 
-    /// The wall clock in milliseconds, re-read when `now` (monotonic) moved by 1 ms or more.
-    private func wallClockMilliseconds(now: UInt64) -> Int64 {
+    /// The wall clock in milliseconds at monotonic time `instant` (at most `now`), from a
+    /// reading re-taken when `now` moved by 1 ms or more since the last.
+    private func wallClockMilliseconds(at instant: UInt64, now: UInt64) -> Int64 {
         if now &- wallClockReadAt >= 1_000_000 || wallClockReadAt == 0 {
             cachedWallClockMs = currentTimeMilliseconds()
             wallClockReadAt = now
         }
-        return cachedWallClockMs
+        if instant >= wallClockReadAt { return cachedWallClockMs }
+        return cachedWallClockMs &- Int64((wallClockReadAt &- instant) / 1_000_000)
     }
 
     /// Routes records submitted as one batch (they are flushed together by the next iteration).
