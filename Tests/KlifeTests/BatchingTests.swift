@@ -55,7 +55,20 @@ final class BatchingTests: XCTestCase {
     /// not wake it (`wakeupsSaved`); they leave with their batch, and their CreateTime is when
     /// they were produced, not when the reactor took them from its ring (up to a linger later).
     func testLingeringRecordsLeaveASleepingReactorAsleepAndKeepTheirCreateTime() async throws {
-        let client = try await Shared.client { $0.producer.linger = .seconds(1) }
+        try await lingeringRecordsLeaveASleepingReactorAsleep(reactorCount: 1)
+    }
+
+    /// The same through the push of several reactors (which checks the metadata version the
+    /// record's reactor was chosen with).
+    func testLingeringRecordsLeaveASleepingReactorAsleepWithSeveralReactors() async throws {
+        try await lingeringRecordsLeaveASleepingReactorAsleep(reactorCount: 2)
+    }
+
+    private func lingeringRecordsLeaveASleepingReactorAsleep(reactorCount: Int) async throws {
+        let client = try await Shared.client {
+            $0.producer.linger = .seconds(1)
+            $0.reactorCount = reactorCount
+        }
         let topic = try await Shared.topic(client, partitions: 1)
         _ = try await client.produce(ProducerRecord(topic: topic, partition: 0, value: "warm"))
         let before = await client.statistics()

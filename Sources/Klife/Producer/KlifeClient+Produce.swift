@@ -232,10 +232,16 @@ extension KlifeClient {
         while !isClosed {
             let version = record.routedAt
             let store = metadataStore
+            // As in `push`: a lingering record may wait for a sleeping reactor's own wake.
+            var lingerEnds: UInt64 = 0
+            if lingerNanos > 0 && target.reactor.mayBeAsleep {
+                if record.deadline == 0 { record.deadline = Reactor.monotonicNanoseconds() &+ deliveryTimeoutNanos }
+                lingerEnds = record.deadline &- deliveryTimeoutNanos &+ lingerNanos
+            }
             guard let (back, stale) = target.records.offer(
                 record, placeholder: PendingRecord.vacated,
                 stillValid: { store.publishedVersion.load(ordering: .sequentiallyConsistent) == version }) else {
-                target.reactor.wakeup()
+                if lingerEnds > 0 { target.reactor.wakeup(unlessAwakeBy: lingerEnds) } else { target.reactor.wakeup() }
                 return nil
             }
             record = back
