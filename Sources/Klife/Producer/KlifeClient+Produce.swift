@@ -199,7 +199,7 @@ extension KlifeClient {
             // delivery deadline from here, so the reactor counts its linger (and stamps its
             // CreateTime) from the push, not from when it woke. The clock is read only when
             // the reactor may be asleep, in place of the wakeup it may save.
-            if lingerNanos > 0 && service.reactor.mayBeAsleep {
+            if lingerNanos > 0 && service.reactor.mayBeAsleep && service.records.approximateCount < Self.maxLeftForOwnWake {
                 var record = pending
                 let now = Reactor.monotonicNanoseconds()
                 record.deadline = now &+ deliveryTimeoutNanos
@@ -219,6 +219,13 @@ extension KlifeClient {
         return pushWaiting(refused, into: target.takeUnretainedValue())
     }
 
+    /// Records at most left in a sleeping reactor's ring for its own wake: past them the
+    /// producing thread wakes it, so that a fast producer does not fill its buffer while the
+    /// reactor sleeps and then wait while the reactor works through all of it (with records
+    /// of 100 B: 6.7 → 5.0 M records/s and twice the p50 with 20,000 records buffered, before
+    /// this bound). At moderate rates a linger's worth of records stays below it.
+    static let maxLeftForOwnWake = 1024
+
     /// With several reactors: the ring was chosen with the snapshot of version
     /// `record.routedAt`; if a newer one was published before the slot was claimed, the slot
     /// gets a placeholder and the record chooses again (a reactor handing a partition over
@@ -234,7 +241,7 @@ extension KlifeClient {
             let store = metadataStore
             // As in `push`: a lingering record may wait for a sleeping reactor's own wake.
             var lingerEnds: UInt64 = 0
-            if lingerNanos > 0 && target.reactor.mayBeAsleep {
+            if lingerNanos > 0 && target.reactor.mayBeAsleep && target.records.approximateCount < Self.maxLeftForOwnWake {
                 if record.deadline == 0 { record.deadline = Reactor.monotonicNanoseconds() &+ deliveryTimeoutNanos }
                 lingerEnds = record.deadline &- deliveryTimeoutNanos &+ lingerNanos
             }
