@@ -150,6 +150,11 @@ final class ReactorTests: XCTestCase {
             return true
         }
         XCTAssertEqual(installed, true)
+        // The loop must be idle first: right after `onReactor` it may still be finishing the
+        // iteration that ran the task, its flag still set by that submission, and then its
+        // hook could find 1 only in the look after it cleared the flag (where the helper's
+        // wakeup rightly writes the eventfd).
+        guard waitUntilAsleep(reactor) else { return }
         // Wakes the idle loop (its flag cleared): the hook then sees 1 and has 2 pushed behind it.
         queue.withLock { $0.append(1) }
         reactor.wakeup()

@@ -192,7 +192,7 @@ extension KlifeClient {
     ///
     /// The service is lent unretained (the client's `producers` keep it).
     func push(_ pending: consuming PendingRecord, into target: Unmanaged<ProducerService>) -> KlifeError? {
-        if configuration.reactorCount > 1 { return pushChecked(consume pending, into: target.takeUnretainedValue()) }
+        if configuration.reactorCount > 1 { return pushChecked(consume pending, into: target) }
         let refused: PendingRecord? = target._withUnsafeGuaranteedRef { service in
             // A lingering record need not wake a reactor that is asleep until a time within
             // its linger: the reactor takes it from the ring then. Such a record carries its
@@ -231,35 +231,42 @@ extension KlifeClient {
     /// gets a placeholder and the record chooses again (a reactor handing a partition over
     /// counts on every record chosen with the old snapshot being below the claims it saw).
     @inline(never)
-    private func pushChecked(_ pending: consuming PendingRecord, into target: ProducerService) -> KlifeError? {
+    private func pushChecked(_ pending: consuming PendingRecord, into chosen: Unmanaged<ProducerService>) -> KlifeError? {
         var record = pending
-        var target = target
-        let deadline = Reactor.monotonicNanoseconds() &+ maxBlockNanos
+        // Lent, not retained (the client's `producers` keep every service), like the store.
+        var target = chosen
+        unowned(unsafe) let store = metadataStore
+        var deadline: UInt64 = 0
         var spins = 0
         while !isClosed {
             let version = record.routedAt
-            let store = metadataStore
-            // As in `push`: a lingering record may wait for a sleeping reactor's own wake.
-            var lingerEnds: UInt64 = 0
-            if lingerNanos > 0 && target.reactor.mayBeAsleep && target.records.approximateCount < Self.maxLeftForOwnWake {
-                if record.deadline == 0 { record.deadline = Reactor.monotonicNanoseconds() &+ deliveryTimeoutNanos }
-                lingerEnds = record.deadline &- deliveryTimeoutNanos &+ lingerNanos
+            let outcome = target._withUnsafeGuaranteedRef { service -> (record: PendingRecord, stale: Bool)? in
+                // As in `push`: a lingering record may wait for a sleeping reactor's own wake.
+                var lingerEnds: UInt64 = 0
+                if lingerNanos > 0 && service.reactor.mayBeAsleep && service.records.approximateCount < Self.maxLeftForOwnWake {
+                    if record.deadline == 0 { record.deadline = Reactor.monotonicNanoseconds() &+ deliveryTimeoutNanos }
+                    lingerEnds = record.deadline &- deliveryTimeoutNanos &+ lingerNanos
+                }
+                guard let (back, stale) = service.records.offer(
+                    record, placeholder: PendingRecord.vacated,
+                    stillValid: { store.publishedVersion.load(ordering: .sequentiallyConsistent) == version }) else {
+                    if lingerEnds > 0 { service.reactor.wakeup(unlessAwakeBy: lingerEnds) } else { service.reactor.wakeup() }
+                    return nil
+                }
+                service.reactor.wakeup()
+                return (back, stale)
             }
-            guard let (back, stale) = target.records.offer(
-                record, placeholder: PendingRecord.vacated,
-                stillValid: { store.publishedVersion.load(ordering: .sequentiallyConsistent) == version }) else {
-                if lingerEnds > 0 { target.reactor.wakeup(unlessAwakeBy: lingerEnds) } else { target.reactor.wakeup() }
-                return nil
-            }
+            guard let (back, stale) = outcome else { return nil }
             record = back
-            target.reactor.wakeup()
             if stale {
                 let (owner, now) = reactor(forTopic: record.topic.name, partition: record.partition)
-                target = owner
+                target = unretainedProducers[owner]
                 record.routedAt = now
                 continue
             }
-            if Reactor.monotonicNanoseconds() >= deadline { break }
+            // The ring is full: wait for room, at most `maxBlock` (the clock is read from here on only).
+            let now = Reactor.monotonicNanoseconds()
+            if deadline == 0 { deadline = now &+ maxBlockNanos } else if now >= deadline { break }
             spins += 1
             if spins < 16 { sched_yield() } else { usleep(50) }
         }
@@ -268,15 +275,15 @@ extension KlifeClient {
         return isClosed ? .clientClosed : .queueFull
     }
 
-    /// The reactor whose ring takes records of `topic`/`partition` under the current
-    /// snapshot, and that snapshot's version (reactor 0 while the leader is unknown).
-    private func reactor(forTopic topic: String, partition: Int32) -> (ProducerService, UInt64) {
+    /// The index of the reactor whose ring takes records of `topic`/`partition` under the
+    /// current snapshot, and that snapshot's version (reactor 0 while the leader is unknown).
+    private func reactor(forTopic topic: String, partition: Int32) -> (Int, UInt64) {
         let snapshot = metadataStore.snapshot
         var owner = TopicRoute.leaderlessOwner
         if let route = snapshot.routes[topic], partition >= 0, partition < route.partitionCount {
             owner = TopicRoute.owner(ofLeader: route.leaders[Int(partition)], reactorCount: producers.count)
         }
-        return (producers[owner], snapshot.version)
+        return (owner, snapshot.version)
     }
 
     /// The slow path when a ring is full: wait for space (backpressure), at most `maxBlock`.
