@@ -131,10 +131,7 @@ final class ReactorTests: XCTestCase {
         let helperWrites = LockedBox<Int?>(nil)
         let installed: Bool? = onReactor(reactor) {
             reactor.addIterationHook {
-                let items = queue.withLock { q -> [Int] in
-                    defer { q.removeAll() }
-                    return q
-                }
+                let items = queue.takeAll()
                 if items.contains(2) { found.signal() }
                 guard items.contains(1) else { return }
                 let before = reactor.tasks.eventfdWrites.load(ordering: .relaxed)
@@ -175,10 +172,7 @@ final class ReactorTests: XCTestCase {
         let timerFired = Counter()
         let armed: Bool? = onReactor(reactor) {
             reactor.addIterationHook {
-                let items = queue.withLock { q -> [Int] in
-                    defer { q.removeAll() }
-                    return q
-                }
+                let items = queue.takeAll()
                 found.withLock { $0 += items }
                 if items.contains(1) { foundFirst.signal() }
                 if items.contains(2) { foundSecond.signal() }
@@ -227,10 +221,7 @@ final class ReactorTests: XCTestCase {
         let helperDeferred = LockedBox<Int?>(nil)
         let armed: Bool? = onReactor(reactor) {
             reactor.addIterationHook {
-                let items = queue.withLock { q -> [Int] in
-                    defer { q.removeAll() }
-                    return q
-                }
+                let items = queue.takeAll()
                 if items.contains(1) { found.signal() }
                 guard timerFired.current == 1, helped.value.add(1, ordering: .relaxed).newValue == 1 else { return }
                 let writes = reactor.tasks.eventfdWrites.load(ordering: .relaxed)

@@ -272,6 +272,16 @@ final class LockedBox<Value: Sendable>: Sendable {
     var value: Value { mutex.withLock { $0 } }
 }
 
+extension LockedBox {
+    /// Empties the array and returns what it held (an iteration hook draining a test queue).
+    func takeAll<Element: Sendable>() -> [Element] where Value == [Element] {
+        withLock { items in
+            defer { items.removeAll() }
+            return items
+        }
+    }
+}
+
 /// Waits (up to the safety timeout) until `reactor` has no wakeup pending (it cleared its
 /// flag and published its wake time: it is blocked, or about to block after one last look),
 /// failing the test otherwise.

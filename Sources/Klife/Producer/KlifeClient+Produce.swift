@@ -194,23 +194,10 @@ extension KlifeClient {
     func push(_ pending: consuming PendingRecord, into target: Unmanaged<ProducerService>) -> KlifeError? {
         if configuration.reactorCount > 1 { return pushChecked(consume pending, into: target) }
         let refused: PendingRecord? = target._withUnsafeGuaranteedRef { service in
-            // A lingering record need not wake a reactor that is asleep until a time within
-            // its linger: the reactor takes it from the ring then. Such a record carries its
-            // delivery deadline from here, so the reactor counts its linger (and stamps its
-            // CreateTime) from the push, not from when it woke. The clock is read only when
-            // the reactor may be asleep, in place of the wakeup it may save.
-            if lingerNanos > 0 && service.reactor.mayBeAsleep && service.records.approximateCount < Self.maxLeftForOwnWake {
-                var record = pending
-                let now = Reactor.monotonicNanoseconds()
-                record.deadline = now &+ deliveryTimeoutNanos
-                guard let back = service.records.offer(record) else {
-                    service.reactor.wakeup(unlessAwakeBy: now &+ lingerNanos)
-                    return nil
-                }
-                return back
-            }
-            guard let back = service.records.offer(pending) else {
-                service.reactor.wakeup()
+            var record = pending
+            let lingerEnd = lingerEnd(of: &record, waitingOn: service)
+            guard let back = service.records.offer(record) else {
+                Self.wake(service.reactor, unlessAwakeBy: lingerEnd)
                 return nil
             }
             return back
@@ -226,6 +213,27 @@ extension KlifeClient {
     /// this bound). At moderate rates a linger's worth of records stays below it.
     static let maxLeftForOwnWake = 1024
 
+    /// When `record`, about to be pushed to `service`'s ring, may wait there for the reactor's
+    /// own wake: the end of its linger — its delivery deadline stamped from now if it had
+    /// none, so the reactor counts its linger (and its CreateTime) from the push, not from
+    /// when it woke. `nil` when the reactor has to be woken as usual (no linger, a wakeup
+    /// already pending, or ``maxLeftForOwnWake`` records waiting). The clock is read only when
+    /// the reactor may be asleep, in place of the wakeup it may save.
+    @inline(__always)
+    private func lingerEnd(of record: inout PendingRecord, waitingOn service: ProducerService) -> UInt64? {
+        guard lingerNanos > 0 && service.reactor.mayBeAsleep && service.records.approximateCount < Self.maxLeftForOwnWake
+        else { return nil }
+        if record.deadline == 0 { record.deadline = Reactor.monotonicNanoseconds() &+ deliveryTimeoutNanos }
+        return record.deadline &- deliveryTimeoutNanos &+ lingerNanos
+    }
+
+    /// Wakes `reactor` after a push, unless the pushed record may wait until `lingerEnd` for
+    /// a wake the reactor has planned (``lingerEnd(of:waitingOn:)``).
+    @inline(__always)
+    private static func wake(_ reactor: Reactor, unlessAwakeBy lingerEnd: UInt64?) {
+        if let lingerEnd { reactor.wakeup(unlessAwakeBy: lingerEnd) } else { reactor.wakeup() }
+    }
+
     /// With several reactors: the ring was chosen with the snapshot of version
     /// `record.routedAt`; if a newer one was published before the slot was claimed, the slot
     /// gets a placeholder and the record chooses again (a reactor handing a partition over
@@ -236,21 +244,15 @@ extension KlifeClient {
         // Lent, not retained (the client's `producers` keep every service), like the store.
         var target = chosen
         unowned(unsafe) let store = metadataStore
-        var deadline: UInt64 = 0
-        var spins = 0
+        var wait = RingSpaceWait(maxBlockNanos: maxBlockNanos)
         while !isClosed {
             let version = record.routedAt
             let outcome = target._withUnsafeGuaranteedRef { service -> (record: PendingRecord, stale: Bool)? in
-                // As in `push`: a lingering record may wait for a sleeping reactor's own wake.
-                var lingerEnds: UInt64 = 0
-                if lingerNanos > 0 && service.reactor.mayBeAsleep && service.records.approximateCount < Self.maxLeftForOwnWake {
-                    if record.deadline == 0 { record.deadline = Reactor.monotonicNanoseconds() &+ deliveryTimeoutNanos }
-                    lingerEnds = record.deadline &- deliveryTimeoutNanos &+ lingerNanos
-                }
+                let lingerEnd = lingerEnd(of: &record, waitingOn: service)
                 guard let (back, stale) = service.records.offer(
                     record, placeholder: PendingRecord.vacated,
                     stillValid: { store.publishedVersion.load(ordering: .sequentiallyConsistent) == version }) else {
-                    if lingerEnds > 0 { service.reactor.wakeup(unlessAwakeBy: lingerEnds) } else { service.reactor.wakeup() }
+                    Self.wake(service.reactor, unlessAwakeBy: lingerEnd)
                     return nil
                 }
                 service.reactor.wakeup()
@@ -264,15 +266,9 @@ extension KlifeClient {
                 record.routedAt = now
                 continue
             }
-            // The ring is full: wait for room, at most `maxBlock` (the clock is read from here on only).
-            let now = Reactor.monotonicNanoseconds()
-            if deadline == 0 { deadline = now &+ maxBlockNanos } else if now >= deadline { break }
-            spins += 1
-            if spins < 16 { sched_yield() } else { usleep(50) }
+            if !wait.pause() { break }
         }
-        record.releasePayload()
-        record.tracker.decrement(bytes: Int(record.size))
-        return isClosed ? .clientClosed : .queueFull
+        return refuse(record)
     }
 
     /// The index of the reactor whose ring takes records of `topic`/`partition` under the
@@ -289,9 +285,8 @@ extension KlifeClient {
     /// The slow path when a ring is full: wait for space (backpressure), at most `maxBlock`.
     @inline(never)
     private func pushWaiting(_ refused: consuming PendingRecord, into target: ProducerService) -> KlifeError? {
-        let deadline = Reactor.monotonicNanoseconds() &+ maxBlockNanos
         var pending = refused
-        var spins = 0
+        var wait = RingSpaceWait(maxBlockNanos: maxBlockNanos)
         while !isClosed {
             target.reactor.wakeup()
             guard let again = target.records.offer(pending) else {
@@ -299,12 +294,16 @@ extension KlifeClient {
                 return nil
             }
             pending = again
-            if Reactor.monotonicNanoseconds() >= deadline { break }
-            spins += 1
-            if spins < 16 { sched_yield() } else { usleep(50) }
+            if !wait.pause() { break }
         }
-        pending.releasePayload()
-        pending.tracker.decrement(bytes: Int(pending.size))
+        return refuse(pending)
+    }
+
+    /// Gives up on a record no ring took (client closed, or `maxBlock` passed): its payload
+    /// and its room in the buffer go back.
+    private func refuse(_ record: PendingRecord) -> KlifeError {
+        record.releasePayload()
+        record.tracker.decrement(bytes: Int(record.size))
         return isClosed ? .clientClosed : .queueFull
     }
 
@@ -400,5 +399,31 @@ extension Optional where Wrapped == [UInt8] {
     func withUnsafeBytesIfPresent<R>(_ body: (UnsafeRawBufferPointer?) -> R) -> R {
         guard self != nil else { return body(nil) }
         return self!.withUnsafeBytes { body($0) }
+    }
+}
+
+/// A producing thread waiting for room in a full ring: at most `maxBlock` from its first pause,
+/// yielding the CPU at first, then sleeping 50 µs at a time. The clock is read only once a
+/// ring was found full.
+private struct RingSpaceWait {
+    let maxBlockNanos: UInt64
+    private var deadline: UInt64 = 0
+    private var pauses = 0
+
+    init(maxBlockNanos: UInt64) {
+        self.maxBlockNanos = maxBlockNanos
+    }
+
+    /// Pauses before the next attempt; `false` once `maxBlock` has passed (give up).
+    mutating func pause() -> Bool {
+        let now = Reactor.monotonicNanoseconds()
+        if deadline == 0 {
+            deadline = now &+ maxBlockNanos
+        } else if now >= deadline {
+            return false
+        }
+        pauses += 1
+        if pauses < 16 { sched_yield() } else { usleep(50) }
+        return true
     }
 }
