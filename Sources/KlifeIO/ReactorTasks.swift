@@ -140,7 +140,7 @@ final class ReactorTasks: @unchecked Sendable {
     /// once more before blocking (what was pushed before this call is found there), and call
     /// this again before it blocks past `wakesBy`. Store-buffering: the clear and the time are
     /// ordered before that last look, as a submitter's push is before its reads of them.
-    func armWakeup(wakesBy: UInt64 = .max) {
+    func armWakeup(wakesBy: UInt64) {
         wake.pointee.wakesBy.store(wakesBy, ordering: .sequentiallyConsistent)
         wake.pointee.pending.store(false, ordering: .sequentiallyConsistent)
         atomicMemoryFence(ordering: .sequentiallyConsistent)
