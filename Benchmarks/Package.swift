@@ -46,6 +46,7 @@ let package = Package(
         benchmarkTarget("CodecBenchmarks", ["KlifeProtocol"]),
         // KlifeIO is not a product of its own; it comes with `Klife` and is imported directly.
         benchmarkTarget("RingBenchmarks", ["Klife"]),
+        benchmarkTarget("AppendPipelineBenchmarks", ["Klife"]),
         // Against a real broker: the embedded Tansu of KlifeTesting.
         benchmarkTarget("ConsumerBenchmarks", ["Klife", "KlifeTesting"]),
         benchmarkTarget("ProducerBenchmarks", ["Klife", "KlifeTesting"]),

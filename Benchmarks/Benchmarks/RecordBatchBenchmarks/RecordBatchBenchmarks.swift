@@ -185,6 +185,23 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // MARK: Encode at append (the open batch of a partition: each record written in its
+    // final form as it arrives, a batch framed and checksummed once it is full)
+
+    for shape in shapes where shape.valueSize == 100 {
+        Benchmark(
+            "RecordBatch.append.\(shape.label).x100",
+            configuration: .init(metrics: metrics, scalingFactor: .kilo, thresholds: exactMallocs)
+        ) { benchmark, state in
+            benchmark.startMeasurement()
+            let bytes = state.appendAll()
+            benchmark.stopMeasurement()
+            blackHole(bytes)
+        } setup: {
+            AppendState(slab: SlabState(records: Fixtures.records(count: 100, shape: shape), batchesPerIteration: 10))
+        }
+    }
+
     // MARK: Exact sizing (the producer sizes every partition's batch before encoding it)
 
     for shape in [RecordShape(valueSize: 100, withKey: false, withHeaders: false),

@@ -114,8 +114,19 @@ public struct RecordBatchEncoder {
         into writer: inout ByteWriter, timestamp: Int64,
         key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, headers: EncodedHeaders
     ) {
+        _ = append(into: &writer, timestamp: timestamp, key: key, value: value, headers: headers, limit: .max)
+    }
+
+    /// Appends one record whose headers are in wire form if the batch stays within `limit`
+    /// bytes (from ``startOffset``) with it; the first record is always appended.
+    /// - Returns: `false`, and nothing written, when it does not fit.
+    @inlinable @inline(__always)
+    public mutating func append(
+        into writer: inout ByteWriter, timestamp: Int64,
+        key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, headers: EncodedHeaders, limit: Int
+    ) -> Bool {
         append(into: &writer, timestamp: timestamp, key: key, value: value, headerCount: headers.count,
-               headerBytes: headers.bytes.count) { p in
+               headerBytes: headers.bytes.count, limit: limit) { p in
             guard let source = headers.bytes.baseAddress, headers.bytes.count > 0 else { return p }
             p.copyMemory(from: source, byteCount: headers.bytes.count)
             return p + headers.bytes.count
@@ -123,12 +134,14 @@ public struct RecordBatchEncoder {
     }
 
     /// One record, its headers (`headerCount` of them, `headerBytes` in wire form) written by
-    /// `writeHeaders` at the position it is given, returning their end.
-    @inlinable @inline(__always)
+    /// `writeHeaders` at the position it is given, returning their end; refused (`false`) when
+    /// it is not the first record and the batch would pass `limit` bytes with it.
+    @inlinable @inline(__always) @discardableResult
     mutating func append(
         into writer: inout ByteWriter, timestamp: Int64, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?,
-        headerCount: Int, headerBytes: Int, writeHeaders: (UnsafeMutableRawPointer) -> UnsafeMutableRawPointer
-    ) {
+        headerCount: Int, headerBytes: Int, limit: Int = .max,
+        writeHeaders: (UnsafeMutableRawPointer) -> UnsafeMutableRawPointer
+    ) -> Bool {
         let offsetDelta = _recordCount
         precondition(offsetDelta < .max, "RecordBatch record count overflow")
         let timestampDelta = timestamp &- baseTimestamp
@@ -136,6 +149,7 @@ public struct RecordBatchEncoder {
                                               valueCount: value?.count, headerCount: headerCount, headerBytes: headerBytes)
         precondition(body <= Int(Int32.max), "record too large")
         let total = ByteWriter.varintSize(Int32(truncatingIfNeeded: body)) &+ body
+        if limit != .max && offsetDelta > 0 && total > limit &- (writer.count &- startOffset) { return false }
         writer.ensureCapacity(total)
         let start = writer.base + writer.count
         var p = RawWire.putVarint(Int32(truncatingIfNeeded: body), at: start)
@@ -150,6 +164,7 @@ public struct RecordBatchEncoder {
         writer._count &+= total
         _recordCount = offsetDelta &+ 1
         if timestamp > maxTimestamp { maxTimestamp = timestamp }
+        return true
     }
 
     /// Appends one record from byte arrays (convenience; same bytes as the pointer form).
