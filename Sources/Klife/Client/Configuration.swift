@@ -122,6 +122,13 @@ public struct ProducerConfiguration: Sendable {
     public var linger: Duration = .zero
     /// Largest RecordBatch per partition in one request, in bytes.
     public var maxBatchBytes: Int = 1 << 20
+    /// Whether a record is written in its wire form on the producing thread, straight into its
+    /// partition's open batch (on by default; with one reactor). The reactor then sends whole
+    /// batches: no per-record work on it, no per-record descriptor between the threads.
+    /// Off, every record goes to the reactor through its ring and is encoded there at send time
+    /// (the partitioner then runs on the reactor too). See `docs/producer.md`, "Where records
+    /// are encoded".
+    public var appendOnProducingThread: Bool = true
     /// Largest Produce request per broker, in bytes.
     public var maxRequestBytes: Int = 8 << 20
     /// Largest single record accepted (encoded size); larger records fail at once.

@@ -49,6 +49,9 @@ public final class KlifeClient: Sendable {
     /// `producer.linger` in nanoseconds: how long a pushed record may wait for its reactor to
     /// wake by itself (``Reactor/wakeup(unlessAwakeBy:)``) — it waits that long in its batch anyway.
     let lingerNanos: UInt64
+    /// Records are appended to their partition's open block on the producing thread
+    /// (`producer.appendOnProducingThread`, with one reactor).
+    let appendOnProducingThread: Bool
     /// `producer.deliveryTimeout` in nanoseconds (a record left for its reactor's own wake
     /// carries its deadline from the push).
     let deliveryTimeoutNanos: UInt64
@@ -87,11 +90,13 @@ public final class KlifeClient: Sendable {
         self.producers = hubs.map { ProducerService(hub: $0) }
         self.unretainedProducers = producers.map { Unmanaged.passUnretained($0) }
         self.fetchers = hubs.map { FetchService(hub: $0) }
-        var sessions = [ProducerSession(defaultWith: outstanding, idempotent: configuration.producer.idempotent)]
+        let blockBytes = configuration.producer.maxBatchBytes
+        var sessions = [ProducerSession(defaultWith: outstanding, idempotent: configuration.producer.idempotent,
+                                        blockBytes: blockBytes)]
         if let transactions = configuration.transactions {
             for member in 0..<transactions.poolSize {
                 sessions.append(ProducerSession(slot: UInt8(member + 1), transactionalID: transactions.transactionalID(member: member),
-                                                idempotent: true, clientCounter: outstanding))
+                                                idempotent: true, clientCounter: outstanding, blockBytes: blockBytes))
             }
         }
         self.sessions = sessions
@@ -101,6 +106,7 @@ public final class KlifeClient: Sendable {
         self.partitions = PartitionChooser(configuration.producer)
         self.maxBlockNanos = configuration.producer.maxBlock.nanoseconds
         self.lingerNanos = configuration.producer.linger.nanoseconds
+        self.appendOnProducingThread = configuration.producer.appendOnProducingThread && configuration.reactorCount == 1
         self.deliveryTimeoutNanos = configuration.producer.deliveryTimeout.nanoseconds
         self.maxRecordBytes = configuration.producer.maxRecordBytes
         self.maxBufferedRecords = configuration.producer.maxBufferedRecords

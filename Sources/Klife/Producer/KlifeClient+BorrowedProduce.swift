@@ -27,6 +27,26 @@ extension KlifeClient {
     public func produce(topic: String, key: UnsafeRawBufferPointer? = nil, value: UnsafeRawBufferPointer?,
                         headers: [RecordHeader] = [], partition: Int32? = nil, timestamp: Int64? = nil,
                         onDelivery: @escaping @Sendable (Result<RecordMetadata, KlifeError>) -> Void) {
+        if appendsOnProducingThread(defaultSession) {
+            let size: Int
+            do {
+                size = try checkedSize(topic: topic, partition: partition, keyCount: key?.count, valueCount: value?.count,
+                                       headers: headers)
+            } catch {
+                onDelivery(.failure(error))
+                return
+            }
+            guard admit(bytes: size, counter: outstanding) else {
+                onDelivery(.failure(.bufferFull(records: outstanding.value, bytes: outstanding.byteCount)))
+                return
+            }
+            if let error = appendOrPush(topic: topic, partition: partition, timestamp: timestamp, key: key, value: value,
+                                        headers: headers, size: size, completion: .callback(onDelivery),
+                                        session: defaultSession) {
+                onDelivery(.failure(error))
+            }
+            return
+        }
         let pending: PendingRecord, target: Unmanaged<ProducerService>
         do {
             (pending, target) = try prepare(topic: topic, partition: partition, timestamp: timestamp ?? PendingRecord.unsetTimestamp,
@@ -49,6 +69,17 @@ extension KlifeClient {
         partition: Int32? = nil, timestamp: Int64? = nil,
         onDelivery: @escaping @Sendable (Result<RecordMetadata, KlifeError>) -> Void
     ) async throws(KlifeError) {
+        if appendsOnProducingThread(defaultSession) {
+            let size = try checkedSize(topic: topic, partition: partition, keyCount: key?.count, valueCount: value?.count,
+                                       headers: headers)
+            if !admit(bytes: size, counter: outstanding) { try await waitForRoom(bytes: size, counter: outstanding) }
+            if let error = appendOrPush(topic: topic, partition: partition, timestamp: timestamp, key: key, value: value,
+                                        headers: headers, size: size, completion: .callback(onDelivery),
+                                        session: defaultSession) {
+                onDelivery(.failure(error))
+            }
+            return
+        }
         let (pending, target) = try prepare(topic: topic, partition: partition,
                                             timestamp: timestamp ?? PendingRecord.unsetTimestamp, headers: headers,
                                             key: key, value: value,
@@ -77,6 +108,16 @@ extension KlifeClient {
         topic: String, key: UnsafeRawBufferPointer? = nil, value: UnsafeRawBufferPointer?, headers: [RecordHeader] = [],
         partition: Int32? = nil, timestamp: Int64? = nil
     ) async throws(KlifeError) {
+        if appendsOnProducingThread(defaultSession) {
+            let size = try checkedSize(topic: topic, partition: partition, keyCount: key?.count, valueCount: value?.count,
+                                       headers: headers)
+            if !admit(bytes: size, counter: outstanding) { try await waitForRoom(bytes: size, counter: outstanding) }
+            if let error = appendOrPush(topic: topic, partition: partition, timestamp: timestamp, key: key, value: value,
+                                        headers: headers, size: size, completion: .none, session: defaultSession) {
+                throw error
+            }
+            return
+        }
         let (pending, target) = try prepare(topic: topic, partition: partition,
                                             timestamp: timestamp ?? PendingRecord.unsetTimestamp, headers: headers,
                                             key: key, value: value, completion: .none, session: defaultSession)

@@ -21,6 +21,21 @@ extension KlifeClient {
 
     /// ``produce(_:)`` for a given producer session (the idempotent one or a transactional one).
     func produce(_ record: consuming ProducerRecord, session: ProducerSession) async throws(KlifeError) -> RecordMetadata {
+        if appendsOnProducingThread(session) {
+            let (partition, timestamp) = (record.partition, record.timestamp)
+            let (topic, key, value, headers) = record.takeParts()
+            let size = try checkedSize(topic: topic, partition: partition, keyCount: key?.count, valueCount: value?.count,
+                                       headers: headers)
+            if !admit(bytes: size, counter: session.outstanding) { try await waitForRoom(bytes: size, counter: session.outstanding) }
+            let result: Result<RecordMetadata, KlifeError> = await withCheckedContinuation { continuation in
+                if let error = appendOrPush(topic: topic, partition: partition, timestamp: timestamp, key: key, value: value,
+                                            headers: headers, size: size, completion: .continuation(continuation),
+                                            session: session) {
+                    continuation.resume(returning: .failure(error))
+                }
+            }
+            return try result.get()
+        }
         let (pending, target) = try prepare(consume record, completion: .none, reservingCompletion: true, session: session)
         try await admitOrWait(pending, counter: session.outstanding)
         let result: Result<RecordMetadata, KlifeError> = await withCheckedContinuation { continuation in
@@ -36,6 +51,28 @@ extension KlifeClient {
     /// (``KlifeError/Code/bufferFull``: back off, or use ``enqueue(_:onDelivery:)``).
     public func produce(_ record: consuming ProducerRecord,
                         onDelivery: @escaping @Sendable (Result<RecordMetadata, KlifeError>) -> Void) {
+        if appendsOnProducingThread(defaultSession) {
+            let (partition, timestamp) = (record.partition, record.timestamp)
+            let (topic, key, value, headers) = record.takeParts()
+            let size: Int
+            do {
+                size = try checkedSize(topic: topic, partition: partition, keyCount: key?.count, valueCount: value?.count,
+                                       headers: headers)
+            } catch {
+                onDelivery(.failure(error))
+                return
+            }
+            guard admit(bytes: size, counter: outstanding) else {
+                onDelivery(.failure(.bufferFull(records: outstanding.value, bytes: outstanding.byteCount)))
+                return
+            }
+            if let error = appendOrPush(topic: topic, partition: partition, timestamp: timestamp, key: key, value: value,
+                                        headers: headers, size: size, completion: .callback(onDelivery),
+                                        session: defaultSession) {
+                onDelivery(.failure(error))
+            }
+            return
+        }
         let pending: PendingRecord, target: Unmanaged<ProducerService>
         do {
             (pending, target) = try prepare(consume record, completion: .callback(onDelivery), session: defaultSession)
@@ -76,6 +113,18 @@ extension KlifeClient {
         _ record: consuming ProducerRecord, session: ProducerSession,
         onDelivery: @escaping @Sendable (Result<RecordMetadata, KlifeError>) -> Void
     ) async throws(KlifeError) {
+        if appendsOnProducingThread(session) {
+            let (partition, timestamp) = (record.partition, record.timestamp)
+            let (topic, key, value, headers) = record.takeParts()
+            let size = try checkedSize(topic: topic, partition: partition, keyCount: key?.count, valueCount: value?.count,
+                                       headers: headers)
+            if !admit(bytes: size, counter: session.outstanding) { try await waitForRoom(bytes: size, counter: session.outstanding) }
+            if let error = appendOrPush(topic: topic, partition: partition, timestamp: timestamp, key: key, value: value,
+                                        headers: headers, size: size, completion: .callback(onDelivery), session: session) {
+                onDelivery(.failure(error))
+            }
+            return
+        }
         let (pending, target) = try prepare(consume record, completion: .callback(onDelivery), session: session)
         if !tryAdmit(pending, session: session) { try await admitOrWait(pending, counter: session.outstanding) }
         if let error = push(pending, into: target) { onDelivery(.failure(error)) }
@@ -101,7 +150,8 @@ extension KlifeClient {
         var bytes = 0
         for (i, record) in records.enumerated() {
             do {
-                let (pending, target) = try prepare(record, completion: .batch(slots, index: i), session: session)
+                var (pending, target) = try prepare(record, completion: .batch(slots, index: i), session: session)
+                if appendOnProducingThread { pending.enterTransit() }
                 bytes += Int(pending.size)
                 perContext[target.takeUnretainedValue().index].append(pending)
             } catch {
@@ -137,7 +187,7 @@ extension KlifeClient {
 
     // MARK: Admission
 
-    private func admit(bytes: Int, counter: OutstandingCounter) -> Bool {
+    func admit(bytes: Int, counter: OutstandingCounter) -> Bool {
         counter.tryReserve(bytes: bytes, maxRecords: maxBufferedRecords, maxBytes: maxBufferedBytes)
     }
 
@@ -162,7 +212,7 @@ extension KlifeClient {
 
     /// Suspends until the buffer has room for a record of `bytes`, then takes it: woken by the
     /// release of room (a batch acknowledged or failed), not by polling.
-    private func waitForRoom(bytes: Int, counter: OutstandingCounter) async throws(KlifeError) {
+    func waitForRoom(bytes: Int, counter: OutstandingCounter) async throws(KlifeError) {
         if let error = await untilRoom(on: counter, { admit(bytes: bytes, counter: counter) }) { throw error }
     }
 
@@ -195,6 +245,7 @@ extension KlifeClient {
         if configuration.reactorCount > 1 { return pushChecked(consume pending, into: target) }
         let refused: PendingRecord? = target._withUnsafeGuaranteedRef { service in
             var record = pending
+            if appendOnProducingThread { record.enterTransit() }
             let lingerEnd = lingerEnd(of: &record, waitingOn: service)
             guard let back = service.records.offer(record) else {
                 Self.wake(service.reactor, unlessAwakeBy: lingerEnd)
@@ -284,7 +335,7 @@ extension KlifeClient {
 
     /// The slow path when a ring is full: wait for space (backpressure), at most `maxBlock`.
     @inline(never)
-    private func pushWaiting(_ refused: consuming PendingRecord, into target: ProducerService) -> KlifeError? {
+    func pushWaiting(_ refused: consuming PendingRecord, into target: ProducerService) -> KlifeError? {
         var pending = refused
         var wait = RingSpaceWait(maxBlockNanos: maxBlockNanos)
         while !isClosed {
@@ -301,7 +352,9 @@ extension KlifeClient {
 
     /// Gives up on a record no ring took (client closed, or `maxBlock` passed): its payload
     /// and its room in the buffer go back.
-    private func refuse(_ record: PendingRecord) -> KlifeError {
+    private func refuse(_ refused: PendingRecord) -> KlifeError {
+        var record = refused
+        record.leftTransit()
         record.releasePayload()
         record.tracker.decrement(bytes: Int(record.size))
         return isClosed ? .clientClosed : .queueFull
@@ -343,15 +396,9 @@ extension KlifeClient {
                  key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?,
                  completion: consuming DeliveryCompletion, reservingCompletion: Bool = false,
                  session: ProducerSession) throws(KlifeError) -> (PendingRecord, Unmanaged<ProducerService>) {
-        if isClosing { throw .clientClosed }
-        if topic.isEmpty { throw .invalidArgument("record topic is empty") }
-        let size = RecordBatchLayout.recordSize(offsetDelta: 0, timestampDelta: 0, keyCount: key?.count,
-                                                valueCount: value?.count, headers: headers)
-        if size > maxRecordBytes {
-            throw .recordTooLarge(size: size, limit: maxRecordBytes, limitName: "producer.maxRecordBytes")
-        }
+        let size = try checkedSize(topic: topic, partition: partitionGiven, keyCount: key?.count, valueCount: value?.count,
+                                   headers: headers)
         var partition = partitionGiven ?? -1
-        if let p = partitionGiven, p < 0 { throw .unknownTopicOrPartition(topic, partition: p) }
         var owner = TopicRoute.leaderlessOwner
         var routedAt: UInt64 = 0
         // With one reactor there is no owner to find: that reactor runs the partitioner when
@@ -390,6 +437,59 @@ extension KlifeClient {
             // The reactor stamps the CreateTime and the delivery deadline when it takes the record.
             timestamp: timestamp, deadline: 0, size: Int32(size), awaited: awaited, slot: session.slot,
             routedAt: routedAt, tracker: session.outstanding), unretainedProducers[owner])
+    }
+}
+
+extension KlifeClient {
+    /// A record's size with both deltas 0 (what it counts against the buffer), once the
+    /// client is open, the topic named, the size within `maxRecordBytes` and a given
+    /// partition not negative.
+    func checkedSize(topic: String, partition: Int32?, keyCount: Int?, valueCount: Int?,
+                     headers: [RecordHeader]) throws(KlifeError) -> Int {
+        if isClosing { throw .clientClosed }
+        if topic.isEmpty { throw .invalidArgument("record topic is empty") }
+        let size = RecordBatchLayout.recordSize(offsetDelta: 0, timestampDelta: 0, keyCount: keyCount,
+                                                valueCount: valueCount, headers: headers)
+        if size > maxRecordBytes {
+            throw .recordTooLarge(size: size, limit: maxRecordBytes, limitName: "producer.maxRecordBytes")
+        }
+        if let partition, partition < 0 { throw .unknownTopicOrPartition(topic, partition: partition) }
+        return size
+    }
+
+    /// An admitted record (`size` bytes of room taken) appended on the producing thread, or,
+    /// when it cannot be, handed to its reactor by the ring. Its bytes are read during the call.
+    /// - Returns: why it was refused (its room given back; `completion` not called).
+    func appendOrPush(topic: String, partition: Int32?, timestamp: Int64?, key: UnsafeRawBufferPointer?,
+                      value: UnsafeRawBufferPointer?, headers: [RecordHeader], size: Int,
+                      completion: consuming DeliveryCompletion, session: ProducerSession) -> KlifeError? {
+        var completion = completion
+        if appendOnProducingThread(topic: topic, partition: partition, timestamp: timestamp, key: key, value: value,
+                                   headers: headers, size: size, completion: &completion, session: session) {
+            return nil
+        }
+        let pending: PendingRecord, target: Unmanaged<ProducerService>
+        do {
+            (pending, target) = try prepare(topic: topic, partition: partition,
+                                            timestamp: timestamp ?? PendingRecord.unsetTimestamp, headers: headers,
+                                            key: key, value: value, completion: completion, session: session)
+        } catch {
+            session.outstanding.decrement(bytes: size)
+            return error
+        }
+        return push(pending, into: target)
+    }
+
+    /// ``appendOrPush(topic:partition:timestamp:key:value:headers:size:completion:session:)`` of arrays.
+    func appendOrPush(topic: String, partition: Int32?, timestamp: Int64?, key: [UInt8]?, value: [UInt8]?,
+                      headers: [RecordHeader], size: Int, completion: consuming DeliveryCompletion,
+                      session: ProducerSession) -> KlifeError? {
+        key.withUnsafeBytesIfPresent { k in
+            value.withUnsafeBytesIfPresent { v in
+                appendOrPush(topic: topic, partition: partition, timestamp: timestamp, key: k, value: v, headers: headers,
+                             size: size, completion: copy completion, session: session)
+            }
+        }
     }
 }
 

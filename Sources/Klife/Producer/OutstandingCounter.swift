@@ -34,6 +34,11 @@ final class OutstandingCounter: Sendable {
     /// Producers registered in `waiters` (read without the lock by releasers).
     private let waiterCount = Atomic<Int>(0)
     private let waiters = Locked<[UnsafeContinuation<Void, Never>]>([])
+    /// Records of this counter's session handed to a reactor (its ring, or a batch task) and
+    /// not yet in a partition buffer or completed. While there are any, the session's records
+    /// take that way too instead of being appended on the producing thread, so no record
+    /// overtakes an earlier one of its producer (``PendingRecord/inTransit``).
+    let inTransit = Atomic<Int>(0)
 
     init(parent: OutstandingCounter? = nil) {
         self.parent = parent

@@ -28,6 +28,10 @@ struct PartitionBuffer {
     /// How many of the records the last ``takePrefix(maxBytes:spare:pool:)`` took came from
     /// `resent` (they go back there in ``putBack(_:pool:)``).
     private var resentTaken = 0
+    /// Whether a block (``PendingRecord/block``) may be among the records never sent: set when
+    /// one comes in, cleared when nothing unsent is left. Blocks are sent as they are, alone
+    /// in their batch, and at once (their linger passed on the producing side).
+    private(set) var hasBlocks = false
 
     /// Worst-case encoded size of one record: its size with zero deltas (`PendingRecord.size`,
     /// computed once when it was produced) plus the widest timestamp-delta (10) and
@@ -66,6 +70,11 @@ struct PartitionBuffer {
         let first = !hasUnsent
         if first { firstAppendNanos = now }
         estimatedBytes += Self.estimatedSize(record)
+        if record.block != nil {
+            hasBlocks = true
+            fresh.append(record, pool: pool)
+            return now
+        }
         fresh.append(record, pool: pool)
         if estimatedBytes >= maxBatchBytes { return now }
         return first ? now &+ lingerNanos : .max
@@ -84,6 +93,7 @@ struct PartitionBuffer {
         record.sequenceEpoch = -1
         if !hasUnsent { firstAppendNanos = now }
         estimatedBytes += Self.estimatedSize(record)
+        if record.block != nil { hasBlocks = true }
         resent.append(record)
     }
 
@@ -135,6 +145,7 @@ struct PartitionBuffer {
     private mutating func putInFront(_ records: [PendingRecord]) {
         guard !records.isEmpty else { return }
         estimatedBytes += records.reduce(0) { $0 + Self.estimatedSize($1) }
+        if records.contains(where: { $0.block != nil }) { hasBlocks = true }
         resent.insert(contentsOf: records, at: 0)
     }
 
@@ -143,6 +154,7 @@ struct PartitionBuffer {
     mutating func putBack(_ taken: [PendingRecord], pool: RecordChunkPool) {
         let fromResent = min(resentTaken, taken.count)
         estimatedBytes += taken.reduce(0) { $0 + Self.estimatedSize($1) }
+        if taken.contains(where: { $0.block != nil }) { hasBlocks = true }
         resent.insert(contentsOf: taken[..<fromResent], at: 0)
         fresh.prepend(Array(taken[fromResent...]), pool: pool)
         resentTaken = 0
@@ -168,6 +180,7 @@ struct PartitionBuffer {
             fresh.moveFront(n, appendingTo: &expired, pool: pool)
         }
         for r in expired { estimatedBytes -= Self.estimatedSize(r) }
+        if !hasUnsent { hasBlocks = false }
         return expired
     }
 
@@ -209,7 +222,7 @@ struct PartitionBuffer {
         taken.removeAll(keepingCapacity: true)
         var count = unsentCount
         var bytes = estimatedBytes
-        if estimatedBytes + RecordBatchLayout.headerSize > limit {
+        if estimatedBytes + RecordBatchLayout.headerSize > limit || hasBlocks {
             (count, bytes) = prefixFitting(limit)
         }
         resentTaken = min(count, resent.count)
@@ -219,15 +232,22 @@ struct PartitionBuffer {
         }
         fresh.moveFront(count - resentTaken, appendingTo: &taken, pool: pool)
         estimatedBytes -= bytes
+        if !hasUnsent { hasBlocks = false }
         return (taken, bytes)
     }
 
     /// How many unsent records from the front fit `limit` with a batch header (at least one),
-    /// and their estimated size.
+    /// and their estimated size. A block is taken only alone: the records before it, or it.
     private func prefixFitting(_ limit: Int) -> (count: Int, bytes: Int) {
         var size = RecordBatchLayout.headerSize
         var count = 0
         func fits(_ r: borrowing PendingRecord) -> Bool {
+            if r.block != nil {
+                guard count == 0 else { return false }
+                size += Self.estimatedSize(r)
+                count = 1
+                return false
+            }
             let s = Self.estimatedSize(r)
             if count > 0 && size + s > limit { return false }
             size += s

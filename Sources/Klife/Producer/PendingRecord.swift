@@ -165,15 +165,83 @@ struct PendingRecord: Sendable, BitwiseCopyable {
     /// The ``ProducerSession`` (and so the engine) the record belongs to: 0 for the
     /// idempotent producer, 1... for members of the transactional pool.
     var slot: UInt8 = 0
+    /// Counted in its tracker's ``OutstandingCounter/inTransit`` until it reaches a partition
+    /// buffer or completes (``leftTransit()``).
+    var inTransit = false
     /// With several reactors, the metadata version the producing thread chose its reactor
     /// with; the owning reactor holds the record back while records chosen with an older
     /// version may still be on their way to it (see `ProducerService+Handoff.swift`).
     var routedAt: UInt64 = 0
     /// Counts records not yet completed, for `flush()`. Unowned: the client outlives its records.
     unowned(unsafe) let tracker: OutstandingCounter
+    /// Set when this descriptor stands for a whole ``ProducerBlock`` (records of ``partition``
+    /// already in their wire form, appended on producing threads) rather than one record:
+    /// retained by the descriptor until the block is settled. A block has no payload chunk;
+    /// its ``size`` is its framed size, its ``deadline`` its first record's, and it is sent,
+    /// retried, resent and expired whole.
+    var block: Unmanaged<ProducerBlock>? = nil
+    /// Non-zero for the *notice* that a producing thread opened ``block`` (not retained: its
+    /// partition log holds it while it is open): the block's ``ProducerBlock/generation`` at
+    /// that opening. A notice is not buffered; it tells the reactor which block it may seal.
+    var noticeOf: UInt32 = 0
 
-    /// Completes the record exactly once (callers guarantee a single call).
+    /// Records this descriptor stands for: a block's, or 1.
+    @inline(__always)
+    var recordCount: Int {
+        guard let block else { return 1 }
+        return block._withUnsafeGuaranteedRef { $0.recordCount }
+    }
+
+    /// Records the descriptors of `records` stand for (the sequence numbers a batch of them takes).
+    static func recordCount(of records: [PendingRecord]) -> Int {
+        records.count == 1 ? records[0].recordCount : records.reduce(0) { $0 + $1.recordCount }
+    }
+
+    /// Settles a block descriptor's records as written from `baseOffset` (-1: unknown), each
+    /// with its CreateTime unless the broker gave a LogAppendTime (-1: none), and lets the
+    /// block go.
+    func completeBlock(topic: String, partition: Int32, baseOffset: Int64, logAppendTime: Int64) {
+        guard let block else { preconditionFailure("not a block") }
+        block._withUnsafeGuaranteedRef {
+            $0.complete(topic: topic, partition: partition, baseOffset: baseOffset, logAppendTime: logAppendTime)
+        }
+        block.release()
+    }
+
+    /// Completes the record exactly once (callers guarantee a single call); a block's records
+    /// all alike (on success, as written from the offset given).
+    /// Counts the record in transit to its reactor (``inTransit``), before it is handed over.
+    @inline(__always)
+    mutating func enterTransit() {
+        inTransit = true
+        tracker.inTransit.add(1, ordering: .relaxed)
+    }
+
+    /// Uncounts a record in transit (``inTransit``): it reached a partition buffer, or is
+    /// completed on its way there.
+    @inline(__always)
+    mutating func leftTransit() {
+        guard inTransit else { return }
+        inTransit = false
+        tracker.inTransit.subtract(1, ordering: .releasing)
+    }
+
     func complete(_ result: Result<RecordMetadata, KlifeError>) {
+        precondition(noticeOf == 0, "a notice is not completed")
+        if inTransit { tracker.inTransit.subtract(1, ordering: .releasing) }
+        if let block {
+            switch result {
+            case .success(let metadata):
+                block._withUnsafeGuaranteedRef {
+                    $0.complete(topic: metadata.topic, partition: metadata.partition, baseOffset: metadata.offset,
+                                logAppendTime: -1)
+                }
+            case .failure(let error):
+                block._withUnsafeGuaranteedRef { $0.fail(error) }
+            }
+            block.release()
+            return
+        }
         notify(result)
         let success = if case .success = result { true } else { false }
         releasePayload()
@@ -273,6 +341,7 @@ struct PendingRecord: Sendable, BitwiseCopyable {
     /// Gives the arena bytes of `records` back after ``deliver(at:_:)`` completed each: one
     /// release per run of records sharing a chunk.
     static func releasePayloads(_ records: UnsafeBufferPointer<PendingRecord>) {
+        precondition(records.isEmpty || records[0].block == nil, "a block is settled, not released")
         var run: Unmanaged<PayloadChunk>?
         var count = 0
         for i in records.indices {

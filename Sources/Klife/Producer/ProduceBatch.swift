@@ -22,6 +22,9 @@ final class ProduceBatch {
         var records: [PendingRecord]
         /// The first record's sequence number (idempotence), -1 when not idempotent.
         var baseSequence: Int32 = -1
+
+        /// The block this entry sends, when it is one (a block always travels alone).
+        var block: Unmanaged<ProducerBlock>? { records.count == 1 ? records[0].block : nil }
     }
 
     private(set) var partitions: [Entry] = []
@@ -49,7 +52,9 @@ final class ProduceBatch {
             while end < partitions.count && partitions[end].tp.topic == topic { end += 1 }
             request.beginTopic(into: &writer, name: topic, partitionCount: end - i)
             for entry in partitions[i..<end] {
-                if options.compression == .none {
+                if let block = entry.block {
+                    encodeBlock(block, entry: entry, request: &request, into: &writer, options: options)
+                } else if options.compression == .none {
                     encodeUncompressed(entry, request: &request, into: &writer, options: options)
                 } else {
                     encodeCompressed(entry, request: &request, into: &writer, scratch: &scratch, options: options)
@@ -86,6 +91,21 @@ final class ProduceBatch {
         request.endPartition(into: &writer)
     }
 
+    /// A block's batch, framed in place with this request's identity and the entry's base
+    /// sequence (compressed when that makes it smaller), then copied into the request.
+    private func encodeBlock(_ block: Unmanaged<ProducerBlock>, entry: Entry, request: inout ProduceRequestWriter,
+                             into writer: inout ByteWriter, options: BatchEncodingOptions) {
+        block._withUnsafeGuaranteedRef { block in
+            let codec = Self.effectiveCodec(options.compression, version: options.version)
+            let bytes = block.framed(producerID: options.producerID, producerEpoch: options.producerEpoch,
+                                     baseSequence: entry.baseSequence, isTransactional: options.isTransactional,
+                                     codec: codec, level: options.compressionLevel)
+            request.beginPartition(into: &writer, index: entry.tp.partition, recordsByteCount: bytes.count)
+            writer.writeBytes(bytes)
+        }
+        request.endPartition(into: &writer)
+    }
+
     /// Appends `records` in order, borrowed where they lie, each one's chunk entry prefetched
     /// ``PendingRecord/prefetchDistance`` records ahead.
     @inline(__always)
@@ -100,6 +120,11 @@ final class ProduceBatch {
     func completeWithoutOffsets() {
         for entry in partitions {
             let topic = entry.tp.topic
+            if entry.block != nil {
+                entry.records[0].complete(.success(RecordMetadata(topic: topic, partition: entry.tp.partition, offset: -1,
+                                                                  timestamp: -1)))
+                continue
+            }
             // Read where they lie (no copy of each record); one counter update.
             entry.records.withUnsafeBufferPointer { records in
                 guard let base = records.baseAddress, let tracker = records.first?.tracker else { return }

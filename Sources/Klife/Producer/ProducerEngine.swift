@@ -87,6 +87,10 @@ final class ProducerEngine {
     private let partitions: PartitionChooser
     private let reactorCount: Int
     private let reactorIndex: Int
+    /// Blocks open on producing threads whose notice this engine took (the only ones it seals).
+    @exclusivity(unchecked) private var knownOpen: [OpenBlockKey: KnownOpenBlock] = [:]
+    /// The earliest linger end among `knownOpen`.
+    @exclusivity(unchecked) private var earliestOpenBlockDue = UInt64.max
 
     // MARK: Intake
 
@@ -95,6 +99,10 @@ final class ProducerEngine {
     /// - Parameter lingerFrom: When the record's linger started (`now` unless the record waited
     ///   in the ring for this reactor's own wake).
     func route(_ record: consuming PendingRecord, now: UInt64, lingerFrom: UInt64? = nil) {
+        if record.noticeOf != 0 {
+            noteOpened(record)
+            return
+        }
         if cachedRoute?.topic != record.topic { cacheRoute(of: record.topic) }
         guard let count = cachedRoute?.partitionCount else {
             parkAtOwner(consume record, ownerChangedAt: nil)
@@ -134,10 +142,71 @@ final class ProducerEngine {
                 return
             }
         }
+        if record.inTransit {
+            // Fresh from a producing thread: whatever that thread appended to the partition's
+            // open block before is older, so the block goes first. (Records routed again — moved,
+            // retried, released — are older than any open block, and go in front of it.)
+            if !knownOpen.isEmpty { sealOpenBlock(of: record.topic, partition: record.partition, now: now) }
+            record.leftTransit()
+        }
         let sink = leader == lastSinkNode ? lastSink.unsafelyUnwrapped : Unmanaged.passUnretained(self.sink(for: leader))
         sink._withUnsafeGuaranteedRef { $0.append(record, now: lingerFrom ?? now, epoch: epoch) }
         ensureHousekeeping()
     }
+
+    // MARK: Blocks appended on producing threads
+
+    /// A producing thread opened a block: it may be sealed from now on, when its linger ends
+    /// (or sooner: before another record of its partition is buffered, or when producers
+    /// wait for room). A notice about a block sealed (or reopened) since is dropped: the block
+    /// is on its way already.
+    private func noteOpened(_ notice: PendingRecord) {
+        guard let block = notice.block?.takeUnretainedValue(), let log = block.log,
+              log.isOpen(block, generation: notice.noticeOf) else { return }
+        let due = notice.deadline &- config.deliveryTimeout.nanoseconds &+ lingerNanos
+        knownOpen[OpenBlockKey(topic: notice.topic, partition: notice.partition)] = KnownOpenBlock(log: log, block: block, due: due)
+        if due < earliestOpenBlockDue { earliestOpenBlockDue = due }
+        armLingerTimer(at: due)
+    }
+
+    /// Seals `topic`/`partition`'s known open block, if any, and buffers it: a record about to
+    /// be buffered for that partition goes behind the records appended before it.
+    private func sealOpenBlock(of topic: TopicHandle, partition: Int32, now: UInt64) {
+        guard let known = knownOpen.removeValue(forKey: OpenBlockKey(topic: topic, partition: partition)) else { return }
+        bufferSealed(known, now: now)
+    }
+
+    private func bufferSealed(_ known: KnownOpenBlock, now: UInt64) {
+        guard let block = known.log.seal(ifOpen: known.block) else { return }
+        let descriptor = block._withUnsafeGuaranteedRef {
+            $0.sealedDescriptor(log: known.log, slot: session.slot, deliveryTimeoutNanos: config.deliveryTimeout.nanoseconds)
+        }
+        block.release()
+        route(descriptor, now: now)
+    }
+
+    /// Seals and buffers the known open blocks whose linger ended (all of them while
+    /// producers wait for room: lingering cannot fill them, it only holds room back).
+    func sealDueBlocks(now: UInt64) {
+        guard !knownOpen.isEmpty else { return }
+        let exhausted = lingerNanos > 0 && bufferCounter.waitingCount > 0
+        guard exhausted || now >= earliestOpenBlockDue else { return }
+        var due: [KnownOpenBlock] = []
+        var next = UInt64.max
+        for (key, known) in knownOpen {
+            if exhausted || known.due <= now {
+                due.append(known)
+                knownOpen[key] = nil
+            } else {
+                next = min(next, known.due)
+            }
+        }
+        earliestOpenBlockDue = next
+        if next != .max { armLingerTimer(at: next) }
+        for known in due.sorted(by: { $0.due < $1.due }) { bufferSealed(known, now: now) }
+    }
+
+
 
     /// Reads `topic`'s route from the reactor's snapshot into ``cachedRoute`` (`nil` leaders
     /// when the snapshot does not know the topic).
@@ -365,7 +434,8 @@ final class ProducerEngine {
         }
         guard buffer.hasUnsent else { return true }
         let lingerDue = buffer.firstAppendNanos &+ lingerNanos
-        guard lingerNanos == 0 || now >= lingerDue || buffer.estimatedBytes >= config.maxBatchBytes || bufferExhausted else {
+        guard lingerNanos == 0 || now >= lingerDue || buffer.estimatedBytes >= config.maxBatchBytes || bufferExhausted
+                || buffer.hasBlocks else {
             nextDeadline = min(nextDeadline, lingerDue)
             return true
         }
@@ -375,7 +445,7 @@ final class ProducerEngine {
         var baseSequence: Int32 = -1
         if idempotent {
             let tp = TopicPartition(topic: topic, partition: index)
-            guard let base = session.sequences.reserveNew(tp, count: records.count,
+            guard let base = session.sequences.reserveNew(tp, count: PendingRecord.recordCount(of: records),
                                                           maxInFlight: config.maxInFlightPerBroker) else {
                 buffer.putBack(records, pool: chunkPool)
                 recheckSoon(sink, now: now, nextDeadline: &nextDeadline)
@@ -392,7 +462,8 @@ final class ProducerEngine {
         batch.append(topic: topic, partition: index, records: records, baseSequence: baseSequence)
         if buffer.hasUnsent {
             buffer.firstAppendNanos = now
-            nextDeadline = min(nextDeadline, buffer.estimatedBytes >= config.maxBatchBytes ? now : now &+ lingerNanos)
+            let due = buffer.estimatedBytes >= config.maxBatchBytes || buffer.hasBlocks
+            nextDeadline = min(nextDeadline, due ? now : now &+ lingerNanos)
         }
         return true
     }
@@ -491,10 +562,18 @@ final class ProducerEngine {
         // was written but its answer lost), so the records are delivered.
         if code == .none || (sequenced && code == .duplicateSequenceNumber) {
             retryAttempts[entry.tp] = nil
-            if sequenced { session.sequences.acknowledged(entry.tp, base: entry.baseSequence, count: entry.records.count) }
+            if sequenced {
+                session.sequences.acknowledged(entry.tp, base: entry.baseSequence,
+                                               count: PendingRecord.recordCount(of: entry.records))
+            }
             let known = code == .none
             let topic = entry.tp.topic
             let partition = entry.tp.partition
+            if entry.block != nil {
+                entry.records[0].completeBlock(topic: topic, partition: partition, baseOffset: known ? p.baseOffset : -1,
+                                               logAppendTime: p.logAppendTimeMs)
+                return
+            }
             // Each record read where it lies: iterating the array would copy every record.
             entry.records.withUnsafeBufferPointer { records in
                 guard !records.isEmpty else { return }
@@ -655,10 +734,32 @@ final class ProducerEngine {
 
     /// Fails every buffered and parked record (client shutdown).
     func failAll(_ error: KlifeError) {
+        knownOpen.removeAll()
+        session.failOpenBlocks(error)
         for r in parked { r.fail(error) }
         parked.removeAll()
         for sink in sinks.values { for r in sink.removeAll() { r.fail(error) } }
     }
+}
+
+/// A partition of the open blocks an engine knows.
+private struct OpenBlockKey: Hashable {
+    let topic: TopicHandle
+    let partition: Int32
+
+    static func == (a: OpenBlockKey, b: OpenBlockKey) -> Bool { a.topic == b.topic && a.partition == b.partition }
+
+    func hash(into hasher: inout Hasher) {
+        hasher.combine(topic.interned.toOpaque())
+        hasher.combine(partition)
+    }
+}
+
+/// An open block an engine may seal: its log, the block, and when its linger ends.
+private struct KnownOpenBlock {
+    let log: PartitionLog
+    let block: ProducerBlock
+    let due: UInt64
 }
 
 /// Identifies one sequenced batch among parked records: its partition, base sequence and epoch.

@@ -107,7 +107,10 @@ final class ProducerService: ReactorService, @unchecked Sendable {
         } else {
             while records.drain(maxCount: 4096, { record in self.route(record, now: now) }) == 4096 {}
         }
-        for engine in engines { engine?.flushAll(now: now) }
+        for engine in engines {
+            engine?.sealDueBlocks(now: now)
+            engine?.flushAll(now: now)
+        }
     }
 
     /// Hands a record to its session's engine, first stamping what `produce` left for the
@@ -200,7 +203,9 @@ final class ProducerService: ReactorService, @unchecked Sendable {
     func failAll(_ error: KlifeError) {
         failHandoffRecords(error)
         siblings = []
-        while let r = records.pop() { if !r.topic.isEmpty { r.fail(error) } }
+        while let r = records.pop() { if !r.topic.isEmpty && r.noticeOf == 0 { r.fail(error) } }
         for engine in activeEngines { engine.failAll(error) }
+        // Blocks still open on producing threads, of sessions this reactor has no engine for yet.
+        for session in sessions { session.failOpenBlocks(error) }
     }
 }

@@ -21,6 +21,12 @@ final class ProducerSession: Sendable {
     let sequences = SequenceRegistry()
     /// Records of this session accepted and not yet completed; forwards to the client's counter.
     let outstanding: OutstandingCounter
+    /// The partitions' open blocks, for records appended on the producing thread.
+    let logs = PartitionLogTable()
+    /// `logs`, lent (the session keeps it): reading it per record takes no reference.
+    var unretainedLogs: Unmanaged<PartitionLogTable> { Unmanaged.passUnretained(logs) }
+    /// Blocks of this session, reused.
+    let blocks: ProducerBlockPool
     /// A transactional session's failure state, set from reactor threads and read by the
     /// transaction that owns the session.
     private let failure = Locked(Failure())
@@ -33,22 +39,36 @@ final class ProducerSession: Sendable {
         var fatal: KlifeError?
     }
 
-    init(slot: UInt8, transactionalID: String?, idempotent: Bool, clientCounter: OutstandingCounter?) {
+    init(slot: UInt8, transactionalID: String?, idempotent: Bool, clientCounter: OutstandingCounter?,
+         blockBytes: Int = ProducerConfiguration().maxBatchBytes) {
         self.slot = slot
+        self.blocks = ProducerBlockPool(blockBytes: blockBytes)
         self.transactionalID = transactionalID
         self.idempotent = idempotent
         self.outstanding = clientCounter.map { OutstandingCounter(parent: $0) } ?? OutstandingCounter()
     }
 
     /// The idempotent session, whose counter is the client's own.
-    init(defaultWith counter: OutstandingCounter, idempotent: Bool) {
+    init(defaultWith counter: OutstandingCounter, idempotent: Bool, blockBytes: Int = ProducerConfiguration().maxBatchBytes) {
         self.slot = 0
+        self.blocks = ProducerBlockPool(blockBytes: blockBytes)
         self.transactionalID = nil
         self.idempotent = idempotent
         self.outstanding = counter
     }
 
     var isTransactional: Bool { transactionalID != nil }
+
+    /// Fails the records of every open block of this session (shutdown, an aborted
+    /// transaction): they were never handed to a reactor.
+    func failOpenBlocks(_ error: KlifeError) {
+        for log in logs.allLogs {
+            guard let block = log.takeOpen() else { continue }
+            let descriptor = block._withUnsafeGuaranteedRef { $0.sealedDescriptor(log: log, slot: slot, deliveryTimeoutNanos: 0) }
+            block.release()
+            descriptor.complete(.failure(error))
+        }
+    }
 
     /// Takes a new producer id and epoch (at connect or after a bump): sequences restart at 0
     /// under it first, then the identity engines read is replaced.

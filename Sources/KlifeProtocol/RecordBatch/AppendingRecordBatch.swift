@@ -10,7 +10,7 @@ import CKlifeShim
 /// the CRC only — the records' bytes never move. ``reopen(baseTimestamp:)`` starts a new batch
 /// in the same block, so a pool of batches allocates nothing in the steady state.
 ///
-///     var batch = AppendingRecordBatch(limit: 16_384, baseTimestamp: now)
+///     var batch = AppendingRecordBatch(limit: 1 << 20, baseTimestamp: now)
 ///     if !batch.tryAppend(timestamp: now, key: nil, value: bytes, headers: .none) {
 ///         // full: frame and send `batch`, then append to a fresh one
 ///     }
@@ -26,13 +26,16 @@ public struct AppendingRecordBatch: ~Copyable {
     @usableFromInline internal var encoder: RecordBatchEncoder
     /// The most bytes a batch holds, header included, unless its first record alone is larger.
     public let limit: Int
+    /// Where the plain records end once a compressed copy was framed after them (-1 before).
+    @usableFromInline internal var plainEnd = -1
 
-    /// An empty batch in a new block of `limit` bytes, whose records' timestamps are stored
-    /// as deltas from `baseTimestamp` (usually the first record's).
-    public init(limit: Int, baseTimestamp: Int64) {
+    /// An empty batch whose records' timestamps are stored as deltas from `baseTimestamp`
+    /// (usually the first record's), in a block of `initialCapacity` bytes that grows up to
+    /// `limit` as records come (a pooled batch keeps what it grew to).
+    public init(limit: Int, baseTimestamp: Int64, initialCapacity: Int = 16_384) {
         precondition(limit > RecordBatchLayout.headerSize, "a batch limit must exceed the 61-byte header")
         self.limit = limit
-        var writer = ByteWriter(capacity: limit)
+        var writer = ByteWriter(capacity: min(limit, initialCapacity))
         encoder = RecordBatchEncoder(writer: &writer, baseTimestamp: baseTimestamp)
         self.writer = writer
     }
@@ -40,6 +43,7 @@ public struct AppendingRecordBatch: ~Copyable {
     /// Empties the batch, keeping its block, for records whose deltas count from `baseTimestamp`.
     public mutating func reopen(baseTimestamp: Int64) {
         writer.removeAll()
+        plainEnd = -1
         encoder = RecordBatchEncoder(writer: &writer, baseTimestamp: baseTimestamp)
     }
 
@@ -82,6 +86,7 @@ public struct AppendingRecordBatch: ~Copyable {
     public mutating func frame(producerID: Int64, producerEpoch: Int16, baseSequence: Int32,
                                isTransactional: Bool) -> UnsafeRawBufferPointer {
         precondition(!isEmpty, "an empty batch is never sent")
+        dropCompressedCopy()
         let start = encoder.startOffset
         writer.withUnsafeMutableBytes(start..<writer.count) { batch in
             RecordBatchLayout.writeIdentity(into: batch.baseAddress!, producerID: producerID, producerEpoch: producerEpoch,
@@ -89,6 +94,36 @@ public struct AppendingRecordBatch: ~Copyable {
         }
         let size = encoder.finish(into: &writer)
         return writer.withUnsafeBytes { UnsafeRawBufferPointer(rebasing: $0[start..<(start + size)]) }
+    }
+
+    /// As ``frame(producerID:producerEpoch:baseSequence:isTransactional:)``, compressed with
+    /// `codec` when that makes the batch smaller (else, or when the codec fails, the plain
+    /// batch). The compressed copy is built after the plain records, which stay: framing again
+    /// (a retry after an epoch bump) compresses them afresh.
+    public mutating func frameCompressedIfSmaller(producerID: Int64, producerEpoch: Int16, baseSequence: Int32,
+                                                  isTransactional: Bool, codec: CompressionCodec,
+                                                  level: Int32?) -> UnsafeRawBufferPointer {
+        guard codec != .none else {
+            return frame(producerID: producerID, producerEpoch: producerEpoch, baseSequence: baseSequence,
+                         isTransactional: isTransactional)
+        }
+        precondition(!isEmpty, "an empty batch is never sent")
+        dropCompressedCopy()
+        let start = encoder.startOffset
+        writer.withUnsafeMutableBytes(start..<writer.count) { batch in
+            RecordBatchLayout.writeIdentity(into: batch.baseAddress!, producerID: producerID, producerEpoch: producerEpoch,
+                                            baseSequence: baseSequence, isTransactional: isTransactional)
+        }
+        plainEnd = writer.count
+        let range = encoder.finishCompressedIfSmaller(into: &writer, codec: codec, level: level)
+        return writer.withUnsafeBytes { UnsafeRawBufferPointer(rebasing: $0[range]) }
+    }
+
+    /// Forgets a compressed copy framed earlier (the plain records end the batch again).
+    private mutating func dropCompressedCopy() {
+        guard plainEnd >= 0 else { return }
+        writer._count = plainEnd
+        plainEnd = -1
     }
 }
 
