@@ -92,7 +92,8 @@ extension KlifeClient {
                     // Full: sealed and handed over (with the log's reference); a new block takes the record.
                     open = nil
                     let descriptor = block._withUnsafeGuaranteedRef {
-                        $0.sealedDescriptor(log: log, slot: session.slot, deliveryTimeoutNanos: deliveryTimeoutNanos)
+                        $0.markHandedOver()
+                        return $0.sealedDescriptor(log: log, slot: session.slot, deliveryTimeoutNanos: deliveryTimeoutNanos)
                     }
                     block.release()
                     handOver(descriptor, to: service)
@@ -121,7 +122,7 @@ extension KlifeClient {
                            service: Unmanaged<ProducerService>, wake: inout WakeAfterAppend) -> Bool {
         let block = session.blocks.take()
         let now = Reactor.monotonicNanoseconds()
-        block.open(for: log, timestamp: timestamp, now: now, tracker: session.outstanding)
+        block.open(timestamp: timestamp, now: now, tracker: session.outstanding)
         let notice = block.notice(log: log, slot: session.slot, deliveryTimeoutNanos: deliveryTimeoutNanos)
         guard service._withUnsafeGuaranteedRef({ $0.records.offer(notice) }) == nil else {
             session.blocks.giveBack(block)

@@ -61,9 +61,22 @@ final class PartitionLog: @unchecked Sendable {
         held.store(false, ordering: .releasing)
     }
 
-    /// Whether `block` is open here in its opening `generation`.
-    func isOpen(_ block: ProducerBlock, generation: UInt32) -> Bool {
-        withOpenBlock { open in open?.toOpaque() == Unmanaged.passUnretained(block).toOpaque() && block.generation == generation }
+    /// Where opening `generation` of `block`, announced for this log, stands.
+    func state(of block: ProducerBlock, opening generation: UInt32) -> BlockState {
+        withOpenBlock { open in
+            if open?.toOpaque() == Unmanaged.passUnretained(block).toOpaque() && block.generation == generation { return .open }
+            return block.wasHandedOver(opening: generation) ? .handedOver : .gone
+        }
+    }
+
+    /// Where an announced block stands when its notice is read.
+    enum BlockState {
+        /// Still open in its log: the reactor may seal it.
+        case open
+        /// Sealed by a producing thread: its descriptor follows in the ring.
+        case handedOver
+        /// Failed and dropped since (shutdown, an aborted transaction): nothing follows.
+        case gone
     }
 
     /// Seals the open block if it is `expected` (the reactor's known one), taking it from
@@ -170,6 +183,15 @@ final class PartitionLogTable: Sendable {
         default: recent3.store(bits, ordering: .releasing)
         }
         return Unmanaged.passUnretained(logs)
+    }
+
+    /// The log of `topic`'s `partition`, if the table has it (a reactor, once per block notice).
+    func log(topic: TopicHandle, partition: Int32) -> PartitionLog? {
+        let key = UInt(bitPattern: topic.interned.toOpaque())
+        return state.withLock { state in
+            guard let logs = state.current[key], partition >= 0, Int(partition) < logs.logs.count else { return nil }
+            return logs.logs[Int(partition)]
+        }
     }
 
     /// Every partition log of every topic (shutdown, tests).

@@ -38,12 +38,13 @@ final class ProducerBlock: @unchecked Sendable {
     unowned(unsafe) private(set) var tracker: OutstandingCounter
     /// The pool the block goes back to once settled. Unowned: the session owns it.
     unowned(unsafe) let pool: ProducerBlockPool
-    /// The partition log the block was opened for. Unowned: the session's log table keeps
-    /// every log for good.
-    unowned(unsafe) private(set) var log: PartitionLog?
     /// Counts the block's openings (never 0 once opened): a notice names the opening it is
-    /// about, so a block reused since is not taken for the one the notice saw.
-    @exclusivity(unchecked) private(set) var generation: UInt32 = 0
+    /// about, so a block reused since is not taken for the one the notice saw. Atomic: a
+    /// reactor reads it under the lock of the log its notice names, which is not the lock a
+    /// reused block is written under.
+    private let openings = Atomic<UInt32>(0)
+    /// The opening a producing thread sealed and handed to the reactor's ring (0: none since).
+    private let handedOverOpening = Atomic<UInt32>(0)
 
     init(limit: Int, pool: ProducerBlockPool) {
         batch = AppendingRecordBatch(limit: limit, baseTimestamp: 0)
@@ -54,16 +55,28 @@ final class ProducerBlock: @unchecked Sendable {
     /// Number of records in the block.
     var recordCount: Int { batch.recordCount }
 
-    /// Starts the block afresh for `log`'s partition and records counted by `tracker`, the
-    /// first of them at `timestamp`, arriving at monotonic time `now`.
-    func open(for log: PartitionLog, timestamp: Int64, now: UInt64, tracker: OutstandingCounter) {
-        self.log = log
+    /// Starts the block afresh for records counted by `tracker`, the first of them at
+    /// `timestamp`, arriving at monotonic time `now`.
+    func open(timestamp: Int64, now: UInt64, tracker: OutstandingCounter) {
         batch.reopen(baseTimestamp: timestamp)
         tickets.removeAll(keepingCapacity: true)
         admittedBytes = 0
         openedAt = now
         self.tracker = tracker
-        generation = generation == .max ? 1 : generation &+ 1
+        let next = generation == .max ? 1 : generation &+ 1
+        openings.store(next, ordering: .relaxed)
+    }
+
+    /// This opening's number (see ``PendingRecord/noticeOf``).
+    var generation: UInt32 { openings.load(ordering: .relaxed) }
+
+    /// Notes that a producing thread sealed this opening and is handing its descriptor to the
+    /// reactor's ring (under its log's lock, before the push).
+    func markHandedOver() { handedOverOpening.store(generation, ordering: .relaxed) }
+
+    /// Whether opening `generation` was sealed and handed over by a producing thread.
+    func wasHandedOver(opening generation: UInt32) -> Bool {
+        handedOverOpening.load(ordering: .relaxed) == generation && self.generation == generation
     }
 
     /// Appends a record (admitted with `size` bytes) if the block has room for it; its

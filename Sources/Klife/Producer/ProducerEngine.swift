@@ -17,7 +17,7 @@ final class ProducerEngine {
     private unowned(unsafe) let service: ProducerService
     /// The identity, sequences and failure state this engine's batches are stamped with.
     let session: ProducerSession
-    private let config: ProducerConfiguration
+    let config: ProducerConfiguration
     // `@exclusivity(unchecked)` here and below: one thread owns this object, and the runtime's
     // access checks cost more than the per-record work (docs/DESIGN.md, performance rules).
     @exclusivity(unchecked) private var sinks: [Int32: BrokerSink] = [:]
@@ -38,9 +38,9 @@ final class ProducerEngine {
     private var producerID: Int64 = -1
     @exclusivity(unchecked) private var epoch: Int16 = -1
     private var identityReady = false
-    private let lingerNanos: UInt64
+    let lingerNanos: UInt64
     /// The client's buffer counter: producers waiting on it for room mean the buffer is full.
-    private let bufferCounter: OutstandingCounter
+    let bufferCounter: OutstandingCounter
     /// Whether producers waited for room when the current flush began: batches then go without
     /// waiting out the linger, as the Java client's do when its buffer memory is exhausted —
     /// lingering cannot fill them any more, it only holds back the room the producers need.
@@ -87,10 +87,9 @@ final class ProducerEngine {
     private let partitions: PartitionChooser
     private let reactorCount: Int
     private let reactorIndex: Int
-    /// Blocks open on producing threads whose notice this engine took (the only ones it seals).
-    @exclusivity(unchecked) private var knownOpen: [OpenBlockKey: KnownOpenBlock] = [:]
-    /// The earliest linger end among `knownOpen`.
-    @exclusivity(unchecked) private var earliestOpenBlockDue = UInt64.max
+    /// The blocks producing threads opened for this engine's session, as their notices told
+    /// (`ProducerEngine+Blocks.swift`).
+    @exclusivity(unchecked) var expected = ExpectedBlocks()
 
     // MARK: Intake
 
@@ -103,6 +102,17 @@ final class ProducerEngine {
             noteOpened(record)
             return
         }
+        if !expected.isEmpty, let block = record.block {
+            // A block's descriptor: whatever waited for it follows it.
+            let released = expected.arrived(block, at: OpenBlockKey(topic: record.topic, partition: record.partition))
+            routeOne(record, now: now, lingerFrom: lingerFrom)
+            for r in released { route(r, now: now) }
+            return
+        }
+        routeOne(record, now: now, lingerFrom: lingerFrom)
+    }
+
+    private func routeOne(_ record: consuming PendingRecord, now: UInt64, lingerFrom: UInt64?) {
         if cachedRoute?.topic != record.topic { cacheRoute(of: record.topic) }
         guard let count = cachedRoute?.partitionCount else {
             parkAtOwner(consume record, ownerChangedAt: nil)
@@ -143,70 +153,16 @@ final class ProducerEngine {
             }
         }
         if record.inTransit {
-            // Fresh from a producing thread: whatever that thread appended to the partition's
-            // open block before is older, so the block goes first. (Records routed again — moved,
+            // Fresh from a producing thread: what that thread appended to the partition's open
+            // block before is older, so the block goes first. (Records routed again — moved,
             // retried, released — are older than any open block, and go in front of it.)
-            if !knownOpen.isEmpty { sealOpenBlock(of: record.topic, partition: record.partition, now: now) }
+            if !expected.isEmpty && waitsBehindBlock(record, now: now) { return }
             record.leftTransit()
         }
         let sink = leader == lastSinkNode ? lastSink.unsafelyUnwrapped : Unmanaged.passUnretained(self.sink(for: leader))
         sink._withUnsafeGuaranteedRef { $0.append(record, now: lingerFrom ?? now, epoch: epoch) }
         ensureHousekeeping()
     }
-
-    // MARK: Blocks appended on producing threads
-
-    /// A producing thread opened a block: it may be sealed from now on, when its linger ends
-    /// (or sooner: before another record of its partition is buffered, or when producers
-    /// wait for room). A notice about a block sealed (or reopened) since is dropped: the block
-    /// is on its way already.
-    private func noteOpened(_ notice: PendingRecord) {
-        guard let block = notice.block?.takeUnretainedValue(), let log = block.log,
-              log.isOpen(block, generation: notice.noticeOf) else { return }
-        let due = notice.deadline &- config.deliveryTimeout.nanoseconds &+ lingerNanos
-        knownOpen[OpenBlockKey(topic: notice.topic, partition: notice.partition)] = KnownOpenBlock(log: log, block: block, due: due)
-        if due < earliestOpenBlockDue { earliestOpenBlockDue = due }
-        armLingerTimer(at: due)
-    }
-
-    /// Seals `topic`/`partition`'s known open block, if any, and buffers it: a record about to
-    /// be buffered for that partition goes behind the records appended before it.
-    private func sealOpenBlock(of topic: TopicHandle, partition: Int32, now: UInt64) {
-        guard let known = knownOpen.removeValue(forKey: OpenBlockKey(topic: topic, partition: partition)) else { return }
-        bufferSealed(known, now: now)
-    }
-
-    private func bufferSealed(_ known: KnownOpenBlock, now: UInt64) {
-        guard let block = known.log.seal(ifOpen: known.block) else { return }
-        let descriptor = block._withUnsafeGuaranteedRef {
-            $0.sealedDescriptor(log: known.log, slot: session.slot, deliveryTimeoutNanos: config.deliveryTimeout.nanoseconds)
-        }
-        block.release()
-        route(descriptor, now: now)
-    }
-
-    /// Seals and buffers the known open blocks whose linger ended (all of them while
-    /// producers wait for room: lingering cannot fill them, it only holds room back).
-    func sealDueBlocks(now: UInt64) {
-        guard !knownOpen.isEmpty else { return }
-        let exhausted = lingerNanos > 0 && bufferCounter.waitingCount > 0
-        guard exhausted || now >= earliestOpenBlockDue else { return }
-        var due: [KnownOpenBlock] = []
-        var next = UInt64.max
-        for (key, known) in knownOpen {
-            if exhausted || known.due <= now {
-                due.append(known)
-                knownOpen[key] = nil
-            } else {
-                next = min(next, known.due)
-            }
-        }
-        earliestOpenBlockDue = next
-        if next != .max { armLingerTimer(at: next) }
-        for known in due.sorted(by: { $0.due < $1.due }) { bufferSealed(known, now: now) }
-    }
-
-
 
     /// Reads `topic`'s route from the reactor's snapshot into ``cachedRoute`` (`nil` leaders
     /// when the snapshot does not know the topic).
@@ -693,7 +649,7 @@ final class ProducerEngine {
 
     // MARK: Timers
 
-    private func armLingerTimer(at deadline: UInt64) {
+    func armLingerTimer(at deadline: UInt64) {
         if lingerTimer != nil && lingerTimerDeadline <= deadline { return }
         if let t = lingerTimer { service.reactor.cancelTimer(t) }
         let now = Reactor.monotonicNanoseconds()
@@ -734,32 +690,12 @@ final class ProducerEngine {
 
     /// Fails every buffered and parked record (client shutdown).
     func failAll(_ error: KlifeError) {
-        knownOpen.removeAll()
+        for r in expected.removeAll() { r.fail(error) }
         session.failOpenBlocks(error)
         for r in parked { r.fail(error) }
         parked.removeAll()
         for sink in sinks.values { for r in sink.removeAll() { r.fail(error) } }
     }
-}
-
-/// A partition of the open blocks an engine knows.
-private struct OpenBlockKey: Hashable {
-    let topic: TopicHandle
-    let partition: Int32
-
-    static func == (a: OpenBlockKey, b: OpenBlockKey) -> Bool { a.topic == b.topic && a.partition == b.partition }
-
-    func hash(into hasher: inout Hasher) {
-        hasher.combine(topic.interned.toOpaque())
-        hasher.combine(partition)
-    }
-}
-
-/// An open block an engine may seal: its log, the block, and when its linger ends.
-private struct KnownOpenBlock {
-    let log: PartitionLog
-    let block: ProducerBlock
-    let due: UInt64
 }
 
 /// Identifies one sequenced batch among parked records: its partition, base sequence and epoch.

@@ -162,6 +162,9 @@ final class ProducerService: ReactorService, @unchecked Sendable {
     func routeMany(_ records: [PendingRecord]) {
         if handsOff { catchUpWithMetadata() }
         let now = Reactor.monotonicNanoseconds()
+        // What the ring holds was handed over before these records: block notices among it
+        // tell which blocks go in front of them.
+        if !handsOff { while self.records.drain(maxCount: 4096, { record in self.route(record, now: now) }) == 4096 {} }
         for r in records { route(r, now: now) }
     }
 
