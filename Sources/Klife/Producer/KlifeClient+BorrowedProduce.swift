@@ -28,23 +28,8 @@ extension KlifeClient {
                         headers: [RecordHeader] = [], partition: Int32? = nil, timestamp: Int64? = nil,
                         onDelivery: @escaping @Sendable (Result<RecordMetadata, KlifeError>) -> Void) {
         if appendsOnProducingThread(defaultSession) {
-            let size: Int
-            do {
-                size = try checkedSize(topic: topic, partition: partition, keyCount: key?.count, valueCount: value?.count,
-                                       headers: headers)
-            } catch {
-                onDelivery(.failure(error))
-                return
-            }
-            guard admit(bytes: size, counter: outstanding) else {
-                onDelivery(.failure(.bufferFull(records: outstanding.value, bytes: outstanding.byteCount)))
-                return
-            }
-            if let error = appendOrPush(topic: topic, partition: partition, timestamp: timestamp, key: key, value: value,
-                                        headers: headers, size: size, completion: .callback(onDelivery),
-                                        session: defaultSession) {
-                onDelivery(.failure(error))
-            }
+            produceWithoutWaiting(topic: topic, partition: partition, timestamp: timestamp, key: key, value: value,
+                                  headers: headers, onDelivery: onDelivery)
             return
         }
         let pending: PendingRecord, target: Unmanaged<ProducerService>
@@ -70,9 +55,8 @@ extension KlifeClient {
         onDelivery: @escaping @Sendable (Result<RecordMetadata, KlifeError>) -> Void
     ) async throws(KlifeError) {
         if appendsOnProducingThread(defaultSession) {
-            let size = try checkedSize(topic: topic, partition: partition, keyCount: key?.count, valueCount: value?.count,
-                                       headers: headers)
-            if !admit(bytes: size, counter: outstanding) { try await waitForRoom(bytes: size, counter: outstanding) }
+            let size = try await admittedSize(topic: topic, partition: partition, keyCount: key?.count, valueCount: value?.count,
+                                              headers: headers, session: defaultSession)
             if let error = appendOrPush(topic: topic, partition: partition, timestamp: timestamp, key: key, value: value,
                                         headers: headers, size: size, completion: .callback(onDelivery),
                                         session: defaultSession) {
@@ -109,9 +93,8 @@ extension KlifeClient {
         partition: Int32? = nil, timestamp: Int64? = nil
     ) async throws(KlifeError) {
         if appendsOnProducingThread(defaultSession) {
-            let size = try checkedSize(topic: topic, partition: partition, keyCount: key?.count, valueCount: value?.count,
-                                       headers: headers)
-            if !admit(bytes: size, counter: outstanding) { try await waitForRoom(bytes: size, counter: outstanding) }
+            let size = try await admittedSize(topic: topic, partition: partition, keyCount: key?.count, valueCount: value?.count,
+                                              headers: headers, session: defaultSession)
             if let error = appendOrPush(topic: topic, partition: partition, timestamp: timestamp, key: key, value: value,
                                         headers: headers, size: size, completion: .none, session: defaultSession) {
                 throw error

@@ -24,9 +24,8 @@ extension KlifeClient {
         if appendsOnProducingThread(session) {
             let (partition, timestamp) = (record.partition, record.timestamp)
             let (topic, key, value, headers) = record.takeParts()
-            let size = try checkedSize(topic: topic, partition: partition, keyCount: key?.count, valueCount: value?.count,
-                                       headers: headers)
-            if !admit(bytes: size, counter: session.outstanding) { try await waitForRoom(bytes: size, counter: session.outstanding) }
+            let size = try await admittedSize(topic: topic, partition: partition, keyCount: key?.count,
+                                              valueCount: value?.count, headers: headers, session: session)
             let result: Result<RecordMetadata, KlifeError> = await withCheckedContinuation { continuation in
                 if let error = appendOrPush(topic: topic, partition: partition, timestamp: timestamp, key: key, value: value,
                                             headers: headers, size: size, completion: .continuation(continuation),
@@ -54,22 +53,11 @@ extension KlifeClient {
         if appendsOnProducingThread(defaultSession) {
             let (partition, timestamp) = (record.partition, record.timestamp)
             let (topic, key, value, headers) = record.takeParts()
-            let size: Int
-            do {
-                size = try checkedSize(topic: topic, partition: partition, keyCount: key?.count, valueCount: value?.count,
-                                       headers: headers)
-            } catch {
-                onDelivery(.failure(error))
-                return
-            }
-            guard admit(bytes: size, counter: outstanding) else {
-                onDelivery(.failure(.bufferFull(records: outstanding.value, bytes: outstanding.byteCount)))
-                return
-            }
-            if let error = appendOrPush(topic: topic, partition: partition, timestamp: timestamp, key: key, value: value,
-                                        headers: headers, size: size, completion: .callback(onDelivery),
-                                        session: defaultSession) {
-                onDelivery(.failure(error))
+            key.withUnsafeBytesIfPresent { k in
+                value.withUnsafeBytesIfPresent { v in
+                    produceWithoutWaiting(topic: topic, partition: partition, timestamp: timestamp, key: k, value: v,
+                                          headers: headers, onDelivery: onDelivery)
+                }
             }
             return
         }
@@ -116,9 +104,8 @@ extension KlifeClient {
         if appendsOnProducingThread(session) {
             let (partition, timestamp) = (record.partition, record.timestamp)
             let (topic, key, value, headers) = record.takeParts()
-            let size = try checkedSize(topic: topic, partition: partition, keyCount: key?.count, valueCount: value?.count,
-                                       headers: headers)
-            if !admit(bytes: size, counter: session.outstanding) { try await waitForRoom(bytes: size, counter: session.outstanding) }
+            let size = try await admittedSize(topic: topic, partition: partition, keyCount: key?.count,
+                                              valueCount: value?.count, headers: headers, session: session)
             if let error = appendOrPush(topic: topic, partition: partition, timestamp: timestamp, key: key, value: value,
                                         headers: headers, size: size, completion: .callback(onDelivery), session: session) {
                 onDelivery(.failure(error))
@@ -455,6 +442,40 @@ extension KlifeClient {
         }
         if let partition, partition < 0 { throw .unknownTopicOrPartition(topic, partition: partition) }
         return size
+    }
+
+    /// A record's size (``checkedSize(topic:partition:keyCount:valueCount:headers:)``) once room
+    /// for it is taken, suspending while there is none (without a suspension when there is).
+    nonisolated(nonsending) func admittedSize(topic: String, partition: Int32?, keyCount: Int?, valueCount: Int?,
+                                              headers: [RecordHeader], session: ProducerSession) async throws(KlifeError) -> Int {
+        let size = try checkedSize(topic: topic, partition: partition, keyCount: keyCount, valueCount: valueCount,
+                                   headers: headers)
+        if !admit(bytes: size, counter: session.outstanding) { try await waitForRoom(bytes: size, counter: session.outstanding) }
+        return size
+    }
+
+    /// The non-blocking forms' path when records are appended on the producing thread: room
+    /// taken without waiting (a full buffer refuses the record: ``KlifeError/Code/bufferFull``),
+    /// then the record appended or handed over; any refusal is reported to `onDelivery`.
+    func produceWithoutWaiting(topic: String, partition: Int32?, timestamp: Int64?, key: UnsafeRawBufferPointer?,
+                               value: UnsafeRawBufferPointer?, headers: [RecordHeader],
+                               onDelivery: @escaping @Sendable (Result<RecordMetadata, KlifeError>) -> Void) {
+        let size: Int
+        do {
+            size = try checkedSize(topic: topic, partition: partition, keyCount: key?.count, valueCount: value?.count,
+                                   headers: headers)
+        } catch {
+            onDelivery(.failure(error))
+            return
+        }
+        guard admit(bytes: size, counter: outstanding) else {
+            onDelivery(.failure(.bufferFull(records: outstanding.value, bytes: outstanding.byteCount)))
+            return
+        }
+        if let error = appendOrPush(topic: topic, partition: partition, timestamp: timestamp, key: key, value: value,
+                                    headers: headers, size: size, completion: .callback(onDelivery), session: defaultSession) {
+            onDelivery(.failure(error))
+        }
     }
 
     /// An admitted record (`size` bytes of room taken) appended on the producing thread, or,

@@ -126,7 +126,7 @@ final class TopicLogs: Sendable {
 /// The partition logs of one producer session, by topic.
 ///
 /// Producing threads find a topic's logs with an atomic load and an identity comparison per
-/// slot among the last four topics looked up, else under the table's lock. Every
+/// slot among the last four topics looked up (``RecentObjects``), else under the table's lock. Every
 /// ``TopicLogs`` ever made stays alive as long as the table (a producing thread may still be
 /// reading one that was replaced): one small object per topic and partition-count change.
 final class PartitionLogTable: Sendable {
@@ -136,31 +136,12 @@ final class PartitionLogTable: Sendable {
     }
 
     private let state = Locked(State())
-    private let recent0 = Atomic<UInt>(0)
-    private let recent1 = Atomic<UInt>(0)
-    private let recent2 = Atomic<UInt>(0)
-    private let recent3 = Atomic<UInt>(0)
-    private let nextRecent = Atomic<UInt>(0)
+    private let recent = RecentObjects()
 
     /// The logs of `topic` made at metadata `version`, if the table has them.
     @inline(__always)
     func logs(for topic: TopicHandle, version: UInt64) -> Unmanaged<TopicLogs>? {
-        let key = UInt(bitPattern: topic.interned.toOpaque())
-        if let found = Self.match(recent0, key, version) ?? Self.match(recent1, key, version)
-            ?? Self.match(recent2, key, version) ?? Self.match(recent3, key, version) {
-            return found
-        }
-        return nil
-    }
-
-    @inline(__always)
-    private static func match(_ slot: borrowing Atomic<UInt>, _ key: UInt, _ version: UInt64) -> Unmanaged<TopicLogs>? {
-        guard let pointer = UnsafeRawPointer(bitPattern: slot.load(ordering: .acquiring)) else { return nil }
-        let logs = Unmanaged<TopicLogs>.fromOpaque(pointer)
-        let hit = logs._withUnsafeGuaranteedRef {
-            UInt(bitPattern: $0.topic.interned.toOpaque()) == key && $0.version == version
-        }
-        return hit ? logs : nil
+        recent.first(as: TopicLogs.self) { $0.topic == topic && $0.version == version }
     }
 
     /// The logs of `topic` for `partitionCount` partitions as of metadata `version`, made or
@@ -175,13 +156,7 @@ final class PartitionLogTable: Sendable {
             state.current[key] = made
             return made
         }
-        let bits = UInt(bitPattern: Unmanaged.passUnretained(logs).toOpaque())
-        switch nextRecent.add(1, ordering: .relaxed).oldValue & 3 {
-        case 0: recent0.store(bits, ordering: .releasing)
-        case 1: recent1.store(bits, ordering: .releasing)
-        case 2: recent2.store(bits, ordering: .releasing)
-        default: recent3.store(bits, ordering: .releasing)
-        }
+        recent.remember(Unmanaged.passUnretained(logs))
         return Unmanaged.passUnretained(logs)
     }
 

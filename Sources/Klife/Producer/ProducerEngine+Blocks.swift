@@ -102,6 +102,14 @@ extension ProducerEngine {
         return true
     }
 
+    /// Whether `key`'s leader (as this reactor's snapshot knows it) is below its in-flight
+    /// limit; `true` when the leader or its sink is not known (the block is then parked).
+    private func leaderTakesRequests(_ key: OpenBlockKey) -> Bool {
+        guard let route = service.snapshot.routes[key.topic.name], key.partition < route.partitionCount,
+              let leader = route.leader(key.partition), let sink = existingSink(for: leader) else { return true }
+        return sink.inFlightRequests < config.maxInFlightPerBroker
+    }
+
     /// Seals an expected block if it is still open, taking it from its log.
     /// - Returns: its descriptor, or `nil` when a producing thread sealed it first.
     private func seal(_ entry: ExpectedBlocks.Expected) -> PendingRecord? {
@@ -114,20 +122,32 @@ extension ProducerEngine {
     }
 
     /// Seals and buffers the expected open blocks whose linger ended (all of them while
-    /// producers wait for room: lingering cannot fill them, it only holds room back).
+    /// producers wait for room: lingering cannot fill them, it only holds room back) — but
+    /// only those whose leader can take a request now: while its in-flight limit is reached, a
+    /// block stays open and keeps taking records, as records accumulated in the buffer did
+    /// (dynamic batching; sealed at once, a block per loop iteration would leave in its own
+    /// request).
     func sealDueBlocks(now: UInt64) {
         guard !expected.entries.isEmpty else { return }
         let exhausted = lingerNanos > 0 && bufferCounter.waitingCount > 0
         guard exhausted || now >= expected.earliestDue else {
-            // Woken before the earliest linger end (a timer may fire a little early): wake then.
+            // Woken before the earliest linger end (the timer was armed for something earlier): wake then.
             if expected.earliestDue != .max { armLingerTimer(at: expected.earliestDue) }
             return
         }
         var sealed: [(due: UInt64, descriptor: PendingRecord)] = []
         var next = UInt64.max
+        var earliest = UInt64.max
         for (key, entry) in expected.entries where !entry.sealedElsewhere {
             guard exhausted || entry.due <= now else {
                 next = min(next, entry.due)
+                earliest = min(earliest, entry.due)
+                continue
+            }
+            // Due, but its leader is busy: looked at again on the loop iteration after the
+            // answer that frees a slot (no timer: that answer wakes the loop).
+            guard leaderTakesRequests(key) else {
+                earliest = min(earliest, entry.due)
                 continue
             }
             if let descriptor = seal(entry) {
@@ -138,7 +158,7 @@ extension ProducerEngine {
                 expected.entries[key]!.due = .max
             }
         }
-        expected.earliestDue = next
+        expected.earliestDue = earliest
         if next != .max { armLingerTimer(at: next) }
         for (_, descriptor) in sealed.sorted(by: { $0.due < $1.due }) { route(descriptor, now: now) }
     }

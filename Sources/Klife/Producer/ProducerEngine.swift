@@ -14,7 +14,7 @@ import KlifeProtocol
 /// Confined to the reactor thread.
 final class ProducerEngine {
     // unowned(unsafe): the service owns this engine and outlives it.
-    private unowned(unsafe) let service: ProducerService
+    unowned(unsafe) let service: ProducerService
     /// The identity, sequences and failure state this engine's batches are stamped with.
     let session: ProducerSession
     let config: ProducerConfiguration
@@ -201,6 +201,9 @@ final class ProducerEngine {
         service.requestMetadataRefresh(topic: topic)
         ensureHousekeeping()
     }
+
+    /// The sink of broker `node`, if it has one.
+    func existingSink(for node: Int32) -> BrokerSink? { sinks[node] }
 
     /// The sink of broker `node`, created on first use (the last one is kept at hand: records
     /// come in runs for one leader).

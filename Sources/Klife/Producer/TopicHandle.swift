@@ -41,32 +41,16 @@ final class TopicTable: Sendable {
     static let shared = TopicTable()
 
     private let names = Locked<[String: InternedTopic]>([:])
-    /// The last four names looked up (``InternedTopic`` addresses, 0 while empty), replaced in
-    /// turn: producing threads sending to a few topics find them with a load and a comparison
-    /// of the name each, without the lock and the hashing of the table.
-    private let recent0 = Atomic<UInt>(0)
-    private let recent1 = Atomic<UInt>(0)
-    private let recent2 = Atomic<UInt>(0)
-    private let recent3 = Atomic<UInt>(0)
-    /// Which of the recent slots the next miss replaces.
-    private let nextRecent = Atomic<UInt>(0)
+    /// The last four names looked up: producing threads sending to a few topics find them
+    /// with a load and a comparison of the name each, without the lock and the hashing of the
+    /// table.
+    private let recent = RecentObjects()
 
     /// The handle of `name`, interning it on first use.
     @inline(__always)
     func handle(for name: String) -> TopicHandle {
-        if let found = Self.match(recent0, name) ?? Self.match(recent1, name) ?? Self.match(recent2, name)
-            ?? Self.match(recent3, name) {
-            return found
-        }
+        if let found = recent.first(as: InternedTopic.self, where: { $0.name == name }) { return TopicHandle(interned: found) }
         return intern(name)
-    }
-
-    /// The handle in `slot` if it names `name`.
-    @inline(__always)
-    private static func match(_ slot: borrowing Atomic<UInt>, _ name: String) -> TopicHandle? {
-        guard let pointer = UnsafeRawPointer(bitPattern: slot.load(ordering: .acquiring)) else { return nil }
-        let interned = Unmanaged<InternedTopic>.fromOpaque(pointer)
-        return interned._withUnsafeGuaranteedRef { $0.name == name } ? TopicHandle(interned: interned) : nil
     }
 
     @inline(never)
@@ -78,17 +62,47 @@ final class TopicTable: Sendable {
             return made
         }
         let handle = Unmanaged.passUnretained(interned)
-        // Published with release ordering: a reader that loads the address sees the whole object.
-        let bits = UInt(bitPattern: handle.toOpaque())
-        switch nextRecent.add(1, ordering: .relaxed).oldValue & 3 {
-        case 0: recent0.store(bits, ordering: .releasing)
-        case 1: recent1.store(bits, ordering: .releasing)
-        case 2: recent2.store(bits, ordering: .releasing)
-        default: recent3.store(bits, ordering: .releasing)
-        }
+        recent.remember(handle)
         return TopicHandle(interned: handle)
     }
 
     /// Names interned so far (tests).
     var count: Int { names.withLock { $0.count } }
+}
+
+/// The last four objects a table looked up (their addresses, 0 while empty), replaced in turn
+/// and found again with an atomic load and a test per slot. The table keeps the objects alive
+/// for good: a slot lends its object without a reference.
+final class RecentObjects: Sendable {
+    private let slot0 = Atomic<UInt>(0)
+    private let slot1 = Atomic<UInt>(0)
+    private let slot2 = Atomic<UInt>(0)
+    private let slot3 = Atomic<UInt>(0)
+    /// Which slot the next ``remember(_:)`` replaces.
+    private let next = Atomic<UInt>(0)
+
+    /// The first remembered object (of type `T`: a table remembers one type) that passes `test`.
+    @inline(__always)
+    func first<T: AnyObject>(as type: T.Type, where test: (T) -> Bool) -> Unmanaged<T>? {
+        Self.match(slot0, test) ?? Self.match(slot1, test) ?? Self.match(slot2, test) ?? Self.match(slot3, test)
+    }
+
+    @inline(__always)
+    private static func match<T: AnyObject>(_ slot: borrowing Atomic<UInt>, _ test: (T) -> Bool) -> Unmanaged<T>? {
+        guard let pointer = UnsafeRawPointer(bitPattern: slot.load(ordering: .acquiring)) else { return nil }
+        let object = Unmanaged<T>.fromOpaque(pointer)
+        return object._withUnsafeGuaranteedRef(test) ? object : nil
+    }
+
+    /// Remembers `object` in place of the oldest slot. Published with release ordering: a
+    /// reader that loads the address sees the whole object.
+    func remember<T: AnyObject>(_ object: Unmanaged<T>) {
+        let bits = UInt(bitPattern: object.toOpaque())
+        switch next.add(1, ordering: .relaxed).oldValue & 3 {
+        case 0: slot0.store(bits, ordering: .releasing)
+        case 1: slot1.store(bits, ordering: .releasing)
+        case 2: slot2.store(bits, ordering: .releasing)
+        default: slot3.store(bits, ordering: .releasing)
+        }
+    }
 }

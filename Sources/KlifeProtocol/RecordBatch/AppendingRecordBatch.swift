@@ -85,13 +85,8 @@ public struct AppendingRecordBatch: ~Copyable {
     /// valid until the batch is changed, reopened or destroyed.
     public mutating func frame(producerID: Int64, producerEpoch: Int16, baseSequence: Int32,
                                isTransactional: Bool) -> UnsafeRawBufferPointer {
-        precondition(!isEmpty, "an empty batch is never sent")
-        dropCompressedCopy()
-        let start = encoder.startOffset
-        writer.withUnsafeMutableBytes(start..<writer.count) { batch in
-            RecordBatchLayout.writeIdentity(into: batch.baseAddress!, producerID: producerID, producerEpoch: producerEpoch,
-                                            baseSequence: baseSequence, isTransactional: isTransactional)
-        }
+        let start = stampForFraming(producerID: producerID, producerEpoch: producerEpoch, baseSequence: baseSequence,
+                                    isTransactional: isTransactional)
         let size = encoder.finish(into: &writer)
         return writer.withUnsafeBytes { UnsafeRawBufferPointer(rebasing: $0[start..<(start + size)]) }
     }
@@ -107,23 +102,28 @@ public struct AppendingRecordBatch: ~Copyable {
             return frame(producerID: producerID, producerEpoch: producerEpoch, baseSequence: baseSequence,
                          isTransactional: isTransactional)
         }
-        precondition(!isEmpty, "an empty batch is never sent")
-        dropCompressedCopy()
-        let start = encoder.startOffset
-        writer.withUnsafeMutableBytes(start..<writer.count) { batch in
-            RecordBatchLayout.writeIdentity(into: batch.baseAddress!, producerID: producerID, producerEpoch: producerEpoch,
-                                            baseSequence: baseSequence, isTransactional: isTransactional)
-        }
+        _ = stampForFraming(producerID: producerID, producerEpoch: producerEpoch, baseSequence: baseSequence,
+                            isTransactional: isTransactional)
         plainEnd = writer.count
         let range = encoder.finishCompressedIfSmaller(into: &writer, codec: codec, level: level)
         return writer.withUnsafeBytes { UnsafeRawBufferPointer(rebasing: $0[range]) }
     }
 
-    /// Forgets a compressed copy framed earlier (the plain records end the batch again).
-    private mutating func dropCompressedCopy() {
-        guard plainEnd >= 0 else { return }
-        writer._count = plainEnd
-        plainEnd = -1
+    /// Before framing: drops a compressed copy framed earlier (the plain records end the batch
+    /// again) and writes the identity into the header. - Returns: where the batch starts.
+    private mutating func stampForFraming(producerID: Int64, producerEpoch: Int16, baseSequence: Int32,
+                                          isTransactional: Bool) -> Int {
+        precondition(!isEmpty, "an empty batch is never sent")
+        if plainEnd >= 0 {
+            writer._count = plainEnd
+            plainEnd = -1
+        }
+        let start = encoder.startOffset
+        writer.withUnsafeMutableBytes(start..<writer.count) { batch in
+            RecordBatchLayout.writeIdentity(into: batch.baseAddress!, producerID: producerID, producerEpoch: producerEpoch,
+                                            baseSequence: baseSequence, isTransactional: isTransactional)
+        }
+        return start
     }
 }
 
