@@ -2,9 +2,10 @@
 // embedded Tansu (another process, so none of its allocations or CPU are counted) takes
 // 100-byte records on 6 partitions, idempotent, acks all, linger 5 ms; 100,000 records per
 // measured iteration, acknowledged before it ends. Everything the client does meanwhile
-// counts: the producing thread's admission, payload copy into the arena and ring hand-over
-// (the record's descriptor), the reactor's routing, buffering, RecordBatch encode, CRC,
-// framing and send, the answers and the per-batch completion.
+// counts: the producing thread's admission, partitioner and the record's encode into its
+// partition's open block (the record path's arena copy and ring hand-over with several
+// reactors), the reactor's framing, CRC and send of whole blocks, the answers and the
+// per-block completion.
 //
 // Three forms of one workload:
 // - `borrowed`: `enqueue(topic:value:…)` from one reused buffer — no `[UInt8]` per record
