@@ -114,6 +114,8 @@ extension KlifeClient {
         let begun = transaction.close()
         let session = transaction.member.session
         let error = KlifeError.transactionAborted(transaction.member.transactionalID, reason: reason)
+        // Blocks still open on producing threads (a reactor may have no engine for the session yet).
+        session.failOpenBlocks(error)
         forEachEngine(of: session) { $0.failAll(error) }
         await waitForSessionRecords(session)
         let failures = session.outstanding.failedCount - transaction.failuresBefore
