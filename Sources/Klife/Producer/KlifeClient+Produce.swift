@@ -329,12 +329,15 @@ extension KlifeClient {
     }
 
     /// Gives up on a record no ring took (client closed, or `maxBlock` passed): its payload
-    /// and its room in the buffer go back.
+    /// and its room in the buffer go back. A block's descriptor is left to its caller, which
+    /// fails the block's records with the error.
     private func refuse(_ refused: PendingRecord) -> KlifeError {
         var record = refused
         record.leftTransit()
-        record.releasePayload()
-        record.tracker.decrement(bytes: Int(record.size))
+        if record.block == nil {
+            record.releasePayload()
+            record.tracker.decrement(bytes: Int(record.size))
+        }
         return isClosed ? .clientClosed : .queueFull
     }
 

@@ -208,8 +208,6 @@ struct PendingRecord: Sendable, BitwiseCopyable {
         block.release()
     }
 
-    /// Completes the record exactly once (callers guarantee a single call); a block's records
-    /// all alike (on success, as written from the offset given).
     /// Counts the record in transit to its reactor (``inTransit``), before it is handed over.
     @inline(__always)
     mutating func enterTransit() {
@@ -226,6 +224,8 @@ struct PendingRecord: Sendable, BitwiseCopyable {
         tracker.inTransit.subtract(1, ordering: .releasing)
     }
 
+    /// Completes the record exactly once (callers guarantee a single call); a block's records
+    /// all alike (on success, as written from the offset given).
     func complete(_ result: Result<RecordMetadata, KlifeError>) {
         precondition(noticeOf == 0, "a notice is not completed")
         if inTransit { tracker.inTransit.subtract(1, ordering: .releasing) }
