@@ -51,11 +51,18 @@ final class BatchingTests: XCTestCase {
         await client.close()
     }
 
-    /// Records produced while the reactor sleeps until a timer due within their linger do
-    /// not wake it (`wakeupsSaved`); they leave with their batch, and their CreateTime is when
-    /// they were produced, not when the reactor took them from its ring (up to a linger later).
+    /// Records handed to the reactor by its ring while it sleeps until a timer due within their
+    /// linger do not wake it (`wakeupsSaved`); they leave with their batch, and their CreateTime
+    /// is when they were produced, not when the reactor took them from its ring (up to a
+    /// linger later). (The ring path: records appended on the producing thread are the next test.)
     func testLingeringRecordsLeaveASleepingReactorAsleepAndKeepTheirCreateTime() async throws {
-        try await lingeringRecordsLeaveASleepingReactorAsleep(reactorCount: 1)
+        try await lingeringRecordsLeaveASleepingReactorAsleep(reactorCount: 1, appendOnProducingThread: false)
+    }
+
+    /// Records appended on the producing thread to an open block wake the reactor at most for
+    /// the block's notice — not once per record — and keep the CreateTime of their produce call.
+    func testRecordsAppendedToAnOpenBlockWakeNoReactorAndKeepTheirCreateTime() async throws {
+        try await lingeringRecordsLeaveASleepingReactorAsleep(reactorCount: 1, appendOnProducingThread: true)
     }
 
     /// The same through the push of several reactors (which checks the metadata version the
@@ -64,10 +71,12 @@ final class BatchingTests: XCTestCase {
         try await lingeringRecordsLeaveASleepingReactorAsleep(reactorCount: 2)
     }
 
-    private func lingeringRecordsLeaveASleepingReactorAsleep(reactorCount: Int) async throws {
+    private func lingeringRecordsLeaveASleepingReactorAsleep(reactorCount: Int,
+                                                              appendOnProducingThread: Bool = false) async throws {
         let client = try await Shared.client {
             $0.producer.linger = .seconds(1)
             $0.reactorCount = reactorCount
+            $0.producer.appendOnProducingThread = appendOnProducingThread
         }
         let topic = try await Shared.topic(client, partitions: 1)
         _ = try await client.produce(ProducerRecord(topic: topic, partition: 0, value: "warm"))
@@ -87,7 +96,12 @@ final class BatchingTests: XCTestCase {
         }
         await client.flush()
         let after = await client.statistics()
-        XCTAssertGreaterThan(after.wakeupsSaved - before.wakeupsSaved, 0, "records left the sleeping reactor asleep")
+        if appendOnProducingThread {
+            // The block's notice, the statistics task: a few, where one per record would be 50.
+            XCTAssertLessThan(after.reactorWakeups - before.reactorWakeups, n / 5, "records appended to a block wake no reactor")
+        } else {
+            XCTAssertGreaterThan(after.wakeupsSaved - before.wakeupsSaved, 0, "records left the sleeping reactor asleep")
+        }
         let results = outcomes.withLock { $0 }
         XCTAssertEqual(results.count, n)
         var offsets: [Int64] = []
