@@ -110,8 +110,7 @@ final class ProducerBlock: @unchecked Sendable {
     /// Settles every record as written at `baseOffset` (-1 when unknown: acks none, or a
     /// duplicate), calling the tickets in order, then gives the block back to its pool.
     func complete(topic: String, partition: Int32, baseOffset: Int64, logAppendTime: Int64) {
-        for i in tickets.indices {
-            let ticket = tickets[i]
+        forEachTicketMovedOut { ticket in
             let offset = baseOffset >= 0 ? baseOffset &+ Int64(ticket.offsetDelta) : -1
             let timestamp = logAppendTime >= 0 ? logAppendTime : ticket.timestamp
             ticket.completion.complete(.success(RecordMetadata(topic: topic, partition: partition, offset: offset,
@@ -122,8 +121,22 @@ final class ProducerBlock: @unchecked Sendable {
 
     /// Fails every record with `error`, then gives the block back to its pool.
     func fail(_ error: KlifeError) {
-        for i in tickets.indices { tickets[i].completion.complete(.failure(error)) }
+        forEachTicketMovedOut { $0.completion.complete(.failure(error)) }
         settle(success: false)
+    }
+
+    /// Calls `body` with each ticket in order, moved out of the array (`.none` left in its
+    /// place): reading one copied its completion's closure, a retain and a release per record.
+    @inline(__always)
+    private func forEachTicketMovedOut(_ body: (borrowing BlockTicket) -> Void) {
+        tickets.withUnsafeMutableBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return }
+            for i in buffer.indices {
+                let ticket = (base + i).move()
+                (base + i).initialize(to: BlockTicket(offsetDelta: 0, timestamp: 0, completion: .none))
+                body(ticket)
+            }
+        }
     }
 
     /// One counter update for the whole block, its tickets dropped, the block pooled again.
