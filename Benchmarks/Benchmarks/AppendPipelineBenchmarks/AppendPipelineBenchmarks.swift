@@ -16,23 +16,11 @@
 // ends when the second thread has framed every record's batch.
 
 import Benchmark
+import BenchmarkFixtures
 import Glibc
 import KlifeIO
 import KlifeProtocol
 import Synchronization
-
-/// Starts a joinable pthread running `body`.
-func spawnThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
-    final class Start { let body: @Sendable () -> Void; init(_ body: @escaping @Sendable () -> Void) { self.body = body } }
-    let start = Unmanaged.passRetained(Start(body)).toOpaque()
-    var handle = pthread_t()
-    let rc = pthread_create(&handle, nil, { argument in
-        Unmanaged<Start>.fromOpaque(argument!).takeRetainedValue().body()
-        return nil
-    }, start)
-    precondition(rc == 0, "pthread_create failed: \(rc)")
-    return handle
-}
 
 /// One block of the pool: a batch and the partition it was opened for.
 final class BatchBlock: @unchecked Sendable {

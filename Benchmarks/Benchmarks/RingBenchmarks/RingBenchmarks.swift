@@ -2,25 +2,13 @@
 // single-thread push+pop cost, and MPSC under two real producer threads.
 
 import Benchmark
+import BenchmarkFixtures
 import Glibc
 import KlifeIO
 
 /// A class reference, so push/pop pay ARC, not malloc (what a ring of records paid while
 /// records held references; `PendingRecord` is now a plain value).
 final class Token: Sendable {}
-
-/// Starts a joinable pthread running `body` (KlifeIO's own thread helper is internal).
-func spawnThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
-    final class Start { let body: @Sendable () -> Void; init(_ body: @escaping @Sendable () -> Void) { self.body = body } }
-    let start = Unmanaged.passRetained(Start(body)).toOpaque()
-    var handle = pthread_t()
-    let rc = pthread_create(&handle, nil, { argument in
-        Unmanaged<Start>.fromOpaque(argument!).takeRetainedValue().body()
-        return nil
-    }, start)
-    precondition(rc == 0, "pthread_create failed: \(rc)")
-    return handle
-}
 
 let benchmarks: @Sendable () -> Void = {
     let exactMallocs: [BenchmarkMetric: BenchmarkThresholds] = [.mallocCountTotal: .init(absolute: [.p90: 0])]

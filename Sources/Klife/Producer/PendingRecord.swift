@@ -232,14 +232,12 @@ struct PendingRecord: Sendable, BitwiseCopyable {
         if let block {
             switch result {
             case .success(let metadata):
-                block._withUnsafeGuaranteedRef {
-                    $0.complete(topic: metadata.topic, partition: metadata.partition, baseOffset: metadata.offset,
-                                logAppendTime: -1)
-                }
+                completeBlock(topic: metadata.topic, partition: metadata.partition, baseOffset: metadata.offset,
+                              logAppendTime: -1)
             case .failure(let error):
                 block._withUnsafeGuaranteedRef { $0.fail(error) }
+                block.release()
             }
-            block.release()
             return
         }
         notify(result)

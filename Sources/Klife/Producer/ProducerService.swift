@@ -105,7 +105,7 @@ final class ProducerService: ReactorService, @unchecked Sendable {
             while records.drain(maxCount: 4096, { record in self.routeFromRing(record, now: now) }) == 4096 {}
             progressHandoff()
         } else {
-            while records.drain(maxCount: 4096, { record in self.route(record, now: now) }) == 4096 {}
+            drainRing(now: now)
         }
         for engine in engines {
             engine?.sealDueBlocks(now: now)
@@ -164,8 +164,13 @@ final class ProducerService: ReactorService, @unchecked Sendable {
         let now = Reactor.monotonicNanoseconds()
         // What the ring holds was handed over before these records: block notices among it
         // tell which blocks go in front of them.
-        if !handsOff { while self.records.drain(maxCount: 4096, { record in self.route(record, now: now) }) == 4096 {} }
+        if !handsOff { drainRing(now: now) }
         for r in records { route(r, now: now) }
+    }
+
+    /// Routes everything in the ring, in order (one reactor: no hand-over checks).
+    private func drainRing(now: UInt64) {
+        while records.drain(maxCount: 4096, { record in self.route(record, now: now) }) == 4096 {}
     }
 
     /// Producer counters summed over this reactor's engines.
